@@ -1,0 +1,404 @@
+//! The subcommands. Each validates its arguments, calls the library and prints.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use deepgen::data::{Binarize, DataSpec};
+use deepgen::models::{Model, ModelConfig, MODELS};
+use deepgen::rng;
+use deepgen::run;
+use deepgen::train::checkpoint::DataConfig;
+use deepgen::train::{LikelihoodTrainer, RunConfig, RunDir, Schedule, TrainConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{InfoArgs, ModelsArgs, SampleArgs, ScoreArgs, TrainArgs};
+
+fn device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => bail!("--device cuda: this build has no CUDA support; use --device cpu"),
+        other => bail!("--device: unknown device `{other}` (expected cpu or cuda)"),
+    }
+}
+
+fn positive(flag: &str, v: i64) -> Result<usize> {
+    if v <= 0 {
+        bail!("{flag} must be a positive integer, got {v}");
+    }
+    Ok(v as usize)
+}
+
+/// Flags that define a run and so cannot change on --resume.
+fn reject_on_resume(a: &TrainArgs) -> Result<()> {
+    let given: [(&str, bool); 19] = [
+        ("MODEL", a.model.is_some()),
+        ("--data", a.data.is_some()),
+        ("--val", a.val.is_some()),
+        ("--config", a.config.is_some()),
+        ("--batch-size", a.batch_size.is_some()),
+        ("--lr", a.lr.is_some()),
+        ("--schedule", a.schedule.is_some()),
+        ("--warmup", a.warmup.is_some()),
+        ("--grad-clip", a.grad_clip.is_some()),
+        ("--weight-decay", a.weight_decay.is_some()),
+        ("--eval-every", a.eval_every.is_some()),
+        ("--seed", a.seed.is_some()),
+        ("--binarize", a.binarize.is_some()),
+        ("--standardize", a.standardize),
+        ("--hidden", a.hidden.is_some()),
+        ("--latent", a.latent.is_some()),
+        ("--iw-samples", a.iw_samples.is_some()),
+        ("--out", a.out.is_some()),
+        ("--device", a.device != "cpu"),
+    ];
+    if let Some((flag, _)) = given.iter().find(|g| g.1) {
+        bail!("{flag} cannot be combined with --resume: the run's config.toml fixes it (only --steps may change)");
+    }
+    Ok(())
+}
+
+/// Default steps per model: each finishes in a few minutes on 2 cores.
+fn default_steps(model: &str) -> usize {
+    match model {
+        "vae" => 4000,
+        "nade" => 2000,
+        _ => 2000,
+    }
+}
+
+fn free_run_dir(model: &str) -> PathBuf {
+    let base = PathBuf::from("runs");
+    let mut p = base.join(model);
+    let mut k = 2;
+    while p.join("model.safetensors").exists() || p.join("config.toml").exists() {
+        p = base.join(format!("{model}-{k}"));
+        k += 1;
+    }
+    p
+}
+
+/// Builds the run config of a new run from flags (over an optional config file).
+fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
+    let file: Option<RunConfig> = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
+            Some(toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.message()))?)
+        }
+        None => None,
+    };
+    let seed = a.seed.or(file.as_ref().map(|f| f.seed)).unwrap_or(0);
+    let data_spec = a.data.clone().or(file.as_ref().map(|f| f.data.train.clone())).unwrap_or_else(|| "mnist".into());
+    let spec: DataSpec = data_spec.parse()?;
+    let raw = spec.load(seed)?;
+    let in_unit = raw.x.iter().all(|v| (0.0..=1.0).contains(v));
+
+    let name = a.model.clone().or(file.as_ref().map(|f| f.model.name().to_string())).unwrap_or_else(|| "vae".into());
+    let mut model = match &file {
+        Some(f) if f.model.name() == name && f.model.dim() == raw.dim() => f.model.clone(),
+        _ => ModelConfig::preset(&name, raw.dim(), in_unit)?,
+    };
+    match (&mut model, &a.hidden) {
+        (ModelConfig::Nade(c), Some(h)) => c.hidden = h.parse().map_err(|_| anyhow::anyhow!("--hidden: `{h}` is not a number"))?,
+        (ModelConfig::Vae(c), Some(h)) => {
+            c.hidden = h.split(',').map(|s| s.trim().parse::<usize>()).collect::<Result<_, _>>().map_err(|_| anyhow::anyhow!("--hidden: `{h}` is not a comma list of numbers"))?
+        }
+        (_, Some(_)) => bail!("--hidden does not apply to the {name} model"),
+        _ => {}
+    }
+    if let Some(l) = a.latent {
+        match &mut model {
+            ModelConfig::Vae(c) => c.latent = l,
+            _ => bail!("--latent applies only to the vae model"),
+        }
+    }
+    if let Some(k) = a.iw_samples {
+        match &mut model {
+            ModelConfig::Vae(c) => c.iw_samples = k,
+            _ => bail!("--iw-samples applies only to the vae model"),
+        }
+    }
+
+    let binarize = match &a.binarize {
+        Some(b) => b.parse()?,
+        None => match &file {
+            Some(f) => f.data.binarize,
+            None if model.needs_binary() && !raw.is_binary() && in_unit => Binarize::Static,
+            None => Binarize::None,
+        },
+    };
+    let (mean, std) = if a.standardize {
+        if binarize != Binarize::None {
+            bail!("--standardize cannot be combined with --binarize {binarize:?}");
+        }
+        raw.moments()
+    } else {
+        file.as_ref().map(|f| (f.data.mean.clone(), f.data.std.clone())).unwrap_or_default()
+    };
+    let val = a.val.clone().or(file.as_ref().and_then(|f| f.data.val.clone())).or(spec.held_out().map(|s| s.to_string()));
+
+    let mut train = file.as_ref().map(|f| f.train.clone()).unwrap_or_else(|| TrainConfig { steps: default_steps(&name), ..TrainConfig::default() });
+    if let Some(s) = a.steps {
+        train.steps = positive("--steps", s)?;
+    }
+    if let Some(b) = a.batch_size {
+        train.batch_size = positive("--batch-size", b)?;
+    }
+    if let Some(lr) = a.lr {
+        train.lr = lr;
+    }
+    if let Some(s) = &a.schedule {
+        train.schedule = s.parse::<Schedule>()?;
+    }
+    if let Some(w) = a.warmup {
+        train.warmup = w;
+    }
+    if a.grad_clip.is_some() {
+        train.grad_clip = a.grad_clip;
+    }
+    if let Some(w) = a.weight_decay {
+        train.optimizer.weight_decay = w;
+    }
+    if let Some(e) = a.eval_every {
+        train.eval_every = positive("--eval-every", e)?;
+    }
+    train.check()?;
+    Ok(RunConfig { seed, data: DataConfig { train: data_spec, val, binarize, mean, std }, train, model })
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let dev = device(&a.device)?;
+    let (dir, cfg, model, start) = match &a.resume {
+        Some(r) => {
+            reject_on_resume(&a)?;
+            let dir = RunDir::open(r)?;
+            let mut cfg = dir.read_config()?;
+            if let Some(s) = a.steps {
+                cfg.train.steps = positive("--steps", s)?;
+            }
+            let (model, step) = dir.load_model(&dev)?;
+            if model.config != cfg.model {
+                bail!("{}: config.toml and model.safetensors describe different models", r.display());
+            }
+            if step >= cfg.train.steps {
+                bail!("{}: the run is already at step {step}; pass --steps larger than {step} to continue", r.display());
+            }
+            dir.truncate_metrics(step)?;
+            dir.write_config(&cfg)?;
+            (dir, cfg, model, step)
+        }
+        None => {
+            let cfg = new_run_config(&a)?;
+            let path = a.out.clone().unwrap_or_else(|| free_run_dir(cfg.model.name()));
+            if path.join("model.safetensors").exists() {
+                bail!("{}: already holds a run; continue it with --resume {} or choose another --out", path.display(), path.display());
+            }
+            let dir = RunDir::create(&path)?;
+            let _ = std::fs::remove_file(dir.file("metrics.jsonl"));
+            dir.write_config(&cfg)?;
+            let model = Model::new(&cfg.model, cfg.seed, &dev)?;
+            (dir, cfg, model, 0)
+        }
+    };
+
+    let (train_data, _) = run::load_transformed(&cfg.data.train, &cfg, true)?;
+    model.check_dim(train_data.dim(), &train_data.source)?;
+    let val = match &cfg.data.val {
+        Some(v) => Some(run::load_transformed(v, &cfg, false)?),
+        None => None,
+    };
+    let mut trainer = LikelihoodTrainer::new(&model, cfg.train.clone(), cfg.seed, cfg.data.binarize)?;
+    if start > 0 {
+        dir.load_optimizer(&mut trainer.opt, start)?;
+    }
+    eprintln!(
+        "{} {} ({} parameters) on {} ({} examples of {} values, binarize {:?}) for {} steps, batch {}, lr {}, seed {} -> {}",
+        if start > 0 { "resuming" } else { "training" },
+        model.name(),
+        model.params.count(),
+        train_data.source,
+        train_data.n,
+        train_data.dim(),
+        cfg.data.binarize,
+        cfg.train.steps,
+        cfg.train.batch_size,
+        cfg.train.lr,
+        cfg.seed,
+        dir.path.display()
+    );
+
+    let pb = ProgressBar::new(cfg.train.steps as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]")
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    pb.set_position(start as u64);
+    let pb2 = pb.clone();
+    let mut hooks = run::RunHooks {
+        dir: &dir,
+        seed: cfg.seed,
+        on_step: Box::new(|r| {
+            pb.set_position(r.step as u64);
+            let parts: Vec<String> = {
+                let mut p: Vec<_> = r.parts.iter().filter(|(k, _)| k.as_str() != "nll").map(|(k, v)| format!("{k} {v:.2}")).collect();
+                p.sort();
+                p
+            };
+            pb.set_message(format!("loss {:.3} {}", r.loss, parts.join(" ")));
+        }),
+        on_eval: Box::new(move |step, nll| pb2.suspend(|| eprintln!("step {step}: validation NLL {nll:.3} nats"))),
+    };
+    let t0 = std::time::Instant::now();
+    trainer.fit(&model, &train_data, val.as_ref().map(|v| &v.0), &mut hooks)?;
+    drop(hooks);
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!("trained {} steps in {:.1} s ({:.1} steps/s); checkpoint in {}", cfg.train.steps - start, secs, (cfg.train.steps - start) as f64 / secs.max(1e-9), dir.path.display());
+
+    // Pictures a newcomer can open.
+    let mut r = rng::derived(cfg.seed, "final-samples", 0);
+    let shape = train_data.shape.clone();
+    if shape.len() == 3 || train_data.dim() == 2 {
+        run::write_samples(&model, &shape, 64, model.as_vae().is_some(), &mut r, &dir.file("samples.png"), Some(&train_data), &cfg)?;
+        let recon_src = val.as_ref().map(|v| &v.0).unwrap_or(&train_data);
+        run::write_reconstructions(&model, recon_src, 32, &dir.file("reconstructions.png"))?;
+    } else {
+        run::write_samples(&model, &shape, 64, false, &mut r, &dir.file("samples.csv"), None, &cfg)?;
+    }
+    run::write_loss_plot(&dir, model.name())?;
+
+    if let Some((v, log_det)) = &val {
+        let mut r = rng::derived(cfg.seed, "test-nll", 0);
+        let rep = run::score(&model, v, *log_det, 256, &mut r)?;
+        println!("{}", summary(&model, &v.source, &rep, &cfg));
+    }
+    println!("run directory: {}", dir.path.display());
+    Ok(())
+}
+
+fn summary(model: &Model, source: &str, rep: &deepgen::eval::NllReport, cfg: &RunConfig) -> String {
+    let how = match &model.config {
+        ModelConfig::Vae(c) => format!("importance-weighted bound, k={}", c.iw_samples),
+        _ => "exact".to_string(),
+    };
+    let bin = match cfg.data.binarize {
+        Binarize::None => String::new(),
+        Binarize::Threshold => ", thresholded at 0.5".to_string(),
+        _ => format!(", static binarization with seed {}", cfg.seed),
+    };
+    format!(
+        "{source}: {} examples, mean NLL {:.3} nats, {:.4} bits/dim ({how}{bin})",
+        rep.log_prob.len(),
+        rep.nats,
+        rep.bits_per_dim
+    )
+}
+
+fn open_run(path: &Path) -> Result<(RunDir, RunConfig, Model)> {
+    let dir = RunDir::open(path)?;
+    let cfg = dir.read_config()?;
+    let (model, _) = dir.load_model(&Device::Cpu)?;
+    if model.config.name() != cfg.model.name() {
+        bail!("{}: config.toml is for a {} model but model.safetensors holds a {}", path.display(), cfg.model.name(), model.name());
+    }
+    Ok((dir, cfg, model))
+}
+
+pub fn sample(a: SampleArgs) -> Result<()> {
+    let n = positive("-n", a.n)?;
+    let (dir, cfg, model) = open_run(&a.run)?;
+    let out = a.out.clone().unwrap_or_else(|| dir.file("samples.png"));
+    let spec: DataSpec = cfg.data.train.parse()?;
+    let shape = spec.load(cfg.seed).map(|d| d.shape).unwrap_or_else(|_| vec![model.config.dim()]);
+    let data = if shape == [2] { spec.load(cfg.seed).ok() } else { None };
+    let mut r = rng::rng(a.seed.unwrap_or(cfg.seed));
+    run::write_samples(&model, &shape, n, a.mean, &mut r, &out, data.as_ref(), &cfg)?;
+    println!("wrote {n} samples from {} to {}", model.name(), out.display());
+    Ok(())
+}
+
+pub fn score(a: ScoreArgs) -> Result<()> {
+    let batch = positive("--batch-size", a.batch_size)?;
+    let (_dir, mut cfg, mut model) = open_run(&a.run)?;
+    if let Some(k) = a.iw_samples {
+        if k == 0 {
+            bail!("--iw-samples must be at least 1");
+        }
+        let ModelConfig::Vae(mut c) = model.config.clone() else { bail!("--iw-samples applies only to vae runs") };
+        c.iw_samples = k;
+        let fresh = Model::new(&ModelConfig::Vae(c), cfg.seed, &Device::Cpu)?;
+        let tensors = model.params.vars().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        fresh.params.load(&tensors, &a.run)?;
+        model = fresh;
+        cfg.model = model.config.clone();
+    }
+    if let Some(s) = a.seed {
+        cfg.seed = s;
+    }
+    let (data, log_det) = run::load_transformed(&a.data, &cfg, false)?;
+    model.check_dim(data.dim(), &data.source)?;
+    let mut r = rng::derived(cfg.seed, "test-nll", 0);
+    let rep = run::score(&model, &data, log_det, batch, &mut r)?;
+    if let Some(out) = &a.out {
+        let mut s = String::from("index,log_prob_nats,bits_per_dim\n");
+        for (i, lp) in rep.log_prob.iter().enumerate() {
+            s.push_str(&format!("{i},{lp},{}\n", rep.bpd(*lp)));
+        }
+        deepgen::train::checkpoint::atomic_write(out, s.as_bytes())?;
+    }
+    println!("{}", summary(&model, &data.source, &rep, &cfg));
+    Ok(())
+}
+
+fn table_size(dim: usize) -> String {
+    if dim < 64 {
+        format!("{}", (1u128 << dim) - 1)
+    } else {
+        let l = dim as f64 * 2f64.log10();
+        format!("2^{dim} - 1 (about 10^{:.0})", l)
+    }
+}
+
+pub fn models(a: ModelsArgs) -> Result<()> {
+    if a.dim == 0 {
+        bail!("--dim must be positive");
+    }
+    for info in MODELS {
+        let cfg = ModelConfig::preset(info.name, a.dim, true)?;
+        let m = Model::new(&cfg, 0, &Device::Cpu)?;
+        println!("{:<10} {}", info.name, info.summary);
+        println!(
+            "           log p(x): {}; sampling: yes; encoder: {}; data: {}",
+            if info.exact { "exact" } else { "importance-weighted lower bound (k samples)" },
+            if m.as_vae().is_some() { "yes" } else { "no" },
+            if info.binary { "binary" } else { "binary (Bernoulli decoder) or real (Gaussian decoder)" }
+        );
+        let table = if info.binary || matches!(cfg, ModelConfig::Vae(_)) { format!("; a full joint table over {} binary values needs {}", a.dim, table_size(a.dim)) } else { String::new() };
+        println!("           parameters at D={}: {}{table}", a.dim, m.params.count());
+        let names: Vec<String> = m.params.shapes().iter().map(|(n, s)| format!("{n} {s:?}")).collect();
+        println!("           tensors: {}", names.join(", "));
+    }
+    Ok(())
+}
+
+pub fn info(a: InfoArgs) -> Result<()> {
+    let (dir, cfg, model) = open_run(&a.run)?;
+    let (_, step) = dir.load_model(&Device::Cpu)?;
+    println!("run:        {}", dir.path.display());
+    println!("model:      {} ({})", model.name(), model.config.info().summary);
+    println!("parameters: {} (a full joint table over {} binary values needs {})", model.params.count(), model.config.dim(), table_size(model.config.dim()));
+    println!("step:       {step} of {}", cfg.train.steps);
+    println!("seed:       {}", cfg.seed);
+    println!("data:       {} (binarize {:?}){}", cfg.data.train, cfg.data.binarize, cfg.data.val.as_ref().map(|v| format!(", validation {v}")).unwrap_or_default());
+    if let Ok(m) = dir.metrics() {
+        if let Some(l) = m.iter().rev().find(|v| v["loss"].is_number()) {
+            println!("last loss:  {:.4} at step {}", l["loss"].as_f64().unwrap_or(f64::NAN), l["step"]);
+        }
+        if let Some(l) = m.iter().rev().find(|v| v["val_nll"].is_number()) {
+            println!("val NLL:    {:.4} nats at step {}", l["val_nll"].as_f64().unwrap_or(f64::NAN), l["step"]);
+        }
+    }
+    for (n, s) in model.params.shapes() {
+        println!("  {n:<20} {s:?}");
+    }
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! Fully visible sigmoid belief network (Neal 1992; Frey 1998): the chain rule
+//! p(x) = prod_i p(x_i | x_<i) with each conditional a logistic regression on
+//! all earlier pixels, p(x_i = 1 | x_<i) = sigma(a_i + sum_{j<i} W_ji x_j).
+//! O(D^2) parameters, no hidden units; pixel order row-major.
+//!
+//! Tensor names: `W` [D, D] (row j = input pixel, column i = conditional;
+//! only the strictly upper triangle j < i is used: the mask is applied in
+//! `forward`, never written into the weights), `a` [D].
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::nn::{ops, Params};
+use crate::rng::Rng;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FvsbnConfig {
+    pub dim: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fvsbn {
+    w: Tensor,
+    a: Tensor,
+    /// mask[j, i] = 1 where j < i.
+    mask: Tensor,
+    dim: usize,
+}
+
+impl Fvsbn {
+    pub fn new(p: &mut Params, cfg: &FvsbnConfig, rng: &mut Rng, dev: &Device) -> Result<Self> {
+        let d = cfg.dim;
+        let w = p.uniform_fan_in("W", &[d, d], d, rng, dev)?;
+        let a = p.zeros("a", &[d], dev)?;
+        let m: Vec<f32> = (0..d * d).map(|k| if k / d < k % d { 1.0 } else { 0.0 }).collect();
+        let mask = Tensor::from_vec(m, (d, d), dev)?;
+        Ok(Self { w, a, mask, dim: d })
+    }
+
+    /// Logits of every conditional p(x_i = 1 | x_<i).
+    ///
+    /// # Shapes
+    /// `x: [B, D]` -> `[B, D]`
+    pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.matmul(&(&self.w * &self.mask)?)?.broadcast_add(&self.a)?)
+    }
+
+    /// # Shapes
+    /// `x: [B, D]` -> `[B]`
+    pub fn log_prob(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(ops::bernoulli_log_prob_logits(&self.logits(x)?, x)?.sum(1)?)
+    }
+
+    /// Ancestral sampling, one pixel at a time (plain loops: D steps of a dot product).
+    pub fn sample(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
+        let d = self.dim;
+        let w = (&self.w * &self.mask)?.flatten_all()?.to_vec1::<f32>()?;
+        let a = self.a.to_vec1::<f32>()?;
+        let mut out = vec![0f32; n * d];
+        for s in 0..n {
+            let x = &mut out[s * d..(s + 1) * d];
+            for i in 0..d {
+                let z: f32 = a[i] + (0..i).map(|j| x[j] * w[j * d + i]).sum::<f32>();
+                x[i] = crate::rng::bernoulli(rng, &[1.0 / (1.0 + (-z).exp())])[0];
+            }
+        }
+        Ok(Tensor::from_vec(out, (n, d), self.a.device())?)
+    }
+}

@@ -1,0 +1,239 @@
+//! Training. One trainer per training style: [`LikelihoodTrainer`] fits every
+//! model that has an [`Objective`] (exact NLL or negative ELBO); models never
+//! own a loop.
+//!
+//! Batches and noise are a pure function of (seed, step): epoch e's order is a
+//! permutation drawn from `derived(seed, "shuffle", e)`, step s's noise from
+//! `derived(seed, "step", s)`. With the optimizer state saved, a resumed run
+//! computes exactly what the uninterrupted run would have.
+
+pub mod checkpoint;
+pub mod optim;
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{binarize_batch, Binarize, Dataset};
+use crate::error::{Error, Result};
+use crate::eval;
+use crate::models::{Model, Objective};
+use crate::rng;
+
+pub use checkpoint::{RunConfig, RunDir};
+pub use optim::{Adam, AdamConfig};
+
+/// Learning-rate schedule after warm-up.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    #[default]
+    Constant,
+    /// Cosine decay from `lr` to 0 over the run (Loshchilov & Hutter 2017, no restarts).
+    Cosine,
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "constant" => Ok(Schedule::Constant),
+            "cosine" => Ok(Schedule::Cosine),
+            _ => Err(Error::config(format!("unknown schedule `{s}` (expected constant or cosine)"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Total optimisation steps (a resumed run continues up to this number).
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Linear warm-up steps from 0 to `lr`.
+    #[serde(default)]
+    pub warmup: usize,
+    /// Clip the global gradient norm to this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip: Option<f64>,
+    /// Validation NLL and checkpoint every N steps (and at the end).
+    pub eval_every: usize,
+    /// Validation examples used for the periodic NLL.
+    pub eval_examples: usize,
+    #[serde(default)]
+    pub optimizer: AdamConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 2000,
+            batch_size: 128,
+            lr: 1e-3,
+            schedule: Schedule::Constant,
+            warmup: 0,
+            grad_clip: None,
+            eval_every: 500,
+            eval_examples: 500,
+            optimizer: AdamConfig::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Validates once; the message says what to change.
+    pub fn check(&self) -> Result<()> {
+        if self.steps == 0 {
+            return Err(Error::config("--steps must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::config("--batch-size must be at least 1"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::config(format!("--lr must be a positive number, got {}", self.lr)));
+        }
+        if self.eval_every == 0 {
+            return Err(Error::config("--eval-every must be at least 1"));
+        }
+        if let Some(c) = self.grad_clip {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(Error::config(format!("--grad-clip must be positive, got {c}")));
+            }
+        }
+        let o = &self.optimizer;
+        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) || o.eps <= 0.0 || o.weight_decay < 0.0 {
+            return Err(Error::config("optimizer: need 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0"));
+        }
+        Ok(())
+    }
+
+    /// The learning rate at (0-based) step `step`.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        let warm = if self.warmup > 0 && step < self.warmup { (step + 1) as f64 / self.warmup as f64 } else { 1.0 };
+        let decay = match self.schedule {
+            Schedule::Constant => 1.0,
+            Schedule::Cosine => {
+                let span = self.steps.saturating_sub(self.warmup).max(1) as f64;
+                let t = (step.saturating_sub(self.warmup) as f64 / span).min(1.0);
+                0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        };
+        self.lr * warm * decay
+    }
+}
+
+/// What one optimisation step did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepRecord {
+    /// 1-based: the number of updates applied so far.
+    pub step: usize,
+    pub loss: f64,
+    pub parts: HashMap<String, f64>,
+    pub lr: f64,
+    pub grad_norm: f64,
+}
+
+/// Called by the trainer; the CLI draws progress and writes the run directory here.
+pub trait Hooks {
+    fn on_step(&mut self, _r: &StepRecord) -> Result<()> {
+        Ok(())
+    }
+    fn on_eval(&mut self, _step: usize, _val_nll: f64) -> Result<()> {
+        Ok(())
+    }
+    fn on_checkpoint(&mut self, _model: &Model, _opt: &Adam) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Hooks that do nothing (library use, tests).
+pub struct NoHooks;
+impl Hooks for NoHooks {}
+
+/// Maximum-likelihood (or ELBO) training of any [`Objective`].
+pub struct LikelihoodTrainer {
+    pub cfg: TrainConfig,
+    pub opt: Adam,
+    pub seed: u64,
+    pub binarize: Binarize,
+    perm: Option<(usize, Vec<usize>)>,
+}
+
+impl LikelihoodTrainer {
+    pub fn new(model: &Model, cfg: TrainConfig, seed: u64, binarize: Binarize) -> Result<Self> {
+        cfg.check()?;
+        let opt = Adam::new(&model.params, cfg.optimizer)?;
+        Ok(Self { cfg, opt, seed, binarize, perm: None })
+    }
+
+    /// The example indices of (0-based) step `step`.
+    fn batch_indices(&mut self, n: usize, step: usize) -> Vec<usize> {
+        let b = self.cfg.batch_size.min(n);
+        let per_epoch = (n / b).max(1);
+        let (epoch, k) = (step / per_epoch, step % per_epoch);
+        if self.perm.as_ref().map(|p| p.0) != Some(epoch) {
+            let mut r = rng::derived(self.seed, "shuffle", epoch as u64);
+            self.perm = Some((epoch, rng::permutation(&mut r, n)));
+        }
+        let perm = &self.perm.as_ref().map(|p| &p.1[k * b..(k + 1) * b]).unwrap_or(&[]);
+        perm.to_vec()
+    }
+
+    /// One update on batch `x` as (0-based) step `step`.
+    pub fn step(&mut self, model: &Model, x: &Tensor, step: usize) -> Result<StepRecord> {
+        let mut r = rng::derived(self.seed, "step", step as u64);
+        let x = if self.binarize == Binarize::Dynamic { binarize_batch(x, &mut r)? } else { x.clone() };
+        let losses = model.loss(&x, &mut r)?;
+        let loss = losses.total.to_scalar::<f32>()? as f64;
+        if !loss.is_finite() {
+            return Err(Error::NonFinite { step: step + 1, what: format!("loss = {loss}") });
+        }
+        let grads = losses.total.backward()?;
+        let grad_norm = self.opt.grad_norm(&grads)?;
+        if !grad_norm.is_finite() {
+            return Err(Error::NonFinite { step: step + 1, what: format!("gradient norm = {grad_norm}") });
+        }
+        let scale = match self.cfg.grad_clip {
+            Some(c) if grad_norm > c => c / grad_norm,
+            _ => 1.0,
+        };
+        let lr = self.cfg.lr_at(step);
+        self.opt.step(&grads, lr, scale)?;
+        let mut parts = HashMap::new();
+        for (k, v) in &losses.parts {
+            parts.insert(k.to_string(), v.to_scalar::<f32>()? as f64);
+        }
+        Ok(StepRecord { step: step + 1, loss, parts, lr, grad_norm })
+    }
+
+    /// Trains from the optimizer's current step up to `cfg.steps`.
+    pub fn fit(&mut self, model: &Model, train: &Dataset, val: Option<&Dataset>, hooks: &mut dyn Hooks) -> Result<()> {
+        model.check_dim(train.dim(), &train.source)?;
+        if let Some(v) = val {
+            model.check_dim(v.dim(), &v.source)?;
+        }
+        let dev = model.params.vars().next().map(|(_, v)| v.device().clone()).unwrap_or(candle_core::Device::Cpu);
+        let val = val.map(|v| v.take(self.cfg.eval_examples));
+        while self.opt.step < self.cfg.steps {
+            let s = self.opt.step;
+            let idx = self.batch_indices(train.n, s);
+            let x = train.batch(&idx, &dev)?;
+            let rec = self.step(model, &x, s)?;
+            hooks.on_step(&rec)?;
+            let done = self.opt.step;
+            if done % self.cfg.eval_every == 0 || done == self.cfg.steps {
+                if let Some(v) = &val {
+                    let mut r = rng::derived(self.seed, "val", done as u64);
+                    let rep = eval::nll(model, v, 256, &mut r)?;
+                    hooks.on_eval(done, rep.nats)?;
+                }
+                hooks.on_checkpoint(model, &self.opt)?;
+            }
+        }
+        Ok(())
+    }
+}

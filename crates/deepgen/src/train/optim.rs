@@ -1,0 +1,170 @@
+//! Adam / AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019) as two fused
+//! in-place passes per parameter. candle-nn's AdamW allocates a dozen
+//! temporaries per parameter per step (measured: 50 ms of a 77 ms VAE step);
+//! here the moments live in one `[2, n]` tensor per parameter and are updated
+//! in place from the gradient (pass 1), then the parameter is updated in place
+//! from the moments (pass 2). CPU kernels now; a CUDA kernel slots into the
+//! same two `InplaceOp2`s.
+
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::nn::Params;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdamConfig {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Decoupled weight decay (AdamW); 0 gives Adam.
+    pub weight_decay: f64,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+    }
+}
+
+fn slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout, name: &str) -> candle_core::Result<&'a mut [f32]> {
+    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{name}: not contiguous")))?;
+    match s {
+        CpuStorage::F32(v) => Ok(&mut v[a..b]),
+        _ => candle_core::bail!("{name}: only f32"),
+    }
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, name: &str) -> candle_core::Result<&'a [f32]> {
+    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{name}: not contiguous")))?;
+    match s {
+        CpuStorage::F32(v) => Ok(&v[a..b]),
+        _ => candle_core::bail!("{name}: only f32"),
+    }
+}
+
+/// Pass 1: m <- b1 m + (1 - b1) g s,  v <- b2 v + (1 - b2) (g s)^2, with s the clipping scale.
+struct Moments {
+    b1: f32,
+    b2: f32,
+    scale: f32,
+}
+
+impl InplaceOp2 for Moments {
+    fn name(&self) -> &'static str {
+        "deepgen-adam-moments"
+    }
+    fn cpu_fwd(&self, mv: &mut CpuStorage, ml: &Layout, g: &CpuStorage, gl: &Layout) -> candle_core::Result<()> {
+        let g = slice(g, gl, self.name())?;
+        let mv = slice_mut(mv, ml, self.name())?;
+        let n = g.len();
+        let (m, v) = mv.split_at_mut(n);
+        let (b1, b2, s) = (self.b1, self.b2, self.scale);
+        for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
+            let g = g * s;
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
+        }
+        Ok(())
+    }
+}
+
+/// Pass 2: p <- p - lr wd p - lr (m / c1) / (sqrt(v / c2) + eps).
+struct Update {
+    lr: f32,
+    wd: f32,
+    c1: f32,
+    c2: f32,
+    eps: f32,
+}
+
+impl InplaceOp2 for Update {
+    fn name(&self) -> &'static str {
+        "deepgen-adam-update"
+    }
+    fn cpu_fwd(&self, p: &mut CpuStorage, pl: &Layout, mv: &CpuStorage, ml: &Layout) -> candle_core::Result<()> {
+        let p = slice_mut(p, pl, self.name())?;
+        let mv = slice(mv, ml, self.name())?;
+        let (m, v) = mv.split_at(p.len());
+        let (lr, decay) = (self.lr, 1.0 - self.lr * self.wd);
+        let (ic1, ic2, eps) = (1.0 / self.c1, 1.0 / self.c2, self.eps);
+        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+            *p = *p * decay - lr * (m * ic1) / ((v * ic2).sqrt() + eps);
+        }
+        Ok(())
+    }
+}
+
+/// Adam with its state: one `[2, n]` moment tensor per parameter, and the step count.
+pub struct Adam {
+    pub cfg: AdamConfig,
+    pub step: usize,
+    slots: Vec<(String, Var, Var)>,
+}
+
+impl Adam {
+    pub fn new(params: &Params, cfg: AdamConfig) -> Result<Self> {
+        let mut slots = Vec::new();
+        for (name, var) in params.vars() {
+            let mv = Var::zeros((2, var.elem_count()), DType::F32, var.device())?;
+            slots.push((name.clone(), var.clone(), mv));
+        }
+        Ok(Self { cfg, step: 0, slots })
+    }
+
+    /// Global L2 norm of the gradients of every parameter.
+    pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
+        let mut s = 0f64;
+        for (_, var, _) in &self.slots {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                s += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            }
+        }
+        Ok(s.sqrt())
+    }
+
+    /// One update at learning rate `lr`; gradients are multiplied by `scale` (clipping).
+    pub fn step(&mut self, grads: &GradStore, lr: f64, scale: f64) -> Result<()> {
+        self.step += 1;
+        let t = self.step as i32;
+        let c = &self.cfg;
+        let moments = Moments { b1: c.beta1 as f32, b2: c.beta2 as f32, scale: scale as f32 };
+        let update = Update {
+            lr: lr as f32,
+            wd: c.weight_decay as f32,
+            c1: (1.0 - c.beta1.powi(t)) as f32,
+            c2: (1.0 - c.beta2.powi(t)) as f32,
+            eps: c.eps as f32,
+        };
+        for (_, var, mv) in &self.slots {
+            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let g = g.flatten_all()?.contiguous()?;
+            mv.as_tensor().inplace_op2(&g, &moments)?;
+            var.as_tensor().inplace_op2(mv.as_tensor(), &update)?;
+        }
+        Ok(())
+    }
+
+    /// The state as named tensors (`mv.{param}`), for `optimizer.safetensors`.
+    pub fn state(&self) -> HashMap<String, Tensor> {
+        self.slots.iter().map(|(n, _, mv)| (format!("mv.{n}"), mv.as_tensor().clone())).collect()
+    }
+
+    /// Restores moments saved by [`Adam::state`] at step `step`.
+    pub fn load_state(&mut self, t: &HashMap<String, Tensor>, step: usize, path: &std::path::Path) -> Result<()> {
+        for (n, _, mv) in &self.slots {
+            let key = format!("mv.{n}");
+            let s = t.get(&key).ok_or_else(|| Error::checkpoint(path, format!("optimizer state `{key}` is missing")))?;
+            if s.dims() != mv.dims() {
+                return Err(Error::checkpoint(path, format!("optimizer state `{key}` has shape {:?}, expected {:?}", s.dims(), mv.dims())));
+            }
+            mv.set(&s.to_dtype(DType::F32)?.to_device(mv.device())?)?;
+        }
+        self.step = step;
+        Ok(())
+    }
+}

@@ -1,0 +1,148 @@
+//! Pictures: image grids (samples, reconstructions), loss curves and 2-D
+//! scatter plots, all written as PNG through a temporary file and a rename.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::train::checkpoint::atomic_write;
+
+fn encode_png(rgb: &[u8], w: u32, h: u32, path: &Path) -> Result<()> {
+    let mut out = Vec::new();
+    image::write_buffer_with_format(&mut std::io::Cursor::new(&mut out), rgb, w, h, image::ExtendedColorType::Rgb8, image::ImageFormat::Png)
+        .map_err(|e| Error::bad_file(path, format!("cannot encode PNG: {e}")))?;
+    atomic_write(path, &out)
+}
+
+/// Tiles `n` images of shape `[C, H, W]` (values in [0, 1], clamped) into a
+/// grid with `cols` columns and 1-pixel gaps, each pixel drawn `scale` times.
+pub fn image_grid(values: &[f32], n: usize, shape: &[usize], cols: usize, scale: usize, path: &Path) -> Result<()> {
+    let (c, h, w) = match shape {
+        [c, h, w] if *c == 1 || *c == 3 => (*c, *h, *w),
+        [d] => (1, 1, *d),
+        s => return Err(Error::Shape(format!("cannot draw examples of shape {s:?} as images"))),
+    };
+    if n == 0 || values.len() < n * c * h * w {
+        return Err(Error::Shape(format!("image grid: {} values for {n} images of {c}x{h}x{w}", values.len())));
+    }
+    let cols = cols.clamp(1, n);
+    let rows = n.div_ceil(cols);
+    let (cw, ch) = ((w * scale + 1), (h * scale + 1));
+    let (gw, gh) = (cols * cw + 1, rows * ch + 1);
+    let mut buf = vec![96u8; gw * gh * 3];
+    for k in 0..n {
+        let (gx, gy) = ((k % cols) * cw + 1, (k / cols) * ch + 1);
+        let img = &values[k * c * h * w..(k + 1) * c * h * w];
+        for y in 0..h * scale {
+            for x in 0..w * scale {
+                let (sy, sx) = (y / scale, x / scale);
+                let o = ((gy + y) * gw + gx + x) * 3;
+                for ch_out in 0..3 {
+                    let src = if c == 1 { 0 } else { ch_out };
+                    let v = img[src * h * w + sy * w + sx].clamp(0.0, 1.0);
+                    buf[o + ch_out] = (v * 255.0).round() as u8;
+                }
+            }
+        }
+    }
+    encode_png(&buf, gw as u32, gh as u32, path)
+}
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // DejaVu Sans (Bitstream Vera licence, see assets/): bundled so that
+        // plots need no system font library.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, include_bytes!("../../assets/DejaVuSans.ttf"));
+    });
+}
+
+fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
+    move |e| Error::bad_file(path, format!("cannot draw plot: {e}"))
+}
+
+/// Line plot of named series of (step, value); log-scaled x is not used so
+/// that early steps stay readable next to late ones with similar values.
+pub fn line_plot(title: &str, y_label: &str, series: &[(&str, Vec<(f64, f64)>)], path: &Path) -> Result<()> {
+    register_font();
+    let pts: Vec<&(f64, f64)> = series.iter().flat_map(|s| s.1.iter()).filter(|p| p.1.is_finite()).collect();
+    if pts.is_empty() {
+        return Err(Error::config(format!("{}: nothing to plot", path.display())));
+    }
+    let (x0, x1) = pts.iter().fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.0), a.1.max(p.0)));
+    // Robust y range: ignore the first 2% of points of each series (the initial loss dwarfs the rest).
+    let tail: Vec<f64> = series.iter().flat_map(|s| s.1.iter().skip(s.1.len() / 50).map(|p| p.1)).filter(|v| v.is_finite()).collect();
+    let (mut y0, mut y1) = tail.iter().fold((f64::MAX, f64::MIN), |a, &v| (a.0.min(v), a.1.max(v)));
+    if (y1 - y0).abs() < 1e-9 {
+        y0 -= 1.0;
+        y1 += 1.0;
+    }
+    let pad = 0.05 * (y1 - y0);
+    let (w, h) = (800u32, 500u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let e = plot_err(path);
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))
+            .map_err(|x| e(x.to_string()))?;
+        chart.configure_mesh().x_desc("step").y_desc(y_label).draw().map_err(|x| e(x.to_string()))?;
+        let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+        for (i, (name, s)) in series.iter().enumerate() {
+            let col = colors[i % colors.len()];
+            let pts: Vec<(f64, f64)> = s.iter().copied().filter(|p| p.1.is_finite()).collect();
+            let drawn = if pts.len() < 30 {
+                chart.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)).point_size(3))
+            } else {
+                chart.draw_series(LineSeries::new(pts, col.stroke_width(1)))
+            };
+            drawn.map_err(|x| e(x.to_string()))?.label(*name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col));
+        }
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
+        root.present().map_err(|x| e(x.to_string()))?;
+    }
+    encode_png(&buf, w, h, path)
+}
+
+/// Scatter plot of 2-D points: data (grey) and model samples (blue).
+pub fn scatter_2d(title: &str, data: &[[f32; 2]], samples: &[[f32; 2]], path: &Path) -> Result<()> {
+    register_font();
+    let all = data.iter().chain(samples);
+    let (mut lo, mut hi) = (f32::MAX, f32::MIN);
+    for p in all {
+        lo = lo.min(p[0]).min(p[1]);
+        hi = hi.max(p[0]).max(p[1]);
+    }
+    if lo > hi {
+        return Err(Error::config(format!("{}: nothing to plot", path.display())));
+    }
+    let pad = 0.05 * (hi - lo).max(1e-3);
+    let r = (lo - pad) as f64..(hi + pad) as f64;
+    let (w, h) = (600u32, 600u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let e = plot_err(path);
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(40)
+            .build_cartesian_2d(r.clone(), r)
+            .map_err(|x| e(x.to_string()))?;
+        chart.configure_mesh().draw().map_err(|x| e(x.to_string()))?;
+        let grey = RGBColor(170, 170, 170);
+        chart.draw_series(data.iter().map(|p| Circle::new((p[0] as f64, p[1] as f64), 2, grey.filled()))).map_err(|x| e(x.to_string()))?;
+        chart.draw_series(samples.iter().map(|p| Circle::new((p[0] as f64, p[1] as f64), 2, BLUE.filled()))).map_err(|x| e(x.to_string()))?;
+        root.present().map_err(|x| e(x.to_string()))?;
+    }
+    encode_png(&buf, w, h, path)
+}
