@@ -42,12 +42,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
     /// Total optimisation steps; with --resume, the new total.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<i64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub batch_size: Option<i64>,
     /// Learning rate (Adam).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Learning-rate schedule: constant or cosine.
     #[arg(long)]
@@ -56,13 +56,13 @@ pub struct TrainArgs {
     #[arg(long)]
     pub warmup: Option<usize>,
     /// Clip the global gradient norm to this value.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub grad_clip: Option<f64>,
     /// Decoupled weight decay (AdamW).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// Validation NLL and checkpoint every N steps.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub eval_every: Option<i64>,
     /// Seed for every random draw (initialisation, shuffling, noise, binarization).
     #[arg(long)]
@@ -98,7 +98,7 @@ pub struct SampleArgs {
     /// Run directory.
     pub run: std::path::PathBuf,
     /// Number of samples.
-    #[arg(short = 'n', long = "num", default_value_t = 64)]
+    #[arg(short = 'n', long = "num", default_value_t = 64, allow_negative_numbers = true)]
     pub n: i64,
     /// Output file: .png (grid or scatter), .csv or .npy [default: RUN/samples.png].
     #[arg(long)]
@@ -121,7 +121,7 @@ pub struct ScoreArgs {
     /// Per-example CSV: index,log_prob_nats,bits_per_dim.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, allow_negative_numbers = true)]
     pub batch_size: i64,
     /// VAE: importance samples k [default: the run's].
     #[arg(long)]
@@ -152,7 +152,17 @@ fn main() -> ExitCode {
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         eprintln!("error: internal error{at}: {msg} (please report this)");
     }));
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) => e.exit(),
+        Err(e) => {
+            // clap's message is several lines (problem, usage, hint); keep the problem's lines, joined.
+            let text = e.to_string();
+            let problem: Vec<&str> = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+            eprintln!("{} (see deepgen --help)", problem.join(" "));
+            return ExitCode::from(2);
+        }
+    };
     let res = match cli.command {
         Command::Train(a) => cmd::train(a),
         Command::Sample(a) => cmd::sample(a),

@@ -152,16 +152,16 @@ pub fn write_loss_plot(dir: &RunDir, model_name: &str) -> Result<()> {
     let m = dir.metrics()?;
     let train: Vec<(f64, f64)> = m.iter().filter_map(|v| Some((v["step"].as_f64()?, v["loss"].as_f64()?))).collect();
     let val: Vec<(f64, f64)> = m.iter().filter_map(|v| Some((v["step"].as_f64()?, v["val_nll"].as_f64()?))).collect();
-    // Smooth the per-step loss with a trailing mean over 50 steps for readability.
-    let w = 50usize;
+    // Smooth the per-step loss with a centred window of up to 51 steps (shrinking at the ends).
+    let w = 25usize;
     let smooth: Vec<(f64, f64)> = (0..train.len())
         .map(|i| {
-            let lo = i.saturating_sub(w - 1);
-            let s: f64 = train[lo..=i].iter().map(|p| p.1).sum();
-            (train[i].0, s / (i - lo + 1) as f64)
+            let r = w.min(i).min(train.len() - 1 - i);
+            let s: f64 = train[i - r..=i + r].iter().map(|p| p.1).sum();
+            (train[i].0, s / (2 * r + 1) as f64)
         })
         .collect();
-    let mut series = vec![("training loss (mean of last 50 steps)", smooth)];
+    let mut series = vec![("training loss (smoothed)", smooth)];
     if !val.is_empty() {
         series.push(("validation NLL", val));
     }

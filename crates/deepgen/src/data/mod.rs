@@ -99,7 +99,9 @@ impl Dataset {
 
     /// Binarizes in place: static (seeded draws) or threshold at 0.5.
     pub fn binarize(&mut self, how: Binarize, seed: u64) -> Result<()> {
-        self.check_unit_range()?;
+        if how != Binarize::None {
+            self.check_unit_range()?;
+        }
         match how {
             Binarize::None | Binarize::Dynamic => {}
             Binarize::Threshold => self.x.iter_mut().for_each(|v| *v = if *v > 0.5 { 1.0 } else { 0.0 }),

@@ -133,21 +133,21 @@ pub fn load_png_dir(dir: &Path) -> Result<Dataset> {
 }
 
 /// `csv:FILE`: numeric rows, all the same length. A first row that does not
-/// have the data's column count or does not parse as numbers is a header.
+/// parse as numbers is a header (the scikit-learn files' `569,30,malignant,benign` is one).
 pub fn load_csv(path: &Path) -> Result<Dataset> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
     let parse_row = |l: &str| -> Option<Vec<f32>> { l.split(',').map(|f| f.trim().parse::<f32>().ok()).collect() };
-    let ncol = match lines.get(1).or(lines.first()) {
-        Some((_, l)) => l.split(',').count(),
-        None => return Err(Error::bad_file(path, "the CSV file is empty")),
-    };
     let mut rows = lines.as_slice();
     if let Some((_, first)) = rows.first() {
-        if first.split(',').count() != ncol || parse_row(first).is_none() {
+        if parse_row(first).is_none() {
             rows = &rows[1..];
         }
     }
+    let ncol = match rows.first() {
+        Some((_, l)) => l.split(',').count(),
+        None => return Err(Error::bad_file(path, "the CSV file is empty (no data rows)")),
+    };
     let mut x = Vec::with_capacity(rows.len() * ncol);
     for (ln, l) in rows {
         let fields: Vec<&str> = l.split(',').collect();

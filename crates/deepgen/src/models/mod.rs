@@ -11,7 +11,7 @@ pub mod fvsbn;
 pub mod nade;
 pub mod vae;
 
-use candle_core::{Device, Tensor};
+pub use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};

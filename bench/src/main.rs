@@ -1,0 +1,88 @@
+//! Times deepgen's training steps and measures test NLL, the same protocol
+//! as `bench/torch_ref.py`: statically binarized embedded MNIST (seed given),
+//! Adam at lr 1e-3, `--warmup` untimed steps, then the remaining steps timed;
+//! then the test NLL on all 2,000 test digits (exact for NADE, the k=100
+//! importance-weighted bound for the VAE). With `--export DIR` it first
+//! writes the binarized train and test sets as NPY for the PyTorch script.
+//!
+//! Usage: deepgen-bench --model vae|nade [--steps N] [--batch N] [--warmup N] [--seed N] [--export DIR]
+
+use std::time::Instant;
+
+use deepgen::data::Binarize;
+use deepgen::models::{Model, ModelConfig};
+use deepgen::run;
+use deepgen::train::checkpoint::DataConfig;
+use deepgen::train::{Hooks, LikelihoodTrainer, RunConfig, StepRecord, TrainConfig};
+
+struct Timer {
+    warmup: usize,
+    start: Option<Instant>,
+    last_loss: f64,
+}
+
+impl Hooks for Timer {
+    fn on_step(&mut self, r: &StepRecord) -> deepgen::Result<()> {
+        if r.step == self.warmup {
+            self.start = Some(Instant::now());
+        }
+        self.last_loss = r.loss;
+        Ok(())
+    }
+}
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    deepgen::enable_second_order();
+    let args: Vec<String> = std::env::args().collect();
+    let model_name = arg(&args, "--model", "vae");
+    let steps: usize = arg(&args, "--steps", "1000").parse()?;
+    let batch: usize = arg(&args, "--batch", "128").parse()?;
+    let warmup: usize = arg(&args, "--warmup", "20").parse()?;
+    let seed: u64 = arg(&args, "--seed", "0").parse()?;
+    let model = match ModelConfig::preset(&model_name, 784, true)? {
+        ModelConfig::Nade(mut c) => {
+            c.hidden = arg(&args, "--hidden", "500").parse()?;
+            ModelConfig::Nade(c)
+        }
+        c => c,
+    };
+    let cfg = RunConfig {
+        seed,
+        data: DataConfig { train: "mnist".into(), val: Some("mnist:test".into()), binarize: Binarize::Static, mean: vec![], std: vec![] },
+        train: TrainConfig { steps, batch_size: batch, lr: 1e-3, eval_every: steps, eval_examples: 0, ..TrainConfig::default() },
+        model,
+    };
+    let (train, _) = run::load_transformed("mnist", &cfg, true)?;
+    let (test, _) = run::load_transformed("mnist:test", &cfg, false)?;
+    if args.iter().any(|a| a == "--export") {
+        let dir = std::path::PathBuf::from(arg(&args, "--export", "."));
+        std::fs::create_dir_all(&dir)?;
+        for (name, d) in [("train", &train), ("test", &test)] {
+            std::fs::write(dir.join(format!("{name}.npy")), deepgen::data::npy::encode_f32(&[d.n, d.dim()], &d.x))?;
+        }
+    }
+    let m = Model::new(&cfg.model, seed, &candle_core_device())?;
+    let mut t = LikelihoodTrainer::new(&m, cfg.train.clone(), seed, Binarize::Static)?;
+    let mut timer = Timer { warmup, start: None, last_loss: f64::NAN };
+    t.fit(&m, &train, None, &mut timer)?;
+    let secs = timer.start.map(|s| s.elapsed().as_secs_f64()).unwrap_or(f64::NAN);
+    let sps = (steps - warmup) as f64 / secs;
+    let mut r = deepgen::rng::derived(seed, "test-nll", 0);
+    let t0 = Instant::now();
+    let rep = run::score(&m, &test, 0.0, 250, &mut r)?;
+    println!(
+        "{{\"impl\": \"deepgen\", \"model\": \"{model_name}\", \"steps\": {steps}, \"batch\": {batch}, \"steps_per_s\": {sps:.3}, \"final_train_loss\": {:.3}, \"test_nll_nats\": {:.3}, \"eval_s\": {:.1}}}",
+        timer.last_loss,
+        rep.nats,
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn candle_core_device() -> deepgen::models::Device {
+    deepgen::models::Device::Cpu
+}

@@ -1,0 +1,37 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use candle_core::{Device, Tensor};
+use deepgen::models::{Model, ModelConfig};
+use deepgen::rng;
+
+/// All 2^d binary vectors as a `[2^d, d]` tensor (bit j of row k is x_j).
+pub fn all_binary(d: usize) -> Tensor {
+    let n = 1usize << d;
+    let v: Vec<f32> = (0..n).flat_map(|k| (0..d).map(move |j| ((k >> j) & 1) as f32)).collect();
+    Tensor::from_vec(v, (n, d), &Device::Cpu).unwrap()
+}
+
+/// Random binary rows.
+pub fn random_binary(n: usize, d: usize, seed: u64) -> Tensor {
+    let mut r = rng::rng(seed);
+    let v = rng::bernoulli(&mut r, &vec![0.4; n * d]);
+    Tensor::from_vec(v, (n, d), &Device::Cpu).unwrap()
+}
+
+/// Gives every parameter a random value (so that zero-initialised biases are tested too).
+pub fn randomize(m: &Model, seed: u64, scale: f32) {
+    let mut r = rng::rng(seed);
+    for (_, v) in m.params.vars() {
+        let t = rng::randn(&mut r, v.dims(), &Device::Cpu).unwrap();
+        v.set(&(t * scale as f64).unwrap()).unwrap();
+    }
+}
+
+pub fn model(cfg: ModelConfig, seed: u64) -> Model {
+    Model::new(&cfg, seed, &Device::Cpu).unwrap()
+}
+
+pub fn vec1(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}

