@@ -31,8 +31,7 @@ fn positive(flag: &str, v: i64) -> Result<usize> {
 
 /// Flags that define a run and so cannot change on --resume.
 fn reject_on_resume(a: &TrainArgs) -> Result<()> {
-    let given: [(&str, bool); 19] = [
-        ("MODEL", a.model.is_some()),
+    let given: [(&str, bool); 18] = [
         ("--data", a.data.is_some()),
         ("--val", a.val.is_some()),
         ("--config", a.config.is_some()),
@@ -173,6 +172,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
             reject_on_resume(&a)?;
             let dir = RunDir::open(r)?;
             let mut cfg = dir.read_config()?;
+            if let Some(m) = &a.model {
+                if m != cfg.model.name() {
+                    bail!("{}: holds a {} run, not {m} (a checkpoint of another model)", r.display(), cfg.model.name());
+                }
+            }
             if let Some(s) = a.steps {
                 cfg.train.steps = positive("--steps", s)?;
             }
@@ -372,7 +376,7 @@ pub fn models(a: ModelsArgs) -> Result<()> {
             if m.as_vae().is_some() { "yes" } else { "no" },
             if info.binary { "binary" } else { "binary (Bernoulli decoder) or real (Gaussian decoder)" }
         );
-        let table = if info.binary || matches!(cfg, ModelConfig::Vae(_)) { format!("; a full joint table over {} binary values needs {}", a.dim, table_size(a.dim)) } else { String::new() };
+        let table = if cfg.needs_binary() { format!("; a full joint table over {} binary values needs {}", a.dim, table_size(a.dim)) } else { String::new() };
         println!("           parameters at D={}: {}{table}", a.dim, m.params.count());
         let names: Vec<String> = m.params.shapes().iter().map(|(n, s)| format!("{n} {s:?}")).collect();
         println!("           tensors: {}", names.join(", "));
@@ -385,7 +389,8 @@ pub fn info(a: InfoArgs) -> Result<()> {
     let (_, step) = dir.load_model(&Device::Cpu)?;
     println!("run:        {}", dir.path.display());
     println!("model:      {} ({})", model.name(), model.config.info().summary);
-    println!("parameters: {} (a full joint table over {} binary values needs {})", model.params.count(), model.config.dim(), table_size(model.config.dim()));
+    let table = if model.config.needs_binary() { format!(" (a full joint table over {} binary values needs {})", model.config.dim(), table_size(model.config.dim())) } else { String::new() };
+    println!("parameters: {}{table}", model.params.count());
     println!("step:       {step} of {}", cfg.train.steps);
     println!("seed:       {}", cfg.seed);
     println!("data:       {} (binarize {:?}){}", cfg.data.train, cfg.data.binarize, cfg.data.val.as_ref().map(|v| format!(", validation {v}")).unwrap_or_default());

@@ -57,7 +57,7 @@ fn nade_train_sample_score_info_and_exact_resume() {
     let mut args = vec!["train", "nade", "--steps", "8", "--out", "part"];
     args.extend(common);
     ok(d, &args);
-    ok(d, &["train", "--resume", "part", "--steps", "12"]);
+    ok(d, &["train", "nade", "--resume", "part", "--steps", "12"]);
     // Step 8 is an evaluation step of both runs (every 4), so the logs must be identical.
     let (a, b) = (metrics(&d.join("full")), metrics(&d.join("part")));
     assert_eq!(losses(&a), losses(&b));
@@ -169,6 +169,7 @@ fn bad_inputs_fail_cleanly() {
     fails(d, &["train", "--resume", "empty"], "no checkpoint here (config.toml is missing)");
     fails(d, &["train", "--resume", "nothere"], "no such run directory");
     fails(d, &["train", "--resume", "f", "--lr", "0.1"], "--lr cannot be combined with --resume");
+    fails(d, &["train", "nade", "--resume", "f", "--steps", "9"], "holds a fvsbn run, not nade");
     // Overwriting an existing run is refused.
     fails(d, &["train", "fvsbn", "--data", "digits", "--steps", "2", "--out", "f"], "already holds a run");
     // NaN in the data.

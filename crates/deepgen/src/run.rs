@@ -57,8 +57,8 @@ fn static_seed(seed: u64, source: &str) -> u64 {
 pub struct RunHooks<'a> {
     pub dir: &'a RunDir,
     pub seed: u64,
-    pub on_step: Box<dyn FnMut(&StepRecord) + 'a>,
-    pub on_eval: Box<dyn FnMut(usize, f64) + 'a>,
+    pub on_step: Box<dyn FnMut(&StepRecord) + Send + 'a>,
+    pub on_eval: Box<dyn FnMut(usize, f64) + Send + 'a>,
 }
 
 impl Hooks for RunHooks<'_> {

@@ -11,7 +11,7 @@ pub mod fvsbn;
 pub mod nade;
 pub mod vae;
 
-pub use candle_core::{Device, Tensor};
+pub use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dist;
 use crate::error::{Error, Result};
-use crate::nn::{ops, Linear, Params};
+use crate::nn::{ops, Act, Linear, Params};
 use crate::rng::{self, Rng};
 
 /// The decoder's observation model.
@@ -123,7 +123,7 @@ impl Vae {
     pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let mut h = x.clone();
         for l in &self.enc {
-            h = l.forward(&h)?.relu()?;
+            h = l.forward_act(&h, Act::Relu)?;
         }
         Ok((self.enc_mu.forward(&h)?, self.enc_lv.forward(&h)?))
     }
@@ -135,7 +135,7 @@ impl Vae {
     pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
         let mut h = z.clone();
         for l in &self.dec {
-            h = l.forward(&h)?.relu()?;
+            h = l.forward_act(&h, Act::Relu)?;
         }
         self.dec_out.forward(&h)
     }

@@ -83,6 +83,13 @@ impl CustomOp2 for BernoulliLogits {
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
     fn bwd(&self, z: &Tensor, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        if !crate::nn::create_graph() && z.device().is_cpu() && !x.track_op() {
+            // One pass, no graph: d/dz = g (x - sigma(z)); the targets are data.
+            let (zv, xv) = (z.flatten_all()?.to_vec1::<f32>()?, x.flatten_all()?.to_vec1::<f32>()?);
+            let gv = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+            let dz: Vec<f32> = zv.iter().zip(&xv).zip(&gv).map(|((&z, &x), &g)| g * (x - 1.0 / (1.0 + fast_exp(-z)))).collect();
+            return Ok((Some(Tensor::from_vec(dz, z.shape(), z.device())?), None));
+        }
         let dz = (grad * (x - sigmoid(z)?)?)?;
         let dx = (grad * z)?;
         Ok((Some(dz), Some(dx)))

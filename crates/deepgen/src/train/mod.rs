@@ -211,7 +211,24 @@ impl LikelihoodTrainer {
     }
 
     /// Trains from the optimizer's current step up to `cfg.steps`.
-    pub fn fit(&mut self, model: &Model, train: &Dataset, val: Option<&Dataset>, hooks: &mut dyn Hooks) -> Result<()> {
+    ///
+    /// The loop runs on a worker of a rayon pool of `get_num_threads()`
+    /// threads, the pool the matrix products and element-wise kernels split
+    /// their work in: the calling thread is then one of the workers instead of
+    /// a third thread competing with two spinning workers for two cores
+    /// (measured: +5% steps/s on the VAE benchmark).
+    pub fn fit(&mut self, model: &Model, train: &Dataset, val: Option<&Dataset>, hooks: &mut (dyn Hooks + Send)) -> Result<()> {
+        if rayon::current_thread_index().is_some() {
+            return self.fit_here(model, train, val, hooks);
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(candle_core::utils::get_num_threads())
+            .build()
+            .map_err(|e| Error::config(format!("cannot start worker threads: {e}")))?;
+        pool.install(|| self.fit_here(model, train, val, hooks))
+    }
+
+    fn fit_here(&mut self, model: &Model, train: &Dataset, val: Option<&Dataset>, hooks: &mut (dyn Hooks + Send)) -> Result<()> {
         model.check_dim(train.dim(), &train.source)?;
         if let Some(v) = val {
             model.check_dim(v.dim(), &v.source)?;

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Tensor, Var};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -47,6 +48,12 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout, name: &str) -> candle_core::Result<&
     }
 }
 
+/// Work per thread: whole tensors below 64K values (threads cost more than they save there).
+fn chunk_len(n: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    n.div_ceil(threads).max(1 << 16)
+}
+
 /// Pass 1: m <- b1 m + (1 - b1) g s,  v <- b2 v + (1 - b2) (g s)^2, with s the clipping scale.
 struct Moments {
     b1: f32,
@@ -64,11 +71,14 @@ impl InplaceOp2 for Moments {
         let n = g.len();
         let (m, v) = mv.split_at_mut(n);
         let (b1, b2, s) = (self.b1, self.b2, self.scale);
-        for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
-            let g = g * s;
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-        }
+        let chunk = chunk_len(n);
+        m.par_chunks_mut(chunk).zip(v.par_chunks_mut(chunk)).zip(g.par_chunks(chunk)).for_each(|((m, v), g)| {
+            for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
+                let g = g * s;
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+            }
+        });
         Ok(())
     }
 }
@@ -92,9 +102,12 @@ impl InplaceOp2 for Update {
         let (m, v) = mv.split_at(p.len());
         let (lr, decay) = (self.lr, 1.0 - self.lr * self.wd);
         let (ic1, ic2, eps) = (1.0 / self.c1, 1.0 / self.c2, self.eps);
-        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-            *p = *p * decay - lr * (m * ic1) / ((v * ic2).sqrt() + eps);
-        }
+        let chunk = chunk_len(p.len());
+        p.par_chunks_mut(chunk).zip(m.par_chunks(chunk)).zip(v.par_chunks(chunk)).for_each(|((p, m), v)| {
+            for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+                *p = *p * decay - lr * (m * ic1) / ((v * ic2).sqrt() + eps);
+            }
+        });
         Ok(())
     }
 }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Reproduces bench/RESULTS.md: deepgen against PyTorch on this machine, same
+# data, models, optimiser, batch and steps, 2 threads each, run one after the other.
+#   bash bench/run.sh            # needs bench/.venv with torch (see RESULTS.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+DATA=${DATA:-/tmp/deepgen-bench-data}
+SEED=${SEED:-0}
+VAE_STEPS=${VAE_STEPS:-4000}
+NADE_STEPS=${NADE_STEPS:-1000}
+export RAYON_NUM_THREADS=2
+cargo build --release -p deepgen-bench
+B=target/release/deepgen-bench
+# Export the statically binarized data once (seed $SEED) for the PyTorch side.
+$B --model vae --steps 21 --seed "$SEED" --export "$DATA" > /dev/null
+$PY -c 'import torch; print("torch", torch.__version__, "threads", 2)'
+$B --model vae --steps "$VAE_STEPS" --batch 128 --seed "$SEED"
+$PY bench/torch_ref.py --model vae --data "$DATA" --steps "$VAE_STEPS" --batch 128 --seed "$SEED" --threads 2
+$B --model nade --steps "$NADE_STEPS" --batch 128 --seed "$SEED"
+$PY bench/torch_ref.py --model nade --data "$DATA" --steps "$NADE_STEPS" --batch 128 --seed "$SEED" --threads 2 --nade-impl loop
+$PY bench/torch_ref.py --model nade --data "$DATA" --steps 60 --warmup 10 --batch 128 --seed "$SEED" --threads 2 --nade-impl cumsum
