@@ -162,7 +162,7 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
         train.eval_every = positive("--eval-every", e)?;
     }
     train.check()?;
-    Ok(RunConfig { seed, data: DataConfig { train: data_spec, val, binarize, mean, std }, train, model })
+    Ok(RunConfig { seed, data: DataConfig { train: data_spec, val, binarize, shape: raw.shape.clone(), mean, std }, train, model })
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
@@ -260,13 +260,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
 
     // Pictures a newcomer can open.
     let mut r = rng::derived(cfg.seed, "final-samples", 0);
-    let shape = train_data.shape.clone();
-    if shape.len() == 3 || train_data.dim() == 2 {
-        run::write_samples(&model, &shape, 64, model.as_vae().is_some(), &mut r, &dir.file("samples.png"), Some(&train_data), &cfg)?;
+    if train_data.is_image() || train_data.dim() == 2 {
+        run::write_samples(&model, &cfg, 64, model.as_vae().is_some(), &mut r, &dir.file("samples.png"), Some(&train_data))?;
         let recon_src = val.as_ref().map(|v| &v.0).unwrap_or(&train_data);
         run::write_reconstructions(&model, recon_src, 32, &dir.file("reconstructions.png"))?;
     } else {
-        run::write_samples(&model, &shape, 64, false, &mut r, &dir.file("samples.csv"), None, &cfg)?;
+        run::write_samples(&model, &cfg, 64, false, &mut r, &dir.file("samples.csv"), None)?;
     }
     run::write_loss_plot(&dir, model.name())?;
 
@@ -311,11 +310,10 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let n = positive("-n", a.n)?;
     let (dir, cfg, model) = open_run(&a.run)?;
     let out = a.out.clone().unwrap_or_else(|| dir.file("samples.png"));
-    let spec: DataSpec = cfg.data.train.parse()?;
-    let shape = spec.load(cfg.seed).map(|d| d.shape).unwrap_or_else(|_| vec![model.config.dim()]);
-    let data = if shape == [2] { spec.load(cfg.seed).ok() } else { None };
+    // For 2-D data the training points, if still readable, are drawn behind the samples.
+    let background = if model.config.dim() == 2 { run::load_transformed(&cfg.data.train, &cfg, true).ok().map(|d| d.0) } else { None };
     let mut r = rng::rng(a.seed.unwrap_or(cfg.seed));
-    run::write_samples(&model, &shape, n, a.mean, &mut r, &out, data.as_ref(), &cfg)?;
+    run::write_samples(&model, &cfg, n, a.mean, &mut r, &out, background.as_ref())?;
     println!("wrote {n} samples from {} to {}", model.name(), out.display());
     Ok(())
 }

@@ -15,6 +15,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Train a model (default: a VAE on the embedded MNIST digits) into a run directory.
     Train(TrainArgs),

@@ -191,3 +191,33 @@ fn non_finite_training_stops_and_keeps_the_last_good_checkpoint() {
     let info = ok(d, &["info", "nan"]);
     assert!(info.contains("model:      vae"), "{info}");
 }
+
+#[test]
+fn real_valued_csv_with_standardisation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // Three correlated features in units of thousands, with a header row.
+    let mut rows = String::from("a,b,c\n");
+    for i in 0..200 {
+        let t = (i as f64 * 0.37).sin();
+        rows.push_str(&format!("{},{},{}\n", 1000.0 + 50.0 * t, 2000.0 - 30.0 * t + (i % 7) as f64, (i % 5) as f64));
+    }
+    std::fs::write(d.join("real.csv"), &rows).unwrap();
+    ok(d, &["train", "vae", "--data", "csv:real.csv", "--standardize", "--steps", "40", "--batch-size", "32", "--hidden", "16", "--latent", "2", "--out", "g"]);
+    let cfg = std::fs::read_to_string(d.join("g/config.toml")).unwrap();
+    assert!(cfg.contains("likelihood = \"gaussian\"") && cfg.contains("mean = ["), "{cfg}");
+    assert!(d.join("g/samples.csv").is_file());
+    let out = ok(d, &["score", "g", "--data", "csv:real.csv"]);
+    // The density is of the original units: log p includes -sum(ln std) with std ~ 35, ~ 21
+    // and ~ 1.4, about -7 nats, so the NLL is well above the standardised one (a few nats).
+    let nll: f64 = out.split("mean NLL ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(nll > 7.0 && nll < 25.0, "{out}");
+    // Sampling needs no data file: the shape and standardisation are in config.toml.
+    std::fs::remove_file(d.join("real.csv")).unwrap();
+    ok(d, &["sample", "g", "-n", "4", "--out", "s.csv"]);
+    let s = std::fs::read_to_string(d.join("s.csv")).unwrap();
+    let vals: Vec<f64> = s.lines().flat_map(|l| l.split(',').map(|v| v.parse::<f64>().unwrap()).collect::<Vec<_>>()).collect();
+    assert_eq!(vals.len(), 12);
+    assert!(vals.iter().step_by(3).all(|v| (700.0..1300.0).contains(v)), "samples not in data units: {s}");
+    fails(d, &["sample", "g", "--out", "s.png"], "neither images nor 2-D points");
+}

@@ -84,7 +84,11 @@ impl Hooks for RunHooks<'_> {
 /// Writes `n` samples to `path`: a PNG grid for images, a scatter plot for
 /// 2-D data, CSV rows otherwise (or whenever the name ends in `.csv`).
 /// With `mean`, latent-variable models show decoder means instead of draws.
-pub fn write_samples(model: &Model, shape: &[usize], n: usize, mean: bool, rng: &mut Rng, path: &Path, data: Option<&Dataset>, cfg: &RunConfig) -> Result<()> {
+/// The example shape comes from the run config; `background`, for 2-D data,
+/// gives the data points drawn behind the samples.
+pub fn write_samples(model: &Model, cfg: &RunConfig, n: usize, mean: bool, rng: &mut Rng, path: &Path, background: Option<&Dataset>) -> Result<()> {
+    let dim_only = [model.config.dim()];
+    let shape: &[usize] = if cfg.data.shape.is_empty() { &dim_only } else { &cfg.data.shape };
     let x = match (mean, model.as_vae()) {
         (true, Some(v)) => v.sample_mean(n, rng)?,
         _ => model.sample(n, rng)?,
@@ -103,7 +107,7 @@ pub fn write_samples(model: &Model, shape: &[usize], n: usize, mean: bool, rng: 
         "png" if shape.len() == 3 => viz::image_grid(&v, n, shape, (n as f64).sqrt().ceil() as usize, 2, path),
         "png" if dim == 2 => {
             let pts: Vec<[f32; 2]> = v.chunks(2).map(|c| [c[0], c[1]]).collect();
-            let dpts: Vec<[f32; 2]> = data.map(|d| d.x.chunks(2).take(2000).map(|c| [c[0], c[1]]).collect()).unwrap_or_default();
+            let dpts: Vec<[f32; 2]> = background.map(|d| d.x.chunks(2).take(2000).map(|c| [c[0], c[1]]).collect()).unwrap_or_default();
             viz::scatter_2d(&format!("{} samples (blue) and data (grey)", model.name()), &dpts, &pts, path)
         }
         "png" => Err(Error::config(format!("{}: examples of shape {shape:?} are neither images nor 2-D points; write samples to a .csv", path.display()))),

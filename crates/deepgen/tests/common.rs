@@ -35,3 +35,26 @@ pub fn model(cfg: ModelConfig, seed: u64) -> Model {
 pub fn vec1(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }
+
+/// Central finite differences of `f` against the gradients in `grads`, on
+/// every `stride`-th entry of every parameter of `m`; returns how many were checked.
+pub fn assert_grads_match_fd(m: &Model, f: &dyn Fn(&Model) -> f64, grads: &candle_core::backprop::GradStore, stride: usize, h: f32, tol: f64, what: &str) -> usize {
+    let mut checked = 0;
+    for (name, var) in m.params.vars() {
+        let analytic = vec1(grads.get(var.as_tensor()).unwrap());
+        let base = vec1(var.as_tensor());
+        for k in (0..base.len()).step_by(stride) {
+            let eval = |d: f32| {
+                let mut v = base.clone();
+                v[k] += d;
+                var.set(&Tensor::from_vec(v, var.dims(), &Device::Cpu).unwrap()).unwrap();
+                f(m)
+            };
+            let fd = (eval(h) - eval(-h)) / (2.0 * h as f64);
+            var.set(&Tensor::from_vec(base.clone(), var.dims(), &Device::Cpu).unwrap()).unwrap();
+            assert!((fd - analytic[k] as f64).abs() < tol * (1.0 + fd.abs()), "{what} {name}[{k}]: finite difference {fd} vs analytic {}", analytic[k]);
+            checked += 1;
+        }
+    }
+    checked
+}

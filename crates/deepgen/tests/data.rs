@@ -25,7 +25,7 @@ fn embedded_sets_have_the_documented_sizes() {
     assert_eq!(te.n, 2000);
     assert_eq!(te.labels.as_ref().unwrap().len(), 2000);
     assert!(tr.x.iter().all(|v| (0.0..=1.0).contains(v)));
-    assert!(tr.x.iter().any(|&v| v == 1.0) && tr.x.iter().any(|&v| v > 0.0 && v < 1.0));
+    assert!(tr.x.contains(&1.0) && tr.x.iter().any(|&v| v > 0.0 && v < 1.0));
     let labels = tr.labels.unwrap();
     assert!((0..10).all(|k| labels.iter().filter(|&&l| l == k).count() > 600));
     let d = DataSpec::Digits { test: false }.load(0).unwrap();

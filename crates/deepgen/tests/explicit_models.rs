@@ -186,24 +186,7 @@ fn gradients_match_finite_differences() {
         let x = random_binary(4, 5, 6);
         let f = |m: &Model| -> f64 { log_prob(m, &x).iter().map(|&v| v as f64).sum() };
         let g = m.log_prob(&x, &mut rng::rng(0)).unwrap().sum_all().unwrap().backward().unwrap();
-        for (name, var) in m.params.vars() {
-            let analytic = vec1(g.get(var.as_tensor()).unwrap());
-            let base = vec1(var.as_tensor());
-            for k in (0..base.len()).step_by(3) {
-                let h = 1e-2f32;
-                let mut plus = base.clone();
-                plus[k] += h;
-                var.set(&Tensor::from_vec(plus, var.dims(), &Device::Cpu).unwrap()).unwrap();
-                let fp = f(&m);
-                let mut minus = base.clone();
-                minus[k] -= h;
-                var.set(&Tensor::from_vec(minus, var.dims(), &Device::Cpu).unwrap()).unwrap();
-                let fm = f(&m);
-                var.set(&Tensor::from_vec(base.clone(), var.dims(), &Device::Cpu).unwrap()).unwrap();
-                let fd = (fp - fm) / (2.0 * h as f64);
-                assert!((fd - analytic[k] as f64).abs() < 2e-3 * (1.0 + fd.abs()), "{} {name}[{k}]: fd {fd} vs analytic {}", cfg.name(), analytic[k]);
-            }
-        }
+        assert_grads_match_fd(&m, &f, &g, 3, 1e-2, 2e-3, cfg.name());
     }
 }
 

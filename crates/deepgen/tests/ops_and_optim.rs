@@ -143,7 +143,7 @@ fn gradient_penalty_through_fused_linear_layers() {
     let base = vec1(w1.as_tensor());
     for k in 0..base.len() {
         let h = 1e-3f32;
-        let mut eval = |d: f32| {
+        let eval = |d: f32| {
             let mut v = base.clone();
             v[k] += d;
             w1.set(&Tensor::from_vec(v, (3, 5), &dev).unwrap()).unwrap();

@@ -37,7 +37,7 @@ impl Dataset {
     pub fn new(source: impl Into<String>, x: Vec<f32>, shape: Vec<usize>, labels: Option<Vec<u32>>) -> Result<Self> {
         let source = source.into();
         let dim: usize = shape.iter().product();
-        if dim == 0 || x.len() % dim != 0 {
+        if dim == 0 || !x.len().is_multiple_of(dim) {
             return Err(Error::bad_file(&source, format!("{} values do not split into examples of shape {shape:?}", x.len())));
         }
         let n = x.len() / dim;

@@ -150,6 +150,7 @@ impl NadeDot {
     }
 
     /// Accumulates d/dW^T, d/dV, d/dc into `dwt`, `dvc` and writes d/dx for rows `x`.
+    #[allow(clippy::too_many_arguments)] // a kernel: inputs, outputs and accumulators as slices
     fn backward_rows(&self, x: &[f32], g: &[f32], wt: &[f32], vc: &[f32], dx: &mut [f32], dwt: &mut [f32], dvc: &mut [f32]) {
         let (d, h) = (self.dim, self.hidden);
         let c = &vc[d * h..];

@@ -37,6 +37,10 @@ pub struct DataConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val: Option<String>,
     pub binarize: Binarize,
+    /// Shape of one example (`[C, H, W]` for images, `[D]` otherwise), so that
+    /// sampling needs no data file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shape: Vec<usize>,
     /// Per-feature standardisation (x - mean) / std applied before the model; empty when off.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mean: Vec<f32>,

@@ -242,7 +242,7 @@ impl LikelihoodTrainer {
             let rec = self.step(model, &x, s)?;
             hooks.on_step(&rec)?;
             let done = self.opt.step;
-            if done % self.cfg.eval_every == 0 || done == self.cfg.steps {
+            if done.is_multiple_of(self.cfg.eval_every) || done == self.cfg.steps {
                 if let Some(v) = &val {
                     let mut r = rng::derived(self.seed, "val", done as u64);
                     let rep = eval::nll(model, v, 256, &mut r)?;

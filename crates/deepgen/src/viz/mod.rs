@@ -93,7 +93,7 @@ pub fn line_plot(title: &str, y_label: &str, series: &[(&str, Vec<(f64, f64)>)],
             .y_label_area_size(70)
             .build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))
             .map_err(|x| e(x.to_string()))?;
-        chart.configure_mesh().x_desc("step").y_desc(y_label).draw().map_err(|x| e(x.to_string()))?;
+        chart.configure_mesh().x_desc("step").y_desc(y_label).x_label_formatter(&|v| format!("{v:.0}")).draw().map_err(|x| e(x.to_string()))?;
         let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
         for (i, (name, s)) in series.iter().enumerate() {
             let col = colors[i % colors.len()];
