@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces bench/RESULTS.md: deepgen against PyTorch on this machine, same
-# data, models, optimiser, batch and steps, 2 threads each, run one after the other.
-#   bash bench/run.sh            # needs bench/.venv with torch (see RESULTS.md)
+# data, models, optimiser, batch and steps, 2 threads each, run one after the
+# other. The machine's speed drifts by 10-20% over minutes, so the speed ratio
+# is measured on interleaved pairs of short runs; the long runs give test NLL.
+#   bash bench/run.sh            # needs .venv with torch (see RESULTS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -15,8 +17,15 @@ B=target/release/deepgen-bench
 # Export the statically binarized data once (seed $SEED) for the PyTorch side.
 $B --model vae --steps 21 --seed "$SEED" --export "$DATA" > /dev/null
 $PY -c 'import torch; print("torch", torch.__version__, "threads", 2)'
+echo "# VAE speed: three interleaved pairs of 1,020 steps (20 untimed)"
+for i in 1 2 3; do
+  $B --model vae --steps 1020 --batch 128 --seed "$SEED"
+  $PY bench/torch_ref.py --model vae --data "$DATA" --steps 1020 --batch 128 --seed "$SEED" --threads 2
+done
+echo "# VAE test NLL after $VAE_STEPS steps"
 $B --model vae --steps "$VAE_STEPS" --batch 128 --seed "$SEED"
 $PY bench/torch_ref.py --model vae --data "$DATA" --steps "$VAE_STEPS" --batch 128 --seed "$SEED" --threads 2
+echo "# NADE speed and test NLL after $NADE_STEPS steps"
 $B --model nade --steps "$NADE_STEPS" --batch 128 --seed "$SEED"
 $PY bench/torch_ref.py --model nade --data "$DATA" --steps "$NADE_STEPS" --batch 128 --seed "$SEED" --threads 2 --nade-impl loop
 $PY bench/torch_ref.py --model nade --data "$DATA" --steps 60 --warmup 10 --batch 128 --seed "$SEED" --threads 2 --nade-impl cumsum

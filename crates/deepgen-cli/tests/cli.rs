@@ -71,6 +71,10 @@ fn nade_train_sample_score_info_and_exact_resume() {
         assert_eq!(v(t), v(&tb[k]), "tensor {k} differs after resume");
     }
 
+    // A run's config.toml alone reproduces it exactly.
+    ok(d, &["train", "--config", "full/config.toml", "--out", "again"]);
+    assert_eq!(losses(&metrics(&d.join("full"))), losses(&metrics(&d.join("again"))));
+
     // Samples.
     let out = ok(d, &["sample", "full", "-n", "16", "--out", "s.png"]);
     assert!(out.contains("wrote 16 samples"));

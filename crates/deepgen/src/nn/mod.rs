@@ -235,20 +235,15 @@ pub mod fused {
     }
 
     impl LinearOp {
-        /// The backward pass as plain GEMMs and loops (no graph).
+        /// The backward pass as plain GEMMs and loops (no graph). Inputs and
+        /// weights are read in place, not copied out of their tensors.
         fn bwd_direct(&self, x: &Tensor, w: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
             let (m, k) = x.dims2()?;
             let n = w.dim(1)?;
-            let xv = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-            let mut dz = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-            if self.act == Act::Relu {
-                let yv = y.flatten_all()?.to_vec1::<f32>()?;
-                dz.iter_mut().zip(&yv).for_each(|(g, &y)| {
-                    if y <= 0.0 {
-                        *g = 0.0
-                    }
-                });
-            }
+            let dz: Vec<f32> = read(grad, |g| match self.act {
+                Act::Identity => Ok(g.to_vec()),
+                Act::Relu => read(y, |y| g.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect()),
+            })??;
             let mut db = vec![0f32; n];
             for row in dz.chunks(n) {
                 db.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
@@ -257,24 +252,42 @@ pub mod fused {
             let par = || if threads > 1 && m * n * k > 4096 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
             // dW [k, n] = x^T [k, m] dz [m, n]; x^T is read through strides (row step 1, column step k).
             let mut dw = vec![0f32; k * n];
-            // SAFETY: lengths: x m*k, dz m*n, dw k*n, all contiguous; dw exclusively owned.
-            unsafe {
-                gemm::gemm(k, n, m, dw.as_mut_ptr(), 1, n as isize, false, xv.as_ptr(), k as isize, 1, dz.as_ptr(), 1, n as isize, 0.0f32, 1.0f32, false, false, false, par());
-            }
-            let dx = if x.track_op() {
-                let wv = w.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-                let mut dx = vec![0f32; m * k];
-                // dx [m, k] = dz [m, n] W^T [n, k]; W^T read through strides (row step 1, column step n).
-                // SAFETY: lengths: dz m*n, w k*n, dx m*k, all contiguous; dx exclusively owned.
+            read(x, |xv| {
+                debug_assert_eq!(xv.len(), m * k);
+                // SAFETY: lengths: x m*k, dz m*n, dw k*n, all contiguous; dw exclusively owned.
                 unsafe {
-                    gemm::gemm(m, k, n, dx.as_mut_ptr(), 1, k as isize, false, dz.as_ptr(), 1, n as isize, wv.as_ptr(), n as isize, 1, 0.0f32, 1.0f32, false, false, false, par());
+                    gemm::gemm(k, n, m, dw.as_mut_ptr(), 1, n as isize, false, xv.as_ptr(), k as isize, 1, dz.as_ptr(), 1, n as isize, 0.0f32, 1.0f32, false, false, false, par());
                 }
+            })?;
+            let dx = if x.track_op() {
+                let mut dx = vec![0f32; m * k];
+                read(w, |wv| {
+                    debug_assert_eq!(wv.len(), k * n);
+                    // dx [m, k] = dz [m, n] W^T [n, k]; W^T read through strides (row step 1, column step n).
+                    // SAFETY: lengths: dz m*n, w k*n, dx m*k, all contiguous; dx exclusively owned.
+                    unsafe {
+                        gemm::gemm(m, k, n, dx.as_mut_ptr(), 1, k as isize, false, dz.as_ptr(), 1, n as isize, wv.as_ptr(), n as isize, 1, 0.0f32, 1.0f32, false, false, false, par());
+                    }
+                })?;
                 Some(Tensor::from_vec(dx, (m, k), x.device())?)
             } else {
                 None
             };
             Ok((dx, Some(Tensor::from_vec(dw, (k, n), x.device())?), Some(Tensor::from_vec(db, n, x.device())?)))
         }
+    }
+
+    /// Runs `f` on a tensor's f32 values in place when it is a contiguous CPU
+    /// tensor, or on a contiguous copy otherwise.
+    fn read<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+        {
+            let (s, l) = t.storage_and_layout();
+            if let (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) = (&*s, l.contiguous_offsets()) {
+                return Ok(f(&v[a..b]));
+            }
+        }
+        let v = t.flatten_all()?.contiguous()?.to_vec1::<f32>()?;
+        Ok(f(&v))
     }
 
     /// `g * (y > 0)`: the ReLU backward mask applied to a gradient.
