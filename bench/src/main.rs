@@ -53,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cfg = RunConfig {
         seed,
         data: DataConfig { train: "mnist".into(), val: Some("mnist:test".into()), binarize: Binarize::Static, shape: vec![1, 28, 28], mean: vec![], std: vec![] },
-        train: TrainConfig { steps, batch_size: batch, lr: 1e-3, eval_every: steps, eval_examples: 0, ..TrainConfig::default() },
+        train: TrainConfig { steps, batch_size: batch, lr: 1e-3, eval_every: steps, eval_examples: 1, ..TrainConfig::default() },
         model,
     };
     let (train, _) = run::load_transformed("mnist", &cfg, true)?;

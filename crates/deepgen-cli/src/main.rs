@@ -42,12 +42,13 @@ pub struct TrainArgs {
     /// A run config (TOML, e.g. another run's config.toml); flags given here override it.
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
-    /// Total optimisation steps; with --resume, the new total.
+    /// Total optimisation steps; with --resume, the new total [default: 4000 vae, 2000 others].
     #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<i64>,
+    /// Examples per step [default: 128].
     #[arg(long, allow_negative_numbers = true)]
     pub batch_size: Option<i64>,
-    /// Learning rate (Adam).
+    /// Learning rate (Adam) [default: 0.05 bernoulli, 0.01 fvsbn, 0.001 nade and vae].
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Learning-rate schedule: constant or cosine.
@@ -62,10 +63,10 @@ pub struct TrainArgs {
     /// Decoupled weight decay (AdamW).
     #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
-    /// Validation NLL and checkpoint every N steps.
+    /// Validation NLL (on up to 500 held-out examples) and checkpoint every N steps [default: 500].
     #[arg(long, allow_negative_numbers = true)]
     pub eval_every: Option<i64>,
-    /// Seed for every random draw (initialisation, shuffling, noise, binarization).
+    /// Seed for every random draw (initialisation, shuffling, noise, binarization) [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
     /// Binarization of grey values: none, static, dynamic or threshold [default: static for models that need binary data].

@@ -156,6 +156,7 @@ fn bad_training_configs_are_rejected() {
         (TrainConfig { lr: -1.0, ..cfg(1) }, "--lr"),
         (TrainConfig { lr: f64::NAN, ..cfg(1) }, "--lr"),
         (TrainConfig { grad_clip: Some(0.0), ..cfg(1) }, "--grad-clip"),
+        (TrainConfig { eval_examples: 0, ..cfg(1) }, "eval_examples"),
     ] {
         let e = LikelihoodTrainer::new(&m, c, 0, Binarize::None).err().expect("accepted a bad config").to_string();
         assert!(e.contains(want), "{e}");

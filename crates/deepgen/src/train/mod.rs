@@ -99,6 +99,9 @@ impl TrainConfig {
         if self.eval_every == 0 {
             return Err(Error::config("--eval-every must be at least 1"));
         }
+        if self.eval_examples == 0 {
+            return Err(Error::config("train.eval_examples must be at least 1"));
+        }
         if let Some(c) = self.grad_clip {
             if !(c.is_finite() && c > 0.0) {
                 return Err(Error::config(format!("--grad-clip must be positive, got {c}")));
