@@ -1,7 +1,7 @@
 //! Independent Bernoulli pixels, the baseline every model must beat:
 //! p(x) = prod_i sigma(l_i)^{x_i} (1 - sigma(l_i))^{1 - x_i}, D parameters.
 //!
-//! Tensor names: `logits` [D].
+//! Tensor names: `logits` `[D]`.
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};

@@ -3,9 +3,9 @@
 //! all earlier pixels, p(x_i = 1 | x_<i) = sigma(a_i + sum_{j<i} W_ji x_j).
 //! O(D^2) parameters, no hidden units; pixel order row-major.
 //!
-//! Tensor names: `W` [D, D] (row j = input pixel, column i = conditional;
+//! Tensor names: `W` `[D, D]` (row j = input pixel, column i = conditional;
 //! only the strictly upper triangle j < i is used: the mask is applied in
-//! `forward`, never written into the weights), `a` [D].
+//! `forward`, never written into the weights), `a` `[D]`.
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@
 //! O(H) recurrence a_{i+1} = a_i + W_{:,i} x_i and both log p(x) and sampling
 //! cost O(DH) per example. Pixel order row-major.
 //!
-//! Tensor names: `W` [H, D], `c` [H], `V` [D, H], `b` [D].
+//! Tensor names: `W` `[H, D]`, `c` `[H]`, `V` `[D, H]`, `b` `[D]`.
 
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Tensor};
 use serde::{Deserialize, Serialize};
@@ -48,7 +48,7 @@ impl Nade {
     }
 
     /// Logits of every conditional p(x_i = 1 | x_<i), by the recurrence
-    /// (one fused kernel on CPU, see [`NadeDot`]).
+    /// (one fused kernel on CPU, `NadeDot` below).
     ///
     /// # Shapes
     /// `x: [B, D]` -> `[B, D]`

@@ -11,7 +11,7 @@
 //!
 //! Tensor names: `enc.{i}.weight` [in, out] / `enc.{i}.bias` for the hidden
 //! layers, `enc.mu.*`, `enc.logvar.*`, `dec.{i}.*`, `dec.out.*`, and for the
-//! Gaussian decoder `dec.logvar` [D].
+//! Gaussian decoder `dec.logvar` `[D]`.
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};

@@ -178,12 +178,14 @@ impl LikelihoodTrainer {
         let b = self.cfg.batch_size.min(n);
         let per_epoch = (n / b).max(1);
         let (epoch, k) = (step / per_epoch, step % per_epoch);
-        if self.perm.as_ref().map(|p| p.0) != Some(epoch) {
-            let mut r = rng::derived(self.seed, "shuffle", epoch as u64);
-            self.perm = Some((epoch, rng::permutation(&mut r, n)));
-        }
-        let perm = &self.perm.as_ref().map(|p| &p.1[k * b..(k + 1) * b]).unwrap_or(&[]);
-        perm.to_vec()
+        let perm = match &self.perm {
+            Some((e, p)) if *e == epoch => p,
+            _ => {
+                let mut r = rng::derived(self.seed, "shuffle", epoch as u64);
+                &self.perm.insert((epoch, rng::permutation(&mut r, n))).1
+            }
+        };
+        perm[k * b..(k + 1) * b].to_vec()
     }
 
     /// One update on batch `x` as (0-based) step `step`.
