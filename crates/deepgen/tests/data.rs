@@ -163,35 +163,21 @@ fn npy_files() {
     assert!(DataSpec::Npy(p).load(0).unwrap_err().to_string().contains("not an NPY file"));
 }
 
-/// NPY bytes with an arbitrary dtype, written by hand as numpy would.
-fn npy_bytes(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    out.extend_from_slice(h.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
 #[test]
 fn npy_f64_u8_and_unsupported_dtypes() {
     let tmp = tempfile::tempdir().unwrap();
     let f64s: Vec<u8> = [0.5f64, -2.25, 3.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let p = write(tmp.path(), "d.npy", &npy_bytes("<f8", "(2, 2)", &f64s));
+    let p = write(tmp.path(), "d.npy", &npy::encode_raw("<f8", &[2, 2], &f64s));
     assert_eq!(DataSpec::Npy(p).load(0).unwrap().x, vec![0.5, -2.25, 3.0, 4.0]);
-    let p = write(tmp.path(), "u.npy", &npy_bytes("|u1", "(1, 2, 2)", &[0, 51, 255, 102]));
+    let p = write(tmp.path(), "u.npy", &npy::encode_raw("|u1", &[1, 2, 2], &[0, 51, 255, 102]));
     let d = DataSpec::Npy(p).load(0).unwrap();
     assert_eq!((d.shape.clone(), d.x.clone()), (vec![1, 2, 2], vec![0.0, 0.2, 1.0, 0.4]));
-    let p = write(tmp.path(), "i.npy", &npy_bytes("<i4", "(1, 1)", &[1, 0, 0, 0]));
+    let p = write(tmp.path(), "i.npy", &npy::encode_raw("<i4", &[1, 1], &[1, 0, 0, 0]));
     let e = DataSpec::Npy(p).load(0).unwrap_err().to_string();
     assert!(e.contains("i.npy") && e.contains("unsupported NPY dtype '<i4'"), "{e}");
-    let p = write(tmp.path(), "f.npy", &npy_bytes("<f4", "(1, 1)", &[0, 0, 0, 0]));
+    let p = write(tmp.path(), "f.npy", &npy::encode_raw("<f4", &[1, 1], &[0, 0, 0, 0]));
     assert_eq!(DataSpec::Npy(p).load(0).unwrap().n, 1);
-    let p = write(tmp.path(), "v.npy", &npy_bytes("<f4", "(4,)", &[0u8; 16]));
+    let p = write(tmp.path(), "v.npy", &npy::encode_raw("<f4", &[4], &[0u8; 16]));
     assert!(DataSpec::Npy(p).load(0).unwrap_err().to_string().contains("expected [N, D]"));
 }
 

@@ -66,9 +66,17 @@ pub fn parse(b: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>, bool)> {
 
 /// Encodes an f32 array as NPY version 1.0 bytes.
 pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    let bytes: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+    encode_raw("<f4", shape, &bytes)
+}
+
+/// NPY version 1.0 bytes for already-encoded little-endian `data` of dtype
+/// `descr` (e.g. `<f8`, `|u1`), C order.
+pub fn encode_raw(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
+    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
+    // The header is padded so that the data starts on a 64-byte boundary.
     while (10 + h.len() + 1) % 64 != 0 {
         h.push(' ');
     }
@@ -76,8 +84,6 @@ pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend_from_slice(&(h.len() as u16).to_le_bytes());
     out.extend_from_slice(h.as_bytes());
-    for x in data {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
+    out.extend_from_slice(data);
     out
 }
