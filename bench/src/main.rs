@@ -43,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch: usize = arg(&args, "--batch", "128").parse()?;
     let warmup: usize = arg(&args, "--warmup", "20").parse()?;
     let seed: u64 = arg(&args, "--seed", "0").parse()?;
-    let model = match ModelConfig::preset(&model_name, 784, true)? {
+    let model = match ModelConfig::preset(&model_name, &[784], true)? {
         ModelConfig::Nade(mut c) => {
             c.hidden = arg(&args, "--hidden", "500").parse()?;
             ModelConfig::Nade(c)

@@ -9,7 +9,7 @@ fn main() {
     rayon::ThreadPoolBuilder::new().build().unwrap().install(run)
 }
 fn run() {
-    let cfg = ModelConfig::preset("vae", 784, true).unwrap();
+    let cfg = ModelConfig::preset("vae", &[784], true).unwrap();
     let m = Model::new(&cfg, 0, &Device::Cpu).unwrap();
     let mut opt = Adam::new(&m.params, AdamConfig::default()).unwrap();
     let mut r = deepgen::rng::rng(0);

@@ -12,7 +12,7 @@ use deepgen::train::checkpoint::DataConfig;
 use deepgen::train::{LikelihoodTrainer, RunConfig, RunDir, Schedule, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{InfoArgs, ModelsArgs, SampleArgs, ScoreArgs, TrainArgs};
+use crate::{CompleteArgs, InfoArgs, ModelsArgs, SampleArgs, ScoreArgs, TrainArgs};
 
 fn device(name: &str) -> Result<Device> {
     match name {
@@ -31,7 +31,14 @@ fn positive(flag: &str, v: i64) -> Result<usize> {
 
 /// Flags that define a run and so cannot change on --resume.
 fn reject_on_resume(a: &TrainArgs) -> Result<()> {
-    let given: [(&str, bool); 18] = [
+    let given: [(&str, bool); 25] = [
+        ("--channels", a.channels.is_some()),
+        ("--layers", a.layers.is_some()),
+        ("--output", a.output.is_some()),
+        ("--components", a.components.is_some()),
+        ("--masks", a.masks.is_some()),
+        ("--order-agnostic", a.order_agnostic),
+        ("--connectivity-agnostic", a.connectivity_agnostic),
         ("--data", a.data.is_some()),
         ("--val", a.val.is_some()),
         ("--config", a.config.is_some()),
@@ -108,15 +115,62 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
     let name = a.model.clone().or(file.as_ref().map(|f| f.model.name().to_string())).unwrap_or_else(|| "vae".into());
     let mut model = match &file {
         Some(f) if f.model.name() == name && f.model.dim() == raw.dim() => f.model.clone(),
-        _ => ModelConfig::preset(&name, raw.dim(), in_unit)?,
+        _ => ModelConfig::preset(&name, &raw.shape, in_unit)?,
     };
-    match (&mut model, &a.hidden) {
-        (ModelConfig::Nade(c), Some(h)) => c.hidden = h.parse().map_err(|_| anyhow::anyhow!("--hidden: `{h}` is not a number"))?,
-        (ModelConfig::Vae(c), Some(h)) => {
-            c.hidden = h.split(',').map(|s| s.trim().parse::<usize>()).collect::<Result<_, _>>().map_err(|_| anyhow::anyhow!("--hidden: `{h}` is not a comma list of numbers"))?
+    let number = |h: &str| -> Result<usize> {
+        match h.trim().parse::<usize>() {
+            Ok(v) if v > 0 => Ok(v),
+            _ => bail!("--hidden: `{h}` is not a positive number"),
         }
+    };
+    let list = |h: &str| -> Result<Vec<usize>> { h.split(',').map(number).collect::<Result<_>>().map_err(|_| anyhow::anyhow!("--hidden: `{h}` is not a comma list of positive numbers")) };
+    match (&mut model, &a.hidden) {
+        (ModelConfig::Nade(c), Some(h)) => c.hidden = number(h)?,
+        (ModelConfig::Rnade(c), Some(h)) => c.hidden = number(h)?,
+        (ModelConfig::Made(c), Some(h)) => c.hidden = list(h)?,
+        (ModelConfig::Vae(c), Some(h)) => c.hidden = list(h)?,
         (_, Some(_)) => bail!("--hidden does not apply to the {name} model"),
         _ => {}
+    }
+    if let Some(ch) = a.channels {
+        match &mut model {
+            ModelConfig::PixelCnn(c) => c.channels = ch,
+            ModelConfig::PixelRnn(c) => c.channels = ch,
+            _ => bail!("--channels applies only to the pixelcnn and pixelrnn models"),
+        }
+    }
+    if let Some(l) = a.layers {
+        match &mut model {
+            ModelConfig::PixelCnn(c) => c.layers = l,
+            ModelConfig::PixelRnn(c) => c.layers = l,
+            _ => bail!("--layers applies only to the pixelcnn and pixelrnn models"),
+        }
+    }
+    if let Some(o) = &a.output {
+        let o = o.parse()?;
+        match model.output_mut() {
+            Some(out) => *out = o,
+            None => bail!("--output applies only to the pixelcnn and pixelrnn models"),
+        }
+    }
+    if let Some(k) = a.components {
+        match &mut model {
+            ModelConfig::Rnade(c) => c.components = k,
+            _ => bail!("--components applies only to the rnade model"),
+        }
+    }
+    if a.masks.is_some() || a.order_agnostic || a.connectivity_agnostic {
+        match &mut model {
+            ModelConfig::Made(c) => {
+                c.masks = a.masks.unwrap_or(c.masks);
+                c.order_agnostic |= a.order_agnostic;
+                c.connectivity_agnostic |= a.connectivity_agnostic;
+            }
+            _ => bail!("--masks, --order-agnostic and --connectivity-agnostic apply only to the made model"),
+        }
+    }
+    if let ModelConfig::Made(c) = &mut model {
+        c.mask_seed = seed;
     }
     if let Some(l) = a.latent {
         match &mut model {
@@ -326,8 +380,10 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     // For 2-D data the training points, if still readable, are drawn behind the samples.
     let background = if model.config.dim() == 2 { run::load_transformed(&cfg.data.train, &cfg, true).ok().map(|d| d.0) } else { None };
     let mut r = rng::rng(a.seed.unwrap_or(cfg.seed));
+    let t0 = std::time::Instant::now();
     run::write_samples(&model, &cfg, n, a.mean, &mut r, &out, background.as_ref())?;
-    println!("wrote {n} samples from {} to {}", model.name(), out.display());
+    let secs = t0.elapsed().as_secs_f64();
+    println!("wrote {n} samples from {} to {} in {secs:.2} s ({:.1} samples/s)", model.name(), out.display(), n as f64 / secs.max(1e-9));
     Ok(())
 }
 
@@ -364,6 +420,58 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     Ok(())
 }
 
+pub fn complete(a: CompleteArgs) -> Result<()> {
+    let n = positive("-n", a.n)?;
+    let samples = positive("--samples", a.samples)?;
+    let (dir, cfg, model) = open_run(&a.run)?;
+    let spec = match a.data.clone().or(cfg.data.val.clone()) {
+        Some(s) => s,
+        None => bail!("{}: the run has no validation data; pass --data", a.run.display()),
+    };
+    let (data, _) = run::load_transformed(&spec, &cfg, false)?;
+    model.check_dim(data.dim(), &data.source)?;
+    let keep = run::Keep::parse(&a.keep, &data.shape)?;
+    let flags = keep.flags(&data.shape);
+    // The models condition on earlier values only: a known value after an unknown one is kept but not conditioned on.
+    if let Some(first_unknown) = flags.iter().position(|&k| !k) {
+        if flags[first_unknown..].iter().any(|&k| k) {
+            eprintln!("note: some known values come after unknown ones in the model's raster order; the unknown ones are drawn given the known values before them only");
+        }
+    }
+    let out = a.out.clone().unwrap_or_else(|| dir.file("completions.png"));
+    let mut r = rng::derived(a.seed.unwrap_or(cfg.seed), "complete", 0);
+    let t0 = std::time::Instant::now();
+    let (x, flags, done, lps) = run::complete(&model, &data, &keep, n, samples, &mut r)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "png" if data.is_image() => run::write_completions(&x, &flags, &done, &data.shape, &out)?,
+        "png" => bail!("{}: a completion grid needs image data; write .csv or .npy", out.display()),
+        "csv" | "npy" => {
+            let v = done.flatten_all()?.to_vec1::<f32>()?;
+            let d = data.dim();
+            let bytes = if ext == "csv" {
+                v.chunks(d).map(|r| r.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",") + "\n").collect::<String>().into_bytes()
+            } else {
+                let mut shape = vec![done.dim(0)?];
+                shape.extend_from_slice(&data.shape);
+                deepgen::data::npy::encode_f32(&shape, &v)
+            };
+            deepgen::train::checkpoint::atomic_write(&out, &bytes)?;
+        }
+        _ => bail!("{}: unknown output type (use .png, .csv or .npy)", out.display()),
+    }
+    let mean_lp = lps.iter().sum::<f64>() / lps.len() as f64;
+    println!(
+        "completed {} examples x {samples} samples ({} of {} values unknown) in {secs:.2} s; mean log p of the completed examples {mean_lp:.2} nats; wrote {}",
+        x.dim(0)?,
+        flags.iter().filter(|&&k| !k).count(),
+        flags.len(),
+        out.display()
+    );
+    Ok(())
+}
+
 fn table_size(dim: usize) -> String {
     if dim < 64 {
         format!("{}", (1u128 << dim) - 1)
@@ -378,7 +486,19 @@ pub fn models(a: ModelsArgs) -> Result<()> {
         bail!("--dim must be positive");
     }
     for info in MODELS {
-        let cfg = ModelConfig::preset(info.name, a.dim, true)?;
+        let side = (a.dim as f64).sqrt().round() as usize;
+        let shape = if side * side == a.dim { vec![1, side, side] } else { vec![a.dim] };
+        let cfg = match ModelConfig::preset(info.name, &shape, true) {
+            Ok(c) => c,
+            Err(_) => match ModelConfig::preset(info.name, &[a.dim], true) {
+                Ok(c) => c,
+                Err(_) => {
+                    println!("{:<10} {}", info.name, info.summary);
+                    println!("           (needs one-channel square images here: --dim must be a square number, e.g. 784)");
+                    continue;
+                }
+            },
+        };
         let m = Model::new(&cfg, 0, &Device::Cpu)?;
         println!("{:<10} {}", info.name, info.summary);
         println!(

@@ -23,6 +23,8 @@ enum Command {
     Sample(SampleArgs),
     /// Score data under a trained run: log p(x) per example in nats and bits/dim.
     Score(ScoreArgs),
+    /// Fill in the unknown part of examples by sampling it from an autoregressive run, in order.
+    Complete(CompleteArgs),
     /// List every model with its capabilities, tensor names and parameter counts.
     Models(ModelsArgs),
     /// Show what a run directory holds: model, step, parameters, last metrics.
@@ -31,7 +33,7 @@ enum Command {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Model to train: bernoulli, fvsbn, nade or vae [default: vae].
+    /// Model to train: bernoulli, fvsbn, nade, made, rnade, pixelcnn, gated-pixelcnn, row-lstm, diagonal-bilstm or vae [default: vae].
     pub model: Option<String>,
     /// Training data: mnist, mnist:test, digits, idx:PREFIX, png:DIR, csv:FILE, npy:FILE, toy:ring8, toy:grid25 [default: mnist].
     #[arg(long)]
@@ -75,9 +77,30 @@ pub struct TrainArgs {
     /// Standardise each feature with the training mean and std (for real-valued data).
     #[arg(long)]
     pub standardize: bool,
-    /// Hidden units: NADE's H, or the VAE's hidden widths as a comma list (e.g. 512,512).
+    /// Hidden units: NADE's and RNADE's H, or MADE's and the VAE's hidden widths as a comma list (e.g. 512,512).
     #[arg(long)]
     pub hidden: Option<String>,
+    /// PixelCNN / PixelRNN feature maps per layer [default: 32].
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// PixelCNN residual blocks or gated layers [default: 5]; PixelRNN LSTM layers [default: 2].
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// PixelCNN / PixelRNN output per pixel: bernoulli (binary images) or softmax (256 grey levels) [default: bernoulli].
+    #[arg(long)]
+    pub output: Option<String>,
+    /// RNADE mixture components per conditional [default: 5].
+    #[arg(long)]
+    pub components: Option<usize>,
+    /// MADE: masks averaged at test time [default: 1; more need an agnostic training flag].
+    #[arg(long)]
+    pub masks: Option<usize>,
+    /// MADE: draw a new input ordering for every minibatch.
+    #[arg(long)]
+    pub order_agnostic: bool,
+    /// MADE: draw new hidden-unit connectivity for every minibatch.
+    #[arg(long)]
+    pub connectivity_agnostic: bool,
     /// VAE latent dimension.
     #[arg(long)]
     pub latent: Option<usize>,
@@ -134,6 +157,30 @@ pub struct ScoreArgs {
 }
 
 #[derive(Args)]
+pub struct CompleteArgs {
+    /// Run directory of an autoregressive model.
+    pub run: std::path::PathBuf,
+    /// Examples to complete (the run's transforms are applied) [default: the run's validation data].
+    #[arg(long)]
+    pub data: Option<String>,
+    /// What stays known: top-half, left-half, bottom-half, right-half, or a PNG mask the size of one image (white = known).
+    #[arg(long, default_value = "top-half")]
+    pub keep: String,
+    /// Examples to take from the data (the first N).
+    #[arg(short = 'n', long = "num", default_value_t = 8, allow_negative_numbers = true)]
+    pub n: i64,
+    /// Completions per example.
+    #[arg(long, default_value_t = 4, allow_negative_numbers = true)]
+    pub samples: i64,
+    /// Output grid (PNG; each row: original, masked, completions) or .csv/.npy of the completions [default: RUN/completions.png].
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Seed for the draws [default: the run's seed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Args)]
 pub struct ModelsArgs {
     /// Data dimension for the shapes and counts shown.
     #[arg(long, default_value_t = 784)]
@@ -169,6 +216,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd::train(a),
         Command::Sample(a) => cmd::sample(a),
         Command::Score(a) => cmd::score(a),
+        Command::Complete(a) => cmd::complete(a),
         Command::Models(a) => cmd::models(a),
         Command::Info(a) => cmd::info(a),
     };

@@ -51,8 +51,12 @@ pub fn assert_grads_match_fd(m: &Model, f: &dyn Fn(&Model) -> f64, grads: &candl
                 f(m)
             };
             let fd = (eval(h) - eval(-h)) / (2.0 * h as f64);
+            let ok = |fd: f64| (fd - analytic[k] as f64).abs() < tol * (1.0 + fd.abs());
+            // A ReLU kink within h of the point bends a central difference; a wrong
+            // gradient fails at both step sizes, a kink at most at one.
+            let fd = if ok(fd) { fd } else { (eval(h / 8.0) - eval(-h / 8.0)) / (h as f64 / 4.0) };
             var.set(&Tensor::from_vec(base.clone(), var.dims(), &Device::Cpu).unwrap()).unwrap();
-            assert!((fd - analytic[k] as f64).abs() < tol * (1.0 + fd.abs()), "{what} {name}[{k}]: finite difference {fd} vs analytic {}", analytic[k]);
+            assert!(ok(fd), "{what} {name}[{k}]: finite difference {fd} vs analytic {}", analytic[k]);
             checked += 1;
         }
     }

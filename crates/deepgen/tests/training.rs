@@ -17,7 +17,7 @@ fn digits(n: usize) -> Dataset {
 }
 
 fn small(name: &str) -> ModelConfig {
-    match ModelConfig::preset(name, 64, true).unwrap() {
+    match ModelConfig::preset(name, &[64], true).unwrap() {
         ModelConfig::Nade(mut c) => {
             c.hidden = 16;
             ModelConfig::Nade(c)

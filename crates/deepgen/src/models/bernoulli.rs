@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::nn::{ops, Params};
-use crate::rng::{self, Rng};
+use crate::dist::PixelOutput;
+use crate::models::Known;
+use crate::rng::Rng;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -34,15 +36,19 @@ impl Bernoulli {
         Ok(ops::bernoulli_log_prob_logits(&z, x)?.sum(1)?)
     }
 
-    /// # Shapes
-    /// -> `[n, D]` binary draws.
-    pub fn sample(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
-        let p = ops::sigmoid(&self.logits)?.to_vec1::<f32>()?;
-        let d = p.len();
+    /// Independent draws (known values kept); returns `[n, D]` and each row's log p.
+    pub fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+        let z = self.logits.to_vec1::<f32>()?;
+        let d = z.len();
         let mut out = Vec::with_capacity(n * d);
-        for _ in 0..n {
-            out.extend(rng::bernoulli(rng, &p));
+        let mut lps = vec![0f64; n];
+        for (s, lp) in lps.iter_mut().enumerate() {
+            for (i, &zi) in z.iter().enumerate() {
+                let (v, l) = PixelOutput::Bernoulli.draw(&[zi], known.and_then(|k| k.get(s, i, d)), rng);
+                out.push(v);
+                *lp += l;
+            }
         }
-        Ok(Tensor::from_vec(out, (n, d), self.logits.device())?)
+        Ok((Tensor::from_vec(out, (n, d), self.logits.device())?, lps))
     }
 }

@@ -10,7 +10,9 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::dist::PixelOutput;
 use crate::error::Result;
+use crate::models::Known;
 use crate::nn::{ops, Params};
 use crate::rng::Rng;
 
@@ -53,19 +55,23 @@ impl Fvsbn {
         Ok(ops::bernoulli_log_prob_logits(&self.logits(x)?, x)?.sum(1)?)
     }
 
-    /// Ancestral sampling, one pixel at a time (plain loops: D steps of a dot product).
-    pub fn sample(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
+    /// Ancestral sampling, one pixel at a time (plain loops: D steps of a dot
+    /// product); known values are kept. Returns `[n, D]` and each row's log p.
+    pub fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
         let d = self.dim;
         let w = (&self.w * &self.mask)?.flatten_all()?.to_vec1::<f32>()?;
         let a = self.a.to_vec1::<f32>()?;
         let mut out = vec![0f32; n * d];
+        let mut lps = vec![0f64; n];
         for s in 0..n {
             let x = &mut out[s * d..(s + 1) * d];
             for i in 0..d {
                 let z: f32 = a[i] + (0..i).map(|j| x[j] * w[j * d + i]).sum::<f32>();
-                x[i] = crate::rng::bernoulli(rng, &[1.0 / (1.0 + (-z).exp())])[0];
+                let (v, l) = PixelOutput::Bernoulli.draw(&[z], known.and_then(|k| k.get(s, i, d)), rng);
+                x[i] = v;
+                lps[s] += l;
             }
         }
-        Ok(Tensor::from_vec(out, (n, d), self.a.device())?)
+        Ok((Tensor::from_vec(out, (n, d), self.a.device())?, lps))
     }
 }

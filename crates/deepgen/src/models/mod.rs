@@ -8,7 +8,11 @@
 
 pub mod bernoulli;
 pub mod fvsbn;
+pub mod made;
 pub mod nade;
+pub mod pixelcnn;
+pub mod pixelrnn;
+pub mod rnade;
 pub mod vae;
 
 pub use candle_core::{DType, Device, Tensor};
@@ -20,8 +24,14 @@ use crate::rng::{self, Rng};
 
 pub use bernoulli::{Bernoulli, BernoulliConfig};
 pub use fvsbn::{Fvsbn, FvsbnConfig};
+pub use made::{Made, MadeConfig};
 pub use nade::{Nade, NadeConfig};
+pub use pixelcnn::{PixelCnn, PixelCnnConfig};
+pub use pixelrnn::{Cell, PixelRnn, PixelRnnConfig};
+pub use rnade::{Rnade, RnadeConfig};
 pub use vae::{Likelihood, Vae, VaeConfig};
+
+pub use crate::dist::PixelOutput;
 
 /// Normalised log-density, one value per example, in nats. Models whose
 /// density is intractable return a stochastic bound and say so through
@@ -38,6 +48,27 @@ pub trait Sampler {
 /// Maps examples to a feature or latent space.
 pub trait Encoder {
     fn encode(&self, x: &Tensor) -> Result<Tensor>;
+}
+
+/// Values already known, for conditional completion: `values` and
+/// `observed` are `[n, D]` row-major; unobserved values are ignored.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub values: Vec<f32>,
+    pub observed: Vec<bool>,
+}
+
+impl Known {
+    /// The known value of element `i` of example `s` (of `d` values), if observed.
+    #[inline]
+    pub fn get(&self, s: usize, i: usize, d: usize) -> Option<f32> {
+        let k = s * d + i;
+        if *self.observed.get(k)? {
+            self.values.get(k).copied()
+        } else {
+            None
+        }
+    }
 }
 
 /// A training loss with named parts (all scalars, batch means).
@@ -59,6 +90,12 @@ pub enum ModelConfig {
     Bernoulli(BernoulliConfig),
     Fvsbn(FvsbnConfig),
     Nade(NadeConfig),
+    Made(MadeConfig),
+    Rnade(RnadeConfig),
+    #[serde(rename = "pixelcnn")]
+    PixelCnn(PixelCnnConfig),
+    #[serde(rename = "pixelrnn")]
+    PixelRnn(PixelRnnConfig),
     Vae(VaeConfig),
 }
 
@@ -76,13 +113,36 @@ pub const MODELS: &[ModelInfo] = &[
     ModelInfo { name: "bernoulli", summary: "independent Bernoulli pixels (baseline)", exact: true, binary: true },
     ModelInfo { name: "fvsbn", summary: "fully visible sigmoid belief net: chain rule, logistic conditionals", exact: true, binary: true },
     ModelInfo { name: "nade", summary: "NADE (Larochelle & Murray 2011): shared weights, O(DH) recurrence", exact: true, binary: true },
+    ModelInfo { name: "made", summary: "MADE (Germain et al. 2015): masked MLP, order/connectivity-agnostic training, mask ensembles", exact: true, binary: true },
+    ModelInfo { name: "rnade", summary: "RNADE (Uria et al. 2013): NADE with mixture-of-Gaussians conditionals for real values", exact: true, binary: false },
+    ModelInfo { name: "pixelcnn", summary: "PixelCNN (van den Oord et al. 2016): masked convolutions A then B, residual blocks", exact: true, binary: true },
+    ModelInfo { name: "gated-pixelcnn", summary: "gated PixelCNN (van den Oord et al. 2016b): vertical and horizontal stacks, no blind spot", exact: true, binary: true },
+    ModelInfo { name: "row-lstm", summary: "PixelRNN Row LSTM (van den Oord et al. 2016): row-by-row LSTM, triangular receptive field", exact: true, binary: true },
+    ModelInfo { name: "diagonal-bilstm", summary: "PixelRNN Diagonal BiLSTM (van den Oord et al. 2016): skewed diagonal LSTMs in two directions", exact: true, binary: true },
     ModelInfo { name: "vae", summary: "VAE (Kingma & Welling 2014): ELBO training, importance-weighted log p (Burda et al. 2016)", exact: false, binary: false },
 ];
 
 impl ModelConfig {
-    /// The default configuration of model `name` for data of `dim` values.
-    pub fn preset(name: &str, dim: usize, binary_data: bool) -> Result<Self> {
+    /// The default configuration of model `name` for examples of `shape`
+    /// (`[D]` for vectors, `[1, H, W]` for one-channel images).
+    pub fn preset(name: &str, shape: &[usize], binary_data: bool) -> Result<Self> {
+        let dim: usize = shape.iter().product();
+        let image = || match shape {
+            [1, h, w] => Ok((*h, *w)),
+            _ => Err(Error::config(format!("the {name} model needs one-channel images (shape [1, H, W]); this data has examples of shape {shape:?}"))),
+        };
         Ok(match name {
+            "made" => ModelConfig::Made(MadeConfig { dim, hidden: vec![500], connectivity_agnostic: false, order_agnostic: false, masks: 1, mask_seed: 0 }),
+            "rnade" => ModelConfig::Rnade(RnadeConfig { dim, hidden: 100, components: 5 }),
+            "pixelcnn" | "gated-pixelcnn" => {
+                let (height, width) = image()?;
+                ModelConfig::PixelCnn(PixelCnnConfig { height, width, channels: 32, layers: 5, gated: name == "gated-pixelcnn", output: PixelOutput::Bernoulli })
+            }
+            "row-lstm" | "diagonal-bilstm" => {
+                let (height, width) = image()?;
+                let cell = if name == "row-lstm" { Cell::Row } else { Cell::Diagonal };
+                ModelConfig::PixelRnn(PixelRnnConfig { cell, height, width, channels: 32, layers: 2, output: PixelOutput::Bernoulli })
+            }
             "bernoulli" => ModelConfig::Bernoulli(BernoulliConfig { dim }),
             "fvsbn" => ModelConfig::Fvsbn(FvsbnConfig { dim }),
             "nade" => ModelConfig::Nade(NadeConfig { dim, hidden: 500 }),
@@ -105,6 +165,12 @@ impl ModelConfig {
             ModelConfig::Bernoulli(_) => "bernoulli",
             ModelConfig::Fvsbn(_) => "fvsbn",
             ModelConfig::Nade(_) => "nade",
+            ModelConfig::Made(_) => "made",
+            ModelConfig::Rnade(_) => "rnade",
+            ModelConfig::PixelCnn(c) if c.gated => "gated-pixelcnn",
+            ModelConfig::PixelCnn(_) => "pixelcnn",
+            ModelConfig::PixelRnn(c) if c.cell == Cell::Row => "row-lstm",
+            ModelConfig::PixelRnn(_) => "diagonal-bilstm",
             ModelConfig::Vae(_) => "vae",
         }
     }
@@ -120,6 +186,10 @@ impl ModelConfig {
             ModelConfig::Bernoulli(c) => c.dim,
             ModelConfig::Fvsbn(c) => c.dim,
             ModelConfig::Nade(c) => c.dim,
+            ModelConfig::Made(c) => c.dim,
+            ModelConfig::Rnade(c) => c.dim,
+            ModelConfig::PixelCnn(c) => c.height * c.width,
+            ModelConfig::PixelRnn(c) => c.height * c.width,
             ModelConfig::Vae(c) => c.dim,
         }
     }
@@ -128,7 +198,28 @@ impl ModelConfig {
     pub fn needs_binary(&self) -> bool {
         match self {
             ModelConfig::Vae(c) => c.likelihood == Likelihood::Bernoulli,
+            ModelConfig::Rnade(_) => false,
+            ModelConfig::PixelCnn(c) => c.output == PixelOutput::Bernoulli,
+            ModelConfig::PixelRnn(c) => c.output == PixelOutput::Bernoulli,
             _ => true,
+        }
+    }
+
+    /// Whether the model reads 8-bit grey levels (values k/255 in [0, 1]).
+    pub fn needs_grey_levels(&self) -> bool {
+        match self {
+            ModelConfig::PixelCnn(c) => c.output == PixelOutput::Softmax,
+            ModelConfig::PixelRnn(c) => c.output == PixelOutput::Softmax,
+            _ => false,
+        }
+    }
+
+    /// The per-pixel output of the image models.
+    pub fn output_mut(&mut self) -> Option<&mut PixelOutput> {
+        match self {
+            ModelConfig::PixelCnn(c) => Some(&mut c.output),
+            ModelConfig::PixelRnn(c) => Some(&mut c.output),
+            _ => None,
         }
     }
 }
@@ -137,6 +228,10 @@ enum Net {
     Bernoulli(Bernoulli),
     Fvsbn(Fvsbn),
     Nade(Nade),
+    Made(Made),
+    Rnade(Rnade),
+    PixelCnn(PixelCnn),
+    PixelRnn(PixelRnn),
     Vae(Vae),
 }
 
@@ -164,6 +259,10 @@ impl Model {
                 }
                 Net::Nade(Nade::new(&mut p, c, &mut r, dev)?)
             }
+            ModelConfig::Made(c) => Net::Made(Made::new(&mut p, c, &mut r, dev)?),
+            ModelConfig::Rnade(c) => Net::Rnade(Rnade::new(&mut p, c, &mut r, dev)?),
+            ModelConfig::PixelCnn(c) => Net::PixelCnn(PixelCnn::new(&mut p, c, &mut r, dev)?),
+            ModelConfig::PixelRnn(c) => Net::PixelRnn(PixelRnn::new(&mut p, c, &mut r, dev)?),
             ModelConfig::Vae(c) => Net::Vae(Vae::new(&mut p, c, &mut r, dev)?),
         };
         Ok(Self { config: config.clone(), params: p, net })
@@ -181,12 +280,45 @@ impl Model {
         }
     }
 
-    /// Logits of p(x_i = 1 | x_<i) for the autoregressive families.
+    /// The parameters of every conditional p(x_i | x_<i), `[B, D, P]`, for
+    /// the autoregressive families (raster order; MADE: mask set 0): P = 1
+    /// logit for binary outputs, 256 logits for grey levels, 3K mixture
+    /// parameters for RNADE. `None` for the other families.
     pub fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        let un = |t: Result<Tensor>| t.and_then(|t| Ok(t.unsqueeze(2)?));
         match &self.net {
-            Net::Fvsbn(m) => Some(m.logits(x)),
-            Net::Nade(m) => Some(m.logits(x)),
+            Net::Fvsbn(m) => Some(un(m.logits(x))),
+            Net::Nade(m) => Some(un(m.logits(x))),
+            Net::Made(m) => Some(un(m.logits(x))),
+            Net::Rnade(m) => Some(m.conditionals(x)),
+            Net::PixelCnn(m) => Some(m.conditionals(x)),
+            Net::PixelRnn(m) => Some(m.conditionals(x)),
             _ => None,
+        }
+    }
+
+    /// Sequential sampling for the models with tractable conditionals (all
+    /// but the VAE): values in `known` are kept and the others drawn in the
+    /// model's order given everything before them, which for the raster
+    /// order makes `known` = top half an exact conditional completion.
+    /// Returns the examples `[n, D]` and the log-probability (or log-density)
+    /// of each, accumulated while sampling.
+    pub fn sample_sequential(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+        if let Some(k) = known {
+            let d = self.config.dim();
+            if k.values.len() != n * d || k.observed.len() != n * d {
+                return Err(Error::Shape(format!("completion needs {n} x {d} known values and flags, got {} and {}", k.values.len(), k.observed.len())));
+            }
+        }
+        match &self.net {
+            Net::Bernoulli(m) => m.sample_ar(n, known, rng),
+            Net::Fvsbn(m) => m.sample_ar(n, known, rng),
+            Net::Nade(m) => m.sample_ar(n, known, rng),
+            Net::Made(m) => m.sample_ar(n, known, rng),
+            Net::Rnade(m) => m.sample_ar(n, known, rng),
+            Net::PixelCnn(m) => m.sample_ar(n, known, rng),
+            Net::PixelRnn(m) => m.sample_ar(n, known, rng),
+            Net::Vae(_) => Err(Error::config("the vae model has no sequential conditionals; completion needs an autoregressive model")),
         }
     }
 
@@ -205,6 +337,10 @@ impl DensityModel for Model {
             Net::Bernoulli(m) => m.log_prob(x),
             Net::Fvsbn(m) => m.log_prob(x),
             Net::Nade(m) => m.log_prob(x),
+            Net::Made(m) => m.log_prob(x),
+            Net::Rnade(m) => m.log_prob(x),
+            Net::PixelCnn(m) => m.log_prob(x),
+            Net::PixelRnn(m) => m.log_prob(x),
             Net::Vae(m) => m.log_prob(x, rng),
         }
     }
@@ -213,10 +349,8 @@ impl DensityModel for Model {
 impl Sampler for Model {
     fn sample(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
         match &self.net {
-            Net::Bernoulli(m) => m.sample(n, rng),
-            Net::Fvsbn(m) => m.sample(n, rng),
-            Net::Nade(m) => m.sample(n, rng),
             Net::Vae(m) => m.sample(n, rng),
+            _ => Ok(self.sample_sequential(n, None, rng)?.0),
         }
     }
 }
@@ -230,6 +364,10 @@ impl Objective for Model {
                 let kl = e.kl.mean_all()?;
                 let total = (&recon + &kl)?;
                 Ok(Losses { total, parts: vec![("recon", recon), ("kl", kl)] })
+            }
+            Net::Made(m) => {
+                let nll = m.train_log_prob(x, rng)?.neg()?.mean_all()?;
+                Ok(Losses { total: nll.clone(), parts: vec![("nll", nll)] })
             }
             _ => {
                 let nll = self.log_prob(x, rng)?.neg()?.mean_all()?;

@@ -10,7 +10,9 @@
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::dist::PixelOutput;
 use crate::error::Result;
+use crate::models::Known;
 use crate::nn::{ops, Params};
 use crate::rng::Rng;
 
@@ -65,8 +67,9 @@ impl Nade {
         Ok(ops::bernoulli_log_prob_logits(&self.logits(x)?, x)?.sum(1)?)
     }
 
-    /// Ancestral sampling with the same O(DH) recurrence (plain loops).
-    pub fn sample(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
+    /// Ancestral sampling with the same O(DH) recurrence (plain loops); known
+    /// values are kept. Returns `[n, D]` and each row's log p.
+    pub fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
         let (d, hn) = (self.dim, self.hidden);
         let w = self.w.to_vec2::<f32>()?;
         let wt: Vec<Vec<f32>> = (0..d).map(|i| (0..hn).map(|k| w[k][i]).collect()).collect();
@@ -74,18 +77,20 @@ impl Nade {
         let v = self.v.to_vec2::<f32>()?;
         let b = self.b.to_vec1::<f32>()?;
         let mut out = vec![0f32; n * d];
+        let mut lps = vec![0f64; n];
         for s in 0..n {
             let mut a = c.clone();
             for i in 0..d {
                 let z = b[i] + a.iter().zip(&v[i]).map(|(&ak, &vk)| vk / (1.0 + (-ak).exp())).sum::<f32>();
-                let xi = crate::rng::bernoulli(rng, &[1.0 / (1.0 + (-z).exp())])[0];
+                let (xi, l) = PixelOutput::Bernoulli.draw(&[z], known.and_then(|k| k.get(s, i, d)), rng);
+                lps[s] += l;
                 out[s * d + i] = xi;
                 if xi != 0.0 {
                     a.iter_mut().zip(&wt[i]).for_each(|(ak, wk)| *ak += wk);
                 }
             }
         }
-        Ok(Tensor::from_vec(out, (n, d), self.b.device())?)
+        Ok((Tensor::from_vec(out, (n, d), self.b.device())?, lps))
     }
 }
 

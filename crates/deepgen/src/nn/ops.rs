@@ -150,3 +150,65 @@ pub fn sigmoid_into(a: &[f32], out: &mut [f32]) {
         *o = 1.0 / (1.0 + fast_exp(-v));
     }
 }
+
+/// The level of a value in [0, 1] quantised to `k` levels: round(x (k-1)).
+#[inline]
+pub fn level_of(x: f32, k: usize) -> usize {
+    ((x * (k - 1) as f32).round().max(0.0) as usize).min(k - 1)
+}
+
+/// log softmax(z)[level(x)] per row: a categorical over `K` grey levels.
+struct CategoricalLevels;
+
+impl CustomOp2 for CategoricalLevels {
+    fn name(&self) -> &'static str {
+        "deepgen-categorical-levels"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let z = contiguous_f32(s1, l1, self.name())?;
+        let x = contiguous_f32(s2, l2, self.name())?;
+        let (n, k) = l1.shape().dims2()?;
+        if x.len() != n {
+            candle_core::bail!("{}: {n} rows of logits vs {} targets", self.name(), x.len());
+        }
+        let out = z.chunks(k).zip(x).map(|(row, &x)| row[level_of(x, k)] - log_sum_exp(row)).collect();
+        Ok((CpuStorage::F32(out), Shape::from(n)))
+    }
+    fn bwd(&self, z: &Tensor, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        // d/dz_j = g (1[j = level] - softmax(z)_j); the targets are data (no gradient).
+        let (n, k) = z.dims2()?;
+        let zv = z.flatten_all()?.to_vec1::<f32>()?;
+        let xv = x.flatten_all()?.to_vec1::<f32>()?;
+        let gv = grad.flatten_all()?.to_vec1::<f32>()?;
+        let mut dz = vec![0f32; n * k];
+        dz.chunks_mut(k).zip(zv.chunks(k)).zip(xv.iter().zip(&gv)).for_each(|((d, row), (&x, &g))| {
+            let lse = log_sum_exp(row);
+            d.iter_mut().zip(row).for_each(|(d, &z)| *d = -g * fast_exp(z - lse));
+            d[level_of(x, k)] += g;
+        });
+        Ok((Some(Tensor::from_vec(dz, (n, k), z.device())?), None))
+    }
+}
+
+#[inline]
+fn log_sum_exp(row: &[f32]) -> f32 {
+    let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    m + row.iter().map(|&z| fast_exp(z - m)).sum::<f32>().ln()
+}
+
+/// log Categorical(level(x) | softmax(z)) per row, for x in [0, 1] quantised
+/// to `K` levels (256 for 8-bit grey images). First-order on CPU (fused);
+/// candle ops elsewhere.
+///
+/// # Shapes
+/// `z: [N, K]`, `x: [N]` -> `[N]`
+pub fn categorical_log_prob_levels(z: &Tensor, x: &Tensor) -> candle_core::Result<Tensor> {
+    if z.device().is_cpu() && !crate::nn::create_graph() {
+        return z.contiguous()?.apply_op2(&x.contiguous()?, CategoricalLevels);
+    }
+    let k = z.dim(1)?;
+    let m = z.max_keepdim(1)?.detach();
+    let lse = (z.broadcast_sub(&m)?.exp()?.sum_keepdim(1)?.log()? + &m)?;
+    let idx = ((x * (k - 1) as f64)?.round()?.clamp(0f32, (k - 1) as f32)?).to_dtype(candle_core::DType::U32)?.unsqueeze(1)?;
+    z.broadcast_sub(&lse)?.gather(&idx, 1)?.squeeze(1)
+}
