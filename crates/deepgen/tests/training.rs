@@ -16,11 +16,34 @@ fn digits(n: usize) -> Dataset {
     d
 }
 
+/// Every model trained on 8x8 digits, small.
+const ALL: [&str; 10] = ["bernoulli", "fvsbn", "nade", "made", "pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm", "rnade", "vae"];
+
 fn small(name: &str) -> ModelConfig {
-    match ModelConfig::preset(name, &[64], true).unwrap() {
+    let shape: &[usize] = if ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"].contains(&name) { &[1, 8, 8] } else { &[64] };
+    match ModelConfig::preset(name, shape, true).unwrap() {
         ModelConfig::Nade(mut c) => {
             c.hidden = 16;
             ModelConfig::Nade(c)
+        }
+        ModelConfig::Made(mut c) => {
+            c.hidden = vec![32];
+            ModelConfig::Made(c)
+        }
+        ModelConfig::Rnade(mut c) => {
+            c.hidden = 8;
+            c.components = 2;
+            ModelConfig::Rnade(c)
+        }
+        ModelConfig::PixelCnn(mut c) => {
+            c.channels = 8;
+            c.layers = 2;
+            ModelConfig::PixelCnn(c)
+        }
+        ModelConfig::PixelRnn(mut c) => {
+            c.channels = 6;
+            c.layers = 1;
+            ModelConfig::PixelRnn(c)
         }
         ModelConfig::Vae(_) => ModelConfig::Vae(VaeConfig { dim: 64, hidden: vec![32], latent: 4, likelihood: Likelihood::Bernoulli, iw_samples: 20 }),
         c => c,
@@ -47,7 +70,7 @@ impl Hooks for Record {
 #[test]
 fn every_model_overfits_one_batch() {
     let data = digits(16);
-    for name in ["bernoulli", "fvsbn", "nade", "vae"] {
+    for name in ALL {
         let m = Model::new(&small(name), 0, &Device::Cpu).unwrap();
         let mut t = LikelihoodTrainer::new(&m, cfg(150), 0, Binarize::Static).unwrap();
         let mut rec = Record::default();
@@ -72,7 +95,7 @@ fn every_model_overfits_one_batch() {
 fn save_and_load_give_identical_log_prob_and_samples() {
     let data = digits(64);
     let tmp = tempfile::tempdir().unwrap();
-    for name in ["bernoulli", "fvsbn", "nade", "vae"] {
+    for name in ALL {
         let m = Model::new(&small(name), 3, &Device::Cpu).unwrap();
         let mut t = LikelihoodTrainer::new(&m, cfg(10), 3, Binarize::Static).unwrap();
         t.fit(&m, &data, None, &mut deepgen::train::NoHooks).unwrap();

@@ -45,6 +45,7 @@ use crate::dist::PixelOutput;
 use crate::error::{Error, Result};
 use crate::models::Known;
 use crate::nn::conv::{gather, pointwise, raster_taps, MaskedConv, Tap};
+use crate::nn::lstm::{grid_lstm, Scan};
 use crate::nn::{ops, Act, Linear, Params};
 use crate::rng::Rng;
 
@@ -221,13 +222,33 @@ impl PixelRnn {
     /// # Shapes
     /// `img: [B, H, W, 1]` -> `[B, H, W, P]`
     pub fn forward_image(&self, img: &Tensor) -> Result<Tensor> {
+        let fused = img.device().is_cpu() && !crate::nn::create_graph();
+        self.forward_image_with(img, fused)
+    }
+
+    /// [`Self::forward_image`] with the literal formulation of the paper in
+    /// candle ops (row loop; skew, column loop, unskew), which the fused scan
+    /// of [`crate::nn::lstm`] must reproduce (tested).
+    pub fn forward_image_reference(&self, img: &Tensor) -> Result<Tensor> {
+        self.forward_image_with(img, false)
+    }
+
+    fn forward_image_with(&self, img: &Tensor, fused: bool) -> Result<Tensor> {
         let mut x = self.first.forward(img, Act::Identity)?;
+        let scan = |dir: &Direction, x: &Tensor| -> Result<Tensor> {
+            match (self.cfg.cell, fused) {
+                (Cell::Row, true) => grid_lstm(&dir.input.forward(x, Act::Identity)?, &dir.state, Scan::Rows),
+                (Cell::Diagonal, true) => grid_lstm(&dir.input.forward(x, Act::Identity)?, &dir.state, Scan::Diagonals),
+                (Cell::Row, false) => self.row_lstm(dir, x),
+                (Cell::Diagonal, false) => self.diagonal_lstm(dir, x),
+            }
+        };
         for layer in &self.layers {
             let hid = match self.cfg.cell {
-                Cell::Row => self.row_lstm(&layer.dirs[0], &x)?,
+                Cell::Row => scan(&layer.dirs[0], &x)?,
                 Cell::Diagonal => {
-                    let left = self.diagonal_lstm(&layer.dirs[0], &x)?;
-                    let right = flip_w(&self.diagonal_lstm(&layer.dirs[1], &flip_w(&x)?)?)?;
+                    let left = scan(&layer.dirs[0], &x)?;
+                    let right = flip_w(&scan(&layer.dirs[1], &flip_w(&x)?)?)?;
                     (left + shift_down(&right)?)?
                 }
             };

@@ -6,6 +6,7 @@
 //! `x.matmul(&w.t())` makes in forward and backward (16-19 ms -> 13 ms).
 
 pub mod conv;
+pub mod lstm;
 pub mod ops;
 
 use std::cell::Cell;

@@ -1,0 +1,37 @@
+//! Splits one training step of an autoregressive image model (MNIST shape,
+//! batch 128 unless given) into forward, backward and optimizer time:
+//! `cargo run --release -p deepgen-bench --bin ar_step_profile -- MODEL [BATCH] [STEPS]`.
+use std::time::Instant;
+use deepgen::models::{Device, Model, ModelConfig, Objective};
+use deepgen::train::{Adam, AdamConfig};
+fn main() {
+    deepgen::enable_second_order();
+    rayon::ThreadPoolBuilder::new().build().unwrap().install(run)
+}
+fn run() {
+    let args: Vec<String> = std::env::args().collect();
+    let name = args.get(1).cloned().unwrap_or_else(|| "pixelcnn".into());
+    let b: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(128);
+    let n: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let cfg = ModelConfig::preset(&name, &[1, 28, 28], true).unwrap();
+    let m = Model::new(&cfg, 0, &Device::Cpu).unwrap();
+    let mut opt = Adam::new(&m.params, AdamConfig::default()).unwrap();
+    let mut r = deepgen::rng::rng(0);
+    let v = deepgen::rng::bernoulli(&mut r, &vec![0.2; b * 784]);
+    let x = deepgen::models::Tensor::from_vec(v, (b, 784), &Device::Cpu).unwrap();
+    let (mut tf, mut tb, mut to) = (0.0, 0.0, 0.0);
+    for i in 0..n + 1 {
+        let t0 = Instant::now();
+        let l = m.loss(&x, &mut r).unwrap();
+        let _ = l.total.to_scalar::<f32>().unwrap();
+        let t1 = Instant::now();
+        let g = l.total.backward().unwrap();
+        let t2 = Instant::now();
+        opt.step(&g, 1e-3, 1.0).unwrap();
+        let t3 = Instant::now();
+        if i >= 1 {
+            tf += (t1 - t0).as_secs_f64(); tb += (t2 - t1).as_secs_f64(); to += (t3 - t2).as_secs_f64();
+        }
+    }
+    println!("{name} batch {b}: forward {:.1} ms, backward {:.1} ms, adam {:.2} ms", tf * 1e3 / n as f64, tb * 1e3 / n as f64, to * 1e3 / n as f64);
+}
