@@ -12,7 +12,11 @@ per-pixel recurrence (`--nade-impl loop`); test NLL exact.
 Adam lr 1e-3, PyTorch's default initialisation, batches from a seeded
 per-epoch permutation (drop last), `--warmup` untimed steps.
 
-Usage: python torch_ref.py --model vae|nade --data DIR [--steps N] [--batch N] [--threads 2] [--nade-impl cumsum|loop]
+PixelCNN: deepgen's `pixelcnn` preset (C=32 maps, 5 residual blocks; see the
+class), masked convolutions as dense kernels times a 0/1 mask (the usual
+PyTorch way); test NLL exact.
+
+Usage: python torch_ref.py --model vae|nade|pixelcnn --data DIR [--steps N] [--batch N] [--threads 2] [--nade-impl cumsum|loop]
 """
 import argparse
 import json
@@ -94,6 +98,43 @@ class NADE(nn.Module):
         return -self.log_prob(x).mean()
 
 
+class MaskedConv2d(nn.Conv2d):
+    """A k x k convolution with the PixelCNN mask (A: centre excluded, B: included), one colour channel."""
+
+    def __init__(self, cin, cout, k, mask):
+        super().__init__(cin, cout, k, padding=k // 2)
+        m = torch.ones_like(self.weight)
+        m[:, :, k // 2, k // 2 + (1 if mask == "B" else 0):] = 0
+        m[:, :, k // 2 + 1:] = 0
+        self.register_buffer("mask", m)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+class PixelCNN(nn.Module):
+    """deepgen's `pixelcnn` (models/pixelcnn.rs): 7x7 mask A conv to C maps, residual blocks
+    x + 1x1(relu(3x3_B(relu(1x1(relu x))))) with C/2 inner maps, relu -> 1x1 -> relu -> 1x1 -> logit."""
+
+    def __init__(self, c=32, layers=5):
+        super().__init__()
+        self.inp = MaskedConv2d(1, c, 7, "A")
+        self.blocks = nn.ModuleList(nn.ModuleList([nn.Conv2d(c, c // 2, 1), MaskedConv2d(c // 2, c // 2, 3, "B"), nn.Conv2d(c // 2, c, 1)]) for _ in range(layers))
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, 1), nn.ReLU(), nn.Conv2d(c, 1, 1))
+
+    def logits(self, x):
+        h = self.inp(x.view(-1, 1, 28, 28))
+        for a, conv, b in self.blocks:
+            h = h + b(F.relu(conv(F.relu(a(F.relu(h))))))
+        return self.head(h).view(x.shape[0], -1)
+
+    def log_prob(self, x):
+        return -F.binary_cross_entropy_with_logits(self.logits(x), x, reduction="none").sum(1)
+
+    def loss(self, x):
+        return -self.log_prob(x).mean()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="vae")
@@ -104,12 +145,14 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--nade-impl", default="loop", choices=["cumsum", "loop"])
+    p.add_argument("--channels", type=int, default=32)
+    p.add_argument("--layers", type=int, default=5)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     train = torch.from_numpy(np.load(f"{a.data}/train.npy"))
     test = torch.from_numpy(np.load(f"{a.data}/test.npy"))
-    model = VAE() if a.model == "vae" else NADE(impl=a.nade_impl)
+    model = {"vae": lambda: VAE(), "nade": lambda: NADE(impl=a.nade_impl), "pixelcnn": lambda: PixelCNN(a.channels, a.layers)}[a.model]()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     n = train.shape[0]
     per_epoch = n // a.batch

@@ -5,7 +5,8 @@
 //! importance-weighted bound for the VAE). With `--export DIR` it first
 //! writes the binarized train and test sets as NPY for the PyTorch script.
 //!
-//! Usage: deepgen-bench --model vae|nade [--steps N] [--batch N] [--warmup N] [--seed N] [--export DIR]
+//! Usage: deepgen-bench --model NAME [--steps N] [--batch N] [--warmup N] [--seed N] [--lr X]
+//!        [--hidden H] [--channels C] [--layers L] [--export DIR]
 
 use std::time::Instant;
 
@@ -37,23 +38,37 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     deepgen::enable_second_order();
+    deepgen::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     let model_name = arg(&args, "--model", "vae");
     let steps: usize = arg(&args, "--steps", "1000").parse()?;
     let batch: usize = arg(&args, "--batch", "128").parse()?;
     let warmup: usize = arg(&args, "--warmup", "20").parse()?;
     let seed: u64 = arg(&args, "--seed", "0").parse()?;
-    let model = match ModelConfig::preset(&model_name, &[784], true)? {
+    let image = ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"].contains(&model_name.as_str());
+    let shape: &[usize] = if image { &[1, 28, 28] } else { &[784] };
+    let model = match ModelConfig::preset(&model_name, shape, true)? {
         ModelConfig::Nade(mut c) => {
             c.hidden = arg(&args, "--hidden", "500").parse()?;
             ModelConfig::Nade(c)
         }
+        ModelConfig::PixelCnn(mut c) => {
+            c.channels = arg(&args, "--channels", "32").parse()?;
+            c.layers = arg(&args, "--layers", "5").parse()?;
+            ModelConfig::PixelCnn(c)
+        }
+        ModelConfig::PixelRnn(mut c) => {
+            c.channels = arg(&args, "--channels", "32").parse()?;
+            c.layers = arg(&args, "--layers", "2").parse()?;
+            ModelConfig::PixelRnn(c)
+        }
         c => c,
     };
+    let lr: f64 = arg(&args, "--lr", "0.001").parse()?;
     let cfg = RunConfig {
         seed,
         data: DataConfig { train: "mnist".into(), val: Some("mnist:test".into()), binarize: Binarize::Static, shape: vec![1, 28, 28], mean: vec![], std: vec![] },
-        train: TrainConfig { steps, batch_size: batch, lr: 1e-3, eval_every: steps, eval_examples: 1, ..TrainConfig::default() },
+        train: TrainConfig { steps, batch_size: batch, lr, eval_every: steps, eval_examples: 1, ..TrainConfig::default() },
         model,
     };
     let (train, _) = run::load_transformed("mnist", &cfg, true)?;

@@ -6,6 +6,7 @@ use deepgen::models::{Device, Model, ModelConfig, Objective};
 use deepgen::train::{Adam, AdamConfig};
 fn main() {
     deepgen::enable_second_order();
+    deepgen::tune_allocator();
     rayon::ThreadPoolBuilder::new().build().unwrap().install(run)
 }
 fn run() {

@@ -5,6 +5,7 @@ use deepgen::models::{Model, ModelConfig, Objective, Device};
 use deepgen::train::{Adam, AdamConfig};
 fn main() {
     deepgen::enable_second_order();
+    deepgen::tune_allocator();
     // Inside a pool, as LikelihoodTrainer::fit runs.
     rayon::ThreadPoolBuilder::new().build().unwrap().install(run)
 }

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::dist::PixelOutput;
 use crate::error::{Error, Result};
 use crate::models::Known;
-use crate::nn::conv::{pointwise, raster_taps, MaskedConv, Tap};
+use crate::nn::conv::{pointwise, pointwise_relu_in, raster_taps, MaskedConv, Tap};
 use crate::nn::{ops, Act, Linear, Params};
 use crate::rng::Rng;
 
@@ -154,7 +154,7 @@ impl PixelCnn {
         let mut x = if let Some(first) = &self.first {
             let mut x = first.forward(img, Act::Identity)?;
             for b in &self.blocks {
-                let t = pointwise(&b.a, &x.relu()?, Act::Relu)?;
+                let t = pointwise_relu_in(&b.a, &x, Act::Relu)?;
                 let t = b.conv.forward(&t, Act::Relu)?;
                 x = (x + pointwise(&b.b, &t, Act::Identity)?)?;
             }
@@ -170,7 +170,7 @@ impl PixelCnn {
             }
             h
         };
-        x = pointwise(&self.head[0], &x.relu()?, Act::Relu)?;
+        x = pointwise_relu_in(&self.head[0], &x, Act::Relu)?;
         pointwise(&self.head[1], &x, Act::Identity)
     }
 

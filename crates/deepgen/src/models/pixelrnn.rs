@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::dist::PixelOutput;
 use crate::error::{Error, Result};
 use crate::models::Known;
-use crate::nn::conv::{gather, pointwise, raster_taps, MaskedConv, Tap};
+use crate::nn::conv::{gather, pointwise, pointwise_relu_in, raster_taps, MaskedConv, Tap};
 use crate::nn::lstm::{grid_lstm, Scan};
 use crate::nn::{ops, Act, Linear, Params};
 use crate::rng::Rng;
@@ -258,7 +258,7 @@ impl PixelRnn {
     }
 
     fn head(&self, x: &Tensor) -> Result<Tensor> {
-        let x = pointwise(&self.head[0], &x.relu()?, Act::Relu)?;
+        let x = pointwise_relu_in(&self.head[0], &x, Act::Relu)?;
         pointwise(&self.head[1], &x, Act::Identity)
     }
 

@@ -16,7 +16,7 @@
 //! CPU it is one pass each way (a copy forward, a scatter-add backward),
 //! elsewhere a composition of pads and narrows (differentiable to any order).
 
-use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::{Act, Linear, Params};
@@ -173,6 +173,9 @@ impl MaskedConv {
     /// # Shapes
     /// `x: [B, H, W, in]` -> `[B, H, W, out]`
     pub fn forward(&self, x: &Tensor, act: Act) -> Result<Tensor> {
+        if x.device().is_cpu() && !super::create_graph() {
+            return Ok(x.contiguous()?.apply_op3(&self.lin.w, &self.lin.b, ConvOp { gather: Gather { taps: self.taps.clone() }, act })?);
+        }
         let (b, h, w, _) = x.dims4()?;
         let y = self.lin.forward_act(&gather(x, &self.taps)?, act)?;
         let out = y.dim(1)?;
@@ -188,6 +191,93 @@ impl MaskedConv {
     }
 }
 
+/// Gather and product as one op on CPU: the `[B*H*W, T*in]` gathered matrix
+/// is a scratch buffer (rebuilt in the backward pass), never a tensor of the
+/// graph, so candle's backward does not zero-fill and accumulate it.
+struct ConvOp {
+    gather: Gather,
+    act: Act,
+}
+
+impl ConvOp {
+    fn cols(&self, x: &[f32], (b, h, w, c): (usize, usize, usize, usize)) -> Vec<f32> {
+        let t = self.gather.taps.len();
+        let per = h * w * t * c;
+        let mut out = vec![0f32; b * per];
+        out.par_chunks_mut(per.max(1)).zip(x.par_chunks((h * w * c).max(1))).for_each(|(o, xi)| {
+            self.gather.for_each(h, w, c, |src, dst| o[dst..dst + c].copy_from_slice(&xi[src..src + c]));
+        });
+        out
+    }
+}
+
+impl CustomOp3 for ConvOp {
+    fn name(&self) -> &'static str {
+        "deepgen-masked-conv"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let f = |s: &'_ CpuStorage, l: &Layout| -> candle_core::Result<Vec<f32>> {
+            match (s, l.contiguous_offsets()) {
+                (CpuStorage::F32(v), Some((a, e))) => Ok(v[a..e].to_vec()),
+                _ => candle_core::bail!("masked conv: inputs must be contiguous f32"),
+            }
+        };
+        let dims = xl.shape().dims4()?;
+        let (k, n) = wl.shape().dims2()?;
+        if k != self.gather.taps.len() * dims.3 || bl.shape().elem_count() != n {
+            candle_core::bail!("masked conv: weight {:?} does not fit {} taps of {} channels", wl.shape(), self.gather.taps.len(), dims.3);
+        }
+        let x = match (xs, xl.contiguous_offsets()) {
+            (CpuStorage::F32(v), Some((a, e))) => &v[a..e],
+            _ => candle_core::bail!("masked conv: input must be contiguous f32"),
+        };
+        let (w, bias) = (f(ws, wl)?, f(bs, bl)?);
+        let m = dims.0 * dims.1 * dims.2;
+        let cols = self.cols(x, dims);
+        let mut y = vec![0f32; m * n];
+        for row in y.chunks_mut(n) {
+            row.copy_from_slice(&bias);
+        }
+        super::gemm(m, n, k, &mut y, &cols, false, &w, false, true, true);
+        if self.act == Act::Relu {
+            y.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+        Ok((CpuStorage::F32(y), Shape::from((dims.0, dims.1, dims.2, n))))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        use super::fused::read;
+        let dims = x.dims4()?;
+        let (k, n) = w.dims2()?;
+        let m = dims.0 * dims.1 * dims.2;
+        let dz: Vec<f32> = read(grad, |g| match self.act {
+            Act::Identity => Ok(g.to_vec()),
+            Act::Relu => read(y, |y| g.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect()),
+        })??;
+        let mut db = vec![0f32; n];
+        for row in dz.chunks(n) {
+            db.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+        }
+        let dw = read(x, |xv| super::gemm_at_b(k, n, m, &self.cols(xv, dims), &dz))?;
+        let dx = if x.track_op() {
+            let mut dcols = vec![0f32; m * k];
+            read(w, |wv| super::gemm(m, k, n, &mut dcols, &dz, false, wv, true, false, true))?;
+            let (b, h, wd, c) = dims;
+            let t = self.gather.taps.len();
+            let per = h * wd * c;
+            let mut dx = vec![0f32; b * per];
+            dx.par_chunks_mut(per.max(1)).zip(dcols.par_chunks((h * wd * t * c).max(1))).for_each(|(d, gi)| {
+                self.gather.for_each(h, wd, c, |src, dst| d[src..src + c].iter_mut().zip(&gi[dst..dst + c]).for_each(|(a, &v)| *a += v));
+            });
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?)
+        } else {
+            None
+        };
+        Ok((dx, Some(Tensor::from_vec(dw, w.shape(), w.device())?), Some(Tensor::from_vec(db, n, w.device())?)))
+    }
+}
+
 /// A 1x1 convolution: the same dense layer at every pixel.
 ///
 /// # Shapes
@@ -195,6 +285,17 @@ impl MaskedConv {
 pub fn pointwise(lin: &Linear, x: &Tensor, act: Act) -> Result<Tensor> {
     let (b, h, w, c) = x.dims4()?;
     let y = lin.forward_act(&x.reshape((b * h * w, c))?, act)?;
+    let out = y.dim(1)?;
+    Ok(y.reshape((b, h, w, out))?)
+}
+
+/// A 1x1 convolution of relu(x) (ReLU fused into the op on CPU).
+///
+/// # Shapes
+/// `x: [B, H, W, in]` -> `[B, H, W, out]`
+pub fn pointwise_relu_in(lin: &Linear, x: &Tensor, act: Act) -> Result<Tensor> {
+    let (b, h, w, c) = x.dims4()?;
+    let y = lin.forward_relu_in(&x.reshape((b * h * w, c))?, act)?;
     let out = y.dim(1)?;
     Ok(y.reshape((b, h, w, out))?)
 }

@@ -154,13 +154,67 @@ impl Linear {
     /// `x: [B, in]` -> `[B, out]`
     pub fn forward_act(&self, x: &Tensor, act: Act) -> Result<Tensor> {
         if x.device().is_cpu() && x.rank() == 2 {
-            return Ok(x.contiguous()?.apply_op3(&self.w, &self.b, fused::LinearOp { act })?);
+            return Ok(x.contiguous()?.apply_op3(&self.w, &self.b, fused::LinearOp { act, in_relu: false })?);
         }
         let y = x.broadcast_matmul(&self.w)?.broadcast_add(&self.b)?;
         Ok(match act {
             Act::Identity => y,
             Act::Relu => y.relu()?,
         })
+    }
+
+    /// `act(relu(x) W + b)`: a pre-activation layer. On CPU the input's ReLU
+    /// happens inside the op, so relu(x) is never a tensor of the graph.
+    ///
+    /// # Shapes
+    /// `x: [B, in]` -> `[B, out]`
+    pub fn forward_relu_in(&self, x: &Tensor, act: Act) -> Result<Tensor> {
+        if x.device().is_cpu() && x.rank() == 2 && !create_graph() {
+            return Ok(x.contiguous()?.apply_op3(&self.w, &self.b, fused::LinearOp { act, in_relu: true })?);
+        }
+        self.forward_act(&x.relu()?, act)
+    }
+}
+
+/// `a^T b` for `a: [m, k]`, `b: [m, n]` with m large and k, n small (the
+/// weight gradient of a layer applied at every pixel): the reduction over m
+/// is split across threads, each with its own `[k, n]` partial sum. The GEMM
+/// crate parallelises over the output, which here is too small to split.
+pub(crate) fn gemm_at_b(k: usize, n: usize, m: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
+    use rayon::prelude::*;
+    let threads = candle_core::utils::get_num_threads().max(1);
+    let rows = m.div_ceil(threads).max(1);
+    let parts: Vec<Vec<f32>> = a
+        .par_chunks(rows * k)
+        .zip(b.par_chunks(rows * n))
+        .map(|(ac, bc)| {
+            let r = ac.len() / k.max(1);
+            let mut out = vec![0f32; k * n];
+            gemm(k, n, r, &mut out, ac, true, bc, false, false, false);
+            out
+        })
+        .collect();
+    let mut out = vec![0f32; k * n];
+    for p in parts {
+        out.iter_mut().zip(p).for_each(|(o, v)| *o += v);
+    }
+    out
+}
+
+/// `dst [m, n] (+)= a [m, k] b [k, n]`, either operand read transposed
+/// (`a_t`: `a` holds `[k, m]` row-major), with rayon inside the product when
+/// `parallel` and the product is big enough to pay for it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], a_t: bool, b: &[f32], b_t: bool, accumulate: bool, parallel: bool) {
+    assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n, "gemm: buffers too small");
+    let (a_cs, a_rs) = if a_t { (m as isize, 1) } else { (1, k as isize) };
+    let (b_cs, b_rs) = if b_t { (k as isize, 1) } else { (1, n as isize) };
+    let threads = candle_core::utils::get_num_threads();
+    let par = if parallel && threads > 1 && m * n * k > 32768 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the slices hold at least m*k, k*n and m*n values (asserted above),
+    // read with the strides of their row-major layouts; dst is exclusively borrowed.
+    unsafe {
+        gemm::gemm(m, n, k, dst.as_mut_ptr(), 1, n as isize, accumulate, a.as_ptr(), a_cs, a_rs, b.as_ptr(), b_cs, b_rs, 1.0f32, 1.0f32, false, false, false, par);
     }
 }
 
@@ -189,6 +243,8 @@ pub mod fused {
 
     pub(crate) struct LinearOp {
         pub act: Act,
+        /// Apply ReLU to the input first (the graph never holds relu(x)).
+        pub in_relu: bool,
     }
 
     impl CustomOp3 for LinearOp {
@@ -198,6 +254,13 @@ pub mod fused {
 
         fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
             let (x, w, b) = (slice(xs, xl, "input")?, slice(ws, wl, "weight")?, slice(bs, bl, "bias")?);
+            let relu_x: Vec<f32>;
+            let x = if self.in_relu {
+                relu_x = x.iter().map(|v| v.max(0.0)).collect();
+                &relu_x[..]
+            } else {
+                x
+            };
             let (m, k) = xl.shape().dims2()?;
             let (k2, n) = wl.shape().dims2()?;
             if k != k2 || b.len() != n {
@@ -223,6 +286,9 @@ pub mod fused {
         fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
             if !super::create_graph() && x.device().is_cpu() {
                 return self.bwd_direct(x, w, y, grad);
+            }
+            if self.in_relu {
+                candle_core::bail!("linear: the input-ReLU form has no graph-building backward (use relu then forward_act)");
             }
             let dz = match self.act {
                 Act::Identity => grad.clone(),
@@ -254,8 +320,21 @@ pub mod fused {
             let par = || if threads > 1 && m * n * k > 4096 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
             // dW [k, n] = x^T [k, m] dz [m, n]; x^T is read through strides (row step 1, column step k).
             let mut dw = vec![0f32; k * n];
+            let in_relu = self.in_relu;
             read(x, |xv| {
                 debug_assert_eq!(xv.len(), m * k);
+                let relu_x: Vec<f32>;
+                let xv = if in_relu {
+                    relu_x = xv.iter().map(|v| v.max(0.0)).collect();
+                    &relu_x[..]
+                } else {
+                    xv
+                };
+                if m >= 8 * k.max(n) {
+                    // Many rows, a small weight (a layer applied at every pixel): split the reduction.
+                    dw = super::gemm_at_b(k, n, m, xv, &dz);
+                    return;
+                }
                 // SAFETY: lengths: x m*k, dz m*n, dw k*n, all contiguous; dw exclusively owned.
                 unsafe {
                     gemm::gemm(k, n, m, dw.as_mut_ptr(), 1, n as isize, false, xv.as_ptr(), k as isize, 1, dz.as_ptr(), 1, n as isize, 0.0f32, 1.0f32, false, false, false, par());
@@ -271,6 +350,9 @@ pub mod fused {
                         gemm::gemm(m, k, n, dx.as_mut_ptr(), 1, k as isize, false, dz.as_ptr(), 1, n as isize, wv.as_ptr(), n as isize, 1, 0.0f32, 1.0f32, false, false, false, par());
                     }
                 })?;
+                if in_relu {
+                    read(x, |xv| dx.iter_mut().zip(xv).for_each(|(d, &v)| if v <= 0.0 { *d = 0.0 }))?;
+                }
                 Some(Tensor::from_vec(dx, (m, k), x.device())?)
             } else {
                 None
@@ -281,7 +363,7 @@ pub mod fused {
 
     /// Runs `f` on a tensor's f32 values in place when it is a contiguous CPU
     /// tensor, or on a contiguous copy otherwise.
-    fn read<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    pub(crate) fn read<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
         {
             let (s, l) = t.storage_and_layout();
             if let (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) = (&*s, l.contiguous_offsets()) {
