@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use deepgen::data::Binarize;
-use deepgen::models::{Model, ModelConfig};
+use deepgen::models::{Model, ModelConfig, Sampler};
 use deepgen::run;
 use deepgen::train::checkpoint::DataConfig;
 use deepgen::train::{Hooks, LikelihoodTrainer, RunConfig, StepRecord, TrainConfig};
@@ -89,12 +89,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut r = deepgen::rng::derived(seed, "test-nll", 0);
     let t0 = Instant::now();
     let rep = run::score(&m, &test, 0.0, 250, &mut r)?;
+    let eval_s = t0.elapsed().as_secs_f64();
+    // Sampling speed: the model's sampler, and (for autoregressive models) the
+    // naive sampler that reruns the whole network once per pixel.
+    let n_samples: usize = arg(&args, "--sample", "0").parse()?;
+    let mut sampling = String::new();
+    if n_samples > 0 {
+        let mut r = deepgen::rng::rng(seed);
+        let t0 = Instant::now();
+        let _ = m.sample(n_samples, &mut r)?;
+        let fast = n_samples as f64 / t0.elapsed().as_secs_f64();
+        sampling = format!(", \"samples_per_s\": {fast:.2}");
+        if args.iter().any(|a| a == "--naive") && m.conditionals(&test.batch(&[0], &candle_core_device())?).is_some() {
+            let t0 = Instant::now();
+            naive_sample(&m, n_samples, &mut r)?;
+            sampling += &format!(", \"naive_samples_per_s\": {:.3}", n_samples as f64 / t0.elapsed().as_secs_f64());
+        }
+    }
     println!(
-        "{{\"impl\": \"deepgen\", \"model\": \"{model_name}\", \"steps\": {steps}, \"batch\": {batch}, \"steps_per_s\": {sps:.3}, \"final_train_loss\": {:.3}, \"test_nll_nats\": {:.3}, \"eval_s\": {:.1}}}",
+        "{{\"impl\": \"deepgen\", \"model\": \"{model_name}\", \"steps\": {steps}, \"batch\": {batch}, \"lr\": {lr}, \"steps_per_s\": {sps:.3}, \"final_train_loss\": {:.3}, \"test_nll_nats\": {:.3}, \"eval_s\": {eval_s:.1}{sampling}}}",
         timer.last_loss,
         rep.nats,
-        t0.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Ancestral sampling the slow way: the full forward pass once per pixel.
+fn naive_sample(m: &Model, n: usize, r: &mut deepgen::rng::Rng) -> Result<(), Box<dyn std::error::Error>> {
+    let d = m.config.dim();
+    let mut x = vec![0f32; n * d];
+    for i in 0..d {
+        let t = deepgen::models::Tensor::from_vec(x.clone(), (n, d), &candle_core_device())?;
+        let p = m.conditionals(&t).ok_or("not autoregressive")??;
+        let p = p.narrow(1, i, 1)?.flatten_all()?.to_vec1::<f32>()?;
+        for s in 0..n {
+            x[s * d + i] = deepgen::dist::PixelOutput::Bernoulli.draw(&p[s..s + 1], None, r).0;
+        }
+    }
     Ok(())
 }
 

@@ -493,19 +493,25 @@ pub fn models(a: ModelsArgs) -> Result<()> {
             Err(_) => match ModelConfig::preset(info.name, &[a.dim], true) {
                 Ok(c) => c,
                 Err(_) => {
-                    println!("{:<10} {}", info.name, info.summary);
+                    println!("{:<15} {}", info.name, info.summary);
                     println!("           (needs one-channel square images here: --dim must be a square number, e.g. 784)");
                     continue;
                 }
             },
         };
         let m = Model::new(&cfg, 0, &Device::Cpu)?;
-        println!("{:<10} {}", info.name, info.summary);
+        println!("{:<15} {}", info.name, info.summary);
         println!(
-            "           log p(x): {}; sampling: yes; encoder: {}; data: {}",
+            "           log p(x): {}; sampling: yes; completion: {}; encoder: {}; data: {}",
             if info.exact { "exact" } else { "importance-weighted lower bound (k samples)" },
+            if m.as_vae().is_some() { "no" } else { "yes (deepgen complete)" },
             if m.as_vae().is_some() { "yes" } else { "no" },
-            if info.binary { "binary" } else { "binary (Bernoulli decoder) or real (Gaussian decoder)" }
+            match info.name {
+                "vae" => "binary (Bernoulli decoder) or real (Gaussian decoder)",
+                "rnade" => "real values (a density; --standardize recommended)",
+                "pixelcnn" | "gated-pixelcnn" | "row-lstm" | "diagonal-bilstm" => "one-channel images: binary (--output bernoulli) or 256 grey levels (--output softmax)",
+                _ => "binary",
+            }
         );
         let table = if cfg.needs_binary() { format!("; a full joint table over {} binary values needs {}", a.dim, table_size(a.dim)) } else { String::new() };
         println!("           parameters at D={}: {}{table}", a.dim, m.params.count());

@@ -225,3 +225,69 @@ fn real_valued_csv_with_standardisation() {
     assert!(vals.iter().step_by(3).all(|v| (700.0..1300.0).contains(v)), "samples not in data units: {s}");
     fails(d, &["sample", "g", "--out", "s.png"], "neither images nor 2-D points");
 }
+
+#[test]
+fn autoregressive_models_train_sample_complete_and_score() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let small: &[(&str, &[&str])] = &[
+        ("made", &["--hidden", "24,24", "--order-agnostic", "--connectivity-agnostic", "--masks", "3"]),
+        ("pixelcnn", &["--channels", "6", "--layers", "2"]),
+        ("gated-pixelcnn", &["--channels", "4", "--layers", "1", "--output", "softmax"]),
+        ("row-lstm", &["--channels", "4", "--layers", "1"]),
+        ("diagonal-bilstm", &["--channels", "4", "--layers", "1"]),
+    ];
+    for (name, extra) in small {
+        let mut args = vec!["train", name, "--data", "digits", "--steps", "6", "--batch-size", "32", "--eval-every", "6", "--seed", "2", "--out", name];
+        args.extend_from_slice(extra);
+        let out = ok(d, &args);
+        assert!(out.contains("mean NLL") && out.contains("(exact"), "{name}: {out}");
+        let run = d.join(name);
+        let s = ok(d, &["sample", name, "-n", "4", "--out", "s.png"]);
+        assert!(s.contains("samples/s"), "{s}");
+        let c = ok(d, &["complete", name, "-n", "3", "--samples", "2", "--keep", "top-half", "--out", "c.png"]);
+        assert!(c.contains("completed 3 examples x 2 samples (32 of 64 values unknown)"), "{name}: {c}");
+        let img = image::open(d.join("c.png")).unwrap();
+        // 3 rows of (original, masked, 2 completions): 8x8 digits drawn at 2x with 1-pixel gaps.
+        assert_eq!((img.width(), img.height()), (4 * 16 + 5, 3 * 16 + 4), "{name}");
+        let sc = ok(d, &["score", name, "--data", "digits:test", "--out", "scores.csv"]);
+        assert!(sc.contains("297 examples"), "{sc}");
+        assert!(run.join("model.safetensors").is_file());
+    }
+    let cfg = std::fs::read_to_string(d.join("gated-pixelcnn/config.toml")).unwrap();
+    assert!(cfg.contains("output = \"softmax\"") && cfg.contains("binarize = \"none\"") && cfg.contains("gated = true"), "{cfg}");
+    let cfg = std::fs::read_to_string(d.join("made/config.toml")).unwrap();
+    assert!(cfg.contains("order_agnostic = true") && cfg.contains("masks = 3") && cfg.contains("mask_seed = 2"), "{cfg}");
+
+    // Completion with a mask image: known = white.
+    let mut m = image::GrayImage::new(8, 8);
+    for (x, _, p) in m.enumerate_pixels_mut() {
+        p.0 = [if x < 3 { 255 } else { 0 }];
+    }
+    m.save(d.join("mask.png")).unwrap();
+    let c = ok(d, &["complete", "pixelcnn", "-n", "2", "--samples", "1", "--keep", "mask.png", "--out", "c.csv"]);
+    assert!(c.contains("(40 of 64 values unknown)"), "{c}");
+    let rows: Vec<Vec<f32>> = std::fs::read_to_string(d.join("c.csv")).unwrap().lines().map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.len() == 64 && r.iter().all(|&v| v == 0.0 || v == 1.0)));
+
+    // RNADE on real-valued toy data.
+    let out = ok(d, &["train", "rnade", "--data", "toy:ring8", "--steps", "30", "--hidden", "16", "--components", "4", "--out", "rnade"]);
+    assert!(out.contains("mean NLL"), "{out}");
+    ok(d, &["sample", "rnade", "-n", "50", "--out", "r.png"]);
+    ok(d, &["complete", "rnade", "--keep", "left-half", "-n", "5", "--out", "r.csv"]);
+
+    fails(d, &["complete", "rnade", "--keep", "everything"], "--keep");
+    fails(d, &["complete", "pixelcnn", "--keep", "nowhere.png"], "neither top-half");
+    std::fs::write(d.join("bad.png"), b"not a png").unwrap();
+    fails(d, &["complete", "pixelcnn", "--keep", "bad.png"], "bad.png");
+    let mut big = image::GrayImage::new(5, 8);
+    big.put_pixel(0, 0, image::Luma([255]));
+    big.save(d.join("wrong.png")).unwrap();
+    fails(d, &["complete", "pixelcnn", "--keep", "wrong.png"], "mask is 5x8 pixels, the images are 8x8");
+    fails(d, &["train", "pixelcnn", "--data", "toy:ring8", "--out", "x"], "needs one-channel images");
+    fails(d, &["train", "made", "--data", "digits", "--masks", "2", "--out", "y"], "needs connectivity- or order-agnostic");
+    fails(d, &["train", "nade", "--data", "digits", "--channels", "4", "--out", "z"], "--channels applies only");
+    fails(d, &["train", "pixelcnn", "--data", "digits", "--output", "gaussian", "--out", "z"], "unknown output `gaussian`");
+    fails(d, &["train", "gated-pixelcnn", "--data", "toy:ring8", "--out", "z"], "needs one-channel images");
+}
