@@ -101,10 +101,9 @@ pub struct PixelCnn {
     head: [Linear; 2],
 }
 
-fn gate(x: &Tensor, c: usize) -> Result<Tensor> {
-    let a = x.narrow(3, 0, c)?.tanh()?;
-    let b = ops::sigmoid(&x.narrow(3, c, c)?.contiguous()?)?;
-    Ok((a * b)?)
+/// tanh(first half) * sigmoid(second half) of the channels.
+fn gate(x: &Tensor) -> Result<Tensor> {
+    Ok(ops::gated_tanh(x)?)
 }
 
 impl PixelCnn {
@@ -150,7 +149,6 @@ impl PixelCnn {
     /// # Shapes
     /// `img: [B, H, W, 1]` -> `[B, H, W, P]`
     pub fn forward_image(&self, img: &Tensor) -> Result<Tensor> {
-        let c = self.cfg.channels;
         let mut x = if let Some(first) = &self.first {
             let mut x = first.forward(img, Act::Identity)?;
             for b in &self.blocks {
@@ -164,8 +162,8 @@ impl PixelCnn {
             for (l, g) in self.gated.iter().enumerate() {
                 let v_pre = g.v.forward(&v, Act::Identity)?;
                 let h_pre = (g.h.forward(&h, Act::Identity)? + pointwise(&g.link, &v_pre, Act::Identity)?)?;
-                v = gate(&v_pre, c)?;
-                let out = pointwise(&g.res, &gate(&h_pre, c)?, Act::Identity)?;
+                v = gate(&v_pre)?;
+                let out = pointwise(&g.res, &gate(&h_pre)?, Act::Identity)?;
                 h = if l == 0 { out } else { (h + out)? };
             }
             h

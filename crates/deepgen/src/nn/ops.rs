@@ -212,3 +212,69 @@ pub fn categorical_log_prob_levels(z: &Tensor, x: &Tensor) -> candle_core::Resul
     let idx = ((x * (k - 1) as f64)?.round()?.clamp(0f32, (k - 1) as f32)?).to_dtype(candle_core::DType::U32)?.unsqueeze(1)?;
     z.broadcast_sub(&lse)?.gather(&idx, 1)?.squeeze(1)
 }
+
+/// The gated activation of the gated PixelCNN, `tanh(a) * sigmoid(b)` for
+/// `x = [a, b]` split in halves along the last dimension, as one pass (candle
+/// would slice, apply two functions and multiply, with a full-size gradient
+/// buffer for each step).
+struct GatedTanh;
+
+impl CustomOp1 for GatedTanh {
+    fn name(&self) -> &'static str {
+        "deepgen-gated-tanh"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s, l, self.name())?;
+        let dims = l.shape().dims();
+        let c2 = *dims.last().unwrap_or(&0);
+        if c2 % 2 != 0 {
+            candle_core::bail!("{}: the last dimension ({c2}) must be even", self.name());
+        }
+        let c = c2 / 2;
+        let mut out = Vec::with_capacity(x.len() / 2);
+        for row in x.chunks(c2.max(1)) {
+            out.extend(row[..c].iter().zip(&row[c..]).map(|(&a, &b)| tanh_f32(a) * sigmoid_fast(b)));
+        }
+        let mut od = dims.to_vec();
+        if let Some(l) = od.last_mut() {
+            *l = c;
+        }
+        Ok((CpuStorage::F32(out), Shape::from(od)))
+    }
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let c2 = arg.dim(candle_core::D::Minus1)?;
+        let c = c2 / 2;
+        let xv = arg.flatten_all()?.to_vec1::<f32>()?;
+        let gv = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let mut dx = vec![0f32; xv.len()];
+        for ((d, row), g) in dx.chunks_mut(c2).zip(xv.chunks(c2)).zip(gv.chunks(c)) {
+            for j in 0..c {
+                let (t, s) = (tanh_f32(row[j]), sigmoid_fast(row[c + j]));
+                d[j] = g[j] * s * (1.0 - t * t);
+                d[c + j] = g[j] * t * s * (1.0 - s);
+            }
+        }
+        Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
+    }
+}
+
+#[inline]
+fn sigmoid_fast(x: f32) -> f32 {
+    1.0 / (1.0 + fast_exp(-x))
+}
+
+#[inline]
+fn tanh_f32(x: f32) -> f32 {
+    1.0 - 2.0 / (fast_exp(2.0 * x) + 1.0)
+}
+
+/// `tanh(x[..., :C]) * sigmoid(x[..., C:])` for a last dimension of 2C.
+/// Fused (first-order) on CPU; candle ops elsewhere and under `with_create_graph`.
+pub fn gated_tanh(x: &Tensor) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() && !crate::nn::create_graph() {
+        return x.contiguous()?.apply_op1(GatedTanh);
+    }
+    let last = x.rank() - 1;
+    let c = x.dim(last)? / 2;
+    x.narrow(last, 0, c)?.tanh()? * sigmoid(&x.narrow(last, c, c)?.contiguous()?)?
+}
