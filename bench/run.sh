@@ -29,3 +29,11 @@ echo "# NADE speed and test NLL after $NADE_STEPS steps"
 $B --model nade --steps "$NADE_STEPS" --batch 128 --seed "$SEED"
 $PY bench/torch_ref.py --model nade --data "$DATA" --steps "$NADE_STEPS" --batch 128 --seed "$SEED" --threads 2 --nade-impl loop
 $PY bench/torch_ref.py --model nade --data "$DATA" --steps 60 --warmup 10 --batch 128 --seed "$SEED" --threads 2 --nade-impl cumsum
+echo "# PixelCNN (32 maps, 5 residual blocks) speed: three interleaved pairs of 220 steps (20 untimed), batch 64"
+for i in 1 2 3; do
+  $B --model pixelcnn --steps 220 --batch 64 --seed "$SEED"
+  $PY bench/torch_ref.py --model pixelcnn --data "$DATA" --steps 220 --batch 64 --seed "$SEED" --threads 2
+done
+echo "# PixelCNN test NLL after ${AR_STEPS:=2000} steps of 64 (the budget of bench/ar_table.sh)"
+$PY bench/torch_ref.py --model pixelcnn --data "$DATA" --steps "$AR_STEPS" --batch 64 --seed "$SEED" --threads 2
+echo "# The autoregressive table (deepgen only): bench/ar_table.sh"

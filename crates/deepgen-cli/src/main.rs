@@ -44,10 +44,10 @@ pub struct TrainArgs {
     /// A run config (TOML, e.g. another run's config.toml); flags given here override it.
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
-    /// Total optimisation steps; with --resume, the new total [default: 4000 vae, 2000 others].
+    /// Total optimisation steps; with --resume, the new total [default: 4000 vae, 1000 gated-pixelcnn, row-lstm and diagonal-bilstm, 2000 others].
     #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<i64>,
-    /// Examples per step [default: 128].
+    /// Examples per step [default: 64 for the image models (pixelcnn, gated-pixelcnn, row-lstm, diagonal-bilstm), 128 others].
     #[arg(long, allow_negative_numbers = true)]
     pub batch_size: Option<i64>,
     /// Learning rate (Adam) [default: 0.05 bernoulli, 0.01 fvsbn, 0.001 nade and vae].
@@ -80,7 +80,7 @@ pub struct TrainArgs {
     /// Hidden units: NADE's and RNADE's H, or MADE's and the VAE's hidden widths as a comma list (e.g. 512,512).
     #[arg(long)]
     pub hidden: Option<String>,
-    /// PixelCNN / PixelRNN feature maps per layer [default: 32].
+    /// PixelCNN / PixelRNN feature maps per layer [default: 32; gated-pixelcnn 16].
     #[arg(long)]
     pub channels: Option<usize>,
     /// PixelCNN residual blocks or gated layers [default: 5]; PixelRNN LSTM layers [default: 2].

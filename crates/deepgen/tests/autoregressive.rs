@@ -3,6 +3,8 @@
 //! receptive-field questions answered), the fast samplers against the full
 //! forward pass, completion, gradients against finite differences.
 
+#![allow(clippy::needless_range_loop)] // index pairs (output i, pixel j) read clearer as loops
+
 mod common;
 
 use candle_core::{Device, Tensor};

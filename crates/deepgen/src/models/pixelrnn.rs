@@ -26,13 +26,14 @@
 //!   to the first: otherwise pixel (r, c) would see the future pixels
 //!   (r, c+1..). Each state then sees every pixel above and to the left.
 //!
-//! **Sampling** never recomputes a state. Row LSTM: for pixel (r, c) only
-//! row r is run through the layers, from the cached states of row r-1
-//! (features at row r depend only on pixels before (r, c)). Diagonal BiLSTM:
-//! the same network is evaluated cell by cell in raster order (cell (r, c)
-//! of the first direction needs cells (r, c-1) and (r-1, c); the second
-//! direction's row r-1 is run right to left once row r-1 is complete). The
-//! tests check both against the full forward pass.
+//! **Sampling** never recomputes a state: both networks are evaluated cell
+//! by cell in raster order, each cell once. Row LSTM: cell (r, c) of every
+//! layer depends only on pixels before (r, c), so it is computed at pixel
+//! (r, c) from the layer's inputs at (r, c-1), (r, c) and the cached states
+//! (r-1, c-1..c+1). Diagonal BiLSTM: cell (r, c) of the first direction from
+//! cells (r, c-1) and (r-1, c); the second direction's row r-1 is run right
+//! to left once row r-1 is complete. The tests check both samplers against
+//! the full forward pass.
 //!
 //! Tensor names: `in` (7x7), `lstm{l}.input`, `lstm{l}.state` `[T*C, 4C]`,
 //! for the Diagonal BiLSTM also `lstm{l}.input_right`, `lstm{l}.state_right`,
@@ -258,7 +259,7 @@ impl PixelRnn {
     }
 
     fn head(&self, x: &Tensor) -> Result<Tensor> {
-        let x = pointwise_relu_in(&self.head[0], &x, Act::Relu)?;
+        let x = pointwise_relu_in(&self.head[0], x, Act::Relu)?;
         pointwise(&self.head[1], &x, Act::Identity)
     }
 
@@ -302,37 +303,41 @@ impl PixelRnn {
         let (h, w, c) = (self.cfg.height, self.cfg.width, self.cfg.channels);
         let d = h * w;
         let p = self.cfg.output.params();
+        let nl = self.layers.len();
         let dev = self.head[1].b.device().clone();
+        let zero = Tensor::zeros((n, c), DType::F32, &dev)?;
         let mut img = vec![0f32; n * d];
         let mut lps = vec![0f64; n];
-        // (h, c) of the previous row, per layer.
-        let mut states: Vec<(Tensor, Tensor)> = (0..self.layers.len())
-            .map(|_| Ok((Tensor::zeros((n, 1, w, c), DType::F32, &dev)?, Tensor::zeros((n * w, c), DType::F32, &dev)?)))
-            .collect::<Result<_>>()?;
+        // Cells are [n, C] tensors, indexed [layer][column]: (h, c) of rows r-1 and r,
+        // and each layer's input along row r (the 1x3 mask B kernel reads columns c-1 and c).
+        let blank = || vec![vec![(zero.clone(), zero.clone()); w]; nl];
+        let (mut prev, mut cur) = (blank(), blank());
+        let mut inputs: Vec<Vec<Tensor>> = vec![vec![zero.clone(); w]; nl];
         for r in 0..h {
-            let mut row_states = Vec::new();
             for col in 0..w {
-                // Row r through every layer from the cached states of row r-1.
-                let mut x = self.first_row(&img, n, r, &dev)?;
-                row_states.clear();
-                for (layer, st) in self.layers.iter().zip(&states) {
+                // Cell (r, col) of every layer: it depends on pixels before (r, col) only, so it is
+                // final now, and row r's other cells were computed at their own pixels.
+                let mut x = self.first_row(&img, n, r, &dev)?.narrow(2, col, 1)?.reshape((n, c))?;
+                for (l, layer) in self.layers.iter().enumerate() {
                     let dir = &layer.dirs[0];
-                    let g = dir.input.forward(&x, Act::Identity)?.reshape((n * w, 4 * c))?;
-                    let (hn, cn) = self.row_step(dir, &g, &st.0, &st.1)?;
-                    let hn = hn.reshape((n, 1, w, c))?;
-                    x = (x + pointwise(&layer.res, &hn, Act::Identity)?)?;
-                    row_states.push((hn, cn));
+                    inputs[l][col] = x.clone();
+                    let left = if col > 0 { inputs[l][col - 1].clone() } else { zero.clone() };
+                    let above = |k: Option<usize>| k.filter(|&k| k < w).map(|k| prev[l][k].0.clone()).unwrap_or_else(|| zero.clone());
+                    let s_in = Tensor::cat(&[&above(col.checked_sub(1)), &above(Some(col)), &above(Some(col + 1))], 1)?;
+                    let g = (dir.input.lin.forward(&Tensor::cat(&[&left, &x], 1)?)? + s_in.matmul(&dir.state)?)?;
+                    let (hn, cn) = lstm_cell(&g, &prev[l][col].1, c)?;
+                    x = (x + layer.res.forward(&hn)?)?;
+                    cur[l][col] = (hn, cn);
                 }
-                let out = self.head(&x.narrow(2, col, 1)?)?.reshape((n, p))?.to_vec2::<f32>()?;
+                let out = self.head[1].forward(&self.head[0].forward_relu_in(&x, Act::Relu)?)?.to_vec2::<f32>()?;
                 for s in 0..n {
                     let i = r * w + col;
-                    let (v, lp) = self.cfg.output.draw(&out[s], known.and_then(|k| k.get(s, i, d)), rng);
+                    let (v, lp) = self.cfg.output.draw(&out[s][..p], known.and_then(|k| k.get(s, i, d)), rng);
                     img[s * d + i] = v;
                     lps[s] += lp;
                 }
             }
-            // Row r's states never depend on pixel (r, W-1): the last pass's states are final.
-            states = std::mem::take(&mut row_states);
+            prev = std::mem::replace(&mut cur, blank());
         }
         Ok((Tensor::from_vec(img, (n, d), &dev)?, lps))
     }
@@ -369,7 +374,7 @@ impl PixelRnn {
                     cur_l[l][col] = st;
                     x = (x + layer.res.forward(&hid)?)?;
                 }
-                let out = self.head[1].forward(&self.head[0].forward_act(&x.relu()?, Act::Relu)?)?.to_vec2::<f32>()?;
+                let out = self.head[1].forward(&self.head[0].forward_relu_in(&x, Act::Relu)?)?.to_vec2::<f32>()?;
                 for s in 0..n {
                     let i = r * w + col;
                     let (v, lp) = self.cfg.output.draw(&out[s][..p], known.and_then(|k| k.get(s, i, d)), rng);

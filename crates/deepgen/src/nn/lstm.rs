@@ -31,6 +31,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::Result;
+use crate::nn::gemm;
 use crate::nn::ops::fast_exp;
 
 /// The order in which the cells of the grid are computed.
@@ -105,17 +106,6 @@ struct Acts {
     hid: Vec<f32>,
 }
 
-fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], a_t: bool, b: &[f32], b_t: bool, accumulate: bool) {
-    debug_assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
-    let (a_cs, a_rs) = if a_t { (m as isize, 1) } else { (1, k as isize) };
-    let (b_cs, b_rs) = if b_t { (k as isize, 1) } else { (1, n as isize) };
-    // SAFETY: the slices hold at least m*k, k*n and m*n values (asserted above
-    // in debug builds; the callers size them so), read with these strides.
-    unsafe {
-        gemm::gemm(m, n, k, dst.as_mut_ptr(), 1, n as isize, accumulate, a.as_ptr(), a_cs, a_rs, b.as_ptr(), b_cs, b_rs, 1.0f32, 1.0f32, false, false, false, gemm::Parallelism::None);
-    }
-}
-
 impl GridLstm {
     /// Forward scan over `n` images (gin `[n, H*W, 4C]`).
     fn forward(&self, gin: &[f32], wss: &[f32], n: usize, d: Dims) -> Acts {
@@ -139,7 +129,7 @@ impl GridLstm {
                     }
                 }
             }
-            gemm(m, 4 * c, tc, &mut g, &s, false, wss, false, true);
+            gemm(m, 4 * c, tc, &mut g, &s, false, wss, false, true, false);
             for b in 0..n {
                 for (k, &cell) in wave.iter().enumerate() {
                     let row = b * wave.len() + k;
@@ -208,9 +198,9 @@ impl GridLstm {
                 }
             }
             // dWss += S^T dG; dS = dG Wss^T, scattered back to the neighbours' hidden states.
-            gemm(tc, 4 * c, m, dw, &s, true, &dg, false, true);
+            gemm(tc, 4 * c, m, dw, &s, true, &dg, false, true, false);
             let mut ds = vec![0f32; m * tc];
-            gemm(m, tc, 4 * c, &mut ds, &dg, false, wss, true, false);
+            gemm(m, tc, 4 * c, &mut ds, &dg, false, wss, true, false, false);
             for b in 0..n {
                 for (k, &cell) in wave.iter().enumerate() {
                     let row = b * wave.len() + k;

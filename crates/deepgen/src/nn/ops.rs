@@ -8,6 +8,7 @@
 //! compositions are used.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+use rayon::prelude::*;
 
 fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, name: &str) -> candle_core::Result<&'a [f32]> {
     let data = match s {
@@ -227,14 +228,18 @@ impl CustomOp1 for GatedTanh {
         let x = contiguous_f32(s, l, self.name())?;
         let dims = l.shape().dims();
         let c2 = *dims.last().unwrap_or(&0);
-        if c2 % 2 != 0 {
+        if !c2.is_multiple_of(2) {
             candle_core::bail!("{}: the last dimension ({c2}) must be even", self.name());
         }
         let c = c2 / 2;
-        let mut out = Vec::with_capacity(x.len() / 2);
-        for row in x.chunks(c2.max(1)) {
-            out.extend(row[..c].iter().zip(&row[c..]).map(|(&a, &b)| tanh_f32(a) * sigmoid_fast(b)));
-        }
+        let rows = x.len() / c2.max(1);
+        let block = 1024usize;
+        let mut out = vec![0f32; rows * c];
+        out.par_chunks_mut((block * c).max(1)).zip(x.par_chunks((block * c2).max(1))).for_each(|(o, xs)| {
+            for (orow, row) in o.chunks_mut(c.max(1)).zip(xs.chunks(c2.max(1))) {
+                orow.iter_mut().zip(row[..c].iter().zip(&row[c..])).for_each(|(o, (&a, &b))| *o = tanh_f32(a) * sigmoid_fast(b));
+            }
+        });
         let mut od = dims.to_vec();
         if let Some(l) = od.last_mut() {
             *l = c;
@@ -244,16 +249,21 @@ impl CustomOp1 for GatedTanh {
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let c2 = arg.dim(candle_core::D::Minus1)?;
         let c = c2 / 2;
-        let xv = arg.flatten_all()?.to_vec1::<f32>()?;
         let gv = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let mut dx = vec![0f32; xv.len()];
-        for ((d, row), g) in dx.chunks_mut(c2).zip(xv.chunks(c2)).zip(gv.chunks(c)) {
-            for j in 0..c {
-                let (t, s) = (tanh_f32(row[j]), sigmoid_fast(row[c + j]));
-                d[j] = g[j] * s * (1.0 - t * t);
-                d[c + j] = g[j] * t * s * (1.0 - s);
-            }
-        }
+        let block = 1024usize;
+        let dx = crate::nn::fused::read(arg, |xv| {
+            let mut dx = vec![0f32; xv.len()];
+            dx.par_chunks_mut(block * c2).zip(xv.par_chunks(block * c2)).zip(gv.par_chunks(block * c)).for_each(|((db, xb), gb)| {
+                for ((d, row), g) in db.chunks_mut(c2).zip(xb.chunks(c2)).zip(gb.chunks(c)) {
+                    for j in 0..c {
+                        let (t, s) = (tanh_f32(row[j]), sigmoid_fast(row[c + j]));
+                        d[j] = g[j] * s * (1.0 - t * t);
+                        d[c + j] = g[j] * t * s * (1.0 - s);
+                    }
+                }
+            });
+            dx
+        })?;
         Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
     }
 }
