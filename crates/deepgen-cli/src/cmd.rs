@@ -358,6 +358,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
 fn summary(model: &Model, source: &str, rep: &deepgen::eval::NllReport, cfg: &RunConfig) -> String {
     let how = match &model.config {
         ModelConfig::Vae(c) => format!("importance-weighted bound, k={}", c.iw_samples),
+        ModelConfig::Made(c) if c.masks > 1 => format!("exact, of the ensemble: the mean probability over {} mask sets", c.masks),
+        ModelConfig::Rnade(_) => "exact density".to_string(),
         _ => "exact".to_string(),
     };
     let bin = match cfg.data.binarize {
@@ -451,7 +453,7 @@ pub fn complete(a: CompleteArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| dir.file("completions.png"));
     let mut r = rng::derived(a.seed.unwrap_or(cfg.seed), "complete", 0);
     let t0 = std::time::Instant::now();
-    let (x, flags, done, lps) = run::complete(&model, &data, &keep, n, samples, &mut r)?;
+    let (x, flags, done, lps) = run::complete(&model, &cfg, &data, &keep, n, samples, &mut r)?;
     let secs = t0.elapsed().as_secs_f64();
     let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {

@@ -103,13 +103,7 @@ pub fn write_samples(model: &Model, cfg: &RunConfig, n: usize, mean: bool, rng: 
         _ => model.sample(n, rng)?,
     };
     let mut v = x.flatten_all()?.to_vec1::<f32>()?;
-    // Undo standardisation so samples are in the data's units.
-    if !cfg.data.mean.is_empty() {
-        let d = cfg.data.mean.len();
-        for (k, x) in v.iter_mut().enumerate() {
-            *x = *x * cfg.data.std[k % d] + cfg.data.mean[k % d];
-        }
-    }
+    to_data_units(&mut v, cfg);
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let dim: usize = shape.iter().product();
     match ext.as_str() {
@@ -135,6 +129,16 @@ pub fn write_samples(model: &Model, cfg: &RunConfig, n: usize, mean: bool, rng: 
             crate::train::checkpoint::atomic_write(path, &crate::data::npy::encode_f32(&full, &v))
         }
         _ => Err(Error::config(format!("{}: unknown output type (use .png, .csv or .npy)", path.display()))),
+    }
+}
+
+/// Undoes the run's standardisation in place (rows of the model's values -> data units).
+pub fn to_data_units(v: &mut [f32], cfg: &RunConfig) {
+    if !cfg.data.mean.is_empty() {
+        let d = cfg.data.mean.len();
+        for (k, x) in v.iter_mut().enumerate() {
+            *x = *x * cfg.data.std[k % d] + cfg.data.mean[k % d];
+        }
     }
 }
 
@@ -251,11 +255,13 @@ impl Keep {
     }
 }
 
-/// Completions of the first `n` examples of `data`: `samples` draws each of
-/// the values `keep` does not fix, sampled in the model's order. Returns
-/// the examples `[n, D]`, the flags, and the completions
-/// `[n * samples, D]` (example-major) with their log-probabilities.
-pub fn complete(model: &Model, data: &Dataset, keep: &Keep, n: usize, samples: usize, rng: &mut Rng) -> Result<(Tensor, Vec<bool>, Tensor, Vec<f64>)> {
+/// Completions of the first `n` examples of `data` (transformed by the run's
+/// config `cfg`): `samples` draws each of the values `keep` does not fix,
+/// sampled in the model's order. Returns the examples `[n, D]`, the flags,
+/// and the completions `[n * samples, D]` (example-major), both in the data's
+/// units (standardisation undone), and each completion's log-probability
+/// under the model (of the transformed values).
+pub fn complete(model: &Model, cfg: &RunConfig, data: &Dataset, keep: &Keep, n: usize, samples: usize, rng: &mut Rng) -> Result<(Tensor, Vec<bool>, Tensor, Vec<f64>)> {
     model.check_dim(data.dim(), &data.source)?;
     let n = n.min(data.n);
     if n == 0 || samples == 0 {
@@ -276,7 +282,13 @@ pub fn complete(model: &Model, data: &Dataset, keep: &Keep, n: usize, samples: u
     }
     let observed: Vec<bool> = (0..n * samples).flat_map(|_| flags.iter().copied()).collect();
     let (out, lps) = model.sample_sequential(n * samples, Some(&Known { values, observed }), rng)?;
-    Ok((x, flags, out, lps))
+    let units = |t: Tensor| -> Result<Tensor> {
+        let shape = t.shape().clone();
+        let mut v = t.flatten_all()?.to_vec1::<f32>()?;
+        to_data_units(&mut v, cfg);
+        Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
+    };
+    Ok((units(x)?, flags, units(out)?, lps))
 }
 
 /// The completion grid: one row per example with the original, the masked
