@@ -1,8 +1,10 @@
 //! deepgen: deep generative models in Rust.
 //!
-//! Explicit-density models (independent Bernoulli, FVSBN, NADE) and latent
-//! variable models (VAE) trained by one [`train::LikelihoodTrainer`], scored
-//! in nats and bits/dim by [`eval`], checkpointed as safetensors run
+//! Explicit-density models (independent Bernoulli, FVSBN, NADE, MADE, RNADE,
+//! PixelCNN and gated PixelCNN, PixelRNN Row LSTM and Diagonal BiLSTM) and
+//! latent variable models (VAE) trained by one [`train::LikelihoodTrainer`],
+//! scored in nats and bits/dim by [`eval`], sampled and completed with
+//! [`models::Model::sample_sequential`], checkpointed as safetensors run
 //! directories. See ARCHITECTURE.md for the design.
 //!
 //! # Example: train, save, reload and score
