@@ -21,6 +21,6 @@ run --model fvsbn --lr 0.01
 run --model nade --naive
 run --model made --naive
 run --model pixelcnn --naive
-run --model gated-pixelcnn
+run --model gated-pixelcnn --channels 32
 run --model row-lstm
 run --model diagonal-bilstm

@@ -52,14 +52,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             c.hidden = arg(&args, "--hidden", "500").parse()?;
             ModelConfig::Nade(c)
         }
+        // Flags override the presets (see `ModelConfig::preset`).
         ModelConfig::PixelCnn(mut c) => {
-            c.channels = arg(&args, "--channels", "32").parse()?;
-            c.layers = arg(&args, "--layers", "5").parse()?;
+            c.channels = arg(&args, "--channels", &c.channels.to_string()).parse()?;
+            c.layers = arg(&args, "--layers", &c.layers.to_string()).parse()?;
             ModelConfig::PixelCnn(c)
         }
         ModelConfig::PixelRnn(mut c) => {
-            c.channels = arg(&args, "--channels", "32").parse()?;
-            c.layers = arg(&args, "--layers", "2").parse()?;
+            c.channels = arg(&args, "--channels", &c.channels.to_string()).parse()?;
+            c.layers = arg(&args, "--layers", &c.layers.to_string()).parse()?;
             ModelConfig::PixelRnn(c)
         }
         c => c,
