@@ -71,6 +71,35 @@ impl Known {
     }
 }
 
+/// The examples a sequential image sampler is drawing, `[n, D]`, and the
+/// log-probability accumulated for each (shared by the PixelCNN and PixelRNN samplers).
+pub(crate) struct Canvas<'a> {
+    pub x: Vec<f32>,
+    pub log_p: Vec<f64>,
+    n: usize,
+    d: usize,
+    known: Option<&'a Known>,
+}
+
+impl<'a> Canvas<'a> {
+    pub fn new(n: usize, d: usize, known: Option<&'a Known>) -> Self {
+        Self { x: vec![0f32; n * d], log_p: vec![0f64; n], n, d, known }
+    }
+
+    /// Draws value `i` of every example from its output parameters `params[s]` (or keeps the known value).
+    pub fn draw(&mut self, i: usize, params: &[Vec<f32>], out: PixelOutput, rng: &mut Rng) {
+        for (s, ps) in params.iter().enumerate().take(self.n) {
+            let (v, lp) = out.draw(&ps[..out.params()], self.known.and_then(|k| k.get(s, i, self.d)), rng);
+            self.x[s * self.d + i] = v;
+            self.log_p[s] += lp;
+        }
+    }
+
+    pub fn finish(self, dev: &Device) -> Result<(Tensor, Vec<f64>)> {
+        Ok((Tensor::from_vec(self.x, (self.n, self.d), dev)?, self.log_p))
+    }
+}
+
 /// A training loss with named parts (all scalars, batch means).
 pub struct Losses {
     pub total: Tensor,

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dist::PixelOutput;
 use crate::error::{Error, Result};
-use crate::models::Known;
+use crate::models::{Canvas, Known};
 use crate::nn::conv::{pointwise, pointwise_relu_in, raster_taps, MaskedConv, Tap};
 use crate::nn::{ops, Act, Linear, Params};
 use crate::rng::Rng;
@@ -208,8 +208,7 @@ impl PixelCnn {
         let dev = self.head[1].b.device().clone();
         let (up, left, right) = self.reach();
         let p = self.cfg.output.params();
-        let mut img = vec![0f32; n * d];
-        let mut lps = vec![0f64; n];
+        let mut canvas = Canvas::new(n, d, known);
         for r in 0..h {
             let r0 = r.saturating_sub(up);
             for c in 0..w {
@@ -218,19 +217,14 @@ impl PixelCnn {
                 let mut win = Vec::with_capacity(n * wh * ww);
                 for s in 0..n {
                     for y in r0..=r {
-                        win.extend_from_slice(&img[s * d + y * w + c0..s * d + y * w + c1]);
+                        win.extend_from_slice(&canvas.x[s * d + y * w + c0..s * d + y * w + c1]);
                     }
                 }
                 let t = Tensor::from_vec(win, (n, wh, ww, 1), &dev)?;
                 let out = self.forward_image(&t)?.narrow(1, wh - 1, 1)?.narrow(2, c - c0, 1)?.reshape((n, p))?.to_vec2::<f32>()?;
-                for s in 0..n {
-                    let i = r * w + c;
-                    let (v, lp) = self.cfg.output.draw(&out[s], known.and_then(|k| k.get(s, i, d)), rng);
-                    img[s * d + i] = v;
-                    lps[s] += lp;
-                }
+                canvas.draw(r * w + c, &out, self.cfg.output, rng);
             }
         }
-        Ok((Tensor::from_vec(img, (n, d), &dev)?, lps))
+        canvas.finish(&dev)
     }
 }

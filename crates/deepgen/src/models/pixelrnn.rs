@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dist::PixelOutput;
 use crate::error::{Error, Result};
-use crate::models::Known;
+use crate::models::{Canvas, Known};
 use crate::nn::conv::{gather, pointwise, pointwise_relu_in, raster_taps, MaskedConv, Tap};
 use crate::nn::lstm::{grid_lstm, Scan};
 use crate::nn::{ops, Act, Linear, Params};
@@ -302,12 +302,10 @@ impl PixelRnn {
     fn sample_row(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
         let (h, w, c) = (self.cfg.height, self.cfg.width, self.cfg.channels);
         let d = h * w;
-        let p = self.cfg.output.params();
         let nl = self.layers.len();
         let dev = self.head[1].b.device().clone();
         let zero = Tensor::zeros((n, c), DType::F32, &dev)?;
-        let mut img = vec![0f32; n * d];
-        let mut lps = vec![0f64; n];
+        let mut canvas = Canvas::new(n, d, known);
         // Cells are [n, C] tensors, indexed [layer][column]: (h, c) of rows r-1 and r,
         // and each layer's input along row r (the 1x3 mask B kernel reads columns c-1 and c).
         let blank = || vec![vec![(zero.clone(), zero.clone()); w]; nl];
@@ -317,7 +315,7 @@ impl PixelRnn {
             for col in 0..w {
                 // Cell (r, col) of every layer: it depends on pixels before (r, col) only, so it is
                 // final now, and row r's other cells were computed at their own pixels.
-                let mut x = self.first_row(&img, n, r, &dev)?.narrow(2, col, 1)?.reshape((n, c))?;
+                let mut x = self.first_row(&canvas.x, n, r, &dev)?.narrow(2, col, 1)?.reshape((n, c))?;
                 for (l, layer) in self.layers.iter().enumerate() {
                     let dir = &layer.dirs[0];
                     inputs[l][col] = x.clone();
@@ -330,27 +328,20 @@ impl PixelRnn {
                     cur[l][col] = (hn, cn);
                 }
                 let out = self.head[1].forward(&self.head[0].forward_relu_in(&x, Act::Relu)?)?.to_vec2::<f32>()?;
-                for s in 0..n {
-                    let i = r * w + col;
-                    let (v, lp) = self.cfg.output.draw(&out[s][..p], known.and_then(|k| k.get(s, i, d)), rng);
-                    img[s * d + i] = v;
-                    lps[s] += lp;
-                }
+                canvas.draw(r * w + col, &out, self.cfg.output, rng);
             }
             prev = std::mem::replace(&mut cur, blank());
         }
-        Ok((Tensor::from_vec(img, (n, d), &dev)?, lps))
+        canvas.finish(&dev)
     }
 
     fn sample_diagonal(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
         let (h, w, c) = (self.cfg.height, self.cfg.width, self.cfg.channels);
         let d = h * w;
-        let p = self.cfg.output.params();
         let nl = self.layers.len();
         let dev = self.head[1].b.device().clone();
         let zero = Tensor::zeros((n, c), DType::F32, &dev)?;
-        let mut img = vec![0f32; n * d];
-        let mut lps = vec![0f64; n];
+        let mut canvas = Canvas::new(n, d, known);
         // Cells are [n, C] tensors. prev_*: row r-1; cur_*: row r. Index [layer][column].
         let blank = || vec![vec![(zero.clone(), zero.clone()); w]; nl];
         let (mut prev_l, mut cur_l, mut prev_r) = (blank(), blank(), blank());
@@ -364,7 +355,7 @@ impl PixelRnn {
         let zz = (zero.clone(), zero.clone());
         for r in 0..h {
             for col in 0..w {
-                let mut x = self.first_row(&img, n, r, &dev)?.narrow(2, col, 1)?.reshape((n, c))?;
+                let mut x = self.first_row(&canvas.x, n, r, &dev)?.narrow(2, col, 1)?.reshape((n, c))?;
                 for (l, layer) in self.layers.iter().enumerate() {
                     inputs[l][col] = x.clone();
                     let side = if col > 0 { cur_l[l][col - 1].clone() } else { zz.clone() };
@@ -375,12 +366,7 @@ impl PixelRnn {
                     x = (x + layer.res.forward(&hid)?)?;
                 }
                 let out = self.head[1].forward(&self.head[0].forward_relu_in(&x, Act::Relu)?)?.to_vec2::<f32>()?;
-                for s in 0..n {
-                    let i = r * w + col;
-                    let (v, lp) = self.cfg.output.draw(&out[s][..p], known.and_then(|k| k.get(s, i, d)), rng);
-                    img[s * d + i] = v;
-                    lps[s] += lp;
-                }
+                canvas.draw(r * w + col, &out, self.cfg.output, rng);
             }
             // Row r is complete: run the second direction over it, right to left.
             let mut cur_r = blank();
@@ -393,7 +379,7 @@ impl PixelRnn {
             prev_r = cur_r;
             prev_l = std::mem::replace(&mut cur_l, blank());
         }
-        Ok((Tensor::from_vec(img, (n, d), &dev)?, lps))
+        canvas.finish(&dev)
     }
 }
 

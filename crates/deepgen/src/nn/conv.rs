@@ -251,14 +251,7 @@ impl CustomOp3 for ConvOp {
         let dims = x.dims4()?;
         let (k, n) = w.dims2()?;
         let m = dims.0 * dims.1 * dims.2;
-        let dz: Vec<f32> = read(grad, |g| match self.act {
-            Act::Identity => Ok(g.to_vec()),
-            Act::Relu => read(y, |y| g.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect()),
-        })??;
-        let mut db = vec![0f32; n];
-        for row in dz.chunks(n) {
-            db.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
-        }
+        let (dz, db) = super::fused::pre_activation_grad(grad, y, self.act, n)?;
         let dw = read(x, |xv| super::gemm_at_b(k, n, m, &self.cols(xv, dims), &dz))?;
         let dx = if x.track_op() {
             let mut dcols = vec![0f32; m * k];

@@ -308,14 +308,7 @@ pub mod fused {
         fn bwd_direct(&self, x: &Tensor, w: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
             let (m, k) = x.dims2()?;
             let n = w.dim(1)?;
-            let dz: Vec<f32> = read(grad, |g| match self.act {
-                Act::Identity => Ok(g.to_vec()),
-                Act::Relu => read(y, |y| g.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect()),
-            })??;
-            let mut db = vec![0f32; n];
-            for row in dz.chunks(n) {
-                db.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
-            }
+            let (dz, db) = pre_activation_grad(grad, y, self.act, n)?;
             let threads = candle_core::utils::get_num_threads();
             let par = || if threads > 1 && m * n * k > 4096 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
             // dW [k, n] = x^T [k, m] dz [m, n]; x^T is read through strides (row step 1, column step k).
@@ -359,6 +352,20 @@ pub mod fused {
             };
             Ok((dx, Some(Tensor::from_vec(dw, (k, n), x.device())?), Some(Tensor::from_vec(db, n, x.device())?)))
         }
+    }
+
+    /// The gradient at the pre-activation of `y = act(z)` (the ReLU mask
+    /// applied) and its column sums, the bias gradient of a layer with `n` outputs.
+    pub(crate) fn pre_activation_grad(grad: &Tensor, y: &Tensor, act: Act, n: usize) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
+        let dz: Vec<f32> = read(grad, |g| match act {
+            Act::Identity => Ok(g.to_vec()),
+            Act::Relu => read(y, |y| g.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect()),
+        })??;
+        let mut db = vec![0f32; n];
+        for row in dz.chunks(n.max(1)) {
+            db.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+        }
+        Ok((dz, db))
     }
 
     /// Runs `f` on a tensor's f32 values in place when it is a contiguous CPU
