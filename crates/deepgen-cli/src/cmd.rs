@@ -12,7 +12,9 @@ use deepgen::train::checkpoint::DataConfig;
 use deepgen::train::{LikelihoodTrainer, RunConfig, RunDir, Schedule, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{CompleteArgs, InfoArgs, ModelsArgs, SampleArgs, ScoreArgs, TrainArgs};
+use crate::{CompleteArgs, EvalArgs, InfoArgs, ModelsArgs, SampleArgs, ScoreArgs, TrainArgs};
+use deepgen::models::{Divergence, GanLoss, ADVERSARIAL};
+use deepgen::train::{AdversarialConfig, AdversarialTrainer};
 
 fn device(name: &str) -> Result<Device> {
     match name {
@@ -31,7 +33,25 @@ fn positive(flag: &str, v: i64) -> Result<usize> {
 
 /// Flags that define a run and so cannot change on --resume.
 fn reject_on_resume(a: &TrainArgs) -> Result<()> {
-    let given: [(&str, bool); 25] = [
+    let given: [(&str, bool); 42] = [
+        ("--loss", a.loss.is_some()),
+        ("--divergence", a.divergence.is_some()),
+        ("--d-hidden", a.d_hidden.is_some()),
+        ("--d-lr", a.d_lr.is_some()),
+        ("--n-critic", a.n_critic.is_some()),
+        ("--clip", a.clip.is_some()),
+        ("--gp", a.gp.is_some()),
+        ("--unroll", a.unroll.is_some()),
+        ("--first-order", a.first_order),
+        ("--beta1", a.beta1.is_some()),
+        ("--beta2", a.beta2.is_some()),
+        ("--classes", a.classes.is_some()),
+        ("--categorical", a.categorical.is_some()),
+        ("--continuous", a.continuous.is_some()),
+        ("--info-weight", a.info_weight.is_some()),
+        ("--prior", a.prior.is_some()),
+        ("--arch", a.arch.is_some()),
+        ("--latent", a.latent.is_some()),
         ("--channels", a.channels.is_some()),
         ("--layers", a.layers.is_some()),
         ("--output", a.output.is_some()),
@@ -53,7 +73,6 @@ fn reject_on_resume(a: &TrainArgs) -> Result<()> {
         ("--binarize", a.binarize.is_some()),
         ("--standardize", a.standardize),
         ("--hidden", a.hidden.is_some()),
-        ("--latent", a.latent.is_some()),
         ("--iw-samples", a.iw_samples.is_some()),
         ("--out", a.out.is_some()),
         ("--device", a.device != "cpu"),
@@ -66,9 +85,11 @@ fn reject_on_resume(a: &TrainArgs) -> Result<()> {
 
 /// Default steps per model: each finishes in a few minutes on 2 cores
 /// (measured on MNIST, batch 64: PixelCNN ~4 min, gated PixelCNN and the PixelRNNs ~5-10 min).
-fn default_steps(model: &str) -> usize {
+fn default_steps(model: &str, toy: bool) -> usize {
     match model {
         "vae" => 4000,
+        "gan" | "unrolled-gan" | "fgan" | "wgan" | "wgan-gp" if toy => 5000,
+        "aae" => 3000,
         "gated-pixelcnn" | "row-lstm" | "diagonal-bilstm" => 1000,
         _ => 2000,
     }
@@ -76,9 +97,10 @@ fn default_steps(model: &str) -> usize {
 
 /// Default batch: 64 for the convolutional and recurrent image models (the
 /// budget of bench/ar_table.sh), 128 otherwise.
-fn default_batch(model: &str) -> usize {
+fn default_batch(model: &str, toy: bool) -> usize {
     match model {
-        "pixelcnn" | "gated-pixelcnn" | "row-lstm" | "diagonal-bilstm" => 64,
+        _ if toy && ADVERSARIAL.contains(&model) => 512,
+        "pixelcnn" | "gated-pixelcnn" | "row-lstm" | "diagonal-bilstm" | "dcgan" | "cgan" | "infogan" | "gan" | "fgan" | "wgan" | "wgan-gp" | "unrolled-gan" => 64,
         _ => 128,
     }
 }
@@ -88,12 +110,42 @@ fn default_batch(model: &str) -> usize {
 /// and at 1e-3 per step Adam takes thousands of steps to get there (measured on
 /// MNIST, 2,000 steps: Bernoulli 281 nats at 1e-3, 207 at 0.05, optimum ~206;
 /// FVSBN 140 at 1e-3, 108 at 0.01).
-fn default_lr(model: &str) -> f64 {
+fn default_lr(model: &str, toy: bool) -> f64 {
     match model {
         "bernoulli" => 0.05,
         "fvsbn" => 0.01,
+        "wgan" => 5e-5,
+        "wgan-gp" => 1e-4,
+        "aae" => 1e-3,
+        _ if toy && ADVERSARIAL.contains(&model) => 1e-3,
+        _ if ADVERSARIAL.contains(&model) => 2e-4,
         _ => 1e-3,
     }
+}
+
+/// The adversarial trainer's defaults per variant. Toy GANs follow Metz et
+/// al. 2017 (critic lr 1e-4 against the generator's 1e-3, Adam beta1 0.5);
+/// image GANs DCGAN's 2e-4 for both; WGAN the paper's 5e-5 with n_critic 5 and
+/// clipping at 0.01 (Adam with beta1 = 0 in place of RMSProp); WGAN-GP
+/// Gulrajani et al.'s lambda 10, n_critic 5, Adam(1e-4, 0, 0.9).
+fn default_adversarial(model: &str, toy: bool) -> AdversarialConfig {
+    let mut c = AdversarialConfig { d_lr: if toy { 1e-4 } else { 2e-4 }, ..AdversarialConfig::default() };
+    match model {
+        "wgan" => {
+            c.d_lr = 5e-5;
+            c.n_critic = 5;
+            c.clip = Some(0.01);
+        }
+        "wgan-gp" => {
+            c.d_lr = 1e-4;
+            c.n_critic = 5;
+            c.gp = Some(10.0);
+        }
+        "unrolled-gan" => c.unroll = 5,
+        "aae" => c.d_lr = 2e-4,
+        _ => {}
+    }
+    c
 }
 
 fn free_run_dir(model: &str) -> PathBuf {
@@ -135,6 +187,8 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
     };
     let list = |h: &str| -> Result<Vec<usize>> { h.split(',').map(number).collect::<Result<_>>().map_err(|_| anyhow::anyhow!("--hidden: `{h}` is not a comma list of positive numbers")) };
     match (&mut model, &a.hidden) {
+        (ModelConfig::Gan(c), Some(h)) => c.g_hidden = list(h)?,
+        (ModelConfig::Aae(c), Some(h)) => c.hidden = list(h)?,
         (ModelConfig::Nade(c), Some(h)) => c.hidden = number(h)?,
         (ModelConfig::Rnade(c), Some(h)) => c.hidden = number(h)?,
         (ModelConfig::Made(c), Some(h)) => c.hidden = list(h)?,
@@ -146,7 +200,8 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
         match &mut model {
             ModelConfig::PixelCnn(c) => c.channels = ch,
             ModelConfig::PixelRnn(c) => c.channels = ch,
-            _ => bail!("--channels applies only to the pixelcnn and pixelrnn models"),
+            ModelConfig::Gan(c) if c.arch == deepgen::models::Arch::Dcgan => c.channels = ch,
+            _ => bail!("--channels applies only to the pixelcnn, pixelrnn and dcgan-architecture models"),
         }
     }
     if let Some(l) = a.layers {
@@ -185,9 +240,12 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
     if let Some(l) = a.latent {
         match &mut model {
             ModelConfig::Vae(c) => c.latent = l,
-            _ => bail!("--latent applies only to the vae model"),
+            ModelConfig::Gan(c) => c.latent = l,
+            ModelConfig::Aae(c) => c.latent = l,
+            _ => bail!("--latent applies only to the vae, gan and aae models"),
         }
     }
+    apply_adversarial_flags(a, &mut model, &raw)?;
     if let Some(k) = a.iw_samples {
         match &mut model {
             ModelConfig::Vae(c) => c.iw_samples = k,
@@ -213,7 +271,49 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
     };
     let val = a.val.clone().or(file.as_ref().and_then(|f| f.data.val.clone())).or(spec.held_out().map(|s| s.to_string()));
 
-    let mut train = file.as_ref().map(|f| f.train.clone()).unwrap_or_else(|| TrainConfig { steps: default_steps(&name), batch_size: default_batch(&name), lr: default_lr(&name), ..TrainConfig::default() });
+    let toy = raw.shape.len() == 1 && raw.dim() <= 16;
+    let adversarial = ADVERSARIAL.contains(&name.as_str());
+    let mut train = file.as_ref().map(|f| f.train.clone()).unwrap_or_else(|| {
+        let mut t = TrainConfig { steps: default_steps(&name, toy), batch_size: default_batch(&name, toy), lr: default_lr(&name, toy), ..TrainConfig::default() };
+        if adversarial {
+            t.adversarial = Some(default_adversarial(&name, toy));
+            t.optimizer.beta1 = if name.starts_with("wgan") { 0.0 } else { 0.5 };
+            if name == "wgan-gp" {
+                t.optimizer.beta2 = 0.9;
+            }
+        }
+        t
+    });
+    if let Some(b) = a.beta1 {
+        train.optimizer.beta1 = b;
+    }
+    if let Some(b) = a.beta2 {
+        train.optimizer.beta2 = b;
+    }
+    let adv_flags = a.d_lr.is_some() || a.n_critic.is_some() || a.clip.is_some() || a.gp.is_some() || a.unroll.is_some() || a.first_order;
+    match (&mut train.adversarial, adv_flags) {
+        (Some(c), _) => {
+            if let Some(v) = a.d_lr {
+                c.d_lr = v;
+            }
+            if let Some(v) = a.n_critic {
+                c.n_critic = positive("--n-critic", v)?;
+            }
+            if a.clip.is_some() {
+                c.clip = a.clip;
+            }
+            if a.gp.is_some() {
+                c.gp = a.gp;
+            }
+            if let Some(k) = a.unroll {
+                c.unroll = k;
+            }
+            c.first_order |= a.first_order;
+            c.check()?;
+        }
+        (None, true) => bail!("--d-lr, --n-critic, --clip, --gp, --unroll and --first-order apply only to the adversarial models ({})", ADVERSARIAL.join(", ")),
+        (None, false) => {}
+    }
     if let Some(s) = a.steps {
         train.steps = positive("--steps", s)?;
     }
@@ -240,6 +340,86 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
     }
     train.check()?;
     Ok(RunConfig { seed, data: DataConfig { train: data_spec, val, binarize, shape: raw.shape.clone(), mean, std }, train, model })
+}
+
+/// The GAN and AAE flags of `deepgen train`.
+fn apply_adversarial_flags(a: &TrainArgs, model: &mut ModelConfig, raw: &deepgen::data::Dataset) -> Result<()> {
+    let list = |flag: &str, h: &str| -> Result<Vec<usize>> {
+        h.split(',').map(|v| v.trim().parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| anyhow::anyhow!("{flag}: `{h}` is not a comma list of positive numbers"))).collect()
+    };
+    let name = model.name();
+    match model {
+        ModelConfig::Gan(c) => {
+            if let Some(arch) = &a.arch {
+                c.arch = match arch.as_str() {
+                    "mlp" => deepgen::models::Arch::Mlp,
+                    "dcgan" => deepgen::models::Arch::Dcgan,
+                    other => bail!("--arch: unknown architecture `{other}` (expected mlp or dcgan)"),
+                };
+            }
+            if let Some(l) = &a.loss {
+                c.loss = l.parse()?;
+            }
+            if let Some(d) = &a.divergence {
+                if c.variant != "fgan" && !matches!(c.loss, GanLoss::F(_)) {
+                    bail!("--divergence applies only to the fgan model (or --loss with an f-divergence)");
+                }
+                c.loss = GanLoss::F(d.parse::<Divergence>()?);
+            }
+            if let Some(h) = &a.d_hidden {
+                c.d_hidden = list("--d-hidden", h)?;
+            }
+            if c.variant == "cgan" {
+                let Some(labels) = &raw.labels else { bail!("{}: a conditional GAN needs labelled data (this set has no labels)", raw.source) };
+                c.classes = a.classes.unwrap_or(labels.iter().max().map(|m| *m as usize + 1).unwrap_or(1));
+            } else if a.classes.is_some() {
+                bail!("--classes applies only to the cgan model");
+            }
+            if c.variant == "infogan" {
+                c.categorical = a.categorical.unwrap_or(c.categorical);
+                c.continuous = a.continuous.unwrap_or(c.continuous);
+                c.info_weight = a.info_weight.unwrap_or(c.info_weight);
+                if c.codes() == 0 {
+                    bail!("infogan: give at least one code (--categorical K or --continuous M)");
+                }
+            } else if a.categorical.is_some() || a.continuous.is_some() || a.info_weight.is_some() {
+                bail!("--categorical, --continuous and --info-weight apply only to the infogan model");
+            }
+            if a.prior.is_some() {
+                bail!("--prior applies only to the aae model");
+            }
+            c.check()?;
+        }
+        ModelConfig::Aae(c) => {
+            if let Some(p) = &a.prior {
+                c.prior = p.parse()?;
+            }
+            if let Some(h) = &a.d_hidden {
+                c.d_hidden = list("--d-hidden", h)?;
+            }
+            let bad = [("--loss", a.loss.is_some()), ("--divergence", a.divergence.is_some()), ("--classes", a.classes.is_some()), ("--categorical", a.categorical.is_some()), ("--continuous", a.continuous.is_some()), ("--arch", a.arch.is_some())];
+            if let Some((f, _)) = bad.iter().find(|b| b.1) {
+                bail!("{f} does not apply to the aae model");
+            }
+        }
+        _ => {
+            let bad = [
+                ("--loss", a.loss.is_some()),
+                ("--divergence", a.divergence.is_some()),
+                ("--d-hidden", a.d_hidden.is_some()),
+                ("--classes", a.classes.is_some()),
+                ("--categorical", a.categorical.is_some()),
+                ("--continuous", a.continuous.is_some()),
+                ("--info-weight", a.info_weight.is_some()),
+                ("--prior", a.prior.is_some()),
+                ("--arch", a.arch.is_some()),
+            ];
+            if let Some((f, _)) = bad.iter().find(|b| b.1) {
+                bail!("{f} does not apply to the {name} model (only to the adversarial models: {})", ADVERSARIAL.join(", "));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
@@ -288,9 +468,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
         Some(v) => Some(run::load_transformed(v, &cfg, false)?),
         None => None,
     };
+    if model.as_adversarial().is_some() {
+        return train_adversarial(&dir, &cfg, &model, start, &train_data, val.as_ref().map(|v| &v.0));
+    }
     let mut trainer = LikelihoodTrainer::new(&model, cfg.train.clone(), cfg.seed, cfg.data.binarize)?;
     if start > 0 {
-        dir.load_optimizer(&mut trainer.opt, start)?;
+        dir.load_optimizers(&mut [&mut trainer.opt], start)?;
     }
     eprintln!(
         "{} {} ({} parameters) on {} ({} examples of {} values, binarize {:?}) for {} steps, batch {}, lr {}, seed {} -> {}",
@@ -355,6 +538,135 @@ pub fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+fn progress(cfg: &RunConfig, start: usize) -> Result<ProgressBar> {
+    let pb = ProgressBar::new(cfg.train.steps as u64);
+    pb.set_style(ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]").map_err(|e| anyhow::anyhow!("{e}"))?);
+    pb.set_position(start as u64);
+    Ok(pb)
+}
+
+/// Training of the two-player models, then the pictures and the report that fit the model.
+fn train_adversarial(dir: &RunDir, cfg: &RunConfig, model: &Model, start: usize, train_data: &deepgen::data::Dataset, val: Option<&deepgen::data::Dataset>) -> Result<()> {
+    let mut trainer = AdversarialTrainer::new(model, cfg.train.clone(), cfg.seed, cfg.data.binarize)?;
+    if start > 0 {
+        dir.load_optimizers(&mut [&mut trainer.g_opt, &mut trainer.d_opt], start)?;
+        trainer.set_step(start);
+    }
+    let adv = &trainer.adv;
+    let loss = model.as_gan().map(|g| g.cfg.loss.name()).unwrap_or_else(|| "non-saturating (codes vs prior)".into());
+    eprintln!(
+        "{} {} ({} parameters, {loss}) on {} ({} examples of {} values) for {} steps, batch {}, lr {} (critic {}), n_critic {}{}{}{}, seed {} -> {}",
+        if start > 0 { "resuming" } else { "training" },
+        model.name(),
+        model.params.count(),
+        train_data.source,
+        train_data.n,
+        train_data.dim(),
+        cfg.train.steps,
+        cfg.train.batch_size,
+        cfg.train.lr,
+        adv.d_lr,
+        adv.n_critic,
+        adv.clip.map(|c| format!(", clip {c}")).unwrap_or_default(),
+        adv.gp.map(|c| format!(", gradient penalty {c}")).unwrap_or_default(),
+        if adv.unroll > 0 { format!(", unrolled K={}{}", adv.unroll, if adv.first_order { " (first order)" } else { "" }) } else { String::new() },
+        cfg.seed,
+        dir.path.display()
+    );
+    let pb = progress(cfg, start)?;
+    let mut hooks = run::RunHooks {
+        dir,
+        seed: cfg.seed,
+        on_step: Box::new(|r| {
+            pb.set_position(r.step as u64);
+            let mut p: Vec<String> = r.parts.iter().filter(|(k, _)| !matches!(k.as_str(), "g_adv")).map(|(k, v)| format!("{k} {v:.3}")).collect();
+            p.sort();
+            pb.set_message(p.join(" "));
+        }),
+        on_eval: Box::new(|_, _| {}),
+    };
+    let t0 = std::time::Instant::now();
+    trainer.fit(model, train_data, &mut hooks)?;
+    drop(hooks);
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!("trained {} steps in {:.1} s ({:.2} steps/s); checkpoint in {}", cfg.train.steps - start, secs, (cfg.train.steps - start) as f64 / secs.max(1e-9), dir.path.display());
+
+    let mut r = rng::derived(cfg.seed, "final-samples", 0);
+    let mut wrote: Vec<PathBuf> = vec![];
+    if let Some(g) = model.as_gan().filter(|g| g.cfg.classes > 0 && train_data.is_image()) {
+        let x = run::class_rows(model, 10, &mut r)?;
+        deepgen::viz::image_grid(&x.flatten_all()?.to_vec1::<f32>()?, x.dim(0)?, &g.cfg.shape, 10, 2, &dir.file("samples.png"))?;
+        wrote.push(dir.file("samples.png"));
+    } else if train_data.is_image() || train_data.dim() == 2 {
+        run::write_samples(model, cfg, if train_data.dim() == 2 { 2500 } else { 64 }, false, &mut r, &dir.file("samples.png"), Some(train_data))?;
+        wrote.push(dir.file("samples.png"));
+    } else {
+        run::write_samples(model, cfg, 64, false, &mut r, &dir.file("samples.csv"), None)?;
+        wrote.push(dir.file("samples.csv"));
+    }
+    wrote.extend(run::write_info_grids(model, &mut r, &dir.path)?);
+    let shown = val.unwrap_or(train_data);
+    if run::write_aae_reconstructions(model, shown, 32, &dir.file("reconstructions.png"))? {
+        wrote.push(dir.file("reconstructions.png"));
+    }
+    if run::write_latent_scatter(model, shown, 2000, &mut r, &dir.file("latent.png"))? {
+        wrote.push(dir.file("latent.png"));
+    }
+    run::write_adversarial_plot(dir, model.name())?;
+    wrote.push(dir.file("loss.png"));
+    if cfg.data.train.starts_with("toy:") {
+        let mut r = rng::derived(cfg.seed, "eval", 0);
+        let rep = run::mode_eval(model, cfg, 2500, deepgen::eval::modes::DEFAULT_MIN_SHARE, &mut r, Some(&dir.file("modes.png")))?;
+        wrote.push(dir.file("modes.png"));
+        println!("{}", mode_summary(&rep));
+    }
+    let names: Vec<String> = wrote.iter().filter_map(|p| p.file_name().map(|f| f.to_string_lossy().to_string())).collect();
+    println!("wrote {}", names.join(", "));
+    println!("run directory: {}", dir.path.display());
+    Ok(())
+}
+
+fn mode_summary(rep: &deepgen::eval::modes::ModeReport) -> String {
+    format!(
+        "modes covered: {}/{} (a mode counts with >= {:.1}% of {} samples within 3 sigma); high-quality samples: {:.1}%; reverse KL of the mode histogram to uniform: {:.3} nats",
+        rep.covered,
+        rep.modes,
+        100.0 * rep.min_share,
+        rep.samples,
+        100.0 * rep.high_quality,
+        rep.reverse_kl
+    )
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let n = positive("-n", a.n)?;
+    let (dir, cfg, model) = open_run(&a.run)?;
+    let min_share = a.min_share.unwrap_or(deepgen::eval::modes::DEFAULT_MIN_SHARE);
+    if !(0.0..=1.0).contains(&min_share) {
+        bail!("--min-share must be between 0 and 1, got {min_share}");
+    }
+    let mut r = rng::derived(a.seed.unwrap_or(cfg.seed), "eval", 0);
+    if cfg.data.train.starts_with("toy:") {
+        let out = a.out.clone().unwrap_or_else(|| dir.file("modes.png"));
+        let rep = run::mode_eval(&model, &cfg, n, min_share, &mut r, Some(&out))?;
+        println!("{}", mode_summary(&rep));
+        println!("per-mode counts: {:?}", rep.counts);
+        let json = serde_json::json!({"samples": rep.samples, "modes": rep.modes, "covered": rep.covered, "high_quality": rep.high_quality, "reverse_kl": rep.reverse_kl, "counts": rep.counts, "min_share": rep.min_share});
+        deepgen::train::checkpoint::atomic_write(&dir.file("eval.json"), json.to_string().as_bytes())?;
+        println!("wrote {} and {}", out.display(), dir.file("eval.json").display());
+        return Ok(());
+    }
+    if model.config.info().density {
+        let spec = cfg.data.val.clone().ok_or_else(|| anyhow::anyhow!("{}: the run has no validation data to score; use deepgen score --data", a.run.display()))?;
+        let (data, log_det) = run::load_transformed(&spec, &cfg, false)?;
+        let mut r = rng::derived(cfg.seed, "test-nll", 0);
+        let rep = run::score(&model, &data, log_det, 256, &mut r)?;
+        println!("{}", summary(&model, &data.source, &rep, &cfg));
+        return Ok(());
+    }
+    bail!("{}: mode coverage needs a run trained on toy:ring8 or toy:grid25, and the {} model has no likelihood to score (image-level sample quality comes with the classifier-based metrics)", a.run.display(), model.name())
+}
+
 fn summary(model: &Model, source: &str, rep: &deepgen::eval::NllReport, cfg: &RunConfig) -> String {
     let how = match &model.config {
         ModelConfig::Vae(c) => format!("importance-weighted bound, k={}", c.iw_samples),
@@ -393,7 +705,25 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let background = if model.config.dim() == 2 { run::load_transformed(&cfg.data.train, &cfg, true).ok().map(|d| d.0) } else { None };
     let mut r = rng::rng(a.seed.unwrap_or(cfg.seed));
     let t0 = std::time::Instant::now();
-    run::write_samples(&model, &cfg, n, a.mean, &mut r, &out, background.as_ref())?;
+    if let Some(k) = a.class {
+        let g = model.as_gan().filter(|g| g.cfg.classes > 0).ok_or_else(|| anyhow::anyhow!("--class applies only to conditional runs (cgan); {} is a {} run", a.run.display(), model.name()))?;
+        if k as usize >= g.cfg.classes {
+            bail!("--class {k} is out of range: the run has classes 0..{}", g.cfg.classes - 1);
+        }
+        let x = g.sample_with(n, Some(&vec![k; n]), &mut r)?;
+        let v = x.flatten_all()?.to_vec1::<f32>()?;
+        match out.extension().and_then(|e| e.to_str()) {
+            Some("png") if g.cfg.shape.len() == 3 => deepgen::viz::image_grid(&v, n, &g.cfg.shape, (n as f64).sqrt().ceil() as usize, 2, &out)?,
+            Some("csv") => {
+                let d = g.cfg.dim();
+                let text: String = v.chunks(d).map(|r| r.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",") + "\n").collect();
+                deepgen::train::checkpoint::atomic_write(&out, text.as_bytes())?;
+            }
+            _ => bail!("{}: conditional samples go to a .png (images) or .csv", out.display()),
+        }
+    } else {
+        run::write_samples(&model, &cfg, n, a.mean, &mut r, &out, background.as_ref())?;
+    }
     let secs = t0.elapsed().as_secs_f64();
     println!("wrote {n} samples from {} to {} in {secs:.2} s ({:.1} samples/s)", model.name(), out.display(), n as f64 / secs.max(1e-9));
     Ok(())

@@ -29,11 +29,14 @@ enum Command {
     Models(ModelsArgs),
     /// Show what a run directory holds: model, step, parameters, last metrics.
     Info(InfoArgs),
+    /// Evaluate a run: mode coverage and sample quality on toy mixtures; test NLL for density models.
+    Eval(EvalArgs),
 }
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Model to train: bernoulli, fvsbn, nade, made, rnade, pixelcnn, gated-pixelcnn, row-lstm, diagonal-bilstm or vae [default: vae].
+    /// Model to train: bernoulli, fvsbn, nade, made, rnade, pixelcnn, gated-pixelcnn, row-lstm, diagonal-bilstm, vae,
+    /// gan, dcgan, cgan, infogan, fgan, wgan, wgan-gp, unrolled-gan or aae [default: vae].
     pub model: Option<String>,
     /// Training data: mnist, mnist:test, digits, idx:PREFIX, png:DIR, csv:FILE, npy:FILE, toy:ring8, toy:grid25 [default: mnist].
     #[arg(long)]
@@ -101,9 +104,60 @@ pub struct TrainArgs {
     /// MADE: draw new hidden-unit connectivity for every minibatch.
     #[arg(long)]
     pub connectivity_agnostic: bool,
-    /// VAE latent dimension.
+    /// Latent dimension: VAE and AAE codes, GAN noise z.
     #[arg(long)]
     pub latent: Option<usize>,
+    /// GANs: the objective: minimax, non-saturating, wasserstein, or an f-divergence (kl, reverse-kl, js, pearson, hellinger, gan).
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// f-GAN: the divergence (kl, reverse-kl, js, pearson, hellinger, gan) [default: js].
+    #[arg(long)]
+    pub divergence: Option<String>,
+    /// GAN / AAE discriminator hidden widths, a comma list (MLP players).
+    #[arg(long)]
+    pub d_hidden: Option<String>,
+    /// Adversarial models: the critic's learning rate [default: the variant's].
+    #[arg(long, allow_negative_numbers = true)]
+    pub d_lr: Option<f64>,
+    /// Adversarial models: critic updates per generator update [default: 5 for wgan and wgan-gp, 1 otherwise].
+    #[arg(long, allow_negative_numbers = true)]
+    pub n_critic: Option<i64>,
+    /// WGAN: clip critic weights to [-C, C] after each update [default: 0.01 for wgan].
+    #[arg(long, allow_negative_numbers = true)]
+    pub clip: Option<f64>,
+    /// Gradient-penalty weight lambda [default: 10 for wgan-gp].
+    #[arg(long, allow_negative_numbers = true)]
+    pub gp: Option<f64>,
+    /// Unrolled GAN: critic steps K to differentiate through [default: 5 for unrolled-gan].
+    #[arg(long)]
+    pub unroll: Option<usize>,
+    /// Unrolled GAN: treat the unrolled critic as a constant (no second-order terms), to compare.
+    #[arg(long)]
+    pub first_order: bool,
+    /// Adam beta1 (both players for adversarial models) [default: 0.5 for GANs, 0.9 otherwise].
+    #[arg(long, allow_negative_numbers = true)]
+    pub beta1: Option<f64>,
+    /// Adam beta2.
+    #[arg(long, allow_negative_numbers = true)]
+    pub beta2: Option<f64>,
+    /// Conditional GAN: number of classes [default: the data's largest label + 1].
+    #[arg(long)]
+    pub classes: Option<usize>,
+    /// InfoGAN: categorical code size [default: 10].
+    #[arg(long)]
+    pub categorical: Option<usize>,
+    /// InfoGAN: continuous codes [default: 2].
+    #[arg(long)]
+    pub continuous: Option<usize>,
+    /// InfoGAN: weight of the mutual-information term [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub info_weight: Option<f64>,
+    /// AAE prior: gaussian, mixture10, swiss-roll, or a file of draws csv:FILE / npy:FILE [default: gaussian].
+    #[arg(long)]
+    pub prior: Option<String>,
+    /// GAN players: mlp or dcgan [default: dcgan for dcgan, cgan, infogan, wgan and wgan-gp on images].
+    #[arg(long)]
+    pub arch: Option<String>,
     /// VAE importance samples k for log p(x).
     #[arg(long)]
     pub iw_samples: Option<usize>,
@@ -134,6 +188,27 @@ pub struct SampleArgs {
     /// For latent-variable models: show the decoder mean instead of a draw from p(x|z).
     #[arg(long)]
     pub mean: bool,
+    /// Conditional GANs: draw every sample of this class.
+    #[arg(long)]
+    pub class: Option<u32>,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Run directory.
+    pub run: std::path::PathBuf,
+    /// Samples drawn for mode coverage.
+    #[arg(short = 'n', long = "num", default_value_t = 2500, allow_negative_numbers = true)]
+    pub n: i64,
+    /// Share of samples a mode needs within 3 sigma to count as covered [default: 0.008, i.e. 20 of 2,500].
+    #[arg(long)]
+    pub min_share: Option<f64>,
+    /// Seed for the draws [default: the run's seed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Scatter of the samples over the true modes [default: RUN/modes.png].
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -220,6 +295,7 @@ fn main() -> ExitCode {
         Command::Complete(a) => cmd::complete(a),
         Command::Models(a) => cmd::models(a),
         Command::Info(a) => cmd::info(a),
+        Command::Eval(a) => cmd::eval(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,7 +25,7 @@
 //!
 //! let dir = tempfile::tempdir().map_err(|e| deepgen::Error::io("tempdir", e))?;
 //! let run = RunDir::create(dir.path())?;
-//! run.save(&model, &trainer.opt, 7)?;
+//! run.save(&model, &[&trainer.opt], trainer.opt.step, 7)?;
 //! let (reloaded, step) = run.load_model(&Device::Cpu)?;
 //! assert_eq!(step, 50);
 //!

@@ -100,7 +100,7 @@ fn save_and_load_give_identical_log_prob_and_samples() {
         let mut t = LikelihoodTrainer::new(&m, cfg(10), 3, Binarize::Static).unwrap();
         t.fit(&m, &data, None, &mut deepgen::train::NoHooks).unwrap();
         let dir = RunDir::create(&tmp.path().join(name)).unwrap();
-        dir.save(&m, &t.opt, 3).unwrap();
+        dir.save(&m, &[&t.opt], t.opt.step, 3).unwrap();
         let (m2, step) = dir.load_model(&Device::Cpu).unwrap();
         assert_eq!(step, 10);
         assert_eq!(m2.config, m.config);
@@ -139,11 +139,11 @@ fn resumed_run_equals_uninterrupted_run() {
             let mut part = Record::default();
             t1.fit(&m1, train, Some(&val), &mut part).unwrap();
             let dir = RunDir::create(tmp.path()).unwrap();
-            dir.save(&m1, &t1.opt, 5).unwrap();
+            dir.save(&m1, &[&t1.opt], t1.opt.step, 5).unwrap();
             drop((m1, t1));
             let (m2, step) = dir.load_model(&Device::Cpu).unwrap();
             let mut t2 = LikelihoodTrainer::new(&m2, cfg(14), 5, binarize).unwrap();
-            dir.load_optimizer(&mut t2.opt, step).unwrap();
+            dir.load_optimizers(&mut [&mut t2.opt], step).unwrap();
             t2.fit(&m2, train, Some(&val), &mut part).unwrap();
 
             assert_eq!(full.0, part.0, "{name} {binarize:?}: step records differ");

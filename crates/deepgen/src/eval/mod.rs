@@ -4,6 +4,8 @@ use candle_core::Device;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+pub mod modes;
+
 use crate::models::{DensityModel, Model};
 use crate::rng::Rng;
 

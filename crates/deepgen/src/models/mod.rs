@@ -6,8 +6,10 @@
 //! implements the capability traits by dispatch, so trainers and the CLI never
 //! match on the family.
 
+pub mod aae;
 pub mod bernoulli;
 pub mod fvsbn;
+pub mod gan;
 pub mod made;
 pub mod nade;
 pub mod pixelcnn;
@@ -22,7 +24,9 @@ use crate::error::{Error, Result};
 use crate::nn::Params;
 use crate::rng::{self, Rng};
 
+pub use aae::{Aae, AaeConfig, Prior, Recon};
 pub use bernoulli::{Bernoulli, BernoulliConfig};
+pub use gan::{Arch, Divergence, Gan, GanConfig, GanLoss, GenOutput};
 pub use fvsbn::{Fvsbn, FvsbnConfig};
 pub use made::{Made, MadeConfig};
 pub use nade::{Nade, NadeConfig};
@@ -48,6 +52,42 @@ pub trait Sampler {
 /// Maps examples to a feature or latent space.
 pub trait Encoder {
     fn encode(&self, x: &Tensor) -> Result<Tensor>;
+}
+
+/// One side of an adversarial game, as the critic sees it: examples (data
+/// rows, or codes for the AAE), the conditioning given to the critic
+/// (cGAN one-hot labels) and the InfoGAN codes the generator was given.
+pub struct Side {
+    pub x: Tensor,
+    pub cond: Option<Tensor>,
+    pub codes: Option<Tensor>,
+}
+
+/// Two players, for [`crate::train::AdversarialTrainer`]: the model says what
+/// is real, what is generated and how the critic scores them under any
+/// weights (its own, or the unrolled ones); the trainer owns the loop,
+/// the two optimisers, n_critic, penalties, clipping and unrolling.
+pub trait Adversarial {
+    /// The critic's weights, in the order [`Adversarial::critic`] takes them.
+    fn d_weights(&self) -> Vec<(String, candle_core::Var)>;
+    /// Names of the generator-side parameters (the second optimiser's).
+    fn g_names(&self) -> Vec<String>;
+    fn loss(&self) -> gan::GanLoss;
+    /// What the critic should call real, for the data batch `x`.
+    fn real(&self, x: &Tensor, labels: Option<&[u32]>, rng: &mut Rng) -> Result<Side>;
+    /// What the generator makes (differentiable in its parameters), for a batch like `x`.
+    fn fake(&self, x: &Tensor, labels: Option<&[u32]>, rng: &mut Rng) -> Result<Side>;
+    /// The critic's raw outputs `[B]` (and InfoGAN's Q head) under weights `ws`.
+    fn critic(&self, s: &Side, ws: &[Tensor]) -> Result<(Tensor, Option<Tensor>)>;
+    /// InfoGAN: (-E log Q(c | x), the lower bound on I(c; G(z, c))), from the Q head's output.
+    fn info_loss(&self, q: &Tensor, codes: &Tensor) -> Result<Option<(Tensor, Tensor)>>;
+    /// Extra generator-side losses (the AAE's reconstruction), named.
+    fn generator_extra(&self, x: &Tensor, fake: &Side) -> Result<Vec<(&'static str, Tensor)>>;
+    fn info_weight(&self) -> f64;
+    /// Weight of the adversarial term in the generator's loss.
+    fn adv_weight(&self) -> f64 {
+        1.0
+    }
 }
 
 /// Values already known, for conditional completion: `values` and
@@ -126,6 +166,8 @@ pub enum ModelConfig {
     #[serde(rename = "pixelrnn")]
     PixelRnn(PixelRnnConfig),
     Vae(VaeConfig),
+    Gan(GanConfig),
+    Aae(AaeConfig),
 }
 
 /// What `deepgen models` prints about a family.
@@ -136,20 +178,34 @@ pub struct ModelInfo {
     pub exact: bool,
     /// Needs binary data.
     pub binary: bool,
+    /// Has a log-density (exact or a bound).
+    pub density: bool,
 }
 
 pub const MODELS: &[ModelInfo] = &[
-    ModelInfo { name: "bernoulli", summary: "independent Bernoulli pixels (baseline)", exact: true, binary: true },
-    ModelInfo { name: "fvsbn", summary: "fully visible sigmoid belief net: chain rule, logistic conditionals", exact: true, binary: true },
-    ModelInfo { name: "nade", summary: "NADE (Larochelle & Murray 2011): shared weights, O(DH) recurrence", exact: true, binary: true },
-    ModelInfo { name: "made", summary: "MADE (Germain et al. 2015): masked MLP, order/connectivity-agnostic training, mask ensembles", exact: true, binary: true },
-    ModelInfo { name: "rnade", summary: "RNADE (Uria et al. 2013): NADE with mixture-of-Gaussians conditionals for real values", exact: true, binary: false },
-    ModelInfo { name: "pixelcnn", summary: "PixelCNN (van den Oord et al. 2016): masked convolutions A then B, residual blocks", exact: true, binary: true },
-    ModelInfo { name: "gated-pixelcnn", summary: "gated PixelCNN (van den Oord et al. 2016b): vertical and horizontal stacks, no blind spot", exact: true, binary: true },
-    ModelInfo { name: "row-lstm", summary: "PixelRNN Row LSTM (van den Oord et al. 2016): row-by-row LSTM, triangular receptive field", exact: true, binary: true },
-    ModelInfo { name: "diagonal-bilstm", summary: "PixelRNN Diagonal BiLSTM (van den Oord et al. 2016): skewed diagonal LSTMs in two directions", exact: true, binary: true },
-    ModelInfo { name: "vae", summary: "VAE (Kingma & Welling 2014): ELBO training, importance-weighted log p (Burda et al. 2016)", exact: false, binary: false },
+    ModelInfo { name: "bernoulli", summary: "independent Bernoulli pixels (baseline)", exact: true, binary: true, density: true },
+    ModelInfo { name: "fvsbn", summary: "fully visible sigmoid belief net: chain rule, logistic conditionals", exact: true, binary: true, density: true },
+    ModelInfo { name: "nade", summary: "NADE (Larochelle & Murray 2011): shared weights, O(DH) recurrence", exact: true, binary: true, density: true },
+    ModelInfo { name: "made", summary: "MADE (Germain et al. 2015): masked MLP, order/connectivity-agnostic training, mask ensembles", exact: true, binary: true, density: true },
+    ModelInfo { name: "rnade", summary: "RNADE (Uria et al. 2013): NADE with mixture-of-Gaussians conditionals for real values", exact: true, binary: false, density: true },
+    ModelInfo { name: "pixelcnn", summary: "PixelCNN (van den Oord et al. 2016): masked convolutions A then B, residual blocks", exact: true, binary: true, density: true },
+    ModelInfo { name: "gated-pixelcnn", summary: "gated PixelCNN (van den Oord et al. 2016b): vertical and horizontal stacks, no blind spot", exact: true, binary: true, density: true },
+    ModelInfo { name: "row-lstm", summary: "PixelRNN Row LSTM (van den Oord et al. 2016): row-by-row LSTM, triangular receptive field", exact: true, binary: true, density: true },
+    ModelInfo { name: "diagonal-bilstm", summary: "PixelRNN Diagonal BiLSTM (van den Oord et al. 2016): skewed diagonal LSTMs in two directions", exact: true, binary: true, density: true },
+    ModelInfo { name: "vae", summary: "VAE (Kingma & Welling 2014): ELBO training, importance-weighted log p (Burda et al. 2016)", exact: false, binary: false, density: true },
+    ModelInfo { name: "gan", summary: "GAN (Goodfellow et al. 2014): MLP players, --loss minimax or non-saturating", exact: false, binary: false, density: false },
+    ModelInfo { name: "dcgan", summary: "DCGAN (Radford et al. 2016): transposed/strided convolutions, batch norm, LeakyReLU", exact: false, binary: false, density: false },
+    ModelInfo { name: "cgan", summary: "conditional GAN (Mirza & Osindero 2014): one-hot labels to both players; sample --class K", exact: false, binary: false, density: false },
+    ModelInfo { name: "infogan", summary: "InfoGAN (Chen et al. 2016): categorical + continuous codes, Q head, mutual-information bound", exact: false, binary: false, density: false },
+    ModelInfo { name: "fgan", summary: "f-GAN (Nowozin et al. 2016): --divergence kl, reverse-kl, js, pearson, hellinger or gan", exact: false, binary: false, density: false },
+    ModelInfo { name: "wgan", summary: "Wasserstein GAN (Arjovsky et al. 2017): weight clipping, n_critic 5, W1 estimate logged", exact: false, binary: false, density: false },
+    ModelInfo { name: "wgan-gp", summary: "WGAN-GP (Gulrajani et al. 2017): gradient penalty (second-order gradients)", exact: false, binary: false, density: false },
+    ModelInfo { name: "unrolled-gan", summary: "Unrolled GAN (Metz et al. 2017): generator loss through K differentiable critic updates", exact: false, binary: false, density: false },
+    ModelInfo { name: "aae", summary: "adversarial autoencoder (Makhzani et al. 2016): codes matched to a sampled prior", exact: false, binary: false, density: false },
 ];
+
+/// Names of the adversarial models (trained by the adversarial trainer).
+pub const ADVERSARIAL: &[&str] = &["gan", "dcgan", "cgan", "infogan", "fgan", "wgan", "wgan-gp", "unrolled-gan", "aae"];
 
 impl ModelConfig {
     /// The default configuration of model `name` for examples of `shape`
@@ -175,6 +231,16 @@ impl ModelConfig {
                 let cell = if name == "row-lstm" { Cell::Row } else { Cell::Diagonal };
                 ModelConfig::PixelRnn(PixelRnnConfig { cell, height, width, channels: 32, layers: 2, output: PixelOutput::Bernoulli })
             }
+            "gan" | "dcgan" | "cgan" | "infogan" | "fgan" | "wgan" | "wgan-gp" | "unrolled-gan" => ModelConfig::Gan(gan_preset(name, shape, binary_data)),
+            "aae" => ModelConfig::Aae(AaeConfig {
+                shape: shape.to_vec(),
+                hidden: vec![512, 512],
+                latent: 2,
+                d_hidden: vec![512, 512],
+                prior: Prior::Gaussian,
+                recon: if binary_data { Recon::Bernoulli } else { Recon::Gaussian },
+                adv_weight: 1.0,
+            }),
             "bernoulli" => ModelConfig::Bernoulli(BernoulliConfig { dim }),
             "fvsbn" => ModelConfig::Fvsbn(FvsbnConfig { dim }),
             "nade" => ModelConfig::Nade(NadeConfig { dim, hidden: 500 }),
@@ -204,6 +270,8 @@ impl ModelConfig {
             ModelConfig::PixelRnn(c) if c.cell == Cell::Row => "row-lstm",
             ModelConfig::PixelRnn(_) => "diagonal-bilstm",
             ModelConfig::Vae(_) => "vae",
+            ModelConfig::Gan(c) => ADVERSARIAL.iter().find(|n| **n == c.variant).copied().unwrap_or("gan"),
+            ModelConfig::Aae(_) => "aae",
         }
     }
 
@@ -223,6 +291,8 @@ impl ModelConfig {
             ModelConfig::PixelCnn(c) => c.height * c.width,
             ModelConfig::PixelRnn(c) => c.height * c.width,
             ModelConfig::Vae(c) => c.dim,
+            ModelConfig::Gan(c) => c.dim(),
+            ModelConfig::Aae(c) => c.dim(),
         }
     }
 
@@ -230,7 +300,7 @@ impl ModelConfig {
     pub fn needs_binary(&self) -> bool {
         match self {
             ModelConfig::Vae(c) => c.likelihood == Likelihood::Bernoulli,
-            ModelConfig::Rnade(_) => false,
+            ModelConfig::Rnade(_) | ModelConfig::Gan(_) | ModelConfig::Aae(_) => false,
             ModelConfig::PixelCnn(c) => c.output == PixelOutput::Bernoulli,
             ModelConfig::PixelRnn(c) => c.output == PixelOutput::Bernoulli,
             _ => true,
@@ -265,6 +335,8 @@ enum Net {
     PixelCnn(PixelCnn),
     PixelRnn(PixelRnn),
     Vae(Vae),
+    Gan(Gan),
+    Aae(Aae),
 }
 
 /// Any model of the registry with its parameters.
@@ -296,6 +368,8 @@ impl Model {
             ModelConfig::PixelCnn(c) => Net::PixelCnn(PixelCnn::new(&mut p, c, &mut r, dev)?),
             ModelConfig::PixelRnn(c) => Net::PixelRnn(PixelRnn::new(&mut p, c, &mut r, dev)?),
             ModelConfig::Vae(c) => Net::Vae(Vae::new(&mut p, c, &mut r, dev)?),
+            ModelConfig::Gan(c) => Net::Gan(Gan::new(&mut p, c, &mut r, dev)?),
+            ModelConfig::Aae(c) => Net::Aae(Aae::new(&mut p, c, &mut r, dev)?),
         };
         Ok(Self { config: config.clone(), params: p, net })
     }
@@ -308,6 +382,29 @@ impl Model {
     pub fn as_vae(&self) -> Option<&Vae> {
         match &self.net {
             Net::Vae(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The two players, for the adversarial models (GANs, AAE).
+    pub fn as_adversarial(&self) -> Option<&dyn Adversarial> {
+        match &self.net {
+            Net::Gan(g) => Some(g),
+            Net::Aae(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn as_gan(&self) -> Option<&Gan> {
+        match &self.net {
+            Net::Gan(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    pub fn as_aae(&self) -> Option<&Aae> {
+        match &self.net {
+            Net::Aae(a) => Some(a),
             _ => None,
         }
     }
@@ -350,7 +447,7 @@ impl Model {
             Net::Rnade(m) => m.sample_ar(n, known, rng),
             Net::PixelCnn(m) => m.sample_ar(n, known, rng),
             Net::PixelRnn(m) => m.sample_ar(n, known, rng),
-            Net::Vae(_) => Err(Error::config("the vae model has no sequential conditionals; completion needs an autoregressive model")),
+            Net::Vae(_) | Net::Gan(_) | Net::Aae(_) => Err(Error::config(format!("the {} model has no sequential conditionals; completion needs an autoregressive model", self.name()))),
         }
     }
 
@@ -374,6 +471,7 @@ impl DensityModel for Model {
             Net::PixelCnn(m) => m.log_prob(x),
             Net::PixelRnn(m) => m.log_prob(x),
             Net::Vae(m) => m.log_prob(x, rng),
+            Net::Gan(_) | Net::Aae(_) => Err(Error::config(format!("the {} model has no likelihood: it is trained adversarially and defines no density", self.name()))),
         }
     }
 }
@@ -382,6 +480,8 @@ impl Sampler for Model {
     fn sample(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
         match &self.net {
             Net::Vae(m) => m.sample(n, rng),
+            Net::Gan(m) => m.sample_with(n, None, rng),
+            Net::Aae(m) => m.sample(n, rng),
             _ => Ok(self.sample_sequential(n, None, rng)?.0),
         }
     }
@@ -390,6 +490,7 @@ impl Sampler for Model {
 impl Objective for Model {
     fn loss(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses> {
         match &self.net {
+            Net::Gan(_) | Net::Aae(_) => Err(Error::config(format!("the {} model is trained by the adversarial trainer, not by likelihood", self.name()))),
             Net::Vae(m) => {
                 let e = m.elbo(x, rng)?;
                 let recon = e.recon.mean_all()?;
@@ -413,7 +514,38 @@ impl Encoder for Model {
     fn encode(&self, x: &Tensor) -> Result<Tensor> {
         match &self.net {
             Net::Vae(m) => Ok(m.encode(x)?.0),
+            Net::Aae(m) => m.encode(x),
             _ => Err(Error::config(format!("the {} model has no encoder", self.name()))),
         }
+    }
+}
+
+/// The default configuration of the GAN variants: MLP players for vectors
+/// (the 2-D toy sets: Metz et al. 2017's 2x128 ReLU players), DCGAN players
+/// for images (except `gan`, `fgan` and `unrolled-gan`, which stay MLPs).
+fn gan_preset(name: &str, shape: &[usize], unit_data: bool) -> GanConfig {
+    let image = shape.len() == 3 && shape[1] % 4 == 0 && shape[2] % 4 == 0;
+    let conv = image && matches!(name, "dcgan" | "cgan" | "infogan" | "wgan" | "wgan-gp");
+    let toy = shape.len() == 1 && shape[0] <= 16;
+    let loss = match name {
+        "gan" | "unrolled-gan" | "dcgan" | "cgan" | "infogan" => GanLoss::NonSaturating,
+        "fgan" => GanLoss::F(Divergence::Js),
+        _ => GanLoss::Wasserstein,
+    };
+    GanConfig {
+        variant: name.to_string(),
+        shape: shape.to_vec(),
+        arch: if conv { Arch::Dcgan } else { Arch::Mlp },
+        loss,
+        latent: if toy { 256 } else if name == "infogan" { 62 } else { 100 },
+        g_hidden: if toy { vec![128, 128] } else { vec![256, 512] },
+        d_hidden: if toy { vec![128, 128] } else { vec![512, 256] },
+        channels: 64,
+        d_norm: name != "wgan-gp",
+        output: if unit_data && !toy { GenOutput::Sigmoid } else { GenOutput::Identity },
+        classes: if name == "cgan" { 10 } else { 0 },
+        categorical: if name == "infogan" { 10 } else { 0 },
+        continuous: if name == "infogan" { 2 } else { 0 },
+        info_weight: 1.0,
     }
 }

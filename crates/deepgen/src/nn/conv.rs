@@ -292,3 +292,294 @@ pub fn pointwise_relu_in(lin: &Linear, x: &Tensor, act: Act) -> Result<Tensor> {
     let out = y.dim(1)?;
     Ok(y.reshape((b, h, w, out))?)
 }
+
+/// The geometry of a strided `k x k` convolution between a high-resolution
+/// map `[B, Hh, Wh, C]` and a low-resolution one `[B, Hl, Wl, C']`: low pixel
+/// (i, j) and tap (ky, kx) meet high pixel (s i - p + ky, s j - p + kx).
+/// A strided convolution gathers high -> low (im2col); a transposed
+/// convolution is its adjoint and scatters low -> high (col2im).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Strided {
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Strided {
+    /// The low-resolution size for a high-resolution side `hi` (PyTorch's conv2d formula).
+    pub fn lo(&self, hi: usize) -> usize {
+        (hi + 2 * self.pad).saturating_sub(self.k) / self.stride + 1
+    }
+    /// The high-resolution side for a low-resolution side `lo` (PyTorch's conv_transpose2d formula).
+    pub fn hi(&self, lo: usize) -> usize {
+        (lo - 1) * self.stride + self.k - 2 * self.pad
+    }
+
+    /// Calls `f(hi_offset, col_offset)` for every in-image (low pixel, tap) pair of one image,
+    /// offsets in units of `c` channels: columns are `[Hl*Wl, k*k*c]`, tap-major.
+    #[inline]
+    fn for_each(&self, (hh, wh): (usize, usize), (hl, wl): (usize, usize), c: usize, mut f: impl FnMut(usize, usize)) {
+        let (k, s, p) = (self.k, self.stride as isize, self.pad as isize);
+        for i in 0..hl {
+            for ky in 0..k {
+                let y = s * i as isize - p + ky as isize;
+                if y < 0 || y >= hh as isize {
+                    continue;
+                }
+                for j in 0..wl {
+                    let row = (i * wl + j) * k * k * c;
+                    for kx in 0..k {
+                        let x = s * j as isize - p + kx as isize;
+                        if x >= 0 && x < wh as isize {
+                            f((y as usize * wh + x as usize) * c, row + (ky * k + kx) * c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// im2col: `[B, Hh, Wh, C]` values -> `[B*Hl*Wl, k*k*C]`.
+    fn im2col(&self, x: &[f32], b: usize, hi: (usize, usize), c: usize) -> Vec<f32> {
+        let lo = (self.lo(hi.0), self.lo(hi.1));
+        let per = lo.0 * lo.1 * self.k * self.k * c;
+        let mut out = vec![0f32; b * per];
+        out.par_chunks_mut(per.max(1)).zip(x.par_chunks((hi.0 * hi.1 * c).max(1))).for_each(|(o, xi)| {
+            self.for_each(hi, lo, c, |src, dst| o[dst..dst + c].copy_from_slice(&xi[src..src + c]));
+        });
+        out
+    }
+
+    /// col2im: `[B*Hl*Wl, k*k*C]` -> `[B, Hh, Wh, C]`, summing overlapping taps, added onto `init` per pixel.
+    fn col2im(&self, cols: &[f32], b: usize, hi: (usize, usize), c: usize, init: Option<&[f32]>) -> Vec<f32> {
+        let lo = (self.lo(hi.0), self.lo(hi.1));
+        let per = hi.0 * hi.1 * c;
+        let mut out = vec![0f32; b * per];
+        out.par_chunks_mut(per.max(1)).zip(cols.par_chunks((lo.0 * lo.1 * self.k * self.k * c).max(1))).for_each(|(o, ci)| {
+            if let Some(init) = init {
+                o.chunks_mut(c).for_each(|px| px.copy_from_slice(init));
+            }
+            self.for_each(hi, lo, c, |dst, src| o[dst..dst + c].iter_mut().zip(&ci[src..src + c]).for_each(|(a, &v)| *a += v));
+        });
+        out
+    }
+}
+
+fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, e))) => Ok(&v[a..e]),
+        _ => candle_core::bail!("conv: {what} must be contiguous f32"),
+    }
+}
+
+/// Strided convolution `[B, Hh, Wh, in]` -> `[B, Hl, Wl, out]`, weight `[k*k*in, out]`, as one op.
+struct DownOp(Strided);
+
+impl CustomOp3 for DownOp {
+    fn name(&self) -> &'static str {
+        "deepgen-conv-down"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, h, w, c) = xl.shape().dims4()?;
+        let (k, n) = wl.shape().dims2()?;
+        let g = self.0;
+        if k != g.k * g.k * c || bl.shape().elem_count() != n {
+            candle_core::bail!("conv: weight {:?} does not fit a {}x{} kernel over {c} channels", wl.shape(), g.k, g.k);
+        }
+        let (x, wv, bias) = (cpu_f32(xs, xl, "input")?, cpu_f32(ws, wl, "weight")?, cpu_f32(bs, bl, "bias")?);
+        let (hl, wlo) = (g.lo(h), g.lo(w));
+        let m = b * hl * wlo;
+        let cols = g.im2col(x, b, (h, w), c);
+        let mut y = vec![0f32; m * n];
+        for row in y.chunks_mut(n) {
+            row.copy_from_slice(bias);
+        }
+        super::gemm(m, n, k, &mut y, &cols, false, wv, false, true, true);
+        Ok((CpuStorage::F32(y), Shape::from((b, hl, wlo, n))))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        use super::fused::read;
+        if super::create_graph() {
+            let (dx, dw, db) = down_composed_grads(self.0, x, w, grad)?;
+            return Ok((Some(dx), Some(dw), Some(db)));
+        }
+        let (b, h, wd, c) = x.dims4()?;
+        let (k, n) = w.dims2()?;
+        let g = self.0;
+        let m = b * g.lo(h) * g.lo(wd);
+        let (dz, db) = super::fused::pre_activation_grad(grad, grad, Act::Identity, n)?;
+        let dw = read(x, |xv| super::gemm_at_b(k, n, m, &g.im2col(xv, b, (h, wd), c), &dz))?;
+        let dx = if x.track_op() {
+            let mut dcols = vec![0f32; m * k];
+            read(w, |wv| super::gemm(m, k, n, &mut dcols, &dz, false, wv, true, false, true))?;
+            Some(Tensor::from_vec(g.col2im(&dcols, b, (h, wd), c, None), x.shape(), x.device())?)
+        } else {
+            None
+        };
+        Ok((dx, Some(Tensor::from_vec(dw, w.shape(), w.device())?), Some(Tensor::from_vec(db, n, w.device())?)))
+    }
+}
+
+/// Transposed convolution `[B, Hl, Wl, in]` -> `[B, Hh, Wh, out]`, weight `[in, k*k*out]`, as one op:
+/// one GEMM to per-pixel columns, then col2im.
+struct UpOp(Strided);
+
+impl CustomOp3 for UpOp {
+    fn name(&self) -> &'static str {
+        "deepgen-conv-up"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, h, w, c) = xl.shape().dims4()?;
+        let (c2, kn) = wl.shape().dims2()?;
+        let g = self.0;
+        let n = bl.shape().elem_count();
+        if c2 != c || kn != g.k * g.k * n {
+            candle_core::bail!("conv transpose: weight {:?} does not fit {c} inputs, a {}x{} kernel and {n} outputs", wl.shape(), g.k, g.k);
+        }
+        let (x, wv, bias) = (cpu_f32(xs, xl, "input")?, cpu_f32(ws, wl, "weight")?, cpu_f32(bs, bl, "bias")?);
+        let m = b * h * w;
+        let mut cols = vec![0f32; m * kn];
+        super::gemm(m, kn, c, &mut cols, x, false, wv, false, false, true);
+        let (hh, wh) = (g.hi(h), g.hi(w));
+        let y = g.col2im(&cols, b, (hh, wh), n, Some(bias));
+        Ok((CpuStorage::F32(y), Shape::from((b, hh, wh, n))))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        use super::fused::read;
+        if super::create_graph() {
+            let (dx, dw, db) = up_composed_grads(self.0, x, w, bias, grad)?;
+            return Ok((Some(dx), Some(dw), Some(db)));
+        }
+        let (b, h, wd, c) = x.dims4()?;
+        let (_, kn) = w.dims2()?;
+        let g = self.0;
+        let n = bias.elem_count();
+        let m = b * h * wd;
+        let (hh, wh) = (g.hi(h), g.hi(wd));
+        let dcols = read(grad, |gv| g.im2col(gv, b, (hh, wh), n))?;
+        let db = read(grad, |gv| {
+            let mut db = vec![0f32; n];
+            for px in gv.chunks(n) {
+                db.iter_mut().zip(px).for_each(|(a, &v)| *a += v);
+            }
+            db
+        })?;
+        let dw = read(x, |xv| super::gemm_at_b(c, kn, m, xv, &dcols))?;
+        let dx = if x.track_op() {
+            let mut dx = vec![0f32; m * c];
+            read(w, |wv| super::gemm(m, c, kn, &mut dx, &dcols, false, wv, true, false, true))?;
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?)
+        } else {
+            None
+        };
+        Ok((dx, Some(Tensor::from_vec(dw, w.shape(), w.device())?), Some(Tensor::from_vec(db, n, w.device())?)))
+    }
+}
+
+/// Our `[k*k*in, out]` weight as candle's `[out, in, k, k]` conv2d kernel.
+fn down_kernel(g: Strided, w: &Tensor) -> candle_core::Result<Tensor> {
+    let (kc, n) = w.dims2()?;
+    let c = kc / (g.k * g.k);
+    w.reshape((g.k, g.k, c, n))?.permute((3, 2, 0, 1))?.contiguous()
+}
+
+/// Our `[in, k*k*out]` weight as candle's `[in, out, k, k]` conv_transpose2d kernel.
+fn up_kernel(g: Strided, w: &Tensor, n: usize) -> candle_core::Result<Tensor> {
+    let c = w.dim(0)?;
+    w.reshape((c, g.k, g.k, n))?.permute((0, 3, 1, 2))?.contiguous()
+}
+
+/// The strided convolution as candle ops (NCHW conv2d between permutes): differentiable to any order.
+fn down_composed(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    let y = x.permute((0, 3, 1, 2))?.contiguous()?.conv2d(&down_kernel(g, w)?, g.pad, g.stride, 1, 1)?;
+    y.permute((0, 2, 3, 1))?.broadcast_add(b)
+}
+
+/// The transposed convolution as candle ops: differentiable to any order.
+fn up_composed(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    let n = b.elem_count();
+    let y = x.permute((0, 3, 1, 2))?.contiguous()?.conv_transpose2d(&up_kernel(g, w, n)?, g.pad, 0, g.stride, 1)?;
+    y.permute((0, 2, 3, 1))?.broadcast_add(b)
+}
+
+/// The VJPs of the strided convolution as graph-building tensor ops (used under `create_graph`).
+fn down_composed_grads(g: Strided, x: &Tensor, w: &Tensor, grad: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    // dx: transposed convolution of grad with the same kernel (output size may need padding back to x's size).
+    let (_, h, wd, _) = x.dims4()?;
+    let n = w.dim(1)?;
+    let kern = down_kernel(g, w)?; // [n, c, k, k] = conv_transpose2d kernel with in = n, out = c
+    let gn = grad.permute((0, 3, 1, 2))?.contiguous()?;
+    let out_pad_h = h - g.hi(g.lo(h));
+    let out_pad_w = wd - g.hi(g.lo(wd));
+    if out_pad_h != out_pad_w {
+        candle_core::bail!("conv: non-square output padding is not supported");
+    }
+    let dx = gn.conv_transpose2d(&kern, g.pad, out_pad_h, g.stride, 1)?.permute((0, 2, 3, 1))?;
+    // dw[t*c + ci, o] = sum over pixels of x at the tap times grad: a gather of x (composed) then a product.
+    let cols = gather_strided_composed(g, x)?; // [B*Hl*Wl, k*k*c]
+    let gm = grad.reshape(((), n))?;
+    let dw = cols.t()?.matmul(&gm)?;
+    let db = gm.sum(0)?;
+    Ok((dx, dw, db))
+}
+
+fn up_composed_grads(g: Strided, x: &Tensor, w: &Tensor, bias: &Tensor, grad: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    let n = bias.elem_count();
+    let (b, h, wd, c) = x.dims4()?;
+    let cols = gather_strided_composed(g, grad)?; // [B*H*W, k*k*n]: the adjoint of col2im
+    let dx = cols.matmul(&w.t()?)?.reshape((b, h, wd, c))?;
+    let dw = x.reshape((b * h * wd, c))?.t()?.matmul(&cols)?;
+    let db = grad.reshape(((), n))?.sum(0)?;
+    Ok((dx, dw, db))
+}
+
+/// im2col as candle ops: for every tap, the padded map sliced with the stride.
+fn gather_strided_composed(g: Strided, x: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, h, w, c) = x.dims4()?;
+    let (hl, wl) = (g.lo(h), g.lo(w));
+    let s = g.stride;
+    // Pad so every tap window of every low pixel is inside: rows needed s*(hl-1) + k.
+    let need_h = s * (hl - 1) + g.k;
+    let need_w = s * (wl - 1) + g.k;
+    let xp = x.pad_with_zeros(1, g.pad, need_h.saturating_sub(h + g.pad))?.pad_with_zeros(2, g.pad, need_w.saturating_sub(w + g.pad))?;
+    let mut parts = Vec::with_capacity(g.k * g.k);
+    for ky in 0..g.k {
+        for kx in 0..g.k {
+            // rows ky, ky+s, ..., ky+s*(hl-1)
+            let rows = xp.narrow(1, ky, s * (hl - 1) + 1)?;
+            let rows = if s > 1 { rows.pad_with_zeros(1, 0, s - 1)?.reshape((b, hl, s, xp.dim(2)?, c))?.narrow(2, 0, 1)?.squeeze(2)? } else { rows };
+            let cols = rows.narrow(2, kx, s * (wl - 1) + 1)?;
+            let cols = if s > 1 { cols.pad_with_zeros(2, 0, s - 1)?.reshape((b, hl, wl, s, c))?.narrow(3, 0, 1)?.squeeze(3)? } else { cols };
+            parts.push(cols);
+        }
+    }
+    Tensor::cat(&parts, 3)?.reshape((b * hl * wl, g.k * g.k * c))
+}
+
+/// A `k x k` convolution with stride `s` and zero padding `p` on channels-last maps.
+/// Weight `{name}.weight` `[k*k*in, out]` (row `(ky*k + kx)*in + c`), bias `{name}.bias`.
+///
+/// # Shapes
+/// `x: [B, H, W, in]` -> `[B, (H + 2p - k)/s + 1, (W + 2p - k)/s + 1, out]`
+pub fn conv_down(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && !super::create_graph() {
+        return Ok(x.contiguous()?.apply_op3(w, b, DownOp(g))?);
+    }
+    Ok(down_composed(g, x, w, b)?)
+}
+
+/// The transposed convolution (the adjoint of [`conv_down`]'s im2col) with
+/// weight `[in, k*k*out]` (column `(ky*k + kx)*out + o`), bias `[out]`.
+///
+/// # Shapes
+/// `x: [B, H, W, in]` -> `[B, (H-1)s + k - 2p, (W-1)s + k - 2p, out]`
+pub fn conv_up(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && !super::create_graph() {
+        return Ok(x.contiguous()?.apply_op3(w, b, UpOp(g))?);
+    }
+    Ok(up_composed(g, x, w, b)?)
+}

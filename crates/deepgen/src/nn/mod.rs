@@ -8,6 +8,7 @@
 pub mod conv;
 pub mod lstm;
 pub mod ops;
+pub mod stack;
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -66,6 +67,14 @@ impl Params {
         let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
         let t = rng::uniform(rng, shape, -bound, bound, dev)?;
         self.add(name, t)
+    }
+
+    /// Registers an existing variable (shared, not copied) under `name`.
+    pub fn insert_var(&mut self, name: &str, v: Var) -> Result<()> {
+        if self.vars.insert(name.to_string(), v).is_some() {
+            return Err(Error::config(format!("parameter `{name}` registered twice")));
+        }
+        Ok(())
     }
 
     pub fn zeros(&mut self, name: &str, shape: &[usize], dev: &Device) -> Result<Tensor> {

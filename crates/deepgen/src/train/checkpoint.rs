@@ -122,9 +122,10 @@ impl RunDir {
 
     /// Saves weights and optimizer state (each atomically; weights last, so
     /// a model file is never newer than the optimizer state it pairs with).
-    pub fn save(&self, model: &Model, opt: &Adam, seed: u64) -> Result<()> {
+    /// `opts` holds the run's optimisers (their state names are distinct: `mv.{param}`).
+    pub fn save(&self, model: &Model, opts: &[&Adam], step: usize, seed: u64) -> Result<()> {
         let cfg_json = serde_json::to_string(&model.config).map_err(|e| Error::config(e.to_string()))?;
-        let step = opt.step.to_string();
+        let step = step.to_string();
         let mut meta = HashMap::from([
             ("deepgen_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
             ("model".to_string(), model.name().to_string()),
@@ -133,7 +134,8 @@ impl RunDir {
             ("seed".to_string(), seed.to_string()),
         ]);
         let op = self.file("optimizer.safetensors");
-        let ob = safetensors_bytes(&opt.state(), HashMap::from([("step".to_string(), step)]), &op)?;
+        let state: HashMap<String, Tensor> = opts.iter().flat_map(|o| o.state()).collect();
+        let ob = safetensors_bytes(&state, HashMap::from([("step".to_string(), step)]), &op)?;
         atomic_write(&op, &ob)?;
         let weights: HashMap<String, Tensor> = model.params.vars().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
         let mp = self.file("model.safetensors");
@@ -156,8 +158,8 @@ impl RunDir {
         Ok((model, step))
     }
 
-    /// Restores the optimizer state saved with the model.
-    pub fn load_optimizer(&self, opt: &mut Adam, step: usize) -> Result<()> {
+    /// Restores the optimizer state saved with the model (each optimiser finds its own tensors).
+    pub fn load_optimizers(&self, opts: &mut [&mut Adam], step: usize) -> Result<()> {
         let p = self.file("optimizer.safetensors");
         if !p.is_file() {
             return Err(Error::checkpoint(&self.path, "optimizer.safetensors is missing: cannot resume exactly"));
@@ -167,7 +169,10 @@ impl RunDir {
         if ostep != step {
             return Err(Error::checkpoint(&p, format!("optimizer state is from step {ostep}, the model from step {step}")));
         }
-        opt.load_state(&tensors, step, &p)
+        for o in opts.iter_mut() {
+            o.load_state(&tensors, step, &p)?;
+        }
+        Ok(())
     }
 
     /// Appends one JSON line to `metrics.jsonl`.

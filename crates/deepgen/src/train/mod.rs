@@ -7,6 +7,7 @@
 //! `derived(seed, "step", s)`. With the optimizer state saved, a resumed run
 //! computes exactly what the uninterrupted run would have.
 
+pub mod adversarial;
 pub mod checkpoint;
 pub mod optim;
 
@@ -21,6 +22,7 @@ use crate::eval;
 use crate::models::{Model, Objective};
 use crate::rng;
 
+pub use adversarial::{AdversarialConfig, AdversarialTrainer};
 pub use checkpoint::{RunConfig, RunDir};
 pub use optim::{Adam, AdamConfig};
 
@@ -66,6 +68,9 @@ pub struct TrainConfig {
     pub eval_examples: usize,
     #[serde(default)]
     pub optimizer: AdamConfig,
+    /// Options of the adversarial trainer (two-player models only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversarial: Option<AdversarialConfig>,
 }
 
 impl Default for TrainConfig {
@@ -80,6 +85,7 @@ impl Default for TrainConfig {
             eval_every: 500,
             eval_examples: 500,
             optimizer: AdamConfig::default(),
+            adversarial: None,
         }
     }
 }
@@ -148,7 +154,8 @@ pub trait Hooks {
     fn on_eval(&mut self, _step: usize, _val_nll: f64) -> Result<()> {
         Ok(())
     }
-    fn on_checkpoint(&mut self, _model: &Model, _opt: &Adam) -> Result<()> {
+    /// After `step` updates: the model and its optimisers (one, or the generator's then the critic's).
+    fn on_checkpoint(&mut self, _model: &Model, _opts: &[&Adam], _step: usize) -> Result<()> {
         Ok(())
     }
 }
@@ -157,27 +164,24 @@ pub trait Hooks {
 pub struct NoHooks;
 impl Hooks for NoHooks {}
 
-/// Maximum-likelihood (or ELBO) training of any [`Objective`].
-pub struct LikelihoodTrainer {
-    pub cfg: TrainConfig,
-    pub opt: Adam,
-    pub seed: u64,
-    pub binarize: Binarize,
+/// Minibatch indices as a pure function of (seed, batch number): batch k of
+/// epoch e is a slice of the permutation drawn from `derived(seed, "shuffle", e)`.
+pub(crate) struct Batches {
+    seed: u64,
+    size: usize,
     perm: Option<(usize, Vec<usize>)>,
 }
 
-impl LikelihoodTrainer {
-    pub fn new(model: &Model, cfg: TrainConfig, seed: u64, binarize: Binarize) -> Result<Self> {
-        cfg.check()?;
-        let opt = Adam::new(&model.params, cfg.optimizer)?;
-        Ok(Self { cfg, opt, seed, binarize, perm: None })
+impl Batches {
+    pub(crate) fn new(seed: u64, size: usize) -> Self {
+        Self { seed, size, perm: None }
     }
 
-    /// The example indices of (0-based) step `step`.
-    fn batch_indices(&mut self, n: usize, step: usize) -> Vec<usize> {
-        let b = self.cfg.batch_size.min(n);
+    /// The example indices of (0-based) batch `k` of a set of `n`.
+    pub(crate) fn indices(&mut self, n: usize, k: usize) -> Vec<usize> {
+        let b = self.size.min(n);
         let per_epoch = (n / b).max(1);
-        let (epoch, k) = (step / per_epoch, step % per_epoch);
+        let (epoch, j) = (k / per_epoch, k % per_epoch);
         let perm = match &self.perm {
             Some((e, p)) if *e == epoch => p,
             _ => {
@@ -185,7 +189,41 @@ impl LikelihoodTrainer {
                 &self.perm.insert((epoch, rng::permutation(&mut r, n))).1
             }
         };
-        perm[k * b..(k + 1) * b].to_vec()
+        perm[j * b..(j + 1) * b].to_vec()
+    }
+}
+
+/// Runs a training loop on a worker of a rayon pool of `get_num_threads()`
+/// threads, the pool the matrix products and element-wise kernels split
+/// their work in: the calling thread is then one of the workers instead of
+/// a third thread competing with two spinning workers for two cores
+/// (measured: +5% steps/s on the VAE benchmark).
+pub(crate) fn in_pool<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(candle_core::utils::get_num_threads())
+        .build()
+        .map_err(|e| Error::config(format!("cannot start worker threads: {e}")))?;
+    pool.install(f)
+}
+
+/// Maximum-likelihood (or ELBO) training of any [`Objective`].
+pub struct LikelihoodTrainer {
+    pub cfg: TrainConfig,
+    pub opt: Adam,
+    pub seed: u64,
+    pub binarize: Binarize,
+    batches: Batches,
+}
+
+impl LikelihoodTrainer {
+    pub fn new(model: &Model, cfg: TrainConfig, seed: u64, binarize: Binarize) -> Result<Self> {
+        cfg.check()?;
+        let opt = Adam::new(&model.params, cfg.optimizer)?;
+        let batches = Batches::new(seed, cfg.batch_size);
+        Ok(Self { cfg, opt, seed, binarize, batches })
     }
 
     /// One update on batch `x` as (0-based) step `step`.
@@ -215,22 +253,9 @@ impl LikelihoodTrainer {
         Ok(StepRecord { step: step + 1, loss, parts, lr, grad_norm })
     }
 
-    /// Trains from the optimizer's current step up to `cfg.steps`.
-    ///
-    /// The loop runs on a worker of a rayon pool of `get_num_threads()`
-    /// threads, the pool the matrix products and element-wise kernels split
-    /// their work in: the calling thread is then one of the workers instead of
-    /// a third thread competing with two spinning workers for two cores
-    /// (measured: +5% steps/s on the VAE benchmark).
+    /// Trains from the optimizer's current step up to `cfg.steps` (on a worker of [`in_pool`]'s pool).
     pub fn fit(&mut self, model: &Model, train: &Dataset, val: Option<&Dataset>, hooks: &mut (dyn Hooks + Send)) -> Result<()> {
-        if rayon::current_thread_index().is_some() {
-            return self.fit_here(model, train, val, hooks);
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(candle_core::utils::get_num_threads())
-            .build()
-            .map_err(|e| Error::config(format!("cannot start worker threads: {e}")))?;
-        pool.install(|| self.fit_here(model, train, val, hooks))
+        in_pool(|| self.fit_here(model, train, val, hooks))
     }
 
     fn fit_here(&mut self, model: &Model, train: &Dataset, val: Option<&Dataset>, hooks: &mut (dyn Hooks + Send)) -> Result<()> {
@@ -242,7 +267,7 @@ impl LikelihoodTrainer {
         let val = val.map(|v| v.take(self.cfg.eval_examples));
         while self.opt.step < self.cfg.steps {
             let s = self.opt.step;
-            let idx = self.batch_indices(train.n, s);
+            let idx = self.batches.indices(train.n, s);
             let x = train.batch(&idx, &dev)?;
             let rec = self.step(model, &x, s)?;
             hooks.on_step(&rec)?;
@@ -253,7 +278,7 @@ impl LikelihoodTrainer {
                     let rep = eval::nll(model, v, 256, &mut r)?;
                     hooks.on_eval(done, rep.nats)?;
                 }
-                hooks.on_checkpoint(model, &self.opt)?;
+                hooks.on_checkpoint(model, &[&self.opt], done)?;
             }
         }
         Ok(())

@@ -162,6 +162,11 @@ impl Adam {
         Ok(())
     }
 
+    /// (parameter, `[2, n]` moments) of every parameter, for differentiable look-ahead (unrolling).
+    pub fn moments(&self) -> Vec<(Tensor, Tensor)> {
+        self.slots.iter().map(|(_, v, mv)| (v.as_tensor().clone(), mv.as_tensor().clone())).collect()
+    }
+
     /// The state as named tensors (`mv.{param}`), for `optimizer.safetensors`.
     pub fn state(&self) -> HashMap<String, Tensor> {
         self.slots.iter().map(|(n, _, mv)| (format!("mv.{n}"), mv.as_tensor().clone())).collect()

@@ -113,12 +113,32 @@ pub fn line_plot(title: &str, y_label: &str, series: &[(&str, Vec<(f64, f64)>)],
 
 /// Scatter plot of 2-D points: data (grey) and model samples (blue).
 pub fn scatter_2d(title: &str, data: &[[f32; 2]], samples: &[[f32; 2]], path: &Path) -> Result<()> {
+    let groups = [Group { points: data, colour: (170, 170, 170), label: None }, Group { points: samples, colour: (0, 0, 255), label: None }];
+    scatter_groups(title, &groups, &[], path)
+}
+
+/// One colour of points in [`scatter_groups`], with an optional legend label.
+pub struct Group<'a> {
+    pub points: &'a [[f32; 2]],
+    pub colour: (u8, u8, u8),
+    pub label: Option<String>,
+}
+
+/// Ten distinguishable colours (labels 0-9, cycled beyond).
+pub const PALETTE: [(u8, u8, u8); 10] = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)];
+
+/// Scatter plot of groups of 2-D points, each in its colour, and circles
+/// (centre, radius) drawn over them (e.g. 3 sigma around the true modes).
+pub fn scatter_groups(title: &str, groups: &[Group], circles: &[([f32; 2], f32)], path: &Path) -> Result<()> {
     register_font();
-    let all = data.iter().chain(samples);
     let (mut lo, mut hi) = (f32::MAX, f32::MIN);
-    for p in all {
+    for p in groups.iter().flat_map(|g| g.points.iter()).filter(|p| p[0].is_finite() && p[1].is_finite()) {
         lo = lo.min(p[0]).min(p[1]);
         hi = hi.max(p[0]).max(p[1]);
+    }
+    for (c, r) in circles {
+        lo = lo.min(c[0] - r).min(c[1] - r);
+        hi = hi.max(c[0] + r).max(c[1] + r);
     }
     if lo > hi {
         return Err(Error::config(format!("{}: nothing to plot", path.display())));
@@ -132,17 +152,35 @@ pub fn scatter_2d(title: &str, data: &[[f32; 2]], samples: &[[f32; 2]], path: &P
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
+            .caption(title, ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(40)
             .build_cartesian_2d(r.clone(), r)
             .map_err(|x| e(x.to_string()))?;
         chart.configure_mesh().draw().map_err(|x| e(x.to_string()))?;
-        let grey = RGBColor(170, 170, 170);
-        chart.draw_series(data.iter().map(|p| Circle::new((p[0] as f64, p[1] as f64), 2, grey.filled()))).map_err(|x| e(x.to_string()))?;
-        chart.draw_series(samples.iter().map(|p| Circle::new((p[0] as f64, p[1] as f64), 2, BLUE.filled()))).map_err(|x| e(x.to_string()))?;
+        let mut legend = false;
+        for g in groups {
+            let col = RGBColor(g.colour.0, g.colour.1, g.colour.2);
+            let s = chart.draw_series(g.points.iter().map(|p| Circle::new((p[0] as f64, p[1] as f64), 2, col.filled()))).map_err(|x| e(x.to_string()))?;
+            if let Some(l) = &g.label {
+                s.label(l.clone()).legend(move |(x, y)| Circle::new((x + 8, y), 4, col.filled()));
+                legend = true;
+            }
+        }
+        let red = RGBColor(220, 0, 0);
+        let px_per_unit = (w as f64 - 60.0) / (r_span(lo, hi, pad));
+        chart
+            .draw_series(circles.iter().map(|(c, rad)| Circle::new((c[0] as f64, c[1] as f64), ((*rad as f64) * px_per_unit).max(2.0) as i32, red.stroke_width(1))))
+            .map_err(|x| e(x.to_string()))?;
+        if legend {
+            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
+        }
         root.present().map_err(|x| e(x.to_string()))?;
     }
     encode_png(&buf, w, h, path)
+}
+
+fn r_span(lo: f32, hi: f32, pad: f32) -> f64 {
+    ((hi + pad) - (lo - pad)) as f64
 }

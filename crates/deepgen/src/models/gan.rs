@@ -1,0 +1,551 @@
+//! The GAN family (Goodfellow et al. 2014) and its variants, one struct:
+//! MLP or DCGAN players (Radford et al. 2016), optional class conditioning
+//! (conditional GAN, Mirza & Osindero 2014), InfoGAN codes with a Q head on
+//! the discriminator body (Chen et al. 2016), and the objective as a value:
+//! minimax, non-saturating, any f-divergence of f-GAN (Nowozin et al. 2016)
+//! or the Wasserstein critic (Arjovsky et al. 2017). Clipping, gradient
+//! penalty, n_critic and unrolling are options of [`crate::train::AdversarialTrainer`].
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::{Adversarial, Side};
+use crate::error::{Error, Result};
+use crate::nn::conv::Strided;
+use crate::nn::ops::softplus;
+use crate::nn::stack::{Act, Init, Stack};
+use crate::nn::Params;
+use crate::rng::{self, Rng};
+
+/// The f-divergences of f-GAN (Nowozin et al. 2016, Table 2) with the output
+/// activation g_f of their Table 6, which maps the critic's raw output v into
+/// the domain of the Fenchel conjugate f*.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Divergence {
+    /// Kullback-Leibler KL(P || Q): f(u) = u log u, g_f(v) = v, f*(t) = exp(t - 1).
+    Kl,
+    /// Reverse KL(Q || P): f(u) = -log u, g_f(v) = -exp(-v), f*(t) = -1 - log(-t).
+    ReverseKl,
+    /// Jensen-Shannon: f(u) = -(u+1) log((1+u)/2) + u log u, g_f(v) = log 2 - log(1 + e^-v), f*(t) = -log(2 - e^t).
+    Js,
+    /// Pearson chi^2: f(u) = (u - 1)^2, g_f(v) = v, f*(t) = t^2/4 + t.
+    Pearson,
+    /// Squared Hellinger: f(u) = (sqrt u - 1)^2, g_f(v) = 1 - e^-v, f*(t) = t / (1 - t).
+    Hellinger,
+    /// The original GAN's: f(u) = u log u - (u+1) log(u+1), g_f(v) = -log(1 + e^-v), f*(t) = -log(1 - e^t).
+    Gan,
+}
+
+impl Divergence {
+    pub const ALL: [Divergence; 6] = [Divergence::Kl, Divergence::ReverseKl, Divergence::Js, Divergence::Pearson, Divergence::Hellinger, Divergence::Gan];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Divergence::Kl => "kl",
+            Divergence::ReverseKl => "reverse-kl",
+            Divergence::Js => "js",
+            Divergence::Pearson => "pearson",
+            Divergence::Hellinger => "hellinger",
+            Divergence::Gan => "gan",
+        }
+    }
+
+    /// The generator function f (u = p/q > 0).
+    pub fn f(&self, u: f64) -> f64 {
+        match self {
+            Divergence::Kl => u * u.ln(),
+            Divergence::ReverseKl => -u.ln(),
+            Divergence::Js => -(u + 1.0) * ((1.0 + u) / 2.0).ln() + u * u.ln(),
+            Divergence::Pearson => (u - 1.0).powi(2),
+            Divergence::Hellinger => (u.sqrt() - 1.0).powi(2),
+            Divergence::Gan => u * u.ln() - (u + 1.0) * (u + 1.0).ln(),
+        }
+    }
+
+    /// f'(u): the optimal critic output T*(x) = f'(p(x)/q(x)).
+    pub fn f_prime(&self, u: f64) -> f64 {
+        match self {
+            Divergence::Kl => 1.0 + u.ln(),
+            Divergence::ReverseKl => -1.0 / u,
+            Divergence::Js => (2.0 * u / (1.0 + u)).ln(),
+            Divergence::Pearson => 2.0 * (u - 1.0),
+            Divergence::Hellinger => 1.0 - 1.0 / u.sqrt(),
+            Divergence::Gan => (u / (u + 1.0)).ln(),
+        }
+    }
+
+    /// The Fenchel conjugate f*(t) = sup_u (u t - f(u)), on its domain.
+    pub fn conjugate(&self, t: f64) -> f64 {
+        match self {
+            Divergence::Kl => (t - 1.0).exp(),
+            Divergence::ReverseKl => -1.0 - (-t).ln(),
+            Divergence::Js => -(2.0 - t.exp()).ln(),
+            Divergence::Pearson => t * t / 4.0 + t,
+            Divergence::Hellinger => t / (1.0 - t),
+            Divergence::Gan => -(1.0 - t.exp()).ln(),
+        }
+    }
+
+    /// g_f(v) for one value.
+    pub fn activation(&self, v: f64) -> f64 {
+        let sp = |z: f64| z.max(0.0) + (-z.abs()).exp().ln_1p();
+        match self {
+            Divergence::Kl | Divergence::Pearson => v,
+            Divergence::ReverseKl => -(-v).exp(),
+            Divergence::Js => std::f64::consts::LN_2 - sp(-v),
+            Divergence::Hellinger => 1.0 - (-v).exp(),
+            Divergence::Gan => -sp(-v),
+        }
+    }
+
+    /// (T, f*(T)) for T = g_f(v), as tensors, f*(g_f(v)) simplified so it stays finite.
+    pub fn t_and_conjugate(&self, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let ln2 = std::f64::consts::LN_2;
+        Ok(match self {
+            Divergence::Kl => (v.clone(), (v - 1.0)?.exp()?),
+            Divergence::ReverseKl => (v.neg()?.exp()?.neg()?, (v - 1.0)?),
+            Divergence::Js => ((softplus(&v.neg()?)?.neg()? + ln2)?, (softplus(v)? - ln2)?),
+            Divergence::Pearson => (v.clone(), ((v.sqr()? * 0.25)? + v)?),
+            Divergence::Hellinger => ((v.neg()?.exp()?.neg()? + 1.0)?, (v.exp()? - 1.0)?),
+            Divergence::Gan => (softplus(&v.neg()?)?.neg()?, softplus(v)?),
+        })
+    }
+}
+
+impl std::str::FromStr for Divergence {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Divergence::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| Error::config(format!("unknown divergence `{s}` (expected kl, reverse-kl, js, pearson, hellinger or gan)")))
+    }
+}
+
+/// What the two players optimise.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", tag = "type", content = "divergence")]
+pub enum GanLoss {
+    /// min_G max_D E log D(x) + E log(1 - D(G(z))), the generator minimising log(1 - D(G(z))).
+    Minimax,
+    /// The same discriminator; the generator maximises log D(G(z)) (Goodfellow et al. 2014, Sec. 3).
+    NonSaturating,
+    /// f-GAN: the critic maximises E_P[T] - E_Q[f*(T)], T = g_f(v); the
+    /// generator maximises E_Q[g_f(v)] (the paper's Sec. 3.2 alternative update).
+    F(Divergence),
+    /// Wasserstein critic: maximise E_P[v] - E_Q[v] (a 1-Lipschitz constraint comes from clipping or a gradient penalty).
+    Wasserstein,
+}
+
+/// The terms of one critic update: its loss and the estimate it optimises.
+pub struct CriticTerms {
+    pub loss: Tensor,
+    /// The value the critic maximises (V(D, G) for the GAN losses, the
+    /// f-divergence bound for f-GAN, the W1 estimate for Wasserstein).
+    pub estimate: Tensor,
+}
+
+impl GanLoss {
+    /// The critic's loss from its raw outputs on real (`vr`) and generated (`vf`) examples, `[B]` each.
+    pub fn critic(&self, vr: &Tensor, vf: &Tensor) -> Result<CriticTerms> {
+        let (loss, estimate) = match self {
+            GanLoss::Minimax | GanLoss::NonSaturating => {
+                // -[log sigma(vr) + log(1 - sigma(vf))] = softplus(-vr) + softplus(vf)
+                let l = (softplus(&vr.neg()?)?.mean_all()? + softplus(vf)?.mean_all()?)?;
+                (l.clone(), l.neg()?)
+            }
+            GanLoss::F(d) => {
+                let (tr, _) = d.t_and_conjugate(vr)?;
+                let (_, cf) = d.t_and_conjugate(vf)?;
+                let est = (tr.mean_all()? - cf.mean_all()?)?;
+                (est.neg()?, est)
+            }
+            GanLoss::Wasserstein => {
+                let est = (vr.mean_all()? - vf.mean_all()?)?;
+                (est.neg()?, est)
+            }
+        };
+        Ok(CriticTerms { loss, estimate })
+    }
+
+    /// The generator's loss from the critic's raw outputs on generated examples.
+    pub fn generator(&self, vf: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            GanLoss::Minimax => softplus(vf)?.mean_all()?.neg()?,
+            GanLoss::NonSaturating => softplus(&vf.neg()?)?.mean_all()?,
+            GanLoss::F(d) => d.t_and_conjugate(vf)?.0.mean_all()?.neg()?,
+            GanLoss::Wasserstein => vf.mean_all()?.neg()?,
+        })
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            GanLoss::Minimax => "minimax".into(),
+            GanLoss::NonSaturating => "non-saturating".into(),
+            GanLoss::F(d) => format!("f-GAN {}", d.name()),
+            GanLoss::Wasserstein => "wasserstein".into(),
+        }
+    }
+}
+
+impl std::str::FromStr for GanLoss {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "minimax" => Ok(GanLoss::Minimax),
+            "non-saturating" | "ns" => Ok(GanLoss::NonSaturating),
+            "wasserstein" => Ok(GanLoss::Wasserstein),
+            other => match other.parse::<Divergence>() {
+                Ok(d) => Ok(GanLoss::F(d)),
+                Err(_) => Err(Error::config(format!(
+                    "unknown GAN loss `{s}` (expected minimax, non-saturating, wasserstein, or an f-divergence: kl, reverse-kl, js, pearson, hellinger, gan)"
+                ))),
+            },
+        }
+    }
+}
+
+/// The players' architecture.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// Fully connected players (vectors, 2-D toy data, flattened images).
+    Mlp,
+    /// DCGAN: transposed convolutions, strided convolutions, batch norm, LeakyReLU (images with H, W divisible by 4).
+    Dcgan,
+}
+
+/// The generator's last activation.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum GenOutput {
+    /// Unbounded values (toy data, standardised features).
+    Identity,
+    /// Values in (0, 1) (images).
+    Sigmoid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GanConfig {
+    /// The CLI name this config was made from (gan, dcgan, cgan, infogan, fgan, wgan, wgan-gp, unrolled-gan).
+    pub variant: String,
+    /// One example's shape: `[D]` or `[C, H, W]`.
+    pub shape: Vec<usize>,
+    pub arch: Arch,
+    pub loss: GanLoss,
+    /// Noise dimension of z ~ N(0, I).
+    pub latent: usize,
+    /// MLP hidden widths of the generator and of the discriminator.
+    pub g_hidden: Vec<usize>,
+    pub d_hidden: Vec<usize>,
+    /// DCGAN: feature maps of the discriminator's first layer (the generator mirrors it).
+    pub channels: usize,
+    /// Batch norm in the discriminator (DCGAN; off for gradient penalties, which penalise per-example gradients).
+    pub d_norm: bool,
+    pub output: GenOutput,
+    /// Conditional GAN: number of classes, given one-hot to both players (0 = unconditional).
+    pub classes: usize,
+    /// InfoGAN: size of the categorical code (0 = none).
+    pub categorical: usize,
+    /// InfoGAN: number of continuous codes, uniform on [-1, 1].
+    pub continuous: usize,
+    /// InfoGAN: weight lambda of the mutual-information term.
+    pub info_weight: f64,
+}
+
+impl GanConfig {
+    pub fn dim(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// Size of the code block given to the generator besides z.
+    pub fn codes(&self) -> usize {
+        self.categorical + self.continuous
+    }
+    pub fn is_info(&self) -> bool {
+        self.codes() > 0
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if self.latent == 0 {
+            return Err(Error::config("gan: --latent must be positive"));
+        }
+        if self.arch == Arch::Dcgan {
+            match self.shape[..] {
+                [_, h, w] if h % 4 == 0 && w % 4 == 0 && h >= 8 && w >= 8 => {}
+                _ => return Err(Error::config(format!("the dcgan architecture needs images whose height and width are multiples of 4 (at least 8); this data has examples of shape {:?}", self.shape))),
+            }
+            if self.channels == 0 {
+                return Err(Error::config("dcgan: --channels must be positive"));
+            }
+        }
+        if self.classes > 0 && self.is_info() {
+            return Err(Error::config("a GAN is either conditional (--classes) or an InfoGAN (codes), not both"));
+        }
+        if self.categorical == 1 {
+            return Err(Error::config("infogan: a categorical code needs at least 2 values"));
+        }
+        Ok(())
+    }
+}
+
+/// A GAN: generator and discriminator (whose weights can be substituted, for unrolling).
+pub struct Gan {
+    pub cfg: GanConfig,
+    pub g: Stack,
+    /// The discriminator's body and heads share one weight list: body layers
+    /// give features; `v_head` gives the raw output; `q_head` InfoGAN's code estimates.
+    pub d: Stack,
+    pub v_head: Stack,
+    pub q_head: Option<Stack>,
+    dev: Device,
+}
+
+impl Gan {
+    pub fn new(p: &mut Params, cfg: &GanConfig, rng: &mut Rng, dev: &Device) -> Result<Self> {
+        cfg.check()?;
+        let z_in = cfg.latent + cfg.classes + cfg.codes();
+        let (g, d) = match cfg.arch {
+            Arch::Mlp => {
+                let mut g = Stack::new("g", z_in, dev);
+                for (i, &h) in cfg.g_hidden.iter().enumerate() {
+                    g.dense(p, &format!("fc{i}"), h, true, Init::Default, rng)?;
+                }
+                g.dense(p, "out", cfg.dim(), false, Init::Default, rng)?;
+                let mut d = Stack::new("d", cfg.dim() + cfg.classes, dev);
+                for (i, &h) in cfg.d_hidden.iter().enumerate() {
+                    if cfg.shape.len() == 3 {
+                        d.dense(p, &format!("fc{i}"), h, false, Init::Default, rng)?.act(Act::Leaky(0.2));
+                    } else {
+                        d.dense(p, &format!("fc{i}"), h, true, Init::Default, rng)?;
+                    }
+                }
+                (g, d)
+            }
+            Arch::Dcgan => {
+                let (c, h, w) = (cfg.shape[0], cfg.shape[1], cfg.shape[2]);
+                let ch = cfg.channels;
+                let (h4, w4) = (h / 4, w / 4);
+                let s = Strided { k: 4, stride: 2, pad: 1 };
+                let init = Init::Normal(0.02);
+                let mut g = Stack::new("g", z_in, dev);
+                g.dense(p, "fc", 2 * ch * h4 * w4, false, init, rng)?;
+                g.reshape(&[h4, w4, 2 * ch]).norm(p, "bn0", 2 * ch, true, rng)?.act(Act::Relu);
+                g.up(p, "up1", s, (h4, w4, 2 * ch), ch, init, rng)?;
+                g.norm(p, "bn1", ch, true, rng)?.act(Act::Relu);
+                g.up(p, "up2", s, (2 * h4, 2 * w4, ch), c, init, rng)?;
+                let mut d = Stack::new("d", cfg.dim() + cfg.classes, dev);
+                d.down(p, "conv1", s, (h, w, c + cfg.classes), ch, init, rng)?.act(Act::Leaky(0.2));
+                d.down(p, "conv2", s, (h / 2, w / 2, ch), 2 * ch, init, rng)?;
+                if cfg.d_norm {
+                    d.norm(p, "bn2", 2 * ch, false, rng)?;
+                }
+                d.act(Act::Leaky(0.2));
+                (g, d)
+            }
+        };
+        let mut g = g;
+        if cfg.output == GenOutput::Sigmoid {
+            g.act(Act::Sigmoid);
+        }
+        let feat = d.out;
+        let mut v_head = Stack::new("d.head", feat, dev);
+        v_head.dense(p, "v", 1, false, if cfg.arch == Arch::Dcgan { Init::Normal(0.02) } else { Init::Default }, rng)?;
+        let q_head = if cfg.is_info() {
+            let mut q = Stack::new("d.q", feat, dev);
+            q.dense(p, "fc", 128, false, Init::Default, rng)?.act(Act::Leaky(0.2));
+            q.dense(p, "out", cfg.codes(), false, Init::Default, rng)?;
+            Some(q)
+        } else {
+            None
+        };
+        Ok(Self { cfg: cfg.clone(), g, d, v_head, q_head, dev: dev.clone() })
+    }
+
+    /// Data rows `[B, D]` (C, H, W order) to the players' layout.
+    fn to_players(&self, x: &Tensor) -> Result<Tensor> {
+        match (self.cfg.arch, &self.cfg.shape[..]) {
+            (Arch::Dcgan, [c, h, w]) => Ok(x.reshape((x.dim(0)?, *c, *h, *w))?.permute((0, 2, 3, 1))?),
+            _ => Ok(x.clone()),
+        }
+    }
+
+    /// The generator's output `[B, H, W, C]` (DCGAN) back to data rows `[B, D]`.
+    fn to_rows(&self, y: &Tensor) -> Result<Tensor> {
+        let b = y.dim(0)?;
+        Ok(match self.cfg.arch {
+            Arch::Dcgan => y.permute((0, 3, 1, 2))?.reshape((b, ()))?,
+            Arch::Mlp => y.reshape((b, ()))?,
+        })
+    }
+
+    /// One-hot rows `[n, k]` for labels.
+    pub fn one_hot(labels: &[u32], k: usize, dev: &Device) -> Result<Tensor> {
+        let mut v = vec![0f32; labels.len() * k];
+        for (i, &l) in labels.iter().enumerate() {
+            if l as usize >= k {
+                return Err(Error::config(format!("label {l} is out of range for {k} classes")));
+            }
+            v[i * k + l as usize] = 1.0;
+        }
+        Ok(Tensor::from_vec(v, (labels.len(), k), dev)?)
+    }
+
+    /// Draws InfoGAN codes: a uniform categorical value (one-hot) and uniform[-1, 1] continuous codes, `[n, codes]`.
+    pub fn draw_codes(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
+        use rand::Rng as _;
+        let (k, m) = (self.cfg.categorical, self.cfg.continuous);
+        let mut v = vec![0f32; n * (k + m)];
+        for row in v.chunks_mut(k + m) {
+            if k > 0 {
+                row[rng.gen_range(0..k)] = 1.0;
+            }
+            for c in &mut row[k..] {
+                *c = rng.gen_range(-1.0f32..1.0);
+            }
+        }
+        Ok(Tensor::from_vec(v, (n, k + m), &self.dev)?)
+    }
+
+    /// G(z, cond): `[n, D]` data rows. `cond` is the one-hot label or the InfoGAN codes (`[n, classes or codes]`).
+    pub fn generate(&self, z: &Tensor, cond: Option<&Tensor>, train: bool) -> Result<Tensor> {
+        let input = match cond {
+            Some(c) => Tensor::cat(&[z, c], 1)?,
+            None => z.clone(),
+        };
+        let y = self.g.forward_with(&input, &self.g.tensors(), train, train)?;
+        self.to_rows(&y)
+    }
+
+    /// Samples with the generator in eval mode; labels for a conditional GAN
+    /// (drawn uniformly when `None`), codes drawn for an InfoGAN.
+    pub fn sample_with(&self, n: usize, labels: Option<&[u32]>, rng: &mut Rng) -> Result<Tensor> {
+        let z = rng::randn(rng, &[n, self.cfg.latent], &self.dev)?;
+        let cond = self.condition(n, labels, rng)?;
+        self.generate(&z, cond.as_ref(), false)
+    }
+
+    /// The generator's conditioning block for `n` draws.
+    fn condition(&self, n: usize, labels: Option<&[u32]>, rng: &mut Rng) -> Result<Option<Tensor>> {
+        use rand::Rng as _;
+        if self.cfg.classes > 0 {
+            let drawn: Vec<u32>;
+            let l = match labels {
+                Some(l) => l,
+                None => {
+                    drawn = (0..n).map(|_| rng.gen_range(0..self.cfg.classes as u32)).collect();
+                    &drawn
+                }
+            };
+            return Ok(Some(Self::one_hot(l, self.cfg.classes, &self.dev)?));
+        }
+        if self.cfg.is_info() {
+            return Ok(Some(self.draw_codes(n, rng)?));
+        }
+        Ok(None)
+    }
+
+    /// The discriminator body's features `[B, F]` of data rows under weights `ws` (d, then heads).
+    fn features(&self, x: &Tensor, cond: Option<&Tensor>, ws: &[Tensor]) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let nd = self.d.vars.len();
+        let input = match (self.cfg.arch, cond, self.cfg.classes) {
+            (Arch::Dcgan, Some(c), k) if k > 0 => {
+                let (h, w) = (self.cfg.shape[1], self.cfg.shape[2]);
+                let planes = c.reshape((b, 1, 1, k))?.broadcast_as((b, h, w, k))?;
+                Tensor::cat(&[&self.to_players(x)?, &planes], 3)?
+            }
+            (Arch::Mlp, Some(c), k) if k > 0 => Tensor::cat(&[x, c], 1)?,
+            _ => self.to_players(x)?,
+        };
+        let f = self.d.forward_with(&input, &ws[..nd], true, false)?;
+        Ok(f.reshape((b, ()))?)
+    }
+}
+
+impl Adversarial for Gan {
+    fn d_weights(&self) -> Vec<(String, candle_core::Var)> {
+        let mut v: Vec<_> = self.d.names.iter().cloned().zip(self.d.vars.iter().cloned()).collect();
+        v.extend(self.v_head.names.iter().cloned().zip(self.v_head.vars.iter().cloned()));
+        if let Some(q) = &self.q_head {
+            v.extend(q.names.iter().cloned().zip(q.vars.iter().cloned()));
+        }
+        v
+    }
+
+    fn g_names(&self) -> Vec<String> {
+        self.g.names.clone()
+    }
+
+    fn loss(&self) -> GanLoss {
+        self.cfg.loss
+    }
+
+    fn real(&self, x: &Tensor, labels: Option<&[u32]>, _rng: &mut Rng) -> Result<Side> {
+        let cond = if self.cfg.classes > 0 {
+            let l = labels.ok_or_else(|| Error::config("a conditional GAN needs labelled data"))?;
+            Some(Self::one_hot(l, self.cfg.classes, &self.dev)?)
+        } else {
+            None
+        };
+        Ok(Side { x: x.clone(), cond, codes: None })
+    }
+
+    fn fake(&self, x: &Tensor, _labels: Option<&[u32]>, rng: &mut Rng) -> Result<Side> {
+        let n = x.dim(0)?;
+        let z = rng::randn(rng, &[n, self.cfg.latent], &self.dev)?;
+        let cond = self.condition(n, None, rng)?;
+        let g = self.generate(&z, cond.as_ref(), true)?;
+        Ok(if self.cfg.is_info() { Side { x: g, cond: None, codes: cond } } else { Side { x: g, cond, codes: None } })
+    }
+
+    fn critic(&self, s: &Side, ws: &[Tensor]) -> Result<(Tensor, Option<Tensor>)> {
+        let f = self.features(&s.x, s.cond.as_ref(), ws)?;
+        let nd = self.d.vars.len();
+        let nv = self.v_head.vars.len();
+        let v = self.v_head.forward_with(&f, &ws[nd..nd + nv], true, false)?.squeeze(1)?;
+        let q = match &self.q_head {
+            Some(q) => Some(q.forward_with(&f, &ws[nd + nv..], true, false)?),
+            None => None,
+        };
+        Ok((v, q))
+    }
+
+    fn info_loss(&self, q: &Tensor, codes: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
+        if !self.cfg.is_info() {
+            return Ok(None);
+        }
+        let (k, m) = (self.cfg.categorical, self.cfg.continuous);
+        let b = q.dim(0)? as f64;
+        let mut nll = Tensor::zeros((), DType::F32, &self.dev)?;
+        let mut entropy = 0f64;
+        if k > 0 {
+            let logits = q.narrow(1, 0, k)?;
+            let onehot = codes.narrow(1, 0, k)?;
+            let logz = logits.exp()?.sum_keepdim(1)?.log()?;
+            let lp = (logits.broadcast_sub(&logz)? * onehot)?.sum_all()?;
+            nll = (nll - (lp / b)?)?;
+            entropy += (k as f64).ln();
+        }
+        if m > 0 {
+            // A unit-variance Gaussian Q(c|x) for each continuous code.
+            let mu = q.narrow(1, k, m)?;
+            let c = codes.narrow(1, k, m)?;
+            let sq = ((c - mu)?.sqr()?.sum_all()? / (2.0 * b))?;
+            nll = ((nll + sq)? + 0.5 * m as f64 * (2.0 * std::f64::consts::PI).ln())?;
+            entropy += m as f64 * 2f64.ln();
+        }
+        // L_I = H(c) + E log Q(c | G(z, c)) <= I(c; G(z, c)) (Chen et al. 2016, Lemma 5.1).
+        let bound = (nll.neg()? + entropy)?;
+        Ok(Some((nll, bound)))
+    }
+
+    fn generator_extra(&self, _x: &Tensor, _fake: &Side) -> Result<Vec<(&'static str, Tensor)>> {
+        Ok(vec![])
+    }
+
+    fn info_weight(&self) -> f64 {
+        self.cfg.info_weight
+    }
+}

@@ -1,0 +1,231 @@
+//! A network as a list of layers over a flat list of weight tensors, so the
+//! same network can run on its own variables or on substituted tensors (the
+//! discriminator after K differentiable optimiser steps, for Unrolled GANs).
+//!
+//! Layers: dense, strided convolution, transposed convolution, batch norm,
+//! reshape, activations. Channels-last image maps (`[B, H, W, C]`).
+
+use candle_core::{DType, Device, Tensor, Var};
+
+use super::conv::{conv_down, conv_up, Strided};
+use super::{Act as LinAct, Linear, Params};
+use crate::error::{Error, Result};
+use crate::rng::{self, Rng};
+
+/// Element-wise activations between layers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Act {
+    Relu,
+    /// max(x, a x)
+    Leaky(f32),
+    Tanh,
+    Sigmoid,
+}
+
+#[derive(Clone, Debug)]
+enum Layer {
+    /// Weight and bias indices into the weight list; ReLU fused when `relu`.
+    Dense { w: usize, b: usize, relu: bool },
+    Down { g: Strided, w: usize, b: usize },
+    Up { g: Strided, w: usize, b: usize },
+    /// Batch norm over every axis but the last; running statistics (buffers) for eval mode.
+    Norm { gamma: usize, beta: usize, stats: Option<(Var, Var)> },
+    /// Reshape to `[B, dims...]`.
+    Reshape(Vec<usize>),
+    Act(Act),
+}
+
+/// A sequential network whose weights are `vars` (in order), registered in
+/// [`Params`] under `{prefix}.{layer}.weight` etc.
+#[derive(Clone, Debug)]
+pub struct Stack {
+    pub prefix: String,
+    pub names: Vec<String>,
+    pub vars: Vec<Var>,
+    layers: Vec<Layer>,
+    /// Width of the last layer's output (per example, flattened).
+    pub out: usize,
+    dev: Device,
+}
+
+/// How weights are initialised.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// PyTorch's default: uniform +-1/sqrt(fan_in).
+    Default,
+    /// N(0, std^2) weights, zero biases (DCGAN: std 0.02).
+    Normal(f32),
+}
+
+impl Stack {
+    pub fn new(prefix: &str, input: usize, dev: &Device) -> Self {
+        Self { prefix: prefix.into(), names: vec![], vars: vec![], layers: vec![], out: input, dev: dev.clone() }
+    }
+
+    fn register(&mut self, p: &mut Params, name: &str, t: Tensor) -> Result<usize> {
+        let full = format!("{}.{}", self.prefix, name);
+        p.add(&full, t)?;
+        let var = p.get(&full).ok_or_else(|| Error::config(format!("parameter {full} vanished")))?.clone();
+        self.names.push(full);
+        self.vars.push(var);
+        Ok(self.vars.len() - 1)
+    }
+
+    fn weight(&self, shape: &[usize], fan_in: usize, init: Init, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
+        let n = *shape.last().unwrap_or(&1);
+        Ok(match init {
+            Init::Default => {
+                let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+                (rng::uniform(rng, shape, -bound, bound, &self.dev)?, rng::uniform(rng, &[n], -bound, bound, &self.dev)?)
+            }
+            Init::Normal(s) => ((rng::randn(rng, shape, &self.dev)? * s as f64)?, Tensor::zeros(n, DType::F32, &self.dev)?),
+        })
+    }
+
+    /// A dense layer to `n` units (optionally with ReLU fused in).
+    pub fn dense(&mut self, p: &mut Params, name: &str, n: usize, relu: bool, init: Init, rng: &mut Rng) -> Result<&mut Self> {
+        let (w, b) = self.weight(&[self.out, n], self.out, init, rng)?;
+        let w = self.register(p, &format!("{name}.weight"), w)?;
+        let b = self.register(p, &format!("{name}.bias"), b)?;
+        self.layers.push(Layer::Dense { w, b, relu });
+        self.out = n;
+        Ok(self)
+    }
+
+    /// A strided convolution from `c_in` to `c_out` channels on an `h x w` map.
+    #[allow(clippy::too_many_arguments)]
+    pub fn down(&mut self, p: &mut Params, name: &str, g: Strided, (h, w, c_in): (usize, usize, usize), c_out: usize, init: Init, rng: &mut Rng) -> Result<&mut Self> {
+        let fan = g.k * g.k * c_in;
+        let (wt, b) = self.weight(&[fan, c_out], fan, init, rng)?;
+        let wi = self.register(p, &format!("{name}.weight"), wt)?;
+        let bi = self.register(p, &format!("{name}.bias"), b)?;
+        self.layers.push(Layer::Down { g, w: wi, b: bi });
+        self.out = g.lo(h) * g.lo(w) * c_out;
+        Ok(self)
+    }
+
+    /// A transposed convolution from `c_in` to `c_out` channels on an `h x w` map.
+    #[allow(clippy::too_many_arguments)]
+    pub fn up(&mut self, p: &mut Params, name: &str, g: Strided, (h, w, c_in): (usize, usize, usize), c_out: usize, init: Init, rng: &mut Rng) -> Result<&mut Self> {
+        let fan = g.k * g.k * c_in;
+        let (wt, _) = self.weight(&[c_in, g.k * g.k * c_out], fan, init, rng)?;
+        let b = match init {
+            Init::Default => {
+                let bound = 1.0 / (fan as f32).sqrt();
+                rng::uniform(rng, &[c_out], -bound, bound, &self.dev)?
+            }
+            Init::Normal(_) => Tensor::zeros(c_out, DType::F32, &self.dev)?,
+        };
+        let wi = self.register(p, &format!("{name}.weight"), wt)?;
+        let bi = self.register(p, &format!("{name}.bias"), b)?;
+        self.layers.push(Layer::Up { g, w: wi, b: bi });
+        self.out = g.hi(h) * g.hi(w) * c_out;
+        Ok(self)
+    }
+
+    /// Batch norm over `c` features (the last axis); `running` keeps
+    /// running statistics (`{name}.running_mean`, `.running_var`, not trained) for eval mode.
+    pub fn norm(&mut self, p: &mut Params, name: &str, c: usize, running: bool, rng: &mut Rng) -> Result<&mut Self> {
+        let gamma = (rng::randn(rng, &[c], &self.dev)? * 0.02)? + 1.0;
+        let gamma = self.register(p, &format!("{name}.weight"), gamma?)?;
+        let beta = self.register(p, &format!("{name}.bias"), Tensor::zeros(c, DType::F32, &self.dev)?)?;
+        let stats = if running {
+            let m = format!("{}.{name}.running_mean", self.prefix);
+            let v = format!("{}.{name}.running_var", self.prefix);
+            p.add(&m, Tensor::zeros(c, DType::F32, &self.dev)?)?;
+            p.add(&v, Tensor::ones(c, DType::F32, &self.dev)?)?;
+            let get = |n: &str| p.get(n).cloned().ok_or_else(|| Error::config(format!("buffer {n} vanished")));
+            Some((get(&m)?, get(&v)?))
+        } else {
+            None
+        };
+        self.layers.push(Layer::Norm { gamma, beta, stats });
+        Ok(self)
+    }
+
+    pub fn reshape(&mut self, dims: &[usize]) -> &mut Self {
+        self.layers.push(Layer::Reshape(dims.to_vec()));
+        self
+    }
+
+    pub fn act(&mut self, a: Act) -> &mut Self {
+        self.layers.push(Layer::Act(a));
+        self
+    }
+
+    /// The weights as tensors (the variables themselves).
+    pub fn tensors(&self) -> Vec<Tensor> {
+        self.vars.iter().map(|v| v.as_tensor().clone()).collect()
+    }
+
+    /// Runs the network on `x` with weights `ws` (same order as `vars`).
+    /// `train`: batch norm uses batch statistics (and updates the running ones
+    /// when `update_stats`); otherwise the running statistics.
+    pub fn forward_with(&self, x: &Tensor, ws: &[Tensor], train: bool, update_stats: bool) -> Result<Tensor> {
+        if ws.len() != self.vars.len() {
+            return Err(Error::Shape(format!("{}: {} weight tensors for {} weights", self.prefix, ws.len(), self.vars.len())));
+        }
+        let b = x.dim(0)?;
+        let mut h = x.clone();
+        for l in &self.layers {
+            h = match l {
+                Layer::Dense { w, b: bi, relu } => {
+                    let x2 = if h.rank() == 2 { h } else { h.reshape((b, ()))? };
+                    Linear { w: ws[*w].clone(), b: ws[*bi].clone() }.forward_act(&x2, if *relu { LinAct::Relu } else { LinAct::Identity })?
+                }
+                Layer::Down { g, w, b: bi } => conv_down(*g, &h, &ws[*w], &ws[*bi])?,
+                Layer::Up { g, w, b: bi } => conv_up(*g, &h, &ws[*w], &ws[*bi])?,
+                Layer::Norm { gamma, beta, stats } => batch_norm(&h, &ws[*gamma], &ws[*beta], stats.as_ref(), train, update_stats)?,
+                Layer::Reshape(d) => {
+                    let mut s = vec![b];
+                    s.extend_from_slice(d);
+                    h.reshape(s)?
+                }
+                Layer::Act(a) => activation(&h, *a)?,
+            };
+        }
+        Ok(h)
+    }
+
+    /// Runs the network on its own weights.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_with(x, &self.tensors(), train, train)
+    }
+}
+
+/// An activation as differentiable tensor ops.
+pub fn activation(h: &Tensor, a: Act) -> Result<Tensor> {
+    Ok(match a {
+        Act::Relu => h.relu()?,
+        Act::Leaky(s) => h.maximum(&(h * s as f64)?)?,
+        Act::Tanh => h.tanh()?,
+        Act::Sigmoid => super::ops::sigmoid(h)?,
+    })
+}
+
+const BN_EPS: f64 = 1e-5;
+const BN_MOMENTUM: f64 = 0.1;
+
+/// Batch norm over all rows of the last axis (PyTorch's BatchNorm1d/2d on channels-last data).
+fn batch_norm(h: &Tensor, gamma: &Tensor, beta: &Tensor, stats: Option<&(Var, Var)>, train: bool, update: bool) -> Result<Tensor> {
+    let dims = h.dims().to_vec();
+    let c = *dims.last().unwrap_or(&1);
+    let x = h.reshape(((), c))?;
+    let n = x.dim(0)?;
+    let (mean, var) = if train || stats.is_none() {
+        let mean = x.mean_keepdim(0)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(0)?;
+        if let (Some((rm, rv)), true) = (stats, update) {
+            let unbiased = (var.detach() * (n as f64 / (n.max(2) - 1) as f64))?;
+            rm.set(&((rm.as_tensor() * (1.0 - BN_MOMENTUM))? + (mean.detach().squeeze(0)? * BN_MOMENTUM)?)?)?;
+            rv.set(&((rv.as_tensor() * (1.0 - BN_MOMENTUM))? + (unbiased.squeeze(0)? * BN_MOMENTUM)?)?)?;
+        }
+        (mean, var)
+    } else {
+        let (rm, rv) = stats.ok_or_else(|| Error::config("batch norm: no running statistics"))?;
+        (rm.as_tensor().unsqueeze(0)?, rv.as_tensor().unsqueeze(0)?)
+    };
+    let y = x.broadcast_sub(&mean)?.broadcast_div(&(var + BN_EPS)?.sqrt()?)?.broadcast_mul(gamma)?.broadcast_add(beta)?;
+    Ok(y.reshape(dims)?)
+}

@@ -1,0 +1,339 @@
+//! [`AdversarialTrainer`]: the one loop for every two-player model (all
+//! GAN variants and the adversarial autoencoder). Its options, not the
+//! models, decide n_critic, weight clipping, the gradient penalty and
+//! unrolling; the models only say what is real, what is generated and how
+//! the critic scores it ([`Adversarial`]).
+//!
+//! One iteration = `n_critic` critic updates (each on its own data batch),
+//! then one generator update. Randomness is a pure function of (seed, step):
+//! critic update i of iteration s draws from `derived(seed, "critic", s*n + i)`,
+//! the generator update from `derived(seed, "generator", s)`.
+
+use std::collections::HashMap;
+
+use candle_core::{Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use super::{Adam, Batches, Hooks, StepRecord, TrainConfig};
+use crate::data::{binarize_batch, Binarize, Dataset};
+use crate::error::{Error, Result};
+use crate::models::{Adversarial, Model, Side};
+use crate::nn::{with_create_graph, Params};
+use crate::rng;
+
+/// The adversarial trainer's options (saved in the run's `[train.adversarial]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdversarialConfig {
+    /// The critic's learning rate (the generator uses `train.lr`).
+    pub d_lr: f64,
+    /// Critic updates per generator update.
+    pub n_critic: usize,
+    /// WGAN: clip every critic weight to [-c, c] after each update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<f64>,
+    /// WGAN-GP: weight lambda of E[(||grad_x D(x_hat)||_2 - 1)^2] at random interpolates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gp: Option<f64>,
+    /// Unrolled GAN: critic optimiser steps K the generator looks ahead through.
+    #[serde(default)]
+    pub unroll: usize,
+    /// Unrolled GAN: treat the unrolled critic as constant (no gradient through its updates).
+    #[serde(default)]
+    pub first_order: bool,
+}
+
+impl Default for AdversarialConfig {
+    fn default() -> Self {
+        Self { d_lr: 2e-4, n_critic: 1, clip: None, gp: None, unroll: 0, first_order: false }
+    }
+}
+
+impl AdversarialConfig {
+    pub fn check(&self) -> Result<()> {
+        if !(self.d_lr.is_finite() && self.d_lr > 0.0) {
+            return Err(Error::config(format!("--d-lr must be a positive number, got {}", self.d_lr)));
+        }
+        if self.n_critic == 0 {
+            return Err(Error::config("--n-critic must be at least 1"));
+        }
+        if let Some(c) = self.clip {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(Error::config(format!("--clip must be positive, got {c}")));
+            }
+        }
+        if let Some(g) = self.gp {
+            if !(g.is_finite() && g >= 0.0) {
+                return Err(Error::config(format!("--gp must be non-negative, got {g}")));
+            }
+        }
+        if self.first_order && self.unroll == 0 {
+            return Err(Error::config("--first-order applies only with --unroll K > 0"));
+        }
+        Ok(())
+    }
+}
+
+/// Builds a parameter set holding just `names` of `all`.
+fn subset(all: &Params, names: &[String]) -> Result<Params> {
+    let mut p = Params::new();
+    for n in names {
+        let v = all.get(n).ok_or_else(|| Error::config(format!("parameter `{n}` not found")))?;
+        p.insert_var(n, v.clone())?;
+    }
+    Ok(p)
+}
+
+/// Alternating two-player training with two Adam optimisers.
+pub struct AdversarialTrainer {
+    pub cfg: TrainConfig,
+    pub adv: AdversarialConfig,
+    pub d_opt: Adam,
+    pub g_opt: Adam,
+    pub seed: u64,
+    pub binarize: Binarize,
+    batches: Batches,
+}
+
+impl AdversarialTrainer {
+    pub fn new(model: &Model, cfg: TrainConfig, seed: u64, binarize: Binarize) -> Result<Self> {
+        cfg.check()?;
+        let adv = cfg.adversarial.clone().unwrap_or_default();
+        adv.check()?;
+        let game = model.as_adversarial().ok_or_else(|| Error::config(format!("the {} model is not adversarial; it trains by likelihood", model.name())))?;
+        let d_names: Vec<String> = game.d_weights().into_iter().map(|(n, _)| n).collect();
+        let d_opt = Adam::new(&subset(&model.params, &d_names)?, cfg.optimizer)?;
+        let g_opt = Adam::new(&subset(&model.params, &game.g_names())?, cfg.optimizer)?;
+        let batches = Batches::new(seed, cfg.batch_size);
+        Ok(Self { cfg, adv, d_opt, g_opt, seed, binarize, batches })
+    }
+
+    /// Completed iterations (generator updates).
+    pub fn step_count(&self) -> usize {
+        self.g_opt.step
+    }
+
+    /// Sets both optimisers' step counters after loading their state at iteration `step`.
+    pub fn set_step(&mut self, step: usize) {
+        self.g_opt.step = step;
+        self.d_opt.step = step * self.adv.n_critic;
+    }
+
+    fn data(&mut self, train: &Dataset, k: usize, dev: &candle_core::Device, r: &mut rng::Rng) -> Result<(Tensor, Option<Vec<u32>>)> {
+        let idx = self.batches.indices(train.n, k);
+        let x = train.batch(&idx, dev)?;
+        let x = if self.binarize == Binarize::Dynamic { binarize_batch(&x, r)? } else { x };
+        let labels = train.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect());
+        Ok((x, labels))
+    }
+
+    /// The critic's loss on (real, fake) under weights `ws`, with InfoGAN's term; parts logged.
+    fn critic_loss(game: &dyn Adversarial, real: &Side, fake: &Side, ws: &[Tensor], parts: &mut Vec<(&'static str, Tensor)>) -> Result<Tensor> {
+        let (vr, _) = game.critic(real, ws)?;
+        let (vf, q) = game.critic(fake, ws)?;
+        let terms = game.loss().critic(&vr, &vf)?;
+        parts.push(("critic_estimate", terms.estimate.clone()));
+        let mut loss = terms.loss;
+        if let (Some(q), Some(c)) = (q, fake.codes.as_ref()) {
+            if let Some((nll, bound)) = game.info_loss(&q, c)? {
+                loss = (loss + (nll * game.info_weight())?)?;
+                parts.push(("mi_bound", bound));
+            }
+        }
+        Ok(loss)
+    }
+
+    /// The gradient penalty lambda E[(||grad D(x_hat)||_2 - 1)^2] at x_hat = e x_r + (1 - e) x_f, e ~ U(0, 1) per example.
+    pub fn gradient_penalty(game: &dyn Adversarial, real: &Side, fake: &Side, ws: &[Tensor], lambda: f64, r: &mut rng::Rng) -> Result<Tensor> {
+        let n = real.x.dim(0)?;
+        let e = rng::uniform(r, &[n, 1], 0.0, 1.0, real.x.device())?;
+        let xr = real.x.detach();
+        let xf = fake.x.detach();
+        let xhat = (xr.broadcast_mul(&e)? + xf.broadcast_mul(&(1.0 - &e)?)?)?;
+        let xhat = Var::from_tensor(&xhat)?;
+        with_create_graph(|| -> Result<Tensor> {
+            let side = Side { x: xhat.as_tensor().clone(), cond: real.cond.clone(), codes: None };
+            let (v, _) = game.critic(&side, ws)?;
+            let grads = v.sum_all()?.backward()?;
+            let g = grads.get(xhat.as_tensor()).ok_or_else(|| Error::config("gradient penalty: no gradient at the interpolates"))?;
+            let norm = (g.sqr()?.sum(1)? + 1e-12)?.sqrt()?;
+            Ok(((norm - 1.0)?.sqr()?.mean_all()? * lambda)?)
+        })
+    }
+
+    /// The critic's weights after `K` Adam steps taken from its current state
+    /// on fresh generated batches, as tensors that depend differentiably on
+    /// the generator (unless `first_order`: then constants).
+    pub fn unrolled_weights(&self, game: &dyn Adversarial, x: &Tensor, labels: Option<&[u32]>, r: &mut rng::Rng) -> Result<Vec<Tensor>> {
+        let vars: Vec<Var> = game.d_weights().into_iter().map(|(_, v)| v).collect();
+        let mut ws: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        if self.adv.unroll == 0 {
+            return Ok(ws);
+        }
+        let c = &self.cfg.optimizer;
+        // The critic optimiser's moments, as constants.
+        let state = self.d_opt.moments();
+        let mut m: Vec<Tensor> = Vec::with_capacity(ws.len());
+        let mut v: Vec<Tensor> = Vec::with_capacity(ws.len());
+        for (w, var) in ws.iter().zip(&vars) {
+            let mv = state.iter().find(|(t, _)| t.id() == var.as_tensor().id()).map(|(_, mv)| mv.clone());
+            match mv {
+                Some(mv) => {
+                    m.push(mv.get(0)?.reshape(w.shape())?.detach());
+                    v.push(mv.get(1)?.reshape(w.shape())?.detach());
+                }
+                None => return Err(Error::config("unrolling: a critic weight has no optimiser state")),
+            }
+        }
+        let t0 = self.d_opt.step;
+        for k in 0..self.adv.unroll {
+            if self.adv.first_order {
+                ws = ws.iter().map(|w| w.detach()).collect();
+            }
+            // candle keeps gradients only for variables (it drops those of
+            // intermediate tensors as it goes), so the critic runs on
+            // ws + p with a zero variable p per weight: dL/dp = dL/dws, and
+            // (with the graph kept) it stays a function of ws and the generator.
+            let probes: Vec<Var> = ws.iter().map(|w| Var::zeros(w.shape(), w.dtype(), w.device())).collect::<candle_core::Result<_>>()?;
+            let probed: Vec<Tensor> = ws.iter().zip(&probes).map(|(w, p)| w + p.as_tensor()).collect::<candle_core::Result<_>>()?;
+            let real = game.real(x, labels, r)?;
+            let fake = game.fake(x, labels, r)?;
+            let fake = if self.adv.first_order { Side { x: fake.x.detach(), cond: fake.cond, codes: fake.codes.map(|c| c.detach()) } } else { fake };
+            let step = || -> Result<candle_core::backprop::GradStore> {
+                let loss = Self::critic_loss(game, &real, &fake, &probed, &mut vec![])?;
+                Ok(loss.backward()?)
+            };
+            let grads = if self.adv.first_order { step()? } else { with_create_graph(step)? };
+            let t = (t0 + k + 1) as i32;
+            let (c1, c2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
+            for i in 0..ws.len() {
+                let g = match grads.get(probes[i].as_tensor()) {
+                    Some(g) if self.adv.first_order => g.detach(),
+                    Some(g) => g.clone(),
+                    None => Tensor::zeros_like(&ws[i])?,
+                };
+                m[i] = ((&m[i] * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
+                v[i] = ((&v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+                // sqrt(v + 1e-30): finite derivative where a weight's gradient has been exactly 0 throughout.
+                let denom = (((&v[i] / c2)? + 1e-30)?.sqrt()? + c.eps)?;
+                ws[i] = (&ws[i] - ((&m[i] / c1)? / denom)? * self.adv.d_lr)?;
+            }
+        }
+        if self.adv.first_order {
+            ws = ws.iter().map(|w| w.detach()).collect();
+        }
+        Ok(ws)
+    }
+
+    /// The generator's loss for one update (exposed for gradient checks): adversarial term
+    /// through the (possibly unrolled) critic, InfoGAN's term, extras.
+    pub fn generator_loss(&self, game: &dyn Adversarial, x: &Tensor, labels: Option<&[u32]>, r: &mut rng::Rng, parts: &mut Vec<(&'static str, Tensor)>) -> Result<Tensor> {
+        let mut ur = r.clone();
+        let ws = self.unrolled_weights(game, x, labels, &mut ur)?;
+        let fake = game.fake(x, labels, r)?;
+        let (vf, q) = game.critic(&fake, &ws)?;
+        let adv = game.loss().generator(&vf)?;
+        parts.push(("g_adv", adv.clone()));
+        let mut loss = (adv * game.adv_weight())?;
+        if let (Some(q), Some(c)) = (q, fake.codes.as_ref()) {
+            if let Some((nll, _)) = game.info_loss(&q, c)? {
+                loss = (loss + (nll * game.info_weight())?)?;
+            }
+        }
+        for (name, t) in game.generator_extra(x, &fake)? {
+            loss = (loss + &t)?;
+            parts.push((name, t));
+        }
+        Ok(loss)
+    }
+
+    /// One iteration: `n_critic` critic updates, one generator update. `step` is 0-based.
+    pub fn step(&mut self, model: &Model, train: &Dataset, step: usize) -> Result<StepRecord> {
+        let game = model.as_adversarial().ok_or_else(|| Error::config("not an adversarial model"))?;
+        let dev = model.params.vars().next().map(|(_, v)| v.device().clone()).unwrap_or(candle_core::Device::Cpu);
+        let d_vars: Vec<Var> = game.d_weights().into_iter().map(|(_, v)| v).collect();
+        let mut parts: Vec<(&'static str, Tensor)> = Vec::new();
+        let mut last = None;
+        let mut d_loss_val = 0.0;
+        for i in 0..self.adv.n_critic {
+            let k = step * self.adv.n_critic + i;
+            let mut r = rng::derived(self.seed, "critic", k as u64);
+            let (x, labels) = self.data(train, k, &dev, &mut r)?;
+            let real = game.real(&x, labels.as_deref(), &mut r)?;
+            let fake = game.fake(&x, labels.as_deref(), &mut r)?;
+            let fake = Side { x: fake.x.detach(), cond: fake.cond, codes: fake.codes };
+            let ws: Vec<Tensor> = d_vars.iter().map(|v| v.as_tensor().clone()).collect();
+            parts.clear();
+            let mut loss = Self::critic_loss(game, &real, &fake, &ws, &mut parts)?;
+            parts.push(("d_loss", loss.clone()));
+            if let Some(l) = self.adv.gp {
+                let gp = Self::gradient_penalty(game, &real, &fake, &ws, l, &mut r)?;
+                parts.push(("gp", gp.clone()));
+                loss = (loss + gp)?;
+            }
+            d_loss_val = loss.to_scalar::<f32>()? as f64;
+            if !d_loss_val.is_finite() {
+                return Err(Error::NonFinite { step: step + 1, what: format!("critic loss = {d_loss_val}") });
+            }
+            let grads = loss.backward()?;
+            self.d_opt.step(&grads, self.adv.d_lr, 1.0)?;
+            if let Some(c) = self.adv.clip {
+                for v in &d_vars {
+                    v.set(&v.as_tensor().clamp(-c, c)?)?;
+                }
+            }
+            last = Some((x, labels));
+        }
+        let (x, labels) = last.ok_or_else(|| Error::config("n_critic must be at least 1"))?;
+        let mut r = rng::derived(self.seed, "generator", step as u64);
+        let g_loss = self.generator_loss(game, &x, labels.as_deref(), &mut r, &mut parts)?;
+        let g_val = g_loss.to_scalar::<f32>()? as f64;
+        if !g_val.is_finite() {
+            return Err(Error::NonFinite { step: step + 1, what: format!("generator loss = {g_val}") });
+        }
+        let grads = g_loss.backward()?;
+        let grad_norm = self.g_opt.grad_norm(&grads)?;
+        if !grad_norm.is_finite() {
+            return Err(Error::NonFinite { step: step + 1, what: format!("generator gradient norm = {grad_norm}") });
+        }
+        let lr = self.cfg.lr_at(step);
+        self.g_opt.step(&grads, lr, 1.0)?;
+        let mut out = HashMap::new();
+        for (k, v) in &parts {
+            out.insert(k.to_string(), v.to_scalar::<f32>()? as f64);
+        }
+        out.insert("g_loss".into(), g_val);
+        Ok(StepRecord { step: step + 1, loss: d_loss_val, parts: out, lr, grad_norm })
+    }
+
+    /// Trains up to `cfg.steps` iterations (see [`super::LikelihoodTrainer::fit`] for the thread pool).
+    pub fn fit(&mut self, model: &Model, train: &Dataset, hooks: &mut (dyn Hooks + Send)) -> Result<()> {
+        super::in_pool(|| self.fit_here(model, train, hooks))
+    }
+
+    fn fit_here(&mut self, model: &Model, train: &Dataset, hooks: &mut (dyn Hooks + Send)) -> Result<()> {
+        model.check_dim(train.dim(), &train.source)?;
+        if let Some(g) = model.as_gan() {
+            if g.cfg.classes > 0 {
+                match &train.labels {
+                    None => return Err(Error::config(format!("{}: a conditional GAN needs labelled data (this set has no labels)", train.source))),
+                    Some(l) => {
+                        if let Some(bad) = l.iter().find(|&&v| v as usize >= g.cfg.classes) {
+                            return Err(Error::config(format!("{}: label {bad} is out of range for {} classes", train.source, g.cfg.classes)));
+                        }
+                    }
+                }
+            }
+        }
+        while self.step_count() < self.cfg.steps {
+            let s = self.step_count();
+            let rec = self.step(model, train, s)?;
+            hooks.on_step(&rec)?;
+            let done = self.step_count();
+            if done.is_multiple_of(self.cfg.eval_every) || done == self.cfg.steps {
+                hooks.on_checkpoint(model, &[&self.g_opt, &self.d_opt], done)?;
+            }
+        }
+        Ok(())
+    }
+}

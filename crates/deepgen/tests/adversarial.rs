@@ -1,0 +1,455 @@
+//! The adversarial family: f-divergence algebra, the optimal discriminator
+//! and the value of the game, gradient penalty and unrolled gradients
+//! against finite differences, the trainer's options, mode metrics, the
+//! strided and transposed convolutions, and every model's train/save/load.
+
+mod common;
+
+use candle_core::{Device, Tensor, Var};
+use common::*;
+use deepgen::data::{DataSpec, Dataset};
+use deepgen::eval::modes::mode_report;
+use deepgen::models::{Divergence, GanLoss, Model, ModelConfig, Side};
+use deepgen::nn::conv::{conv_down, conv_up, Strided};
+use deepgen::nn::{with_create_graph, Params};
+use deepgen::rng;
+use deepgen::train::{Adam, AdamConfig, AdversarialConfig, AdversarialTrainer, RunDir, TrainConfig};
+
+fn t1(v: &[f32]) -> Tensor {
+    Tensor::new(v, &Device::Cpu).unwrap()
+}
+
+#[test]
+fn fenchel_young_holds_with_equality_at_the_derivative() {
+    for d in Divergence::ALL {
+        let us: Vec<f64> = (1..200).map(|i| 0.02 * i as f64 * (1.0 + i as f64 / 50.0)).collect();
+        let ts: Vec<f64> = (-60..=60).map(|i| d.activation(i as f64 / 10.0)).collect();
+        for &u in &us {
+            for &t in &ts {
+                let gap = d.f(u) + d.conjugate(t) - u * t;
+                assert!(gap > -1e-9, "{}: f({u}) + f*({t}) < u t by {gap}", d.name());
+            }
+            // Equality at t = f'(u), which the output activation can reach.
+            let t = d.f_prime(u);
+            let eq = d.f(u) + d.conjugate(t) - u * t;
+            assert!(eq.abs() < 1e-9, "{}: Fenchel-Young at t = f'({u}) leaves {eq}", d.name());
+        }
+        // The tensor forms are the scalar ones: T = g_f(v) and f*(T).
+        let vs: Vec<f32> = (-30..=30).map(|i| i as f32 / 6.0).collect();
+        let (t, c) = d.t_and_conjugate(&t1(&vs)).unwrap();
+        for ((v, t), c) in vs.iter().zip(vec1(&t)).zip(vec1(&c)) {
+            let te = d.activation(*v as f64);
+            assert!((t as f64 - te).abs() < 1e-5 * (1.0 + te.abs()), "{}: g_f({v}) = {t}, expected {te}", d.name());
+            let ce = d.conjugate(te);
+            assert!((c as f64 - ce).abs() < 1e-4 * (1.0 + ce.abs()), "{}: f*(g_f({v})) = {c}, expected {ce}", d.name());
+        }
+    }
+}
+
+/// The critic output v with g_f(v) = t (the inverse output activation).
+fn inverse_activation(d: Divergence, t: f64) -> f64 {
+    match d {
+        Divergence::Kl | Divergence::Pearson => t,
+        Divergence::ReverseKl => -(-t).ln(),
+        Divergence::Js => -(2.0 * (-t).exp() - 1.0).ln(),
+        Divergence::Hellinger => -(1.0 - t).ln(),
+        Divergence::Gan => -((-t).exp() - 1.0).ln(),
+    }
+}
+
+#[test]
+fn the_variational_bound_is_the_divergence_at_the_optimal_critic() {
+    // P and Q on four points, as samples with those frequencies (10 each).
+    let p = [0.1, 0.2, 0.3, 0.4];
+    let q = [0.4, 0.3, 0.2, 0.1];
+    for d in Divergence::ALL {
+        let truth: f64 = p.iter().zip(&q).map(|(p, q)| q * d.f(p / q)).sum();
+        let critic = |shift: f64| -> f64 {
+            let v: Vec<f64> = p.iter().zip(&q).map(|(p, q)| inverse_activation(d, d.f_prime(p / q)) + shift).collect();
+            let rep = |w: &[f64; 4]| -> Tensor { t1(&w.iter().enumerate().flat_map(|(i, w)| std::iter::repeat_n(v[i] as f32, (w * 10.0).round() as usize)).collect::<Vec<_>>()) };
+            let terms = GanLoss::F(d).critic(&rep(&p), &rep(&q)).unwrap();
+            terms.estimate.to_scalar::<f32>().unwrap() as f64
+        };
+        let at_opt = critic(0.0);
+        assert!((at_opt - truth).abs() < 2e-5 * (1.0 + truth.abs()), "{}: bound at T* = {at_opt}, divergence {truth}", d.name());
+        // Any other critic gives less (it is a lower bound).
+        for s in [-0.3, 0.2] {
+            assert!(critic(s) < at_opt, "{}: a shifted critic beats the optimum", d.name());
+        }
+    }
+}
+
+fn normal_pdf(x: f64, m: f64, s: f64) -> f64 {
+    (-(x - m).powi(2) / (2.0 * s * s)).exp() / (s * (2.0 * std::f64::consts::PI).sqrt())
+}
+fn p_data(x: f64) -> f64 {
+    0.5 * normal_pdf(x, -1.0, 0.5) + 0.5 * normal_pdf(x, 1.5, 0.5)
+}
+fn p_g(x: f64) -> f64 {
+    normal_pdf(x, 0.0, 1.0)
+}
+
+/// A 1-D GAN whose critic is trained against a fixed p_g = N(0, 1) (standing in for a generator).
+#[test]
+fn the_trained_discriminator_is_near_optimal_and_its_value_is_2jsd_minus_log4() {
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[1], false).unwrap() else { panic!() };
+    c.d_hidden = vec![32, 32];
+    c.g_hidden = vec![4];
+    c.latent = 2;
+    let m = Model::new(&ModelConfig::Gan(c), 3, &Device::Cpu).unwrap();
+    let game = m.as_adversarial().unwrap();
+    let mut dp = Params::new();
+    for (n, v) in game.d_weights() {
+        dp.insert_var(&n, v).unwrap();
+    }
+    let mut opt = Adam::new(&dp, AdamConfig { beta1: 0.5, ..AdamConfig::default() }).unwrap();
+    let draw = |r: &mut rng::Rng, n: usize| -> (Tensor, Tensor) {
+        let e = vec1(&rng::randn(r, &[2 * n], &Device::Cpu).unwrap());
+        let u = vec1(&rng::uniform(r, &[n], 0.0, 1.0, &Device::Cpu).unwrap());
+        let real: Vec<f32> = (0..n).map(|i| if u[i] < 0.5 { -1.0 + 0.5 * e[i] } else { 1.5 + 0.5 * e[i] }).collect();
+        let fake: Vec<f32> = e[n..].to_vec();
+        (Tensor::from_vec(real, (n, 1), &Device::Cpu).unwrap(), Tensor::from_vec(fake, (n, 1), &Device::Cpu).unwrap())
+    };
+    let side = |x: Tensor| Side { x, cond: None, codes: None };
+    let ws = || game.d_weights().into_iter().map(|(_, v)| v.as_tensor().clone()).collect::<Vec<_>>();
+    let mut r = rng::rng(11);
+    for step in 0..1500 {
+        let (xr, xf) = draw(&mut r, 256);
+        let (vr, _) = game.critic(&side(xr), &ws()).unwrap();
+        let (vf, _) = game.critic(&side(xf), &ws()).unwrap();
+        let loss = GanLoss::Minimax.critic(&vr, &vf).unwrap().loss;
+        let lr = if step < 1000 { 3e-3 } else { 1e-3 };
+        opt.step(&loss.backward().unwrap(), lr, 1.0).unwrap();
+    }
+    // D(x) = sigmoid(v(x)) against p / (p + q) where both densities matter.
+    let grid: Vec<f32> = (0..=90).map(|i| -2.5 + i as f32 * 0.05).collect();
+    let (v, _) = game.critic(&side(Tensor::from_vec(grid.clone(), (grid.len(), 1), &Device::Cpu).unwrap()), &ws()).unwrap();
+    let mut worst = 0f64;
+    for (x, v) in grid.iter().zip(vec1(&v)) {
+        let (p, q) = (p_data(*x as f64), p_g(*x as f64));
+        if p + q > 0.15 {
+            let d = 1.0 / (1.0 + (-(v as f64)).exp());
+            worst = worst.max((d - p / (p + q)).abs());
+        }
+    }
+    assert!(worst < 0.08, "trained D differs from p/(p+q) by up to {worst}");
+    // V(D, G) by Monte Carlo with the trained D, against 2 JSD - log 4 by numerical integration.
+    let (xr, xf) = draw(&mut rng::rng(12), 40_000);
+    let (vr, _) = game.critic(&side(xr), &ws()).unwrap();
+    let (vf, _) = game.critic(&side(xf), &ws()).unwrap();
+    let value = GanLoss::Minimax.critic(&vr, &vf).unwrap().estimate.to_scalar::<f32>().unwrap() as f64;
+    let (lo, hi, n) = (-10.0, 10.0, 200_000);
+    let h = (hi - lo) / n as f64;
+    let mut jsd = 0.0;
+    for i in 0..=n {
+        let x = lo + i as f64 * h;
+        let (p, q) = (p_data(x), p_g(x));
+        let m = 0.5 * (p + q);
+        let w = if i == 0 || i == n { 0.5 } else { 1.0 };
+        let term = |a: f64| if a > 0.0 { a * (a / m).ln() } else { 0.0 };
+        jsd += w * h * 0.5 * (term(p) + term(q));
+    }
+    let target = 2.0 * jsd - 4f64.ln();
+    assert!((value - target).abs() < 0.03, "V(D, G) = {value}, 2 JSD - log 4 = {target}");
+    // And V never exceeds its maximum over D.
+    assert!(value <= target + 0.01);
+}
+
+fn tiny_gan(name: &str, seed: u64) -> Model {
+    let ModelConfig::Gan(mut c) = ModelConfig::preset(name, &[2], false).unwrap() else { panic!() };
+    c.d_hidden = vec![6];
+    c.g_hidden = vec![5];
+    c.latent = 3;
+    let m = Model::new(&ModelConfig::Gan(c), seed, &Device::Cpu).unwrap();
+    randomize(&m, seed + 1, 0.7);
+    m
+}
+
+fn toy(n: usize) -> Dataset {
+    DataSpec::Toy { kind: "ring8".parse().unwrap(), test: false }.load(0).unwrap().take(n)
+}
+
+fn trainer(m: &Model, adv: AdversarialConfig, batch: usize) -> AdversarialTrainer {
+    let cfg = TrainConfig { steps: 10, batch_size: batch, lr: 1e-3, adversarial: Some(adv), ..TrainConfig::default() };
+    AdversarialTrainer::new(m, cfg, 5, deepgen::data::Binarize::None).unwrap()
+}
+
+#[test]
+fn the_gradient_penalty_matches_finite_differences() {
+    deepgen::enable_second_order();
+    let m = tiny_gan("wgan-gp", 1);
+    let game = m.as_adversarial().unwrap();
+    let x = toy(8).batch(&(0..8).collect::<Vec<_>>(), &Device::Cpu).unwrap();
+    // The output bias does not change the gradient with respect to the input.
+    let all = game.d_weights();
+    let vars: Vec<_> = all.iter().filter(|(n, _)| n != "d.head.v.bias").cloned().collect();
+    let penalty = || -> Tensor {
+        let mut r = rng::rng(4);
+        let real = game.real(&x, None, &mut r).unwrap();
+        let fake = game.fake(&x, None, &mut r).unwrap();
+        let ws: Vec<Tensor> = all.iter().map(|(_, v)| v.as_tensor().clone()).collect();
+        AdversarialTrainer::gradient_penalty(game, &real, &fake, &ws, 10.0, &mut r).unwrap()
+    };
+    let grads = penalty().backward().unwrap();
+    let f = || penalty().to_dtype(candle_core::DType::F64).unwrap().to_scalar::<f64>().unwrap();
+    assert!(f() > 0.0);
+    let n = assert_grads_match_fd_vars(&vars, &f, &grads, 1, 1e-2, 2e-2, "gradient penalty");
+    assert!(n > 20);
+}
+
+fn g_vars(m: &Model) -> Vec<(String, Var)> {
+    m.as_adversarial().unwrap().g_names().into_iter().map(|n| (n.clone(), m.params.get(&n).unwrap().clone())).collect()
+}
+
+#[test]
+fn unrolled_generator_gradients_match_finite_differences_and_first_order_does_not() {
+    deepgen::enable_second_order();
+    let m = tiny_gan("unrolled-gan", 2);
+    let game = m.as_adversarial().unwrap();
+    let x = toy(16).batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu).unwrap();
+    // A critic optimiser with some history, and a large critic step so the look-ahead matters.
+    let adv = AdversarialConfig { d_lr: 0.05, unroll: 3, ..AdversarialConfig::default() };
+    let mut t = trainer(&m, adv.clone(), 16);
+    t.step(&m, &toy(64), 0).unwrap();
+    let loss = |t: &AdversarialTrainer| -> Tensor { t.generator_loss(game, &x, None, &mut rng::rng(9), &mut vec![]).unwrap() };
+    let grads = loss(&t).backward().unwrap();
+    let f = || loss(&t).to_dtype(candle_core::DType::F64).unwrap().to_scalar::<f64>().unwrap();
+    let vars = g_vars(&m);
+    let n = assert_grads_match_fd_vars(&vars, &f, &grads, 1, 1e-2, 2e-2, "unrolled generator loss");
+    assert!(n > 20);
+    let value = f() as f32;
+    // The first-order variant has the same loss value but drops the terms through the critic's updates.
+    t.adv.first_order = true;
+    let v1 = loss(&t).to_scalar::<f32>().unwrap();
+    assert!((v1 - value).abs() < 1e-4 * (1.0 + value.abs()), "first-order loss {v1} vs {value}");
+    let g1 = loss(&t).backward().unwrap();
+    let (mut diff, mut size) = (0f64, 0f64);
+    for (_, v) in &vars {
+        let a = vec1(grads.get(v.as_tensor()).unwrap());
+        let b = vec1(g1.get(v.as_tensor()).unwrap());
+        diff += a.iter().zip(&b).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>();
+        size += a.iter().map(|a| (*a as f64).powi(2)).sum::<f64>();
+    }
+    assert!((diff / size).sqrt() > 0.05, "first-order and full unrolled gradients agree to {:.4} relative: the look-ahead terms are missing", (diff / size).sqrt());
+}
+
+#[test]
+fn zero_unrolling_is_the_plain_gan() {
+    let ma = tiny_gan("gan", 3);
+    let mb = tiny_gan("gan", 3);
+    let data = toy(256);
+    let mut ta = trainer(&ma, AdversarialConfig { d_lr: 1e-3, ..AdversarialConfig::default() }, 32);
+    let mut tb = trainer(&mb, AdversarialConfig { d_lr: 1e-3, unroll: 0, ..AdversarialConfig::default() }, 32);
+    for s in 0..4 {
+        ta.step(&ma, &data, s).unwrap();
+        tb.step(&mb, &data, s).unwrap();
+    }
+    // The plain generator loss written out: non-saturating softplus(-v) of the critic's own weights.
+    let game = ma.as_adversarial().unwrap();
+    let x = data.batch(&(0..32).collect::<Vec<_>>(), &Device::Cpu).unwrap();
+    let mut r = rng::rng(1);
+    let fake = game.fake(&x, None, &mut r.clone()).unwrap();
+    let ws: Vec<Tensor> = game.d_weights().into_iter().map(|(_, v)| v.as_tensor().clone()).collect();
+    let (v, _) = game.critic(&fake, &ws).unwrap();
+    let by_hand: f32 = vec1(&v).iter().map(|v| (1.0 + (-v).exp()).ln()).sum::<f32>() / 32.0;
+    let via = ta.generator_loss(game, &x, None, &mut r, &mut vec![]).unwrap().to_scalar::<f32>().unwrap();
+    assert!((by_hand - via).abs() < 1e-5, "{by_hand} vs {via}");
+    for ((n, a), (_, b)) in ma.params.vars().zip(mb.params.vars()) {
+        assert_eq!(vec1(a.as_tensor()), vec1(b.as_tensor()), "{n} differs between unroll 0 and the plain GAN");
+    }
+}
+
+#[test]
+fn clipping_and_n_critic_are_trainer_options() {
+    let m = tiny_gan("wgan", 4);
+    let mut t = trainer(&m, AdversarialConfig { d_lr: 1e-3, n_critic: 3, clip: Some(0.01), ..AdversarialConfig::default() }, 32);
+    let rec = t.step(&m, &toy(256), 0).unwrap();
+    assert_eq!((t.d_opt.step, t.g_opt.step), (3, 1));
+    for (n, v) in m.as_adversarial().unwrap().d_weights() {
+        assert!(vec1(v.as_tensor()).iter().all(|x| x.abs() <= 0.01 + 1e-7), "{n} escaped the clip");
+    }
+    assert!(rec.parts.contains_key("critic_estimate") && rec.parts.contains_key("g_loss"));
+    // Options that do not fit are refused with a message.
+    let bad = AdversarialConfig { first_order: true, ..AdversarialConfig::default() };
+    assert!(bad.check().unwrap_err().to_string().contains("--first-order"));
+}
+
+#[test]
+fn mode_metrics_match_a_hand_count() {
+    let means = [[0.0f32, 0.0], [10.0, 0.0], [0.0, 10.0]];
+    // 6 samples at mode 0, 3 at mode 1, 1 far from everything (low quality), none at mode 2.
+    let mut s: Vec<[f32; 2]> = vec![[0.05, 0.0]; 6];
+    s.extend(vec![[10.0, 0.25]; 3]);
+    s.push([5.0, 5.0]);
+    let rep = mode_report(&s, &means, 0.1, 0.2);
+    assert_eq!(rep.counts, vec![6, 3, 0]);
+    assert_eq!(rep.covered, 2); // 6/10 and 3/10 >= 0.2
+    assert!((rep.high_quality - 0.9).abs() < 1e-12);
+    let kl = (6.0 / 9.0) * ((6.0 / 9.0) * 3.0f64).ln() + (3.0 / 9.0) * ((3.0 / 9.0) * 3.0f64).ln();
+    assert!((rep.reverse_kl - kl).abs() < 1e-12);
+    // A point at exactly 3 sigma counts; a higher share threshold drops mode 1.
+    assert_eq!(mode_report(&[[0.3, 0.0]], &means, 0.1, 0.0).counts[0], 1);
+    assert_eq!(mode_report(&s, &means, 0.1, 0.35).covered, 1);
+}
+
+#[test]
+fn strided_and_transposed_convolutions_match_candle() {
+    let g = Strided { k: 4, stride: 2, pad: 1 };
+    let mut r = rng::rng(5);
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(&rng::randn(&mut r, &[2, 6, 6, 3], &dev).unwrap()).unwrap();
+    let w = Var::from_tensor(&rng::randn(&mut r, &[16 * 3, 5], &dev).unwrap()).unwrap();
+    let b = Var::from_tensor(&rng::randn(&mut r, &[5], &dev).unwrap()).unwrap();
+    let wu = Var::from_tensor(&rng::randn(&mut r, &[5, 16 * 2], &dev).unwrap()).unwrap();
+    let bu = Var::from_tensor(&rng::randn(&mut r, &[2], &dev).unwrap()).unwrap();
+    let weights = rng::randn(&mut r, &[2, 6, 6, 2], &dev).unwrap();
+    // down 6x6x3 -> 3x3x5, up 3x3x5 -> 6x6x2, a weighted sum.
+    let run = |composed: bool| {
+        let f = || {
+            let h = conv_down(g, x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
+            assert_eq!(h.dims(), &[2, 3, 3, 5]);
+            let y = conv_up(g, &h.tanh().unwrap(), wu.as_tensor(), bu.as_tensor()).unwrap();
+            assert_eq!(y.dims(), &[2, 6, 6, 2]);
+            let l = (y * &weights).unwrap().sum_all().unwrap();
+            let gr = l.backward().unwrap();
+            let gs: Vec<Vec<f32>> = [&x, &w, &b, &wu, &bu].iter().map(|v| vec1(gr.get(v.as_tensor()).unwrap())).collect();
+            (l.to_scalar::<f32>().unwrap(), gs)
+        };
+        if composed {
+            with_create_graph(f)
+        } else {
+            f()
+        }
+    };
+    let (la, ga) = run(false);
+    let (lb, gb) = run(true);
+    assert!((la - lb).abs() < 1e-3 * (1.0 + la.abs()), "fused {la} vs candle {lb}");
+    for (i, (a, b)) in ga.iter().zip(&gb).enumerate() {
+        for (u, v) in a.iter().zip(b) {
+            assert!((u - v).abs() < 1e-3 * (1.0 + v.abs()), "gradient {i}: fused {u} vs candle {v}");
+        }
+    }
+}
+
+#[test]
+fn infogan_bound_matches_a_hand_computation() {
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("infogan", &[2], false).unwrap() else { panic!() };
+    c.categorical = 3;
+    c.continuous = 1;
+    let m = Model::new(&ModelConfig::Gan(c), 0, &Device::Cpu).unwrap();
+    let game = m.as_adversarial().unwrap();
+    let q = Tensor::new(&[[1.0f32, 0.0, -1.0, 0.5], [0.0, 2.0, 0.0, -0.5]], &Device::Cpu).unwrap();
+    let codes = Tensor::new(&[[1.0f32, 0.0, 0.0, 0.2], [0.0, 0.0, 1.0, -0.5]], &Device::Cpu).unwrap();
+    let (nll, bound) = game.info_loss(&q, &codes).unwrap().unwrap();
+    let lse = |v: &[f64]| v.iter().map(|x| x.exp()).sum::<f64>().ln();
+    let cat = -((1.0 - lse(&[1.0, 0.0, -1.0])) + (0.0 - lse(&[0.0, 2.0, 0.0]))) / 2.0;
+    let gauss = ((0.2f64 - 0.5).powi(2) + 0.0) / 4.0 + 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let expect = cat + gauss;
+    assert!((nll.to_scalar::<f32>().unwrap() as f64 - expect).abs() < 1e-5);
+    let h = 3f64.ln() + 2f64.ln();
+    assert!((bound.to_scalar::<f32>().unwrap() as f64 - (h - expect)).abs() < 1e-5);
+}
+
+fn digits8(n: usize) -> Dataset {
+    DataSpec::Digits { test: false }.load(0).unwrap().take(n)
+}
+
+/// Every adversarial model: a few steps on small data, checkpoint, reload,
+/// same weights and samples; resuming equals the uninterrupted run.
+#[test]
+fn every_adversarial_model_trains_saves_loads_and_resumes_exactly() {
+    deepgen::enable_second_order();
+    for name in deepgen::models::ADVERSARIAL {
+        let image = !matches!(*name, "gan" | "fgan" | "unrolled-gan");
+        let data = if image { digits8(64) } else { toy(64) };
+        let mut cfg = ModelConfig::preset(name, &data.shape, true).unwrap();
+        match &mut cfg {
+            ModelConfig::Gan(c) => {
+                c.channels = 4;
+                c.latent = 4;
+                c.g_hidden = vec![8];
+                c.d_hidden = vec![8];
+            }
+            ModelConfig::Aae(c) => {
+                c.hidden = vec![8];
+                c.d_hidden = vec![8];
+            }
+            _ => unreachable!(),
+        }
+        let adv = match *name {
+            "wgan" => AdversarialConfig { n_critic: 2, clip: Some(0.05), ..AdversarialConfig::default() },
+            "wgan-gp" => AdversarialConfig { n_critic: 2, gp: Some(10.0), ..AdversarialConfig::default() },
+            "unrolled-gan" => AdversarialConfig { unroll: 2, ..AdversarialConfig::default() },
+            _ => AdversarialConfig::default(),
+        };
+        let tc = |steps| TrainConfig { steps, batch_size: 16, lr: 1e-3, eval_every: 100, adversarial: Some(adv.clone()), ..TrainConfig::default() };
+        let full = Model::new(&cfg, 1, &Device::Cpu).unwrap();
+        let mut t = AdversarialTrainer::new(&full, tc(4), 1, deepgen::data::Binarize::None).unwrap();
+        t.fit(&full, &data, &mut deepgen::train::NoHooks).unwrap();
+        // 2 steps, save, reload into a fresh model and trainer, 2 more.
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(dir.path()).unwrap();
+        let half = Model::new(&cfg, 1, &Device::Cpu).unwrap();
+        let mut t1 = AdversarialTrainer::new(&half, tc(2), 1, deepgen::data::Binarize::None).unwrap();
+        t1.fit(&half, &data, &mut deepgen::train::NoHooks).unwrap();
+        run.save(&half, &[&t1.g_opt, &t1.d_opt], 2, 1).unwrap();
+        let (back, step) = run.load_model(&Device::Cpu).unwrap();
+        assert_eq!(step, 2);
+        let mut t2 = AdversarialTrainer::new(&back, tc(4), 1, deepgen::data::Binarize::None).unwrap();
+        run.load_optimizers(&mut [&mut t2.g_opt, &mut t2.d_opt], 2).unwrap();
+        t2.set_step(2);
+        t2.fit(&back, &data, &mut deepgen::train::NoHooks).unwrap();
+        for ((n, a), (_, b)) in full.params.vars().zip(back.params.vars()) {
+            assert_eq!(vec1(a.as_tensor()), vec1(b.as_tensor()), "{name}: {n} differs after resuming");
+        }
+        let s = deepgen::models::Sampler::sample(&back, 5, &mut rng::rng(0)).unwrap();
+        assert_eq!(s.dims(), &[5, data.dim()], "{name}");
+        assert!(vec1(&s).iter().all(|v| v.is_finite()), "{name}: non-finite samples");
+    }
+}
+
+/// The unrolled look-ahead is exactly what K real updates of the critic's Adam would do.
+#[test]
+fn unrolled_weights_equal_k_real_critic_updates() {
+    deepgen::enable_second_order();
+    let m = tiny_gan("unrolled-gan", 6);
+    let game = m.as_adversarial().unwrap();
+    let data = toy(64);
+    let x = data.batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu).unwrap();
+    let mut t = trainer(&m, AdversarialConfig { d_lr: 0.01, unroll: 3, ..AdversarialConfig::default() }, 16);
+    t.step(&m, &data, 0).unwrap();
+    for first_order in [false, true] {
+        t.adv.first_order = first_order;
+        let ws = t.unrolled_weights(game, &x, None, &mut rng::rng(21)).unwrap();
+        // The same draws, applied in place by the critic's own optimiser (on a copy of its state).
+        let saved: Vec<Vec<f32>> = game.d_weights().iter().map(|(_, v)| vec1(v.as_tensor())).collect();
+        let mut opt = Adam::new(&m.params, t.cfg.optimizer).unwrap();
+        let state = t.d_opt.state();
+        let all: std::collections::HashMap<String, Tensor> = m.params.vars().map(|(n, v)| (format!("mv.{n}"), state.get(&format!("mv.{n}")).cloned().unwrap_or_else(|| Tensor::zeros((2, v.elem_count()), candle_core::DType::F32, &Device::Cpu).unwrap()))).collect();
+        opt.load_state(&all, t.d_opt.step, std::path::Path::new("-")).unwrap();
+        let mut r = rng::rng(21);
+        for _ in 0..3 {
+            let real = game.real(&x, None, &mut r).unwrap();
+            let fake = game.fake(&x, None, &mut r).unwrap();
+            let fake = Side { x: fake.x.detach(), cond: None, codes: None };
+            let w: Vec<Tensor> = game.d_weights().into_iter().map(|(_, v)| v.as_tensor().clone()).collect();
+            let (vr, _) = game.critic(&real, &w).unwrap();
+            let (vf, _) = game.critic(&fake, &w).unwrap();
+            let g = GanLoss::NonSaturating.critic(&vr, &vf).unwrap().loss.backward().unwrap();
+            // Only the critic's weights move: keep the generator's gradients out.
+            let mut only_d = g;
+            for n in game.g_names() {
+                only_d.remove(m.params.get(&n).unwrap().as_tensor());
+            }
+            opt.step(&only_d, 0.01, 1.0).unwrap();
+        }
+        for ((n, v), (w, before)) in game.d_weights().iter().zip(ws.iter().zip(&saved)) {
+            let (a, b) = (vec1(v.as_tensor()), vec1(w));
+            assert!(a != *before, "{n}: 3 critic updates did not move it");
+            for (p, q) in a.iter().zip(&b) {
+                assert!((p - q).abs() < 1e-5 * (1.0 + p.abs()), "{n} (first_order {first_order}): real updates {p}, unrolled {q}");
+            }
+            v.set(&Tensor::from_vec(before.clone(), v.dims(), &Device::Cpu).unwrap()).unwrap();
+        }
+    }
+}
