@@ -308,3 +308,67 @@ fn autoregressive_models_train_sample_complete_and_score() {
     fails(d, &["train", "pixelcnn", "--data", "digits", "--output", "gaussian", "--out", "z"], "unknown output `gaussian`");
     fails(d, &["train", "gated-pixelcnn", "--data", "toy:ring8", "--out", "z"], "needs one-channel images");
 }
+
+#[test]
+fn adversarial_models_train_sample_eval_resume_and_refuse_bad_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // A toy GAN: training ends with the mode report and a scatter over the true modes.
+    let common = ["--data", "toy:ring8", "--hidden", "16", "--d-hidden", "16", "--latent", "4", "--batch-size", "64", "--eval-every", "3", "--seed", "2"];
+    let mut args = vec!["train", "gan", "--steps", "6", "--out", "gan"];
+    args.extend(common);
+    let out = ok(d, &args);
+    assert!(out.contains("modes covered: ") && out.contains("/8"), "{out}");
+    for f in ["config.toml", "model.safetensors", "optimizer.safetensors", "metrics.jsonl", "samples.png", "loss.png", "modes.png"] {
+        assert!(d.join("gan").join(f).is_file(), "missing {f}");
+    }
+    let m = metrics(&d.join("gan"));
+    assert!(m[0]["d_loss"].is_number() && m[0]["g_loss"].is_number() && m[0]["critic_estimate"].is_number(), "{:?}", m[0]);
+    let out = ok(d, &["eval", "gan", "-n", "500"]);
+    assert!(out.contains("modes covered") && out.contains("per-mode counts"), "{out}");
+    assert!(d.join("gan/eval.json").is_file());
+    // Resuming an adversarial run reproduces the uninterrupted one.
+    let mut args = vec!["train", "gan", "--steps", "3", "--out", "part"];
+    args.extend(common);
+    ok(d, &args);
+    ok(d, &["train", "gan", "--resume", "part", "--steps", "6"]);
+    assert_eq!(losses(&metrics(&d.join("gan"))), losses(&metrics(&d.join("part"))));
+    assert_eq!(std::fs::read(d.join("gan/model.safetensors")).unwrap().len(), std::fs::read(d.join("part/model.safetensors")).unwrap().len());
+
+    // Unrolled, WGAN-GP and f-GAN options reach the trainer.
+    ok(d, &["train", "unrolled-gan", "--data", "toy:grid25", "--steps", "2", "--unroll", "2", "--hidden", "8", "--d-hidden", "8", "--batch-size", "32", "--out", "u"]);
+    assert!(std::fs::read_to_string(d.join("u/config.toml")).unwrap().contains("unroll = 2"));
+    ok(d, &["train", "wgan-gp", "--data", "toy:ring8", "--steps", "2", "--hidden", "8", "--d-hidden", "8", "--batch-size", "32", "--out", "w"]);
+    assert!(metrics(&d.join("w"))[0]["gp"].is_number());
+    ok(d, &["train", "fgan", "--divergence", "pearson", "--data", "toy:ring8", "--steps", "2", "--hidden", "8", "--batch-size", "32", "--out", "f"]);
+    assert!(std::fs::read_to_string(d.join("f/config.toml")).unwrap().contains("pearson"));
+
+    // A conditional DCGAN on 8x8 digits: class rows, and one class on request.
+    ok(d, &["train", "cgan", "--data", "digits", "--steps", "2", "--channels", "4", "--latent", "4", "--batch-size", "16", "--out", "c"]);
+    let out = ok(d, &["sample", "c", "--class", "7", "-n", "4", "--out", "seven.png"]);
+    assert!(out.contains("wrote 4 samples"), "{out}");
+    fails(d, &["sample", "c", "--class", "12"], "--class 12 is out of range");
+    fails(d, &["sample", "gan", "--class", "1"], "--class applies only to conditional runs");
+    // InfoGAN leaves code grids; the AAE a latent scatter and reconstructions.
+    ok(d, &["train", "infogan", "--data", "digits", "--steps", "2", "--channels", "4", "--latent", "4", "--batch-size", "16", "--out", "i"]);
+    for f in ["categorical.png", "continuous-0.png", "continuous-1.png"] {
+        assert!(d.join("i").join(f).is_file(), "missing {f}");
+    }
+    ok(d, &["train", "aae", "--data", "digits", "--steps", "2", "--hidden", "8", "--d-hidden", "8", "--batch-size", "16", "--prior", "mixture10", "--out", "a"]);
+    for f in ["latent.png", "reconstructions.png", "samples.png"] {
+        assert!(d.join("a").join(f).is_file(), "missing {f}");
+    }
+
+    // Bad input: one line each.
+    fails(d, &["train", "gan", "--data", "toy:ring8", "--divergence", "kl", "--steps", "1"], "--divergence applies only to the fgan model");
+    fails(d, &["train", "fgan", "--data", "toy:ring8", "--divergence", "chi", "--steps", "1"], "unknown divergence `chi`");
+    fails(d, &["train", "nade", "--data", "digits", "--n-critic", "3", "--steps", "1"], "apply only to the adversarial models");
+    fails(d, &["train", "gan", "--data", "toy:ring8", "--first-order", "--steps", "1"], "--first-order applies only with --unroll");
+    fails(d, &["train", "cgan", "--data", "toy:ring8", "--steps", "1"], "a conditional GAN needs labelled data");
+    fails(d, &["train", "dcgan", "--data", "toy:ring8", "--arch", "dcgan", "--steps", "1"], "multiples of 4");
+    fails(d, &["train", "aae", "--data", "digits", "--prior", "swiss-roll", "--latent", "3", "--steps", "1"], "--latent 2");
+    fails(d, &["train", "aae", "--data", "digits", "--prior", "csv:nope.csv", "--steps", "1"], "nope.csv");
+    fails(d, &["score", "gan", "--data", "toy:ring8"], "has no likelihood");
+    fails(d, &["eval", "c"], "mode coverage needs a run trained on toy");
+    fails(d, &["complete", "gan"], "no sequential conditionals");
+}

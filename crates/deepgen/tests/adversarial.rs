@@ -453,3 +453,32 @@ fn unrolled_weights_equal_k_real_critic_updates() {
         }
     }
 }
+
+/// The fused batch norm and LeakyReLU equal their candle compositions, in values and gradients.
+#[test]
+fn fused_batch_norm_and_leaky_relu_match_the_compositions() {
+    use deepgen::nn::stack::{Act, Init, Stack};
+    let dev = Device::Cpu;
+    let mut p = Params::new();
+    let mut r = rng::rng(8);
+    let mut s = Stack::new("s", 6, &dev);
+    s.dense(&mut p, "fc", 12, false, Init::Default, &mut r).unwrap().reshape(&[2, 2, 3]);
+    s.norm(&mut p, "bn", 3, false, &mut r).unwrap().act(Act::Leaky(0.2));
+    let x = rng::randn(&mut r, &[5, 6], &dev).unwrap();
+    let w = rng::randn(&mut r, &[5, 2, 2, 3], &dev).unwrap();
+    let run = || {
+        let y = s.forward(&x, true).unwrap();
+        let l = (y * &w).unwrap().sum_all().unwrap();
+        let g = l.backward().unwrap();
+        let gs: Vec<Vec<f32>> = s.vars.iter().map(|v| vec1(g.get(v.as_tensor()).unwrap())).collect();
+        (l.to_scalar::<f32>().unwrap(), gs)
+    };
+    let (la, ga) = run();
+    let (lb, gb) = with_create_graph(run);
+    assert!((la - lb).abs() < 1e-4 * (1.0 + lb.abs()), "fused {la} vs composed {lb}");
+    for (a, b) in ga.iter().zip(&gb) {
+        for (u, v) in a.iter().zip(b) {
+            assert!((u - v).abs() < 1e-4 * (1.0 + v.abs()), "fused {u} vs composed {v}");
+        }
+    }
+}

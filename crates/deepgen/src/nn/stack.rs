@@ -197,10 +197,106 @@ impl Stack {
 pub fn activation(h: &Tensor, a: Act) -> Result<Tensor> {
     Ok(match a {
         Act::Relu => h.relu()?,
+        Act::Leaky(s) if h.device().is_cpu() && !super::create_graph() => h.contiguous()?.apply_op1(Leaky(s))?,
         Act::Leaky(s) => h.maximum(&(h * s as f64)?)?,
         Act::Tanh => h.tanh()?,
         Act::Sigmoid => super::ops::sigmoid(h)?,
     })
+}
+
+/// max(x, a x) in one pass; its backward scales the gradient by 1 or a (from the output's sign).
+struct Leaky(f32);
+
+impl candle_core::CustomOp1 for Leaky {
+    fn name(&self) -> &'static str {
+        "deepgen-leaky-relu"
+    }
+    fn cpu_fwd(&self, s: &candle_core::CpuStorage, l: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let x = cpu(s, l)?;
+        let a = self.0;
+        Ok((candle_core::CpuStorage::F32(x.iter().map(|&v| if v > 0.0 { v } else { a * v }).collect()), l.shape().clone()))
+    }
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let a = self.0;
+        let g = super::fused::read(grad, |g| super::fused::read(res, |y| g.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { a * g }).collect::<Vec<f32>>()))??;
+        Ok(Some(Tensor::from_vec(g, arg.shape(), arg.device())?))
+    }
+}
+
+fn cpu<'a>(s: &'a candle_core::CpuStorage, l: &candle_core::Layout) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (candle_core::CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("expected contiguous f32"),
+    }
+}
+
+/// Batch norm with batch statistics over the rows of `[N, C]` as one op: y = (x - mean) / sqrt(var + eps) * gamma + beta.
+struct NormOp;
+
+impl NormOp {
+    /// Per-channel mean and 1/sqrt(var + eps).
+    fn stats(x: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
+        let n = (x.len() / c.max(1)).max(1);
+        let mut mean = vec![0f64; c];
+        for row in x.chunks(c) {
+            mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v as f64);
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        let mut var = vec![0f64; c];
+        for row in x.chunks(c) {
+            var.iter_mut().zip(row).zip(&mean).for_each(|((s, &v), m)| *s += (v as f64 - m).powi(2));
+        }
+        let inv: Vec<f32> = var.iter().map(|v| (1.0 / (v / n as f64 + BN_EPS).sqrt()) as f32).collect();
+        (mean.iter().map(|&m| m as f32).collect(), inv)
+    }
+}
+
+impl candle_core::CustomOp3 for NormOp {
+    fn name(&self) -> &'static str {
+        "deepgen-batch-norm"
+    }
+    fn cpu_fwd(&self, xs: &candle_core::CpuStorage, xl: &candle_core::Layout, gs: &candle_core::CpuStorage, gl: &candle_core::Layout, bs: &candle_core::CpuStorage, bl: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (x, gamma, beta) = (cpu(xs, xl)?, cpu(gs, gl)?, cpu(bs, bl)?);
+        let c = gamma.len();
+        let (mean, inv) = Self::stats(x, c);
+        let scale: Vec<f32> = inv.iter().zip(gamma).map(|(i, g)| i * g).collect();
+        let mut y = vec![0f32; x.len()];
+        for (yr, xr) in y.chunks_mut(c).zip(x.chunks(c)) {
+            for k in 0..c {
+                yr[k] = (xr[k] - mean[k]) * scale[k] + beta[k];
+            }
+        }
+        Ok((candle_core::CpuStorage::F32(y), xl.shape().clone()))
+    }
+    fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let c = gamma.elem_count();
+        let gv = gamma.flatten_all()?.to_vec1::<f32>()?;
+        let (dx, dg, db) = super::fused::read(x, |xv| {
+            super::fused::read(grad, |dy| {
+                let n = (xv.len() / c.max(1)).max(1) as f32;
+                let (mean, inv) = Self::stats(xv, c);
+                // sums of dy and dy * xhat per channel
+                let (mut sd, mut sdx) = (vec![0f32; c], vec![0f32; c]);
+                for (xr, dr) in xv.chunks(c).zip(dy.chunks(c)) {
+                    for k in 0..c {
+                        sd[k] += dr[k];
+                        sdx[k] += dr[k] * (xr[k] - mean[k]) * inv[k];
+                    }
+                }
+                let mut dx = vec![0f32; xv.len()];
+                for ((o, xr), dr) in dx.chunks_mut(c).zip(xv.chunks(c)).zip(dy.chunks(c)) {
+                    for k in 0..c {
+                        let xh = (xr[k] - mean[k]) * inv[k];
+                        o[k] = gv[k] * inv[k] * (dr[k] - sd[k] / n - xh * sdx[k] / n);
+                    }
+                }
+                (dx, sdx, sd)
+            })
+        })??;
+        let dev = x.device();
+        let dx = if x.track_op() { Some(Tensor::from_vec(dx, x.shape(), dev)?) } else { None };
+        Ok((dx, Some(Tensor::from_vec(dg, gamma.shape(), dev)?), Some(Tensor::from_vec(db, gamma.shape(), dev)?)))
+    }
 }
 
 const BN_EPS: f64 = 1e-5;
@@ -212,6 +308,10 @@ fn batch_norm(h: &Tensor, gamma: &Tensor, beta: &Tensor, stats: Option<&(Var, Va
     let c = *dims.last().unwrap_or(&1);
     let x = h.reshape(((), c))?;
     let n = x.dim(0)?;
+    let fused = x.device().is_cpu() && !super::create_graph() && (train || stats.is_none());
+    if fused && stats.is_none() {
+        return Ok(x.contiguous()?.apply_op3(gamma, beta, NormOp)?.reshape(dims)?);
+    }
     let (mean, var) = if train || stats.is_none() {
         let mean = x.mean_keepdim(0)?;
         let centred = x.broadcast_sub(&mean)?;
@@ -226,6 +326,10 @@ fn batch_norm(h: &Tensor, gamma: &Tensor, beta: &Tensor, stats: Option<&(Var, Va
         let (rm, rv) = stats.ok_or_else(|| Error::config("batch norm: no running statistics"))?;
         (rm.as_tensor().unsqueeze(0)?, rv.as_tensor().unsqueeze(0)?)
     };
+    if fused {
+        // Running statistics updated above from the same batch statistics the op recomputes.
+        return Ok(x.contiguous()?.apply_op3(gamma, beta, NormOp)?.reshape(dims)?);
+    }
     let y = x.broadcast_sub(&mean)?.broadcast_div(&(var + BN_EPS)?.sqrt()?)?.broadcast_mul(gamma)?.broadcast_add(beta)?;
     Ok(y.reshape(dims)?)
 }
