@@ -39,6 +39,7 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     deepgen::enable_second_order();
     deepgen::tune_allocator();
+    deepgen::tune_thread_pools();
     let args: Vec<String> = std::env::args().collect();
     let model_name = arg(&args, "--model", "vae");
     let steps: usize = arg(&args, "--steps", "1000").parse()?;

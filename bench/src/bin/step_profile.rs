@@ -8,6 +8,7 @@ use deepgen::train::{Adam, AdamConfig};
 fn main() {
     deepgen::enable_second_order();
     deepgen::tune_allocator();
+    deepgen::tune_thread_pools();
     rayon::ThreadPoolBuilder::new().build().unwrap().install(run)
 }
 fn run() {

@@ -272,6 +272,7 @@ fn main() -> ExitCode {
     // Before anything runs a backward pass: candle reads this once per thread.
     deepgen::enable_second_order();
     deepgen::tune_allocator();
+    deepgen::tune_thread_pools();
     std::panic::set_hook(Box::new(|info| {
         let msg = info.payload().downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| info.payload().downcast_ref::<String>().cloned()).unwrap_or_default();
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();

@@ -103,6 +103,23 @@ pub fn check_second_order() -> Result<f64> {
     Ok(worst)
 }
 
+/// The environment variable candle reads (once, when its element-wise
+/// thread pool starts) for how long idle workers spin before parking.
+pub const SPIN_LIMIT_ENV: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
+
+/// Makes candle's element-wise worker threads park after 1,000 spins instead
+/// of 25,000: between candle's small element-wise ops they otherwise spin on
+/// the cores that rayon's workers (our fused ops, GEMM) need. Measured on 2
+/// cores: Unrolled GAN step +20% (14.7 -> 17.6 steps/s), DCGAN step +6%.
+/// Call it first thing in `main`, before any thread is spawned; a value set
+/// by the user wins.
+pub fn tune_thread_pools() {
+    if std::env::var_os(SPIN_LIMIT_ENV).is_none() {
+        // Safe in the 2021 edition; callers run this before spawning threads.
+        std::env::set_var(SPIN_LIMIT_ENV, "1000");
+    }
+}
+
 /// Makes glibc's allocator keep freed memory for reuse instead of returning
 /// every large block to the kernel: a training step allocates and frees
 /// tensors of tens of MB (a `[128, 28, 28, 32]` map is 12.8 MB), and by

@@ -452,8 +452,8 @@ pub fn mode_eval(model: &Model, cfg: &RunConfig, n: usize, min_share: f64, rng: 
     let rep = eval::modes::mode_report(&pts, &means, kind.std(), min_share);
     if let Some(p) = path {
         let circles: Vec<([f32; 2], f32)> = means.iter().map(|m| (*m, 3.0 * kind.std())).collect();
-        let groups = [viz::Group { points: &pts, colour: (0, 0, 255), label: Some(format!("{n} samples")) }];
-        let title = format!("{} on {}: {}/{} modes, {:.1}% high quality", model.name(), kind.name(), rep.covered, rep.modes, 100.0 * rep.high_quality);
+        let groups = [viz::Group { points: &pts, colour: (0, 0, 255), label: None }];
+        let title = format!("{} on {}: {} samples, {}/{} modes, {:.1}% high quality", model.name(), kind.name(), n, rep.covered, rep.modes, 100.0 * rep.high_quality);
         viz::scatter_groups(&title, &groups, &circles, p)?;
     }
     Ok(rep)

@@ -482,3 +482,31 @@ fn fused_batch_norm_and_leaky_relu_match_the_compositions() {
         }
     }
 }
+
+/// The running statistics batch norm keeps for sampling: the fused path updates them as the composition does
+/// (momentum 0.1, unbiased variance), and eval mode uses them.
+#[test]
+fn batch_norm_running_statistics_match_the_composition() {
+    use deepgen::nn::stack::{Init, Stack};
+    let dev = Device::Cpu;
+    let mut p = Params::new();
+    let mut r = rng::rng(9);
+    let mut s = Stack::new("s", 4, &dev);
+    s.dense(&mut p, "fc", 3, false, Init::Default, &mut r).unwrap();
+    s.norm(&mut p, "bn", 3, true, &mut r).unwrap();
+    let x = (rng::randn(&mut r, &[7, 4], &dev).unwrap() * 3.0).unwrap();
+    let stats = |p: &Params| (vec1(p.get("s.bn.running_mean").unwrap().as_tensor()), vec1(p.get("s.bn.running_var").unwrap().as_tensor()));
+    s.forward(&x, true).unwrap();
+    let fused = stats(&p);
+    p.get("s.bn.running_mean").unwrap().set(&Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap()).unwrap();
+    p.get("s.bn.running_var").unwrap().set(&Tensor::ones(3, candle_core::DType::F32, &dev).unwrap()).unwrap();
+    with_create_graph(|| s.forward(&x, true).unwrap());
+    let composed = stats(&p);
+    for (a, b) in fused.0.iter().chain(&fused.1).zip(composed.0.iter().chain(&composed.1)) {
+        assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "fused {a} vs composed {b}");
+    }
+    assert!(fused.0.iter().any(|m| m.abs() > 1e-3), "running mean never moved");
+    // Eval mode normalises with the running statistics, not the batch's.
+    let h = vec1(&s.forward(&x.narrow(0, 0, 1).unwrap(), false).unwrap());
+    assert!(h.iter().all(|v| v.is_finite()));
+}

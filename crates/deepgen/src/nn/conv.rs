@@ -339,14 +339,41 @@ impl Strided {
         }
     }
 
-    /// im2col: `[B, Hh, Wh, C]` values -> `[B*Hl*Wl, k*k*C]`.
+    /// im2col: `[B, Hh, Wh, C]` values -> `[B*Hl*Wl, k*k*C]`. Every element is
+    /// written once (a copy or a padding zero), so the buffer is never memset first
+    /// (the zero fill was ~5% of a DCGAN step).
     fn im2col(&self, x: &[f32], b: usize, hi: (usize, usize), c: usize) -> Vec<f32> {
-        let lo = (self.lo(hi.0), self.lo(hi.1));
-        let per = lo.0 * lo.1 * self.k * self.k * c;
-        let mut out = vec![0f32; b * per];
-        out.par_chunks_mut(per.max(1)).zip(x.par_chunks((hi.0 * hi.1 * c).max(1))).for_each(|(o, xi)| {
-            self.for_each(hi, lo, c, |src, dst| o[dst..dst + c].copy_from_slice(&xi[src..src + c]));
+        let (hl, wl) = (self.lo(hi.0), self.lo(hi.1));
+        let (k, s, p) = (self.k, self.stride as isize, self.pad as isize);
+        let per = hl * wl * k * k * c;
+        let mut out: Vec<f32> = Vec::with_capacity(b * per);
+        out.spare_capacity_mut().par_chunks_mut(per.max(1)).zip(x.par_chunks((hi.0 * hi.1 * c).max(1))).for_each(|(o, xi)| {
+            let mut at = 0;
+            for i in 0..hl {
+                for j in 0..wl {
+                    for ky in 0..k {
+                        let y = s * i as isize - p + ky as isize;
+                        for kx in 0..k {
+                            let xx = s * j as isize - p + kx as isize;
+                            let dst = &mut o[at..at + c];
+                            if y >= 0 && y < hi.0 as isize && xx >= 0 && xx < hi.1 as isize {
+                                let src = (y as usize * hi.1 + xx as usize) * c;
+                                dst.iter_mut().zip(&xi[src..src + c]).for_each(|(d, &v)| {
+                                    d.write(v);
+                                });
+                            } else {
+                                dst.iter_mut().for_each(|d| {
+                                    d.write(0.0);
+                                });
+                            }
+                            at += c;
+                        }
+                    }
+                }
+            }
         });
+        // SAFETY: the loop above wrote all b * per elements (each chunk of `per`: hl*wl*k*k runs of c).
+        unsafe { out.set_len(b * per) };
         out
     }
 

@@ -309,7 +309,17 @@ fn batch_norm(h: &Tensor, gamma: &Tensor, beta: &Tensor, stats: Option<&(Var, Va
     let x = h.reshape(((), c))?;
     let n = x.dim(0)?;
     let fused = x.device().is_cpu() && !super::create_graph() && (train || stats.is_none());
-    if fused && stats.is_none() {
+    if fused {
+        if let (Some((rm, rv)), true) = (stats, update) {
+            // The running statistics from one pass over the batch (the op recomputes its own).
+            let xc = x.contiguous()?;
+            let (mean, inv) = super::fused::read(&xc, |v| NormOp::stats(v, c))?;
+            let unbias = n as f64 / (n.max(2) - 1) as f64;
+            let var: Vec<f32> = inv.iter().map(|i| ((1.0 / (*i as f64).powi(2) - BN_EPS) * unbias) as f32).collect();
+            let dev = x.device();
+            rm.set(&((rm.as_tensor() * (1.0 - BN_MOMENTUM))? + (Tensor::from_vec(mean, c, dev)? * BN_MOMENTUM)?)?)?;
+            rv.set(&((rv.as_tensor() * (1.0 - BN_MOMENTUM))? + (Tensor::from_vec(var, c, dev)? * BN_MOMENTUM)?)?)?;
+        }
         return Ok(x.contiguous()?.apply_op3(gamma, beta, NormOp)?.reshape(dims)?);
     }
     let (mean, var) = if train || stats.is_none() {
@@ -326,10 +336,6 @@ fn batch_norm(h: &Tensor, gamma: &Tensor, beta: &Tensor, stats: Option<&(Var, Va
         let (rm, rv) = stats.ok_or_else(|| Error::config("batch norm: no running statistics"))?;
         (rm.as_tensor().unsqueeze(0)?, rv.as_tensor().unsqueeze(0)?)
     };
-    if fused {
-        // Running statistics updated above from the same batch statistics the op recomputes.
-        return Ok(x.contiguous()?.apply_op3(gamma, beta, NormOp)?.reshape(dims)?);
-    }
     let y = x.broadcast_sub(&mean)?.broadcast_div(&(var + BN_EPS)?.sqrt()?)?.broadcast_mul(gamma)?.broadcast_add(beta)?;
     Ok(y.reshape(dims)?)
 }

@@ -186,6 +186,7 @@ impl AdversarialTrainer {
             }
         }
         let t0 = self.d_opt.step;
+        let d_lr = self.adv.d_lr * self.cfg.lr_at(self.g_opt.step) / self.cfg.lr;
         for k in 0..self.adv.unroll {
             if self.adv.first_order {
                 ws = ws.iter().map(|w| w.detach()).collect();
@@ -216,7 +217,7 @@ impl AdversarialTrainer {
                 v[i] = ((&v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
                 // sqrt(v + 1e-30): finite derivative where a weight's gradient has been exactly 0 throughout.
                 let denom = (((&v[i] / c2)? + 1e-30)?.sqrt()? + c.eps)?;
-                ws[i] = (&ws[i] - ((&m[i] / c1)? / denom)? * self.adv.d_lr)?;
+                ws[i] = (&ws[i] - ((&m[i] / c1)? / denom)? * d_lr)?;
             }
         }
         if self.adv.first_order {
@@ -276,7 +277,8 @@ impl AdversarialTrainer {
                 return Err(Error::NonFinite { step: step + 1, what: format!("critic loss = {d_loss_val}") });
             }
             let grads = loss.backward()?;
-            self.d_opt.step(&grads, self.adv.d_lr, 1.0)?;
+            // The critic follows the generator's schedule (warm-up, cosine decay), scaled to its own rate.
+            self.d_opt.step(&grads, self.adv.d_lr * self.cfg.lr_at(step) / self.cfg.lr, 1.0)?;
             if let Some(c) = self.adv.clip {
                 for v in &d_vars {
                     v.set(&v.as_tensor().clamp(-c, c)?)?;
