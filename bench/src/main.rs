@@ -14,27 +14,8 @@ use deepgen::data::Binarize;
 use deepgen::models::{Model, ModelConfig, Sampler};
 use deepgen::run;
 use deepgen::train::checkpoint::DataConfig;
-use deepgen::train::{Hooks, LikelihoodTrainer, RunConfig, StepRecord, TrainConfig};
-
-struct Timer {
-    warmup: usize,
-    start: Option<Instant>,
-    last_loss: f64,
-}
-
-impl Hooks for Timer {
-    fn on_step(&mut self, r: &StepRecord) -> deepgen::Result<()> {
-        if r.step == self.warmup {
-            self.start = Some(Instant::now());
-        }
-        self.last_loss = r.loss;
-        Ok(())
-    }
-}
-
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
-}
+use deepgen::train::{LikelihoodTrainer, RunConfig, TrainConfig};
+use deepgen_bench::{arg, Timer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     deepgen::enable_second_order();
@@ -84,10 +65,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let m = Model::new(&cfg.model, seed, &candle_core_device())?;
     let mut t = LikelihoodTrainer::new(&m, cfg.train.clone(), seed, Binarize::Static)?;
-    let mut timer = Timer { warmup, start: None, last_loss: f64::NAN };
+    let mut timer = Timer::new(warmup);
     t.fit(&m, &train, None, &mut timer)?;
-    let secs = timer.start.map(|s| s.elapsed().as_secs_f64()).unwrap_or(f64::NAN);
-    let sps = (steps - warmup) as f64 / secs;
+    let sps = timer.steps_per_s(steps);
     let mut r = deepgen::rng::derived(seed, "test-nll", 0);
     let t0 = Instant::now();
     let rep = run::score(&m, &test, 0.0, 250, &mut r)?;
@@ -110,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "{{\"impl\": \"deepgen\", \"model\": \"{model_name}\", \"steps\": {steps}, \"batch\": {batch}, \"lr\": {lr}, \"steps_per_s\": {sps:.3}, \"final_train_loss\": {:.3}, \"test_nll_nats\": {:.3}, \"eval_s\": {eval_s:.1}{sampling}}}",
-        timer.last_loss,
+        timer.last.as_ref().map(|r| r.loss).unwrap_or(f64::NAN),
         rep.nats,
     );
     Ok(())

@@ -6,32 +6,11 @@
 //!
 //! Usage: gan_bench [--model dcgan] [--steps N] [--batch N] [--warmup N] [--seed N] [--samples FILE.png] [--export FILE.npy]
 
-use std::time::Instant;
-
 use deepgen::data::Binarize;
 use deepgen::models::{ModelConfig, Sampler};
 use deepgen::train::checkpoint::DataConfig;
-use deepgen::train::{AdversarialConfig, AdversarialTrainer, Hooks, RunConfig, StepRecord, TrainConfig};
-
-struct Timer {
-    warmup: usize,
-    start: Option<Instant>,
-    last: String,
-}
-
-impl Hooks for Timer {
-    fn on_step(&mut self, r: &StepRecord) -> deepgen::Result<()> {
-        if r.step == self.warmup {
-            self.start = Some(Instant::now());
-        }
-        self.last = format!("\"d_loss\": {:.4}, \"g_loss\": {:.4}", r.loss, r.parts.get("g_loss").copied().unwrap_or(f64::NAN));
-        Ok(())
-    }
-}
-
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
-}
+use deepgen::train::{AdversarialConfig, AdversarialTrainer, RunConfig, TrainConfig};
+use deepgen_bench::{arg, Timer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     deepgen::enable_second_order();
@@ -59,9 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let m = deepgen::models::Model::new(&cfg.model, seed, &deepgen::models::Device::Cpu)?;
     let mut t = AdversarialTrainer::new(&m, cfg.train.clone(), seed, Binarize::None)?;
-    let mut timer = Timer { warmup, start: None, last: String::new() };
+    let mut timer = Timer::new(warmup);
     t.fit(&m, &data, &mut timer)?;
-    let secs = timer.start.map(|s| s.elapsed().as_secs_f64()).unwrap_or(f64::NAN);
+    let sps = timer.steps_per_s(steps);
+    let last = timer.last.as_ref().map(|r| format!("\"d_loss\": {:.4}, \"g_loss\": {:.4}", r.loss, r.parts.get("g_loss").copied().unwrap_or(f64::NAN))).unwrap_or_default();
     if args.iter().any(|a| a == "--samples") {
         let x = m.sample(64, &mut deepgen::rng::rng(seed))?;
         deepgen::viz::image_grid(&x.flatten_all()?.to_vec1::<f32>()?, 64, &[1, 28, 28], 8, 2, std::path::Path::new(&arg(&args, "--samples", "samples.png")))?;
@@ -69,8 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{{\"impl\": \"deepgen\", \"model\": \"{name}\", \"steps\": {steps}, \"batch\": {batch}, \"params\": {}, \"steps_per_s\": {:.3}, {}}}",
         m.params.count(),
-        (steps - warmup) as f64 / secs,
-        timer.last
+        sps,
+        last
     );
     Ok(())
 }

@@ -843,18 +843,29 @@ pub fn models(a: ModelsArgs) -> Result<()> {
         };
         let m = Model::new(&cfg, 0, &Device::Cpu)?;
         println!("{:<15} {}", info.name, info.summary);
-        println!(
-            "           log p(x): {}; sampling: yes; completion: {}; encoder: {}; data: {}",
-            if info.exact { "exact" } else { "importance-weighted lower bound (k samples)" },
-            if m.as_vae().is_some() { "no" } else { "yes (deepgen complete)" },
-            if m.as_vae().is_some() { "yes" } else { "no" },
-            match info.name {
-                "vae" => "binary (Bernoulli decoder) or real (Gaussian decoder)",
-                "rnade" => "real values (a density; --standardize recommended)",
-                "pixelcnn" | "gated-pixelcnn" | "row-lstm" | "diagonal-bilstm" => "one-channel images: binary (--output bernoulli) or 256 grey levels (--output softmax)",
-                _ => "binary",
-            }
-        );
+        if !info.density {
+            println!(
+                "           log p(x): none (trained adversarially); sampling: yes; completion: no; encoder: {}; data: {}",
+                if m.as_aae().is_some() { "yes (deterministic codes)" } else { "no" },
+                match &cfg {
+                    ModelConfig::Gan(c) if c.arch == deepgen::models::Arch::Dcgan => "images (DCGAN players here; --arch mlp for MLP players)",
+                    _ => "vectors, 2-D toy sets and flattened images (MLP players)",
+                }
+            );
+        } else {
+            println!(
+                "           log p(x): {}; sampling: yes; completion: {}; encoder: {}; data: {}",
+                if info.exact { "exact" } else { "importance-weighted lower bound (k samples)" },
+                if m.as_vae().is_some() { "no" } else { "yes (deepgen complete)" },
+                if m.as_vae().is_some() { "yes" } else { "no" },
+                match info.name {
+                    "vae" => "binary (Bernoulli decoder) or real (Gaussian decoder)",
+                    "rnade" => "real values (a density; --standardize recommended)",
+                    "pixelcnn" | "gated-pixelcnn" | "row-lstm" | "diagonal-bilstm" => "one-channel images: binary (--output bernoulli) or 256 grey levels (--output softmax)",
+                    _ => "binary",
+                }
+            );
+        }
         let table = if cfg.needs_binary() { format!("; a full joint table over {} binary values needs {}", a.dim, table_size(a.dim)) } else { String::new() };
         println!("           parameters at D={}: {}{table}", a.dim, m.params.count());
         let names: Vec<String> = m.params.shapes().iter().map(|(n, s)| format!("{n} {s:?}")).collect();

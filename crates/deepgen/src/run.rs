@@ -152,6 +152,12 @@ pub fn write_reconstructions(model: &Model, data: &Dataset, n: usize, path: &Pat
     let idx: Vec<usize> = (0..n).collect();
     let x = data.batch(&idx, &Device::Cpu)?;
     let r = vae.reconstruct(&x)?;
+    originals_over(&x, &r, &data.shape, path)
+}
+
+/// A grid of rows of 8 originals, each row followed by their reconstructions.
+fn originals_over(x: &Tensor, r: &Tensor, shape: &[usize], path: &Path) -> Result<()> {
+    let n = x.dim(0)?;
     let cols = 8usize;
     let mut rows: Vec<Tensor> = Vec::new();
     for start in (0..n).step_by(cols) {
@@ -160,8 +166,7 @@ pub fn write_reconstructions(model: &Model, data: &Dataset, n: usize, path: &Pat
         rows.push(r.narrow(0, start, len)?);
     }
     let all = Tensor::cat(&rows, 0)?;
-    let v = all.flatten_all()?.to_vec1::<f32>()?;
-    viz::image_grid(&v, all.dim(0)?, &data.shape, cols, 2, path)
+    viz::image_grid(&all.flatten_all()?.to_vec1::<f32>()?, all.dim(0)?, shape, cols, 2, path)
 }
 
 /// `loss.png` from `metrics.jsonl`: training loss and validation NLL.
@@ -424,15 +429,7 @@ pub fn write_aae_reconstructions(model: &Model, data: &Dataset, n: usize, path: 
     let idx: Vec<usize> = (0..n).collect();
     let x = data.batch(&idx, &Device::Cpu)?;
     let r = a.decode(&a.encode(&x)?)?;
-    let cols = 8usize;
-    let mut rows: Vec<Tensor> = Vec::new();
-    for start in (0..n).step_by(cols) {
-        let len = cols.min(n - start);
-        rows.push(x.narrow(0, start, len)?);
-        rows.push(r.narrow(0, start, len)?);
-    }
-    let all = Tensor::cat(&rows, 0)?;
-    viz::image_grid(&all.flatten_all()?.to_vec1::<f32>()?, all.dim(0)?, &data.shape, cols, 2, path)?;
+    originals_over(&x, &r, &data.shape, path)?;
     Ok(true)
 }
 
