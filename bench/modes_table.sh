@@ -17,6 +17,7 @@ run() { # model data seed
   local dir="$OUT/$1-$2-$3"
   rm -rf "$dir"
   $D train "$1" --data "toy:$2" --steps "$STEPS" --schedule cosine --d-lr 2e-4 --seed "$3" --out "$dir" > "$dir.log" 2>&1
+  $D eval "$dir" -n 2500 > "$dir.eval" 2>&1   # writes eval.json (the same draws as the end of training)
   echo "$1 $2 seed $3: $(grep 'modes covered' "$dir.log")"
 }
 for seed in 0 1 2 3 4; do
@@ -25,3 +26,4 @@ done
 for seed in 0 1 2 3 4; do
   run unrolled-gan ring8 "$seed" & run unrolled-gan grid25 "$seed"; wait
 done
+python3 bench/modes_summary.py "$OUT"

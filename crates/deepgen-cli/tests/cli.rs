@@ -364,7 +364,8 @@ fn adversarial_models_train_sample_eval_resume_and_refuse_bad_flags() {
     fails(d, &["train", "fgan", "--data", "toy:ring8", "--divergence", "chi", "--steps", "1"], "unknown divergence `chi`");
     fails(d, &["train", "nade", "--data", "digits", "--n-critic", "3", "--steps", "1"], "apply only to the adversarial models");
     fails(d, &["train", "gan", "--data", "toy:ring8", "--first-order", "--steps", "1"], "--first-order applies only with --unroll");
-    fails(d, &["train", "cgan", "--data", "toy:ring8", "--steps", "1"], "a conditional GAN needs labelled data");
+    std::fs::write(d.join("points.csv"), "0.5,1.0\n-0.5,2.0\n1.5,0.0\n").unwrap();
+    fails(d, &["train", "cgan", "--data", "csv:points.csv", "--steps", "1"], "a conditional GAN needs labelled data");
     fails(d, &["train", "dcgan", "--data", "toy:ring8", "--arch", "dcgan", "--steps", "1"], "multiples of 4");
     fails(d, &["train", "aae", "--data", "digits", "--prior", "swiss-roll", "--latent", "3", "--steps", "1"], "--latent 2");
     fails(d, &["train", "aae", "--data", "digits", "--prior", "csv:nope.csv", "--steps", "1"], "nope.csv");

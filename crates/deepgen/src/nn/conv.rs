@@ -381,11 +381,17 @@ impl Strided {
     fn col2im(&self, cols: &[f32], b: usize, hi: (usize, usize), c: usize, init: Option<&[f32]>) -> Vec<f32> {
         let lo = (self.lo(hi.0), self.lo(hi.1));
         let per = hi.0 * hi.1 * c;
-        let mut out = vec![0f32; b * per];
-        out.par_chunks_mut(per.max(1)).zip(cols.par_chunks((lo.0 * lo.1 * self.k * self.k * c).max(1))).for_each(|(o, ci)| {
-            if let Some(init) = init {
-                o.chunks_mut(c).for_each(|px| px.copy_from_slice(init));
+        let mut out = match init {
+            Some(init) => {
+                let mut v = Vec::with_capacity(b * per);
+                for _ in 0..b * hi.0 * hi.1 {
+                    v.extend_from_slice(init);
+                }
+                v
             }
+            None => vec![0f32; b * per],
+        };
+        out.par_chunks_mut(per.max(1)).zip(cols.par_chunks((lo.0 * lo.1 * self.k * self.k * c).max(1))).for_each(|(o, ci)| {
             self.for_each(hi, lo, c, |dst, src| o[dst..dst + c].iter_mut().zip(&ci[src..src + c]).for_each(|(a, &v)| *a += v));
         });
         out
@@ -418,9 +424,10 @@ impl CustomOp3 for DownOp {
         let (hl, wlo) = (g.lo(h), g.lo(w));
         let m = b * hl * wlo;
         let cols = g.im2col(x, b, (h, w), c);
-        let mut y = vec![0f32; m * n];
-        for row in y.chunks_mut(n) {
-            row.copy_from_slice(bias);
+        // Bias rows written directly (no zero fill first).
+        let mut y = Vec::with_capacity(m * n);
+        for _ in 0..m {
+            y.extend_from_slice(bias);
         }
         super::gemm(m, n, k, &mut y, &cols, false, wv, false, true, true);
         Ok((CpuStorage::F32(y), Shape::from((b, hl, wlo, n))))
