@@ -510,3 +510,57 @@ fn batch_norm_running_statistics_match_the_composition() {
     let h = vec1(&s.forward(&x.narrow(0, 0, 1).unwrap(), false).unwrap());
     assert!(h.iter().all(|v| v.is_finite()));
 }
+
+/// The AAE's priors draw what they say: the mixture's components, the swiss roll's spiral, the file's rows.
+#[test]
+fn aae_priors_draw_from_their_distributions() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prior.csv");
+    std::fs::write(&file, "1.0,2.0\n-3.0,0.5\n").unwrap();
+    for prior in ["mixture10", "swiss-roll", &format!("csv:{}", file.display())] {
+        let ModelConfig::Aae(mut c) = ModelConfig::preset("aae", &[4], false).unwrap() else { panic!() };
+        c.prior = prior.parse().unwrap();
+        c.hidden = vec![4];
+        c.d_hidden = vec![4];
+        let m = Model::new(&ModelConfig::Aae(c), 0, &Device::Cpu).unwrap();
+        let z = vec1(&m.as_aae().unwrap().prior_sample(2000, &mut rng::rng(1)).unwrap());
+        let pts: Vec<[f32; 2]> = z.chunks(2).map(|c| [c[0], c[1]]).collect();
+        match prior {
+            "mixture10" => {
+                // Every draw is within 4 sd of one of the 10 means, and every component is drawn.
+                let means: Vec<[f32; 2]> = (0..10).map(deepgen::models::Prior::mixture_mean).collect();
+                let rep = mode_report(&pts, &means, 0.5 * 4.0 / 3.0, 0.05);
+                assert!(rep.high_quality > 0.999 && rep.covered == 10, "{rep:?}");
+            }
+            "swiss-roll" => {
+                // Radius |z| = t / 3 with t in [1.5 pi, 4.5 pi] (up to the 0.05 noise).
+                for p in &pts {
+                    let r = (p[0] * p[0] + p[1] * p[1]).sqrt();
+                    assert!(r > 1.5 * std::f32::consts::PI / 3.0 - 0.3 && r < 4.5 * std::f32::consts::PI / 3.0 + 0.3, "radius {r}");
+                }
+            }
+            _ => assert!(pts.iter().all(|p| *p == [1.0, 2.0] || *p == [-3.0, 0.5]) && pts.contains(&[1.0, 2.0]) && pts.contains(&[-3.0, 0.5])),
+        }
+    }
+}
+
+/// DCGAN players take any channel count: a step on 3-channel 8x8 images, samples of that shape.
+#[test]
+fn dcgan_handles_colour_images() {
+    let mut r = rng::rng(3);
+    let x = vec1(&rng::uniform(&mut r, &[16 * 3 * 8 * 8], 0.0, 1.0, &Device::Cpu).unwrap());
+    let data = Dataset::new("rgb", x, vec![3, 8, 8], None).unwrap();
+    let mut cfg = ModelConfig::preset("dcgan", &[3, 8, 8], true).unwrap();
+    if let ModelConfig::Gan(c) = &mut cfg {
+        c.channels = 4;
+        c.latent = 3;
+        assert_eq!(c.arch, deepgen::models::Arch::Dcgan);
+    }
+    let m = Model::new(&cfg, 0, &Device::Cpu).unwrap();
+    let mut t = trainer(&m, AdversarialConfig::default(), 8);
+    let rec = t.step(&m, &data, 0).unwrap();
+    assert!(rec.loss.is_finite());
+    let s = deepgen::models::Sampler::sample(&m, 2, &mut rng::rng(0)).unwrap();
+    assert_eq!(s.dims(), &[2, 192]);
+    assert!(vec1(&s).iter().all(|v| (0.0..=1.0).contains(v)));
+}
