@@ -164,7 +164,7 @@ fn bad_inputs_fail_cleanly() {
     fails(d, &["train", "nade", "--data", "digits", "--lr", "-1", "--steps", "2"], "--lr must be a positive number");
     fails(d, &["train", "nade", "--data", "digits", "--binarize", "sometimes"], "unknown binarization");
     fails(d, &["train", "--data", "imagenet"], "unknown data spec `imagenet`");
-    fails(d, &["train", "nade", "--data", "digits", "--latent", "3"], "--latent applies only to the vae model");
+    fails(d, &["train", "nade", "--data", "digits", "--latent", "3"], "--latent applies only to the vae, gan and aae models");
     fails(d, &["train", "nade", "--device", "tpu"], "unknown device");
     fails(d, &["train", "--frobnicate"], "unexpected argument '--frobnicate'");
     fails(d, &["sample"], "required arguments were not provided");
