@@ -47,7 +47,7 @@ pub struct TrainArgs {
     /// A run config (TOML, e.g. another run's config.toml); flags given here override it.
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
-    /// Total optimisation steps; with --resume, the new total [default: 4000 vae, 1000 gated-pixelcnn, row-lstm and diagonal-bilstm, 2000 others].
+    /// Total optimisation steps; with --resume, the new total [default: 4000 vae, 1000 gated-pixelcnn, row-lstm and diagonal-bilstm, 6000 GANs on 2-D toy data, 3000 aae, 2000 others].
     #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<i64>,
     /// Examples per step [default: 64 for the image models (pixelcnn, gated-pixelcnn, row-lstm, diagonal-bilstm), 128 others].
@@ -56,7 +56,7 @@ pub struct TrainArgs {
     /// Learning rate (Adam) [default: 0.05 bernoulli, 0.01 fvsbn, 0.001 nade and vae].
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
-    /// Learning-rate schedule: constant or cosine.
+    /// Learning-rate schedule: constant or cosine [default: cosine for GANs on 2-D toy data, constant otherwise].
     #[arg(long)]
     pub schedule: Option<String>,
     /// Linear warm-up steps.
