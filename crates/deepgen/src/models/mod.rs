@@ -524,7 +524,7 @@ impl Encoder for Model {
 /// (the 2-D toy sets: Metz et al. 2017's 2x128 ReLU players), DCGAN players
 /// for images (except `gan`, `fgan` and `unrolled-gan`, which stay MLPs).
 fn gan_preset(name: &str, shape: &[usize], unit_data: bool) -> GanConfig {
-    let image = shape.len() == 3 && shape[1] % 4 == 0 && shape[2] % 4 == 0;
+    let image = shape.len() == 3 && shape[1].is_multiple_of(4) && shape[2].is_multiple_of(4);
     let conv = image && matches!(name, "dcgan" | "cgan" | "infogan" | "wgan" | "wgan-gp");
     let toy = shape.len() == 1 && shape[0] <= 16;
     let loss = match name {
