@@ -37,3 +37,10 @@ done
 echo "# PixelCNN test NLL after ${AR_STEPS:=2000} steps of 64 (the budget of bench/ar_table.sh)"
 $PY bench/torch_ref.py --model pixelcnn --data "$DATA" --steps "$AR_STEPS" --batch 64 --seed "$SEED" --threads 2
 echo "# The autoregressive table (deepgen only): bench/ar_table.sh"
+echo "# DCGAN (the dcgan preset) speed: three interleaved pairs of 70 iterations (10 untimed), batch 64, grey MNIST"
+target/release/gan_bench --steps 21 --warmup 20 --export "$DATA/mnist-grey.npy" > /dev/null
+for i in 1 2 3; do
+  target/release/gan_bench --steps 70 --warmup 10 --seed "$SEED"
+  $PY bench/torch_dcgan.py --data "$DATA/mnist-grey.npy" --steps 70 --warmup 10 --threads 2 --seed "$SEED"
+done
+echo "# Mode collapse on the toy mixtures: bench/modes_table.sh (~50 min)"

@@ -497,12 +497,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         dir.path.display()
     );
 
-    let pb = ProgressBar::new(cfg.train.steps as u64);
-    pb.set_style(
-        ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]")
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-    );
-    pb.set_position(start as u64);
+    let pb = progress(&cfg, start)?;
     let pb2 = pb.clone();
     let mut hooks = run::RunHooks {
         dir: &dir,
@@ -599,9 +594,10 @@ fn train_adversarial(dir: &RunDir, cfg: &RunConfig, model: &Model, start: usize,
 
     let mut r = rng::derived(cfg.seed, "final-samples", 0);
     let mut wrote: Vec<PathBuf> = vec![];
-    if let Some(g) = model.as_gan().filter(|g| g.cfg.classes > 0 && train_data.is_image()) {
-        let x = run::class_rows(model, 10, &mut r)?;
-        deepgen::viz::image_grid(&x.flatten_all()?.to_vec1::<f32>()?, x.dim(0)?, &g.cfg.shape, 10, 2, &dir.file("samples.png"))?;
+    if model.as_gan().is_some_and(|g| g.cfg.classes > 0) && train_data.is_image() {
+        // One row per class: `classes` rows of `classes` samples make a square grid.
+        let per = model.as_gan().map(|g| g.cfg.classes).unwrap_or(10);
+        run::write_examples(model, cfg, &run::class_rows(model, per, &mut r)?, &dir.file("samples.png"), None)?;
         wrote.push(dir.file("samples.png"));
     } else if train_data.is_image() || train_data.dim() == 2 {
         run::write_samples(model, cfg, if train_data.dim() == 2 { 2500 } else { 64 }, false, &mut r, &dir.file("samples.png"), Some(train_data))?;
@@ -717,16 +713,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
             bail!("--class {k} is out of range: the run has classes 0..{}", g.cfg.classes - 1);
         }
         let x = g.sample_with(n, Some(&vec![k; n]), &mut r)?;
-        let v = x.flatten_all()?.to_vec1::<f32>()?;
-        match out.extension().and_then(|e| e.to_str()) {
-            Some("png") if g.cfg.shape.len() == 3 => deepgen::viz::image_grid(&v, n, &g.cfg.shape, (n as f64).sqrt().ceil() as usize, 2, &out)?,
-            Some("csv") => {
-                let d = g.cfg.dim();
-                let text: String = v.chunks(d).map(|r| r.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",") + "\n").collect();
-                deepgen::train::checkpoint::atomic_write(&out, text.as_bytes())?;
-            }
-            _ => bail!("{}: conditional samples go to a .png (images) or .csv", out.display()),
-        }
+        run::write_examples(&model, &cfg, &x, &out, None)?;
     } else {
         run::write_samples(&model, &cfg, n, a.mean, &mut r, &out, background.as_ref())?;
     }

@@ -96,12 +96,19 @@ impl Hooks for RunHooks<'_> {
 /// The example shape comes from the run config; `background`, for 2-D data,
 /// gives the data points drawn behind the samples.
 pub fn write_samples(model: &Model, cfg: &RunConfig, n: usize, mean: bool, rng: &mut Rng, path: &Path, background: Option<&Dataset>) -> Result<()> {
-    let dim_only = [model.config.dim()];
-    let shape: &[usize] = if cfg.data.shape.is_empty() { &dim_only } else { &cfg.data.shape };
     let x = match (mean, model.as_vae()) {
         (true, Some(v)) => v.sample_mean(n, rng)?,
         _ => model.sample(n, rng)?,
     };
+    write_examples(model, cfg, &x, path, background)
+}
+
+/// Writes examples `x` (`[n, D]`, the model's units) to `path` in data units,
+/// in the formats of [`write_samples`].
+pub fn write_examples(model: &Model, cfg: &RunConfig, x: &Tensor, path: &Path, background: Option<&Dataset>) -> Result<()> {
+    let dim_only = [model.config.dim()];
+    let shape: &[usize] = if cfg.data.shape.is_empty() { &dim_only } else { &cfg.data.shape };
+    let n = x.dim(0)?;
     let mut v = x.flatten_all()?.to_vec1::<f32>()?;
     to_data_units(&mut v, cfg);
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();

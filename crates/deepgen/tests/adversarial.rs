@@ -564,3 +564,21 @@ fn dcgan_handles_colour_images() {
     assert_eq!(s.dims(), &[2, 192]);
     assert!(vec1(&s).iter().all(|v| (0.0..=1.0).contains(v)));
 }
+
+/// A conditional GAN refuses unlabelled data and out-of-range labels before training, naming the data.
+#[test]
+fn conditional_gan_refuses_data_it_cannot_condition_on() {
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("cgan", &[2], false).unwrap() else { panic!() };
+    c.classes = 3;
+    c.g_hidden = vec![4];
+    c.d_hidden = vec![4];
+    let m = Model::new(&ModelConfig::Gan(c), 0, &Device::Cpu).unwrap();
+    let mut t = trainer(&m, AdversarialConfig::default(), 8);
+    let unlabelled = Dataset::new("pts", vec![0.0; 32], vec![2], None).unwrap();
+    let e = t.fit(&m, &unlabelled, &mut deepgen::train::NoHooks).unwrap_err().to_string();
+    assert!(e.contains("pts") && e.contains("needs labelled data"), "{e}");
+    let ring = toy(64); // labels 0..7, more than 3 classes
+    let e = t.fit(&m, &ring, &mut deepgen::train::NoHooks).unwrap_err().to_string();
+    assert!(e.contains("out of range for 3 classes"), "{e}");
+    assert_eq!(t.step_count(), 0);
+}

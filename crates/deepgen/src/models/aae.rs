@@ -141,7 +141,7 @@ impl Aae {
                 let e = rng::randn(rng, &[n, 2], &self.dev)?.flatten_all()?.to_vec1::<f32>()?;
                 (0..n)
                     .flat_map(|i| {
-                        let m = Self::mixture(rng.gen_range(0..10));
+                        let m = Prior::mixture_mean(rng.gen_range(0..10));
                         [m[0] + 0.5 * e[2 * i], m[1] + 0.5 * e[2 * i + 1]]
                     })
                     .collect()
@@ -164,10 +164,6 @@ impl Aae {
             }
         };
         Ok(Tensor::from_vec(v, (n, l), &self.dev)?)
-    }
-
-    fn mixture(k: usize) -> [f32; 2] {
-        Prior::mixture_mean(k)
     }
 
     /// The code of each example, `[B, latent]`.

@@ -548,4 +548,15 @@ impl Adversarial for Gan {
     fn info_weight(&self) -> f64 {
         self.cfg.info_weight
     }
+
+    fn check_data(&self, data: &crate::data::Dataset) -> Result<()> {
+        if self.cfg.classes == 0 {
+            return Ok(());
+        }
+        let labels = data.labels.as_ref().ok_or_else(|| Error::config(format!("{}: a conditional GAN needs labelled data (this set has no labels)", data.source)))?;
+        match labels.iter().find(|&&v| v as usize >= self.cfg.classes) {
+            Some(bad) => Err(Error::config(format!("{}: label {bad} is out of range for {} classes", data.source, self.cfg.classes))),
+            None => Ok(()),
+        }
+    }
 }

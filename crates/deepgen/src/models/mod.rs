@@ -88,6 +88,10 @@ pub trait Adversarial {
     fn adv_weight(&self) -> f64 {
         1.0
     }
+    /// Refuses training data the game cannot use (a conditional GAN's unlabelled or out-of-range data).
+    fn check_data(&self, _data: &crate::data::Dataset) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Values already known, for conditional completion: `values` and

@@ -315,18 +315,7 @@ impl AdversarialTrainer {
 
     fn fit_here(&mut self, model: &Model, train: &Dataset, hooks: &mut (dyn Hooks + Send)) -> Result<()> {
         model.check_dim(train.dim(), &train.source)?;
-        if let Some(g) = model.as_gan() {
-            if g.cfg.classes > 0 {
-                match &train.labels {
-                    None => return Err(Error::config(format!("{}: a conditional GAN needs labelled data (this set has no labels)", train.source))),
-                    Some(l) => {
-                        if let Some(bad) = l.iter().find(|&&v| v as usize >= g.cfg.classes) {
-                            return Err(Error::config(format!("{}: label {bad} is out of range for {} classes", train.source, g.cfg.classes)));
-                        }
-                    }
-                }
-            }
-        }
+        model.as_adversarial().ok_or_else(|| Error::config("not an adversarial model"))?.check_data(train)?;
         while self.step_count() < self.cfg.steps {
             let s = self.step_count();
             let rec = self.step(model, train, s)?;
