@@ -12,7 +12,7 @@ use deepgen::train::checkpoint::DataConfig;
 use deepgen::train::{LikelihoodTrainer, RunConfig, RunDir, Schedule, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{CompleteArgs, EvalArgs, InfoArgs, ModelsArgs, SampleArgs, ScoreArgs, TrainArgs};
+use crate::{CompleteArgs, InfoArgs, ModelsArgs, SampleArgs, ScoreArgs, TrainArgs};
 use deepgen::models::{Divergence, GanLoss, ADVERSARIAL};
 use deepgen::train::{AdversarialConfig, AdversarialTrainer};
 
@@ -24,7 +24,7 @@ fn device(name: &str) -> Result<Device> {
     }
 }
 
-fn positive(flag: &str, v: i64) -> Result<usize> {
+pub(crate) fn positive(flag: &str, v: i64) -> Result<usize> {
     if v <= 0 {
         bail!("{flag} must be a positive integer, got {v}");
     }
@@ -87,6 +87,7 @@ fn reject_on_resume(a: &TrainArgs) -> Result<()> {
 /// (measured on MNIST, batch 64: PixelCNN ~4 min, gated PixelCNN and the PixelRNNs ~5-10 min).
 fn default_steps(model: &str, toy: bool) -> usize {
     match model {
+        "classifier" => 1500,
         "vae" => 4000,
         "gan" | "unrolled-gan" | "fgan" | "wgan" | "wgan-gp" if toy => 6000,
         "aae" => 3000,
@@ -239,6 +240,10 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
     }
     if let ModelConfig::Made(c) = &mut model {
         c.mask_seed = seed;
+    }
+    if let ModelConfig::Classifier(c) = &mut model {
+        let Some(labels) = &raw.labels else { bail!("{}: the classifier needs labelled data (this set has no labels)", raw.source) };
+        c.classes = labels.iter().max().map(|m| *m as usize + 1).unwrap_or(0).max(2);
     }
     if let Some(l) = a.latent {
         match &mut model {
@@ -499,10 +504,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
 
     let pb = progress(&cfg, start)?;
     let pb2 = pb.clone();
-    let mut hooks = run::RunHooks {
-        dir: &dir,
-        seed: cfg.seed,
-        on_step: Box::new(|r| {
+    let what = if model.as_classifier().is_some() { "validation -log p(y|x)" } else { "validation NLL" };
+    let mut hooks = run::RunHooks::new(
+        &dir,
+        cfg.seed,
+        Box::new(|r| {
             pb.set_position(r.step as u64);
             let parts: Vec<String> = {
                 let mut p: Vec<_> = r.parts.iter().filter(|(k, _)| k.as_str() != "nll").map(|(k, v)| format!("{k} {v:.2}")).collect();
@@ -511,8 +517,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
             };
             pb.set_message(format!("loss {:.3} {}", r.loss, parts.join(" ")));
         }),
-        on_eval: Box::new(move |step, nll| pb2.suspend(|| eprintln!("step {step}: validation NLL {nll:.3} nats"))),
-    };
+        Box::new(move |step, nll| pb2.suspend(|| eprintln!("step {step}: {what} {nll:.3} nats"))),
+    );
     let t0 = std::time::Instant::now();
     trainer.fit(&model, &train_data, val.as_ref().map(|v| &v.0), &mut hooks)?;
     drop(hooks);
@@ -521,6 +527,17 @@ pub fn train(a: TrainArgs) -> Result<()> {
 
     // Pictures a newcomer can open.
     let mut r = rng::derived(cfg.seed, "final-samples", 0);
+    if let Some(c) = model.as_classifier() {
+        run::write_loss_plot(&dir, model.name())?;
+        if let Some((v, _)) = &val {
+            let (p, _, k, _) = deepgen::eval::features::classify(&model, &v.x, v.dim())?;
+            let labels = v.labels.as_ref().ok_or_else(|| anyhow::anyhow!("{}: the validation data has no labels", v.source))?;
+            let right = p.chunks(k).zip(labels).filter(|(row, y)| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i) == Some(**y as usize)).count();
+            println!("{}: {} examples, test accuracy {:.2} % ({} classes, {}-d features)", v.source, v.n, 100.0 * right as f64 / v.n as f64, k, c.cfg.hidden);
+        }
+        println!("run directory: {}", dir.path.display());
+        return Ok(());
+    }
     if train_data.is_image() || train_data.dim() == 2 {
         run::write_samples(&model, &cfg, 64, model.as_vae().is_some(), &mut r, &dir.file("samples.png"), Some(&train_data))?;
         let recon_src = val.as_ref().map(|v| &v.0).unwrap_or(&train_data);
@@ -575,17 +592,17 @@ fn train_adversarial(dir: &RunDir, cfg: &RunConfig, model: &Model, start: usize,
         dir.path.display()
     );
     let pb = progress(cfg, start)?;
-    let mut hooks = run::RunHooks {
+    let mut hooks = run::RunHooks::new(
         dir,
-        seed: cfg.seed,
-        on_step: Box::new(|r| {
+        cfg.seed,
+        Box::new(|r| {
             pb.set_position(r.step as u64);
             let mut p: Vec<String> = r.parts.iter().filter(|(k, _)| !matches!(k.as_str(), "g_adv")).map(|(k, v)| format!("{k} {v:.3}")).collect();
             p.sort();
             pb.set_message(p.join(" "));
         }),
-        on_eval: Box::new(|_, _| {}),
-    };
+        Box::new(|_, _| {}),
+    );
     let t0 = std::time::Instant::now();
     trainer.fit(model, train_data, &mut hooks)?;
     drop(hooks);
@@ -640,35 +657,6 @@ fn mode_summary(rep: &deepgen::eval::modes::ModeReport) -> String {
     )
 }
 
-pub fn eval(a: EvalArgs) -> Result<()> {
-    let n = positive("-n", a.n)?;
-    let (dir, cfg, model) = open_run(&a.run)?;
-    let min_share = a.min_share.unwrap_or(deepgen::eval::modes::DEFAULT_MIN_SHARE);
-    if !(0.0..=1.0).contains(&min_share) {
-        bail!("--min-share must be between 0 and 1, got {min_share}");
-    }
-    let mut r = rng::derived(a.seed.unwrap_or(cfg.seed), "eval", 0);
-    if cfg.data.train.starts_with("toy:") {
-        let out = a.out.clone().unwrap_or_else(|| dir.file("modes.png"));
-        let rep = run::mode_eval(&model, &cfg, n, min_share, &mut r, Some(&out))?;
-        println!("{}", mode_summary(&rep));
-        println!("per-mode counts: {:?}", rep.counts);
-        let json = serde_json::json!({"samples": rep.samples, "modes": rep.modes, "covered": rep.covered, "high_quality": rep.high_quality, "reverse_kl": rep.reverse_kl, "counts": rep.counts, "min_share": rep.min_share});
-        deepgen::train::checkpoint::atomic_write(&dir.file("eval.json"), json.to_string().as_bytes())?;
-        println!("wrote {} and {}", out.display(), dir.file("eval.json").display());
-        return Ok(());
-    }
-    if model.config.info().density {
-        let spec = cfg.data.val.clone().ok_or_else(|| anyhow::anyhow!("{}: the run has no validation data to score; use deepgen score --data", a.run.display()))?;
-        let (data, log_det) = run::load_transformed(&spec, &cfg, false)?;
-        let mut r = rng::derived(cfg.seed, "test-nll", 0);
-        let rep = run::score(&model, &data, log_det, 256, &mut r)?;
-        println!("{}", summary(&model, &data.source, &rep, &cfg));
-        return Ok(());
-    }
-    bail!("{}: mode coverage needs a run trained on toy:ring8 or toy:grid25, and the {} model has no likelihood to score (image-level sample quality comes with the classifier-based metrics)", a.run.display(), model.name())
-}
-
 fn summary(model: &Model, source: &str, rep: &deepgen::eval::NllReport, cfg: &RunConfig) -> String {
     let how = match &model.config {
         ModelConfig::Vae(c) => format!("importance-weighted bound, k={}", c.iw_samples),
@@ -689,7 +677,7 @@ fn summary(model: &Model, source: &str, rep: &deepgen::eval::NllReport, cfg: &Ru
     )
 }
 
-fn open_run(path: &Path) -> Result<(RunDir, RunConfig, Model)> {
+pub(crate) fn open_run(path: &Path) -> Result<(RunDir, RunConfig, Model)> {
     let dir = RunDir::open(path)?;
     let cfg = dir.read_config()?;
     let (model, _) = dir.load_model(&Device::Cpu)?;

@@ -2,6 +2,7 @@
 //! Every failure is one line on stderr and exit code 2.
 
 mod cmd;
+mod uses;
 
 use std::process::ExitCode;
 
@@ -29,8 +30,106 @@ enum Command {
     Models(ModelsArgs),
     /// Show what a run directory holds: model, step, parameters, last metrics.
     Info(InfoArgs),
-    /// Evaluate a run: mode coverage and sample quality on toy mixtures; test NLL for density models.
+    /// Evaluate a run: every measurement that applies, written to RUN/report/report.md with its pictures.
     Eval(EvalArgs),
+    /// Anomaly detection: AUROC/AUPRC of normal vs anomalous data and a threshold; or flag new data with a saved threshold.
+    Detect(DetectArgs),
+    /// Write learned features (encoder means, hidden layers, discriminator features) of a data set to .npy or .csv.
+    Embed(EmbedArgs),
+    /// Linear probe: logistic regression on a run's features vs on raw pixels, test accuracy.
+    Probe(ProbeArgs),
+    /// Latent interpolations (linear or spherical) for models with a latent space.
+    Interpolate(InterpolateArgs),
+    /// The digit classifier behind FID on MNIST, the Inception score and mode counts.
+    Classifier {
+        #[command(subcommand)]
+        command: ClassifierCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClassifierCommand {
+    /// Train a classifier p(y|x) on labelled data [default: mnist -> runs/classifier]; all `deepgen train` flags apply.
+    Train(TrainArgs),
+}
+
+#[derive(Args)]
+pub struct DetectArgs {
+    /// Run directory.
+    pub run: std::path::PathBuf,
+    /// Normal data; split into a validation part (threshold) and a test part [default: the run's held-out data].
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Anomalous data, e.g. mnist:test+only=3, mnist:test+invert, png:DIR.
+    #[arg(long)]
+    pub anomalies: Option<String>,
+    /// Score: nll, bpd, elbo, recon, disc, typicality or complexity [default: the model's first, see deepgen models].
+    #[arg(long)]
+    pub score: Option<String>,
+    /// Flag --data with the threshold saved in a threshold.json (or a directory holding one) instead of measuring.
+    #[arg(long)]
+    pub threshold_from: Option<std::path::PathBuf>,
+    /// Share of the normal data used to choose the threshold.
+    #[arg(long, default_value_t = 0.5)]
+    pub val_fraction: f64,
+    /// False-positive rate the threshold is chosen for, on the validation part.
+    #[arg(long, default_value_t = 0.05)]
+    pub target_fpr: f64,
+    /// Output directory [default: RUN/detect]; with --threshold-from, the CSV of flags [default: RUN/flags.csv].
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Seed for the split and stochastic scores [default: the run's seed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct EmbedArgs {
+    /// Run directory.
+    pub run: std::path::PathBuf,
+    /// Data to embed [default: the run's held-out data].
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Output: .npy (labels, if any, beside it in FILE.labels.csv) or .csv (label in the last column).
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+}
+
+#[derive(Args)]
+pub struct ProbeArgs {
+    /// Run directory.
+    pub run: std::path::PathBuf,
+    /// Labelled training data for the probe [default: the run's training data].
+    #[arg(long)]
+    pub train: Option<String>,
+    /// Labelled test data [default: the run's held-out data].
+    #[arg(long)]
+    pub test: Option<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct InterpolateArgs {
+    /// Run directory (vae, aae or a GAN).
+    pub run: std::path::PathBuf,
+    /// Examples whose codes are the ends (VAE, AAE) [default: the run's held-out data].
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Rows (pairs of ends).
+    #[arg(long, default_value_t = 8, allow_negative_numbers = true)]
+    pub pairs: i64,
+    /// Columns (points along each path, ends included).
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
+    pub steps: i64,
+    /// Spherical interpolation (slerp) instead of linear.
+    #[arg(long)]
+    pub slerp: bool,
+    /// Output .png grid, or .csv/.npy [default: RUN/interpolation.png].
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Args)]
@@ -197,7 +296,10 @@ pub struct SampleArgs {
 pub struct EvalArgs {
     /// Run directory.
     pub run: std::path::PathBuf,
-    /// Samples drawn for mode coverage.
+    /// Classifier run for FID on MNIST, Inception score and class coverage [default: runs/classifier if present].
+    #[arg(long)]
+    pub classifier: Option<std::path::PathBuf>,
+    /// Samples drawn for mode coverage and the sample-quality metrics.
     #[arg(short = 'n', long = "num", default_value_t = 2500, allow_negative_numbers = true)]
     pub n: i64,
     /// Share of samples a mode needs within 3 sigma to count as covered [default: 0.008, i.e. 20 of 2,500].
@@ -206,7 +308,7 @@ pub struct EvalArgs {
     /// Seed for the draws [default: the run's seed].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Scatter of the samples over the true modes [default: RUN/modes.png].
+    /// Directory for report.md and its pictures [default: RUN/report].
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
 }
@@ -296,7 +398,25 @@ fn main() -> ExitCode {
         Command::Complete(a) => cmd::complete(a),
         Command::Models(a) => cmd::models(a),
         Command::Info(a) => cmd::info(a),
-        Command::Eval(a) => cmd::eval(a),
+        Command::Eval(a) => uses::eval(a),
+        Command::Detect(a) => uses::detect(a),
+        Command::Embed(a) => uses::embed(a),
+        Command::Probe(a) => uses::probe(a),
+        Command::Interpolate(a) => uses::interpolate(a),
+        Command::Classifier { command: ClassifierCommand::Train(mut a) } => {
+            match a.model.as_deref() {
+                None | Some("classifier") => {}
+                Some(m) => {
+                    eprintln!("error: deepgen classifier train trains the classifier; `{m}` is a generative model (use deepgen train {m})");
+                    return ExitCode::from(2);
+                }
+            }
+            a.model = Some("classifier".into());
+            if a.out.is_none() && a.resume.is_none() && !std::path::Path::new("runs/classifier/model.safetensors").exists() {
+                a.out = Some("runs/classifier".into());
+            }
+            cmd::train(a)
+        }
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -45,6 +45,7 @@ pub mod error;
 pub mod eval;
 pub mod models;
 pub mod nn;
+pub mod report;
 pub mod rng;
 pub mod run;
 pub mod train;

@@ -68,6 +68,22 @@ pub struct RunHooks<'a> {
     pub seed: u64,
     pub on_step: Box<dyn FnMut(&StepRecord) + Send + 'a>,
     pub on_eval: Box<dyn FnMut(usize, f64) + Send + 'a>,
+    /// Training seconds before this process (a resumed run's earlier time) and when this process started.
+    base_s: f64,
+    started: std::time::Instant,
+}
+
+impl<'a> RunHooks<'a> {
+    /// Hooks for `dir`; the training clock continues from the last `elapsed_s` in its metrics.
+    pub fn new(dir: &'a RunDir, seed: u64, on_step: Box<dyn FnMut(&StepRecord) + Send + 'a>, on_eval: Box<dyn FnMut(usize, f64) + Send + 'a>) -> Self {
+        let base_s = training_seconds(dir).unwrap_or(0.0);
+        Self { dir, seed, on_step, on_eval, base_s, started: std::time::Instant::now() }
+    }
+}
+
+/// Wall-clock training seconds recorded at the run's last checkpoint (`elapsed_s` in metrics.jsonl).
+pub fn training_seconds(dir: &RunDir) -> Option<f64> {
+    dir.metrics().ok()?.iter().rev().find_map(|v| v["elapsed_s"].as_f64())
 }
 
 impl Hooks for RunHooks<'_> {
@@ -86,7 +102,9 @@ impl Hooks for RunHooks<'_> {
         Ok(())
     }
     fn on_checkpoint(&mut self, model: &Model, opts: &[&Adam], step: usize) -> Result<()> {
-        self.dir.save(model, opts, step, self.seed)
+        self.dir.save(model, opts, step, self.seed)?;
+        let elapsed = self.base_s + self.started.elapsed().as_secs_f64();
+        self.dir.append_metrics(&serde_json::json!({"step": step, "elapsed_s": elapsed}))
     }
 }
 
@@ -137,6 +155,18 @@ pub fn write_examples(model: &Model, cfg: &RunConfig, x: &Tensor, path: &Path, b
         }
         _ => Err(Error::config(format!("{}: unknown output type (use .png, .csv or .npy)", path.display()))),
     }
+}
+
+/// Writes image rows `x` (`[n, D]`, the model's units) as a PNG grid with `cols` columns, in data units.
+pub fn write_grid(model: &Model, cfg: &RunConfig, x: &Tensor, cols: usize, path: &Path) -> Result<()> {
+    let shape = &cfg.data.shape;
+    if shape.len() != 3 {
+        return Err(Error::config(format!("{}: a grid needs image data, examples here have shape {shape:?}", path.display())));
+    }
+    model.check_dim(x.dim(1)?, "the grid")?;
+    let mut v = x.flatten_all()?.to_vec1::<f32>()?;
+    to_data_units(&mut v, cfg);
+    viz::image_grid(&v, x.dim(0)?, shape, cols, 2, path)
 }
 
 /// Undoes the run's standardisation in place (rows of the model's values -> data units).
@@ -461,4 +491,80 @@ pub fn mode_eval(model: &Model, cfg: &RunConfig, n: usize, min_share: f64, rng: 
         viz::scatter_groups(&title, &groups, &circles, p)?;
     }
     Ok(rep)
+}
+
+/// Spherical interpolation between rows `a` and `b` at `t` (linear when they are parallel).
+pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let (na, nb) = (a.iter().map(|x| x * x).sum::<f32>().sqrt(), b.iter().map(|x| x * x).sum::<f32>().sqrt());
+    let cos = (dot / (na * nb).max(1e-12)).clamp(-1.0, 1.0);
+    let omega = cos.acos();
+    if omega.abs() < 1e-4 {
+        return a.iter().zip(b).map(|(x, y)| (1.0 - t) * x + t * y).collect();
+    }
+    let (wa, wb) = (((1.0 - t) * omega).sin() / omega.sin(), (t * omega).sin() / omega.sin());
+    a.iter().zip(b).map(|(x, y)| wa * x + wb * y).collect()
+}
+
+/// Latent interpolations, one row per pair, `steps` columns from one end to
+/// the other: VAE and AAE between the codes (posterior means) of pairs of
+/// examples of `data` (the ends are their reconstructions); GANs between
+/// two noise draws (a conditional GAN keeps one class per row, an InfoGAN
+/// one code). `spherical` uses slerp, the natural path between Gaussian draws.
+/// Returns `[pairs * steps, D]` in the model's units.
+pub fn interpolate(model: &Model, data: Option<&Dataset>, pairs: usize, steps: usize, spherical: bool, rng: &mut Rng) -> Result<Tensor> {
+    if steps < 2 || pairs == 0 {
+        return Err(Error::config("interpolation needs at least 2 steps and 1 pair"));
+    }
+    let dev = Device::Cpu;
+    let ends = |enc: &dyn Fn(&Tensor) -> Result<Tensor>| -> Result<(Vec<f32>, usize)> {
+        let d = data.ok_or_else(|| Error::config(format!("the {} model interpolates between encoded examples: pass --data", model.name())))?;
+        if d.n < 2 * pairs {
+            return Err(Error::config(format!("{}: {} pairs need {} examples, the set has {}", d.source, pairs, 2 * pairs, d.n)));
+        }
+        model.check_dim(d.dim(), &d.source)?;
+        let idx: Vec<usize> = (0..2 * pairs).collect();
+        let z = enc(&d.batch(&idx, &dev)?)?;
+        let l = z.dim(1)?;
+        Ok((z.flatten_all()?.to_vec1::<f32>()?, l))
+    };
+    let (z, l) = if let Some(v) = model.as_vae() {
+        ends(&|x| Ok(v.encode(x)?.0))?
+    } else if let Some(a) = model.as_aae() {
+        ends(&|x| a.encode(x))?
+    } else if let Some(g) = model.as_gan() {
+        let l = g.cfg.latent;
+        (rng::randn(rng, &[2 * pairs, l], &dev)?.flatten_all()?.to_vec1::<f32>()?, l)
+    } else {
+        return Err(Error::config(format!("the {} model has no latent space to interpolate in (vae, aae and GANs do)", model.name())));
+    };
+    let mut path = Vec::with_capacity(pairs * steps * l);
+    for p in 0..pairs {
+        let (a, b) = (&z[2 * p * l..(2 * p + 1) * l], &z[(2 * p + 1) * l..(2 * p + 2) * l]);
+        for s in 0..steps {
+            let t = s as f32 / (steps - 1) as f32;
+            if spherical {
+                path.extend(slerp(a, b, t));
+            } else {
+                path.extend(a.iter().zip(b).map(|(x, y)| (1.0 - t) * x + t * y));
+            }
+        }
+    }
+    let zt = Tensor::from_vec(path, (pairs * steps, l), &dev)?;
+    if let Some(v) = model.as_vae() {
+        return v.decode_mean(&zt);
+    }
+    if let Some(a) = model.as_aae() {
+        return a.decode(&zt);
+    }
+    let g = model.as_gan().ok_or_else(|| Error::config("no generator"))?;
+    // One condition per row (a class, or InfoGAN codes), repeated along it.
+    let cond = if g.cfg.classes > 0 || g.cfg.is_info() {
+        let one = g.sample_condition(pairs, rng)?;
+        let c = one.dim(1)?;
+        Some(one.unsqueeze(1)?.broadcast_as((pairs, steps, c))?.reshape((pairs * steps, c))?)
+    } else {
+        None
+    };
+    g.generate(&zt, cond.as_ref(), false)
 }

@@ -2,10 +2,13 @@
 //!
 //! A [`Dataset`] holds `n` examples of one shape as f32 rows. Specs
 //! (`mnist`, `mnist:test`, `digits`, `idx:PREFIX`, `png:DIR`, `csv:FILE`,
-//! `npy:FILE`, `toy:ring8`, `toy:grid25`) name where the rows come from.
+//! `npy:FILE`, `toy:ring8`, `toy:grid25`, `stacked-mnist`) name where the rows
+//! come from; `+modifier` suffixes (`mnist:test+only=3`, `mnist:test+invert`)
+//! select classes or corrupt the rows ([`modify`]).
 //! Image pixels are scaled to [0, 1]; CSV and float NPY values are kept as they are.
 
 pub mod idx;
+pub mod modify;
 pub mod npy;
 mod sources;
 pub mod toy;
@@ -202,11 +205,34 @@ pub enum DataSpec {
     Csv(PathBuf),
     Npy(PathBuf),
     Toy { kind: toy::Toy, test: bool },
+    /// Three embedded MNIST digits as RGB planes: 24,000 train, 2,000 test (from the test digits).
+    StackedMnist { test: bool },
+    /// A spec with modifiers applied in order (`SPEC+only=3+noise`); each keeps its text.
+    Modified { base: Box<DataSpec>, mods: Vec<(String, modify::Modifier)> },
 }
 
 impl std::str::FromStr for DataSpec {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
+        // Modifiers are `+name[=value]` suffixes; a `+` that starts no known modifier stays part of a path.
+        let mut mods = Vec::new();
+        let mut base = s;
+        while let Some((head, tail)) = base.rsplit_once('+') {
+            match modify::Modifier::parse(tail) {
+                Some(m) => {
+                    mods.push((tail.to_string(), m?));
+                    base = head;
+                }
+                None if matches!(head.split(':').next(), Some("mnist" | "digits" | "stacked-mnist" | "toy")) || !head.contains(':') => {
+                    return Err(Error::config(format!("data spec `{s}`: unknown modifier `+{tail}` (expected {})", modify::NAMES)))
+                }
+                None => break,
+            }
+        }
+        if !mods.is_empty() {
+            mods.reverse();
+            return Ok(DataSpec::Modified { base: Box::new(base.parse()?), mods });
+        }
         let (kind, rest) = s.split_once(':').unwrap_or((s, ""));
         let split = |rest: &str| match rest {
             "" | "train" => Ok(false),
@@ -223,6 +249,7 @@ impl std::str::FromStr for DataSpec {
         Ok(match kind {
             "mnist" => DataSpec::Mnist { test: split(rest)? },
             "digits" => DataSpec::Digits { test: split(rest)? },
+            "stacked-mnist" => DataSpec::StackedMnist { test: split(rest)? },
             "idx" => DataSpec::Idx(path(rest)?),
             "png" => DataSpec::Png(path(rest)?),
             "csv" => DataSpec::Csv(path(rest)?),
@@ -233,7 +260,8 @@ impl std::str::FromStr for DataSpec {
             }
             _ => {
                 return Err(Error::config(format!(
-                    "unknown data spec `{s}` (expected mnist, mnist:test, digits, idx:PREFIX, png:DIR, csv:FILE, npy:FILE, toy:ring8, toy:grid25)"
+                    "unknown data spec `{s}` (expected mnist, mnist:test, digits, stacked-mnist, idx:PREFIX, png:DIR, csv:FILE, npy:FILE, toy:ring8, toy:grid25, each optionally +{})",
+                    modify::NAMES
                 )))
             }
         })
@@ -251,6 +279,11 @@ impl std::fmt::Display for DataSpec {
             DataSpec::Csv(p) => write!(f, "csv:{}", p.display()),
             DataSpec::Npy(p) => write!(f, "npy:{}", p.display()),
             DataSpec::Toy { kind, test } => write!(f, "toy:{}{}", kind.name(), sp(*test)),
+            DataSpec::StackedMnist { test } => write!(f, "stacked-mnist{}", sp(*test)),
+            DataSpec::Modified { base, mods } => {
+                write!(f, "{base}")?;
+                mods.iter().try_for_each(|(t, _)| write!(f, "+{t}"))
+            }
         }
     }
 }
@@ -262,6 +295,8 @@ impl DataSpec {
             DataSpec::Mnist { test: false } => Some(DataSpec::Mnist { test: true }),
             DataSpec::Digits { test: false } => Some(DataSpec::Digits { test: true }),
             DataSpec::Toy { kind, test: false } => Some(DataSpec::Toy { kind: *kind, test: true }),
+            DataSpec::StackedMnist { test: false } => Some(DataSpec::StackedMnist { test: true }),
+            DataSpec::Modified { base, mods } => Some(DataSpec::Modified { base: Box::new(base.held_out()?), mods: mods.clone() }),
             _ => None,
         }
     }
@@ -297,6 +332,19 @@ impl DataSpec {
                 let n = if *test { 2000 } else { 10_000 };
                 let mut r = rng::derived(seed, if *test { "toy-test" } else { "toy-train" }, 0);
                 toy::sample(*kind, n, &mut r, &name)
+            }
+            DataSpec::StackedMnist { test } => {
+                let digits = DataSpec::Mnist { test: *test }.load(seed)?;
+                modify::stacked(&digits, if *test { 2000 } else { 24_000 }, &name)
+            }
+            DataSpec::Modified { base, mods } => {
+                let mut d = base.load(seed)?;
+                let mut text = base.to_string();
+                for (t, m) in mods {
+                    text = format!("{text}+{t}");
+                    d = m.apply(d, &text)?;
+                }
+                Ok(d)
             }
         }
     }

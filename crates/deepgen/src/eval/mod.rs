@@ -4,7 +4,11 @@ use candle_core::Device;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+pub mod anomaly;
+pub mod features;
 pub mod modes;
+pub mod quality;
+pub mod scores;
 
 use crate::models::{DensityModel, Model};
 use crate::rng::Rng;
@@ -46,7 +50,16 @@ pub fn nll(model: &Model, data: &Dataset, batch: usize, rng: &mut Rng) -> Result
     let idx: Vec<usize> = (0..data.n).collect();
     for chunk in idx.chunks(batch.max(1)) {
         let x = data.batch(chunk, &dev)?;
-        let lp = model.log_prob(&x, rng)?.to_vec1::<f32>()?;
+        let lp = match model.as_classifier() {
+            // The classifier's "likelihood" is log p(y | x) of the labels.
+            Some(c) => {
+                let labels = data.labels.as_ref().ok_or_else(|| Error::config(format!("{}: the classifier needs labelled data", data.source)))?;
+                let l: Vec<u32> = chunk.iter().map(|&i| labels[i]).collect();
+                c.log_prob_of(&x, &l)?
+            }
+            None => model.log_prob(&x, rng)?,
+        }
+        .to_vec1::<f32>()?;
         out.extend(lp.into_iter().map(|v| v as f64));
     }
     if let Some(i) = out.iter().position(|v| !v.is_finite()) {

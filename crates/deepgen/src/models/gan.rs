@@ -426,6 +426,11 @@ impl Gan {
         self.generate(&z, cond.as_ref(), false)
     }
 
+    /// A conditioning block for `n` draws: uniform one-hot classes, or InfoGAN codes (`[n, classes or codes]`).
+    pub fn sample_condition(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
+        self.condition(n, None, rng)?.ok_or_else(|| Error::config("this GAN takes no condition"))
+    }
+
     /// The generator's conditioning block for `n` draws.
     fn condition(&self, n: usize, labels: Option<&[u32]>, rng: &mut Rng) -> Result<Option<Tensor>> {
         use rand::Rng as _;
@@ -444,6 +449,27 @@ impl Gan {
             return Ok(Some(self.draw_codes(n, rng)?));
         }
         Ok(None)
+    }
+
+    fn no_labels(&self, what: &str) -> Result<()> {
+        if self.cfg.classes > 0 {
+            return Err(Error::config(format!("the conditional GAN's critic also reads the label; {what} of unlabelled examples is not defined")));
+        }
+        Ok(())
+    }
+
+    /// The discriminator body's features of data rows `[B, D]` -> `[B, F]` (batch statistics).
+    pub fn embed(&self, x: &Tensor) -> Result<Tensor> {
+        self.no_labels("embedding")?;
+        self.features(x, None, &self.d.tensors())
+    }
+
+    /// The critic's raw output per example `[B]` (the logit of D(x) for the
+    /// GAN losses, the critic value for WGANs): high means "real".
+    pub fn critic_value(&self, x: &Tensor) -> Result<Tensor> {
+        self.no_labels("a critic score")?;
+        let f = self.features(x, None, &self.d.tensors())?;
+        Ok(self.v_head.forward(&f, false)?.squeeze(1)?)
     }
 
     /// The discriminator body's features `[B, F]` of data rows under weights `ws` (d, then heads).

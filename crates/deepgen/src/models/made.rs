@@ -154,6 +154,12 @@ impl Made {
         out.forward(&h)
     }
 
+    /// The first hidden layer under mask set 0, `[B, D]` -> `[B, H1]` (the features for `embed`).
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        let layer = &self.layers[0];
+        Linear { w: (&layer.w * &self.ensemble[0].masks[0])?, b: layer.b.clone() }.forward_act(x, Act::Relu)
+    }
+
     /// Mask set 0 (raster order): the conditionals used for completion.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
         self.logits_with(x, &self.ensemble[0])

@@ -8,6 +8,7 @@
 
 pub mod aae;
 pub mod bernoulli;
+pub mod classifier;
 pub mod fvsbn;
 pub mod gan;
 pub mod made;
@@ -26,6 +27,7 @@ use crate::rng::{self, Rng};
 
 pub use aae::{Aae, AaeConfig, Prior, Recon};
 pub use bernoulli::{Bernoulli, BernoulliConfig};
+pub use classifier::{Classifier, ClassifierConfig};
 pub use gan::{Arch, Divergence, Gan, GanConfig, GanLoss, GenOutput};
 pub use fvsbn::{Fvsbn, FvsbnConfig};
 pub use made::{Made, MadeConfig};
@@ -154,6 +156,11 @@ pub struct Losses {
 /// exactly the mean of `-log_prob`, so training and evaluation cannot disagree.
 pub trait Objective {
     fn loss(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses>;
+    /// The loss of a batch with its labels (when the data has them): the
+    /// classifier's -log p(y | x); every other model ignores them.
+    fn loss_labelled(&self, x: &Tensor, _labels: Option<&[u32]>, rng: &mut Rng) -> Result<Losses> {
+        self.loss(x, rng)
+    }
 }
 
 /// The registry: every model's complete configuration, tagged by `kind`.
@@ -172,6 +179,7 @@ pub enum ModelConfig {
     Vae(VaeConfig),
     Gan(GanConfig),
     Aae(AaeConfig),
+    Classifier(ClassifierConfig),
 }
 
 /// What `deepgen models` prints about a family.
@@ -206,6 +214,7 @@ pub const MODELS: &[ModelInfo] = &[
     ModelInfo { name: "wgan-gp", summary: "WGAN-GP (Gulrajani et al. 2017): gradient penalty (second-order gradients)", exact: false, binary: false, density: false },
     ModelInfo { name: "unrolled-gan", summary: "Unrolled GAN (Metz et al. 2017): generator loss through K differentiable critic updates", exact: false, binary: false, density: false },
     ModelInfo { name: "aae", summary: "adversarial autoencoder (Makhzani et al. 2016): codes matched to a sampled prior", exact: false, binary: false, density: false },
+    ModelInfo { name: "classifier", summary: "digit classifier p(y|x) for FID-on-MNIST, Inception score and mode counts (not generative; needs labels)", exact: false, binary: false, density: false },
 ];
 
 /// Names of the adversarial models (trained by the adversarial trainer).
@@ -245,6 +254,7 @@ impl ModelConfig {
                 recon: if binary_data { Recon::Bernoulli } else { Recon::Gaussian },
                 adv_weight: 1.0,
             }),
+            "classifier" => ModelConfig::Classifier(ClassifierConfig { shape: shape.to_vec(), classes: 10, channels: 32, hidden: 128 }),
             "bernoulli" => ModelConfig::Bernoulli(BernoulliConfig { dim }),
             "fvsbn" => ModelConfig::Fvsbn(FvsbnConfig { dim }),
             "nade" => ModelConfig::Nade(NadeConfig { dim, hidden: 500 }),
@@ -276,6 +286,7 @@ impl ModelConfig {
             ModelConfig::Vae(_) => "vae",
             ModelConfig::Gan(c) => ADVERSARIAL.iter().find(|n| **n == c.variant).copied().unwrap_or("gan"),
             ModelConfig::Aae(_) => "aae",
+            ModelConfig::Classifier(_) => "classifier",
         }
     }
 
@@ -297,6 +308,7 @@ impl ModelConfig {
             ModelConfig::Vae(c) => c.dim,
             ModelConfig::Gan(c) => c.dim(),
             ModelConfig::Aae(c) => c.dim(),
+            ModelConfig::Classifier(c) => c.dim(),
         }
     }
 
@@ -304,7 +316,7 @@ impl ModelConfig {
     pub fn needs_binary(&self) -> bool {
         match self {
             ModelConfig::Vae(c) => c.likelihood == Likelihood::Bernoulli,
-            ModelConfig::Rnade(_) | ModelConfig::Gan(_) | ModelConfig::Aae(_) => false,
+            ModelConfig::Rnade(_) | ModelConfig::Gan(_) | ModelConfig::Aae(_) | ModelConfig::Classifier(_) => false,
             ModelConfig::PixelCnn(c) => c.output == PixelOutput::Bernoulli,
             ModelConfig::PixelRnn(c) => c.output == PixelOutput::Bernoulli,
             _ => true,
@@ -341,6 +353,7 @@ enum Net {
     Vae(Vae),
     Gan(Gan),
     Aae(Aae),
+    Classifier(Classifier),
 }
 
 /// Any model of the registry with its parameters.
@@ -374,6 +387,7 @@ impl Model {
             ModelConfig::Vae(c) => Net::Vae(Vae::new(&mut p, c, &mut r, dev)?),
             ModelConfig::Gan(c) => Net::Gan(Gan::new(&mut p, c, &mut r, dev)?),
             ModelConfig::Aae(c) => Net::Aae(Aae::new(&mut p, c, &mut r, dev)?),
+            ModelConfig::Classifier(c) => Net::Classifier(Classifier::new(&mut p, c, &mut r, dev)?),
         };
         Ok(Self { config: config.clone(), params: p, net })
     }
@@ -396,6 +410,38 @@ impl Model {
             Net::Gan(g) => Some(g),
             Net::Aae(a) => Some(a),
             _ => None,
+        }
+    }
+
+    pub fn as_classifier(&self) -> Option<&Classifier> {
+        match &self.net {
+            Net::Classifier(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Whether [`Model::features`] works for this model.
+    pub fn has_features(&self) -> bool {
+        match &self.net {
+            Net::Vae(_) | Net::Aae(_) | Net::Nade(_) | Net::Made(_) | Net::Classifier(_) => true,
+            Net::Gan(g) => g.cfg.classes == 0,
+            _ => false,
+        }
+    }
+
+    /// Learned features of examples `[B, D]` -> `[B, F]`: encoder means (VAE,
+    /// AAE), the hidden layer given the whole input (NADE: sigmoid(W x + c);
+    /// MADE: the first hidden layer under mask set 0), the discriminator
+    /// body's output (GANs), the classifier's feature layer.
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.net {
+            Net::Vae(m) => Ok(m.encode(x)?.0),
+            Net::Aae(m) => m.encode(x),
+            Net::Nade(m) => m.features(x),
+            Net::Made(m) => m.features(x),
+            Net::Gan(m) => m.embed(x),
+            Net::Classifier(m) => m.features(x),
+            _ => Err(Error::config(format!("the {} model has no feature layer to embed with (models with features: vae, aae, nade, made, GANs, classifier)", self.name()))),
         }
     }
 
@@ -451,7 +497,7 @@ impl Model {
             Net::Rnade(m) => m.sample_ar(n, known, rng),
             Net::PixelCnn(m) => m.sample_ar(n, known, rng),
             Net::PixelRnn(m) => m.sample_ar(n, known, rng),
-            Net::Vae(_) | Net::Gan(_) | Net::Aae(_) => Err(Error::config(format!("the {} model has no sequential conditionals; completion needs an autoregressive model", self.name()))),
+            Net::Vae(_) | Net::Gan(_) | Net::Aae(_) | Net::Classifier(_) => Err(Error::config(format!("the {} model has no sequential conditionals; completion needs an autoregressive model", self.name()))),
         }
     }
 
@@ -476,6 +522,7 @@ impl DensityModel for Model {
             Net::PixelRnn(m) => m.log_prob(x),
             Net::Vae(m) => m.log_prob(x, rng),
             Net::Gan(_) | Net::Aae(_) => Err(Error::config(format!("the {} model has no likelihood: it is trained adversarially and defines no density", self.name()))),
+            Net::Classifier(_) => Err(Error::config("the classifier models p(y | x), not p(x): it has no density over examples")),
         }
     }
 }
@@ -486,6 +533,7 @@ impl Sampler for Model {
             Net::Vae(m) => m.sample(n, rng),
             Net::Gan(m) => m.sample_with(n, None, rng),
             Net::Aae(m) => m.sample(n, rng),
+            Net::Classifier(_) => Err(Error::config("the classifier is not a generative model: it cannot sample")),
             _ => Ok(self.sample_sequential(n, None, rng)?.0),
         }
     }
@@ -495,6 +543,7 @@ impl Objective for Model {
     fn loss(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses> {
         match &self.net {
             Net::Gan(_) | Net::Aae(_) => Err(Error::config(format!("the {} model is trained by the adversarial trainer, not by likelihood", self.name()))),
+            Net::Classifier(_) => Err(Error::config("the classifier trains on labelled data: -log p(y | x) needs the labels")),
             Net::Vae(m) => {
                 let e = m.elbo(x, rng)?;
                 let recon = e.recon.mean_all()?;
@@ -510,6 +559,16 @@ impl Objective for Model {
                 let nll = self.log_prob(x, rng)?.neg()?.mean_all()?;
                 Ok(Losses { total: nll.clone(), parts: vec![("nll", nll)] })
             }
+        }
+    }
+
+    fn loss_labelled(&self, x: &Tensor, labels: Option<&[u32]>, rng: &mut Rng) -> Result<Losses> {
+        match (&self.net, labels) {
+            (Net::Classifier(c), Some(l)) => {
+                let nll = c.log_prob_of(x, l)?.neg()?.mean_all()?;
+                Ok(Losses { total: nll.clone(), parts: vec![("nll", nll)] })
+            }
+            _ => self.loss(x, rng),
         }
     }
 }

@@ -61,6 +61,16 @@ impl Nade {
         Ok(dot.broadcast_add(&self.b)?)
     }
 
+    /// The hidden layer given the whole input, sigmoid(W x + c): the state
+    /// the recurrence reaches after the last value (the features for `embed`).
+    ///
+    /// # Shapes
+    /// `x: [B, D]` -> `[B, H]`
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        let a = x.matmul(&self.w.t()?)?.broadcast_add(&self.c)?;
+        Ok(ops::sigmoid(&a)?)
+    }
+
     /// # Shapes
     /// `x: [B, D]` -> `[B]`
     pub fn log_prob(&self, x: &Tensor) -> Result<Tensor> {

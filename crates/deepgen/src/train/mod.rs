@@ -228,9 +228,14 @@ impl LikelihoodTrainer {
 
     /// One update on batch `x` as (0-based) step `step`.
     pub fn step(&mut self, model: &Model, x: &Tensor, step: usize) -> Result<StepRecord> {
+        self.step_labelled(model, x, None, step)
+    }
+
+    /// One update on batch `x` with its labels (used by models that read them: the classifier).
+    pub fn step_labelled(&mut self, model: &Model, x: &Tensor, labels: Option<&[u32]>, step: usize) -> Result<StepRecord> {
         let mut r = rng::derived(self.seed, "step", step as u64);
         let x = if self.binarize == Binarize::Dynamic { binarize_batch(x, &mut r)? } else { x.clone() };
-        let losses = model.loss(&x, &mut r)?;
+        let losses = model.loss_labelled(&x, labels, &mut r)?;
         let loss = losses.total.to_scalar::<f32>()? as f64;
         if !loss.is_finite() {
             return Err(Error::NonFinite { step: step + 1, what: format!("loss = {loss}") });
@@ -269,7 +274,8 @@ impl LikelihoodTrainer {
             let s = self.opt.step;
             let idx = self.batches.indices(train.n, s);
             let x = train.batch(&idx, &dev)?;
-            let rec = self.step(model, &x, s)?;
+            let labels: Option<Vec<u32>> = train.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect());
+            let rec = self.step_labelled(model, &x, labels.as_deref(), s)?;
             hooks.on_step(&rec)?;
             let done = self.opt.step;
             if done.is_multiple_of(self.cfg.eval_every) || done == self.cfg.steps {

@@ -184,3 +184,77 @@ pub fn scatter_groups(title: &str, groups: &[Group], circles: &[([f32; 2], f32)]
 fn r_span(lo: f32, hi: f32, pad: f32) -> f64 {
     ((hi + pad) - (lo - pad)) as f64
 }
+
+/// Anomaly detection at a glance: histograms of the normal and anomalous
+/// scores with the threshold (left) and the ROC curve with the chance line (right).
+pub fn detection_plot(title: &str, normal: &[f64], anomalous: &[f64], threshold: f64, roc: &[(f64, f64)], auroc: f64, path: &Path) -> Result<()> {
+    register_font();
+    let all: Vec<f64> = normal.iter().chain(anomalous).copied().filter(|v| v.is_finite()).collect();
+    if all.is_empty() {
+        return Err(Error::config(format!("{}: nothing to plot", path.display())));
+    }
+    // Range: 1st to 99th percentile of both sets (and the threshold), so one far outlier cannot squash the rest.
+    let mut sorted = all.clone();
+    sorted.sort_by(f64::total_cmp);
+    let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+    let (mut lo, mut hi) = (q(0.01).min(threshold), q(0.99).max(threshold));
+    if hi - lo < 1e-9 {
+        lo -= 1.0;
+        hi += 1.0;
+    }
+    let bins = 40usize;
+    let width = (hi - lo) / bins as f64;
+    let hist = |s: &[f64]| -> Vec<f64> {
+        let mut h = vec![0f64; bins];
+        for &v in s {
+            let b = (((v - lo) / width).floor().max(0.0) as usize).min(bins - 1);
+            h[b] += 1.0 / s.len().max(1) as f64;
+        }
+        h
+    };
+    let (hn, ha) = (hist(normal), hist(anomalous));
+    let top = hn.iter().chain(&ha).fold(0f64, |a, &b| a.max(b)) * 1.1;
+    let (w, h) = (1100u32, 450u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let e = plot_err(path);
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+        let root = root.titled(title, ("sans-serif", 20)).map_err(|x| e(x.to_string()))?;
+        let (left, right) = root.split_horizontally(650);
+        let mut c = ChartBuilder::on(&left)
+            .caption("score histograms (share of each set)", ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(lo..hi, 0f64..top.max(1e-6))
+            .map_err(|x| e(x.to_string()))?;
+        c.configure_mesh().x_desc("score (higher = more anomalous)").y_desc("share").draw().map_err(|x| e(x.to_string()))?;
+        for (hs, col, name) in [(&hn, RGBColor(31, 119, 180), "normal (test part)"), (&ha, RGBColor(214, 39, 40), "anomalies")] {
+            c.draw_series(hs.iter().enumerate().map(|(i, &v)| {
+                let x0 = lo + i as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width, v)], col.mix(0.45).filled())
+            }))
+            .map_err(|x| e(x.to_string()))?
+            .label(name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], col.mix(0.6).filled()));
+        }
+        c.draw_series(LineSeries::new(vec![(threshold, 0.0), (threshold, top)], BLACK.stroke_width(2)))
+            .map_err(|x| e(x.to_string()))?
+            .label("threshold")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], BLACK.stroke_width(2)));
+        c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
+        let mut r = ChartBuilder::on(&right)
+            .caption(format!("ROC (AUROC {auroc:.3})"), ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+            .map_err(|x| e(x.to_string()))?;
+        r.configure_mesh().x_desc("false-positive rate").y_desc("true-positive rate").draw().map_err(|x| e(x.to_string()))?;
+        r.draw_series(LineSeries::new(vec![(0.0, 0.0), (1.0, 1.0)], RGBColor(160, 160, 160).stroke_width(1))).map_err(|x| e(x.to_string()))?;
+        r.draw_series(LineSeries::new(roc.to_vec(), RGBColor(214, 39, 40).stroke_width(2))).map_err(|x| e(x.to_string()))?;
+        root.present().map_err(|x| e(x.to_string()))?;
+    }
+    encode_png(&buf, w, h, path)
+}

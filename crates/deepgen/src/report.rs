@@ -1,0 +1,372 @@
+//! `deepgen eval`: every evaluation that applies to a run, written as one
+//! `report.md` with its pictures beside it. Each section says what was
+//! measured, on what, and how; a section that cannot apply says why instead.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::Device;
+
+use crate::data::{DataSpec, Dataset};
+use crate::error::{Error, Result};
+use crate::eval::{self, features, scores::ScoreKind};
+use crate::models::{Model, Sampler};
+use crate::rng;
+use crate::run;
+use crate::train::{RunConfig, RunDir};
+use crate::viz;
+
+/// What `deepgen eval` was asked for.
+pub struct ReportOptions {
+    /// Generated examples for the sample-quality metrics (and toy mode coverage).
+    pub samples: usize,
+    /// A trained classifier run (for FID on MNIST, Inception score, class and Stacked-MNIST coverage).
+    pub classifier: Option<(PathBuf, Model)>,
+    /// Why there is no classifier, when there is none (said in the report).
+    pub no_classifier: Option<String>,
+    pub seed: u64,
+    /// Mode coverage threshold on toy mixtures.
+    pub min_share: f64,
+    /// Where report.md and its pictures go.
+    pub out: PathBuf,
+}
+
+/// What the report found, for callers that print a summary.
+#[derive(Default, Debug, Clone)]
+pub struct ReportSummary {
+    pub lines: Vec<String>,
+    pub path: PathBuf,
+}
+
+struct Report {
+    md: String,
+    out: PathBuf,
+    summary: Vec<String>,
+    timings: Vec<(String, f64)>,
+}
+
+impl Report {
+    fn section(&mut self, title: &str, f: impl FnOnce(&mut Report) -> Result<()>) {
+        let _ = writeln!(self.md, "\n## {title}\n");
+        let t0 = Instant::now();
+        if let Err(e) = f(self) {
+            let _ = writeln!(self.md, "_Not available: {e}._");
+        }
+        self.timings.push((title.to_string(), t0.elapsed().as_secs_f64()));
+    }
+
+    fn image(&mut self, name: &str, alt: &str) {
+        let _ = writeln!(self.md, "\n![{alt}]({name})\n");
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.out.join(name)
+    }
+}
+
+/// The held-out data of a run (its validation spec, or the held-out split of its training spec).
+fn held_out_spec(cfg: &RunConfig) -> Option<String> {
+    cfg.data.val.clone().or_else(|| cfg.data.train.parse::<DataSpec>().ok().and_then(|s| s.held_out()).map(|s| s.to_string()))
+}
+
+/// Writes `opts.out/report.md` for the run in `dir`.
+pub fn write_report(dir: &RunDir, cfg: &RunConfig, model: &Model, opts: &ReportOptions) -> Result<ReportSummary> {
+    std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
+    let (_, step) = dir.load_model(&Device::Cpu)?;
+    let info = model.config.info();
+    let mut r = Report { md: String::new(), out: opts.out.clone(), summary: vec![], timings: vec![] };
+    let _ = writeln!(r.md, "# Evaluation of `{}`: {} on {}\n", dir.path.display(), model.name(), cfg.data.train);
+    let _ = writeln!(r.md, "{}.\n", capitalise(info.summary));
+    let trained = run::training_seconds(dir);
+    let _ = writeln!(r.md, "| | |\n|---|---|");
+    let _ = writeln!(r.md, "| model | `{}`, {} parameters |", model.name(), model.params.count());
+    let _ = writeln!(r.md, "| training data | `{}` (binarization: {:?}) |", cfg.data.train, cfg.data.binarize);
+    let _ = writeln!(r.md, "| held-out data | {} |", held_out_spec(cfg).map(|s| format!("`{s}`")).unwrap_or("none".into()));
+    let _ = writeln!(r.md, "| steps | {step} of {} (batch {}, lr {}, seed {}) |", cfg.train.steps, cfg.train.batch_size, cfg.train.lr, cfg.seed);
+    let _ = writeln!(
+        r.md,
+        "| training time | {} |",
+        trained.map(|s| format!("{s:.1} s ({:.1} steps/s, this machine)", step as f64 / s.max(1e-9))).unwrap_or("not recorded (run from before timing was logged)".into())
+    );
+    let held = match held_out_spec(cfg) {
+        Some(s) => Some((s.clone(), run::load_transformed(&s, cfg, false)?)),
+        None => None,
+    };
+    let held_data = held.as_ref().map(|(_, (d, _))| d);
+
+    if model.as_classifier().is_some() {
+        r.section("Classification", |r| classification(r, model, held_data));
+    }
+    if info.density {
+        r.section("Density: held-out log-likelihood", |r| density(r, model, cfg, held.as_ref().map(|(_, d)| d)));
+    }
+    let can_sample = model.as_classifier().is_none();
+    if can_sample {
+        r.section("Samples", |r| samples(r, model, cfg, opts));
+    }
+    if cfg.data.train.starts_with("toy:") && can_sample {
+        r.section("Mode coverage on the toy mixture", |r| modes(r, model, cfg, opts));
+    }
+    let image = cfg.data.shape.len() == 3;
+    if image && can_sample {
+        r.section("Sample quality through a classifier", |r| quality(r, model, held_data, opts));
+    }
+    if !ScoreKind::supported(model.name()).is_empty() {
+        r.section("Anomaly detection: held-out data against corrupted copies", |r| anomalies(r, model, cfg, held.as_ref(), opts));
+    }
+    if model.has_features() {
+        r.section("Features: linear probe", |r| probe(r, model, cfg, held_data, opts));
+    }
+    if model.as_vae().is_some() || model.as_aae().is_some() || model.as_gan().is_some() {
+        r.section("Latent space: interpolations", |r| latent(r, model, cfg, held_data, opts));
+    }
+    let _ = writeln!(r.md, "\n## Evaluation time\n\n| section | seconds |\n|---|---|");
+    let timings = std::mem::take(&mut r.timings);
+    for (t, s) in &timings {
+        let _ = writeln!(r.md, "| {t} | {s:.1} |");
+    }
+    let _ = writeln!(r.md, "\nSeed {} for every draw of this report; rerun `deepgen eval {}` to reproduce it.", opts.seed, dir.path.display());
+    let path = r.file("report.md");
+    crate::train::checkpoint::atomic_write(&path, r.md.as_bytes())?;
+    Ok(ReportSummary { lines: r.summary, path })
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+fn need<'a>(d: Option<&'a Dataset>) -> Result<&'a Dataset> {
+    d.ok_or_else(|| Error::config("the run has no held-out data (train with --val SPEC)"))
+}
+
+fn classification(r: &mut Report, model: &Model, held: Option<&Dataset>) -> Result<()> {
+    let d = need(held)?;
+    let labels = d.labels.as_ref().ok_or_else(|| Error::config(format!("{} has no labels", d.source)))?;
+    let (p, _, k, _) = features::classify(model, &d.x, d.dim())?;
+    let pred: Vec<usize> = p.chunks(k).map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)).collect();
+    let right = pred.iter().zip(labels).filter(|(p, y)| **p == **y as usize).count();
+    let acc = right as f64 / d.n as f64;
+    let _ = writeln!(r.md, "Test accuracy on `{}`: **{:.2} %** ({right} of {}).\n\n| class | examples | accuracy |\n|---|---|---|", d.source, 100.0 * acc, d.n);
+    for c in 0..k {
+        let idx: Vec<usize> = (0..d.n).filter(|&i| labels[i] as usize == c).collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let ok = idx.iter().filter(|&&i| pred[i] == c).count();
+        let _ = writeln!(r.md, "| {c} | {} | {:.1} % |", idx.len(), 100.0 * ok as f64 / idx.len() as f64);
+    }
+    r.summary.push(format!("test accuracy {:.2}% on {}", 100.0 * acc, d.source));
+    Ok(())
+}
+
+fn density(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&(Dataset, f64)>) -> Result<()> {
+    let (d, log_det) = held.ok_or_else(|| Error::config("the run has no held-out data (train with --val SPEC)"))?;
+    let mut g = rng::derived(cfg.seed, "test-nll", 0);
+    let t0 = Instant::now();
+    let rep = run::score(model, d, *log_det, 256, &mut g)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let how = match (&model.config, model.config.info().exact) {
+        (crate::models::ModelConfig::Vae(c), _) => format!("importance-weighted estimate with k = {} (a stochastic lower bound on log p, Burda et al. 2016)", c.iw_samples),
+        (_, true) => "exact".to_string(),
+        _ => "bound".to_string(),
+    };
+    let _ = writeln!(r.md, "| data | examples | NLL (nats) | bits/dim | log p | scoring speed |\n|---|---|---|---|---|---|");
+    let _ = writeln!(r.md, "| `{}` | {} | **{:.3}** | {:.4} | {how} | {:.0} examples/s |", d.source, d.n, rep.nats, rep.bits_per_dim, d.n as f64 / secs.max(1e-9));
+    r.summary.push(format!("held-out NLL {:.3} nats ({:.4} bits/dim) on {}", rep.nats, rep.bits_per_dim, d.source));
+    Ok(())
+}
+
+fn samples(r: &mut Report, model: &Model, cfg: &RunConfig, opts: &ReportOptions) -> Result<()> {
+    let mut g = rng::derived(opts.seed, "report-samples", 0);
+    let image = cfg.data.shape.len() == 3;
+    let n = if image { 64 } else { 2500.min(opts.samples.max(64)) };
+    let t0 = Instant::now();
+    let x = match model.as_gan().filter(|g| g.cfg.classes > 0) {
+        Some(gan) if image => run::class_rows(model, gan.cfg.classes, &mut g)?,
+        _ => match (model.as_vae(), image) {
+            (Some(v), true) => v.sample_mean(n, &mut g)?,
+            _ => model.sample(n, &mut g)?,
+        },
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    let rows = x.dim(0)?;
+    let name = if image || model.config.dim() == 2 { "samples.png" } else { "samples.csv" };
+    run::write_examples(model, cfg, &x, &r.file(name), None)?;
+    let what = match (model.as_vae(), model.as_gan().filter(|g| g.cfg.classes > 0)) {
+        (Some(_), _) if image => "decoder means at z ~ N(0, I)",
+        (_, Some(_)) => "one row per class",
+        _ => "independent draws",
+    };
+    let _ = writeln!(r.md, "{rows} samples ({what}), drawn at {:.0} samples/s.", rows as f64 / secs.max(1e-9));
+    if name.ends_with(".png") {
+        r.image(name, "samples");
+    } else {
+        let _ = writeln!(r.md, "Written to `{name}` (one example per row).");
+    }
+    if let Some(v) = model.as_vae() {
+        if image {
+            let _ = v;
+            if let Ok((d, _)) = held_out_spec(cfg).ok_or(()).and_then(|s| run::load_transformed(&s, cfg, false).map_err(|_| ())) {
+                run::write_reconstructions(model, &d, 32, &r.file("reconstructions.png"))?;
+                let _ = writeln!(r.md, "Reconstructions of held-out examples (each row of originals above its reconstructions, decoder means at the posterior mean):");
+                r.image("reconstructions.png", "reconstructions");
+            }
+        }
+    }
+    if model.as_aae().is_some() && image {
+        if let Ok((d, _)) = held_out_spec(cfg).ok_or(()).and_then(|s| run::load_transformed(&s, cfg, false).map_err(|_| ())) {
+            run::write_aae_reconstructions(model, &d, 32, &r.file("reconstructions.png"))?;
+            let _ = writeln!(r.md, "Reconstructions of held-out examples (originals above reconstructions):");
+            r.image("reconstructions.png", "reconstructions");
+        }
+    }
+    Ok(())
+}
+
+fn modes(r: &mut Report, model: &Model, cfg: &RunConfig, opts: &ReportOptions) -> Result<()> {
+    let mut g = rng::derived(opts.seed, "eval", 0);
+    let n = opts.samples;
+    let rep = run::mode_eval(model, cfg, n, opts.min_share, &mut g, Some(&r.file("modes.png")))?;
+    let _ = writeln!(
+        r.md,
+        "{n} samples. A mode is covered when at least {:.1} % of the samples lie within 3 sigma of it; a sample is high quality within 3 sigma of any mode.\n\n| modes covered | high-quality samples | reverse KL to uniform (nats) |\n|---|---|---|\n| **{}/{}** | {:.1} % | {:.3} |\n\nPer-mode counts: {:?}.",
+        100.0 * rep.min_share,
+        rep.covered,
+        rep.modes,
+        100.0 * rep.high_quality,
+        rep.reverse_kl,
+        rep.counts
+    );
+    r.image("modes.png", "samples over 3-sigma circles around the true modes");
+    r.summary.push(format!("modes {}/{}, high quality {:.1}%", rep.covered, rep.modes, 100.0 * rep.high_quality));
+    let json = serde_json::json!({"samples": rep.samples, "modes": rep.modes, "covered": rep.covered, "high_quality": rep.high_quality, "reverse_kl": rep.reverse_kl, "counts": rep.counts, "min_share": rep.min_share});
+    crate::train::checkpoint::atomic_write(&r.file("modes.json"), json.to_string().as_bytes())
+}
+
+fn quality(r: &mut Report, model: &Model, held: Option<&Dataset>, opts: &ReportOptions) -> Result<()> {
+    let Some((cpath, classifier)) = &opts.classifier else {
+        return Err(Error::config(opts.no_classifier.clone().unwrap_or_else(|| "no classifier run given (--classifier DIR)".into())));
+    };
+    let real = need(held)?;
+    let c = classifier.as_classifier().ok_or_else(|| Error::config(format!("{} is not a classifier run", cpath.display())))?;
+    let mut g = rng::derived(opts.seed, "report-quality", 0);
+    let n = opts.samples;
+    let mut fake = Vec::with_capacity(n * real.dim());
+    let mut left = n;
+    while left > 0 {
+        let b = left.min(500);
+        fake.extend(model.sample(b, &mut g)?.flatten_all()?.to_vec1::<f32>()?);
+        left -= b;
+    }
+    let stacked = real.shape[0] == 3 && c.cfg.shape.len() == 3 && c.cfg.shape[0] == 1;
+    let _ = writeln!(r.md, "Classifier: `{}` ({} classes). Real examples: the {} held-out examples of `{}`, with the run's transforms; generated: {n} samples.\n", cpath.display(), c.cfg.classes, real.n, real.source);
+    if stacked {
+        let m = features::stacked_modes(classifier, &fake, &real.shape)?;
+        let mr = features::stacked_modes(classifier, &real.x, &real.shape)?;
+        let _ = writeln!(
+            r.md,
+            "Stacked MNIST: each colour plane classified as a digit; a mode is the 3-digit number (1,000 modes).\n\n| | modes with a sample | KL to uniform (nats) | examples |\n|---|---|---|---|\n| generated | **{}** | {:.3} | {} |\n| real held-out | {} | {:.3} | {} |\n\nPublished with 26k samples: DCGAN 99 modes / KL 3.40, Unrolled GAN 48.7 / 4.32, PacDCGAN2 1000 / 0.06.",
+            m.modes, m.kl, m.n, mr.modes, mr.kl, mr.n
+        );
+        r.summary.push(format!("stacked-MNIST modes {} of 1000, KL {:.3}", m.modes, m.kl));
+        return Ok(());
+    }
+    let q = features::sample_quality(classifier, &real.x, &fake, real.dim())?;
+    let _ = writeln!(
+        r.md,
+        "| FID on MNIST | FID between two halves of the real set | Inception score (classifier) | class KL to uniform |\n|---|---|---|---|\n| **{:.2}** | {:.2} | {:.2} of {} | {:.3} nats |\n",
+        q.fid, q.fid_real_halves, q.inception_score, c.cfg.classes, q.class_kl
+    );
+    let _ = writeln!(r.md, "FID on MNIST is the Fréchet distance between Gaussians fitted to the classifier's {}-d feature layer; it is not comparable with Inception FID. The real-halves value is the floor a perfect generator would reach at this sample size.\n", c.cfg.hidden);
+    let _ = writeln!(r.md, "Per-class coverage (predicted class of each sample):\n\n| class | samples | share |\n|---|---|---|");
+    for (k, &cnt) in q.class_counts.iter().enumerate() {
+        let _ = writeln!(r.md, "| {k} | {cnt} | {:.1} % |", 100.0 * cnt as f64 / q.n as f64);
+    }
+    r.summary.push(format!("FID-on-MNIST {:.2} (real halves {:.2}), IS {:.2}", q.fid, q.fid_real_halves, q.inception_score));
+    Ok(())
+}
+
+fn anomalies(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&(String, (Dataset, f64))>, opts: &ReportOptions) -> Result<()> {
+    let (spec, (normal, log_det)) = held.ok_or_else(|| Error::config("the run has no held-out data (train with --val SPEC)"))?;
+    let kind = ScoreKind::supported(model.name())[0];
+    let corruptions: &[&str] = if normal.is_image() { &["noise", "invert", "rotate", "shrink"] } else { &["noise"] };
+    let _ = writeln!(
+        r.md,
+        "Normal: `{spec}`, split in half (seeded): one half picks the threshold at a 5 % false-positive rate, the other is scored against each corrupted copy of the held-out set (`{spec}+KIND`, the run's transforms applied after the corruption). Score: **{}** ({}); higher = more anomalous. For leave-one-class-out and other protocols use `deepgen detect` (bench/anomaly_table.sh).\n\n| anomalies | AUROC | AUPRC | FPR at 95 % TPR | flagged at the threshold |\n|---|---|---|---|---|",
+        kind.name(),
+        kind.describe()
+    );
+    for c in corruptions {
+        let aspec = format!("{spec}+{c}");
+        let (anom, _) = match run::load_transformed(&aspec, cfg, false) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = writeln!(r.md, "| `+{c}` | not available: {e} | | | |");
+                continue;
+            }
+        };
+        let rep = eval::scores::detect(model, normal, &anom, *log_det, kind, 0.5, 0.05, opts.seed, &cfg.data.train)?;
+        let d = &rep.detection;
+        let _ = writeln!(r.md, "| `+{c}` | **{:.3}** | {:.3} | {:.3} | {:.1} % |", d.auroc, d.auprc, d.fpr_at_95_tpr, 100.0 * rep.tpr);
+        let png = format!("detect-{c}.png");
+        viz::detection_plot(&format!("{} ({}) on {} vs {}", model.name(), kind.name(), spec, aspec), &rep.normal, &rep.anomalous, rep.threshold.threshold, &d.roc, d.auroc, &r.file(&png))?;
+        r.summary.push(format!("AUROC {:.3} against +{c}", d.auroc));
+    }
+    let _ = writeln!(r.md, "\nAn AUROC below 0.5 means the model finds the corrupted images *more* likely than real ones: the known failure of likelihood-based detection on simpler inputs (try `--score typicality` or `--score complexity` with `deepgen detect`).");
+    for c in corruptions {
+        let png = format!("detect-{c}.png");
+        if r.file(&png).is_file() {
+            r.image(&png, &format!("scores against +{c}"));
+        }
+    }
+    Ok(())
+}
+
+fn probe(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>, opts: &ReportOptions) -> Result<()> {
+    let test = need(held)?;
+    let (train, _) = run::load_transformed(&cfg.data.train, cfg, false)?;
+    let (Some(ytr), Some(yte)) = (&train.labels, &test.labels) else {
+        return Err(Error::config("the data has no labels to probe with"));
+    };
+    let (ftr, fd) = features::embed(model, &train)?;
+    let (fte, _) = features::embed(model, &test)?;
+    let p = features::linear_probe((&ftr, ytr), (&fte, yte), fd, opts.seed)?;
+    let raw = features::linear_probe((&train.x, ytr), (&test.x, yte), train.dim(), opts.seed)?;
+    let what = match model.name() {
+        "vae" | "aae" => "the encoder's mean code",
+        "nade" => "the hidden layer given the whole input",
+        "made" => "the first hidden layer",
+        _ => "the discriminator's last hidden layer",
+    };
+    let _ = writeln!(
+        r.md,
+        "Multinomial logistic regression on frozen features ({what}), fitted on the {} training examples, tested on the {} held-out ones; the same classifier on raw pixels is the baseline.\n\n| features | dimension | train accuracy | test accuracy |\n|---|---|---|---|\n| {} | {} | {:.2} % | **{:.2} %** |\n| raw pixels | {} | {:.2} % | {:.2} % |",
+        train.n,
+        test.n,
+        model.name(),
+        p.dim,
+        100.0 * p.train_accuracy,
+        100.0 * p.test_accuracy,
+        raw.dim,
+        100.0 * raw.train_accuracy,
+        100.0 * raw.test_accuracy
+    );
+    r.summary.push(format!("probe accuracy {:.2}% (raw pixels {:.2}%)", 100.0 * p.test_accuracy, 100.0 * raw.test_accuracy));
+    Ok(())
+}
+
+fn latent(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>, opts: &ReportOptions) -> Result<()> {
+    if cfg.data.shape.len() != 3 {
+        return Err(Error::config("interpolation grids are drawn for image data"));
+    }
+    for (spherical, name) in [(false, "interpolation-linear.png"), (true, "interpolation-slerp.png")] {
+        let mut g = rng::derived(opts.seed, "interpolate", 0);
+        let x = run::interpolate(model, held, 8, 10, spherical, &mut g)?;
+        run::write_grid(model, cfg, &x, 10, &r.file(name))?;
+    }
+    let ends = if model.as_gan().is_some() { "two noise draws" } else { "the codes of two held-out examples" };
+    let _ = writeln!(r.md, "Each row walks from {ends} to the other in 10 steps: linear (left picture) and spherical (right).\n\n![linear](interpolation-linear.png) ![spherical](interpolation-slerp.png)");
+    Ok(())
+}
