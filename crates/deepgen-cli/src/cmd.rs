@@ -197,6 +197,7 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
         (ModelConfig::Rnade(c), Some(h)) => c.hidden = number(h)?,
         (ModelConfig::Made(c), Some(h)) => c.hidden = list(h)?,
         (ModelConfig::Vae(c), Some(h)) => c.hidden = list(h)?,
+        (ModelConfig::Classifier(c), Some(h)) => c.hidden = number(h)?,
         (_, Some(_)) => bail!("--hidden does not apply to the {name} model"),
         _ => {}
     }
@@ -205,7 +206,8 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
             ModelConfig::PixelCnn(c) => c.channels = ch,
             ModelConfig::PixelRnn(c) => c.channels = ch,
             ModelConfig::Gan(c) if c.arch == deepgen::models::Arch::Dcgan => c.channels = ch,
-            _ => bail!("--channels applies only to the pixelcnn, pixelrnn and dcgan-architecture models"),
+            ModelConfig::Classifier(c) => c.channels = ch,
+            _ => bail!("--channels applies only to the pixelcnn, pixelrnn, dcgan-architecture and classifier models"),
         }
     }
     if let Some(l) = a.layers {

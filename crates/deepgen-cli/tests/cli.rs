@@ -326,8 +326,10 @@ fn adversarial_models_train_sample_eval_resume_and_refuse_bad_flags() {
     let m = metrics(&d.join("gan"));
     assert!(m[0]["d_loss"].is_number() && m[0]["g_loss"].is_number() && m[0]["critic_estimate"].is_number(), "{:?}", m[0]);
     let out = ok(d, &["eval", "gan", "-n", "500"]);
-    assert!(out.contains("modes covered") && out.contains("per-mode counts"), "{out}");
-    assert!(d.join("gan/eval.json").is_file());
+    assert!(out.contains("modes ") && out.contains("/8, high quality"), "{out}");
+    let report = std::fs::read_to_string(d.join("gan/report/report.md")).unwrap();
+    assert!(report.contains("Mode coverage on the toy mixture") && report.contains("Per-mode counts"), "{report}");
+    assert!(d.join("gan/report/modes.json").is_file() && d.join("gan/report/modes.png").is_file());
     // Resuming an adversarial run reproduces the uninterrupted one.
     let mut args = vec!["train", "gan", "--steps", "3", "--out", "part"];
     args.extend(common);
@@ -371,6 +373,75 @@ fn adversarial_models_train_sample_eval_resume_and_refuse_bad_flags() {
     fails(d, &["train", "aae", "--data", "digits", "--prior", "swiss-roll", "--latent", "3", "--steps", "1"], "--latent 2");
     fails(d, &["train", "aae", "--data", "digits", "--prior", "csv:nope.csv", "--steps", "1"], "nope.csv");
     fails(d, &["score", "gan", "--data", "toy:ring8"], "has no likelihood");
-    fails(d, &["eval", "c"], "mode coverage needs a run trained on toy");
+    // A conditional GAN's report: samples, and no classifier (said, not failed).
+    ok(d, &["eval", "c", "-n", "50"]);
+    let report = std::fs::read_to_string(d.join("c/report/report.md")).unwrap();
+    assert!(report.contains("one row per class") && report.contains("no classifier run at"), "{report}");
     fails(d, &["complete", "gan"], "no sequential conditionals");
+}
+
+#[test]
+fn uses_detect_embed_probe_interpolate_classifier_and_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // The classifier: `deepgen classifier train` saves a normal run and prints its test accuracy.
+    let out = ok(d, &["classifier", "train", "--data", "digits", "--steps", "60", "--channels", "8", "--out", "cls"]);
+    assert!(out.contains("digits:test: 297 examples, test accuracy"), "{out}");
+    fails(d, &["classifier", "train", "vae", "--data", "digits"], "trains the classifier");
+    std::fs::write(d.join("points.csv"), "0.5,1.0\n-0.5,2.0\n1.5,0.0\n").unwrap();
+    fails(d, &["classifier", "train", "--data", "csv:points.csv", "--steps", "1", "--out", "x"], "needs labelled data");
+    fails(d, &["sample", "cls"], "not a generative model");
+
+    ok(d, &["train", "vae", "--data", "digits", "--steps", "40", "--hidden", "32", "--latent", "4", "--iw-samples", "5", "--out", "v"]);
+    // Detection: the inverted test digits against the test digits.
+    let out = ok(d, &["detect", "v", "--anomalies", "digits:test+invert"]);
+    assert!(out.contains("AUROC") && out.contains("AUPRC") && out.contains("FPR at 95% TPR") && out.contains("threshold"), "{out}");
+    for f in ["scores.csv", "threshold.json", "detect.json", "detect.png"] {
+        assert!(d.join("v/detect").join(f).is_file(), "missing {f}");
+    }
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("v/detect/detect.json")).unwrap()).unwrap();
+    assert!(j["auroc"].as_f64().unwrap() > 0.9, "{j}");
+    let csv = std::fs::read_to_string(d.join("v/detect/scores.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 297 + 297);
+    // Other score kinds; the deployment path flags new data with the saved threshold and exits 0.
+    ok(d, &["detect", "v", "--anomalies", "digits:test+only=3", "--data", "digits:test+without=3", "--score", "elbo", "--out", "loo"]);
+    let out = ok(d, &["detect", "v", "--data", "digits:test+noise=0.5", "--threshold-from", "v", "--out", "flags.csv"]);
+    assert!(out.contains("examples flagged as anomalous"), "{out}");
+    assert_eq!(std::fs::read_to_string(d.join("flags.csv")).unwrap().lines().count(), 298);
+    // Bad input: another shape, an empty set, an unsupported score, a missing threshold file.
+    fails(d, &["detect", "v", "--anomalies", "mnist:test"], "shape");
+    fails(d, &["detect", "v", "--anomalies", "digits:test+only=42"], "no examples are left");
+    fails(d, &["detect", "v", "--anomalies", "digits:test", "--score", "disc"], "cannot give it");
+    fails(d, &["detect", "v", "--anomalies", "digits:test", "--score", "loudness"], "unknown kind `loudness`");
+    fails(d, &["detect", "v", "--data", "digits:test", "--threshold-from", "nowhere.json"], "nowhere.json");
+    fails(d, &["detect", "v"], "give --anomalies");
+
+    // Features and the probe.
+    let out = ok(d, &["embed", "v", "--data", "digits:test", "--out", "z.npy"]);
+    assert!(out.contains("297 x 4 features"), "{out}");
+    assert!(d.join("z.npy").is_file() && d.join("z.npy.labels.csv").is_file());
+    ok(d, &["embed", "v", "--out", "z.csv"]);
+    assert_eq!(std::fs::read_to_string(d.join("z.csv")).unwrap().lines().next().unwrap().split(',').count(), 5);
+    let out = ok(d, &["probe", "v"]);
+    assert!(out.contains("raw pixels") && out.contains("test"), "{out}");
+    fails(d, &["embed", "v", "--out", "z.txt"], "unknown output type");
+    // Interpolations.
+    ok(d, &["interpolate", "v", "--pairs", "3", "--steps", "5", "--slerp", "--out", "slerp.png"]);
+    assert!(d.join("slerp.png").is_file());
+
+    // The report with a classifier: every section that applies to a VAE, and the pictures beside it.
+    let out = ok(d, &["eval", "v", "--classifier", "cls", "-n", "300"]);
+    assert!(out.contains("held-out NLL") && out.contains("FID-on-MNIST") && out.contains("probe accuracy"), "{out}");
+    let report = std::fs::read_to_string(d.join("v/report/report.md")).unwrap();
+    for s in ["Density: held-out log-likelihood", "Samples", "Sample quality through a classifier", "FID on MNIST", "Anomaly detection", "Features: linear probe", "Latent space", "Evaluation time"] {
+        assert!(report.contains(s), "report lacks {s}: {report}");
+    }
+    assert!(!report.contains("Not available"), "{report}");
+    for f in ["samples.png", "reconstructions.png", "detect-invert.png", "interpolation-linear.png", "interpolation-slerp.png"] {
+        assert!(d.join("v/report").join(f).is_file(), "missing {f}");
+    }
+    fails(d, &["eval", "v", "--classifier", "v"], "not a classifier");
+    // The classifier's own report: its accuracy.
+    ok(d, &["eval", "cls"]);
+    assert!(std::fs::read_to_string(d.join("cls/report/report.md")).unwrap().contains("Test accuracy"));
 }
