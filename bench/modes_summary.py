@@ -10,10 +10,12 @@ import sys
 out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/deepgen-modes"
 rows = {}
 for d in sorted(glob.glob(os.path.join(out, "*-*-*"))):
-    if not os.path.isdir(d) or not os.path.exists(os.path.join(d, "eval.json")):
+    # `deepgen eval` writes report/modes.json (eval.json before issue 5).
+    found = [p for p in (os.path.join(d, "report", "modes.json"), os.path.join(d, "eval.json")) if os.path.exists(p)]
+    if not os.path.isdir(d) or not found:
         continue
     model, data, seed = os.path.basename(d).rsplit("-", 2)
-    rows.setdefault((model, data), []).append((int(seed), json.load(open(os.path.join(d, "eval.json")))))
+    rows.setdefault((model, data), []).append((int(seed), json.load(open(found[0]))))
 print("| model | data | seeds | modes covered (per seed) | mean | high-quality % (mean ± sd) | reverse KL (mean) |")
 print("|---|---|---|---|---|---|---|")
 for (model, data), rs in sorted(rows.items()):

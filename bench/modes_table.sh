@@ -3,7 +3,7 @@
 # the Unrolled GAN (K = 5, differentiated through the critic's updates),
 # 5 seeds each; every run ends with the mode report on 2,500 samples (a mode
 # counts with >= 20 of them within 3 sigma), and `deepgen eval` writes it
-# to eval.json. Two runs at a time, one thread each.
+# to report/modes.json. Two runs at a time, one thread each.
 #   bash bench/modes_table.sh [OUT_DIR]     # ring8: ~50 min (unrolled) + ~3 min (vanilla) on 2 cores
 #   DATA="ring8 grid25" MODELS="gan unrolled-gan" SEEDS="0 1 2 3 4" STEPS=6000 bash bench/modes_table.sh
 set -euo pipefail
@@ -20,7 +20,7 @@ run() { # model data seed
   local dir="$OUT/$1-$2-$3"
   rm -rf "$dir"
   target/release/deepgen train "$1" --data "toy:$2" --steps "$STEPS" --schedule cosine --d-lr 2e-4 --seed "$3" --out "$dir" > "$dir.log" 2>&1
-  target/release/deepgen eval "$dir" -n 2500 > "$dir.eval" 2>&1   # eval.json: the same draws as the end of training
+  target/release/deepgen eval "$dir" -n 2500 > "$dir.eval" 2>&1   # report/modes.json: the same draws as the end of training
   echo "$1 $2 seed $3: $(grep 'modes covered' "$dir.log")"
 }
 export -f run

@@ -214,8 +214,9 @@ pub fn probe(a: ProbeArgs) -> Result<()> {
     let p = features::linear_probe((&ftr, ytr), (&fte, yte), dim, seed)?;
     let raw = features::linear_probe((&train.x, ytr), (&test.x, yte), train.dim(), seed)?;
     println!("linear probe (multinomial logistic regression, trained on {} examples of {}, tested on {} of {}):", train.n, train.source, test.n, test.source);
-    println!("  {:<12} {:>5} features: train {:.2} %, test {:.2} %", model.name(), dim, 100.0 * p.train_accuracy, 100.0 * p.test_accuracy);
-    println!("  {:<12} {:>5} features: train {:.2} %, test {:.2} %", "raw pixels", train.dim(), 100.0 * raw.train_accuracy, 100.0 * raw.test_accuracy);
+    println!("  {:<12} {:>5} features, L2 {:<6}: train {:.2} %, test {:.2} %", model.name(), dim, p.l2, 100.0 * p.train_accuracy, 100.0 * p.test_accuracy);
+    println!("  {:<12} {:>5} features, L2 {:<6}: train {:.2} %, test {:.2} %", "raw pixels", train.dim(), raw.l2, 100.0 * raw.train_accuracy, 100.0 * raw.test_accuracy);
+    println!("(L2 chosen from {:?} on a fifth of the training examples)", features::PROBE_L2);
     println!("({:.1} s)", t0.elapsed().as_secs_f64());
     Ok(())
 }

@@ -110,13 +110,24 @@ fn png_bits(data: &Dataset) -> Result<Vec<f64>> {
     Ok(out)
 }
 
-/// Raw scores of `data` (already in the model's units: the run's transforms
-/// applied; `log_det` is the transform's log-determinant, see
-/// `run::load_transformed`). Typicality needs a reference: see [`score_with_reference`].
-pub fn score(model: &Model, data: &Dataset, log_det: f64, kind: ScoreKind, rng: &mut Rng) -> Result<Vec<f64>> {
+impl ScoreKind {
+    /// The score computed by the model that this kind is derived from (bpd, typicality and complexity come from nll).
+    pub fn base(self) -> ScoreKind {
+        match self {
+            ScoreKind::Bpd | ScoreKind::Typicality | ScoreKind::Complexity => ScoreKind::Nll,
+            k => k,
+        }
+    }
+}
+
+/// The model's base scores of `data` (already in the model's units: the
+/// run's transforms applied; `log_det` is the transform's log-determinant,
+/// see `run::load_transformed`): nll, elbo, recon or disc.
+pub fn base_score(model: &Model, data: &Dataset, log_det: f64, kind: ScoreKind, rng: &mut Rng) -> Result<Vec<f64>> {
     model.check_dim(data.dim(), &data.source)?;
-    if !ScoreKind::supported(model.name()).contains(&kind) {
-        let ok: Vec<&str> = ScoreKind::supported(model.name()).iter().map(|k| k.name()).collect();
+    let supported = ScoreKind::supported(model.name());
+    if !supported.contains(&kind) {
+        let ok: Vec<&str> = supported.iter().map(|k| k.name()).collect();
         return Err(Error::config(format!(
             "--score {}: the {} model cannot give it (it supports: {})",
             kind.name(),
@@ -125,13 +136,11 @@ pub fn score(model: &Model, data: &Dataset, log_det: f64, kind: ScoreKind, rng: 
         )));
     }
     let dev = model.params.vars().next().map(|(_, v)| v.device().clone()).unwrap_or(Device::Cpu);
-    let d = data.dim() as f64;
     let mut out = Vec::with_capacity(data.n);
     let idx: Vec<usize> = (0..data.n).collect();
     for chunk in idx.chunks(256) {
         let x = data.batch(chunk, &dev)?;
-        let v: Vec<f32> = match kind {
-            ScoreKind::Nll | ScoreKind::Bpd | ScoreKind::Typicality | ScoreKind::Complexity => model.log_prob(&x, rng)?.affine(-1.0, -log_det)?.to_vec1()?,
+        let v: Vec<f32> = match kind.base() {
             ScoreKind::Elbo => {
                 let vae = model.as_vae().ok_or_else(|| Error::config("--score elbo needs a VAE"))?;
                 let e = vae.elbo(&x, rng)?;
@@ -149,32 +158,44 @@ pub fn score(model: &Model, data: &Dataset, log_det: f64, kind: ScoreKind, rng: 
                 let g = model.as_gan().ok_or_else(|| Error::config("--score disc needs a GAN"))?;
                 g.critic_value(&x)?.neg()?.to_vec1()?
             }
+            _ => model.log_prob(&x, rng)?.affine(-1.0, -log_det)?.to_vec1()?,
         };
         out.extend(v.into_iter().map(|s| s as f64));
     }
-    match kind {
-        ScoreKind::Bpd => out.iter_mut().for_each(|s| *s /= d * std::f64::consts::LN_2),
-        ScoreKind::Complexity => {
-            let bits = png_bits(data)?;
-            out.iter_mut().zip(bits).for_each(|(s, l)| *s = (*s / std::f64::consts::LN_2 - l) / d);
-        }
-        _ => {}
-    }
     if let Some(i) = out.iter().position(|v| !v.is_finite()) {
-        return Err(Error::config(format!("{}: the {} score of example {i} is not finite", data.source, kind.name())));
+        return Err(Error::config(format!("{}: the {} score of example {i} is not finite", data.source, kind.base().name())));
     }
     Ok(out)
 }
 
-/// Scores with the typicality reference applied: |s - reference| for
-/// [`ScoreKind::Typicality`], the raw score otherwise.
+/// Turns base scores into `kind` (bits/dim; |nll - reference| for
+/// typicality; bits/dim minus PNG bits/dim for complexity).
+pub fn derive(kind: ScoreKind, base: &[f64], data: &Dataset, reference: Option<f64>) -> Result<Vec<f64>> {
+    let d = data.dim() as f64;
+    let ln2 = std::f64::consts::LN_2;
+    Ok(match kind {
+        ScoreKind::Bpd => base.iter().map(|s| s / (d * ln2)).collect(),
+        ScoreKind::Typicality => {
+            let r = reference.ok_or_else(|| Error::config("the typicality score needs the validation mean NLL (a threshold file from `deepgen detect`)"))?;
+            base.iter().map(|s| (s - r).abs()).collect()
+        }
+        ScoreKind::Complexity => base.iter().zip(png_bits(data)?).map(|(s, l)| (s / ln2 - l) / d).collect(),
+        _ => base.to_vec(),
+    })
+}
+
+/// Scores of `data` of any kind; typicality needs `reference` (the validation mean NLL).
 pub fn score_with_reference(model: &Model, data: &Dataset, log_det: f64, kind: ScoreKind, reference: Option<f64>, rng: &mut Rng) -> Result<Vec<f64>> {
-    let mut s = score(model, data, log_det, kind, rng)?;
-    if kind == ScoreKind::Typicality {
-        let r = reference.ok_or_else(|| Error::config("the typicality score needs the validation mean NLL (a threshold file from `deepgen detect`)"))?;
-        s.iter_mut().for_each(|v| *v = (*v - r).abs());
+    if !ScoreKind::supported(model.name()).contains(&kind) {
+        base_score(model, data, log_det, kind, rng)?; // the message that says what the model supports
     }
-    Ok(s)
+    let base = base_score(model, data, log_det, kind.base(), rng)?;
+    derive(kind, &base, data, reference)
+}
+
+/// Scores of `data` of any kind but typicality (which needs a reference: [`score_with_reference`]).
+pub fn score(model: &Model, data: &Dataset, log_det: f64, kind: ScoreKind, rng: &mut Rng) -> Result<Vec<f64>> {
+    score_with_reference(model, data, log_det, kind, None, rng)
 }
 
 /// A saved detector: `threshold.json`, what `--threshold-from` reads.
@@ -223,6 +244,84 @@ pub struct DetectReport {
     pub test_idx: Vec<usize>,
 }
 
+/// The normal data split into a validation part (threshold, typicality
+/// reference) and a test part, with the model's base scores of both, so
+/// several anomaly sets and derived kinds reuse one scoring pass.
+pub struct NormalScores {
+    pub val_idx: Vec<usize>,
+    pub test_idx: Vec<usize>,
+    val_set: Dataset,
+    test_set: Dataset,
+    val_base: Vec<f64>,
+    test_base: Vec<f64>,
+    base: ScoreKind,
+    source: String,
+    shape: Vec<usize>,
+}
+
+impl NormalScores {
+    /// Splits `normal` (validation share `val_fraction`, permutation seeded by `seed`) and scores both parts.
+    pub fn new(model: &Model, normal: &Dataset, log_det: f64, base: ScoreKind, val_fraction: f64, seed: u64) -> Result<Self> {
+        if !(val_fraction > 0.0 && val_fraction < 1.0) {
+            return Err(Error::config(format!("--val-fraction must be between 0 and 1, got {val_fraction}")));
+        }
+        if normal.n < 2 {
+            return Err(Error::config(format!("{}: needs at least 2 normal examples (validation and test), has {}", normal.source, normal.n)));
+        }
+        let n_val = ((normal.n as f64 * val_fraction).round() as usize).clamp(1, normal.n - 1);
+        let perm = rng::permutation(&mut rng::derived(seed, "detect-split", 0), normal.n);
+        let (mut val_idx, mut test_idx) = (perm[..n_val].to_vec(), perm[n_val..].to_vec());
+        val_idx.sort_unstable();
+        test_idx.sort_unstable();
+        let subset = |idx: &[usize]| -> Result<Dataset> {
+            let x: Vec<f32> = idx.iter().flat_map(|&i| normal.row(i).iter().copied()).collect();
+            Dataset::new(normal.source.clone(), x, normal.shape.clone(), normal.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect()))
+        };
+        let (val_set, test_set) = (subset(&val_idx)?, subset(&test_idx)?);
+        let mut r = rng::derived(seed, "detect-score", 0);
+        let val_base = base_score(model, &val_set, log_det, base, &mut r)?;
+        let test_base = base_score(model, &test_set, log_det, base, &mut r)?;
+        Ok(Self { val_idx, test_idx, val_set, test_set, val_base, test_base, base, source: normal.source.clone(), shape: normal.shape.clone() })
+    }
+
+    /// Detection of `anomalies` with score `kind` (derived from the base scores), threshold at `target_fpr`.
+    pub fn against(&self, model: &Model, anomalies: &Dataset, log_det: f64, kind: ScoreKind, target_fpr: f64, seed: u64, run: &str) -> Result<DetectReport> {
+        if kind.base() != self.base {
+            return Err(Error::config(format!("the normal data was scored by {}, not {}", self.base.name(), kind.base().name())));
+        }
+        if anomalies.shape != self.shape {
+            return Err(Error::Shape(format!("{} has examples of shape {:?} but {} has {:?}", anomalies.source, anomalies.shape, self.source, self.shape)));
+        }
+        let mut r = rng::derived(seed, "detect-anomalies", 0);
+        let anom_base = base_score(model, anomalies, log_det, self.base, &mut r)?;
+        self.report(&anom_base, anomalies, kind, target_fpr, run)
+    }
+
+    /// The report for anomalies already scored (`anom_base`, base kind).
+    pub fn report(&self, anom_base: &[f64], anomalies: &Dataset, kind: ScoreKind, target_fpr: f64, run: &str) -> Result<DetectReport> {
+        let reference = (kind == ScoreKind::Typicality).then(|| self.val_base.iter().sum::<f64>() / self.val_base.len() as f64);
+        let val = derive(kind, &self.val_base, &self.val_set, reference)?;
+        let normal_s = derive(kind, &self.test_base, &self.test_set, reference)?;
+        let anom_s = derive(kind, anom_base, anomalies, reference)?;
+        let detection = anomaly::detection(&normal_s, &anom_s)?;
+        let t = anomaly::threshold_at_fpr(&val, target_fpr)?;
+        let threshold = Threshold { score: kind, threshold: t, target_fpr, reference, data: self.source.clone(), run: run.to_string() };
+        Ok(DetectReport {
+            kind,
+            detection,
+            val_fpr: anomaly::flagged_share(&val, t),
+            test_fpr: anomaly::flagged_share(&normal_s, t),
+            tpr: anomaly::flagged_share(&anom_s, t),
+            threshold,
+            val,
+            normal: normal_s,
+            anomalous: anom_s,
+            val_idx: self.val_idx.clone(),
+            test_idx: self.test_idx.clone(),
+        })
+    }
+}
+
 /// Splits `normal` into validation (`val_fraction`, seeded by `seed`) and
 /// test parts, scores them and `anomalies`, and picks the threshold at
 /// `target_fpr` on the validation scores. `run` names the run in the threshold file.
@@ -231,46 +330,8 @@ pub fn detect(model: &Model, normal: &Dataset, anomalies: &Dataset, log_det: f64
     if normal.shape != anomalies.shape {
         return Err(Error::Shape(format!("{} has examples of shape {:?} but {} has {:?}", anomalies.source, anomalies.shape, normal.source, normal.shape)));
     }
-    if !(val_fraction > 0.0 && val_fraction < 1.0) {
-        return Err(Error::config(format!("--val-fraction must be between 0 and 1, got {val_fraction}")));
+    if !ScoreKind::supported(model.name()).contains(&kind) {
+        base_score(model, normal, log_det, kind, &mut rng::rng(seed))?;
     }
-    let n_val = ((normal.n as f64 * val_fraction).round() as usize).clamp(1, normal.n.saturating_sub(1));
-    if normal.n < 2 {
-        return Err(Error::config(format!("{}: needs at least 2 normal examples (validation and test), has {}", normal.source, normal.n)));
-    }
-    let perm = rng::permutation(&mut rng::derived(seed, "detect-split", 0), normal.n);
-    let (mut val_idx, mut test_idx) = (perm[..n_val].to_vec(), perm[n_val..].to_vec());
-    val_idx.sort_unstable();
-    test_idx.sort_unstable();
-    let subset = |idx: &[usize]| -> Result<Dataset> {
-        let x: Vec<f32> = idx.iter().flat_map(|&i| normal.row(i).iter().copied()).collect();
-        Dataset::new(normal.source.clone(), x, normal.shape.clone(), normal.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect()))
-    };
-    let (val_set, test_set) = (subset(&val_idx)?, subset(&test_idx)?);
-    let mut r = rng::derived(seed, "detect-score", 0);
-    let reference = if kind == ScoreKind::Typicality {
-        let s = score(model, &val_set, log_det, kind, &mut r)?;
-        Some(s.iter().sum::<f64>() / s.len() as f64)
-    } else {
-        None
-    };
-    let val = score_with_reference(model, &val_set, log_det, kind, reference, &mut r)?;
-    let normal_s = score_with_reference(model, &test_set, log_det, kind, reference, &mut r)?;
-    let anom_s = score_with_reference(model, anomalies, log_det, kind, reference, &mut r)?;
-    let detection = anomaly::detection(&normal_s, &anom_s)?;
-    let t = anomaly::threshold_at_fpr(&val, target_fpr)?;
-    let threshold = Threshold { score: kind, threshold: t, target_fpr, reference, data: normal.source.clone(), run: run.to_string() };
-    Ok(DetectReport {
-        kind,
-        detection,
-        val_fpr: anomaly::flagged_share(&val, t),
-        test_fpr: anomaly::flagged_share(&normal_s, t),
-        tpr: anomaly::flagged_share(&anom_s, t),
-        threshold,
-        val,
-        normal: normal_s,
-        anomalous: anom_s,
-        val_idx,
-        test_idx,
-    })
+    NormalScores::new(model, normal, log_det, kind.base(), val_fraction, seed)?.against(model, anomalies, log_det, kind, target_fpr, seed, run)
 }
