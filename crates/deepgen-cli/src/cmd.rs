@@ -832,7 +832,9 @@ pub fn models(a: ModelsArgs) -> Result<()> {
         };
         let m = Model::new(&cfg, 0, &Device::Cpu)?;
         println!("{:<15} {}", info.name, info.summary);
-        if !info.density {
+        if m.as_classifier().is_some() {
+            println!("           log p(x): none (models p(y | x), trained on labels by the likelihood trainer); sampling: no; data: labelled images (convolutional) or vectors (MLP)");
+        } else if !info.density {
             println!(
                 "           log p(x): none (trained adversarially); sampling: yes; completion: no; encoder: {}; data: {}",
                 if m.as_aae().is_some() { "yes (deterministic codes)" } else { "no" },
@@ -855,6 +857,8 @@ pub fn models(a: ModelsArgs) -> Result<()> {
                 }
             );
         }
+        let kinds: Vec<&str> = deepgen::eval::scores::ScoreKind::supported(info.name).iter().map(|k| k.name()).collect();
+        println!("           anomaly scores (deepgen detect --score): {}; features (deepgen embed): {}", if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") }, if m.has_features() { "yes" } else { "no" });
         let table = if cfg.needs_binary() { format!("; a full joint table over {} binary values needs {}", a.dim, table_size(a.dim)) } else { String::new() };
         println!("           parameters at D={}: {}{table}", a.dim, m.params.count());
         let names: Vec<String> = m.params.shapes().iter().map(|(n, s)| format!("{n} {s:?}")).collect();
