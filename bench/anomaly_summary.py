@@ -15,7 +15,7 @@ def load(path):
     return json.load(open(p)) if os.path.exists(p) else None
 
 
-scores = ["nll", "elbo", "recon"]
+scores = ["nll", "elbo", "recon", "typicality", "complexity"]
 rows = {}
 for d in sorted(glob.glob(os.path.join(out, "loo-[0-9]"))):
     k = int(d.rsplit("-", 1)[1])

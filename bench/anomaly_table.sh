@@ -3,7 +3,7 @@
 #  1. Leave-one-class-out: for each digit k, a VAE (the default recipe: 784-512-512-32,
 #     4,000 steps) trained on the other nine (`mnist+without=k`), then
 #     `deepgen detect` of mnist:test+only=k against mnist:test+without=k with
-#     three scores: nll (importance-weighted, k=100), elbo and recon.
+#     five scores: nll (importance-weighted, k=100), elbo, recon, typicality and complexity.
 #  2. Corrupted inputs: the VAE and a PixelCNN trained on all ten digits, against
 #     mnist:test+{noise,uniform,invert,rotate,flip,shrink}, scored by nll,
 #     typicality and complexity.
@@ -19,7 +19,7 @@ mkdir -p "$OUT"
 for k in $DIGITS; do
   run="$OUT/loo-$k"
   [ -f "$run/model.safetensors" ] || "$BIN" train vae --data "mnist+without=$k" --out "$run" > "$run.log" 2>&1
-  for s in nll elbo recon; do
+  for s in nll elbo recon typicality complexity; do
     "$BIN" detect "$run" --data "mnist:test+without=$k" --anomalies "mnist:test+only=$k" --score "$s" --out "$run/detect-$s" > "$run/detect-$s.log" 2>&1
     echo "digit $k $s: $(grep -o 'AUROC [0-9.]*' "$run/detect-$s.log")"
   done

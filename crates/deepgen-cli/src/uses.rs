@@ -20,11 +20,7 @@ use crate::{DetectArgs, EmbedArgs, EvalArgs, InterpolateArgs, ProbeArgs};
 
 /// The run's held-out spec (its validation data, or the held-out split of its training data).
 fn held_out(cfg: &RunConfig, run: &Path) -> Result<String> {
-    cfg.data
-        .val
-        .clone()
-        .or_else(|| cfg.data.train.parse::<deepgen::data::DataSpec>().ok().and_then(|s| s.held_out()).map(|s| s.to_string()))
-        .ok_or_else(|| anyhow::anyhow!("{}: the run has no held-out data; pass --data", run.display()))
+    deepgen::report::held_out_spec(cfg).ok_or_else(|| anyhow::anyhow!("{}: the run has no held-out data; pass --data", run.display()))
 }
 
 fn score_kind(a: Option<&str>, model: &Model) -> Result<ScoreKind> {

@@ -66,7 +66,7 @@ impl Report {
 }
 
 /// The held-out data of a run (its validation spec, or the held-out split of its training spec).
-fn held_out_spec(cfg: &RunConfig) -> Option<String> {
+pub fn held_out_spec(cfg: &RunConfig) -> Option<String> {
     cfg.data.val.clone().or_else(|| cfg.data.train.parse::<DataSpec>().ok().and_then(|s| s.held_out()).map(|s| s.to_string()))
 }
 
@@ -348,9 +348,16 @@ fn anomalies(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&(Stri
 fn probe(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>, opts: &ReportOptions) -> Result<()> {
     let test = need(held)?;
     let (train, _) = run::load_transformed(&cfg.data.train, cfg, false)?;
+    // At most 5,000 training examples: the probe's cost grows with examples x features x classes
+    // (a DCGAN critic's features are 6,272-d); `deepgen probe` uses them all.
+    let train = train.take(5000);
     let (Some(ytr), Some(yte)) = (&train.labels, &test.labels) else {
         return Err(Error::config("the data has no labels to probe with"));
     };
+    let classes = ytr.iter().chain(yte).max().map(|m| *m as usize + 1).unwrap_or(0);
+    if classes > 100 {
+        return Err(Error::config(format!("{classes} classes are too many for the report's linear probe (use deepgen probe)")));
+    }
     let (ftr, fd) = features::embed(model, &train)?;
     let (fte, _) = features::embed(model, &test)?;
     let p = features::linear_probe((&ftr, ytr), (&fte, yte), fd, opts.seed)?;
@@ -363,7 +370,7 @@ fn probe(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>,
     };
     let _ = writeln!(
         r.md,
-        "Multinomial logistic regression on frozen features ({what}), fitted on the {} training examples, tested on the {} held-out ones; the same classifier on raw pixels is the baseline. The L2 weight of each is chosen from {:?} on a fifth of the training examples.\n\n| features | dimension | L2 | train accuracy | test accuracy |\n|---|---|---|---|---|\n| {} | {} | {} | {:.2} % | **{:.2} %** |\n| raw pixels | {} | {} | {:.2} % | {:.2} % |",
+        "Multinomial logistic regression on frozen features ({what}), fitted on the first {} training examples, tested on the {} held-out ones; the same classifier on raw pixels is the baseline. The L2 weight of each is chosen from {:?} on a fifth of the training examples.\n\n| features | dimension | L2 | train accuracy | test accuracy |\n|---|---|---|---|---|\n| {} | {} | {} | {:.2} % | **{:.2} %** |\n| raw pixels | {} | {} | {:.2} % | {:.2} % |",
         train.n,
         test.n,
         features::PROBE_L2,
