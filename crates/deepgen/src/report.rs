@@ -137,7 +137,7 @@ fn capitalise(s: &str) -> String {
     c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }
 
-fn need<'a>(d: Option<&'a Dataset>) -> Result<&'a Dataset> {
+fn need(d: Option<&Dataset>) -> Result<&Dataset> {
     d.ok_or_else(|| Error::config("the run has no held-out data (train with --val SPEC)"))
 }
 
@@ -359,7 +359,7 @@ fn probe(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>,
         return Err(Error::config(format!("{classes} classes are too many for the report's linear probe (use deepgen probe)")));
     }
     let (ftr, fd) = features::embed(model, &train)?;
-    let (fte, _) = features::embed(model, &test)?;
+    let (fte, _) = features::embed(model, test)?;
     let p = features::linear_probe((&ftr, ytr), (&fte, yte), fd, opts.seed)?;
     let raw = features::linear_probe((&train.x, ytr), (&test.x, yte), train.dim(), opts.seed)?;
     let what = match model.name() {

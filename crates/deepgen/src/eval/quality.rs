@@ -18,7 +18,7 @@ pub struct GaussianFit {
 impl GaussianFit {
     /// Fits `n` rows of `d` features (`rows.len() == n * d`).
     pub fn new(rows: &[f32], d: usize) -> Result<Self> {
-        if d == 0 || rows.len() % d != 0 || rows.len() / d < 2 {
+        if d == 0 || !rows.len().is_multiple_of(d) || rows.len() / d < 2 {
             return Err(Error::Shape(format!("a Gaussian fit needs at least 2 rows of {d} features, got {} values", rows.len())));
         }
         let n = rows.len() / d;
@@ -61,7 +61,7 @@ pub fn frechet_distance(a: &GaussianFit, b: &GaussianFit) -> Result<f64> {
 /// (`probs`: n rows of k probabilities); 1 for identical posteriors, k for
 /// confident predictions spread evenly over k classes.
 pub fn inception_score(probs: &[f32], k: usize) -> Result<f64> {
-    if k == 0 || probs.len() % k != 0 || probs.is_empty() {
+    if k == 0 || !probs.len().is_multiple_of(k) || probs.is_empty() {
         return Err(Error::Shape(format!("inception score: {} values are not rows of {k} class probabilities", probs.len())));
     }
     let n = probs.len() / k;

@@ -285,6 +285,7 @@ impl NormalScores {
     }
 
     /// Detection of `anomalies` with score `kind` (derived from the base scores), threshold at `target_fpr`.
+    #[allow(clippy::too_many_arguments)]
     pub fn against(&self, model: &Model, anomalies: &Dataset, log_det: f64, kind: ScoreKind, target_fpr: f64, seed: u64, run: &str) -> Result<DetectReport> {
         if kind.base() != self.base {
             return Err(Error::config(format!("the normal data was scored by {}, not {}", self.base.name(), kind.base().name())));
