@@ -366,6 +366,7 @@ fn probe(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>,
         "vae" | "aae" => "the encoder's mean code",
         "nade" => "the hidden layer given the whole input",
         "made" => "the first hidden layer",
+        "classifier" => "the classifier's feature layer",
         _ => "the discriminator's last hidden layer",
     };
     let _ = writeln!(
