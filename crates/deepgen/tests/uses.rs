@@ -188,6 +188,17 @@ fn classifier_and_linear_probe_reach_their_accuracy_on_the_embedded_digits() {
     let mut t = LikelihoodTrainer::new(&m, TrainConfig { steps: 1, ..TrainConfig::default() }, 0, Binarize::None).unwrap();
     assert!(t.fit(&m, &unlabelled, None, &mut NoHooks).unwrap_err().to_string().contains("labels"));
 
+    // Stacked digits: each plane classified; the predicted mode is the true 3-digit label for most examples
+    // (about accuracy^3), and the histogram covers as many modes as the labels do, give or take.
+    let stacked = deepgen::data::modify::stacked(&test, 3000, "stacked-digits").unwrap();
+    let m = features::stacked_modes(&c, &stacked.x, &stacked.shape).unwrap();
+    let truth = stacked.labels.as_ref().unwrap();
+    let right = m.predicted.iter().zip(truth).filter(|(p, t)| p == t).count() as f64 / 3000.0;
+    assert!(right > acc.powi(3) - 0.05 && right <= 1.0, "stacked accuracy {right} vs per-digit {acc}");
+    let true_modes = truth.iter().collect::<std::collections::HashSet<_>>().len();
+    assert!((m.modes as f64 - true_modes as f64).abs() < 0.1 * true_modes as f64, "{} modes predicted, {true_modes} true", m.modes);
+    assert!(features::stacked_modes(&c, &test.x, &test.shape).is_err());
+
     // Linear probe on raw pixels (8x8 digits are nearly linearly separable) and on the classifier's features.
     let (ytr, yte) = (train.labels.as_ref().unwrap(), test.labels.as_ref().unwrap());
     let raw = features::linear_probe((&train.x, ytr), (&test.x, yte), 64, 0).unwrap();

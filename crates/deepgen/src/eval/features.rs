@@ -179,6 +179,8 @@ pub struct StackedModes {
     /// KL of the mode histogram to uniform over the 1,000 modes (nats).
     pub kl: f64,
     pub n: usize,
+    /// The predicted mode (100 a + 10 b + c) of each example.
+    pub predicted: Vec<u32>,
 }
 
 pub fn stacked_modes(classifier: &Model, x: &[f32], shape: &[usize]) -> Result<StackedModes> {
@@ -196,8 +198,9 @@ pub fn stacked_modes(classifier: &Model, x: &[f32], shape: &[usize]) -> Result<S
             digits[i][c] = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(j, _)| j).unwrap_or(0).min(9);
         }
     }
-    for d in &digits {
-        counts[d[0] * 100 + d[1] * 10 + d[2]] += 1;
+    let predicted: Vec<u32> = digits.iter().map(|d| (d[0] * 100 + d[1] * 10 + d[2]) as u32).collect();
+    for &p in &predicted {
+        counts[p as usize] += 1;
     }
-    Ok(StackedModes { modes: counts.iter().filter(|&&c| c > 0).count(), kl: quality::kl_to_uniform(&counts), n })
+    Ok(StackedModes { modes: counts.iter().filter(|&&c| c > 0).count(), kl: quality::kl_to_uniform(&counts), n, predicted })
 }
