@@ -4,12 +4,12 @@
 # 5 seeds each; every run ends with the mode report on 2,500 samples (a mode
 # counts with >= 20 of them within 3 sigma), and `deepgen eval` writes it
 # to report/modes.json. Two runs at a time, one thread each.
-#   bash bench/modes_table.sh [OUT_DIR]     # ring8: ~50 min (unrolled) + ~3 min (vanilla) on 2 cores
-#   DATA="ring8 grid25" MODELS="gan unrolled-gan" SEEDS="0 1 2 3 4" STEPS=6000 bash bench/modes_table.sh
+#   bash bench/modes_table.sh [OUT_DIR]     # ring8: ~80 min (unrolled) + ~10 min (vanilla) on 2 cores
+#   DATA="ring8 grid25" MODELS="gan unrolled-gan" SEEDS="0 1 2 3 4" STEPS=10000 bash bench/modes_table.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/deepgen-modes}
-STEPS=${STEPS:-6000}
+STEPS=${STEPS:-10000}
 DATA=${DATA:-ring8}
 MODELS=${MODELS:-unrolled-gan gan}
 SEEDS=${SEEDS:-0 1 2 3 4}

@@ -146,7 +146,7 @@ pub struct TrainArgs {
     /// A run config (TOML, e.g. another run's config.toml); flags given here override it.
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
-    /// Total optimisation steps; with --resume, the new total [default: 4000 vae, 1000 gated-pixelcnn, row-lstm and diagonal-bilstm, 6000 GANs on 2-D toy data, 3000 aae, 2000 others].
+    /// Total optimisation steps; with --resume, the new total [default: 4000 vae, 1000 gated-pixelcnn, row-lstm and diagonal-bilstm, 10000 GANs on 2-D toy data, 3000 aae, 2000 others].
     #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<i64>,
     /// Examples per step [default: 64 for the image models (pixelcnn, gated-pixelcnn, row-lstm, diagonal-bilstm), 128 others].
