@@ -258,6 +258,19 @@ fn scores_detection_and_features_per_model() {
     };
     gc.d_hidden = vec![16];
     gc.g_hidden = vec![16];
+    // NADE: sigmoid(W x + c), by hand for one example; MADE: the first masked layer, [B, H1].
+    let nade = Model::new(&ModelConfig::Nade(deepgen::models::NadeConfig { dim: 64, hidden: 5 }), 3, &Device::Cpu).unwrap();
+    let x0 = test.batch(&[0], &Device::Cpu).unwrap();
+    let f = nade.features(&x0).unwrap().to_vec1_flat();
+    let w = nade.params.get("W").unwrap().as_tensor().to_vec2::<f32>().unwrap();
+    let c = nade.params.get("c").unwrap().as_tensor().to_vec1::<f32>().unwrap();
+    let xv = x0.to_vec1_flat();
+    for h in 0..5 {
+        let a: f32 = c[h] + (0..64).map(|d| w[h][d] * xv[d]).sum::<f32>();
+        assert!((f[h] - 1.0 / (1.0 + (-a).exp())).abs() < 1e-5);
+    }
+    let made = Model::new(&ModelConfig::Made(deepgen::models::MadeConfig { dim: 64, hidden: vec![12, 7], connectivity_agnostic: false, order_agnostic: false, masks: 1, mask_seed: 0 }), 0, &Device::Cpu).unwrap();
+    assert_eq!(features::embed(&made, &test).unwrap().1, 12);
     let gan = Model::new(&ModelConfig::Gan(GanConfig { ..gc }), 0, &Device::Cpu).unwrap();
     assert_eq!(features::embed(&gan, &test).unwrap().1, 16);
     assert_eq!(scores::score(&gan, &test, 0.0, ScoreKind::Disc, &mut r).unwrap().len(), test.n);
