@@ -118,7 +118,7 @@ pub fn write_report(dir: &RunDir, cfg: &RunConfig, model: &Model, opts: &ReportO
     if model.has_features() {
         r.section("Features: linear probe", |r| probe(r, model, cfg, held_data, opts));
     }
-    if model.as_vae().is_some() || model.as_aae().is_some() || model.as_gan().is_some() {
+    if image && (model.as_vae().is_some() || model.as_aae().is_some() || model.as_gan().is_some()) {
         r.section("Latent space: interpolations", |r| latent(r, model, cfg, held_data, opts));
     }
     let _ = writeln!(r.md, "\n## Evaluation time\n\n| section | seconds |\n|---|---|");
@@ -302,7 +302,7 @@ fn anomalies(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&(Stri
             kinds.push(k);
         }
     }
-    let corruptions: &[&str] = if normal.is_image() { &["noise", "invert", "rotate", "shrink"] } else { &["noise"] };
+    let corruptions: &[&str] = if normal.is_image() { &["noise", "invert", "rotate", "shrink"] } else { &["noise", "uniform"] };
     let normal_scores = eval::scores::NormalScores::new(model, normal, *log_det, main.base(), 0.5, opts.seed)?;
     let names: Vec<String> = kinds.iter().map(|k| format!("AUROC ({})", k.name())).collect();
     let _ = writeln!(

@@ -153,7 +153,12 @@ fn data_modifiers_select_and_corrupt() {
     let e = |s: &str| s.parse::<DataSpec>().and_then(|d| d.load(0)).unwrap_err().to_string();
     assert!(e("digits:test+only=42").contains("no examples are left"));
     assert!(e("digits+bogus").contains("unknown modifier"));
-    assert!(e("toy:ring8+invert").contains("needs values in [0, 1]") || e("toy:ring8+invert").contains("invert"));
+    assert!(e("toy:ring8+invert").contains("needs values in [0, 1]"));
+    // Noise on data outside [0, 1] is added without clamping.
+    let ring = DataSpec::Toy { kind: deepgen::data::toy::Toy::Ring8, test: true }.load(0).unwrap();
+    let noisy_ring = "toy:ring8:test+noise=0.5".parse::<DataSpec>().unwrap().load(0).unwrap();
+    let moved: f32 = noisy_ring.x.iter().zip(&ring.x).map(|(a, b)| (a - b).abs()).sum::<f32>() / ring.x.len() as f32;
+    assert!((moved - 0.5 * (2.0 / std::f32::consts::PI).sqrt()).abs() < 0.02, "mean |noise| {moved}");
     assert!(e("toy:ring8+rotate").contains("needs images"));
     // Stacked MNIST: three digits as planes, label 100a + 10b + c.
     let s = DataSpec::StackedMnist { test: true }.load(0).unwrap();

@@ -15,7 +15,7 @@ pub enum Modifier {
     Only(Vec<u32>),
     /// Drop the examples whose label is listed.
     Without(Vec<u32>),
-    /// Add N(0, s^2) noise to every value, clamped to [0, 1].
+    /// Add N(0, s^2) noise to every value (clamped to [0, 1] when the data lies in [0, 1]).
     Noise(f32),
     /// Replace every value by a uniform [0, 1) draw (pure-noise images).
     Uniform,
@@ -96,9 +96,10 @@ impl Modifier {
             Modifier::Only(l) => return keep(d, &|y| l.contains(&y)),
             Modifier::Without(l) => return keep(d, &|y| !l.contains(&y)),
             Modifier::Noise(s) => {
-                unit(&d, "noise")?;
+                // Images (values in [0, 1]) stay images: the noisy values are clamped; other data is not.
+                let clamp = unit(&d, "noise").is_ok();
                 let e = rng::randn(&mut r, &[x.len()], &candle_core::Device::Cpu)?.to_vec1::<f32>()?;
-                x.iter_mut().zip(e).for_each(|(v, e)| *v = (*v + s * e).clamp(0.0, 1.0));
+                x.iter_mut().zip(e).for_each(|(v, e)| *v = if clamp { (*v + s * e).clamp(0.0, 1.0) } else { *v + s * e });
             }
             Modifier::Uniform => {
                 use rand::Rng as _;
