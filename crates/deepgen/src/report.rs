@@ -205,20 +205,17 @@ fn samples(r: &mut Report, model: &Model, cfg: &RunConfig, opts: &ReportOptions)
     } else {
         let _ = writeln!(r.md, "Written to `{name}` (one example per row).");
     }
-    if let Some(v) = model.as_vae() {
-        if image {
-            let _ = v;
-            if let Ok((d, _)) = held_out_spec(cfg).ok_or(()).and_then(|s| run::load_transformed(&s, cfg, false).map_err(|_| ())) {
-                run::write_reconstructions(model, &d, 32, &r.file("reconstructions.png"))?;
-                let _ = writeln!(r.md, "Reconstructions of held-out examples (each row of originals above its reconstructions, decoder means at the posterior mean):");
-                r.image("reconstructions.png", "reconstructions");
+    // Reconstructions of held-out examples for the autoencoders (VAE: decoder means at the posterior mean).
+    if image && (model.as_vae().is_some() || model.as_aae().is_some()) {
+        if let Some(spec) = held_out_spec(cfg) {
+            let (d, _) = run::load_transformed(&spec, cfg, false)?;
+            let path = r.file("reconstructions.png");
+            if model.as_vae().is_some() {
+                run::write_reconstructions(model, &d, 32, &path)?;
+            } else {
+                run::write_aae_reconstructions(model, &d, 32, &path)?;
             }
-        }
-    }
-    if model.as_aae().is_some() && image {
-        if let Ok((d, _)) = held_out_spec(cfg).ok_or(()).and_then(|s| run::load_transformed(&s, cfg, false).map_err(|_| ())) {
-            run::write_aae_reconstructions(model, &d, 32, &r.file("reconstructions.png"))?;
-            let _ = writeln!(r.md, "Reconstructions of held-out examples (originals above reconstructions):");
+            let _ = writeln!(r.md, "Reconstructions of held-out examples (each row of originals above its reconstructions):");
             r.image("reconstructions.png", "reconstructions");
         }
     }
