@@ -61,6 +61,8 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--careful", action="store_true",
+                    help="what deepgen's trainer does: the critic's fake batch under no_grad, the critic frozen during the generator's update")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -82,18 +84,26 @@ def main():
             perm, k = rng.permutation(len(x)), 0
         real = x[perm[k * a.batch:(k + 1) * a.batch]]
         k += 1
-        fake = g(torch.randn(a.batch, 100)).detach()
+        if a.careful:
+            with torch.no_grad():
+                fake = g(torch.randn(a.batch, 100))
+        else:
+            fake = g(torch.randn(a.batch, 100)).detach()
         ld = F.softplus(-d(real)).mean() + F.softplus(d(fake)).mean()
         od.zero_grad(set_to_none=True)
         ld.backward()
         od.step()
+        if a.careful:
+            d.requires_grad_(False)
         lg = F.softplus(-d(g(torch.randn(a.batch, 100)))).mean()
         og.zero_grad(set_to_none=True)
         lg.backward()
         og.step()
+        if a.careful:
+            d.requires_grad_(True)
     sps = (a.steps - a.warmup) / (time.perf_counter() - t0)
     params = sum(p.numel() for p in g.parameters()) + sum(p.numel() for p in d.parameters())
-    print(json.dumps({"impl": "pytorch", "model": "dcgan", "torch": torch.__version__, "steps": a.steps, "batch": a.batch,
+    print(json.dumps({"impl": "pytorch-careful" if a.careful else "pytorch", "model": "dcgan", "torch": torch.__version__, "steps": a.steps, "batch": a.batch,
                       "params": params, "steps_per_s": round(sps, 3), "d_loss": round(ld.item(), 4), "g_loss": round(lg.item(), 4)}))
 
 

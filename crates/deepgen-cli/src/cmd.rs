@@ -33,8 +33,10 @@ pub(crate) fn positive(flag: &str, v: i64) -> Result<usize> {
 
 /// Flags that define a run and so cannot change on --resume.
 fn reject_on_resume(a: &TrainArgs) -> Result<()> {
-    let given: [(&str, bool); 42] = [
+    let given: [(&str, bool); 44] = [
+        ("--unroll-same-batch", a.unroll_same_batch),
         ("--loss", a.loss.is_some()),
+        ("--g-norm", a.g_norm),
         ("--divergence", a.divergence.is_some()),
         ("--d-hidden", a.d_hidden.is_some()),
         ("--d-lr", a.d_lr.is_some()),
@@ -310,7 +312,7 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
     if let Some(b) = a.beta2 {
         train.optimizer.beta2 = b;
     }
-    let adv_flags = a.d_lr.is_some() || a.n_critic.is_some() || a.clip.is_some() || a.gp.is_some() || a.unroll.is_some() || a.first_order;
+    let adv_flags = a.d_lr.is_some() || a.n_critic.is_some() || a.clip.is_some() || a.gp.is_some() || a.unroll.is_some() || a.first_order || a.unroll_same_batch;
     match (&mut train.adversarial, adv_flags) {
         (Some(c), _) => {
             if let Some(v) = a.d_lr {
@@ -329,9 +331,10 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
                 c.unroll = k;
             }
             c.first_order |= a.first_order;
+            c.unroll_same_batch |= a.unroll_same_batch;
             c.check()?;
         }
-        (None, true) => bail!("--d-lr, --n-critic, --clip, --gp, --unroll and --first-order apply only to the adversarial models ({})", ADVERSARIAL.join(", ")),
+        (None, true) => bail!("--d-lr, --n-critic, --clip, --gp, --unroll, --first-order and --unroll-same-batch apply only to the adversarial models ({})", ADVERSARIAL.join(", ")),
         (None, false) => {}
     }
     if let Some(s) = a.steps {
@@ -389,6 +392,12 @@ fn apply_adversarial_flags(a: &TrainArgs, model: &mut ModelConfig, raw: &deepgen
             if let Some(h) = &a.d_hidden {
                 c.d_hidden = list("--d-hidden", h)?;
             }
+            if a.g_norm {
+                if c.arch != deepgen::models::Arch::Mlp {
+                    bail!("--g-norm applies only to MLP players (the DCGAN generator always has batch norm)");
+                }
+                c.g_norm = true;
+            }
             if c.variant == "cgan" {
                 let Some(labels) = &raw.labels else { bail!("{}: a conditional GAN needs labelled data (this set has no labels)", raw.source) };
                 c.classes = a.classes.unwrap_or(labels.iter().max().map(|m| *m as usize + 1).unwrap_or(1));
@@ -417,7 +426,7 @@ fn apply_adversarial_flags(a: &TrainArgs, model: &mut ModelConfig, raw: &deepgen
             if let Some(h) = &a.d_hidden {
                 c.d_hidden = list("--d-hidden", h)?;
             }
-            let bad = [("--loss", a.loss.is_some()), ("--divergence", a.divergence.is_some()), ("--classes", a.classes.is_some()), ("--categorical", a.categorical.is_some()), ("--continuous", a.continuous.is_some()), ("--arch", a.arch.is_some())];
+            let bad = [("--g-norm", a.g_norm), ("--loss", a.loss.is_some()), ("--divergence", a.divergence.is_some()), ("--classes", a.classes.is_some()), ("--categorical", a.categorical.is_some()), ("--continuous", a.continuous.is_some()), ("--arch", a.arch.is_some())];
             if let Some((f, _)) = bad.iter().find(|b| b.1) {
                 bail!("{f} does not apply to the aae model");
             }
@@ -427,6 +436,7 @@ fn apply_adversarial_flags(a: &TrainArgs, model: &mut ModelConfig, raw: &deepgen
                 ("--loss", a.loss.is_some()),
                 ("--divergence", a.divergence.is_some()),
                 ("--d-hidden", a.d_hidden.is_some()),
+                ("--g-norm", a.g_norm),
                 ("--classes", a.classes.is_some()),
                 ("--categorical", a.categorical.is_some()),
                 ("--continuous", a.continuous.is_some()),
@@ -596,7 +606,7 @@ fn train_adversarial(dir: &RunDir, cfg: &RunConfig, model: &Model, start: usize,
         adv.n_critic,
         adv.clip.map(|c| format!(", clip {c}")).unwrap_or_default(),
         adv.gp.map(|c| format!(", gradient penalty {c}")).unwrap_or_default(),
-        if adv.unroll > 0 { format!(", unrolled K={}{}", adv.unroll, if adv.first_order { " (first order)" } else { "" }) } else { String::new() },
+        if adv.unroll > 0 { format!(", unrolled K={}{}{}", adv.unroll, if adv.first_order { " (first order)" } else { "" }, if adv.unroll_same_batch { " (one batch)" } else { "" }) } else { String::new() },
         cfg.seed,
         dir.path.display()
     );

@@ -215,6 +215,9 @@ pub struct TrainArgs {
     /// GAN / AAE discriminator hidden widths, a comma list (MLP players).
     #[arg(long)]
     pub d_hidden: Option<String>,
+    /// GANs with MLP players: batch norm before each hidden ReLU of the generator.
+    #[arg(long)]
+    pub g_norm: bool,
     /// Adversarial models: the critic's learning rate [default: the variant's].
     #[arg(long, allow_negative_numbers = true)]
     pub d_lr: Option<f64>,
@@ -233,6 +236,9 @@ pub struct TrainArgs {
     /// Unrolled GAN: treat the unrolled critic as a constant (no second-order terms), to compare.
     #[arg(long)]
     pub first_order: bool,
+    /// Unrolled GAN: one real and one generated batch for all K look-ahead steps (Metz et al.'s reference code) instead of fresh batches.
+    #[arg(long)]
+    pub unroll_same_batch: bool,
     /// Adam beta1 (both players for adversarial models) [default: 0.5 for GANs, 0.9 otherwise].
     #[arg(long, allow_negative_numbers = true)]
     pub beta1: Option<f64>,

@@ -454,6 +454,121 @@ fn unrolled_weights_equal_k_real_critic_updates() {
     }
 }
 
+/// Runs `run` on the fused CPU ops, then under `with_create_graph` (candle's
+/// compositions), and asserts the loss and every gradient agree.
+fn fused_equals_composed(run: impl Fn() -> (f32, Vec<Vec<f32>>)) {
+    let (la, ga) = run();
+    let (lb, gb) = with_create_graph(&run);
+    assert!((la - lb).abs() < 1e-4 * (1.0 + lb.abs()), "fused {la} vs composed {lb}");
+    for (a, b) in ga.iter().zip(&gb) {
+        for (u, v) in a.iter().zip(b) {
+            assert!((u - v).abs() < 1e-4 * (1.0 + v.abs()), "fused {u} vs composed {v}");
+        }
+    }
+}
+
+/// `--unroll-same-batch`: the K look-ahead steps all use one real and one
+/// generated batch, so the unrolled weights equal K critic updates on that pair.
+#[test]
+fn unrolling_on_one_batch_equals_k_critic_updates_on_that_batch() {
+    deepgen::enable_second_order();
+    let m = tiny_gan("unrolled-gan", 7);
+    let game = m.as_adversarial().unwrap();
+    let data = toy(64);
+    let x = data.batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu).unwrap();
+    let mut t = trainer(&m, AdversarialConfig { d_lr: 0.01, unroll: 3, unroll_same_batch: true, ..AdversarialConfig::default() }, 16);
+    t.step(&m, &data, 0).unwrap();
+    let ws = t.unrolled_weights(game, &x, None, &mut rng::rng(22)).unwrap();
+    let fresh = {
+        t.adv.unroll_same_batch = false;
+        let w = t.unrolled_weights(game, &x, None, &mut rng::rng(22)).unwrap();
+        t.adv.unroll_same_batch = true;
+        w
+    };
+    let saved: Vec<Vec<f32>> = game.d_weights().iter().map(|(_, v)| vec1(v.as_tensor())).collect();
+    let mut opt = Adam::new(&m.params, t.cfg.optimizer).unwrap();
+    let state = t.d_opt.state();
+    let all: std::collections::HashMap<String, Tensor> = m.params.vars().map(|(n, v)| (format!("mv.{n}"), state.get(&format!("mv.{n}")).cloned().unwrap_or_else(|| Tensor::zeros((2, v.elem_count()), candle_core::DType::F32, &Device::Cpu).unwrap()))).collect();
+    opt.load_state(&all, t.d_opt.step, std::path::Path::new("-")).unwrap();
+    let mut r = rng::rng(22);
+    let real = game.real(&x, None, &mut r).unwrap();
+    let fake = game.fake(&x, None, &mut r).unwrap();
+    let fake = Side { x: fake.x.detach(), cond: None, codes: None };
+    for _ in 0..3 {
+        let w: Vec<Tensor> = game.d_weights().into_iter().map(|(_, v)| v.as_tensor().clone()).collect();
+        let (vr, _) = game.critic(&real, &w).unwrap();
+        let (vf, _) = game.critic(&fake, &w).unwrap();
+        let mut g = GanLoss::NonSaturating.critic(&vr, &vf).unwrap().loss.backward().unwrap();
+        for n in game.g_names() {
+            g.remove(m.params.get(&n).unwrap().as_tensor());
+        }
+        opt.step(&g, 0.01, 1.0).unwrap();
+    }
+    let mut differs = false;
+    for (((n, v), (w, before)), f) in game.d_weights().iter().zip(ws.iter().zip(&saved)).zip(&fresh) {
+        let (a, b) = (vec1(v.as_tensor()), vec1(w));
+        for (p, q) in a.iter().zip(&b) {
+            assert!((p - q).abs() < 1e-5 * (1.0 + p.abs()), "{n}: updates on one batch {p}, unrolled {q}");
+        }
+        differs |= vec1(f).iter().zip(&b).any(|(p, q)| (p - q).abs() > 1e-4);
+        v.set(&Tensor::from_vec(before.clone(), v.dims(), &Device::Cpu).unwrap()).unwrap();
+    }
+    assert!(differs, "fresh batches and one batch gave the same unrolled critic");
+}
+
+/// The fused convolution + LeakyReLU and batch norm + ReLU (one op each on the
+/// CPU) equal their candle compositions, in values and in every gradient.
+#[test]
+fn fused_convolution_and_normalisation_activations_match_the_compositions() {
+    use deepgen::nn::stack::{Act, Init, Stack};
+    let dev = Device::Cpu;
+    let mut p = Params::new();
+    let mut r = rng::rng(11);
+    let g = Strided { k: 4, stride: 2, pad: 1 };
+    let mut s = Stack::new("s", 4 * 4 * 2, &dev);
+    s.reshape(&[4, 4, 2]);
+    s.down(&mut p, "c1", g, (4, 4, 2), 3, Init::Default, &mut r).unwrap().act(Act::Leaky(0.2));
+    s.down(&mut p, "c2", g, (2, 2, 3), 4, Init::Default, &mut r).unwrap().norm(&mut p, "bn", 4, true, &mut r).unwrap().act(Act::Relu);
+    s.dense(&mut p, "fc", 3, false, Init::Default, &mut r).unwrap();
+    let x = Var::from_tensor(&rng::randn(&mut r, &[6, 32], &dev).unwrap()).unwrap();
+    let w = rng::randn(&mut r, &[6, 3], &dev).unwrap();
+    let run = || {
+        let y = s.forward(x.as_tensor(), true).unwrap();
+        let l = (y * &w).unwrap().sum_all().unwrap();
+        let gr = l.backward().unwrap();
+        let mut gs: Vec<Vec<f32>> = s.vars.iter().map(|v| vec1(gr.get(v.as_tensor()).unwrap())).collect();
+        gs.push(vec1(gr.get(x.as_tensor()).unwrap()));
+        (l.to_scalar::<f32>().unwrap(), gs)
+    };
+    fused_equals_composed(run);
+}
+
+/// `--g-norm`: the MLP generator gets batch norm before each hidden ReLU,
+/// with running statistics that training updates and sampling uses.
+#[test]
+fn mlp_generator_batch_norm_trains_and_samples_from_running_statistics() {
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else { panic!() };
+    c.g_hidden = vec![5, 4];
+    c.d_hidden = vec![6];
+    c.latent = 3;
+    c.g_norm = true;
+    let m = Model::new(&ModelConfig::Gan(c), 3, &Device::Cpu).unwrap();
+    let stat = |n: &str| vec1(m.params.get(n).unwrap_or_else(|| panic!("no {n}")).as_tensor());
+    assert_eq!(stat("g.bn0.running_mean"), vec![0.0; 5]);
+    assert_eq!(stat("g.bn1.running_var"), vec![1.0; 4]);
+    let mut t = trainer(&m, AdversarialConfig::default(), 16);
+    t.step(&m, &toy(64), 0).unwrap();
+    assert!(stat("g.bn0.running_mean").iter().any(|v| v.abs() > 1e-6), "training left the running mean at 0");
+    // With the running statistics a draw does not depend on the rest of its batch
+    // (batch statistics of a single row would normalise it to beta).
+    use deepgen::models::Sampler;
+    let a = vec1(&m.sample(8, &mut rng::rng(1)).unwrap().flatten_all().unwrap());
+    let b = vec1(&m.sample(1, &mut rng::rng(1)).unwrap().flatten_all().unwrap());
+    for (u, v) in a[..2].iter().zip(&b) {
+        assert!((u - v).abs() < 1e-5, "first draw {u} in a batch of 8, {v} alone");
+    }
+}
+
 /// The fused batch norm and LeakyReLU equal their candle compositions, in values and gradients.
 #[test]
 fn fused_batch_norm_and_leaky_relu_match_the_compositions() {
@@ -473,14 +588,7 @@ fn fused_batch_norm_and_leaky_relu_match_the_compositions() {
         let gs: Vec<Vec<f32>> = s.vars.iter().map(|v| vec1(g.get(v.as_tensor()).unwrap())).collect();
         (l.to_scalar::<f32>().unwrap(), gs)
     };
-    let (la, ga) = run();
-    let (lb, gb) = with_create_graph(run);
-    assert!((la - lb).abs() < 1e-4 * (1.0 + lb.abs()), "fused {la} vs composed {lb}");
-    for (a, b) in ga.iter().zip(&gb) {
-        for (u, v) in a.iter().zip(b) {
-            assert!((u - v).abs() < 1e-4 * (1.0 + v.abs()), "fused {u} vs composed {v}");
-        }
-    }
+    fused_equals_composed(run);
 }
 
 /// The running statistics batch norm keeps for sampling: the fused path updates them as the composition does

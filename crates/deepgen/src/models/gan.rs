@@ -240,6 +240,9 @@ pub struct GanConfig {
     /// MLP hidden widths of the generator and of the discriminator.
     pub g_hidden: Vec<usize>,
     pub d_hidden: Vec<usize>,
+    /// MLP generator: batch norm before each hidden ReLU (PacGAN's grid generator).
+    #[serde(default)]
+    pub g_norm: bool,
     /// DCGAN: feature maps of the discriminator's first layer (the generator mirrors it).
     pub channels: usize,
     /// Batch norm in the discriminator (DCGAN; off for gradient penalties, which penalise per-example gradients).
@@ -310,7 +313,10 @@ impl Gan {
             Arch::Mlp => {
                 let mut g = Stack::new("g", z_in, dev);
                 for (i, &h) in cfg.g_hidden.iter().enumerate() {
-                    g.dense(p, &format!("fc{i}"), h, true, Init::Default, rng)?;
+                    g.dense(p, &format!("fc{i}"), h, !cfg.g_norm, Init::Default, rng)?;
+                    if cfg.g_norm {
+                        g.norm(p, &format!("bn{i}"), h, true, rng)?.act(Act::Relu);
+                    }
                 }
                 g.dense(p, "out", cfg.dim(), false, Init::Default, rng)?;
                 let mut d = Stack::new("d", cfg.dim() + cfg.classes, dev);

@@ -603,6 +603,7 @@ fn gan_preset(name: &str, shape: &[usize], unit_data: bool) -> GanConfig {
         latent: if toy { 256 } else if name == "infogan" { 62 } else { 100 },
         g_hidden: if toy { vec![128, 128] } else { vec![256, 512] },
         d_hidden: if toy { vec![128, 128] } else { vec![512, 256] },
+        g_norm: false,
         channels: 64,
         d_norm: name != "wgan-gp",
         output: if unit_data && !toy { GenOutput::Sigmoid } else { GenOutput::Identity },

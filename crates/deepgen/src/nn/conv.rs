@@ -246,13 +246,13 @@ impl CustomOp3 for ConvOp {
         Ok((CpuStorage::F32(y), Shape::from((dims.0, dims.1, dims.2, n))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         use super::fused::read;
         let dims = x.dims4()?;
         let (k, n) = w.dims2()?;
         let m = dims.0 * dims.1 * dims.2;
         let (dz, db) = super::fused::pre_activation_grad(grad, y, self.act, n)?;
-        let dw = read(x, |xv| super::gemm_at_b(k, n, m, &self.cols(xv, dims), &dz))?;
+        let dw = if w.track_op() { Some(read(x, |xv| super::gemm_at_b(k, n, m, &self.cols(xv, dims), &dz))?) } else { None };
         let dx = if x.track_op() {
             let mut dcols = vec![0f32; m * k];
             read(w, |wv| super::gemm(m, k, n, &mut dcols, &dz, false, wv, true, false, true))?;
@@ -267,7 +267,7 @@ impl CustomOp3 for ConvOp {
         } else {
             None
         };
-        Ok((dx, Some(Tensor::from_vec(dw, w.shape(), w.device())?), Some(Tensor::from_vec(db, n, w.device())?)))
+        Ok((dx, dw.map(|d| Tensor::from_vec(d, w.shape(), w.device())).transpose()?, if bias.track_op() { Some(Tensor::from_vec(db, n, w.device())?) } else { None }))
     }
 }
 
@@ -342,12 +342,21 @@ impl Strided {
     /// im2col: `[B, Hh, Wh, C]` values -> `[B*Hl*Wl, k*k*C]`. Every element is
     /// written once (a copy or a padding zero), so the buffer is never memset first
     /// (the zero fill was ~5% of a DCGAN step).
-    fn im2col(&self, x: &[f32], b: usize, hi: (usize, usize), c: usize) -> Vec<f32> {
+    /// im2col into a scratch buffer (see [`super::with_scratch`]), then `f` on the columns.
+    fn with_im2col<R>(&self, x: &[f32], b: usize, hi: (usize, usize), c: usize, f: impl FnOnce(&[f32]) -> R) -> R {
+        let n = b * self.lo(hi.0) * self.lo(hi.1) * self.k * self.k * c;
+        super::with_scratch(n, |cols| {
+            self.im2col_into(x, hi, c, cols);
+            f(cols)
+        })
+    }
+
+    /// Writes every value of `out` (`b * Hl * Wl * k * k * c` of them).
+    fn im2col_into(&self, x: &[f32], hi: (usize, usize), c: usize, out: &mut [f32]) {
         let (hl, wl) = (self.lo(hi.0), self.lo(hi.1));
         let (k, s, p) = (self.k, self.stride as isize, self.pad as isize);
         let per = hl * wl * k * k * c;
-        let mut out: Vec<f32> = Vec::with_capacity(b * per);
-        out.spare_capacity_mut().par_chunks_mut(per.max(1)).zip(x.par_chunks((hi.0 * hi.1 * c).max(1))).for_each(|(o, xi)| {
+        out.par_chunks_mut(per.max(1)).zip(x.par_chunks((hi.0 * hi.1 * c).max(1))).for_each(|(o, xi)| {
             let mut at = 0;
             for i in 0..hl {
                 for j in 0..wl {
@@ -358,13 +367,9 @@ impl Strided {
                             let dst = &mut o[at..at + c];
                             if y >= 0 && y < hi.0 as isize && xx >= 0 && xx < hi.1 as isize {
                                 let src = (y as usize * hi.1 + xx as usize) * c;
-                                dst.iter_mut().zip(&xi[src..src + c]).for_each(|(d, &v)| {
-                                    d.write(v);
-                                });
+                                dst.copy_from_slice(&xi[src..src + c]);
                             } else {
-                                dst.iter_mut().for_each(|d| {
-                                    d.write(0.0);
-                                });
+                                dst.fill(0.0);
                             }
                             at += c;
                         }
@@ -372,25 +377,23 @@ impl Strided {
                 }
             }
         });
-        // SAFETY: the loop above wrote all b * per elements (each chunk of `per`: hl*wl*k*k runs of c).
-        unsafe { out.set_len(b * per) };
-        out
     }
 
     /// col2im: `[B*Hl*Wl, k*k*C]` -> `[B, Hh, Wh, C]`, summing overlapping taps, added onto `init` per pixel.
     fn col2im(&self, cols: &[f32], b: usize, hi: (usize, usize), c: usize, init: Option<&[f32]>) -> Vec<f32> {
         let lo = (self.lo(hi.0), self.lo(hi.1));
         let per = hi.0 * hi.1 * c;
-        let mut out = match init {
-            Some(init) => {
-                let mut v = Vec::with_capacity(b * per);
-                for _ in 0..b * hi.0 * hi.1 {
-                    v.extend_from_slice(init);
-                }
-                v
-            }
-            None => vec![0f32; b * per],
-        };
+        let mut out: Vec<f32> = Vec::with_capacity(b * per);
+        out.spare_capacity_mut().par_chunks_mut(per.max(1)).for_each(|o| match init {
+            Some(init) => o.iter_mut().enumerate().for_each(|(i, d)| {
+                d.write(init[i % c]);
+            }),
+            None => o.iter_mut().for_each(|d| {
+                d.write(0.0);
+            }),
+        });
+        // SAFETY: the pass above wrote all b * per values (every chunk in full).
+        unsafe { out.set_len(b * per) };
         out.par_chunks_mut(per.max(1)).zip(cols.par_chunks((lo.0 * lo.1 * self.k * self.k * c).max(1))).for_each(|(o, ci)| {
             self.for_each(hi, lo, c, |dst, src| o[dst..dst + c].iter_mut().zip(&ci[src..src + c]).for_each(|(a, &v)| *a += v));
         });
@@ -406,7 +409,8 @@ fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result
 }
 
 /// Strided convolution `[B, Hh, Wh, in]` -> `[B, Hl, Wl, out]`, weight `[k*k*in, out]`, as one op.
-struct DownOp(Strided);
+/// The convolution and an optional fused leaky slope (0 = ReLU).
+struct DownOp(Strided, Option<f32>);
 
 impl CustomOp3 for DownOp {
     fn name(&self) -> &'static str {
@@ -423,19 +427,30 @@ impl CustomOp3 for DownOp {
         let (x, wv, bias) = (cpu_f32(xs, xl, "input")?, cpu_f32(ws, wl, "weight")?, cpu_f32(bs, bl, "bias")?);
         let (hl, wlo) = (g.lo(h), g.lo(w));
         let m = b * hl * wlo;
-        let cols = g.im2col(x, b, (h, w), c);
         // Bias rows written directly (no zero fill first).
         let mut y = Vec::with_capacity(m * n);
         for _ in 0..m {
             y.extend_from_slice(bias);
         }
-        super::gemm(m, n, k, &mut y, &cols, false, wv, false, true, true);
+        g.with_im2col(x, b, (h, w), c, |cols| super::gemm(m, n, k, &mut y, cols, false, wv, false, true, true));
+        if let Some(a) = self.1 {
+            y.par_chunks_mut(1 << 14).for_each(|c| {
+                c.iter_mut().for_each(|v| {
+                    if *v < 0.0 {
+                        *v *= a
+                    }
+                })
+            });
+        }
         Ok((CpuStorage::F32(y), Shape::from((b, hl, wlo, n))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         use super::fused::read;
         if super::create_graph() {
+            if self.1.is_some() {
+                candle_core::bail!("conv: the fused activation has no graph-building backward");
+            }
             let (dx, dw, db) = down_composed_grads(self.0, x, w, grad)?;
             return Ok((Some(dx), Some(dw), Some(db)));
         }
@@ -443,16 +458,23 @@ impl CustomOp3 for DownOp {
         let (k, n) = w.dims2()?;
         let g = self.0;
         let m = b * g.lo(h) * g.lo(wd);
-        let (dz, db) = super::fused::pre_activation_grad(grad, grad, Act::Identity, n)?;
-        let dw = read(x, |xv| super::gemm_at_b(k, n, m, &g.im2col(xv, b, (h, wd), c), &dz))?;
+        let (dz, db) = match self.1 {
+            Some(a) => super::fused::leaky_pre_activation_grad(grad, y, a, n)?,
+            None => super::fused::pre_activation_grad(grad, grad, Act::Identity, n)?,
+        };
+        // Constant weights (the critic during the generator's update) need no weight gradient.
+        let dw = if w.track_op() { Some(read(x, |xv| g.with_im2col(xv, b, (h, wd), c, |cols| super::gemm_at_b(k, n, m, cols, &dz)))?) } else { None };
         let dx = if x.track_op() {
-            let mut dcols = vec![0f32; m * k];
-            read(w, |wv| super::gemm(m, k, n, &mut dcols, &dz, false, wv, true, false, true))?;
-            Some(Tensor::from_vec(g.col2im(&dcols, b, (h, wd), c, None), x.shape(), x.device())?)
+            // The GEMM overwrites the whole scratch buffer (no accumulation).
+            let dx = super::with_scratch(m * k, |dcols| -> candle_core::Result<Vec<f32>> {
+                read(w, |wv| super::gemm(m, k, n, dcols, &dz, false, wv, true, false, true))?;
+                Ok(g.col2im(dcols, b, (h, wd), c, None))
+            })?;
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?)
         } else {
             None
         };
-        Ok((dx, Some(Tensor::from_vec(dw, w.shape(), w.device())?), Some(Tensor::from_vec(db, n, w.device())?)))
+        Ok((dx, dw.map(|d| Tensor::from_vec(d, w.shape(), w.device())).transpose()?, if bias.track_op() { Some(Tensor::from_vec(db, n, w.device())?) } else { None }))
     }
 }
 
@@ -475,10 +497,12 @@ impl CustomOp3 for UpOp {
         }
         let (x, wv, bias) = (cpu_f32(xs, xl, "input")?, cpu_f32(ws, wl, "weight")?, cpu_f32(bs, bl, "bias")?);
         let m = b * h * w;
-        let mut cols = vec![0f32; m * kn];
-        super::gemm(m, kn, c, &mut cols, x, false, wv, false, false, true);
         let (hh, wh) = (g.hi(h), g.hi(w));
-        let y = g.col2im(&cols, b, (hh, wh), n, Some(bias));
+        // The GEMM overwrites the whole scratch buffer (no accumulation).
+        let y = super::with_scratch(m * kn, |cols| {
+            super::gemm(m, kn, c, cols, x, false, wv, false, false, true);
+            g.col2im(cols, b, (hh, wh), n, Some(bias))
+        });
         Ok((CpuStorage::F32(y), Shape::from((b, hh, wh, n))))
     }
 
@@ -494,7 +518,6 @@ impl CustomOp3 for UpOp {
         let n = bias.elem_count();
         let m = b * h * wd;
         let (hh, wh) = (g.hi(h), g.hi(wd));
-        let dcols = read(grad, |gv| g.im2col(gv, b, (hh, wh), n))?;
         let db = read(grad, |gv| {
             let mut db = vec![0f32; n];
             for px in gv.chunks(n) {
@@ -502,15 +525,20 @@ impl CustomOp3 for UpOp {
             }
             db
         })?;
-        let dw = read(x, |xv| super::gemm_at_b(c, kn, m, xv, &dcols))?;
-        let dx = if x.track_op() {
-            let mut dx = vec![0f32; m * c];
-            read(w, |wv| super::gemm(m, c, kn, &mut dx, &dcols, false, wv, true, false, true))?;
-            Some(Tensor::from_vec(dx, x.shape(), x.device())?)
-        } else {
-            None
-        };
-        Ok((dx, Some(Tensor::from_vec(dw, w.shape(), w.device())?), Some(Tensor::from_vec(db, n, w.device())?)))
+        let (dw, dx) = read(grad, |gv| {
+            g.with_im2col(gv, b, (hh, wh), n, |dcols| -> candle_core::Result<_> {
+                let dw = if w.track_op() { Some(read(x, |xv| super::gemm_at_b(c, kn, m, xv, dcols))?) } else { None };
+                let dx = if x.track_op() {
+                    let mut dx = vec![0f32; m * c];
+                    read(w, |wv| super::gemm(m, c, kn, &mut dx, dcols, false, wv, true, false, true))?;
+                    Some(Tensor::from_vec(dx, x.shape(), x.device())?)
+                } else {
+                    None
+                };
+                Ok((dw, dx))
+            })
+        })??;
+        Ok((dx, dw.map(|d| Tensor::from_vec(d, w.shape(), w.device())).transpose()?, if bias.track_op() { Some(Tensor::from_vec(db, n, w.device())?) } else { None }))
     }
 }
 
@@ -600,10 +628,16 @@ fn gather_strided_composed(g: Strided, x: &Tensor) -> candle_core::Result<Tensor
 /// # Shapes
 /// `x: [B, H, W, in]` -> `[B, (H + 2p - k)/s + 1, (W + 2p - k)/s + 1, out]`
 pub fn conv_down(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    Ok(conv_down_act(g, x, w, b, None)?.0)
+}
+
+/// [`conv_down`] followed by max(y, a y) (a = 0: ReLU) in the same op where
+/// the fused CPU path applies; the flag says whether the activation was applied.
+pub(crate) fn conv_down_act(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor, act: Option<f32>) -> Result<(Tensor, bool)> {
     if x.device().is_cpu() && !super::create_graph() {
-        return Ok(x.contiguous()?.apply_op3(w, b, DownOp(g))?);
+        return Ok((x.contiguous()?.apply_op3(w, b, DownOp(g, act))?, act.is_some()));
     }
-    Ok(down_composed(g, x, w, b)?)
+    Ok((down_composed(g, x, w, b)?, false))
 }
 
 /// The transposed convolution (the adjoint of [`conv_down`]'s im2col) with

@@ -210,6 +210,24 @@ pub(crate) fn gemm_at_b(k: usize, n: usize, m: usize, a: &[f32], b: &[f32]) -> V
     out
 }
 
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a reused per-thread buffer of `len` values whose contents are
+/// left over from earlier use: `f` must write every value it reads. The
+/// im2col columns of a convolution are megabytes per call; a fresh allocation
+/// for each costs the kernel's page zeroing, which here is paid once.
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = SCRATCH.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let r = f(&mut buf[..len]);
+    SCRATCH.with(|s| s.borrow_mut().push(buf));
+    r
+}
+
 /// `dst [m, n] (+)= a [m, k] b [k, n]`, either operand read transposed
 /// (`a_t`: `a` holds `[k, m]` row-major), with rayon inside the product when
 /// `parallel` and the product is big enough to pay for it.
@@ -294,7 +312,7 @@ pub mod fused {
 
         fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
             if !super::create_graph() && x.device().is_cpu() {
-                return self.bwd_direct(x, w, y, grad);
+                return self.bwd_direct(x, w, _b, y, grad);
             }
             if self.in_relu {
                 candle_core::bail!("linear: the input-ReLU form has no graph-building backward (use relu then forward_act)");
@@ -314,7 +332,7 @@ pub mod fused {
     impl LinearOp {
         /// The backward pass as plain GEMMs and loops (no graph). Inputs and
         /// weights are read in place, not copied out of their tensors.
-        fn bwd_direct(&self, x: &Tensor, w: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        fn bwd_direct(&self, x: &Tensor, w: &Tensor, b: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
             let (m, k) = x.dims2()?;
             let n = w.dim(1)?;
             let (dz, db) = pre_activation_grad(grad, y, self.act, n)?;
@@ -323,7 +341,12 @@ pub mod fused {
             // dW [k, n] = x^T [k, m] dz [m, n]; x^T is read through strides (row step 1, column step k).
             let mut dw = vec![0f32; k * n];
             let in_relu = self.in_relu;
+            // Constant weights (the critic during the generator's update) need no weight gradient.
+            let need_w = w.track_op();
             read(x, |xv| {
+                if !need_w {
+                    return;
+                }
                 debug_assert_eq!(xv.len(), m * k);
                 let relu_x: Vec<f32>;
                 let xv = if in_relu {
@@ -359,7 +382,9 @@ pub mod fused {
             } else {
                 None
             };
-            Ok((dx, Some(Tensor::from_vec(dw, (k, n), x.device())?), Some(Tensor::from_vec(db, n, x.device())?)))
+            let dw = if need_w { Some(Tensor::from_vec(dw, (k, n), x.device())?) } else { None };
+            let db = if b.track_op() { Some(Tensor::from_vec(db, n, x.device())?) } else { None };
+            Ok((dx, dw, db))
         }
     }
 
@@ -370,6 +395,16 @@ pub mod fused {
             Act::Identity => Ok(g.to_vec()),
             Act::Relu => read(y, |y| g.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect()),
         })??;
+        let mut db = vec![0f32; n];
+        for row in dz.chunks(n.max(1)) {
+            db.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+        }
+        Ok((dz, db))
+    }
+
+    /// [`pre_activation_grad`] for `y = max(z, a z)`: the output's sign tells which slope applied.
+    pub(crate) fn leaky_pre_activation_grad(grad: &Tensor, y: &Tensor, a: f32, n: usize) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
+        let dz: Vec<f32> = read(grad, |g| read(y, |y| g.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { a * g }).collect()))??;
         let mut db = vec![0f32; n];
         for row in dz.chunks(n.max(1)) {
             db.iter_mut().zip(row).for_each(|(a, &b)| *a += b);

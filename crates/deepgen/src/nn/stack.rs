@@ -6,8 +6,9 @@
 //! reshape, activations. Channels-last image maps (`[B, H, W, C]`).
 
 use candle_core::{DType, Device, Tensor, Var};
+use rayon::prelude::*;
 
-use super::conv::{conv_down, conv_up, Strided};
+use super::conv::{conv_down_act, conv_up, Strided};
 use super::{Act as LinAct, Linear, Params};
 use crate::error::{Error, Result};
 use crate::rng::{self, Rng};
@@ -167,15 +168,38 @@ impl Stack {
         }
         let b = x.dim(0)?;
         let mut h = x.clone();
-        for l in &self.layers {
+        let mut fused_act = false;
+        for (i, l) in self.layers.iter().enumerate() {
+            if std::mem::take(&mut fused_act) {
+                continue;
+            }
             h = match l {
                 Layer::Dense { w, b: bi, relu } => {
                     let x2 = if h.rank() == 2 { h } else { h.reshape((b, ()))? };
                     Linear { w: ws[*w].clone(), b: ws[*bi].clone() }.forward_act(&x2, if *relu { LinAct::Relu } else { LinAct::Identity })?
                 }
-                Layer::Down { g, w, b: bi } => conv_down(*g, &h, &ws[*w], &ws[*bi])?,
+                Layer::Down { g, w, b: bi } => {
+                    let act = match self.layers.get(i + 1) {
+                        Some(Layer::Act(Act::Relu)) => Some(0.0),
+                        Some(Layer::Act(Act::Leaky(a))) => Some(*a),
+                        _ => None,
+                    };
+                    let (y, fused) = conv_down_act(*g, &h, &ws[*w], &ws[*bi], act)?;
+                    fused_act = fused;
+                    y
+                }
                 Layer::Up { g, w, b: bi } => conv_up(*g, &h, &ws[*w], &ws[*bi])?,
-                Layer::Norm { gamma, beta, stats } => batch_norm(&h, &ws[*gamma], &ws[*beta], stats.as_ref(), train, update_stats)?,
+                Layer::Norm { gamma, beta, stats } => {
+                    // A following ReLU or LeakyReLU runs inside the batch-norm op.
+                    let act = match self.layers.get(i + 1) {
+                        Some(Layer::Act(Act::Relu)) => Some(0.0),
+                        Some(Layer::Act(Act::Leaky(a))) => Some(*a),
+                        _ => None,
+                    };
+                    let (y, fused) = batch_norm(&h, &ws[*gamma], &ws[*beta], stats.as_ref(), train, update_stats, act)?;
+                    fused_act = fused;
+                    y
+                }
                 Layer::Reshape(d) => {
                     let mut s = vec![b];
                     s.extend_from_slice(d);
@@ -196,6 +220,9 @@ impl Stack {
 /// An activation as differentiable tensor ops.
 pub fn activation(h: &Tensor, a: Act) -> Result<Tensor> {
     Ok(match a {
+        // max(x, 0) is the leaky op with slope 0: one parallel pass each way
+        // instead of candle's comparison, cast and product in the backward pass.
+        Act::Relu if h.device().is_cpu() && !super::create_graph() => h.contiguous()?.apply_op1(Leaky(0.0))?,
         Act::Relu => h.relu()?,
         Act::Leaky(s) if h.device().is_cpu() && !super::create_graph() => h.contiguous()?.apply_op1(Leaky(s))?,
         Act::Leaky(s) => h.maximum(&(h * s as f64)?)?,
@@ -214,12 +241,46 @@ impl candle_core::CustomOp1 for Leaky {
     fn cpu_fwd(&self, s: &candle_core::CpuStorage, l: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         let x = cpu(s, l)?;
         let a = self.0;
-        Ok((candle_core::CpuStorage::F32(x.iter().map(|&v| if v > 0.0 { v } else { a * v }).collect()), l.shape().clone()))
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(PAR_CHUNK).zip(x.par_chunks(PAR_CHUNK)).for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &v)| *y = if v > 0.0 { v } else { a * v }));
+        Ok((candle_core::CpuStorage::F32(y), l.shape().clone()))
     }
     fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let a = self.0;
-        let g = super::fused::read(grad, |g| super::fused::read(res, |y| g.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { a * g }).collect::<Vec<f32>>()))??;
+        let g = super::fused::read(grad, |g| {
+            super::fused::read(res, |y| {
+                let mut out = vec![0f32; g.len()];
+                out.par_chunks_mut(PAR_CHUNK).zip(g.par_chunks(PAR_CHUNK).zip(y.par_chunks(PAR_CHUNK))).for_each(|(o, (g, y))| {
+                    o.iter_mut().zip(g.iter().zip(y)).for_each(|(o, (&g, &y))| *o = if y > 0.0 { g } else { a * g });
+                });
+                out
+            })
+        })??;
         Ok(Some(Tensor::from_vec(g, arg.shape(), arg.device())?))
+    }
+}
+
+/// `g * (y > 0 ? 1 : a)` as a plain computation inside a backward pass.
+struct LeakyGrad {
+    a: f32,
+    y: Tensor,
+}
+
+impl candle_core::CustomOp1 for LeakyGrad {
+    fn name(&self) -> &'static str {
+        "deepgen-leaky-grad"
+    }
+    fn cpu_fwd(&self, s: &candle_core::CpuStorage, l: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let g = cpu(s, l)?;
+        let a = self.a;
+        let out = super::fused::read(&self.y, |y| {
+            let mut out = vec![0f32; g.len()];
+            out.par_chunks_mut(PAR_CHUNK).zip(g.par_chunks(PAR_CHUNK).zip(y.par_chunks(PAR_CHUNK))).for_each(|(o, (g, y))| {
+                o.iter_mut().zip(g.iter().zip(y)).for_each(|(o, (&g, &y))| *o = if y > 0.0 { g } else { a * g });
+            });
+            out
+        })?;
+        Ok((candle_core::CpuStorage::F32(out), l.shape().clone()))
     }
 }
 
@@ -231,24 +292,51 @@ fn cpu<'a>(s: &'a candle_core::CpuStorage, l: &candle_core::Layout) -> candle_co
 }
 
 /// Batch norm with batch statistics over the rows of `[N, C]` as one op: y = (x - mean) / sqrt(var + eps) * gamma + beta.
-struct NormOp;
+struct NormOp {
+    /// Fused activation after the normalisation: max(y, a y) with this slope (0 = ReLU).
+    act: Option<f32>,
+}
 
 impl NormOp {
-    /// Per-channel mean and 1/sqrt(var + eps).
+    /// Per-channel mean and 1/sqrt(var + eps) (two passes, in parallel over blocks of rows).
     fn stats(x: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
         let n = (x.len() / c.max(1)).max(1);
-        let mut mean = vec![0f64; c];
-        for row in x.chunks(c) {
-            mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v as f64);
-        }
-        mean.iter_mut().for_each(|m| *m /= n as f64);
-        let mut var = vec![0f64; c];
-        for row in x.chunks(c) {
-            var.iter_mut().zip(row).zip(&mean).for_each(|((s, &v), m)| *s += (v as f64 - m).powi(2));
-        }
-        let inv: Vec<f32> = var.iter().map(|v| (1.0 / (v / n as f64 + BN_EPS).sqrt()) as f32).collect();
-        (mean.iter().map(|&m| m as f32).collect(), inv)
+        let sum = col_sums(x.len() / c.max(1), c, |r, acc| acc.iter_mut().zip(&x[r * c..(r + 1) * c]).for_each(|(a, &v)| *a += v));
+        let mean: Vec<f32> = sum.iter().map(|s| (s / n as f64) as f32).collect();
+        let sq = col_sums(x.len() / c.max(1), c, |r, acc| {
+            acc.iter_mut().zip(&x[r * c..(r + 1) * c]).zip(&mean).for_each(|((a, &v), &m)| *a += (v - m) * (v - m))
+        });
+        let inv: Vec<f32> = sq.iter().map(|v| (1.0 / (v / n as f64 + BN_EPS).sqrt()) as f32).collect();
+        (mean, inv)
     }
+}
+
+/// Rows processed per parallel task by the element-wise ops.
+const PAR_ROWS: usize = 256;
+/// Values processed per parallel task by the element-wise ops.
+const PAR_CHUNK: usize = 16 * 1024;
+
+/// Column sums over `n` rows of `c` values: `add(row, acc)` adds row `row`'s
+/// terms into an f32 accumulator, one per block of [`PAR_ROWS`] rows (run in
+/// parallel); the blocks are summed in f64.
+fn col_sums(n: usize, c: usize, add: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f64> {
+    let blocks = n.div_ceil(PAR_ROWS);
+    (0..blocks)
+        .into_par_iter()
+        .map(|b| {
+            let mut acc = vec![0f32; c];
+            for r in b * PAR_ROWS..((b + 1) * PAR_ROWS).min(n) {
+                add(r, &mut acc);
+            }
+            acc.iter().map(|&a| a as f64).collect::<Vec<f64>>()
+        })
+        .reduce(
+            || vec![0f64; c],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        )
 }
 
 impl candle_core::CustomOp3 for NormOp {
@@ -260,41 +348,75 @@ impl candle_core::CustomOp3 for NormOp {
         let c = gamma.len();
         let (mean, inv) = Self::stats(x, c);
         let scale: Vec<f32> = inv.iter().zip(gamma).map(|(i, g)| i * g).collect();
+        let shift: Vec<f32> = mean.iter().zip(&scale).zip(beta).map(|((m, s), b)| b - m * s).collect();
+        let act = self.act;
         let mut y = vec![0f32; x.len()];
-        for (yr, xr) in y.chunks_mut(c).zip(x.chunks(c)) {
-            for k in 0..c {
-                yr[k] = (xr[k] - mean[k]) * scale[k] + beta[k];
+        y.par_chunks_mut(PAR_ROWS * c).zip(x.par_chunks(PAR_ROWS * c)).for_each(|(yb, xb)| {
+            for (yr, xr) in yb.chunks_mut(c).zip(xb.chunks(c)) {
+                yr.iter_mut().zip(xr).zip(scale.iter().zip(&shift)).for_each(|((y, &x), (&s, &t))| *y = x * s + t);
+                if let Some(a) = act {
+                    yr.iter_mut().for_each(|y| {
+                        if *y < 0.0 {
+                            *y *= a
+                        }
+                    });
+                }
             }
-        }
+        });
         Ok((candle_core::CpuStorage::F32(y), xl.shape().clone()))
     }
-    fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let c = gamma.elem_count();
+        // Through the fused activation first: the output's sign tells which slope applied.
+        let masked;
+        let grad = match self.act {
+            Some(a) => {
+                masked = grad.contiguous()?.apply_op1(LeakyGrad { a, y: y.clone() })?;
+                &masked
+            }
+            None => grad,
+        };
         let gv = gamma.flatten_all()?.to_vec1::<f32>()?;
+        let need_x = x.track_op();
         let (dx, dg, db) = super::fused::read(x, |xv| {
             super::fused::read(grad, |dy| {
-                let n = (xv.len() / c.max(1)).max(1) as f32;
+                let rows = xv.len() / c.max(1);
+                let n = rows.max(1) as f32;
                 let (mean, inv) = Self::stats(xv, c);
                 // sums of dy and dy * xhat per channel
-                let (mut sd, mut sdx) = (vec![0f32; c], vec![0f32; c]);
-                for (xr, dr) in xv.chunks(c).zip(dy.chunks(c)) {
+                let sd: Vec<f32> = col_sums(rows, c, |r, acc| acc.iter_mut().zip(&dy[r * c..(r + 1) * c]).for_each(|(a, &d)| *a += d)).iter().map(|&v| v as f32).collect();
+                let sdx: Vec<f32> = col_sums(rows, c, |r, acc| {
+                    let (xr, dr) = (&xv[r * c..(r + 1) * c], &dy[r * c..(r + 1) * c]);
                     for k in 0..c {
-                        sd[k] += dr[k];
-                        sdx[k] += dr[k] * (xr[k] - mean[k]) * inv[k];
+                        acc[k] += dr[k] * (xr[k] - mean[k]) * inv[k];
                     }
-                }
-                let mut dx = vec![0f32; xv.len()];
-                for ((o, xr), dr) in dx.chunks_mut(c).zip(xv.chunks(c)).zip(dy.chunks(c)) {
-                    for k in 0..c {
-                        let xh = (xr[k] - mean[k]) * inv[k];
-                        o[k] = gv[k] * inv[k] * (dr[k] - sd[k] / n - xh * sdx[k] / n);
-                    }
+                })
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+                let mut dx = Vec::new();
+                if need_x {
+                    // dx = gamma * inv * (dy - sd/n - xhat * sdx/n) = a * dy + b * x + e per channel.
+                    let a: Vec<f32> = (0..c).map(|k| gv[k] * inv[k]).collect();
+                    let bq: Vec<f32> = (0..c).map(|k| -a[k] * inv[k] * sdx[k] / n).collect();
+                    let e: Vec<f32> = (0..c).map(|k| -a[k] * sd[k] / n - bq[k] * mean[k]).collect();
+                    dx = vec![0f32; xv.len()];
+                    dx.par_chunks_mut(PAR_ROWS * c).zip(xv.par_chunks(PAR_ROWS * c).zip(dy.par_chunks(PAR_ROWS * c))).for_each(|(ob, (xb, db))| {
+                        for ((o, xr), dr) in ob.chunks_mut(c).zip(xb.chunks(c)).zip(db.chunks(c)) {
+                            for k in 0..c {
+                                o[k] = a[k] * dr[k] + bq[k] * xr[k] + e[k];
+                            }
+                        }
+                    });
                 }
                 (dx, sdx, sd)
             })
         })??;
         let dev = x.device();
-        let dx = if x.track_op() { Some(Tensor::from_vec(dx, x.shape(), dev)?) } else { None };
+        let dx = if need_x { Some(Tensor::from_vec(dx, x.shape(), dev)?) } else { None };
+        if !gamma.track_op() {
+            return Ok((dx, None, None));
+        }
         Ok((dx, Some(Tensor::from_vec(dg, gamma.shape(), dev)?), Some(Tensor::from_vec(db, gamma.shape(), dev)?)))
     }
 }
@@ -303,7 +425,10 @@ const BN_EPS: f64 = 1e-5;
 const BN_MOMENTUM: f64 = 0.1;
 
 /// Batch norm over all rows of the last axis (PyTorch's BatchNorm1d/2d on channels-last data).
-fn batch_norm(h: &Tensor, gamma: &Tensor, beta: &Tensor, stats: Option<&(Var, Var)>, train: bool, update: bool) -> Result<Tensor> {
+/// With `act` (a leaky slope; 0 for ReLU) the fused path applies the
+/// activation too and returns `true`; otherwise the caller applies it.
+#[allow(clippy::too_many_arguments)]
+fn batch_norm(h: &Tensor, gamma: &Tensor, beta: &Tensor, stats: Option<&(Var, Var)>, train: bool, update: bool, act: Option<f32>) -> Result<(Tensor, bool)> {
     let dims = h.dims().to_vec();
     let c = *dims.last().unwrap_or(&1);
     let x = h.reshape(((), c))?;
@@ -320,7 +445,7 @@ fn batch_norm(h: &Tensor, gamma: &Tensor, beta: &Tensor, stats: Option<&(Var, Va
             rm.set(&((rm.as_tensor() * (1.0 - BN_MOMENTUM))? + (Tensor::from_vec(mean, c, dev)? * BN_MOMENTUM)?)?)?;
             rv.set(&((rv.as_tensor() * (1.0 - BN_MOMENTUM))? + (Tensor::from_vec(var, c, dev)? * BN_MOMENTUM)?)?)?;
         }
-        return Ok(x.contiguous()?.apply_op3(gamma, beta, NormOp)?.reshape(dims)?);
+        return Ok((x.contiguous()?.apply_op3(gamma, beta, NormOp { act })?.reshape(dims)?, act.is_some()));
     }
     let (mean, var) = if train || stats.is_none() {
         let mean = x.mean_keepdim(0)?;
@@ -337,5 +462,5 @@ fn batch_norm(h: &Tensor, gamma: &Tensor, beta: &Tensor, stats: Option<&(Var, Va
         (rm.as_tensor().unsqueeze(0)?, rv.as_tensor().unsqueeze(0)?)
     };
     let y = x.broadcast_sub(&mean)?.broadcast_div(&(var + BN_EPS)?.sqrt()?)?.broadcast_mul(gamma)?.broadcast_add(beta)?;
-    Ok(y.reshape(dims)?)
+    Ok((y.reshape(dims)?, false))
 }

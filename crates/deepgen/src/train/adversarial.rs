@@ -41,11 +41,16 @@ pub struct AdversarialConfig {
     /// Unrolled GAN: treat the unrolled critic as constant (no gradient through its updates).
     #[serde(default)]
     pub first_order: bool,
+    /// Unrolled GAN: every look-ahead step uses one real and one generated
+    /// batch (as Metz et al.'s reference code does) instead of fresh ones; the
+    /// generator then runs once per update, not K + 1 times.
+    #[serde(default)]
+    pub unroll_same_batch: bool,
 }
 
 impl Default for AdversarialConfig {
     fn default() -> Self {
-        Self { d_lr: 2e-4, n_critic: 1, clip: None, gp: None, unroll: 0, first_order: false }
+        Self { d_lr: 2e-4, n_critic: 1, clip: None, gp: None, unroll: 0, first_order: false, unroll_same_batch: false }
     }
 }
 
@@ -69,6 +74,9 @@ impl AdversarialConfig {
         }
         if self.first_order && self.unroll == 0 {
             return Err(Error::config("--first-order applies only with --unroll K > 0"));
+        }
+        if self.unroll_same_batch && self.unroll == 0 {
+            return Err(Error::config("--unroll-same-batch applies only with --unroll K > 0"));
         }
         Ok(())
     }
@@ -166,7 +174,11 @@ impl AdversarialTrainer {
     /// the generator (unless `first_order`: then constants).
     pub fn unrolled_weights(&self, game: &dyn Adversarial, x: &Tensor, labels: Option<&[u32]>, r: &mut rng::Rng) -> Result<Vec<Tensor>> {
         let vars: Vec<Var> = game.d_weights().into_iter().map(|(_, v)| v).collect();
-        let mut ws: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        // The generator's update never uses the critic's own gradients (the
+        // generator's optimiser steps only its weights), so the critic's
+        // weights enter as constants: the backward pass then skips their
+        // weight-gradient GEMMs (see the fused ops' `track_op` checks).
+        let mut ws: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().detach()).collect();
         if self.adv.unroll == 0 {
             return Ok(ws);
         }
@@ -187,6 +199,13 @@ impl AdversarialTrainer {
         }
         let t0 = self.d_opt.step;
         let d_lr = self.adv.d_lr * self.cfg.lr_at(self.g_opt.step) / self.cfg.lr;
+        let draw = |r: &mut rng::Rng| -> Result<(Side, Side)> {
+            let real = game.real(x, labels, r)?;
+            let fake = game.fake(x, labels, r)?;
+            let fake = if self.adv.first_order { Side { x: fake.x.detach(), cond: fake.cond, codes: fake.codes.map(|c| c.detach()) } } else { fake };
+            Ok((real, fake))
+        };
+        let shared = if self.adv.unroll_same_batch { Some(draw(r)?) } else { None };
         for k in 0..self.adv.unroll {
             if self.adv.first_order {
                 ws = ws.iter().map(|w| w.detach()).collect();
@@ -197,11 +216,16 @@ impl AdversarialTrainer {
             // (with the graph kept) it stays a function of ws and the generator.
             let probes: Vec<Var> = ws.iter().map(|w| Var::zeros(w.shape(), w.dtype(), w.device())).collect::<candle_core::Result<_>>()?;
             let probed: Vec<Tensor> = ws.iter().zip(&probes).map(|(w, p)| w + p.as_tensor()).collect::<candle_core::Result<_>>()?;
-            let real = game.real(x, labels, r)?;
-            let fake = game.fake(x, labels, r)?;
-            let fake = if self.adv.first_order { Side { x: fake.x.detach(), cond: fake.cond, codes: fake.codes.map(|c| c.detach()) } } else { fake };
+            let fresh;
+            let (real, fake) = match &shared {
+                Some((real, fake)) => (real, fake),
+                None => {
+                    fresh = draw(r)?;
+                    (&fresh.0, &fresh.1)
+                }
+            };
             let step = || -> Result<candle_core::backprop::GradStore> {
-                let loss = Self::critic_loss(game, &real, &fake, &probed, &mut vec![])?;
+                let loss = Self::critic_loss(game, real, fake, &probed, &mut vec![])?;
                 Ok(loss.backward()?)
             };
             let grads = if self.adv.first_order { step()? } else { with_create_graph(step)? };
