@@ -318,7 +318,7 @@ const PAR_CHUNK: usize = 16 * 1024;
 
 /// Column sums over `n` rows of `c` values: `add(row, acc)` adds row `row`'s
 /// terms into an f32 accumulator, one per block of [`PAR_ROWS`] rows (run in
-/// parallel); the blocks are summed in f64.
+/// parallel); the blocks are summed in f64, in order (deterministic).
 fn col_sums(n: usize, c: usize, add: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f64> {
     let blocks = n.div_ceil(PAR_ROWS);
     (0..blocks)
@@ -328,15 +328,15 @@ fn col_sums(n: usize, c: usize, add: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f
             for r in b * PAR_ROWS..((b + 1) * PAR_ROWS).min(n) {
                 add(r, &mut acc);
             }
-            acc.iter().map(|&a| a as f64).collect::<Vec<f64>>()
+            acc
         })
-        .reduce(
-            || vec![0f64; c],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        )
+        .collect::<Vec<_>>()
+        .into_iter()
+        // Summed in block order, so the result does not depend on how rayon split the work.
+        .fold(vec![0f64; c], |mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(x, &y)| *x += y as f64);
+            a
+        })
 }
 
 impl candle_core::CustomOp3 for NormOp {
