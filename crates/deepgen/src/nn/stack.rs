@@ -295,6 +295,9 @@ fn cpu<'a>(s: &'a candle_core::CpuStorage, l: &candle_core::Layout) -> candle_co
 struct NormOp {
     /// Fused activation after the normalisation: max(y, a y) with this slope (0 = ReLU).
     act: Option<f32>,
+    /// The input's per-channel mean and 1/sqrt(var + eps), computed once by [`batch_norm`].
+    mean: Vec<f32>,
+    inv: Vec<f32>,
 }
 
 impl NormOp {
@@ -346,7 +349,10 @@ impl candle_core::CustomOp3 for NormOp {
     fn cpu_fwd(&self, xs: &candle_core::CpuStorage, xl: &candle_core::Layout, gs: &candle_core::CpuStorage, gl: &candle_core::Layout, bs: &candle_core::CpuStorage, bl: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         let (x, gamma, beta) = (cpu(xs, xl)?, cpu(gs, gl)?, cpu(bs, bl)?);
         let c = gamma.len();
-        let (mean, inv) = Self::stats(x, c);
+        if self.mean.len() != c || self.inv.len() != c {
+            candle_core::bail!("batch norm: statistics for {} channels, gamma has {c}", self.mean.len());
+        }
+        let (mean, inv) = (&self.mean, &self.inv);
         let scale: Vec<f32> = inv.iter().zip(gamma).map(|(i, g)| i * g).collect();
         let shift: Vec<f32> = mean.iter().zip(&scale).zip(beta).map(|((m, s), b)| b - m * s).collect();
         let act = self.act;
@@ -382,7 +388,7 @@ impl candle_core::CustomOp3 for NormOp {
             super::fused::read(grad, |dy| {
                 let rows = xv.len() / c.max(1);
                 let n = rows.max(1) as f32;
-                let (mean, inv) = Self::stats(xv, c);
+                let (mean, inv) = (&self.mean, &self.inv);
                 // sums of dy and dy * xhat per channel
                 let sd: Vec<f32> = col_sums(rows, c, |r, acc| acc.iter_mut().zip(&dy[r * c..(r + 1) * c]).for_each(|(a, &d)| *a += d)).iter().map(|&v| v as f32).collect();
                 let sdx: Vec<f32> = col_sums(rows, c, |r, acc| {
@@ -435,17 +441,17 @@ fn batch_norm(h: &Tensor, gamma: &Tensor, beta: &Tensor, stats: Option<&(Var, Va
     let n = x.dim(0)?;
     let fused = x.device().is_cpu() && !super::create_graph() && (train || stats.is_none());
     if fused {
+        // The batch statistics once, for the running averages, the forward and the backward pass.
+        let xc = x.contiguous()?;
+        let (mean, inv) = super::fused::read(&xc, |v| NormOp::stats(v, c))?;
         if let (Some((rm, rv)), true) = (stats, update) {
-            // The running statistics from one pass over the batch (the op recomputes its own).
-            let xc = x.contiguous()?;
-            let (mean, inv) = super::fused::read(&xc, |v| NormOp::stats(v, c))?;
             let unbias = n as f64 / (n.max(2) - 1) as f64;
             let var: Vec<f32> = inv.iter().map(|i| ((1.0 / (*i as f64).powi(2) - BN_EPS) * unbias) as f32).collect();
             let dev = x.device();
-            rm.set(&((rm.as_tensor() * (1.0 - BN_MOMENTUM))? + (Tensor::from_vec(mean, c, dev)? * BN_MOMENTUM)?)?)?;
+            rm.set(&((rm.as_tensor() * (1.0 - BN_MOMENTUM))? + (Tensor::from_vec(mean.clone(), c, dev)? * BN_MOMENTUM)?)?)?;
             rv.set(&((rv.as_tensor() * (1.0 - BN_MOMENTUM))? + (Tensor::from_vec(var, c, dev)? * BN_MOMENTUM)?)?)?;
         }
-        return Ok((x.contiguous()?.apply_op3(gamma, beta, NormOp { act })?.reshape(dims)?, act.is_some()));
+        return Ok((xc.apply_op3(gamma, beta, NormOp { act, mean, inv })?.reshape(dims)?, act.is_some()));
     }
     let (mean, var) = if train || stats.is_none() {
         let mean = x.mean_keepdim(0)?;
