@@ -408,6 +408,15 @@ fn every_adversarial_model_trains_saves_loads_and_resumes_exactly() {
     }
 }
 
+/// An Adam over all of the model's weights holding a copy of the critic optimiser's state.
+fn critic_adam_copy(m: &Model, t: &AdversarialTrainer) -> Adam {
+    let mut opt = Adam::new(&m.params, t.cfg.optimizer).unwrap();
+    let state = t.d_opt.state();
+    let all: std::collections::HashMap<String, Tensor> = m.params.vars().map(|(n, v)| (format!("mv.{n}"), state.get(&format!("mv.{n}")).cloned().unwrap_or_else(|| Tensor::zeros((2, v.elem_count()), candle_core::DType::F32, &Device::Cpu).unwrap()))).collect();
+    opt.load_state(&all, t.d_opt.step, std::path::Path::new("-")).unwrap();
+    opt
+}
+
 /// The unrolled look-ahead is exactly what K real updates of the critic's Adam would do.
 #[test]
 fn unrolled_weights_equal_k_real_critic_updates() {
@@ -423,10 +432,7 @@ fn unrolled_weights_equal_k_real_critic_updates() {
         let ws = t.unrolled_weights(game, &x, None, &mut rng::rng(21)).unwrap();
         // The same draws, applied in place by the critic's own optimiser (on a copy of its state).
         let saved: Vec<Vec<f32>> = game.d_weights().iter().map(|(_, v)| vec1(v.as_tensor())).collect();
-        let mut opt = Adam::new(&m.params, t.cfg.optimizer).unwrap();
-        let state = t.d_opt.state();
-        let all: std::collections::HashMap<String, Tensor> = m.params.vars().map(|(n, v)| (format!("mv.{n}"), state.get(&format!("mv.{n}")).cloned().unwrap_or_else(|| Tensor::zeros((2, v.elem_count()), candle_core::DType::F32, &Device::Cpu).unwrap()))).collect();
-        opt.load_state(&all, t.d_opt.step, std::path::Path::new("-")).unwrap();
+        let mut opt = critic_adam_copy(&m, &t);
         let mut r = rng::rng(21);
         for _ in 0..3 {
             let real = game.real(&x, None, &mut r).unwrap();
@@ -486,10 +492,7 @@ fn unrolling_on_one_batch_equals_k_critic_updates_on_that_batch() {
         w
     };
     let saved: Vec<Vec<f32>> = game.d_weights().iter().map(|(_, v)| vec1(v.as_tensor())).collect();
-    let mut opt = Adam::new(&m.params, t.cfg.optimizer).unwrap();
-    let state = t.d_opt.state();
-    let all: std::collections::HashMap<String, Tensor> = m.params.vars().map(|(n, v)| (format!("mv.{n}"), state.get(&format!("mv.{n}")).cloned().unwrap_or_else(|| Tensor::zeros((2, v.elem_count()), candle_core::DType::F32, &Device::Cpu).unwrap()))).collect();
-    opt.load_state(&all, t.d_opt.step, std::path::Path::new("-")).unwrap();
+    let mut opt = critic_adam_copy(&m, &t);
     let mut r = rng::rng(22);
     let real = game.real(&x, None, &mut r).unwrap();
     let fake = game.fake(&x, None, &mut r).unwrap();
