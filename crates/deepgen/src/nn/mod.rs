@@ -233,9 +233,6 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
 /// `parallel` and the product is big enough to pay for it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], a_t: bool, b: &[f32], b_t: bool, accumulate: bool, parallel: bool) {
-    assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n, "gemm: buffers too small");
-    let (a_cs, a_rs) = if a_t { (m as isize, 1) } else { (1, k as isize) };
-    let (b_cs, b_rs) = if b_t { (k as isize, 1) } else { (1, n as isize) };
     let threads = candle_core::utils::get_num_threads();
     if parallel && threads > 1 && m >= 64 * threads && m * n * k > (1 << 22) {
         // Large products: one single-threaded GEMM per block of dst rows, run
@@ -243,6 +240,9 @@ pub(crate) fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], a_t
         gemm_row_blocks(m, n, k, dst, a, a_t, b, b_t, accumulate, threads);
         return;
     }
+    assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n, "gemm: buffers too small");
+    let (a_cs, a_rs) = if a_t { (m as isize, 1) } else { (1, k as isize) };
+    let (b_cs, b_rs) = if b_t { (k as isize, 1) } else { (1, n as isize) };
     let par = if parallel && threads > 1 && m * n * k > 32768 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the slices hold at least m*k, k*n and m*n values (asserted above),
     // read with the strides of their row-major layouts; dst is exclusively borrowed.
@@ -370,9 +370,9 @@ pub mod fused {
             Ok((CpuStorage::F32(y), Shape::from((m, n))))
         }
 
-        fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
             if !super::create_graph() && x.device().is_cpu() {
-                return self.bwd_direct(x, w, _b, y, grad);
+                return self.bwd_direct(x, w, b, y, grad);
             }
             if self.in_relu {
                 candle_core::bail!("linear: the input-ReLU form has no graph-building backward (use relu then forward_act)");
@@ -399,10 +399,13 @@ pub mod fused {
             let threads = candle_core::utils::get_num_threads();
             let par = || if threads > 1 && m * n * k > 4096 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
             // dW [k, n] = x^T [k, m] dz [m, n]; x^T is read through strides (row step 1, column step k).
-            let mut dw = vec![0f32; k * n];
+            let mut dw = Vec::new();
             let in_relu = self.in_relu;
             // Constant weights (the critic during the generator's update) need no weight gradient.
             let need_w = w.track_op();
+            if need_w {
+                dw = vec![0f32; k * n];
+            }
             read(x, |xv| {
                 if !need_w {
                     return;
@@ -451,10 +454,18 @@ pub mod fused {
     /// The gradient at the pre-activation of `y = act(z)` (the ReLU mask
     /// applied) and its column sums, the bias gradient of a layer with `n` outputs.
     pub(crate) fn pre_activation_grad(grad: &Tensor, y: &Tensor, act: Act, n: usize) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
-        let dz: Vec<f32> = read(grad, |g| match act {
-            Act::Identity => Ok(g.to_vec()),
-            Act::Relu => read(y, |y| g.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect()),
-        })??;
+        match act {
+            Act::Identity => with_bias_grad(read(grad, |g| g.to_vec())?, n),
+            Act::Relu => leaky_pre_activation_grad(grad, y, 0.0, n),
+        }
+    }
+
+    /// [`pre_activation_grad`] for `y = max(z, a z)` (a = 0: ReLU).
+    pub(crate) fn leaky_pre_activation_grad(grad: &Tensor, y: &Tensor, a: f32, n: usize) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
+        with_bias_grad(read(grad, |g| read(y, |y| leaky_grad(g, y, a)))??, n)
+    }
+
+    fn with_bias_grad(dz: Vec<f32>, n: usize) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
         let mut db = vec![0f32; n];
         for row in dz.chunks(n.max(1)) {
             db.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
@@ -462,14 +473,16 @@ pub mod fused {
         Ok((dz, db))
     }
 
-    /// [`pre_activation_grad`] for `y = max(z, a z)`: the output's sign tells which slope applied.
-    pub(crate) fn leaky_pre_activation_grad(grad: &Tensor, y: &Tensor, a: f32, n: usize) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
-        let dz: Vec<f32> = read(grad, |g| read(y, |y| g.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { a * g }).collect()))??;
-        let mut db = vec![0f32; n];
-        for row in dz.chunks(n.max(1)) {
-            db.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
-        }
-        Ok((dz, db))
+    /// `g * (y > 0 ? 1 : a)`: the gradient through `y = max(z, a z)` (a = 0:
+    /// ReLU), read from the output's sign, in parallel chunks.
+    pub(crate) fn leaky_grad(g: &[f32], y: &[f32], a: f32) -> Vec<f32> {
+        use rayon::prelude::*;
+        const CHUNK: usize = 16 * 1024;
+        let mut out = vec![0f32; g.len()];
+        out.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(o, (g, y))| {
+            o.iter_mut().zip(g.iter().zip(y)).for_each(|(o, (&g, &y))| *o = if y > 0.0 { g } else { a * g });
+        });
+        out
     }
 
     /// Runs `f` on a tensor's f32 values in place when it is a contiguous CPU

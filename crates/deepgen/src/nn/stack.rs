@@ -179,24 +179,13 @@ impl Stack {
                     Linear { w: ws[*w].clone(), b: ws[*bi].clone() }.forward_act(&x2, if *relu { LinAct::Relu } else { LinAct::Identity })?
                 }
                 Layer::Down { g, w, b: bi } => {
-                    let act = match self.layers.get(i + 1) {
-                        Some(Layer::Act(Act::Relu)) => Some(0.0),
-                        Some(Layer::Act(Act::Leaky(a))) => Some(*a),
-                        _ => None,
-                    };
-                    let (y, fused) = conv_down_act(*g, &h, &ws[*w], &ws[*bi], act)?;
+                    let (y, fused) = conv_down_act(*g, &h, &ws[*w], &ws[*bi], self.leaky_after(i))?;
                     fused_act = fused;
                     y
                 }
                 Layer::Up { g, w, b: bi } => conv_up(*g, &h, &ws[*w], &ws[*bi])?,
                 Layer::Norm { gamma, beta, stats } => {
-                    // A following ReLU or LeakyReLU runs inside the batch-norm op.
-                    let act = match self.layers.get(i + 1) {
-                        Some(Layer::Act(Act::Relu)) => Some(0.0),
-                        Some(Layer::Act(Act::Leaky(a))) => Some(*a),
-                        _ => None,
-                    };
-                    let (y, fused) = batch_norm(&h, &ws[*gamma], &ws[*beta], stats.as_ref(), train, update_stats, act)?;
+                    let (y, fused) = batch_norm(&h, &ws[*gamma], &ws[*beta], stats.as_ref(), train, update_stats, self.leaky_after(i))?;
                     fused_act = fused;
                     y
                 }
@@ -209,6 +198,17 @@ impl Stack {
             };
         }
         Ok(h)
+    }
+
+    /// The slope of a ReLU (0) or LeakyReLU right after layer `i`, which the
+    /// convolution and batch-norm ops can apply themselves (they report
+    /// whether they did, and the loop then skips the activation layer).
+    fn leaky_after(&self, i: usize) -> Option<f32> {
+        match self.layers.get(i + 1) {
+            Some(Layer::Act(Act::Relu)) => Some(0.0),
+            Some(Layer::Act(Act::Leaky(a))) => Some(*a),
+            _ => None,
+        }
     }
 
     /// Runs the network on its own weights.
@@ -247,40 +247,8 @@ impl candle_core::CustomOp1 for Leaky {
     }
     fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let a = self.0;
-        let g = super::fused::read(grad, |g| {
-            super::fused::read(res, |y| {
-                let mut out = vec![0f32; g.len()];
-                out.par_chunks_mut(PAR_CHUNK).zip(g.par_chunks(PAR_CHUNK).zip(y.par_chunks(PAR_CHUNK))).for_each(|(o, (g, y))| {
-                    o.iter_mut().zip(g.iter().zip(y)).for_each(|(o, (&g, &y))| *o = if y > 0.0 { g } else { a * g });
-                });
-                out
-            })
-        })??;
+        let g = super::fused::read(grad, |g| super::fused::read(res, |y| super::fused::leaky_grad(g, y, a)))??;
         Ok(Some(Tensor::from_vec(g, arg.shape(), arg.device())?))
-    }
-}
-
-/// `g * (y > 0 ? 1 : a)` as a plain computation inside a backward pass.
-struct LeakyGrad {
-    a: f32,
-    y: Tensor,
-}
-
-impl candle_core::CustomOp1 for LeakyGrad {
-    fn name(&self) -> &'static str {
-        "deepgen-leaky-grad"
-    }
-    fn cpu_fwd(&self, s: &candle_core::CpuStorage, l: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let g = cpu(s, l)?;
-        let a = self.a;
-        let out = super::fused::read(&self.y, |y| {
-            let mut out = vec![0f32; g.len()];
-            out.par_chunks_mut(PAR_CHUNK).zip(g.par_chunks(PAR_CHUNK).zip(y.par_chunks(PAR_CHUNK))).for_each(|(o, (g, y))| {
-                o.iter_mut().zip(g.iter().zip(y)).for_each(|(o, (&g, &y))| *o = if y > 0.0 { g } else { a * g });
-            });
-            out
-        })?;
-        Ok((candle_core::CpuStorage::F32(out), l.shape().clone()))
     }
 }
 
@@ -373,19 +341,15 @@ impl candle_core::CustomOp3 for NormOp {
     }
     fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let c = gamma.elem_count();
-        // Through the fused activation first: the output's sign tells which slope applied.
-        let masked;
-        let grad = match self.act {
-            Some(a) => {
-                masked = grad.contiguous()?.apply_op1(LeakyGrad { a, y: y.clone() })?;
-                &masked
-            }
-            None => grad,
-        };
         let gv = gamma.flatten_all()?.to_vec1::<f32>()?;
         let need_x = x.track_op();
+        // Through the fused activation first: the output's sign tells which slope applied.
+        let masked = match self.act {
+            Some(a) => Some(super::fused::read(grad, |g| super::fused::read(y, |yv| super::fused::leaky_grad(g, yv, a)))??),
+            None => None,
+        };
         let (dx, dg, db) = super::fused::read(x, |xv| {
-            super::fused::read(grad, |dy| {
+            let grads = |dy: &[f32]| {
                 let rows = xv.len() / c.max(1);
                 let n = rows.max(1) as f32;
                 let (mean, inv) = (&self.mean, &self.inv);
@@ -416,7 +380,11 @@ impl candle_core::CustomOp3 for NormOp {
                     });
                 }
                 (dx, sdx, sd)
-            })
+            };
+            match &masked {
+                Some(dy) => Ok(grads(dy)),
+                None => super::fused::read(grad, grads),
+            }
         })??;
         let dev = x.device();
         let dx = if need_x { Some(Tensor::from_vec(dx, x.shape(), dev)?) } else { None };
