@@ -59,6 +59,7 @@ pub trait Encoder {
 /// One side of an adversarial game, as the critic sees it: examples (data
 /// rows, or codes for the AAE), the conditioning given to the critic
 /// (cGAN one-hot labels) and the InfoGAN codes the generator was given.
+#[derive(Clone)]
 pub struct Side {
     pub x: Tensor,
     pub cond: Option<Tensor>,

@@ -21,6 +21,22 @@ use crate::models::{Adversarial, Model, Side};
 use crate::nn::{with_create_graph, Params};
 use crate::rng;
 
+/// The critic's look-ahead ([`AdversarialTrainer::unrolled_weights`]).
+struct LookAhead {
+    /// The weights after the K steps.
+    weights: Vec<Tensor>,
+    steps: Vec<LookAheadStep>,
+    /// Each generated batch: the generator's output (with its graph) and the leaf copy the critic saw.
+    fakes: Vec<(Side, Side)>,
+}
+
+struct LookAheadStep {
+    /// The step's inputs (weights, m, v) as leaf variables; None at step 0 and when first-order.
+    leaves: Option<[Vec<Var>; 3]>,
+    /// The step's outputs (weights, m, v), functions of its leaves and its batch's leaf.
+    next: [Vec<Tensor>; 3],
+}
+
 /// The adversarial trainer's options (saved in the run's `[train.adversarial]`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -170,18 +186,34 @@ impl AdversarialTrainer {
     }
 
     /// The critic's weights after `K` Adam steps taken from its current state
-    /// on fresh generated batches, as tensors that depend differentiably on
-    /// the generator (unless `first_order`: then constants).
+    /// (on fresh generated batches, or one shared batch), as values. The
+    /// generator's loss differentiates through these steps with
+    /// [`AdversarialTrainer::generator_loss`].
     pub fn unrolled_weights(&self, game: &dyn Adversarial, x: &Tensor, labels: Option<&[u32]>, r: &mut rng::Rng) -> Result<Vec<Tensor>> {
+        Ok(self.look_ahead(game, x, labels, r)?.weights.iter().map(|w| w.detach()).collect())
+    }
+
+    /// Runs the K look-ahead steps of the critic's Adam. With second-order
+    /// unrolling, each step starts from fresh leaf variables holding the
+    /// previous step's (weights, m, v) and sees the generated batch through a
+    /// leaf too, so its gradient (taken with a graph) depends only on
+    /// that step's leaves: [`Self::generator_loss`] then runs reverse mode one
+    /// step at a time. (candle's `backward` has no `inputs=` argument and walks
+    /// every tracked ancestor: one graph through all K steps and the
+    /// generator made each inner backward pass re-traverse the earlier steps
+    /// and the generator, 3-4x slower on the grid players.)
+    fn look_ahead(&self, game: &dyn Adversarial, x: &Tensor, labels: Option<&[u32]>, r: &mut rng::Rng) -> Result<LookAhead> {
         let vars: Vec<Var> = game.d_weights().into_iter().map(|(_, v)| v).collect();
         // The generator's update never uses the critic's own gradients (the
         // generator's optimiser steps only its weights), so the critic's
         // weights enter as constants: the backward pass then skips their
         // weight-gradient GEMMs (see the fused ops' `track_op` checks).
         let mut ws: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().detach()).collect();
+        let mut out = LookAhead { weights: ws.clone(), steps: vec![], fakes: vec![] };
         if self.adv.unroll == 0 {
-            return Ok(ws);
+            return Ok(out);
         }
+        let second = !self.adv.first_order;
         let c = &self.cfg.optimizer;
         // The critic optimiser's moments, as constants.
         let state = self.d_opt.moments();
@@ -199,42 +231,53 @@ impl AdversarialTrainer {
         }
         let t0 = self.d_opt.step;
         let d_lr = self.adv.d_lr * self.cfg.lr_at(self.g_opt.step) / self.cfg.lr;
-        let draw = |r: &mut rng::Rng| -> Result<(Side, Side)> {
+        let draw = |r: &mut rng::Rng, out: &mut LookAhead| -> Result<(Side, usize)> {
             let real = game.real(x, labels, r)?;
             let fake = game.fake(x, labels, r)?;
-            let fake = if self.adv.first_order { Side { x: fake.x.detach(), cond: fake.cond, codes: fake.codes.map(|c| c.detach()) } } else { fake };
-            Ok((real, fake))
+            let seen = Side { x: Var::from_tensor(&fake.x.detach())?.as_tensor().clone(), cond: fake.cond.as_ref().map(|t| t.detach()), codes: fake.codes.as_ref().map(|t| t.detach()) };
+            out.fakes.push((fake, seen));
+            Ok((real, out.fakes.len() - 1))
         };
-        let shared = if self.adv.unroll_same_batch { Some(draw(r)?) } else { None };
+        let shared = if self.adv.unroll_same_batch { Some(draw(r, &mut out)?) } else { None };
         for k in 0..self.adv.unroll {
-            if self.adv.first_order {
+            // Step k's inputs: constants at k = 0 (and throughout when first-order), leaves after.
+            let leaves = if second && k > 0 {
+                let leaf = |ts: &[Tensor]| ts.iter().map(|t| Var::from_tensor(&t.detach())).collect::<candle_core::Result<Vec<Var>>>();
+                let l = [leaf(&ws)?, leaf(&m)?, leaf(&v)?];
+                ws = l[0].iter().map(|v| v.as_tensor().clone()).collect();
+                m = l[1].iter().map(|v| v.as_tensor().clone()).collect();
+                v = l[2].iter().map(|v| v.as_tensor().clone()).collect();
+                Some(l)
+            } else {
                 ws = ws.iter().map(|w| w.detach()).collect();
-            }
+                None
+            };
             // candle keeps gradients only for variables (it drops those of
             // intermediate tensors as it goes), so the critic runs on
             // ws + p with a zero variable p per weight: dL/dp = dL/dws, and
-            // (with the graph kept) it stays a function of ws and the generator.
+            // (with the graph kept) it stays a function of the step's leaves.
             let probes: Vec<Var> = ws.iter().map(|w| Var::zeros(w.shape(), w.dtype(), w.device())).collect::<candle_core::Result<_>>()?;
             let probed: Vec<Tensor> = ws.iter().zip(&probes).map(|(w, p)| w + p.as_tensor()).collect::<candle_core::Result<_>>()?;
             let fresh;
             let (real, fake) = match &shared {
-                Some((real, fake)) => (real, fake),
+                Some((real, i)) => (real, *i),
                 None => {
-                    fresh = draw(r)?;
-                    (&fresh.0, &fresh.1)
+                    fresh = draw(r, &mut out)?;
+                    (&fresh.0, fresh.1)
                 }
             };
+            let seen = &out.fakes[fake].1;
             let step = || -> Result<candle_core::backprop::GradStore> {
-                let loss = Self::critic_loss(game, real, fake, &probed, &mut vec![])?;
+                let loss = Self::critic_loss(game, real, seen, &probed, &mut vec![])?;
                 Ok(loss.backward()?)
             };
-            let grads = if self.adv.first_order { step()? } else { with_create_graph(step)? };
+            let grads = if second { with_create_graph(step)? } else { step()? };
             let t = (t0 + k + 1) as i32;
             let (c1, c2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
             for i in 0..ws.len() {
                 let g = match grads.get(probes[i].as_tensor()) {
-                    Some(g) if self.adv.first_order => g.detach(),
-                    Some(g) => g.clone(),
+                    Some(g) if second => g.clone(),
+                    Some(g) => g.detach(),
                     None => Tensor::zeros_like(&ws[i])?,
                 };
                 m[i] = ((&m[i] * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
@@ -243,33 +286,121 @@ impl AdversarialTrainer {
                 let denom = (((&v[i] / c2)? + 1e-30)?.sqrt()? + c.eps)?;
                 ws[i] = (&ws[i] - ((&m[i] / c1)? / denom)? * d_lr)?;
             }
+            out.steps.push(LookAheadStep { leaves, next: [ws.clone(), m.clone(), v.clone()] });
         }
-        if self.adv.first_order {
+        if !second {
             ws = ws.iter().map(|w| w.detach()).collect();
         }
-        Ok(ws)
+        out.weights = ws;
+        Ok(out)
     }
 
     /// The generator's loss for one update (exposed for gradient checks): adversarial term
     /// through the (possibly unrolled) critic, InfoGAN's term, extras.
+    ///
+    /// With second-order unrolling the value is the loss, and its gradient is
+    /// the generator's total derivative through the K look-ahead steps,
+    /// computed here by reverse mode one step at a time (see
+    /// [`Self::look_ahead`]) and handed to the generator as
+    /// `L + (T - T.detach())`, T = sum_i <G output_i, dL/d(batch i)>.
     pub fn generator_loss(&self, game: &dyn Adversarial, x: &Tensor, labels: Option<&[u32]>, r: &mut rng::Rng, parts: &mut Vec<(&'static str, Tensor)>) -> Result<Tensor> {
         let mut ur = r.clone();
-        let ws = self.unrolled_weights(game, x, labels, &mut ur)?;
-        let fake = game.fake(x, labels, r)?;
-        let (vf, q) = game.critic(&fake, &ws)?;
+        let mut la = self.look_ahead(game, x, labels, &mut ur)?;
+        let second = self.adv.unroll > 0 && !self.adv.first_order;
+        // The batch the generator's loss is taken on: with one shared batch, that batch
+        // (Metz et al.'s reference code); otherwise a fresh one.
+        let (fake, seen_at) = if second && self.adv.unroll_same_batch {
+            (la.fakes[0].0.clone(), 0)
+        } else {
+            let fake = game.fake(x, labels, r)?;
+            if second {
+                let seen = Side { x: Var::from_tensor(&fake.x.detach())?.as_tensor().clone(), cond: fake.cond.as_ref().map(|t| t.detach()), codes: fake.codes.as_ref().map(|t| t.detach()) };
+                la.fakes.push((fake.clone(), seen));
+                (fake, la.fakes.len() - 1)
+            } else {
+                (fake, usize::MAX)
+            }
+        };
+        let final_w: Vec<Var> = if second { la.weights.iter().map(|w| Var::from_tensor(&w.detach())).collect::<candle_core::Result<_>>()? } else { vec![] };
+        let ws: Vec<Tensor> = if second { final_w.iter().map(|v| v.as_tensor().clone()).collect() } else { la.weights.clone() };
+        let critic_side = if second { &la.fakes[seen_at].1 } else { &fake };
+        let (vf, q) = game.critic(critic_side, &ws)?;
         let adv = game.loss().generator(&vf)?;
         parts.push(("g_adv", adv.clone()));
         let mut loss = (adv * game.adv_weight())?;
-        if let (Some(q), Some(c)) = (q, fake.codes.as_ref()) {
+        if let (Some(q), Some(c)) = (q, critic_side.codes.as_ref()) {
             if let Some((nll, _)) = game.info_loss(&q, c)? {
                 loss = (loss + (nll * game.info_weight())?)?;
             }
+        }
+        if second {
+            loss = (loss.detach() + Self::reverse_through_look_ahead(&la, &loss, &final_w)?)?;
         }
         for (name, t) in game.generator_extra(x, &fake)? {
             loss = (loss + &t)?;
             parts.push((name, t));
         }
         Ok(loss)
+    }
+
+    /// Reverse mode through the look-ahead, last step first: returns T - T.detach()
+    /// (value 0), T = sum over generated batches of <G output, dL/d(batch)>.
+    fn reverse_through_look_ahead(la: &LookAhead, loss: &Tensor, final_w: &[Var]) -> Result<Tensor> {
+        let mut d_fake: Vec<Option<Tensor>> = vec![None; la.fakes.len()];
+        let add_fake = |d_fake: &mut Vec<Option<Tensor>>, grads: &candle_core::backprop::GradStore| -> Result<()> {
+            for (i, (_, seen)) in la.fakes.iter().enumerate() {
+                if let Some(g) = grads.get(&seen.x) {
+                    let g = g.detach();
+                    d_fake[i] = Some(match d_fake[i].take() {
+                        Some(a) => (a + g)?,
+                        None => g,
+                    });
+                }
+            }
+            Ok(())
+        };
+        // Gradients come back with graphs when second-order differentiation is
+        // on (CANDLE_GRAD_DO_NOT_DETACH); the adjoints are constants.
+        let get = |grads: &candle_core::backprop::GradStore, t: &Tensor| grads.get(t).map(|g| g.detach());
+        let grads = loss.backward()?;
+        add_fake(&mut d_fake, &grads)?;
+        // The adjoint of the state after step k: (weights, m, v); the final loss sees only the weights.
+        let mut adj: [Vec<Option<Tensor>>; 3] = [final_w.iter().map(|w| get(&grads, w.as_tensor())).collect(), vec![None; final_w.len()], vec![None; final_w.len()]];
+        for step in la.steps.iter().rev() {
+            let mut s: Option<Tensor> = None;
+            for (outs, lambdas) in step.next.iter().zip(&adj) {
+                for (o, l) in outs.iter().zip(lambdas) {
+                    if let Some(l) = l {
+                        let term = (o * l)?.sum_all()?;
+                        s = Some(match s {
+                            Some(a) => (a + term)?,
+                            None => term,
+                        });
+                    }
+                }
+            }
+            let Some(s) = s else { break };
+            let grads = s.backward()?;
+            add_fake(&mut d_fake, &grads)?;
+            adj = match &step.leaves {
+                Some(l) => [0, 1, 2].map(|j| l[j].iter().map(|v| get(&grads, v.as_tensor())).collect()),
+                None => break,
+            };
+        }
+        let mut t: Option<Tensor> = None;
+        for ((fake, _), d) in la.fakes.iter().zip(&d_fake) {
+            if let Some(d) = d {
+                let term = (&fake.x * d.detach())?.sum_all()?;
+                t = Some(match t {
+                    Some(a) => (a + term)?,
+                    None => term,
+                });
+            }
+        }
+        Ok(match t {
+            Some(t) => (&t - t.detach())?,
+            None => loss.zeros_like()?,
+        })
     }
 
     /// One iteration: `n_critic` critic updates, one generator update. `step` is 0-based.
