@@ -6,7 +6,7 @@
 use deepgen::data::{Binarize, DataSpec, Dataset};
 use deepgen::eval::anomaly::{detection, flagged_share, threshold_at_fpr};
 use deepgen::eval::features;
-use deepgen::eval::quality::{frechet_distance, inception_score, kl_to_uniform, GaussianFit};
+use deepgen::eval::quality::{code_class_agreement, frechet_distance, inception_score, kl_to_uniform, GaussianFit};
 use deepgen::eval::scores::{self, ScoreKind};
 use deepgen::models::{BernoulliConfig, ClassifierConfig, DensityModel, Device, GanConfig, Model, ModelConfig, VaeConfig};
 use deepgen::rng;
@@ -305,4 +305,21 @@ fn interpolation_paths_end_at_their_ends() {
     }
     let bern = Model::new(&ModelConfig::Bernoulli(BernoulliConfig { dim: 64 }), 0, &Device::Cpu).unwrap();
     assert!(deepgen::run::interpolate(&bern, Some(&test), 1, 3, false, &mut rng::rng(0)).is_err());
+}
+
+/// InfoGAN's code-to-class agreement, by hand: the one-to-one assignment is
+/// the best one (greedy in code order would give 8 of 24), and codes beyond
+/// the number of classes stay unmatched.
+#[test]
+fn code_class_agreement_matches_a_hand_count() {
+    let a = code_class_agreement(&[vec![5, 4, 0], vec![6, 0, 0], vec![0, 0, 3]]);
+    assert_eq!(a.n, 18);
+    assert!((a.purity - 14.0 / 18.0).abs() < 1e-12, "{a:?}");
+    assert_eq!(a.distinct, 2);
+    assert!((a.matched.unwrap() - 13.0 / 18.0).abs() < 1e-12, "{a:?}");
+    assert_eq!(a.mapping, vec![Some(1), Some(0), Some(2)]);
+    let b = code_class_agreement(&[vec![2, 0], vec![3, 0], vec![0, 1]]);
+    assert!((b.matched.unwrap() - 4.0 / 6.0).abs() < 1e-12, "{b:?}");
+    assert_eq!(b.mapping, vec![None, Some(0), Some(1)]);
+    assert_eq!(b.distinct, 2);
 }
