@@ -30,6 +30,13 @@ struct LookAhead {
     fakes: Vec<(Side, Side)>,
 }
 
+/// A generated batch as the look-ahead's critic sees it: the examples as a
+/// leaf variable (the reverse pass reads dL/d batch there), the conditioning
+/// and codes as constants.
+fn leaf_copy(fake: &Side) -> Result<Side> {
+    Ok(Side { x: Var::from_tensor(&fake.x.detach())?.as_tensor().clone(), cond: fake.cond.as_ref().map(|t| t.detach()), codes: fake.codes.as_ref().map(|t| t.detach()) })
+}
+
 struct LookAheadStep {
     /// The step's inputs (weights, m, v) as leaf variables; None at step 0 and when first-order.
     leaves: Option<[Vec<Var>; 3]>,
@@ -234,7 +241,7 @@ impl AdversarialTrainer {
         let draw = |r: &mut rng::Rng, out: &mut LookAhead| -> Result<(Side, usize)> {
             let real = game.real(x, labels, r)?;
             let fake = game.fake(x, labels, r)?;
-            let seen = Side { x: Var::from_tensor(&fake.x.detach())?.as_tensor().clone(), cond: fake.cond.as_ref().map(|t| t.detach()), codes: fake.codes.as_ref().map(|t| t.detach()) };
+            let seen = leaf_copy(&fake)?;
             out.fakes.push((fake, seen));
             Ok((real, out.fakes.len() - 1))
         };
@@ -314,8 +321,7 @@ impl AdversarialTrainer {
         } else {
             let fake = game.fake(x, labels, r)?;
             if second {
-                let seen = Side { x: Var::from_tensor(&fake.x.detach())?.as_tensor().clone(), cond: fake.cond.as_ref().map(|t| t.detach()), codes: fake.codes.as_ref().map(|t| t.detach()) };
-                la.fakes.push((fake.clone(), seen));
+                la.fakes.push((fake.clone(), leaf_copy(&fake)?));
                 (fake, la.fakes.len() - 1)
             } else {
                 (fake, usize::MAX)
