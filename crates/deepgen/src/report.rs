@@ -301,6 +301,7 @@ fn info_codes(r: &mut Report, model: &Model, opts: &ReportOptions) -> Result<()>
     let g = model.as_gan().ok_or_else(|| Error::config("not a GAN"))?;
     let (k, m) = (g.cfg.categorical, g.cfg.continuous);
     let per = (opts.samples / k).max(1);
+    let dim = g.cfg.shape.iter().product();
     let mut rg = rng::derived(opts.seed, "report-info-codes", 0);
     let mut counts: Vec<Vec<usize>> = Vec::with_capacity(k);
     for code in 0..k {
@@ -317,7 +318,6 @@ fn info_codes(r: &mut Report, model: &Model, opts: &ReportOptions) -> Result<()>
             x.extend(g.generate(&z, Some(&c), false)?.flatten_all()?.to_vec1::<f32>()?);
             left -= b;
         }
-        let dim = g.cfg.shape.iter().product();
         let (probs, _, classes, _) = features::classify(classifier, &x, dim)?;
         counts.push(eval::quality::class_counts(&probs, classes));
     }

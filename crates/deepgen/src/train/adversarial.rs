@@ -33,8 +33,18 @@ struct LookAhead {
 /// A generated batch as the look-ahead's critic sees it: the examples as a
 /// leaf variable (the reverse pass reads dL/d batch there), the conditioning
 /// and codes as constants.
-fn leaf_copy(fake: &Side) -> Result<Side> {
-    Ok(Side { x: Var::from_tensor(&fake.x.detach())?.as_tensor().clone(), cond: fake.cond.as_ref().map(|t| t.detach()), codes: fake.codes.as_ref().map(|t| t.detach()) })
+/// (First-order unrolling needs no gradient there: `leaf` false gives a plain constant.)
+fn leaf_copy(fake: &Side, leaf: bool) -> Result<Side> {
+    let x = if leaf { Var::from_tensor(&fake.x.detach())?.as_tensor().clone() } else { fake.x.detach() };
+    Ok(Side { x, cond: fake.cond.as_ref().map(|t| t.detach()), codes: fake.codes.as_ref().map(|t| t.detach()) })
+}
+
+/// `acc + t`, where an empty accumulator is zero.
+fn accumulate(acc: Option<Tensor>, t: Tensor) -> Result<Tensor> {
+    Ok(match acc {
+        Some(a) => (a + t)?,
+        None => t,
+    })
 }
 
 struct LookAheadStep {
@@ -241,7 +251,7 @@ impl AdversarialTrainer {
         let draw = |r: &mut rng::Rng, out: &mut LookAhead| -> Result<(Side, usize)> {
             let real = game.real(x, labels, r)?;
             let fake = game.fake(x, labels, r)?;
-            let seen = leaf_copy(&fake)?;
+            let seen = leaf_copy(&fake, second)?;
             out.fakes.push((fake, seen));
             Ok((real, out.fakes.len() - 1))
         };
@@ -321,7 +331,7 @@ impl AdversarialTrainer {
         } else {
             let fake = game.fake(x, labels, r)?;
             if second {
-                la.fakes.push((fake.clone(), leaf_copy(&fake)?));
+                la.fakes.push((fake.clone(), leaf_copy(&fake, true)?));
                 (fake, la.fakes.len() - 1)
             } else {
                 (fake, usize::MAX)
@@ -356,11 +366,7 @@ impl AdversarialTrainer {
         let add_fake = |d_fake: &mut Vec<Option<Tensor>>, grads: &candle_core::backprop::GradStore| -> Result<()> {
             for (i, (_, seen)) in la.fakes.iter().enumerate() {
                 if let Some(g) = grads.get(&seen.x) {
-                    let g = g.detach();
-                    d_fake[i] = Some(match d_fake[i].take() {
-                        Some(a) => (a + g)?,
-                        None => g,
-                    });
+                    d_fake[i] = Some(accumulate(d_fake[i].take(), g.detach())?);
                 }
             }
             Ok(())
@@ -377,11 +383,7 @@ impl AdversarialTrainer {
             for (outs, lambdas) in step.next.iter().zip(&adj) {
                 for (o, l) in outs.iter().zip(lambdas) {
                     if let Some(l) = l {
-                        let term = (o * l)?.sum_all()?;
-                        s = Some(match s {
-                            Some(a) => (a + term)?,
-                            None => term,
-                        });
+                        s = Some(accumulate(s, (o * l)?.sum_all()?)?);
                     }
                 }
             }
@@ -396,11 +398,7 @@ impl AdversarialTrainer {
         let mut t: Option<Tensor> = None;
         for ((fake, _), d) in la.fakes.iter().zip(&d_fake) {
             if let Some(d) = d {
-                let term = (&fake.x * d.detach())?.sum_all()?;
-                t = Some(match t {
-                    Some(a) => (a + term)?,
-                    None => term,
-                });
+                t = Some(accumulate(t, (&fake.x * d)?.sum_all()?)?);
             }
         }
         Ok(match t {
