@@ -33,8 +33,9 @@ pub(crate) fn positive(flag: &str, v: i64) -> Result<usize> {
 
 /// Flags that define a run and so cannot change on --resume.
 fn reject_on_resume(a: &TrainArgs) -> Result<()> {
-    let given: [(&str, bool); 44] = [
+    let given: [(&str, bool); 45] = [
         ("--unroll-same-batch", a.unroll_same_batch),
+        ("--pack", a.pack.is_some()),
         ("--loss", a.loss.is_some()),
         ("--g-norm", a.g_norm),
         ("--divergence", a.divergence.is_some()),
@@ -362,6 +363,11 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
         train.eval_every = positive("--eval-every", e)?;
     }
     train.check()?;
+    if let ModelConfig::Gan(c) = &model {
+        if train.batch_size % c.pack != 0 {
+            bail!("--batch-size {} is not a multiple of --pack {}: the critic judges whole groups", train.batch_size, c.pack);
+        }
+    }
     Ok(RunConfig { seed, data: DataConfig { train: data_spec, val, binarize, shape: raw.shape.clone(), mean, std }, train, model })
 }
 
@@ -391,6 +397,9 @@ fn apply_adversarial_flags(a: &TrainArgs, model: &mut ModelConfig, raw: &deepgen
             }
             if let Some(h) = &a.d_hidden {
                 c.d_hidden = list("--d-hidden", h)?;
+            }
+            if let Some(m) = a.pack {
+                c.pack = m;
             }
             if a.g_norm {
                 if c.arch != deepgen::models::Arch::Mlp {
@@ -426,7 +435,7 @@ fn apply_adversarial_flags(a: &TrainArgs, model: &mut ModelConfig, raw: &deepgen
             if let Some(h) = &a.d_hidden {
                 c.d_hidden = list("--d-hidden", h)?;
             }
-            let bad = [("--g-norm", a.g_norm), ("--loss", a.loss.is_some()), ("--divergence", a.divergence.is_some()), ("--classes", a.classes.is_some()), ("--categorical", a.categorical.is_some()), ("--continuous", a.continuous.is_some()), ("--arch", a.arch.is_some())];
+            let bad = [("--g-norm", a.g_norm), ("--pack", a.pack.is_some()), ("--loss", a.loss.is_some()), ("--divergence", a.divergence.is_some()), ("--classes", a.classes.is_some()), ("--categorical", a.categorical.is_some()), ("--continuous", a.continuous.is_some()), ("--arch", a.arch.is_some())];
             if let Some((f, _)) = bad.iter().find(|b| b.1) {
                 bail!("{f} does not apply to the aae model");
             }
@@ -437,6 +446,7 @@ fn apply_adversarial_flags(a: &TrainArgs, model: &mut ModelConfig, raw: &deepgen
                 ("--divergence", a.divergence.is_some()),
                 ("--d-hidden", a.d_hidden.is_some()),
                 ("--g-norm", a.g_norm),
+                ("--pack", a.pack.is_some()),
                 ("--classes", a.classes.is_some()),
                 ("--categorical", a.categorical.is_some()),
                 ("--continuous", a.continuous.is_some()),

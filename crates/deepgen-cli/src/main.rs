@@ -218,6 +218,9 @@ pub struct TrainArgs {
     /// GANs with MLP players: batch norm before each hidden ReLU of the generator.
     #[arg(long)]
     pub g_norm: bool,
+    /// GANs: PacGAN packing, the critic judges groups of M examples (all real or all generated) [default: 1].
+    #[arg(long)]
+    pub pack: Option<usize>,
     /// Adversarial models: the critic's learning rate [default: the variant's].
     #[arg(long, allow_negative_numbers = true)]
     pub d_lr: Option<f64>,

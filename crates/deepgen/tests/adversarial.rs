@@ -712,3 +712,49 @@ fn conditional_gan_refuses_data_it_cannot_condition_on() {
     assert!(e.contains("out of range for 3 classes"), "{e}");
     assert_eq!(t.step_count(), 0);
 }
+
+/// PacGAN: a critic packed in groups of 2 is the one-example critic of data
+/// with twice the values per example, fed each group's members back to back
+/// (MLP rows concatenated; DCGAN images stacked as channels, which in C, H, W
+/// row order is the same concatenation). Checked with the same weights for
+/// both, MLP and DCGAN; ragged batches, InfoGAN codes and per-example scores are refused.
+#[test]
+fn a_packed_critic_judges_each_group_as_one_example() {
+    for (shape, wide, arch) in [(vec![3], vec![6], deepgen::models::Arch::Mlp), (vec![1, 8, 8], vec![2, 8, 8], deepgen::models::Arch::Dcgan)] {
+        let model = |shape: &[usize], pack: usize| {
+            let ModelConfig::Gan(mut c) = ModelConfig::preset("dcgan", shape, true).unwrap() else { panic!() };
+            c.arch = arch;
+            c.channels = 4;
+            c.d_hidden = vec![5, 4];
+            c.pack = pack;
+            Model::new(&ModelConfig::Gan(c), 7, &Device::Cpu).unwrap()
+        };
+        let (packed, plain) = (model(&shape, 2), model(&wide, 1));
+        randomize(&plain, 3, 0.5);
+        let ws: Vec<Tensor> = plain.as_adversarial().unwrap().d_weights().iter().map(|(_, v)| v.as_tensor().clone()).collect();
+        let d: usize = shape.iter().product();
+        let x = rng::randn(&mut rng::rng(1), &[6, d], &Device::Cpu).unwrap();
+        let side = |x: &Tensor| Side { x: x.clone(), cond: None, codes: None };
+        let (vp, _) = packed.as_adversarial().unwrap().critic(&side(&x), &ws).unwrap();
+        let (vw, _) = plain.as_adversarial().unwrap().critic(&side(&x.reshape((3, 2 * d)).unwrap()), &ws).unwrap();
+        assert_eq!(vp.dims(), &[3], "{arch:?}");
+        for (a, b) in vec1(&vp).iter().zip(vec1(&vw)) {
+            assert!((a - b).abs() < 1e-5, "{arch:?}: packed critic {a}, one-example critic of the group {b}");
+        }
+        // Swapping two groups swaps their outputs (MLP: no batch statistics in the critic).
+        if arch == deepgen::models::Arch::Mlp {
+            let swapped = Tensor::cat(&[x.narrow(0, 2, 2).unwrap(), x.narrow(0, 0, 2).unwrap(), x.narrow(0, 4, 2).unwrap()], 0).unwrap();
+            let (vs, _) = packed.as_adversarial().unwrap().critic(&side(&swapped), &ws).unwrap();
+            let (a, b) = (vec1(&vp), vec1(&vs));
+            assert_eq!([b[1], b[0], b[2]], a[..], "swapping two groups swaps their outputs");
+        }
+        let e = packed.as_adversarial().unwrap().critic(&side(&x.narrow(0, 0, 5).unwrap()), &ws).unwrap_err().to_string();
+        assert!(e.contains("5 examples") && e.contains("multiple of 2"), "{e}");
+        let e = packed.as_gan().unwrap().critic_value(&x).unwrap_err().to_string();
+        assert!(e.contains("packed"), "{e}");
+    }
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("infogan", &[2], false).unwrap() else { panic!() };
+    c.pack = 2;
+    let e = Model::new(&ModelConfig::Gan(c), 0, &Device::Cpu).err().unwrap().to_string();
+    assert!(e.contains("--pack") && e.contains("InfoGAN"), "{e}");
+}

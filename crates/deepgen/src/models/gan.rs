@@ -256,6 +256,15 @@ pub struct GanConfig {
     pub continuous: usize,
     /// InfoGAN: weight lambda of the mutual-information term.
     pub info_weight: f64,
+    /// PacGAN (Lin et al. 2018): the critic judges groups of `pack` examples,
+    /// concatenated (MLP) or stacked as channels (DCGAN), all real or all
+    /// generated; 1 = the usual one-example critic.
+    #[serde(default = "one")]
+    pub pack: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl GanConfig {
@@ -289,6 +298,12 @@ impl GanConfig {
         if self.categorical == 1 {
             return Err(Error::config("infogan: a categorical code needs at least 2 values"));
         }
+        if self.pack == 0 {
+            return Err(Error::config("--pack must be at least 1"));
+        }
+        if self.pack > 1 && self.is_info() {
+            return Err(Error::config("--pack does not combine with InfoGAN codes (the Q head reads one example's code, a packed critic sees several)"));
+        }
         Ok(())
     }
 }
@@ -319,7 +334,7 @@ impl Gan {
                     }
                 }
                 g.dense(p, "out", cfg.dim(), false, Init::Default, rng)?;
-                let mut d = Stack::new("d", cfg.dim() + cfg.classes, dev);
+                let mut d = Stack::new("d", cfg.pack * (cfg.dim() + cfg.classes), dev);
                 for (i, &h) in cfg.d_hidden.iter().enumerate() {
                     if cfg.shape.len() == 3 {
                         d.dense(p, &format!("fc{i}"), h, false, Init::Default, rng)?.act(Act::Leaky(0.2));
@@ -341,8 +356,8 @@ impl Gan {
                 g.up(p, "up1", s, (h4, w4, 2 * ch), ch, init, rng)?;
                 g.norm(p, "bn1", ch, true, rng)?.act(Act::Relu);
                 g.up(p, "up2", s, (2 * h4, 2 * w4, ch), c, init, rng)?;
-                let mut d = Stack::new("d", cfg.dim() + cfg.classes, dev);
-                d.down(p, "conv1", s, (h, w, c + cfg.classes), ch, init, rng)?.act(Act::Leaky(0.2));
+                let mut d = Stack::new("d", cfg.pack * (cfg.dim() + cfg.classes), dev);
+                d.down(p, "conv1", s, (h, w, cfg.pack * (c + cfg.classes)), ch, init, rng)?.act(Act::Leaky(0.2));
                 d.down(p, "conv2", s, (h / 2, w / 2, ch), 2 * ch, init, rng)?;
                 if cfg.d_norm {
                     d.norm(p, "bn2", 2 * ch, false, rng)?;
@@ -464,9 +479,17 @@ impl Gan {
         Ok(())
     }
 
+    fn unpacked(&self, what: &str) -> Result<()> {
+        if self.cfg.pack > 1 {
+            return Err(Error::config(format!("this GAN's critic is packed (--pack {}): it judges groups of {} examples, so {what} of one example is not defined", self.cfg.pack, self.cfg.pack)));
+        }
+        Ok(())
+    }
+
     /// The discriminator body's features of data rows `[B, D]` -> `[B, F]` (batch statistics).
     pub fn embed(&self, x: &Tensor) -> Result<Tensor> {
         self.no_labels("embedding")?;
+        self.unpacked("an embedding")?;
         self.features(x, None, &self.d.tensors())
     }
 
@@ -474,13 +497,18 @@ impl Gan {
     /// GAN losses, the critic value for WGANs): high means "real".
     pub fn critic_value(&self, x: &Tensor) -> Result<Tensor> {
         self.no_labels("a critic score")?;
+        self.unpacked("a critic score")?;
         let f = self.features(x, None, &self.d.tensors())?;
         Ok(self.v_head.forward(&f, false)?.squeeze(1)?)
     }
 
-    /// The discriminator body's features `[B, F]` of data rows under weights `ws` (d, then heads).
+    /// The discriminator body's features `[B / pack, F]` of data rows under weights `ws` (d, then heads).
     fn features(&self, x: &Tensor, cond: Option<&Tensor>, ws: &[Tensor]) -> Result<Tensor> {
         let b = x.dim(0)?;
+        let m = self.cfg.pack;
+        if b % m != 0 {
+            return Err(Error::config(format!("a batch of {b} examples cannot be packed in groups of {m} (--pack): use a batch size that is a multiple of {m}")));
+        }
         let nd = self.d.vars.len();
         let input = match (self.cfg.arch, cond, self.cfg.classes) {
             (Arch::Dcgan, Some(c), k) if k > 0 => {
@@ -491,8 +519,18 @@ impl Gan {
             (Arch::Mlp, Some(c), k) if k > 0 => Tensor::cat(&[x, c], 1)?,
             _ => self.to_players(x)?,
         };
+        // PacGAN: member j of group g is example g * m + j; MLP rows are
+        // concatenated, DCGAN images stacked along channels (NHWC: [g, j, h, w, c] -> [g, h, w, j * c]).
+        let input = match (m, input.rank()) {
+            (1, _) => input,
+            (_, 2) => input.reshape((b / m, ()))?,
+            (_, _) => {
+                let (_, h, w, c) = input.dims4()?;
+                input.reshape((b / m, m, h, w, c))?.permute((0, 2, 3, 1, 4))?.reshape((b / m, h, w, m * c))?
+            }
+        };
         let f = self.d.forward_with(&input, &ws[..nd], true, false)?;
-        Ok(f.reshape((b, ()))?)
+        Ok(f.reshape((b / m, ()))?)
     }
 }
 
@@ -579,6 +617,10 @@ impl Adversarial for Gan {
 
     fn info_weight(&self) -> f64 {
         self.cfg.info_weight
+    }
+
+    fn pack(&self) -> usize {
+        self.cfg.pack
     }
 
     fn check_data(&self, data: &crate::data::Dataset) -> Result<()> {

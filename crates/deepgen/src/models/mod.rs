@@ -91,6 +91,10 @@ pub trait Adversarial {
     fn adv_weight(&self) -> f64 {
         1.0
     }
+    /// PacGAN: how many examples the critic judges at once (its output has `B / pack` rows).
+    fn pack(&self) -> usize {
+        1
+    }
     /// Refuses training data the game cannot use (a conditional GAN's unlabelled or out-of-range data).
     fn check_data(&self, _data: &crate::data::Dataset) -> Result<()> {
         Ok(())
@@ -612,5 +616,6 @@ fn gan_preset(name: &str, shape: &[usize], unit_data: bool) -> GanConfig {
         categorical: if name == "infogan" { 10 } else { 0 },
         continuous: if name == "infogan" { 2 } else { 0 },
         info_weight: 1.0,
+        pack: 1,
     }
 }

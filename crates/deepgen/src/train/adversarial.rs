@@ -184,7 +184,8 @@ impl AdversarialTrainer {
         Ok(loss)
     }
 
-    /// The gradient penalty lambda E[(||grad D(x_hat)||_2 - 1)^2] at x_hat = e x_r + (1 - e) x_f, e ~ U(0, 1) per example.
+    /// The gradient penalty lambda E[(||grad D(x_hat)||_2 - 1)^2] at x_hat = e x_r + (1 - e) x_f, e ~ U(0, 1) per example
+    /// (per group of examples for a packed critic, whose input is the group).
     pub fn gradient_penalty(game: &dyn Adversarial, real: &Side, fake: &Side, ws: &[Tensor], lambda: f64, r: &mut rng::Rng) -> Result<Tensor> {
         let n = real.x.dim(0)?;
         let e = rng::uniform(r, &[n, 1], 0.0, 1.0, real.x.device())?;
@@ -197,6 +198,8 @@ impl AdversarialTrainer {
             let (v, _) = game.critic(&side, ws)?;
             let grads = v.sum_all()?.backward()?;
             let g = grads.get(xhat.as_tensor()).ok_or_else(|| Error::config("gradient penalty: no gradient at the interpolates"))?;
+            // A packed critic's input is a group of `pack` examples: the norm is over the group.
+            let g = g.reshape((n / game.pack(), ()))?;
             let norm = (g.sqr()?.sum(1)? + 1e-12)?.sqrt()?;
             Ok(((norm - 1.0)?.sqr()?.mean_all()? * lambda)?)
         })
