@@ -3,9 +3,11 @@
 # the Unrolled GAN (K = 5, differentiated through the critic's updates),
 # 5 seeds each; every run ends with the mode report on 2,500 samples (a mode
 # counts with >= 20 of them within 3 sigma), and `deepgen eval` writes it
-# to report/modes.json. Two runs at a time, one thread each.
+# to report/modes.json. JOBS runs at a time (default 2), one thread each.
 #   bash bench/modes_table.sh [OUT_DIR]     # ring8: ~80 min (unrolled) + ~10 min (vanilla) on 2 cores
 #   DATA="ring8 grid25" MODELS="gan unrolled-gan" SEEDS="0 1 2 3 4" STEPS=10000 bash bench/modes_table.sh
+# The grid25 Unrolled GAN row (K = 10 on one batch, critic lr 1e-4; five runs at once, ~70 min on 2 cores):
+#   DATA=grid25 MODELS=unrolled-gan STEPS=12000 D_LR=1e-4 EXTRA="--unroll 10 --unroll-same-batch" JOBS=5 bash bench/modes_table.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/deepgen-modes}
@@ -13,16 +15,19 @@ STEPS=${STEPS:-10000}
 DATA=${DATA:-ring8}
 MODELS=${MODELS:-unrolled-gan gan}
 SEEDS=${SEEDS:-0 1 2 3 4}
+D_LR=${D_LR:-2e-4}
+EXTRA=${EXTRA:-}
+JOBS=${JOBS:-2}
 mkdir -p "$OUT"
 cargo build --release -p deepgen-cli
-export OUT STEPS RAYON_NUM_THREADS=1
+export OUT STEPS D_LR EXTRA RAYON_NUM_THREADS=1
 run() { # model data seed
   local dir="$OUT/$1-$2-$3"
   rm -rf "$dir"
-  target/release/deepgen train "$1" --data "toy:$2" --steps "$STEPS" --schedule cosine --d-lr 2e-4 --seed "$3" --out "$dir" > "$dir.log" 2>&1
+  target/release/deepgen train "$1" --data "toy:$2" --steps "$STEPS" --schedule cosine --d-lr "$D_LR" $EXTRA --seed "$3" --out "$dir" > "$dir.log" 2>&1
   target/release/deepgen eval "$dir" -n 2500 > "$dir.eval" 2>&1   # report/modes.json: the same draws as the end of training
   echo "$1 $2 seed $3: $(grep 'modes covered' "$dir.log")"
 }
 export -f run
-for m in $MODELS; do for d in $DATA; do for s in $SEEDS; do echo "$m $d $s"; done; done; done | xargs -P 2 -L 1 bash -c 'run "$0" "$1" "$2"'
+for m in $MODELS; do for d in $DATA; do for s in $SEEDS; do echo "$m $d $s"; done; done; done | xargs -P "$JOBS" -L 1 bash -c 'run "$0" "$1" "$2"'
 python3 bench/modes_summary.py "$OUT"

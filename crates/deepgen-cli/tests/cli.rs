@@ -373,6 +373,13 @@ fn adversarial_models_train_sample_eval_resume_and_refuse_bad_flags() {
     fails(d, &["train", "aae", "--data", "digits", "--prior", "swiss-roll", "--latent", "3", "--steps", "1"], "--latent 2");
     fails(d, &["train", "aae", "--data", "digits", "--prior", "csv:nope.csv", "--steps", "1"], "nope.csv");
     fails(d, &["score", "gan", "--data", "toy:ring8"], "has no likelihood");
+    // PacGAN: a packed critic trains; per-example critic scores are refused, and the report says why.
+    ok(d, &["train", "gan", "--data", "toy:ring8", "--pack", "2", "--steps", "2", "--batch-size", "16", "--hidden", "8", "--d-hidden", "8", "--out", "p"]);
+    fails(d, &["detect", "p", "--anomalies", "toy:grid25", "--score", "disc"], "packed (--pack 2)");
+    ok(d, &["eval", "p", "-n", "50"]);
+    assert!(std::fs::read_to_string(d.join("p/report/report.md")).unwrap().contains("critic is packed"));
+    fails(d, &["train", "gan", "--data", "toy:ring8", "--pack", "3", "--batch-size", "16", "--steps", "1"], "--batch-size 16 is not a multiple of --pack 3");
+    fails(d, &["train", "nade", "--data", "digits", "--pack", "2", "--steps", "1"], "--pack does not apply to the nade model");
     // A conditional GAN's report: samples, and no classifier (said, not failed).
     ok(d, &["eval", "c", "-n", "50"]);
     let report = std::fs::read_to_string(d.join("c/report/report.md")).unwrap();
