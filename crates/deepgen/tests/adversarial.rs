@@ -748,6 +748,18 @@ fn a_packed_critic_judges_each_group_as_one_example() {
             let (a, b) = (vec1(&vp), vec1(&vs));
             assert_eq!([b[1], b[0], b[2]], a[..], "swapping two groups swaps their outputs");
         }
+        // The gradient penalty's norm is over the group, the packed critic's whole input:
+        // the same e, and the one-example critic's gradient at each group's interpolate.
+        let xf = rng::randn(&mut rng::rng(2), &[6, d], &Device::Cpu).unwrap();
+        let gp = AdversarialTrainer::gradient_penalty(packed.as_adversarial().unwrap(), &side(&x), &side(&xf), &ws, 10.0, &mut rng::rng(9)).unwrap();
+        let e = rng::uniform(&mut rng::rng(9), &[6, 1], 0.0, 1.0, &Device::Cpu).unwrap();
+        let xhat = (x.broadcast_mul(&e).unwrap() + xf.broadcast_mul(&(1.0 - &e).unwrap()).unwrap()).unwrap();
+        let wide_hat = Var::from_tensor(&xhat.reshape((3, 2 * d)).unwrap()).unwrap();
+        let (v, _) = plain.as_adversarial().unwrap().critic(&side(wide_hat.as_tensor()), &ws).unwrap();
+        let g = vec1(&v.sum_all().unwrap().backward().unwrap().get(wide_hat.as_tensor()).unwrap().flatten_all().unwrap());
+        let want: f32 = g.chunks(2 * d).map(|row| (row.iter().map(|v| v * v).sum::<f32>().sqrt() - 1.0).powi(2)).sum::<f32>() / 3.0 * 10.0;
+        let got = gp.to_scalar::<f32>().unwrap();
+        assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{arch:?}: packed gradient penalty {got}, group-wise by hand {want}");
         let e = packed.as_adversarial().unwrap().critic(&side(&x.narrow(0, 0, 5).unwrap()), &ws).unwrap_err().to_string();
         assert!(e.contains("5 examples") && e.contains("multiple of 2"), "{e}");
         let e = packed.as_gan().unwrap().critic_value(&x).unwrap_err().to_string();
