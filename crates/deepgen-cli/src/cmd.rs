@@ -33,7 +33,8 @@ pub(crate) fn positive(flag: &str, v: i64) -> Result<usize> {
 
 /// Flags that define a run and so cannot change on --resume.
 fn reject_on_resume(a: &TrainArgs) -> Result<()> {
-    let given: [(&str, bool); 45] = [
+    let given: [(&str, bool); 46] = [
+        ("--d-schedule", a.d_schedule.is_some()),
         ("--unroll-same-batch", a.unroll_same_batch),
         ("--pack", a.pack.is_some()),
         ("--loss", a.loss.is_some()),
@@ -313,11 +314,14 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
     if let Some(b) = a.beta2 {
         train.optimizer.beta2 = b;
     }
-    let adv_flags = a.d_lr.is_some() || a.n_critic.is_some() || a.clip.is_some() || a.gp.is_some() || a.unroll.is_some() || a.first_order || a.unroll_same_batch;
+    let adv_flags = a.d_lr.is_some() || a.d_schedule.is_some() || a.n_critic.is_some() || a.clip.is_some() || a.gp.is_some() || a.unroll.is_some() || a.first_order || a.unroll_same_batch;
     match (&mut train.adversarial, adv_flags) {
         (Some(c), _) => {
             if let Some(v) = a.d_lr {
                 c.d_lr = v;
+            }
+            if let Some(s) = &a.d_schedule {
+                c.d_schedule = Some(s.parse::<Schedule>()?);
             }
             if let Some(v) = a.n_critic {
                 c.n_critic = positive("--n-critic", v)?;
@@ -335,7 +339,7 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
             c.unroll_same_batch |= a.unroll_same_batch;
             c.check()?;
         }
-        (None, true) => bail!("--d-lr, --n-critic, --clip, --gp, --unroll, --first-order and --unroll-same-batch apply only to the adversarial models ({})", ADVERSARIAL.join(", ")),
+        (None, true) => bail!("--d-lr, --d-schedule, --n-critic, --clip, --gp, --unroll, --first-order and --unroll-same-batch apply only to the adversarial models ({})", ADVERSARIAL.join(", ")),
         (None, false) => {}
     }
     if let Some(s) = a.steps {
@@ -602,7 +606,7 @@ fn train_adversarial(dir: &RunDir, cfg: &RunConfig, model: &Model, start: usize,
     let adv = &trainer.adv;
     let loss = model.as_gan().map(|g| g.cfg.loss.name()).unwrap_or_else(|| "non-saturating (codes vs prior)".into());
     eprintln!(
-        "{} {} ({} parameters, {loss}) on {} ({} examples of {} values) for {} steps, batch {}, lr {} (critic {}), n_critic {}{}{}{}, seed {} -> {}",
+        "{} {} ({} parameters, {loss}) on {} ({} examples of {} values) for {} steps, batch {}, lr {} (critic {}{}), n_critic {}{}{}{}, seed {} -> {}",
         if start > 0 { "resuming" } else { "training" },
         model.name(),
         model.params.count(),
@@ -613,6 +617,7 @@ fn train_adversarial(dir: &RunDir, cfg: &RunConfig, model: &Model, start: usize,
         cfg.train.batch_size,
         cfg.train.lr,
         adv.d_lr,
+        adv.d_schedule.map(|s| format!(", {s:?} for the critic").to_lowercase()).unwrap_or_default(),
         adv.n_critic,
         adv.clip.map(|c| format!(", clip {c}")).unwrap_or_default(),
         adv.gp.map(|c| format!(", gradient penalty {c}")).unwrap_or_default(),

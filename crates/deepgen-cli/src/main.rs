@@ -224,6 +224,9 @@ pub struct TrainArgs {
     /// Adversarial models: the critic's learning rate [default: the variant's].
     #[arg(long, allow_negative_numbers = true)]
     pub d_lr: Option<f64>,
+    /// Adversarial models: the critic's learning-rate schedule, constant or cosine [default: the generator's, --schedule].
+    #[arg(long)]
+    pub d_schedule: Option<String>,
     /// Adversarial models: critic updates per generator update [default: 5 for wgan and wgan-gp, 1 otherwise].
     #[arg(long, allow_negative_numbers = true)]
     pub n_critic: Option<i64>,

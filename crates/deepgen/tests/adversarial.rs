@@ -13,7 +13,7 @@ use deepgen::models::{Divergence, GanLoss, Model, ModelConfig, Side};
 use deepgen::nn::conv::{conv_down, conv_up, Strided};
 use deepgen::nn::{with_create_graph, Params};
 use deepgen::rng;
-use deepgen::train::{Adam, AdamConfig, AdversarialConfig, AdversarialTrainer, RunDir, TrainConfig};
+use deepgen::train::{Adam, AdamConfig, AdversarialConfig, AdversarialTrainer, RunDir, Schedule, TrainConfig};
 
 fn t1(v: &[f32]) -> Tensor {
     Tensor::new(v, &Device::Cpu).unwrap()
@@ -291,6 +291,49 @@ fn clipping_and_n_critic_are_trainer_options() {
     // Options that do not fit are refused with a message.
     let bad = AdversarialConfig { first_order: true, ..AdversarialConfig::default() };
     assert!(bad.check().unwrap_err().to_string().contains("--first-order"));
+}
+
+/// The largest absolute change of each player's weights between two snapshots.
+fn moved(before: &[(String, Vec<f32>)], m: &Model, names: &[String]) -> f32 {
+    let now: std::collections::HashMap<String, Vec<f32>> = m.params.vars().map(|(n, v)| (n.to_string(), vec1(v.as_tensor()))).collect();
+    before.iter().filter(|(n, _)| names.contains(n)).flat_map(|(n, b)| now[n].iter().zip(b).map(|(p, q)| (p - q).abs()).collect::<Vec<_>>()).fold(0.0, f32::max)
+}
+
+/// `d_schedule` gives the critic its own schedule: under a cosine run, a
+/// constant critic takes full steps (and looks ahead with them) halfway
+/// through, while the generator's step is halved. Adam's first step moves
+/// each weight by the learning rate, which makes the rates visible.
+#[test]
+fn the_critic_can_keep_its_rate_while_the_generator_cools() {
+    deepgen::enable_second_order();
+    for (d_schedule, want_d) in [(None, 0.5e-2), (Some(Schedule::Constant), 1e-2)] {
+        let m = tiny_gan("unrolled-gan", 8);
+        let game = m.as_adversarial().unwrap();
+        let d_names: Vec<String> = game.d_weights().into_iter().map(|(n, _)| n).collect();
+        let g_names = game.g_names();
+        let adv = AdversarialConfig { d_lr: 1e-2, d_schedule, ..AdversarialConfig::default() };
+        let cfg = TrainConfig { steps: 10, batch_size: 16, lr: 1e-3, schedule: Schedule::Cosine, adversarial: Some(adv.clone()), ..TrainConfig::default() };
+        let mut t = AdversarialTrainer::new(&m, cfg, 5, deepgen::data::Binarize::None).unwrap();
+        // Step 5 of 10 under cosine decay: the factor is 0.5 (1 + cos(pi / 2)) = 0.5.
+        assert!((t.d_lr_at(5) - want_d).abs() < 1e-12, "{:?}: {}", d_schedule, t.d_lr_at(5));
+        assert!((t.cfg.lr_at(5) - 0.5e-3).abs() < 1e-12);
+        let before: Vec<(String, Vec<f32>)> = m.params.vars().map(|(n, v)| (n.to_string(), vec1(v.as_tensor()))).collect();
+        t.step(&m, &toy(64), 5).unwrap();
+        let (d, g) = (moved(&before, &m, &d_names), moved(&before, &m, &g_names));
+        assert!((d - want_d as f32).abs() < 0.02 * want_d as f32, "{d_schedule:?}: the critic moved {d}, want {want_d}");
+        assert!((g - 0.5e-3).abs() < 0.02 * 0.5e-3, "{d_schedule:?}: the generator moved {g}, want 5e-4");
+        // The look-ahead steps with the critic's rate too: one unrolled step from a fresh state (at the
+        // trainer's iteration 5) moves the critic's weights by its rate there.
+        let mut t = AdversarialTrainer::new(&m, TrainConfig { adversarial: Some(AdversarialConfig { unroll: 1, ..adv }), ..t.cfg.clone() }, 5, deepgen::data::Binarize::None).unwrap();
+        t.g_opt.step = 5;
+        let x = toy(64).batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu).unwrap();
+        let ws = t.unrolled_weights(game, &x, None, &mut rng::rng(3)).unwrap();
+        let step = game.d_weights().iter().zip(&ws).flat_map(|((_, v), w)| vec1(v.as_tensor()).into_iter().zip(vec1(w)).map(|(p, q)| (p - q).abs()).collect::<Vec<_>>()).fold(0.0, f32::max);
+        assert!((step - want_d as f32).abs() < 0.02 * want_d as f32, "{d_schedule:?}: the look-ahead moved {step}, want {want_d}");
+    }
+    // Parsed, and refused with a message when unknown.
+    assert_eq!("constant".parse::<Schedule>().unwrap(), Schedule::Constant);
+    assert!("linear".parse::<Schedule>().unwrap_err().to_string().contains("unknown schedule `linear`"));
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-use super::{Adam, Batches, Hooks, StepRecord, TrainConfig};
+use super::{Adam, Batches, Hooks, Schedule, StepRecord, TrainConfig};
 use crate::data::{binarize_batch, Binarize, Dataset};
 use crate::error::{Error, Result};
 use crate::models::{Adversarial, Model, Side};
@@ -79,11 +79,17 @@ pub struct AdversarialConfig {
     /// generator then runs once per update, not K + 1 times.
     #[serde(default)]
     pub unroll_same_batch: bool,
+    /// The critic's schedule, when it differs from the generator's (`train.schedule`).
+    /// Unrolling looks ahead with the critic's current rate, so a critic that
+    /// cools with the generator also shortens the look-ahead; `constant` here keeps
+    /// it while the generator's rate decays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d_schedule: Option<Schedule>,
 }
 
 impl Default for AdversarialConfig {
     fn default() -> Self {
-        Self { d_lr: 2e-4, n_critic: 1, clip: None, gp: None, unroll: 0, first_order: false, unroll_same_batch: false }
+        Self { d_lr: 2e-4, n_critic: 1, clip: None, gp: None, unroll: 0, first_order: false, unroll_same_batch: false, d_schedule: None }
     }
 }
 
@@ -152,6 +158,12 @@ impl AdversarialTrainer {
     /// Completed iterations (generator updates).
     pub fn step_count(&self) -> usize {
         self.g_opt.step
+    }
+
+    /// The critic's learning rate at iteration `step`: `d_lr` under the
+    /// generator's warm-up and the critic's schedule (by default the generator's).
+    pub fn d_lr_at(&self, step: usize) -> f64 {
+        self.adv.d_lr * self.cfg.lr_factor(self.adv.d_schedule.unwrap_or(self.cfg.schedule), step)
     }
 
     /// Sets both optimisers' step counters after loading their state at iteration `step`.
@@ -250,7 +262,7 @@ impl AdversarialTrainer {
             }
         }
         let t0 = self.d_opt.step;
-        let d_lr = self.adv.d_lr * self.cfg.lr_at(self.g_opt.step) / self.cfg.lr;
+        let d_lr = self.d_lr_at(self.g_opt.step);
         let draw = |r: &mut rng::Rng, out: &mut LookAhead| -> Result<(Side, usize)> {
             let real = game.real(x, labels, r)?;
             let fake = game.fake(x, labels, r)?;
@@ -439,8 +451,7 @@ impl AdversarialTrainer {
                 return Err(Error::NonFinite { step: step + 1, what: format!("critic loss = {d_loss_val}") });
             }
             let grads = loss.backward()?;
-            // The critic follows the generator's schedule (warm-up, cosine decay), scaled to its own rate.
-            self.d_opt.step(&grads, self.adv.d_lr * self.cfg.lr_at(step) / self.cfg.lr, 1.0)?;
+            self.d_opt.step(&grads, self.d_lr_at(step), 1.0)?;
             if let Some(c) = self.adv.clip {
                 for v in &d_vars {
                     v.set(&v.as_tensor().clamp(-c, c)?)?;

@@ -122,8 +122,14 @@ impl TrainConfig {
 
     /// The learning rate at (0-based) step `step`.
     pub fn lr_at(&self, step: usize) -> f64 {
+        self.lr * self.lr_factor(self.schedule, step)
+    }
+
+    /// The factor (warm-up times decay, in [0, 1]) that `schedule` applies at
+    /// step `step` of this run; `lr_at` is `lr` times this under the run's own schedule.
+    pub fn lr_factor(&self, schedule: Schedule, step: usize) -> f64 {
         let warm = if self.warmup > 0 && step < self.warmup { (step + 1) as f64 / self.warmup as f64 } else { 1.0 };
-        let decay = match self.schedule {
+        let decay = match schedule {
             Schedule::Constant => 1.0,
             Schedule::Cosine => {
                 let span = self.steps.saturating_sub(self.warmup).max(1) as f64;
@@ -131,7 +137,7 @@ impl TrainConfig {
                 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
             }
         };
-        self.lr * warm * decay
+        warm * decay
     }
 }
 
