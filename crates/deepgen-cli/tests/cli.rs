@@ -339,8 +339,9 @@ fn adversarial_models_train_sample_eval_resume_and_refuse_bad_flags() {
     assert_eq!(std::fs::read(d.join("gan/model.safetensors")).unwrap().len(), std::fs::read(d.join("part/model.safetensors")).unwrap().len());
 
     // Unrolled, WGAN-GP and f-GAN options reach the trainer.
-    ok(d, &["train", "unrolled-gan", "--data", "toy:grid25", "--steps", "2", "--unroll", "2", "--hidden", "8", "--d-hidden", "8", "--batch-size", "32", "--out", "u"]);
-    assert!(std::fs::read_to_string(d.join("u/config.toml")).unwrap().contains("unroll = 2"));
+    ok(d, &["train", "unrolled-gan", "--data", "toy:grid25", "--steps", "2", "--unroll", "2", "--d-schedule", "constant", "--hidden", "8", "--d-hidden", "8", "--batch-size", "32", "--out", "u"]);
+    let cfg = std::fs::read_to_string(d.join("u/config.toml")).unwrap();
+    assert!(cfg.contains("unroll = 2") && cfg.contains("d_schedule = \"constant\"") && cfg.contains("schedule = \"cosine\""), "{cfg}");
     ok(d, &["train", "wgan-gp", "--data", "toy:ring8", "--steps", "2", "--hidden", "8", "--d-hidden", "8", "--batch-size", "32", "--out", "w"]);
     assert!(metrics(&d.join("w"))[0]["gp"].is_number());
     ok(d, &["train", "fgan", "--divergence", "pearson", "--data", "toy:ring8", "--steps", "2", "--hidden", "8", "--batch-size", "32", "--out", "f"]);
@@ -367,6 +368,8 @@ fn adversarial_models_train_sample_eval_resume_and_refuse_bad_flags() {
     fails(d, &["train", "fgan", "--data", "toy:ring8", "--divergence", "chi", "--steps", "1"], "unknown divergence `chi`");
     fails(d, &["train", "nade", "--data", "digits", "--n-critic", "3", "--steps", "1"], "apply only to the adversarial models");
     fails(d, &["train", "gan", "--data", "toy:ring8", "--first-order", "--steps", "1"], "--first-order applies only with --unroll");
+    fails(d, &["train", "gan", "--data", "toy:ring8", "--d-schedule", "linear", "--steps", "1"], "unknown schedule `linear`");
+    fails(d, &["train", "nade", "--data", "digits", "--d-schedule", "constant", "--steps", "1"], "apply only to the adversarial models");
     std::fs::write(d.join("points.csv"), "0.5,1.0\n-0.5,2.0\n1.5,0.0\n").unwrap();
     fails(d, &["train", "cgan", "--data", "csv:points.csv", "--steps", "1"], "a conditional GAN needs labelled data");
     fails(d, &["train", "dcgan", "--data", "toy:ring8", "--arch", "dcgan", "--steps", "1"], "multiples of 4");
