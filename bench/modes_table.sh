@@ -6,8 +6,9 @@
 # to report/modes.json. JOBS runs at a time (default 2), one thread each.
 #   bash bench/modes_table.sh [OUT_DIR]     # ring8: ~80 min (unrolled) + ~10 min (vanilla) on 2 cores
 #   DATA="ring8 grid25" MODELS="gan unrolled-gan" SEEDS="0 1 2 3 4" STEPS=10000 bash bench/modes_table.sh
-# The grid25 Unrolled GAN row (K = 10 on one batch, critic lr 1e-4; five runs at once, ~70 min on 2 cores):
-#   DATA=grid25 MODELS=unrolled-gan STEPS=12000 D_LR=1e-4 EXTRA="--unroll 10 --unroll-same-batch" JOBS=5 bash bench/modes_table.sh
+# The grid25 Unrolled GAN rows (K = 10 on one batch, critic lr 1e-4; five runs at once on 2 cores):
+#   DATA=grid25 MODELS=unrolled-gan STEPS=12000 D_LR=1e-4 EXTRA="--unroll 10 --unroll-same-batch" JOBS=5 bash bench/modes_table.sh   # ~70 min
+#   the same with STEPS=20000 and EXTRA="--unroll 10 --unroll-same-batch --d-schedule constant": ~31 min a run at one thread, two at a time
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/deepgen-modes}
