@@ -33,7 +33,8 @@ pub(crate) fn positive(flag: &str, v: i64) -> Result<usize> {
 
 /// Flags that define a run and so cannot change on --resume.
 fn reject_on_resume(a: &TrainArgs) -> Result<()> {
-    let given: [(&str, bool); 46] = [
+    let given: [(&str, bool); 47] = [
+        ("--g-ema", a.g_ema.is_some()),
         ("--d-schedule", a.d_schedule.is_some()),
         ("--unroll-same-batch", a.unroll_same_batch),
         ("--pack", a.pack.is_some()),
@@ -405,6 +406,9 @@ fn apply_adversarial_flags(a: &TrainArgs, model: &mut ModelConfig, raw: &deepgen
             if let Some(m) = a.pack {
                 c.pack = m;
             }
+            if let Some(b) = a.g_ema {
+                c.ema = b;
+            }
             if a.g_norm {
                 if c.arch != deepgen::models::Arch::Mlp {
                     bail!("--g-norm applies only to MLP players (the DCGAN generator always has batch norm)");
@@ -439,7 +443,7 @@ fn apply_adversarial_flags(a: &TrainArgs, model: &mut ModelConfig, raw: &deepgen
             if let Some(h) = &a.d_hidden {
                 c.d_hidden = list("--d-hidden", h)?;
             }
-            let bad = [("--g-norm", a.g_norm), ("--pack", a.pack.is_some()), ("--loss", a.loss.is_some()), ("--divergence", a.divergence.is_some()), ("--classes", a.classes.is_some()), ("--categorical", a.categorical.is_some()), ("--continuous", a.continuous.is_some()), ("--arch", a.arch.is_some())];
+            let bad = [("--g-norm", a.g_norm), ("--g-ema", a.g_ema.is_some()), ("--pack", a.pack.is_some()), ("--loss", a.loss.is_some()), ("--divergence", a.divergence.is_some()), ("--classes", a.classes.is_some()), ("--categorical", a.categorical.is_some()), ("--continuous", a.continuous.is_some()), ("--arch", a.arch.is_some())];
             if let Some((f, _)) = bad.iter().find(|b| b.1) {
                 bail!("{f} does not apply to the aae model");
             }
@@ -450,6 +454,7 @@ fn apply_adversarial_flags(a: &TrainArgs, model: &mut ModelConfig, raw: &deepgen
                 ("--divergence", a.divergence.is_some()),
                 ("--d-hidden", a.d_hidden.is_some()),
                 ("--g-norm", a.g_norm),
+                ("--g-ema", a.g_ema.is_some()),
                 ("--pack", a.pack.is_some()),
                 ("--classes", a.classes.is_some()),
                 ("--categorical", a.categorical.is_some()),
@@ -606,10 +611,11 @@ fn train_adversarial(dir: &RunDir, cfg: &RunConfig, model: &Model, start: usize,
     let adv = &trainer.adv;
     let loss = model.as_gan().map(|g| g.cfg.loss.name()).unwrap_or_else(|| "non-saturating (codes vs prior)".into());
     eprintln!(
-        "{} {} ({} parameters, {loss}) on {} ({} examples of {} values) for {} steps, batch {}, lr {} (critic {}{}), n_critic {}{}{}{}, seed {} -> {}",
+        "{} {} ({} parameters, {loss}) on {} ({} examples of {} values) for {} steps, batch {}, lr {} (critic {}{}), n_critic {}{}{}{}{}, seed {} -> {}",
         if start > 0 { "resuming" } else { "training" },
         model.name(),
-        model.params.count(),
+        // The generator's weight average is a copy, not more parameters.
+        model.params.count() - model.as_gan().and_then(|g| g.g_ema.as_ref()).map(|a| a.iter().map(|v| v.elem_count()).sum()).unwrap_or(0),
         train_data.source,
         train_data.n,
         train_data.dim(),
@@ -617,11 +623,12 @@ fn train_adversarial(dir: &RunDir, cfg: &RunConfig, model: &Model, start: usize,
         cfg.train.batch_size,
         cfg.train.lr,
         adv.d_lr,
-        adv.d_schedule.map(|s| format!(", {s:?} for the critic").to_lowercase()).unwrap_or_default(),
+        adv.d_schedule.map(|s| format!(", {s:?} schedule").to_lowercase()).unwrap_or_default(),
         adv.n_critic,
         adv.clip.map(|c| format!(", clip {c}")).unwrap_or_default(),
         adv.gp.map(|c| format!(", gradient penalty {c}")).unwrap_or_default(),
         if adv.unroll > 0 { format!(", unrolled K={}{}{}", adv.unroll, if adv.first_order { " (first order)" } else { "" }, if adv.unroll_same_batch { " (one batch)" } else { "" }) } else { String::new() },
+        model.as_gan().filter(|g| g.cfg.ema > 0.0).map(|g| format!(", generator weight average {}", g.cfg.ema)).unwrap_or_default(),
         cfg.seed,
         dir.path.display()
     );

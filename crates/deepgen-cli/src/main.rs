@@ -221,6 +221,9 @@ pub struct TrainArgs {
     /// GANs: PacGAN packing, the critic judges groups of M examples (all real or all generated) [default: 1].
     #[arg(long)]
     pub pack: Option<usize>,
+    /// GANs: keep an exponential moving average of the generator's weights with decay BETA (e.g. 0.999); sampling, eval and reports use it [default: off].
+    #[arg(long, allow_negative_numbers = true)]
+    pub g_ema: Option<f64>,
     /// Adversarial models: the critic's learning rate [default: the variant's].
     #[arg(long, allow_negative_numbers = true)]
     pub d_lr: Option<f64>,
@@ -323,6 +326,9 @@ pub struct EvalArgs {
     /// Directory for report.md and its pictures [default: RUN/report].
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
+    /// GANs trained with --g-ema: evaluate the live generator instead of its weight average.
+    #[arg(long)]
+    pub live_generator: bool,
 }
 
 #[derive(Args)]

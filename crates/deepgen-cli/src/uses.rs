@@ -263,6 +263,15 @@ fn find_classifier(a: &EvalArgs, cfg: &RunConfig) -> (Option<(PathBuf, Model)>, 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let n = positive("-n", a.n)?;
     let (dir, cfg, model) = open_run(&a.run)?;
+    if a.live_generator {
+        match model.as_gan() {
+            Some(g) if g.g_ema.is_some() => {
+                g.use_live_weights()?;
+                println!("using the live generator, not its weight average");
+            }
+            _ => bail!("--live-generator: {} keeps no generator weight average (train a GAN with --g-ema)", a.run.display()),
+        }
+    }
     let min_share = a.min_share.unwrap_or(deepgen::eval::modes::DEFAULT_MIN_SHARE);
     if !(0.0..=1.0).contains(&min_share) {
         bail!("--min-share must be between 0 and 1, got {min_share}");

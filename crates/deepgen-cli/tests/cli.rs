@@ -339,9 +339,15 @@ fn adversarial_models_train_sample_eval_resume_and_refuse_bad_flags() {
     assert_eq!(std::fs::read(d.join("gan/model.safetensors")).unwrap().len(), std::fs::read(d.join("part/model.safetensors")).unwrap().len());
 
     // Unrolled, WGAN-GP and f-GAN options reach the trainer.
-    ok(d, &["train", "unrolled-gan", "--data", "toy:grid25", "--steps", "2", "--unroll", "2", "--d-schedule", "constant", "--hidden", "8", "--d-hidden", "8", "--batch-size", "32", "--out", "u"]);
+    ok(d, &["train", "unrolled-gan", "--data", "toy:grid25", "--steps", "2", "--unroll", "2", "--d-schedule", "constant", "--g-ema", "0.99", "--hidden", "8", "--d-hidden", "8", "--batch-size", "32", "--out", "u"]);
     let cfg = std::fs::read_to_string(d.join("u/config.toml")).unwrap();
-    assert!(cfg.contains("unroll = 2") && cfg.contains("d_schedule = \"constant\"") && cfg.contains("schedule = \"cosine\""), "{cfg}");
+    assert!(cfg.contains("unroll = 2") && cfg.contains("d_schedule = \"constant\"") && cfg.contains("schedule = \"cosine\"") && cfg.contains("ema = 0.99"), "{cfg}");
+    // The generator's weight average is what eval uses, unless asked for the live one.
+    let out = ok(d, &["eval", "u", "-n", "100", "--live-generator", "--out", "u-live"]);
+    assert!(out.contains("using the live generator") && out.contains("/25, high quality"), "{out}");
+    fails(d, &["eval", "gan", "--live-generator"], "keeps no generator weight average");
+    fails(d, &["train", "gan", "--data", "toy:ring8", "--g-ema", "1.5", "--steps", "1"], "--g-ema must be in [0, 1)");
+    fails(d, &["train", "nade", "--data", "digits", "--g-ema", "0.9", "--steps", "1"], "--g-ema does not apply to the nade model");
     ok(d, &["train", "wgan-gp", "--data", "toy:ring8", "--steps", "2", "--hidden", "8", "--d-hidden", "8", "--batch-size", "32", "--out", "w"]);
     assert!(metrics(&d.join("w"))[0]["gp"].is_number());
     ok(d, &["train", "fgan", "--divergence", "pearson", "--data", "toy:ring8", "--steps", "2", "--hidden", "8", "--batch-size", "32", "--out", "f"]);

@@ -336,6 +336,59 @@ fn the_critic_can_keep_its_rate_while_the_generator_cools() {
     assert!("linear".parse::<Schedule>().unwrap_err().to_string().contains("unknown schedule `linear`"));
 }
 
+/// `--g-ema`: after every generator step the average moves by
+/// avg <- beta avg + (1 - beta) w from the initial weights; samples use the
+/// average and training the live weights; a checkpoint keeps it, and a
+/// resumed run continues it exactly.
+#[test]
+fn the_generator_average_follows_its_recursion_and_is_what_samples_use() {
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else { panic!() };
+    (c.d_hidden, c.g_hidden, c.latent, c.ema) = (vec![6], vec![5], 3, 0.75);
+    let cfg = ModelConfig::Gan(c.clone());
+    let m = Model::new(&cfg, 3, &Device::Cpu).unwrap();
+    let g_names = m.as_adversarial().unwrap().g_names();
+    let avg_names: Vec<String> = g_names.iter().map(|n| format!("g_ema.{}", n.strip_prefix("g.").unwrap())).collect();
+    let read = |m: &Model, names: &[String]| -> Vec<Vec<f32>> { names.iter().map(|n| vec1(m.params.get(n).unwrap().as_tensor())).collect() };
+    let mut want = read(&m, &g_names);
+    assert_eq!(read(&m, &avg_names), want, "the average starts at the initial weights");
+    let data = toy(64);
+    let tc = |steps| TrainConfig { steps, batch_size: 16, lr: 1e-2, eval_every: 100, adversarial: Some(AdversarialConfig::default()), ..TrainConfig::default() };
+    let mut t = AdversarialTrainer::new(&m, tc(3), 5, deepgen::data::Binarize::None).unwrap();
+    for s in 0..3 {
+        t.step(&m, &data, s).unwrap();
+        for (a, w) in want.iter_mut().zip(read(&m, &g_names)) {
+            a.iter_mut().zip(w).for_each(|(a, w)| *a = 0.75 * *a + 0.25 * w);
+        }
+    }
+    let (got, live) = (read(&m, &avg_names), read(&m, &g_names));
+    let gap = |a: &[Vec<f32>], b: &[Vec<f32>]| a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    assert!(gap(&got, &want) < 1e-6, "the average is off its recursion by {}", gap(&got, &want));
+    assert!(gap(&got, &live) > 1e-4, "the live weights should have moved away from the average");
+    // Samples (eval mode) run on the average, training (train mode) on the live weights.
+    let gan = m.as_gan().unwrap();
+    let z = rng::randn(&mut rng::rng(1), &[4, 3], &Device::Cpu).unwrap();
+    let avg_ws: Vec<Tensor> = avg_names.iter().map(|n| m.params.get(n).unwrap().as_tensor().clone()).collect();
+    assert_eq!(vec1(&gan.generate(&z, None, false).unwrap().flatten_all().unwrap()), vec1(&gan.g.forward_with(&z, &avg_ws, false, false).unwrap().flatten_all().unwrap()));
+    assert_eq!(vec1(&gan.generate(&z, None, true).unwrap().flatten_all().unwrap()), vec1(&gan.g.forward(&z, true).unwrap().flatten_all().unwrap()));
+    // Three steps in one go equal two, a checkpoint, a reload and one more.
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::create(dir.path()).unwrap();
+    let half = Model::new(&cfg, 3, &Device::Cpu).unwrap();
+    let mut t1 = AdversarialTrainer::new(&half, tc(2), 5, deepgen::data::Binarize::None).unwrap();
+    t1.fit(&half, &data, &mut deepgen::train::NoHooks).unwrap();
+    run.save(&half, &[&t1.g_opt, &t1.d_opt], 2, 3).unwrap();
+    let (back, _) = run.load_model(&Device::Cpu).unwrap();
+    let mut t2 = AdversarialTrainer::new(&back, tc(3), 5, deepgen::data::Binarize::None).unwrap();
+    run.load_optimizers(&mut [&mut t2.g_opt, &mut t2.d_opt], 2).unwrap();
+    t2.set_step(2);
+    t2.fit(&back, &data, &mut deepgen::train::NoHooks).unwrap();
+    assert_eq!(read(&back, &avg_names), got, "the resumed run's average differs");
+    // A decay outside [0, 1) is refused by name.
+    c.ema = 1.0;
+    let err = Model::new(&ModelConfig::Gan(c), 3, &Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("--g-ema must be in [0, 1)"), "{err}");
+}
+
 #[test]
 fn mode_metrics_match_a_hand_count() {
     let means = [[0.0f32, 0.0], [10.0, 0.0], [0.0, 10.0]];

@@ -6,7 +6,7 @@
 //! or the Wasserstein critic (Arjovsky et al. 2017). Clipping, gradient
 //! penalty, n_critic and unrolling are options of [`crate::train::AdversarialTrainer`].
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::{Adversarial, Side};
@@ -261,6 +261,17 @@ pub struct GanConfig {
     /// generated; 1 = the usual one-example critic.
     #[serde(default = "one")]
     pub pack: usize,
+    /// Decay beta of an exponential moving average of the generator's weights
+    /// (Yazici et al. 2019; ProGAN's and StyleGAN's "G_ema"), updated after
+    /// every generator step: avg <- beta avg + (1 - beta) w. Samples, `eval`
+    /// and reports then use the average; training uses the live weights.
+    /// 0 = off. Batch-norm running statistics are the live generator's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ema: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 fn one() -> usize {
@@ -301,6 +312,9 @@ impl GanConfig {
         if self.pack == 0 {
             return Err(Error::config("--pack must be at least 1"));
         }
+        if !(0.0..1.0).contains(&self.ema) {
+            return Err(Error::config(format!("--g-ema must be in [0, 1) (a decay such as 0.999), got {}", self.ema)));
+        }
         if self.pack > 1 && self.is_info() {
             return Err(Error::config("--pack does not combine with InfoGAN codes (the Q head reads one example's code, a packed critic sees several)"));
         }
@@ -317,6 +331,8 @@ pub struct Gan {
     pub d: Stack,
     pub v_head: Stack,
     pub q_head: Option<Stack>,
+    /// The generator's weight average (`g_ema.*`, in the order of `g.vars`), when `cfg.ema > 0`.
+    pub g_ema: Option<Vec<Var>>,
     dev: Device,
 }
 
@@ -381,7 +397,19 @@ impl Gan {
         } else {
             None
         };
-        Ok(Self { cfg: cfg.clone(), g, d, v_head, q_head, dev: dev.clone() })
+        let g_ema = if cfg.ema > 0.0 {
+            let mut avg = Vec::with_capacity(g.vars.len());
+            for (name, v) in g.names.iter().zip(&g.vars) {
+                let name = format!("g_ema.{}", name.strip_prefix("g.").unwrap_or(name));
+                // `copy`: a fresh tensor, so the average never aliases the live weight.
+                p.add(&name, v.as_tensor().copy()?)?;
+                avg.push(p.get(&name).cloned().ok_or_else(|| Error::config(format!("parameter {name} vanished")))?);
+            }
+            Some(avg)
+        } else {
+            None
+        };
+        Ok(Self { cfg: cfg.clone(), g, d, v_head, q_head, g_ema, dev: dev.clone() })
     }
 
     /// Data rows `[B, D]` (C, H, W order) to the players' layout.
@@ -430,13 +458,28 @@ impl Gan {
     }
 
     /// G(z, cond): `[n, D]` data rows. `cond` is the one-hot label or the InfoGAN codes (`[n, classes or codes]`).
+    /// `train`: the live weights with batch statistics; otherwise the weight
+    /// average when there is one (`--g-ema`), with running statistics.
     pub fn generate(&self, z: &Tensor, cond: Option<&Tensor>, train: bool) -> Result<Tensor> {
         let input = match cond {
             Some(c) => Tensor::cat(&[z, c], 1)?,
             None => z.clone(),
         };
-        let y = self.g.forward_with(&input, &self.g.tensors(), train, train)?;
+        let ws = match (&self.g_ema, train) {
+            (Some(avg), false) => avg.iter().map(|v| v.as_tensor().clone()).collect(),
+            _ => self.g.tensors(),
+        };
+        let y = self.g.forward_with(&input, &ws, train, train)?;
         self.to_rows(&y)
+    }
+
+    /// Makes the weight average (if any) a copy of the live weights, in memory:
+    /// `deepgen eval --live-generator` compares the two on one run.
+    pub fn use_live_weights(&self) -> Result<()> {
+        for (a, w) in self.g_ema.iter().flatten().zip(&self.g.vars) {
+            a.set(&w.as_tensor().copy()?)?;
+        }
+        Ok(())
     }
 
     /// Samples with the generator in eval mode; labels for a conditional GAN
@@ -621,6 +664,16 @@ impl Adversarial for Gan {
 
     fn pack(&self) -> usize {
         self.cfg.pack
+    }
+
+    fn after_generator_step(&self) -> Result<()> {
+        if let Some(avg) = &self.g_ema {
+            let beta = self.cfg.ema;
+            for (a, w) in avg.iter().zip(&self.g.vars) {
+                a.set(&((a.as_tensor() * beta)? + (w.as_tensor().detach() * (1.0 - beta))?)?)?;
+            }
+        }
+        Ok(())
     }
 
     fn check_data(&self, data: &crate::data::Dataset) -> Result<()> {

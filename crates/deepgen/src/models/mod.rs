@@ -95,6 +95,10 @@ pub trait Adversarial {
     fn pack(&self) -> usize {
         1
     }
+    /// Called after every generator update (the GAN's weight average, `--g-ema`).
+    fn after_generator_step(&self) -> Result<()> {
+        Ok(())
+    }
     /// Refuses training data the game cannot use (a conditional GAN's unlabelled or out-of-range data).
     fn check_data(&self, _data: &crate::data::Dataset) -> Result<()> {
         Ok(())
@@ -617,5 +621,6 @@ fn gan_preset(name: &str, shape: &[usize], unit_data: bool) -> GanConfig {
         continuous: if name == "infogan" { 2 } else { 0 },
         info_weight: 1.0,
         pack: 1,
+        ema: 0.0,
     }
 }

@@ -473,6 +473,7 @@ impl AdversarialTrainer {
         }
         let lr = self.cfg.lr_at(step);
         self.g_opt.step(&grads, lr, 1.0)?;
+        game.after_generator_step()?;
         let mut out = HashMap::new();
         for (k, v) in &parts {
             out.insert(k.to_string(), v.to_scalar::<f32>()? as f64);
