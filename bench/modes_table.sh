@@ -9,6 +9,9 @@
 # The grid25 Unrolled GAN rows (K = 10 on one batch, critic lr 1e-4; five runs at once on 2 cores):
 #   DATA=grid25 MODELS=unrolled-gan STEPS=12000 D_LR=1e-4 EXTRA="--unroll 10 --unroll-same-batch" JOBS=5 bash bench/modes_table.sh   # ~70 min
 #   the same with STEPS=20000 and EXTRA="--unroll 10 --unroll-same-batch --d-schedule constant": ~31 min a run at one thread, two at a time
+# The sixth session's grid25 rows (PacGAN's batch-normed 4 x 400 generator with z of 2 against Metz et al.'s critic):
+#   DATA=grid25 MODELS=unrolled-gan STEPS=20000 D_LR=1e-4 EXTRA="--g-norm --hidden 400,400,400,400 --latent 2 --unroll 10 --unroll-same-batch --d-schedule constant --g-ema 0.999" bash bench/modes_table.sh   # ~45 min a run, two at a time
+#   (report/modes.json scores the generator's weight average; add `deepgen eval DIR --live-generator --out DIR/live` for the live weights)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/deepgen-modes}

@@ -369,7 +369,7 @@ fn new_run_config(a: &TrainArgs) -> Result<RunConfig> {
     }
     train.check()?;
     if let ModelConfig::Gan(c) = &model {
-        if train.batch_size % c.pack != 0 {
+        if !train.batch_size.is_multiple_of(c.pack) {
             bail!("--batch-size {} is not a multiple of --pack {}: the critic judges whole groups", train.batch_size, c.pack);
         }
     }
