@@ -336,6 +336,24 @@ fn the_critic_can_keep_its_rate_while_the_generator_cools() {
     assert!("linear".parse::<Schedule>().unwrap_err().to_string().contains("unknown schedule `linear`"));
 }
 
+/// Trains a fresh model (model and trainer seeded with `seed`) for `split` steps,
+/// saves a checkpoint, reloads it into a fresh model and trainer, and trains on to `total`.
+fn trained_with_a_reload(cfg: &ModelConfig, tc: &dyn Fn(usize) -> TrainConfig, split: usize, total: usize, data: &Dataset, seed: u64) -> Model {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::create(dir.path()).unwrap();
+    let half = Model::new(cfg, seed, &Device::Cpu).unwrap();
+    let mut t1 = AdversarialTrainer::new(&half, tc(split), seed, deepgen::data::Binarize::None).unwrap();
+    t1.fit(&half, data, &mut deepgen::train::NoHooks).unwrap();
+    run.save(&half, &[&t1.g_opt, &t1.d_opt], split, seed).unwrap();
+    let (back, step) = run.load_model(&Device::Cpu).unwrap();
+    assert_eq!(step, split);
+    let mut t2 = AdversarialTrainer::new(&back, tc(total), seed, deepgen::data::Binarize::None).unwrap();
+    run.load_optimizers(&mut [&mut t2.g_opt, &mut t2.d_opt], split).unwrap();
+    t2.set_step(split);
+    t2.fit(&back, data, &mut deepgen::train::NoHooks).unwrap();
+    back
+}
+
 /// `--g-ema`: after every generator step the average moves by
 /// avg <- beta avg + (1 - beta) w from the initial weights; samples use the
 /// average and training the live weights; a checkpoint keeps it, and a
@@ -345,7 +363,7 @@ fn the_generator_average_follows_its_recursion_and_is_what_samples_use() {
     let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else { panic!() };
     (c.d_hidden, c.g_hidden, c.latent, c.ema) = (vec![6], vec![5], 3, 0.75);
     let cfg = ModelConfig::Gan(c.clone());
-    let m = Model::new(&cfg, 3, &Device::Cpu).unwrap();
+    let m = Model::new(&cfg, 5, &Device::Cpu).unwrap();
     let g_names = m.as_adversarial().unwrap().g_names();
     let avg_names: Vec<String> = g_names.iter().map(|n| format!("g_ema.{}", n.strip_prefix("g.").unwrap())).collect();
     let read = |m: &Model, names: &[String]| -> Vec<Vec<f32>> { names.iter().map(|n| vec1(m.params.get(n).unwrap().as_tensor())).collect() };
@@ -371,21 +389,11 @@ fn the_generator_average_follows_its_recursion_and_is_what_samples_use() {
     assert_eq!(vec1(&gan.generate(&z, None, false).unwrap().flatten_all().unwrap()), vec1(&gan.g.forward_with(&z, &avg_ws, false, false).unwrap().flatten_all().unwrap()));
     assert_eq!(vec1(&gan.generate(&z, None, true).unwrap().flatten_all().unwrap()), vec1(&gan.g.forward(&z, true).unwrap().flatten_all().unwrap()));
     // Three steps in one go equal two, a checkpoint, a reload and one more.
-    let dir = tempfile::tempdir().unwrap();
-    let run = RunDir::create(dir.path()).unwrap();
-    let half = Model::new(&cfg, 3, &Device::Cpu).unwrap();
-    let mut t1 = AdversarialTrainer::new(&half, tc(2), 5, deepgen::data::Binarize::None).unwrap();
-    t1.fit(&half, &data, &mut deepgen::train::NoHooks).unwrap();
-    run.save(&half, &[&t1.g_opt, &t1.d_opt], 2, 3).unwrap();
-    let (back, _) = run.load_model(&Device::Cpu).unwrap();
-    let mut t2 = AdversarialTrainer::new(&back, tc(3), 5, deepgen::data::Binarize::None).unwrap();
-    run.load_optimizers(&mut [&mut t2.g_opt, &mut t2.d_opt], 2).unwrap();
-    t2.set_step(2);
-    t2.fit(&back, &data, &mut deepgen::train::NoHooks).unwrap();
+    let back = trained_with_a_reload(&cfg, &tc, 2, 3, &data, 5);
     assert_eq!(read(&back, &avg_names), got, "the resumed run's average differs");
     // A decay outside [0, 1) is refused by name.
     c.ema = 1.0;
-    let err = Model::new(&ModelConfig::Gan(c), 3, &Device::Cpu).err().unwrap().to_string();
+    let err = Model::new(&ModelConfig::Gan(c), 5, &Device::Cpu).err().unwrap().to_string();
     assert!(err.contains("--g-ema must be in [0, 1)"), "{err}");
 }
 
@@ -502,18 +510,7 @@ fn every_adversarial_model_trains_saves_loads_and_resumes_exactly() {
         let mut t = AdversarialTrainer::new(&full, tc(4), 1, deepgen::data::Binarize::None).unwrap();
         t.fit(&full, &data, &mut deepgen::train::NoHooks).unwrap();
         // 2 steps, save, reload into a fresh model and trainer, 2 more.
-        let dir = tempfile::tempdir().unwrap();
-        let run = RunDir::create(dir.path()).unwrap();
-        let half = Model::new(&cfg, 1, &Device::Cpu).unwrap();
-        let mut t1 = AdversarialTrainer::new(&half, tc(2), 1, deepgen::data::Binarize::None).unwrap();
-        t1.fit(&half, &data, &mut deepgen::train::NoHooks).unwrap();
-        run.save(&half, &[&t1.g_opt, &t1.d_opt], 2, 1).unwrap();
-        let (back, step) = run.load_model(&Device::Cpu).unwrap();
-        assert_eq!(step, 2);
-        let mut t2 = AdversarialTrainer::new(&back, tc(4), 1, deepgen::data::Binarize::None).unwrap();
-        run.load_optimizers(&mut [&mut t2.g_opt, &mut t2.d_opt], 2).unwrap();
-        t2.set_step(2);
-        t2.fit(&back, &data, &mut deepgen::train::NoHooks).unwrap();
+        let back = trained_with_a_reload(&cfg, &tc, 2, 4, &data, 1);
         for ((n, a), (_, b)) in full.params.vars().zip(back.params.vars()) {
             assert_eq!(vec1(a.as_tensor()), vec1(b.as_tensor()), "{name}: {n} differs after resuming");
         }
