@@ -528,7 +528,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         "{} {} ({} parameters) on {} ({} examples of {} values, binarize {:?}) for {} steps, batch {}, lr {}, seed {} -> {}",
         if start > 0 { "resuming" } else { "training" },
         model.name(),
-        model.params.count(),
+        model.trained_count(),
         train_data.source,
         train_data.n,
         train_data.dim(),
@@ -614,8 +614,7 @@ fn train_adversarial(dir: &RunDir, cfg: &RunConfig, model: &Model, start: usize,
         "{} {} ({} parameters, {loss}) on {} ({} examples of {} values) for {} steps, batch {}, lr {} (critic {}{}), n_critic {}{}{}{}{}, seed {} -> {}",
         if start > 0 { "resuming" } else { "training" },
         model.name(),
-        // The generator's weight average is a copy, not more parameters.
-        model.params.count() - model.as_gan().and_then(|g| g.g_ema.as_ref()).map(|a| a.iter().map(|v| v.elem_count()).sum()).unwrap_or(0),
+        model.trained_count(),
         train_data.source,
         train_data.n,
         train_data.dim(),
@@ -893,7 +892,7 @@ pub fn models(a: ModelsArgs) -> Result<()> {
         let kinds: Vec<&str> = deepgen::eval::scores::ScoreKind::supported(info.name).iter().map(|k| k.name()).collect();
         println!("           anomaly scores (deepgen detect --score): {}; features (deepgen embed): {}", if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") }, if m.has_features() { "yes" } else { "no" });
         let table = if cfg.needs_binary() { format!("; a full joint table over {} binary values needs {}", a.dim, table_size(a.dim)) } else { String::new() };
-        println!("           parameters at D={}: {}{table}", a.dim, m.params.count());
+        println!("           parameters at D={}: {}{table}", a.dim, m.trained_count());
         let names: Vec<String> = m.params.shapes().iter().map(|(n, s)| format!("{n} {s:?}")).collect();
         println!("           tensors: {}", names.join(", "));
     }
@@ -906,7 +905,7 @@ pub fn info(a: InfoArgs) -> Result<()> {
     println!("run:        {}", dir.path.display());
     println!("model:      {} ({})", model.name(), model.config.info().summary);
     let table = if model.config.needs_binary() { format!(" (a full joint table over {} binary values needs {})", model.config.dim(), table_size(model.config.dim())) } else { String::new() };
-    println!("parameters: {}{table}", model.params.count());
+    println!("parameters: {}{table}", model.trained_count());
     println!("step:       {step} of {}", cfg.train.steps);
     println!("seed:       {}", cfg.seed);
     println!("data:       {} (binarize {:?}){}", cfg.data.train, cfg.data.binarize, cfg.data.val.as_ref().map(|v| format!(", validation {v}")).unwrap_or_default());

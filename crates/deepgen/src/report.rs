@@ -80,7 +80,7 @@ pub fn write_report(dir: &RunDir, cfg: &RunConfig, model: &Model, opts: &ReportO
     let _ = writeln!(r.md, "{}.\n", capitalise(info.summary));
     let trained = run::training_seconds(dir);
     let _ = writeln!(r.md, "| | |\n|---|---|");
-    let _ = writeln!(r.md, "| model | `{}`, {} parameters |", model.name(), model.params.count());
+    let _ = writeln!(r.md, "| model | `{}`, {} parameters |", model.name(), model.trained_count());
     let _ = writeln!(r.md, "| training data | `{}` (binarization: {:?}) |", cfg.data.train, cfg.data.binarize);
     let _ = writeln!(r.md, "| held-out data | {} |", held_out_spec(cfg).map(|s| format!("`{s}`")).unwrap_or("none".into()));
     let _ = writeln!(r.md, "| steps | {step} of {} (batch {}, lr {}, seed {}) |", cfg.train.steps, cfg.train.batch_size, cfg.train.lr, cfg.seed);

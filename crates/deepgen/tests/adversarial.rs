@@ -398,6 +398,19 @@ fn the_generator_average_follows_its_recursion_and_is_what_samples_use() {
 }
 
 #[test]
+fn the_parameter_count_leaves_out_what_no_optimiser_trains() {
+    // Critic 2 -> 6 -> 1; generator 3 -> 5 (batch norm: scale and shift) -> 2,
+    // with running statistics (2 x 5) and a weight average (a copy of the generator).
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else { panic!() };
+    (c.d_hidden, c.g_hidden, c.latent, c.g_norm, c.ema) = (vec![6], vec![5], 3, true, 0.9);
+    let m = Model::new(&ModelConfig::Gan(c), 5, &Device::Cpu).unwrap();
+    let (critic, generator) = (2 * 6 + 6 + 6 + 1, 3 * 5 + 5 + 2 * 5 + 5 * 2 + 2);
+    let names: Vec<String> = m.params.shapes().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(m.trained_count(), critic + generator, "{names:?}");
+    assert!(m.params.count() > m.trained_count(), "the checkpoint holds the average and the statistics too");
+}
+
+#[test]
 fn mode_metrics_match_a_hand_count() {
     let means = [[0.0f32, 0.0], [10.0, 0.0], [0.0, 10.0]];
     // 6 samples at mode 0, 3 at mode 1, 1 far from everything (low quality), none at mode 2.

@@ -405,6 +405,21 @@ impl Model {
         self.config.name()
     }
 
+    /// Scalars an optimiser trains: for the adversarial models the critic's
+    /// and the generator's weights, leaving out what the checkpoint also holds
+    /// but no gradient moves (batch-norm running statistics, the generator's
+    /// weight average). Every parameter, for the likelihood models.
+    pub fn trained_count(&self) -> usize {
+        match self.as_adversarial() {
+            Some(game) => {
+                let d: usize = game.d_weights().iter().map(|(_, v)| v.elem_count()).sum();
+                let g: usize = game.g_names().iter().filter_map(|n| self.params.get(n)).map(|v| v.elem_count()).sum();
+                d + g
+            }
+            None => self.params.count(),
+        }
+    }
+
     /// The VAE, when this model is one (reconstructions, decoder means).
     pub fn as_vae(&self) -> Option<&Vae> {
         match &self.net {
