@@ -26,12 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let adv = AdversarialConfig { d_lr: 2e-4, ..AdversarialConfig::default() };
     let mut train = TrainConfig { steps, batch_size: batch, lr: 2e-4, eval_every: steps, adversarial: Some(adv), ..TrainConfig::default() };
     train.optimizer.beta1 = 0.5;
-    let cfg = RunConfig {
-        seed,
-        data: DataConfig { train: "mnist".into(), val: None, binarize: Binarize::None, shape: vec![1, 28, 28], mean: vec![], std: vec![] },
-        train,
-        model,
-    };
+    let cfg = RunConfig { seed, data: DataConfig { train: "mnist".into(), val: None, binarize: Binarize::None, shape: vec![1, 28, 28], mean: vec![], std: vec![] }, train, model };
     let (data, _) = deepgen::run::load_transformed("mnist", &cfg, true)?;
     if args.iter().any(|a| a == "--export") {
         std::fs::write(arg(&args, "--export", "mnist-grey.npy"), deepgen::data::npy::encode_f32(&[data.n, data.dim()], &data.x))?;
@@ -46,11 +41,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let x = m.sample(64, &mut deepgen::rng::rng(seed))?;
         deepgen::viz::image_grid(&x.flatten_all()?.to_vec1::<f32>()?, 64, &[1, 28, 28], 8, 2, std::path::Path::new(&arg(&args, "--samples", "samples.png")))?;
     }
-    println!(
-        "{{\"impl\": \"deepgen\", \"model\": \"{name}\", \"steps\": {steps}, \"batch\": {batch}, \"params\": {}, \"steps_per_s\": {:.3}, {}}}",
-        m.params.count(),
-        sps,
-        last
-    );
+    println!("{{\"impl\": \"deepgen\", \"model\": \"{name}\", \"steps\": {steps}, \"batch\": {batch}, \"params\": {}, \"steps_per_s\": {:.3}, {}}}", m.params.count(), sps, last);
     Ok(())
 }

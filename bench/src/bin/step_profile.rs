@@ -2,9 +2,9 @@
 //! unless given) into forward, backward and optimizer time, on random
 //! binary images: `cargo run --release -p deepgen-bench --bin step_profile -- MODEL [BATCH] [STEPS]`
 //! (e.g. `vae 128 100`, `pixelcnn 128 5`).
-use std::time::Instant;
 use deepgen::models::{Device, Model, ModelConfig, Objective};
 use deepgen::train::{Adam, AdamConfig};
+use std::time::Instant;
 fn main() {
     deepgen::enable_second_order();
     deepgen::tune_allocator();
@@ -34,7 +34,9 @@ fn run() {
         opt.step(&g, 1e-3, 1.0).unwrap();
         let t3 = Instant::now();
         if i >= 1 {
-            tf += (t1 - t0).as_secs_f64(); tb += (t2 - t1).as_secs_f64(); to += (t3 - t2).as_secs_f64();
+            tf += (t1 - t0).as_secs_f64();
+            tb += (t2 - t1).as_secs_f64();
+            to += (t3 - t2).as_secs_f64();
         }
     }
     println!("{name} batch {b}: forward {:.2} ms, backward {:.2} ms, adam {:.2} ms", tf * 1e3 / n as f64, tb * 1e3 / n as f64, to * 1e3 / n as f64);

@@ -443,7 +443,17 @@ fn apply_adversarial_flags(a: &TrainArgs, model: &mut ModelConfig, raw: &deepgen
             if let Some(h) = &a.d_hidden {
                 c.d_hidden = list("--d-hidden", h)?;
             }
-            let bad = [("--g-norm", a.g_norm), ("--g-ema", a.g_ema.is_some()), ("--pack", a.pack.is_some()), ("--loss", a.loss.is_some()), ("--divergence", a.divergence.is_some()), ("--classes", a.classes.is_some()), ("--categorical", a.categorical.is_some()), ("--continuous", a.continuous.is_some()), ("--arch", a.arch.is_some())];
+            let bad = [
+                ("--g-norm", a.g_norm),
+                ("--g-ema", a.g_ema.is_some()),
+                ("--pack", a.pack.is_some()),
+                ("--loss", a.loss.is_some()),
+                ("--divergence", a.divergence.is_some()),
+                ("--classes", a.classes.is_some()),
+                ("--categorical", a.categorical.is_some()),
+                ("--continuous", a.continuous.is_some()),
+                ("--arch", a.arch.is_some()),
+            ];
             if let Some((f, _)) = bad.iter().find(|b| b.1) {
                 bail!("{f} does not apply to the aae model");
             }
@@ -626,7 +636,11 @@ fn train_adversarial(dir: &RunDir, cfg: &RunConfig, model: &Model, start: usize,
         adv.n_critic,
         adv.clip.map(|c| format!(", clip {c}")).unwrap_or_default(),
         adv.gp.map(|c| format!(", gradient penalty {c}")).unwrap_or_default(),
-        if adv.unroll > 0 { format!(", unrolled K={}{}{}", adv.unroll, if adv.first_order { " (first order)" } else { "" }, if adv.unroll_same_batch { " (one batch)" } else { "" }) } else { String::new() },
+        if adv.unroll > 0 {
+            format!(", unrolled K={}{}{}", adv.unroll, if adv.first_order { " (first order)" } else { "" }, if adv.unroll_same_batch { " (one batch)" } else { "" })
+        } else {
+            String::new()
+        },
         model.as_gan().filter(|g| g.cfg.ema > 0.0).map(|g| format!(", generator weight average {}", g.cfg.ema)).unwrap_or_default(),
         cfg.seed,
         dir.path.display()
@@ -709,12 +723,7 @@ fn summary(model: &Model, source: &str, rep: &deepgen::eval::NllReport, cfg: &Ru
         Binarize::Threshold => ", thresholded at 0.5".to_string(),
         _ => format!(", static binarization with seed {}", cfg.seed),
     };
-    format!(
-        "{source}: {} examples, mean NLL {:.3} nats, {:.4} bits/dim ({how}{bin})",
-        rep.log_prob.len(),
-        rep.nats,
-        rep.bits_per_dim
-    )
+    format!("{source}: {} examples, mean NLL {:.3} nats, {:.4} bits/dim ({how}{bin})", rep.log_prob.len(), rep.nats, rep.bits_per_dim)
 }
 
 pub(crate) fn open_run(path: &Path) -> Result<(RunDir, RunConfig, Model)> {
@@ -890,7 +899,11 @@ pub fn models(a: ModelsArgs) -> Result<()> {
             );
         }
         let kinds: Vec<&str> = deepgen::eval::scores::ScoreKind::supported(info.name).iter().map(|k| k.name()).collect();
-        println!("           anomaly scores (deepgen detect --score): {}; features (deepgen embed): {}", if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") }, if m.has_features() { "yes" } else { "no" });
+        println!(
+            "           anomaly scores (deepgen detect --score): {}; features (deepgen embed): {}",
+            if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") },
+            if m.has_features() { "yes" } else { "no" }
+        );
         let table = if cfg.needs_binary() { format!("; a full joint table over {} binary values needs {}", a.dim, table_size(a.dim)) } else { String::new() };
         println!("           parameters at D={}: {}{table}", a.dim, m.trained_count());
         let names: Vec<String> = m.params.shapes().iter().map(|(n, s)| format!("{n} {s:?}")).collect();

@@ -34,7 +34,10 @@ fn score_kind(a: Option<&str>, model: &Model) -> Result<ScoreKind> {
 /// `threshold.json` from a file, or from a run (or detect output) directory holding one.
 fn read_threshold(p: &Path) -> Result<(PathBuf, Threshold)> {
     let file = if p.is_dir() {
-        [p.join("threshold.json"), p.join("detect/threshold.json")].into_iter().find(|f| f.is_file()).ok_or_else(|| anyhow::anyhow!("{}: no threshold.json here (write one with deepgen detect ... --anomalies SPEC)", p.display()))?
+        [p.join("threshold.json"), p.join("detect/threshold.json")]
+            .into_iter()
+            .find(|f| f.is_file())
+            .ok_or_else(|| anyhow::anyhow!("{}: no threshold.json here (write one with deepgen detect ... --anomalies SPEC)", p.display()))?
     } else {
         p.to_path_buf()
     };
@@ -185,7 +188,13 @@ pub fn embed(a: EmbedArgs) -> Result<()> {
         data.n,
         data.source,
         model.name(),
-        if ext == "csv" && data.labels.is_some() { ", label in the last column" } else if data.labels.is_some() { ", labels in FILE.labels.csv" } else { "" },
+        if ext == "csv" && data.labels.is_some() {
+            ", label in the last column"
+        } else if data.labels.is_some() {
+            ", labels in FILE.labels.csv"
+        } else {
+            ""
+        },
         a.out.display()
     );
     Ok(())

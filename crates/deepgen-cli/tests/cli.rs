@@ -339,7 +339,31 @@ fn adversarial_models_train_sample_eval_resume_and_refuse_bad_flags() {
     assert_eq!(std::fs::read(d.join("gan/model.safetensors")).unwrap().len(), std::fs::read(d.join("part/model.safetensors")).unwrap().len());
 
     // Unrolled, WGAN-GP and f-GAN options reach the trainer.
-    ok(d, &["train", "unrolled-gan", "--data", "toy:grid25", "--steps", "2", "--unroll", "2", "--d-schedule", "constant", "--g-ema", "0.99", "--hidden", "8", "--d-hidden", "8", "--batch-size", "32", "--out", "u"]);
+    ok(
+        d,
+        &[
+            "train",
+            "unrolled-gan",
+            "--data",
+            "toy:grid25",
+            "--steps",
+            "2",
+            "--unroll",
+            "2",
+            "--d-schedule",
+            "constant",
+            "--g-ema",
+            "0.99",
+            "--hidden",
+            "8",
+            "--d-hidden",
+            "8",
+            "--batch-size",
+            "32",
+            "--out",
+            "u",
+        ],
+    );
     let cfg = std::fs::read_to_string(d.join("u/config.toml")).unwrap();
     assert!(cfg.contains("unroll = 2") && cfg.contains("d_schedule = \"constant\"") && cfg.contains("schedule = \"cosine\"") && cfg.contains("ema = 0.99"), "{cfg}");
     // The generator's weight average is what eval uses, unless asked for the live one.

@@ -261,7 +261,14 @@ fn quality(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset
         left -= b;
     }
     let stacked = real.shape[0] == 3 && c.cfg.shape.len() == 3 && c.cfg.shape[0] == 1;
-    let _ = writeln!(r.md, "Classifier: `{}` ({} classes). Real examples: the {} held-out examples of `{}`, with the run's transforms; generated: {n} samples.\n", cpath.display(), c.cfg.classes, real.n, real.source);
+    let _ = writeln!(
+        r.md,
+        "Classifier: `{}` ({} classes). Real examples: the {} held-out examples of `{}`, with the run's transforms; generated: {n} samples.\n",
+        cpath.display(),
+        c.cfg.classes,
+        real.n,
+        real.source
+    );
     let (train, _) = run::load_transformed(&cfg.data.train, cfg, false)?;
     let m = n.min(train.n);
     let reference = &train.x[..m * train.dim()];
@@ -329,7 +336,12 @@ fn info_codes(r: &mut Report, model: &Model, opts: &ReportOptions) -> Result<()>
         cpath.display()
     );
     let matched = a.matched.map(|v| format!("**{:.1} %** (error {:.1} %)", 100.0 * v, 100.0 * (1.0 - v))).unwrap_or("not computed (over 20 classes)".into());
-    let _ = writeln!(r.md, "| one-to-one assignment accuracy | majority-class purity | distinct majority classes |\n|---|---|---|\n| {matched} | {:.1} % | {} of {classes} |\n", 100.0 * a.purity, a.distinct);
+    let _ = writeln!(
+        r.md,
+        "| one-to-one assignment accuracy | majority-class purity | distinct majority classes |\n|---|---|---|\n| {matched} | {:.1} % | {} of {classes} |\n",
+        100.0 * a.purity,
+        a.distinct
+    );
     let _ = write!(r.md, "| code | assigned class |");
     for c in 0..classes {
         let _ = write!(r.md, " {c} |");
@@ -459,6 +471,9 @@ fn latent(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>
         run::write_grid(model, cfg, &x, 10, &r.file(name))?;
     }
     let ends = if model.as_gan().is_some() { "two noise draws" } else { "the codes of two held-out examples" };
-    let _ = writeln!(r.md, "Each row walks from {ends} to the other in 10 steps: linear (left picture) and spherical (right).\n\n![linear](interpolation-linear.png) ![spherical](interpolation-slerp.png)");
+    let _ = writeln!(
+        r.md,
+        "Each row walks from {ends} to the other in 10 steps: linear (left picture) and spherical (right).\n\n![linear](interpolation-linear.png) ![spherical](interpolation-slerp.png)"
+    );
     Ok(())
 }

@@ -38,19 +38,11 @@ pub fn apply_transforms(d: &mut Dataset, cfg: &RunConfig, for_training: bool) ->
     };
     d.binarize(how, static_seed(cfg.seed, &d.source))?;
     if cfg.model.needs_binary() && !(for_training && how == Binarize::Dynamic) && !d.is_binary() {
-        return Err(Error::config(format!(
-            "{}: the {} model needs binary data; pass --binarize static, dynamic or threshold",
-            d.source,
-            cfg.model.name()
-        )));
+        return Err(Error::config(format!("{}: the {} model needs binary data; pass --binarize static, dynamic or threshold", d.source, cfg.model.name())));
     }
     if cfg.model.needs_grey_levels() {
         if let Some(v) = d.x.iter().find(|v| !(0.0..=1.0).contains(*v)) {
-            return Err(Error::config(format!(
-                "{}: the {} model's softmax output reads 256 grey levels in [0, 1], but the data has the value {v}",
-                d.source,
-                cfg.model.name()
-            )));
+            return Err(Error::config(format!("{}: the {} model's softmax output reads 256 grey levels in [0, 1], but the data has the value {v}", d.source, cfg.model.name())));
         }
     }
     Ok((d.clone(), log_det))
@@ -240,7 +232,14 @@ pub fn write_adversarial_plot(dir: &RunDir, model_name: &str) -> Result<()> {
             })
             .collect()
     };
-    let keys = [("d_loss", "critic loss"), ("g_loss", "generator loss"), ("critic_estimate", "critic's estimate (V, W1 or f-divergence bound)"), ("mi_bound", "InfoGAN bound on I(c; G(z,c))"), ("recon", "reconstruction (nats)"), ("gp", "gradient penalty")];
+    let keys = [
+        ("d_loss", "critic loss"),
+        ("g_loss", "generator loss"),
+        ("critic_estimate", "critic's estimate (V, W1 or f-divergence bound)"),
+        ("mi_bound", "InfoGAN bound on I(c; G(z,c))"),
+        ("recon", "reconstruction (nats)"),
+        ("gp", "gradient penalty"),
+    ];
     let series: Vec<(&str, Vec<(f64, f64)>)> = keys.iter().map(|(k, label)| (*label, series_of(k))).filter(|(_, s)| !s.is_empty()).collect();
     viz::line_plot(&format!("{model_name}: training curves (smoothed)"), "value", &series, &dir.file("loss.png"))
 }

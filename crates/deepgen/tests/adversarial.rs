@@ -537,7 +537,11 @@ fn every_adversarial_model_trains_saves_loads_and_resumes_exactly() {
 fn critic_adam_copy(m: &Model, t: &AdversarialTrainer) -> Adam {
     let mut opt = Adam::new(&m.params, t.cfg.optimizer).unwrap();
     let state = t.d_opt.state();
-    let all: std::collections::HashMap<String, Tensor> = m.params.vars().map(|(n, v)| (format!("mv.{n}"), state.get(&format!("mv.{n}")).cloned().unwrap_or_else(|| Tensor::zeros((2, v.elem_count()), candle_core::DType::F32, &Device::Cpu).unwrap()))).collect();
+    let all: std::collections::HashMap<String, Tensor> = m
+        .params
+        .vars()
+        .map(|(n, v)| (format!("mv.{n}"), state.get(&format!("mv.{n}")).cloned().unwrap_or_else(|| Tensor::zeros((2, v.elem_count()), candle_core::DType::F32, &Device::Cpu).unwrap())))
+        .collect();
     opt.load_state(&all, t.d_opt.step, std::path::Path::new("-")).unwrap();
     opt
 }

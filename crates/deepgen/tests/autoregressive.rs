@@ -61,7 +61,12 @@ fn softmax_outputs_sum_to_one_over_all_256_level_1x2_images() {
     // Every pair of grey levels: 65,536 images of 1x2 pixels.
     let v: Vec<f32> = (0..65536u32).flat_map(|k| [(k & 255) as f32 / 255.0, (k >> 8) as f32 / 255.0]).collect();
     let x = Tensor::from_vec(v, (65536, 2), &Device::Cpu).unwrap();
-    for cfg in [pixelcnn(1, 2, 1, false, PixelOutput::Softmax), pixelcnn(1, 2, 1, true, PixelOutput::Softmax), pixelrnn(Cell::Row, 1, 2, PixelOutput::Softmax), pixelrnn(Cell::Diagonal, 1, 2, PixelOutput::Softmax)] {
+    for cfg in [
+        pixelcnn(1, 2, 1, false, PixelOutput::Softmax),
+        pixelcnn(1, 2, 1, true, PixelOutput::Softmax),
+        pixelrnn(Cell::Row, 1, 2, PixelOutput::Softmax),
+        pixelrnn(Cell::Diagonal, 1, 2, PixelOutput::Softmax),
+    ] {
         let m = model(cfg.clone(), 1);
         randomize(&m, 5, 0.5);
         let l = lp(&m, &x);
@@ -324,7 +329,14 @@ fn rnade_beats_a_full_covariance_gaussian_on_a_ring_of_gaussians() {
 #[test]
 fn image_model_gradients_match_finite_differences() {
     use deepgen::models::Objective;
-    for cfg in [pixelcnn(3, 3, 1, false, PixelOutput::Bernoulli), pixelcnn(3, 3, 1, true, PixelOutput::Softmax), pixelrnn(Cell::Row, 3, 3, PixelOutput::Bernoulli), pixelrnn(Cell::Diagonal, 3, 3, PixelOutput::Bernoulli), made(6, 1, false), ModelConfig::Rnade(RnadeConfig { dim: 3, hidden: 4, components: 2 })] {
+    for cfg in [
+        pixelcnn(3, 3, 1, false, PixelOutput::Bernoulli),
+        pixelcnn(3, 3, 1, true, PixelOutput::Softmax),
+        pixelrnn(Cell::Row, 3, 3, PixelOutput::Bernoulli),
+        pixelrnn(Cell::Diagonal, 3, 3, PixelOutput::Bernoulli),
+        made(6, 1, false),
+        ModelConfig::Rnade(RnadeConfig { dim: 3, hidden: 4, components: 2 }),
+    ] {
         let m = model(cfg.clone(), 1);
         // Seed 5: seed 2 puts a ReLU kink 7e-4 from a PixelCNN bias (both step sizes straddle it).
         randomize(&m, 5, 0.5);

@@ -9,11 +9,7 @@ use deepgen::models::{BernoulliConfig, DensityModel, FvsbnConfig, Model, ModelCo
 use deepgen::rng;
 
 fn configs(d: usize) -> Vec<ModelConfig> {
-    vec![
-        ModelConfig::Bernoulli(BernoulliConfig { dim: d }),
-        ModelConfig::Fvsbn(FvsbnConfig { dim: d }),
-        ModelConfig::Nade(NadeConfig { dim: d, hidden: 7 }),
-    ]
+    vec![ModelConfig::Bernoulli(BernoulliConfig { dim: d }), ModelConfig::Fvsbn(FvsbnConfig { dim: d }), ModelConfig::Nade(NadeConfig { dim: d, hidden: 7 })]
 }
 
 fn log_prob(m: &Model, x: &Tensor) -> Vec<f32> {
@@ -126,7 +122,11 @@ fn fvsbn_matches_a_direct_chain_rule_evaluation() {
         let total: f64 = (0..d)
             .map(|i| {
                 let p = sigmoid(a[i] + (0..i).map(|j| w[j * d + i] * xr[j] as f64).sum::<f64>());
-                if xr[i] == 1.0 { p.ln() } else { (1.0 - p).ln() }
+                if xr[i] == 1.0 {
+                    p.ln()
+                } else {
+                    (1.0 - p).ln()
+                }
             })
             .sum();
         assert!((total - lp[r] as f64).abs() < 1e-4);

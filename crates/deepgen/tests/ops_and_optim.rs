@@ -175,7 +175,11 @@ fn fused_linear_backward_paths_agree() {
             let g = (y.sqr().unwrap().sum_all().unwrap()).backward().unwrap();
             [l.w.clone(), l.b.clone(), x.as_tensor().clone()].map(|t| vec1(g.get(&t).unwrap()))
         };
-        if create { with_create_graph(f) } else { f() }
+        if create {
+            with_create_graph(f)
+        } else {
+            f()
+        }
     };
     let (a, b) = (grads(false), grads(true));
     for i in 0..3 {

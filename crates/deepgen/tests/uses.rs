@@ -47,7 +47,13 @@ fn auroc_auprc_and_fpr95_match_hand_counts_with_ties() {
     let mut won = 0.0;
     for a in &anom {
         for n in &normal {
-            won += if a > n { 1.0 } else if a == n { 0.5 } else { 0.0 };
+            won += if a > n {
+                1.0
+            } else if a == n {
+                0.5
+            } else {
+                0.0
+            };
         }
     }
     let d = detection(&normal, &anom).unwrap();
@@ -274,7 +280,9 @@ fn scores_detection_and_features_per_model() {
         let a: f32 = c[h] + (0..64).map(|d| w[h][d] * xv[d]).sum::<f32>();
         assert!((f[h] - 1.0 / (1.0 + (-a).exp())).abs() < 1e-5);
     }
-    let made = Model::new(&ModelConfig::Made(deepgen::models::MadeConfig { dim: 64, hidden: vec![12, 7], connectivity_agnostic: false, order_agnostic: false, masks: 1, mask_seed: 0 }), 0, &Device::Cpu).unwrap();
+    let made =
+        Model::new(&ModelConfig::Made(deepgen::models::MadeConfig { dim: 64, hidden: vec![12, 7], connectivity_agnostic: false, order_agnostic: false, masks: 1, mask_seed: 0 }), 0, &Device::Cpu)
+            .unwrap();
     assert_eq!(features::embed(&made, &test).unwrap().1, 12);
     let gan = Model::new(&ModelConfig::Gan(GanConfig { ..gc }), 0, &Device::Cpu).unwrap();
     assert_eq!(features::embed(&gan, &test).unwrap().1, 16);

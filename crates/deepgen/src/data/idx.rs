@@ -55,10 +55,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Idx> {
         let dims = dims_of(&dims_raw);
         let need = payload_len(&dims, elem, path)?;
         let mut data = Vec::with_capacity(need.min(64 << 20) as usize);
-        (&mut dec)
-            .take(need + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| Error::bad_file(path, format!("gzip stream is corrupt: {e}")))?;
+        (&mut dec).take(need + 1).read_to_end(&mut data).map_err(|e| Error::bad_file(path, format!("gzip stream is corrupt: {e}")))?;
         finish(dims, elem, data, need, path)
     } else {
         if bytes.len() < 4 {
@@ -106,9 +103,10 @@ fn dims_of(raw: &[u8]) -> Vec<usize> {
 fn payload_len(dims: &[usize], elem: usize, path: &Path) -> Result<u64> {
     let mut n: u64 = elem as u64;
     for &d in dims {
-        n = n.checked_mul(d as u64).filter(|&n| n <= MAX_BYTES).ok_or_else(|| {
-            Error::bad_file(path, format!("IDX header claims dimensions {dims:?}, more than {} GiB: corrupt header?", MAX_BYTES >> 30))
-        })?;
+        n = n
+            .checked_mul(d as u64)
+            .filter(|&n| n <= MAX_BYTES)
+            .ok_or_else(|| Error::bad_file(path, format!("IDX header claims dimensions {dims:?}, more than {} GiB: corrupt header?", MAX_BYTES >> 30)))?;
     }
     Ok(n)
 }
@@ -121,11 +119,7 @@ fn finish(dims: Vec<usize>, elem: usize, data: Vec<u8>, need: u64, path: &Path) 
     if have > need {
         return Err(Error::bad_file(path, format!("IDX file has trailing bytes after the {need} that header {dims:?} describes")));
     }
-    let data = if elem == 1 {
-        IdxData::U8(data)
-    } else {
-        IdxData::F32(data.chunks(4).map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect())
-    };
+    let data = if elem == 1 { IdxData::U8(data) } else { IdxData::F32(data.chunks(4).map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect()) };
     Ok(Idx { dims, data })
 }
 

@@ -91,13 +91,7 @@ impl Dataset {
     /// The first `n` examples (or all, if fewer).
     pub fn take(&self, n: usize) -> Dataset {
         let n = n.min(self.n);
-        Dataset {
-            source: self.source.clone(),
-            x: self.x[..n * self.dim()].to_vec(),
-            n,
-            shape: self.shape.clone(),
-            labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
-        }
+        Dataset { source: self.source.clone(), x: self.x[..n * self.dim()].to_vec(), n, shape: self.shape.clone(), labels: self.labels.as_ref().map(|l| l[..n].to_vec()) }
     }
 
     /// Binarizes in place: static (seeded draws) or threshold at 0.5.
@@ -118,10 +112,7 @@ impl Dataset {
 
     fn check_unit_range(&self) -> Result<()> {
         match self.x.iter().position(|v| !(0.0..=1.0).contains(v)) {
-            Some(i) => Err(Error::config(format!(
-                "{}: cannot binarize: value {} is outside [0, 1] (binarization treats values as probabilities)",
-                self.source, self.x[i]
-            ))),
+            Some(i) => Err(Error::config(format!("{}: cannot binarize: value {} is outside [0, 1] (binarization treats values as probabilities)", self.source, self.x[i]))),
             None => Ok(()),
         }
     }
@@ -196,19 +187,31 @@ pub fn binarize_batch(x: &Tensor, rng: &mut Rng) -> Result<Tensor> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DataSpec {
     /// Embedded MNIST: 8,000 train, 2,000 test.
-    Mnist { test: bool },
+    Mnist {
+        test: bool,
+    },
     /// Embedded UCI digits 8x8: first 1,500 train, last 297 test.
-    Digits { test: bool },
+    Digits {
+        test: bool,
+    },
     /// `PREFIX-images-idx3-ubyte[.gz]` (+ optional `PREFIX-labels-idx1-ubyte[.gz]`), or one IDX file.
     Idx(PathBuf),
     Png(PathBuf),
     Csv(PathBuf),
     Npy(PathBuf),
-    Toy { kind: toy::Toy, test: bool },
+    Toy {
+        kind: toy::Toy,
+        test: bool,
+    },
     /// Three embedded MNIST digits as RGB planes: 24,000 train, 2,000 test (from the test digits).
-    StackedMnist { test: bool },
+    StackedMnist {
+        test: bool,
+    },
     /// A spec with modifiers applied in order (`SPEC+only=3+noise`); each keeps its text.
-    Modified { base: Box<DataSpec>, mods: Vec<(String, modify::Modifier)> },
+    Modified {
+        base: Box<DataSpec>,
+        mods: Vec<(String, modify::Modifier)>,
+    },
 }
 
 impl std::str::FromStr for DataSpec {
@@ -314,12 +317,8 @@ impl DataSpec {
                 sources::from_idx_bytes(&name, img, Some(lab), 255.0)
             }
             DataSpec::Digits { test } => {
-                let all = sources::from_idx_bytes(
-                    &name,
-                    include_bytes!("../../../../data/digits8x8-images-idx3-ubyte.gz"),
-                    Some(include_bytes!("../../../../data/digits8x8-labels-idx1-ubyte.gz")),
-                    16.0,
-                )?;
+                let all =
+                    sources::from_idx_bytes(&name, include_bytes!("../../../../data/digits8x8-images-idx3-ubyte.gz"), Some(include_bytes!("../../../../data/digits8x8-labels-idx1-ubyte.gz")), 16.0)?;
                 let (lo, hi) = if *test { (1500, all.n) } else { (0, 1500) };
                 let d = all.dim();
                 Dataset::new(name, all.x[lo * d..hi * d].to_vec(), all.shape.clone(), all.labels.map(|l| l[lo..hi].to_vec()))

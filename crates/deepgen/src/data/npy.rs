@@ -44,12 +44,8 @@ pub fn parse(b: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>, bool)> {
     }
     let shape_s = field("shape")?;
     let close = shape_s.find(')').ok_or_else(|| bad("NPY shape is not a tuple".into()))?;
-    let shape: Vec<usize> = shape_s[1..close]
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| bad(format!("NPY shape entry `{s}` is not a number"))))
-        .collect::<Result<_>>()?;
+    let shape: Vec<usize> =
+        shape_s[1..close].split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse::<usize>().map_err(|_| bad(format!("NPY shape entry `{s}` is not a number")))).collect::<Result<_>>()?;
     let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad("NPY shape overflows".into()))?;
     let data = &b[start + hlen..];
     let need = n.checked_mul(size).ok_or_else(|| bad("NPY shape overflows".into()))?;

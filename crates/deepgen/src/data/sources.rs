@@ -94,10 +94,7 @@ pub fn load_idx_prefix(prefix: &Path) -> Result<Dataset> {
 /// `png:DIR`: every `.png` in DIR (sorted by name), greyscale or RGB, all one size.
 pub fn load_png_dir(dir: &Path) -> Result<Dataset> {
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut files: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("png")))
-        .collect();
+    let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("png"))).collect();
     files.sort();
     if files.is_empty() {
         return Err(Error::bad_file(dir, "no .png files in this folder"));

@@ -89,11 +89,12 @@ impl PixelOutput {
                     None => {
                         let u = rng.gen::<f64>() * total;
                         let mut acc = 0.0;
-                        w.iter().position(|&wi| {
-                            acc += wi;
-                            acc > u
-                        })
-                        .unwrap_or(p.len() - 1)
+                        w.iter()
+                            .position(|&wi| {
+                                acc += wi;
+                                acc > u
+                            })
+                            .unwrap_or(p.len() - 1)
                     }
                 };
                 (k as f32 / (Self::LEVELS - 1) as f32, w[k].ln() - total.ln())

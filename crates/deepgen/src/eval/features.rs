@@ -51,7 +51,13 @@ pub fn linear_probe(train: (&[f32], &[u32]), test: (&[f32], &[u32]), dim: usize,
     let (xtr, ytr) = train;
     let (xte, yte) = test;
     if dim == 0 || xtr.len() != ytr.len() * dim || xte.len() != yte.len() * dim || ytr.len() < 5 || yte.is_empty() {
-        return Err(Error::Shape(format!("linear probe: {} train and {} test values for {} and {} labels of {dim} features (at least 5 training examples)", xtr.len(), xte.len(), ytr.len(), yte.len())));
+        return Err(Error::Shape(format!(
+            "linear probe: {} train and {} test values for {} and {} labels of {dim} features (at least 5 training examples)",
+            xtr.len(),
+            xte.len(),
+            ytr.len(),
+            yte.len()
+        )));
     }
     let k = ytr.iter().chain(yte).copied().max().unwrap_or(0) as usize + 1;
     let n = ytr.len();

@@ -32,11 +32,7 @@ pub fn mode_report(samples: &[[f32; 2]], means: &[[f32; 2]], sigma: f32, min_sha
     let mut counts = vec![0usize; means.len()];
     let mut hq = 0usize;
     for s in samples {
-        let (k, d2) = means
-            .iter()
-            .enumerate()
-            .map(|(k, m)| (k, (s[0] - m[0]).powi(2) + (s[1] - m[1]).powi(2)))
-            .fold((0, f32::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
+        let (k, d2) = means.iter().enumerate().map(|(k, m)| (k, (s[0] - m[0]).powi(2) + (s[1] - m[1]).powi(2))).fold((0, f32::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
         if d2.sqrt() <= 3.0 * sigma {
             counts[k] += 1;
             hq += 1;

@@ -97,10 +97,14 @@ pub fn class_counts(probs: &[f32], k: usize) -> Vec<usize> {
 pub fn kl_to_uniform(counts: &[usize]) -> f64 {
     let n: usize = counts.iter().sum();
     let k = counts.len() as f64;
-    counts.iter().filter(|&&c| c > 0).map(|&c| {
-        let q = c as f64 / n as f64;
-        q * (q * k).ln()
-    }).sum()
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let q = c as f64 / n as f64;
+            q * (q * k).ln()
+        })
+        .sum()
 }
 
 /// How well a categorical code (InfoGAN's c) lines up with classes:

@@ -128,12 +128,7 @@ pub fn base_score(model: &Model, data: &Dataset, log_det: f64, kind: ScoreKind, 
     let supported = ScoreKind::supported(model.name());
     if !supported.contains(&kind) {
         let ok: Vec<&str> = supported.iter().map(|k| k.name()).collect();
-        return Err(Error::config(format!(
-            "--score {}: the {} model cannot give it (it supports: {})",
-            kind.name(),
-            model.name(),
-            if ok.is_empty() { "none".to_string() } else { ok.join(", ") }
-        )));
+        return Err(Error::config(format!("--score {}: the {} model cannot give it (it supports: {})", kind.name(), model.name(), if ok.is_empty() { "none".to_string() } else { ok.join(", ") })));
     }
     let dev = model.params.vars().next().map(|(_, v)| v.device().clone()).unwrap_or(Device::Cpu);
     let mut out = Vec::with_capacity(data.n);

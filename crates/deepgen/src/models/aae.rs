@@ -157,10 +157,12 @@ impl Aae {
             }
             Prior::Samples(_) => {
                 let rows = self.samples.len() / l;
-                (0..n).flat_map(|_| {
-                    let r = rng.gen_range(0..rows);
-                    self.samples[r * l..(r + 1) * l].to_vec()
-                }).collect()
+                (0..n)
+                    .flat_map(|_| {
+                        let r = rng.gen_range(0..rows);
+                        self.samples[r * l..(r + 1) * l].to_vec()
+                    })
+                    .collect()
             }
         };
         Ok(Tensor::from_vec(v, (n, l), &self.dev)?)

@@ -6,10 +6,10 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
-use crate::nn::{ops, Params};
 use crate::dist::PixelOutput;
+use crate::error::Result;
 use crate::models::Known;
+use crate::nn::{ops, Params};
 use crate::rng::Rng;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -116,10 +116,7 @@ impl Divergence {
 impl std::str::FromStr for Divergence {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        Divergence::ALL
-            .into_iter()
-            .find(|d| d.name() == s)
-            .ok_or_else(|| Error::config(format!("unknown divergence `{s}` (expected kl, reverse-kl, js, pearson, hellinger or gan)")))
+        Divergence::ALL.into_iter().find(|d| d.name() == s).ok_or_else(|| Error::config(format!("unknown divergence `{s}` (expected kl, reverse-kl, js, pearson, hellinger or gan)")))
     }
 }
 
@@ -198,9 +195,7 @@ impl std::str::FromStr for GanLoss {
             "wasserstein" => Ok(GanLoss::Wasserstein),
             other => match other.parse::<Divergence>() {
                 Ok(d) => Ok(GanLoss::F(d)),
-                Err(_) => Err(Error::config(format!(
-                    "unknown GAN loss `{s}` (expected minimax, non-saturating, wasserstein, or an f-divergence: kl, reverse-kl, js, pearson, hellinger, gan)"
-                ))),
+                Err(_) => Err(Error::config(format!("unknown GAN loss `{s}` (expected minimax, non-saturating, wasserstein, or an f-divergence: kl, reverse-kl, js, pearson, hellinger, gan)"))),
             },
         }
     }
@@ -297,7 +292,9 @@ impl GanConfig {
         if self.arch == Arch::Dcgan {
             match self.shape[..] {
                 [_, h, w] if h % 4 == 0 && w % 4 == 0 && h >= 8 && w >= 8 => {}
-                _ => return Err(Error::config(format!("the dcgan architecture needs images whose height and width are multiples of 4 (at least 8); this data has examples of shape {:?}", self.shape))),
+                _ => {
+                    return Err(Error::config(format!("the dcgan architecture needs images whose height and width are multiples of 4 (at least 8); this data has examples of shape {:?}", self.shape)))
+                }
             }
             if self.channels == 0 {
                 return Err(Error::config("dcgan: --channels must be positive"));

@@ -237,7 +237,12 @@ impl Made {
                 // Units of degree t-1 now have all their inputs.
                 for l in 0..self.layers.len() {
                     let n_out = self.cfg.hidden[l];
-                    let (prev, rest): (&[f32], &mut [Vec<f32>]) = if l == 0 { (&x[..], &mut acts[..]) } else { let (a, b) = acts.split_at_mut(l); (&a[l - 1][..], b) };
+                    let (prev, rest): (&[f32], &mut [Vec<f32>]) = if l == 0 {
+                        (&x[..], &mut acts[..])
+                    } else {
+                        let (a, b) = acts.split_at_mut(l);
+                        (&a[l - 1][..], b)
+                    };
                     let w = &ws[l];
                     for &k in &by_degree[l][t - 1] {
                         let mut z = biases[l][k];

@@ -28,8 +28,8 @@ use crate::rng::{self, Rng};
 pub use aae::{Aae, AaeConfig, Prior, Recon};
 pub use bernoulli::{Bernoulli, BernoulliConfig};
 pub use classifier::{Classifier, ClassifierConfig};
-pub use gan::{Arch, Divergence, Gan, GanConfig, GanLoss, GenOutput};
 pub use fvsbn::{Fvsbn, FvsbnConfig};
+pub use gan::{Arch, Divergence, Gan, GanConfig, GanLoss, GenOutput};
 pub use made::{Made, MadeConfig};
 pub use nade::{Nade, NadeConfig};
 pub use pixelcnn::{PixelCnn, PixelCnnConfig};
@@ -267,13 +267,7 @@ impl ModelConfig {
             "bernoulli" => ModelConfig::Bernoulli(BernoulliConfig { dim }),
             "fvsbn" => ModelConfig::Fvsbn(FvsbnConfig { dim }),
             "nade" => ModelConfig::Nade(NadeConfig { dim, hidden: 500 }),
-            "vae" => ModelConfig::Vae(VaeConfig {
-                dim,
-                hidden: vec![512, 512],
-                latent: 32,
-                likelihood: if binary_data { Likelihood::Bernoulli } else { Likelihood::Gaussian },
-                iw_samples: 100,
-            }),
+            "vae" => ModelConfig::Vae(VaeConfig { dim, hidden: vec![512, 512], latent: 32, likelihood: if binary_data { Likelihood::Bernoulli } else { Likelihood::Gaussian }, iw_samples: 100 }),
             _ => {
                 let names: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
                 return Err(Error::config(format!("unknown model `{name}` (available: {})", names.join(", "))));
@@ -521,7 +515,9 @@ impl Model {
             Net::Rnade(m) => m.sample_ar(n, known, rng),
             Net::PixelCnn(m) => m.sample_ar(n, known, rng),
             Net::PixelRnn(m) => m.sample_ar(n, known, rng),
-            Net::Vae(_) | Net::Gan(_) | Net::Aae(_) | Net::Classifier(_) => Err(Error::config(format!("the {} model has no sequential conditionals; completion needs an autoregressive model", self.name()))),
+            Net::Vae(_) | Net::Gan(_) | Net::Aae(_) | Net::Classifier(_) => {
+                Err(Error::config(format!("the {} model has no sequential conditionals; completion needs an autoregressive model", self.name())))
+            }
         }
     }
 
@@ -624,7 +620,13 @@ fn gan_preset(name: &str, shape: &[usize], unit_data: bool) -> GanConfig {
         shape: shape.to_vec(),
         arch: if conv { Arch::Dcgan } else { Arch::Mlp },
         loss,
-        latent: if toy { 256 } else if name == "infogan" { 62 } else { 100 },
+        latent: if toy {
+            256
+        } else if name == "infogan" {
+            62
+        } else {
+            100
+        },
         g_hidden: if toy { vec![128, 128] } else { vec![256, 512] },
         d_hidden: if toy { vec![128, 128] } else { vec![512, 256] },
         g_norm: false,

@@ -111,14 +111,9 @@ impl Params {
     /// with its exact shape, and nothing else may be.
     pub fn load(&self, tensors: &std::collections::HashMap<String, Tensor>, path: &std::path::Path) -> Result<()> {
         for (name, var) in &self.vars {
-            let t = tensors
-                .get(name)
-                .ok_or_else(|| Error::checkpoint(path, format!("tensor `{name}` is missing (a checkpoint of another model?)")))?;
+            let t = tensors.get(name).ok_or_else(|| Error::checkpoint(path, format!("tensor `{name}` is missing (a checkpoint of another model?)")))?;
             if t.dims() != var.dims() {
-                return Err(Error::checkpoint(
-                    path,
-                    format!("tensor `{name}` has shape {:?}, the model expects {:?}", t.dims(), var.dims()),
-                ));
+                return Err(Error::checkpoint(path, format!("tensor `{name}` has shape {:?}, the model expects {:?}", t.dims(), var.dims())));
             }
             var.set(&t.to_dtype(DType::F32)?.to_device(var.device())?)?;
         }
@@ -439,7 +434,13 @@ pub mod fused {
                     }
                 })?;
                 if in_relu {
-                    read(x, |xv| dx.iter_mut().zip(xv).for_each(|(d, &v)| if v <= 0.0 { *d = 0.0 }))?;
+                    read(x, |xv| {
+                        dx.iter_mut().zip(xv).for_each(|(d, &v)| {
+                            if v <= 0.0 {
+                                *d = 0.0
+                            }
+                        })
+                    })?;
                 }
                 Some(Tensor::from_vec(dx, (m, k), x.device())?)
             } else {

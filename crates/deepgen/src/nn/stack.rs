@@ -26,11 +26,27 @@ pub enum Act {
 #[derive(Clone, Debug)]
 enum Layer {
     /// Weight and bias indices into the weight list; ReLU fused when `relu`.
-    Dense { w: usize, b: usize, relu: bool },
-    Down { g: Strided, w: usize, b: usize },
-    Up { g: Strided, w: usize, b: usize },
+    Dense {
+        w: usize,
+        b: usize,
+        relu: bool,
+    },
+    Down {
+        g: Strided,
+        w: usize,
+        b: usize,
+    },
+    Up {
+        g: Strided,
+        w: usize,
+        b: usize,
+    },
     /// Batch norm over every axis but the last; running statistics (buffers) for eval mode.
-    Norm { gamma: usize, beta: usize, stats: Option<(Var, Var)> },
+    Norm {
+        gamma: usize,
+        beta: usize,
+        stats: Option<(Var, Var)>,
+    },
     /// Reshape to `[B, dims...]`.
     Reshape(Vec<usize>),
     Act(Act),
@@ -274,9 +290,7 @@ impl NormOp {
         let n = (x.len() / c.max(1)).max(1);
         let sum = col_sums(x.len() / c.max(1), c, |r, acc| acc.iter_mut().zip(&x[r * c..(r + 1) * c]).for_each(|(a, &v)| *a += v));
         let mean: Vec<f32> = sum.iter().map(|s| (s / n as f64) as f32).collect();
-        let sq = col_sums(x.len() / c.max(1), c, |r, acc| {
-            acc.iter_mut().zip(&x[r * c..(r + 1) * c]).zip(&mean).for_each(|((a, &v), &m)| *a += (v - m) * (v - m))
-        });
+        let sq = col_sums(x.len() / c.max(1), c, |r, acc| acc.iter_mut().zip(&x[r * c..(r + 1) * c]).zip(&mean).for_each(|((a, &v), &m)| *a += (v - m) * (v - m)));
         let inv: Vec<f32> = sq.iter().map(|v| (1.0 / (v / n as f64 + BN_EPS).sqrt()) as f32).collect();
         (mean, inv)
     }
@@ -314,7 +328,15 @@ impl candle_core::CustomOp3 for NormOp {
     fn name(&self) -> &'static str {
         "deepgen-batch-norm"
     }
-    fn cpu_fwd(&self, xs: &candle_core::CpuStorage, xl: &candle_core::Layout, gs: &candle_core::CpuStorage, gl: &candle_core::Layout, bs: &candle_core::CpuStorage, bl: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &candle_core::CpuStorage,
+        xl: &candle_core::Layout,
+        gs: &candle_core::CpuStorage,
+        gl: &candle_core::Layout,
+        bs: &candle_core::CpuStorage,
+        bl: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         let (x, gamma, beta) = (cpu(xs, xl)?, cpu(gs, gl)?, cpu(bs, bl)?);
         let c = gamma.len();
         if self.mean.len() != c || self.inv.len() != c {

@@ -186,10 +186,7 @@ impl RunDir {
     pub fn truncate_metrics(&self, step: usize) -> Result<()> {
         let p = self.file("metrics.jsonl");
         let Ok(text) = std::fs::read_to_string(&p) else { return Ok(()) };
-        let kept: Vec<&str> = text
-            .lines()
-            .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s as usize <= step))
-            .collect();
+        let kept: Vec<&str> = text.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s as usize <= step)).collect();
         let mut out = kept.join("\n");
         if !out.is_empty() {
             out.push('\n');

@@ -208,10 +208,7 @@ pub(crate) fn in_pool<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T
     if rayon::current_thread_index().is_some() {
         return f();
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(candle_core::utils::get_num_threads())
-        .build()
-        .map_err(|e| Error::config(format!("cannot start worker threads: {e}")))?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(candle_core::utils::get_num_threads()).build().map_err(|e| Error::config(format!("cannot start worker threads: {e}")))?;
     pool.install(f)
 }
 

@@ -146,13 +146,7 @@ impl Adam {
         let t = self.step as i32;
         let c = &self.cfg;
         let moments = Moments { b1: c.beta1 as f32, b2: c.beta2 as f32, scale: scale as f32 };
-        let update = Update {
-            lr: lr as f32,
-            wd: c.weight_decay as f32,
-            c1: (1.0 - c.beta1.powi(t)) as f32,
-            c2: (1.0 - c.beta2.powi(t)) as f32,
-            eps: c.eps as f32,
-        };
+        let update = Update { lr: lr as f32, wd: c.weight_decay as f32, c1: (1.0 - c.beta1.powi(t)) as f32, c2: (1.0 - c.beta2.powi(t)) as f32, eps: c.eps as f32 };
         for (_, var, mv) in &self.slots {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
             let g = g.flatten_all()?.contiguous()?;

@@ -98,11 +98,7 @@ pub fn line_plot(title: &str, y_label: &str, series: &[(&str, Vec<(f64, f64)>)],
         for (i, (name, s)) in series.iter().enumerate() {
             let col = colors[i % colors.len()];
             let pts: Vec<(f64, f64)> = s.iter().copied().filter(|p| p.1.is_finite()).collect();
-            let drawn = if pts.len() < 30 {
-                chart.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)).point_size(3))
-            } else {
-                chart.draw_series(LineSeries::new(pts, col.stroke_width(1)))
-            };
+            let drawn = if pts.len() < 30 { chart.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)).point_size(3)) } else { chart.draw_series(LineSeries::new(pts, col.stroke_width(1))) };
             drawn.map_err(|x| e(x.to_string()))?.label(*name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col));
         }
         chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
@@ -125,7 +121,8 @@ pub struct Group<'a> {
 }
 
 /// Ten distinguishable colours (labels 0-9, cycled beyond).
-pub const PALETTE: [(u8, u8, u8); 10] = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)];
+pub const PALETTE: [(u8, u8, u8); 10] =
+    [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)];
 
 /// Scatter plot of groups of 2-D points, each in its colour, and circles
 /// (centre, radius) drawn over them (e.g. 3 sigma around the true modes).
@@ -151,13 +148,8 @@ pub fn scatter_groups(title: &str, groups: &[Group], circles: &[([f32; 2], f32)]
         let e = plot_err(path);
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(40)
-            .build_cartesian_2d(r.clone(), r)
-            .map_err(|x| e(x.to_string()))?;
+        let mut chart =
+            ChartBuilder::on(&root).caption(title, ("sans-serif", 18)).margin(10).x_label_area_size(30).y_label_area_size(40).build_cartesian_2d(r.clone(), r).map_err(|x| e(x.to_string()))?;
         chart.configure_mesh().draw().map_err(|x| e(x.to_string()))?;
         let mut legend = false;
         for g in groups {
@@ -170,9 +162,7 @@ pub fn scatter_groups(title: &str, groups: &[Group], circles: &[([f32; 2], f32)]
         }
         let red = RGBColor(220, 0, 0);
         let px_per_unit = (w as f64 - 60.0) / (r_span(lo, hi, pad));
-        chart
-            .draw_series(circles.iter().map(|(c, rad)| Circle::new((c[0] as f64, c[1] as f64), ((*rad as f64) * px_per_unit).max(2.0) as i32, red.stroke_width(1))))
-            .map_err(|x| e(x.to_string()))?;
+        chart.draw_series(circles.iter().map(|(c, rad)| Circle::new((c[0] as f64, c[1] as f64), ((*rad as f64) * px_per_unit).max(2.0) as i32, red.stroke_width(1)))).map_err(|x| e(x.to_string()))?;
         if legend {
             chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
         }
