@@ -33,8 +33,9 @@ pub(crate) fn positive(flag: &str, v: i64) -> Result<usize> {
 
 /// Flags that define a run and so cannot change on --resume.
 fn reject_on_resume(a: &TrainArgs) -> Result<()> {
-    let given: [(&str, bool); 47] = [
+    let given: [(&str, bool); 48] = [
         ("--g-ema", a.g_ema.is_some()),
+        ("--noise", a.noise.is_some()),
         ("--d-schedule", a.d_schedule.is_some()),
         ("--unroll-same-batch", a.unroll_same_batch),
         ("--pack", a.pack.is_some()),
@@ -409,6 +410,9 @@ fn apply_adversarial_flags(a: &TrainArgs, model: &mut ModelConfig, raw: &deepgen
             if let Some(b) = a.g_ema {
                 c.ema = b;
             }
+            if let Some(n) = &a.noise {
+                c.noise = n.parse()?;
+            }
             if a.g_norm {
                 if c.arch != deepgen::models::Arch::Mlp {
                     bail!("--g-norm applies only to MLP players (the DCGAN generator always has batch norm)");
@@ -446,6 +450,7 @@ fn apply_adversarial_flags(a: &TrainArgs, model: &mut ModelConfig, raw: &deepgen
             let bad = [
                 ("--g-norm", a.g_norm),
                 ("--g-ema", a.g_ema.is_some()),
+                ("--noise", a.noise.is_some()),
                 ("--pack", a.pack.is_some()),
                 ("--loss", a.loss.is_some()),
                 ("--divergence", a.divergence.is_some()),
@@ -465,6 +470,7 @@ fn apply_adversarial_flags(a: &TrainArgs, model: &mut ModelConfig, raw: &deepgen
                 ("--d-hidden", a.d_hidden.is_some()),
                 ("--g-norm", a.g_norm),
                 ("--g-ema", a.g_ema.is_some()),
+                ("--noise", a.noise.is_some()),
                 ("--pack", a.pack.is_some()),
                 ("--classes", a.classes.is_some()),
                 ("--categorical", a.categorical.is_some()),
@@ -621,7 +627,7 @@ fn train_adversarial(dir: &RunDir, cfg: &RunConfig, model: &Model, start: usize,
     let adv = &trainer.adv;
     let loss = model.as_gan().map(|g| g.cfg.loss.name()).unwrap_or_else(|| "non-saturating (codes vs prior)".into());
     eprintln!(
-        "{} {} ({} parameters, {loss}) on {} ({} examples of {} values) for {} steps, batch {}, lr {} (critic {}{}), n_critic {}{}{}{}{}, seed {} -> {}",
+        "{} {} ({} parameters, {loss}) on {} ({} examples of {} values) for {} steps, batch {}, lr {} (critic {}{}), n_critic {}{}{}{}{}{}, seed {} -> {}",
         if start > 0 { "resuming" } else { "training" },
         model.name(),
         model.trained_count(),
@@ -642,6 +648,7 @@ fn train_adversarial(dir: &RunDir, cfg: &RunConfig, model: &Model, start: usize,
             String::new()
         },
         model.as_gan().filter(|g| g.cfg.ema > 0.0).map(|g| format!(", generator weight average {}", g.cfg.ema)).unwrap_or_default(),
+        model.as_gan().filter(|g| g.cfg.noise == deepgen::models::Noise::Uniform).map(|_| ", uniform noise").unwrap_or_default(),
         cfg.seed,
         dir.path.display()
     );

@@ -218,6 +218,9 @@ pub struct TrainArgs {
     /// GANs with MLP players: batch norm before each hidden ReLU of the generator.
     #[arg(long)]
     pub g_norm: bool,
+    /// GANs: the distribution of the noise z, normal (N(0, I)) or uniform (U[-1, 1]) [default: normal].
+    #[arg(long)]
+    pub noise: Option<String>,
     /// GANs: PacGAN packing, the critic judges groups of M examples (all real or all generated) [default: 1].
     #[arg(long)]
     pub pack: Option<usize>,

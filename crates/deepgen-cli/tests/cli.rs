@@ -354,6 +354,8 @@ fn adversarial_models_train_sample_eval_resume_and_refuse_bad_flags() {
             "constant",
             "--g-ema",
             "0.99",
+            "--noise",
+            "uniform",
             "--hidden",
             "8",
             "--d-hidden",
@@ -365,13 +367,19 @@ fn adversarial_models_train_sample_eval_resume_and_refuse_bad_flags() {
         ],
     );
     let cfg = std::fs::read_to_string(d.join("u/config.toml")).unwrap();
-    assert!(cfg.contains("unroll = 2") && cfg.contains("d_schedule = \"constant\"") && cfg.contains("schedule = \"cosine\"") && cfg.contains("ema = 0.99"), "{cfg}");
+    assert!(
+        cfg.contains("unroll = 2") && cfg.contains("d_schedule = \"constant\"") && cfg.contains("schedule = \"cosine\"") && cfg.contains("ema = 0.99") && cfg.contains("noise = \"uniform\""),
+        "{cfg}"
+    );
+    assert!(!std::fs::read_to_string(d.join("gan/config.toml")).unwrap().contains("noise"), "the default noise is left out of the config");
     // The generator's weight average is what eval uses, unless asked for the live one.
     let out = ok(d, &["eval", "u", "-n", "100", "--live-generator", "--out", "u-live"]);
     assert!(out.contains("using the live generator") && out.contains("/25, high quality"), "{out}");
     fails(d, &["eval", "gan", "--live-generator"], "keeps no generator weight average");
     fails(d, &["train", "gan", "--data", "toy:ring8", "--g-ema", "1.5", "--steps", "1"], "--g-ema must be in [0, 1)");
     fails(d, &["train", "nade", "--data", "digits", "--g-ema", "0.9", "--steps", "1"], "--g-ema does not apply to the nade model");
+    fails(d, &["train", "gan", "--data", "toy:ring8", "--noise", "cauchy", "--steps", "1"], "unknown noise `cauchy`");
+    fails(d, &["train", "aae", "--data", "digits", "--noise", "uniform", "--steps", "1"], "--noise does not apply to the aae model");
     ok(d, &["train", "wgan-gp", "--data", "toy:ring8", "--steps", "2", "--hidden", "8", "--d-hidden", "8", "--batch-size", "32", "--out", "w"]);
     assert!(metrics(&d.join("w"))[0]["gp"].is_number());
     ok(d, &["train", "fgan", "--divergence", "pearson", "--data", "toy:ring8", "--steps", "2", "--hidden", "8", "--batch-size", "32", "--out", "f"]);

@@ -321,7 +321,7 @@ fn info_codes(r: &mut Report, model: &Model, opts: &ReportOptions) -> Result<()>
                 row[..k].iter_mut().enumerate().for_each(|(j, v)| *v = if j == code { 1.0 } else { 0.0 });
             }
             let c = candle_core::Tensor::from_vec(c, (b, k + m), &Device::Cpu)?;
-            let z = rng::randn(&mut rg, &[b, g.cfg.latent], &Device::Cpu)?;
+            let z = g.draw_z(b, &mut rg)?;
             x.extend(g.generate(&z, Some(&c), false)?.flatten_all()?.to_vec1::<f32>()?);
             left -= b;
         }

@@ -402,12 +402,12 @@ pub fn write_info_grids(model: &Model, rng: &mut Rng, dir: &Path) -> Result<Vec<
         v
     };
     if g.cfg.categorical > 0 {
-        let z = rng::randn(rng, &[k * cols, lat], &dev)?;
+        let z = g.draw_z(k * cols, rng)?;
         let codes: Vec<f32> = (0..k * cols).flat_map(|i| code_row(i / cols, &vec![0.0; m])).collect();
         out.push(grid(codes, z, "categorical.png")?);
     }
     for j in 0..m {
-        let z1 = rng::randn(rng, &[k, lat], &dev)?;
+        let z1 = g.draw_z(k, rng)?;
         let z = z1.unsqueeze(1)?.broadcast_as((k, cols, lat))?.reshape((k * cols, lat))?;
         let codes: Vec<f32> = (0..k * cols)
             .flat_map(|i| {
@@ -533,7 +533,7 @@ pub fn interpolate(model: &Model, data: Option<&Dataset>, pairs: usize, steps: u
         ends(&|x| a.encode(x))?
     } else if let Some(g) = model.as_gan() {
         let l = g.cfg.latent;
-        (rng::randn(rng, &[2 * pairs, l], &dev)?.flatten_all()?.to_vec1::<f32>()?, l)
+        (g.draw_z(2 * pairs, rng)?.flatten_all()?.to_vec1::<f32>()?, l)
     } else {
         return Err(Error::config(format!("the {} model has no latent space to interpolate in (vae, aae and GANs do)", model.name())));
     };

@@ -211,6 +211,30 @@ pub enum Arch {
     Dcgan,
 }
 
+/// The distribution of the generator's noise z.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Noise {
+    /// z ~ N(0, I) (Goodfellow et al. 2014 and most GANs since).
+    #[default]
+    Normal,
+    /// z ~ U[-1, 1]^d (DCGAN's choice, Radford et al. 2016). A square of
+    /// noise maps onto a square grid of modes without pulling the corner
+    /// modes out of a Gaussian's tails.
+    Uniform,
+}
+
+impl std::str::FromStr for Noise {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "normal" => Ok(Noise::Normal),
+            "uniform" => Ok(Noise::Uniform),
+            other => Err(Error::config(format!("unknown noise `{other}` (expected normal or uniform)"))),
+        }
+    }
+}
+
 /// The generator's last activation.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -230,8 +254,11 @@ pub struct GanConfig {
     pub shape: Vec<usize>,
     pub arch: Arch,
     pub loss: GanLoss,
-    /// Noise dimension of z ~ N(0, I).
+    /// Noise dimension of z.
     pub latent: usize,
+    /// The distribution of z (absent in configs written before the option: normal).
+    #[serde(default, skip_serializing_if = "is_normal")]
+    pub noise: Noise,
     /// MLP hidden widths of the generator and of the discriminator.
     pub g_hidden: Vec<usize>,
     pub d_hidden: Vec<usize>,
@@ -263,6 +290,10 @@ pub struct GanConfig {
     /// 0 = off. Batch-norm running statistics are the live generator's.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub ema: f64,
+}
+
+fn is_normal(n: &Noise) -> bool {
+    *n == Noise::Normal
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -479,10 +510,19 @@ impl Gan {
         Ok(())
     }
 
+    /// `n` draws of the generator's noise z, `[n, latent]`, from the configured distribution.
+    pub fn draw_z(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
+        let shape = [n, self.cfg.latent];
+        Ok(match self.cfg.noise {
+            Noise::Normal => rng::randn(rng, &shape, &self.dev)?,
+            Noise::Uniform => rng::uniform(rng, &shape, -1.0, 1.0, &self.dev)?,
+        })
+    }
+
     /// Samples with the generator in eval mode; labels for a conditional GAN
     /// (drawn uniformly when `None`), codes drawn for an InfoGAN.
     pub fn sample_with(&self, n: usize, labels: Option<&[u32]>, rng: &mut Rng) -> Result<Tensor> {
-        let z = rng::randn(rng, &[n, self.cfg.latent], &self.dev)?;
+        let z = self.draw_z(n, rng)?;
         let cond = self.condition(n, labels, rng)?;
         self.generate(&z, cond.as_ref(), false)
     }
@@ -604,7 +644,7 @@ impl Adversarial for Gan {
 
     fn fake(&self, x: &Tensor, _labels: Option<&[u32]>, rng: &mut Rng) -> Result<Side> {
         let n = x.dim(0)?;
-        let z = rng::randn(rng, &[n, self.cfg.latent], &self.dev)?;
+        let z = self.draw_z(n, rng)?;
         let cond = self.condition(n, None, rng)?;
         let g = self.generate(&z, cond.as_ref(), true)?;
         Ok(if self.cfg.is_info() { Side { x: g, cond: None, codes: cond } } else { Side { x: g, cond, codes: None } })

@@ -29,7 +29,7 @@ pub use aae::{Aae, AaeConfig, Prior, Recon};
 pub use bernoulli::{Bernoulli, BernoulliConfig};
 pub use classifier::{Classifier, ClassifierConfig};
 pub use fvsbn::{Fvsbn, FvsbnConfig};
-pub use gan::{Arch, Divergence, Gan, GanConfig, GanLoss, GenOutput};
+pub use gan::{Arch, Divergence, Gan, GanConfig, GanLoss, GenOutput, Noise};
 pub use made::{Made, MadeConfig};
 pub use nade::{Nade, NadeConfig};
 pub use pixelcnn::{PixelCnn, PixelCnnConfig};
@@ -627,6 +627,7 @@ fn gan_preset(name: &str, shape: &[usize], unit_data: bool) -> GanConfig {
         } else {
             100
         },
+        noise: Noise::Normal,
         g_hidden: if toy { vec![128, 128] } else { vec![256, 512] },
         d_hidden: if toy { vec![128, 128] } else { vec![512, 256] },
         g_norm: false,
