@@ -13,6 +13,7 @@
 #   DATA=grid25 MODELS=unrolled-gan STEPS=20000 D_LR=1e-4 EXTRA="--g-norm --hidden 400,400,400,400 --latent 2 --unroll 10 --unroll-same-batch --d-schedule constant --g-ema 0.999" bash bench/modes_table.sh   # ~45 min a run, two at a time
 #   (report/modes.json scores the generator's weight average; add `deepgen eval DIR --live-generator --out DIR/live` for the live weights)
 # The seventh session's rows: the same with D_LR=2e-4 and without --g-ema (~47 min a run, two at a time).
+# The eighth session's rows: the seventh's with --noise uniform added to EXTRA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/deepgen-modes}
