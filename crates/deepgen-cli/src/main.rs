@@ -122,7 +122,7 @@ pub struct InterpolateArgs {
     /// Columns (points along each path, ends included).
     #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     pub steps: i64,
-    /// Spherical interpolation (slerp) instead of linear.
+    /// Spherical interpolation (slerp) instead of linear (clipped to [-1, 1] for GANs with uniform noise).
     #[arg(long)]
     pub slerp: bool,
     /// Output .png grid, or .csv/.npy [default: RUN/interpolation.png].

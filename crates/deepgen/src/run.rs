@@ -10,6 +10,7 @@ use candle_core::{Device, Tensor};
 use crate::data::{Binarize, DataSpec, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::{self, NllReport};
+use crate::models::gan::Noise;
 use crate::models::{Known, Model, Sampler};
 use crate::rng::{self, Rng};
 use crate::train::{Adam, Hooks, RunConfig, RunDir, StepRecord};
@@ -505,6 +506,27 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
     a.iter().zip(b).map(|(x, y)| wa * x + wb * y).collect()
 }
 
+/// The points of the interpolation paths: `z` holds pairs of ends (rows of
+/// `l` values, two per path), each path gets `steps` points, ends included.
+/// `clip` bounds every coordinate to [-clip, clip] (the support of uniform
+/// noise; a linear path between points of the cube never leaves it).
+pub fn latent_path(z: &[f32], l: usize, steps: usize, spherical: bool, clip: Option<f32>) -> Vec<f32> {
+    let pairs = z.len() / (2 * l).max(1);
+    let mut path = Vec::with_capacity(pairs * steps * l);
+    for p in 0..pairs {
+        let (a, b) = (&z[2 * p * l..(2 * p + 1) * l], &z[(2 * p + 1) * l..(2 * p + 2) * l]);
+        for s in 0..steps {
+            let t = s as f32 / (steps.max(2) - 1) as f32;
+            let point = if spherical { slerp(a, b, t) } else { a.iter().zip(b).map(|(x, y)| (1.0 - t) * x + t * y).collect() };
+            match clip {
+                Some(c) => path.extend(point.into_iter().map(|x| x.clamp(-c, c))),
+                None => path.extend(point),
+            }
+        }
+    }
+    path
+}
+
 /// Latent interpolations, one row per pair, `steps` columns from one end to
 /// the other: VAE and AAE between the codes (posterior means) of pairs of
 /// examples of `data` (the ends are their reconstructions); GANs between
@@ -537,18 +559,10 @@ pub fn interpolate(model: &Model, data: Option<&Dataset>, pairs: usize, steps: u
     } else {
         return Err(Error::config(format!("the {} model has no latent space to interpolate in (vae, aae and GANs do)", model.name())));
     };
-    let mut path = Vec::with_capacity(pairs * steps * l);
-    for p in 0..pairs {
-        let (a, b) = (&z[2 * p * l..(2 * p + 1) * l], &z[(2 * p + 1) * l..(2 * p + 2) * l]);
-        for s in 0..steps {
-            let t = s as f32 / (steps - 1) as f32;
-            if spherical {
-                path.extend(slerp(a, b, t));
-            } else {
-                path.extend(a.iter().zip(b).map(|(x, y)| (1.0 - t) * x + t * y));
-            }
-        }
-    }
+    // Uniform noise lives in the cube [-1, 1]^d: a slerp arc between two of its
+    // points can leave it (the arc bulges outward), so its points are clipped back.
+    let cube = model.as_gan().is_some_and(|g| g.cfg.noise == Noise::Uniform);
+    let path = latent_path(&z, l, steps, spherical, if cube { Some(1.0) } else { None });
     let zt = Tensor::from_vec(path, (pairs * steps, l), &dev)?;
     if let Some(v) = model.as_vae() {
         return v.decode_mean(&zt);

@@ -300,6 +300,20 @@ fn interpolation_paths_end_at_their_ends() {
     let h = deepgen::run::slerp(&a, &[0.0, 1.0, 0.0], 0.5);
     assert!((h[0] - h[1]).abs() < 1e-6 && (h[0] * h[0] + h[1] * h[1] - 1.0).abs() < 1e-6);
 
+    // Two corners-ish of uniform noise's cube: the slerp arc bulges out of it
+    // (halfway it is (0.9 sqrt 2, 0) = (1.27, 0)); clipped, it stays inside and
+    // keeps its ends; the linear path needs no clipping.
+    let ends = [0.9f32, 0.9, 0.9, -0.9];
+    let free = deepgen::run::latent_path(&ends, 2, 5, true, None);
+    assert!((free[4] - 0.9 * 2f32.sqrt()).abs() < 1e-5 && free[5].abs() < 1e-5, "{free:?}");
+    let clipped = deepgen::run::latent_path(&ends, 2, 5, true, Some(1.0));
+    assert!(clipped.iter().all(|x| x.abs() <= 1.0));
+    assert_eq!(clipped[4], 1.0);
+    assert!((clipped[0] - 0.9).abs() < 1e-6 && (clipped[9] + 0.9).abs() < 1e-6);
+    let linear = deepgen::run::latent_path(&ends, 2, 5, false, None);
+    assert_eq!(linear, deepgen::run::latent_path(&ends, 2, 5, false, Some(1.0)));
+    assert!((linear[4] - 0.9).abs() < 1e-6 && linear[5].abs() < 1e-6);
+
     // A VAE's path starts and ends at the reconstructions of its two examples.
     let test = DataSpec::Digits { test: true }.load(0).unwrap();
     let vae = Model::new(&ModelConfig::Vae(VaeConfig { dim: 64, hidden: vec![16], latent: 2, likelihood: deepgen::models::Likelihood::Gaussian, iw_samples: 5 }), 0, &Device::Cpu).unwrap();
