@@ -10,7 +10,6 @@ use candle_core::{Device, Tensor};
 use crate::data::{Binarize, DataSpec, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::{self, NllReport};
-use crate::models::gan::Noise;
 use crate::models::{Known, Model, Sampler};
 use crate::rng::{self, Rng};
 use crate::train::{Adam, Hooks, RunConfig, RunDir, StepRecord};
@@ -559,10 +558,9 @@ pub fn interpolate(model: &Model, data: Option<&Dataset>, pairs: usize, steps: u
     } else {
         return Err(Error::config(format!("the {} model has no latent space to interpolate in (vae, aae and GANs do)", model.name())));
     };
-    // Uniform noise lives in the cube [-1, 1]^d: a slerp arc between two of its
-    // points can leave it (the arc bulges outward), so its points are clipped back.
-    let cube = model.as_gan().is_some_and(|g| g.cfg.noise == Noise::Uniform);
-    let path = latent_path(&z, l, steps, spherical, if cube { Some(1.0) } else { None });
+    // A slerp arc between two points of uniform noise's cube can leave it
+    // (the arc bulges outward), so paths are clipped to the noise's support.
+    let path = latent_path(&z, l, steps, spherical, model.as_gan().and_then(|g| g.cfg.noise.bound()));
     let zt = Tensor::from_vec(path, (pairs * steps, l), &dev)?;
     if let Some(v) = model.as_vae() {
         return v.decode_mean(&zt);

@@ -223,6 +223,17 @@ pub enum Noise {
     Uniform,
 }
 
+impl Noise {
+    /// The bound of the noise's support per coordinate, when it has one
+    /// (paths through latent space are clipped to it).
+    pub fn bound(&self) -> Option<f32> {
+        match self {
+            Noise::Normal => None,
+            Noise::Uniform => Some(1.0),
+        }
+    }
+}
+
 impl std::str::FromStr for Noise {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
