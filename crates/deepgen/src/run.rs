@@ -476,10 +476,9 @@ pub fn mode_eval(model: &Model, cfg: &RunConfig, n: usize, min_share: f64, rng: 
     let DataSpec::Toy { kind, .. } = spec else {
         return Err(Error::config(format!("mode coverage needs a run trained on toy:ring8 or toy:grid25; this run was trained on {}", cfg.data.train)));
     };
-    if !cfg.data.mean.is_empty() {
-        return Err(Error::config("mode coverage: the run standardised its data; train on the toy set without --standardize"));
-    }
-    let x = model.sample(n, rng)?.flatten_all()?.to_vec1::<f32>()?;
+    // A run trained with --standardize samples in standard units: the modes are in data units.
+    let mut x = model.sample(n, rng)?.flatten_all()?.to_vec1::<f32>()?;
+    to_data_units(&mut x, cfg);
     let pts: Vec<[f32; 2]> = x.chunks(2).map(|c| [c[0], c[1]]).collect();
     let means = kind.modes();
     let rep = eval::modes::mode_report(&pts, &means, kind.std(), min_share);

@@ -7,13 +7,15 @@ mod common;
 
 use candle_core::{Device, Tensor, Var};
 use common::*;
+use deepgen::data::Binarize;
 use deepgen::data::{DataSpec, Dataset};
 use deepgen::eval::modes::mode_report;
-use deepgen::models::{Divergence, GanLoss, Model, ModelConfig, Noise, Side};
+use deepgen::models::{Divergence, GanLoss, Model, ModelConfig, Noise, Sampler, Side};
 use deepgen::nn::conv::{conv_down, conv_up, Strided};
 use deepgen::nn::{with_create_graph, Params};
 use deepgen::rng;
-use deepgen::train::{Adam, AdamConfig, AdversarialConfig, AdversarialTrainer, RunDir, Schedule, TrainConfig};
+use deepgen::train::checkpoint::DataConfig;
+use deepgen::train::{Adam, AdamConfig, AdversarialConfig, AdversarialTrainer, RunConfig, RunDir, Schedule, TrainConfig};
 
 fn t1(v: &[f32]) -> Tensor {
     Tensor::new(v, &Device::Cpu).unwrap()
@@ -452,6 +454,28 @@ fn mode_metrics_match_a_hand_count() {
     // A point at exactly 3 sigma counts; a higher share threshold drops mode 1.
     assert_eq!(mode_report(&[[0.3, 0.0]], &means, 0.1, 0.0).counts[0], 1);
     assert_eq!(mode_report(&s, &means, 0.1, 0.35).covered, 1);
+}
+
+#[test]
+fn mode_coverage_of_a_standardised_run_is_counted_in_data_units() {
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else { panic!() };
+    (c.d_hidden, c.g_hidden, c.latent) = (vec![6], vec![5], 3);
+    let model = Model::new(&ModelConfig::Gan(c.clone()), 5, &Device::Cpu).unwrap();
+    // A tiny std maps every generated point (standard units, |x| of order 1) into 3 sigma of the mode (2, -4).
+    let (mean, std) = (vec![2.0f32, -4.0], vec![1e-3f32, 1e-3]);
+    let data = DataConfig { train: "toy:grid25".into(), val: None, binarize: Binarize::None, shape: vec![2], mean: mean.clone(), std: std.clone() };
+    let cfg = RunConfig { seed: 5, data, train: TrainConfig::default(), model: ModelConfig::Gan(c) };
+    let rep = deepgen::run::mode_eval(&model, &cfg, 300, 0.008, &mut rng::rng(9), None).unwrap();
+    // The same draws, mapped back by hand.
+    let raw = vec1(&model.sample(300, &mut rng::rng(9)).unwrap().flatten_all().unwrap());
+    let pts: Vec<[f32; 2]> = raw.chunks(2).map(|p| [p[0] * std[0] + mean[0], p[1] * std[1] + mean[1]]).collect();
+    let grid = deepgen::data::toy::Toy::Grid25;
+    let by_hand = mode_report(&pts, &grid.modes(), grid.std(), 0.008);
+    assert_eq!(rep.counts, by_hand.counts);
+    assert_eq!((rep.counts[15], rep.covered, rep.high_quality), (300, 1, 1.0), "{:?}", rep.counts);
+    // In standard units the points would spread over the square instead.
+    let unmapped: Vec<[f32; 2]> = raw.chunks(2).map(|p| [p[0], p[1]]).collect();
+    assert!(mode_report(&unmapped, &grid.modes(), grid.std(), 0.008).counts[15] < 300);
 }
 
 #[test]
