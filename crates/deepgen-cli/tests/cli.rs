@@ -376,6 +376,19 @@ fn adversarial_models_train_sample_eval_resume_and_refuse_bad_flags() {
     let out = ok(d, &["eval", "u", "-n", "100", "--live-generator", "--out", "u-live"]);
     assert!(out.contains("using the live generator") && out.contains("/25, high quality"), "{out}");
     fails(d, &["eval", "gan", "--live-generator"], "keeps no generator weight average");
+    // Slerp between uniform-noise draws: the same ends as the linear path (the clip keeps the cube), other points between.
+    let rows = |args: &[&str]| -> Vec<Vec<f32>> {
+        ok(d, args);
+        std::fs::read_to_string(d.join(args[args.len() - 1])).unwrap().lines().map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect()
+    };
+    let lin = rows(&["interpolate", "u", "--pairs", "2", "--steps", "5", "--seed", "3", "--out", "lin.csv"]);
+    let arc = rows(&["interpolate", "u", "--pairs", "2", "--steps", "5", "--seed", "3", "--slerp", "--out", "arc.csv"]);
+    assert_eq!((lin.len(), arc.len()), (10, 10));
+    assert!(arc.iter().flatten().all(|v| v.is_finite()));
+    for p in 0..2 {
+        assert_eq!((&lin[5 * p], &lin[5 * p + 4]), (&arc[5 * p], &arc[5 * p + 4]), "path {p}: the ends differ");
+    }
+    assert!((1..4).any(|k| lin[k] != arc[k]), "slerp gave the linear path");
     fails(d, &["train", "gan", "--data", "toy:ring8", "--g-ema", "1.5", "--steps", "1"], "--g-ema must be in [0, 1)");
     fails(d, &["train", "nade", "--data", "digits", "--g-ema", "0.9", "--steps", "1"], "--g-ema does not apply to the nade model");
     fails(d, &["train", "gan", "--data", "toy:ring8", "--noise", "cauchy", "--steps", "1"], "unknown noise `cauchy`");
