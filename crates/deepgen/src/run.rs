@@ -127,7 +127,7 @@ pub fn write_examples(model: &Model, cfg: &RunConfig, x: &Tensor, path: &Path, b
         "png" if shape.len() == 3 => viz::image_grid(&v, n, shape, (n as f64).sqrt().ceil() as usize, 2, path),
         "png" if dim == 2 => {
             let pts: Vec<[f32; 2]> = v.chunks(2).map(|c| [c[0], c[1]]).collect();
-            let dpts: Vec<[f32; 2]> = background.map(|d| d.x.chunks(2).take(2000).map(|c| [c[0], c[1]]).collect()).unwrap_or_default();
+            let dpts = background.map(|d| background_points(d, cfg, 2000)).unwrap_or_default();
             viz::scatter_2d(&format!("{} samples (blue) and data (grey)", model.name()), &dpts, &pts, path)
         }
         "png" => Err(Error::config(format!("{}: examples of shape {shape:?} are neither images nor 2-D points; write samples to a .csv", path.display()))),
@@ -159,6 +159,14 @@ pub fn write_grid(model: &Model, cfg: &RunConfig, x: &Tensor, cols: usize, path:
     let mut v = x.flatten_all()?.to_vec1::<f32>()?;
     to_data_units(&mut v, cfg);
     viz::image_grid(&v, x.dim(0)?, shape, cols, 2, path)
+}
+
+/// The first `n` points of 2-D data `d` as loaded for the run (standardised
+/// when it was), in data units: the background of a sample scatter.
+pub fn background_points(d: &Dataset, cfg: &RunConfig, n: usize) -> Vec<[f32; 2]> {
+    let mut v: Vec<f32> = d.x.iter().take(2 * n).copied().collect();
+    to_data_units(&mut v, cfg);
+    v.chunks_exact(2).map(|c| [c[0], c[1]]).collect()
 }
 
 /// Undoes the run's standardisation in place (rows of the model's values -> data units).

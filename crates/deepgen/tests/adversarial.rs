@@ -457,7 +457,7 @@ fn mode_metrics_match_a_hand_count() {
 }
 
 #[test]
-fn mode_coverage_of_a_standardised_run_is_counted_in_data_units() {
+fn a_standardised_toy_run_is_counted_and_drawn_in_data_units() {
     let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else { panic!() };
     (c.d_hidden, c.g_hidden, c.latent) = (vec![6], vec![5], 3);
     let model = Model::new(&ModelConfig::Gan(c.clone()), 5, &Device::Cpu).unwrap();
@@ -476,6 +476,15 @@ fn mode_coverage_of_a_standardised_run_is_counted_in_data_units() {
     // In standard units the points would spread over the square instead.
     let unmapped: Vec<[f32; 2]> = raw.chunks(2).map(|p| [p[0], p[1]]).collect();
     assert!(mode_report(&unmapped, &grid.modes(), grid.std(), 0.008).counts[15] < 300);
+    // The data drawn behind a sample scatter is mapped back too.
+    let raw_data = DataSpec::Toy { kind: grid, test: false }.load(0).unwrap();
+    let mut standardised = raw_data.clone();
+    standardised.standardize(&mean, &std).unwrap();
+    let back = deepgen::run::background_points(&standardised, &cfg, 50);
+    assert_eq!(back.len(), 50);
+    for (b, x) in back.iter().zip(raw_data.x.chunks(2)) {
+        assert!((b[0] - x[0]).abs() < 1e-3 && (b[1] - x[1]).abs() < 1e-3, "{b:?} against {x:?}");
+    }
 }
 
 #[test]
