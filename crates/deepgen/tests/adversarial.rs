@@ -7,8 +7,7 @@ mod common;
 
 use candle_core::{Device, Tensor, Var};
 use common::*;
-use deepgen::data::Binarize;
-use deepgen::data::{DataSpec, Dataset};
+use deepgen::data::{Binarize, DataSpec, Dataset};
 use deepgen::eval::modes::mode_report;
 use deepgen::models::{Divergence, GanLoss, Model, ModelConfig, Noise, Sampler, Side};
 use deepgen::nn::conv::{conv_down, conv_up, Strided};
