@@ -332,6 +332,10 @@ pub struct EvalArgs {
     /// GANs trained with --g-ema: evaluate the live generator instead of its weight average.
     #[arg(long)]
     pub live_generator: bool,
+    /// Only these report sections, comma-separated: classification, density, samples, modes, quality, codes, anomaly, probe, latent
+    /// (e.g. `--only modes` for a quick mode count on a toy run) [default: every section that applies].
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 #[derive(Args)]

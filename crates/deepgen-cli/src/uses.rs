@@ -293,9 +293,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             bail!("--classifier {}: holds a {} run, not a classifier", c.display(), m.name());
         }
     }
+    let only = if a.only.is_empty() { None } else { Some(a.only.iter().map(|s| s.parse()).collect::<deepgen::Result<Vec<deepgen::report::Section>>>()?) };
     let (classifier, no_classifier) = find_classifier(&a, &cfg);
     let out = a.out.clone().unwrap_or_else(|| dir.file("report"));
-    let opts = deepgen::report::ReportOptions { samples: n, classifier, no_classifier, seed: a.seed.unwrap_or(cfg.seed), min_share, out };
+    let opts = deepgen::report::ReportOptions { samples: n, classifier, no_classifier, seed: a.seed.unwrap_or(cfg.seed), min_share, out, only };
     let t0 = std::time::Instant::now();
     let rep = deepgen::report::write_report(&dir, &cfg, &model, &opts)?;
     for l in &rep.lines {

@@ -330,6 +330,15 @@ fn adversarial_models_train_sample_eval_resume_and_refuse_bad_flags() {
     let report = std::fs::read_to_string(d.join("gan/report/report.md")).unwrap();
     assert!(report.contains("Mode coverage on the toy mixture") && report.contains("Per-mode counts"), "{report}");
     assert!(d.join("gan/report/modes.json").is_file() && d.join("gan/report/modes.png").is_file());
+    // `--only modes` writes just that section, with the same draws as the full report.
+    let quick = ok(d, &["eval", "gan", "-n", "500", "--only", "modes", "--out", "quick"]);
+    let short = std::fs::read_to_string(d.join("quick/report.md")).unwrap();
+    let counts = |r: &str| r.lines().find(|l| l.starts_with("Per-mode counts")).map(str::to_string);
+    assert!(counts(&short).is_some() && counts(&short) == counts(&report), "{short}");
+    assert!(!short.contains("## Samples") && !short.contains("## Anomaly") && report.contains("## Samples"), "{short}");
+    assert!(quick.contains("/8, high quality") && short.contains("--only modes"), "{quick}");
+    fails(d, &["eval", "gan", "--only", "modes,bogus"], "unknown report section `bogus`");
+    fails(d, &["eval", "gan", "--only", "density"], "section `density` does not apply");
     // Resuming an adversarial run reproduces the uninterrupted one.
     let mut args = vec!["train", "gan", "--steps", "3", "--out", "part"];
     args.extend(common);

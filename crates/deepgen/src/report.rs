@@ -30,6 +30,67 @@ pub struct ReportOptions {
     pub min_share: f64,
     /// Where report.md and its pictures go.
     pub out: PathBuf,
+    /// Only these sections (`deepgen eval --only`); `None` writes every section that applies.
+    pub only: Option<Vec<Section>>,
+}
+
+/// The sections of a report, by the names `deepgen eval --only` takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    Classification,
+    Density,
+    Samples,
+    Modes,
+    Quality,
+    Codes,
+    Anomaly,
+    Probe,
+    Latent,
+}
+
+impl Section {
+    pub const ALL: [Section; 9] = [Section::Classification, Section::Density, Section::Samples, Section::Modes, Section::Quality, Section::Codes, Section::Anomaly, Section::Probe, Section::Latent];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Section::Classification => "classification",
+            Section::Density => "density",
+            Section::Samples => "samples",
+            Section::Modes => "modes",
+            Section::Quality => "quality",
+            Section::Codes => "codes",
+            Section::Anomaly => "anomaly",
+            Section::Probe => "probe",
+            Section::Latent => "latent",
+        }
+    }
+
+    /// The sections that apply to a run, in report order.
+    pub fn applicable(cfg: &RunConfig, model: &Model) -> Vec<Section> {
+        let image = cfg.data.shape.len() == 3;
+        let can_sample = model.as_classifier().is_none();
+        Section::ALL
+            .into_iter()
+            .filter(|s| match s {
+                Section::Classification => !can_sample,
+                Section::Density => model.config.info().density,
+                Section::Samples => can_sample,
+                Section::Modes => can_sample && cfg.data.train.starts_with("toy:"),
+                Section::Quality => can_sample && image,
+                Section::Codes => image && model.as_gan().is_some_and(|g| g.cfg.is_info() && g.cfg.categorical > 0),
+                Section::Anomaly => !ScoreKind::supported(model.name()).is_empty(),
+                Section::Probe => model.has_features(),
+                Section::Latent => image && (model.as_vae().is_some() || model.as_aae().is_some() || model.as_gan().is_some()),
+            })
+            .collect()
+    }
+}
+
+impl std::str::FromStr for Section {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Section::ALL.into_iter().find(|k| k.name() == s.trim()).ok_or_else(|| Error::config(format!("unknown report section `{s}`; sections: {}", Section::ALL.map(|k| k.name()).join(", "))))
+    }
 }
 
 /// What the report found, for callers that print a summary.
@@ -72,6 +133,23 @@ pub fn held_out_spec(cfg: &RunConfig) -> Option<String> {
 
 /// Writes `opts.out/report.md` for the run in `dir`.
 pub fn write_report(dir: &RunDir, cfg: &RunConfig, model: &Model, opts: &ReportOptions) -> Result<ReportSummary> {
+    let applicable = Section::applicable(cfg, model);
+    let chosen: Vec<Section> = match &opts.only {
+        None => applicable.clone(),
+        Some(only) => {
+            if let Some(s) = only.iter().find(|s| !applicable.contains(s)) {
+                return Err(Error::config(format!(
+                    "report section `{}` does not apply to {} ({} on {}); sections that do: {}",
+                    s.name(),
+                    dir.path.display(),
+                    model.name(),
+                    cfg.data.train,
+                    applicable.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            applicable.iter().copied().filter(|s| only.contains(s)).collect()
+        }
+    };
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let (_, step) = dir.load_model(&Device::Cpu)?;
     let info = model.config.info();
@@ -89,47 +167,38 @@ pub fn write_report(dir: &RunDir, cfg: &RunConfig, model: &Model, opts: &ReportO
         "| training time | {} |",
         trained.map(|s| format!("{s:.1} s ({:.1} steps/s, this machine)", step as f64 / s.max(1e-9))).unwrap_or("not recorded (run from before timing was logged)".into())
     );
-    let held = match held_out_spec(cfg) {
+    let needs_held = chosen.iter().any(|s| !matches!(s, Section::Samples | Section::Modes | Section::Codes));
+    let held = match held_out_spec(cfg).filter(|_| needs_held) {
         Some(s) => Some((s.clone(), run::load_transformed(&s, cfg, false)?)),
         None => None,
     };
     let held_data = held.as_ref().map(|(_, (d, _))| d);
 
-    if model.as_classifier().is_some() {
-        r.section("Classification", |r| classification(r, model, held_data));
-    }
-    if info.density {
-        r.section("Density: held-out log-likelihood", |r| density(r, model, cfg, held.as_ref().map(|(_, d)| d)));
-    }
-    let can_sample = model.as_classifier().is_none();
-    if can_sample {
-        r.section("Samples", |r| samples(r, model, cfg, opts));
-    }
-    if cfg.data.train.starts_with("toy:") && can_sample {
-        r.section("Mode coverage on the toy mixture", |r| modes(r, model, cfg, opts));
-    }
-    let image = cfg.data.shape.len() == 3;
-    if image && can_sample {
-        r.section("Sample quality through a classifier", |r| quality(r, model, cfg, held_data, opts));
-    }
-    if image && model.as_gan().is_some_and(|g| g.cfg.is_info() && g.cfg.categorical > 0) {
-        r.section("InfoGAN: the categorical code against a classifier", |r| info_codes(r, model, opts));
-    }
-    if !ScoreKind::supported(model.name()).is_empty() {
-        r.section("Anomaly detection: held-out data against corrupted copies", |r| anomalies(r, model, cfg, held.as_ref(), opts));
-    }
-    if model.has_features() {
-        r.section("Features: linear probe", |r| probe(r, model, cfg, held_data, opts));
-    }
-    if image && (model.as_vae().is_some() || model.as_aae().is_some() || model.as_gan().is_some()) {
-        r.section("Latent space: interpolations", |r| latent(r, model, cfg, held_data, opts));
+    for s in chosen {
+        match s {
+            Section::Classification => r.section("Classification", |r| classification(r, model, held_data)),
+            Section::Density => r.section("Density: held-out log-likelihood", |r| density(r, model, cfg, held.as_ref().map(|(_, d)| d))),
+            Section::Samples => r.section("Samples", |r| samples(r, model, cfg, opts)),
+            Section::Modes => r.section("Mode coverage on the toy mixture", |r| modes(r, model, cfg, opts)),
+            Section::Quality => r.section("Sample quality through a classifier", |r| quality(r, model, cfg, held_data, opts)),
+            Section::Codes => r.section("InfoGAN: the categorical code against a classifier", |r| info_codes(r, model, opts)),
+            Section::Anomaly => r.section("Anomaly detection: held-out data against corrupted copies", |r| anomalies(r, model, cfg, held.as_ref(), opts)),
+            Section::Probe => r.section("Features: linear probe", |r| probe(r, model, cfg, held_data, opts)),
+            Section::Latent => r.section("Latent space: interpolations", |r| latent(r, model, cfg, held_data, opts)),
+        }
     }
     let _ = writeln!(r.md, "\n## Evaluation time\n\n| section | seconds |\n|---|---|");
     let timings = std::mem::take(&mut r.timings);
     for (t, s) in &timings {
         let _ = writeln!(r.md, "| {t} | {s:.1} |");
     }
-    let _ = writeln!(r.md, "\nSeed {} for every draw of this report; rerun `deepgen eval {}` to reproduce it.", opts.seed, dir.path.display());
+    let _ = writeln!(
+        r.md,
+        "\nSeed {} for every draw of this report; rerun `deepgen eval {}{}` to reproduce it.",
+        opts.seed,
+        dir.path.display(),
+        opts.only.as_ref().map(|o| format!(" --only {}", o.iter().map(|k| k.name()).collect::<Vec<_>>().join(","))).unwrap_or_default()
+    );
     let path = r.file("report.md");
     crate::train::checkpoint::atomic_write(&path, r.md.as_bytes())?;
     Ok(ReportSummary { lines: r.summary, path })
