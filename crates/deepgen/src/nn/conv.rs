@@ -585,7 +585,7 @@ fn down_composed_grads(g: Strided, x: &Tensor, w: &Tensor, grad: &Tensor) -> can
     let cols = gather_strided_composed(g, x)?; // [B*Hl*Wl, k*k*c]
     let gm = grad.reshape(((), n))?;
     let dw = cols.t()?.matmul(&gm)?;
-    let db = gm.sum(0)?;
+    let db = super::sum_rows(&gm)?;
     Ok((dx, dw, db))
 }
 
@@ -595,7 +595,7 @@ fn up_composed_grads(g: Strided, x: &Tensor, w: &Tensor, bias: &Tensor, grad: &T
     let cols = gather_strided_composed(g, grad)?; // [B*H*W, k*k*n]: the adjoint of col2im
     let dx = cols.matmul(&w.t()?)?.reshape((b, h, wd, c))?;
     let dw = x.reshape((b * h * wd, c))?.t()?.matmul(&cols)?;
-    let db = grad.reshape(((), n))?.sum(0)?;
+    let db = super::sum_rows(&grad.reshape(((), n))?)?;
     Ok((dx, dw, db))
 }
 

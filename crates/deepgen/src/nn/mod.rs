@@ -39,6 +39,15 @@ pub fn with_create_graph<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// The column sums of a 2-D tensor, `[B, N] -> [N]`, as the product
+/// ones[1, B] x t: differentiable (it stays in the graph when
+/// [`create_graph`] is on) and a GEMM, where candle's `sum(0)` walks the
+/// rows element by element.
+pub fn sum_rows(t: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, _) = t.dims2()?;
+    Tensor::ones((1, b), t.dtype(), t.device())?.matmul(t)?.squeeze(0)
+}
+
 /// The trainable tensors of a model, by stable name.
 #[derive(Clone, Debug, Default)]
 pub struct Params {
@@ -377,7 +386,9 @@ pub mod fused {
                 Act::Relu => grad.contiguous()?.apply_op2(y, ReluGrad)?,
             };
             let dw = x.t()?.matmul(&dz)?;
-            let db = dz.sum(0)?;
+            // The bias gradient as ones[1, B] x dz: candle's sum over dim 0 walks
+            // the rows element by element (about 10 % of an unrolled GAN step).
+            let db = super::sum_rows(&dz)?;
             // The gradient of data is never needed; skipping it saves a third of the layer's backward GEMMs.
             let dx = if x.track_op() { Some(dz.matmul(&w.t()?)?) } else { None };
             Ok((dx, Some(dw), Some(db)))
