@@ -13,8 +13,8 @@ use std::time::Instant;
 use deepgen::data::Binarize;
 use deepgen::models::{Model, ModelConfig, Sampler};
 use deepgen::run;
-use deepgen::train::checkpoint::DataConfig;
-use deepgen::train::{LikelihoodTrainer, RunConfig, TrainConfig};
+use deepgen::run::{DataConfig, RunConfig};
+use deepgen::train::{LikelihoodTrainer, TrainConfig};
 use deepgen_bench::{arg, Timer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -8,8 +8,8 @@
 
 use deepgen::data::Binarize;
 use deepgen::models::{ModelConfig, Sampler};
-use deepgen::train::checkpoint::DataConfig;
-use deepgen::train::{AdversarialConfig, AdversarialTrainer, RunConfig, TrainConfig};
+use deepgen::run::{DataConfig, RunConfig};
+use deepgen::train::{AdversarialConfig, AdversarialTrainer, TrainConfig};
 use deepgen_bench::{arg, Timer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -6,7 +6,10 @@ mod uses;
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use deepgen::run::detect::DetectOptions;
+use deepgen::run::options::annotate;
+use deepgen::run::TrainOptions;
 
 #[derive(Parser)]
 #[command(name = "deepgen", version, about = "Train, sample and score deep generative models", propagate_version = true)]
@@ -19,7 +22,7 @@ struct Cli {
 #[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Train a model (default: a VAE on the embedded MNIST digits) into a run directory.
-    Train(TrainArgs),
+    Train(TrainOptions),
     /// Draw samples from a trained run: a PNG grid, a 2-D scatter, CSV or NPY.
     Sample(SampleArgs),
     /// Score data under a trained run: log p(x) per example in nats and bits/dim.
@@ -33,7 +36,7 @@ enum Command {
     /// Evaluate a run: every measurement that applies, written to RUN/report/report.md with its pictures.
     Eval(EvalArgs),
     /// Anomaly detection: AUROC/AUPRC of normal vs anomalous data and a threshold; or flag new data with a saved threshold.
-    Detect(DetectArgs),
+    Detect(DetectOptions),
     /// Write learned features (encoder means, hidden layers, discriminator features) of a data set to .npy or .csv.
     Embed(EmbedArgs),
     /// Linear probe: logistic regression on a run's features vs on raw pixels, test accuracy.
@@ -49,38 +52,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ClassifierCommand {
-    /// Train a classifier p(y|x) on labelled data [default: mnist -> runs/classifier]; all `deepgen train` flags apply.
-    Train(TrainArgs),
-}
-
-#[derive(Args)]
-pub struct DetectArgs {
-    /// Run directory.
-    pub run: std::path::PathBuf,
-    /// Normal data; split into a validation part (threshold) and a test part [default: the run's held-out data].
-    #[arg(long)]
-    pub data: Option<String>,
-    /// Anomalous data, e.g. mnist:test+only=3, mnist:test+invert, png:DIR.
-    #[arg(long)]
-    pub anomalies: Option<String>,
-    /// Score: nll, bpd, elbo, recon, disc, typicality or complexity [default: the model's first, see deepgen models].
-    #[arg(long)]
-    pub score: Option<String>,
-    /// Flag --data with the threshold saved in a threshold.json (or a directory holding one) instead of measuring.
-    #[arg(long)]
-    pub threshold_from: Option<std::path::PathBuf>,
-    /// Share of the normal data used to choose the threshold.
-    #[arg(long, default_value_t = 0.5)]
-    pub val_fraction: f64,
-    /// False-positive rate the threshold is chosen for, on the validation part.
-    #[arg(long, default_value_t = 0.05)]
-    pub target_fpr: f64,
-    /// Output directory [default: RUN/detect]; with --threshold-from, the CSV of flags [default: RUN/flags.csv].
-    #[arg(long)]
-    pub out: Option<std::path::PathBuf>,
-    /// Seed for the split and stochastic scores [default: the run's seed].
-    #[arg(long)]
-    pub seed: Option<u64>,
+    /// Train a classifier p(y|x) on labelled data [default: mnist -> runs/classifier]; all
+    /// `deepgen train` flags apply.
+    Train(TrainOptions),
 }
 
 #[derive(Args)]
@@ -130,163 +104,6 @@ pub struct InterpolateArgs {
     pub out: Option<std::path::PathBuf>,
     #[arg(long)]
     pub seed: Option<u64>,
-}
-
-#[derive(Args)]
-pub struct TrainArgs {
-    /// Model to train: bernoulli, fvsbn, nade, made, rnade, pixelcnn, gated-pixelcnn, row-lstm, diagonal-bilstm, vae,
-    /// gan, dcgan, cgan, infogan, fgan, wgan, wgan-gp, unrolled-gan or aae [default: vae].
-    pub model: Option<String>,
-    /// Training data: mnist, mnist:test, digits, idx:PREFIX, png:DIR, csv:FILE, npy:FILE, toy:ring8, toy:grid25 [default: mnist].
-    #[arg(long)]
-    pub data: Option<String>,
-    /// Validation data for the periodic NLL [default: the held-out split of embedded and toy sets; none otherwise].
-    #[arg(long)]
-    pub val: Option<String>,
-    /// A run config (TOML, e.g. another run's config.toml); flags given here override it.
-    #[arg(long)]
-    pub config: Option<std::path::PathBuf>,
-    /// Total optimisation steps; with --resume, the new total [default: 4000 vae, 1000 gated-pixelcnn, row-lstm and diagonal-bilstm, 10000 GANs on 2-D toy data, 3000 aae, 2000 others].
-    #[arg(long, allow_negative_numbers = true)]
-    pub steps: Option<i64>,
-    /// Examples per step [default: 64 for the image models (pixelcnn, gated-pixelcnn, row-lstm, diagonal-bilstm), 128 others].
-    #[arg(long, allow_negative_numbers = true)]
-    pub batch_size: Option<i64>,
-    /// Learning rate (Adam) [default: 0.05 bernoulli, 0.01 fvsbn, 0.001 nade and vae].
-    #[arg(long, allow_negative_numbers = true)]
-    pub lr: Option<f64>,
-    /// Learning-rate schedule: constant or cosine [default: cosine for GANs on 2-D toy data, constant otherwise].
-    #[arg(long)]
-    pub schedule: Option<String>,
-    /// Linear warm-up steps.
-    #[arg(long)]
-    pub warmup: Option<usize>,
-    /// Clip the global gradient norm to this value.
-    #[arg(long, allow_negative_numbers = true)]
-    pub grad_clip: Option<f64>,
-    /// Decoupled weight decay (AdamW).
-    #[arg(long, allow_negative_numbers = true)]
-    pub weight_decay: Option<f64>,
-    /// Validation NLL (on up to 500 held-out examples) and checkpoint every N steps [default: 500].
-    #[arg(long, allow_negative_numbers = true)]
-    pub eval_every: Option<i64>,
-    /// Seed for every random draw (initialisation, shuffling, noise, binarization) [default: 0].
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Binarization of grey values: none, static, dynamic or threshold [default: static for models that need binary data].
-    #[arg(long)]
-    pub binarize: Option<String>,
-    /// Standardise each feature with the training mean and std (for real-valued data).
-    #[arg(long)]
-    pub standardize: bool,
-    /// Hidden units: NADE's and RNADE's H, or MADE's and the VAE's hidden widths as a comma list (e.g. 512,512).
-    #[arg(long)]
-    pub hidden: Option<String>,
-    /// PixelCNN / PixelRNN feature maps per layer [default: 32; gated-pixelcnn 16].
-    #[arg(long)]
-    pub channels: Option<usize>,
-    /// PixelCNN residual blocks or gated layers [default: 5]; PixelRNN LSTM layers [default: 2].
-    #[arg(long)]
-    pub layers: Option<usize>,
-    /// PixelCNN / PixelRNN output per pixel: bernoulli (binary images) or softmax (256 grey levels) [default: bernoulli].
-    #[arg(long)]
-    pub output: Option<String>,
-    /// RNADE mixture components per conditional [default: 5].
-    #[arg(long)]
-    pub components: Option<usize>,
-    /// MADE: masks averaged at test time [default: 1; more need an agnostic training flag].
-    #[arg(long)]
-    pub masks: Option<usize>,
-    /// MADE: draw a new input ordering for every minibatch.
-    #[arg(long)]
-    pub order_agnostic: bool,
-    /// MADE: draw new hidden-unit connectivity for every minibatch.
-    #[arg(long)]
-    pub connectivity_agnostic: bool,
-    /// Latent dimension: VAE and AAE codes, GAN noise z.
-    #[arg(long)]
-    pub latent: Option<usize>,
-    /// GANs: the objective: minimax, non-saturating, wasserstein, or an f-divergence (kl, reverse-kl, js, pearson, hellinger, gan).
-    #[arg(long)]
-    pub loss: Option<String>,
-    /// f-GAN: the divergence (kl, reverse-kl, js, pearson, hellinger, gan) [default: js].
-    #[arg(long)]
-    pub divergence: Option<String>,
-    /// GAN / AAE discriminator hidden widths, a comma list (MLP players).
-    #[arg(long)]
-    pub d_hidden: Option<String>,
-    /// GANs with MLP players: batch norm before each hidden ReLU of the generator.
-    #[arg(long)]
-    pub g_norm: bool,
-    /// GANs: the distribution of the noise z, normal (N(0, I)) or uniform (U[-1, 1]) [default: normal].
-    #[arg(long)]
-    pub noise: Option<String>,
-    /// GANs: PacGAN packing, the critic judges groups of M examples (all real or all generated) [default: 1].
-    #[arg(long)]
-    pub pack: Option<usize>,
-    /// GANs: keep an exponential moving average of the generator's weights with decay BETA (e.g. 0.999); sampling, eval and reports use it [default: off].
-    #[arg(long, allow_negative_numbers = true)]
-    pub g_ema: Option<f64>,
-    /// Adversarial models: the critic's learning rate [default: the variant's].
-    #[arg(long, allow_negative_numbers = true)]
-    pub d_lr: Option<f64>,
-    /// Adversarial models: the critic's learning-rate schedule, constant or cosine [default: the generator's, --schedule].
-    #[arg(long)]
-    pub d_schedule: Option<String>,
-    /// Adversarial models: critic updates per generator update [default: 5 for wgan and wgan-gp, 1 otherwise].
-    #[arg(long, allow_negative_numbers = true)]
-    pub n_critic: Option<i64>,
-    /// WGAN: clip critic weights to [-C, C] after each update [default: 0.01 for wgan].
-    #[arg(long, allow_negative_numbers = true)]
-    pub clip: Option<f64>,
-    /// Gradient-penalty weight lambda [default: 10 for wgan-gp].
-    #[arg(long, allow_negative_numbers = true)]
-    pub gp: Option<f64>,
-    /// Unrolled GAN: critic steps K to differentiate through [default: 5 for unrolled-gan].
-    #[arg(long)]
-    pub unroll: Option<usize>,
-    /// Unrolled GAN: treat the unrolled critic as a constant (no second-order terms), to compare.
-    #[arg(long)]
-    pub first_order: bool,
-    /// Unrolled GAN: one real and one generated batch for all K look-ahead steps (Metz et al.'s reference code) instead of fresh batches.
-    #[arg(long)]
-    pub unroll_same_batch: bool,
-    /// Adam beta1 (both players for adversarial models) [default: 0.5 for GANs, 0.9 otherwise].
-    #[arg(long, allow_negative_numbers = true)]
-    pub beta1: Option<f64>,
-    /// Adam beta2.
-    #[arg(long, allow_negative_numbers = true)]
-    pub beta2: Option<f64>,
-    /// Conditional GAN: number of classes [default: the data's largest label + 1].
-    #[arg(long)]
-    pub classes: Option<usize>,
-    /// InfoGAN: categorical code size [default: 10].
-    #[arg(long)]
-    pub categorical: Option<usize>,
-    /// InfoGAN: continuous codes [default: 2].
-    #[arg(long)]
-    pub continuous: Option<usize>,
-    /// InfoGAN: weight of the mutual-information term [default: 1].
-    #[arg(long, allow_negative_numbers = true)]
-    pub info_weight: Option<f64>,
-    /// AAE prior: gaussian, mixture10, swiss-roll, or a file of draws csv:FILE / npy:FILE [default: gaussian].
-    #[arg(long)]
-    pub prior: Option<String>,
-    /// GAN players: mlp or dcgan [default: dcgan for dcgan, cgan, infogan, wgan and wgan-gp on images].
-    #[arg(long)]
-    pub arch: Option<String>,
-    /// VAE importance samples k for log p(x).
-    #[arg(long)]
-    pub iw_samples: Option<usize>,
-    /// Run directory to create [default: runs/MODEL, or runs/MODEL-2, ... if taken].
-    #[arg(long)]
-    pub out: Option<std::path::PathBuf>,
-    /// Continue the run in this directory exactly where its last checkpoint stopped.
-    #[arg(long)]
-    pub resume: Option<std::path::PathBuf>,
-    /// Device: cpu (cuda needs a build with the cuda feature).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
 }
 
 #[derive(Args)]
@@ -405,7 +222,11 @@ fn main() -> ExitCode {
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         eprintln!("error: internal error{at}: {msg} (please report this)");
     }));
-    let cli = match Cli::try_parse() {
+    // The train flags' help gets its per-model defaults from the library's recipes.
+    let command = Cli::command()
+        .mut_subcommand("train", annotate)
+        .mut_subcommand("classifier", |c| c.mut_subcommand("train", annotate));
+    let cli = match command.try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) => e.exit(),
         Err(e) => {
@@ -424,24 +245,11 @@ fn main() -> ExitCode {
         Command::Models(a) => cmd::models(a),
         Command::Info(a) => cmd::info(a),
         Command::Eval(a) => uses::eval(a),
-        Command::Detect(a) => uses::detect(a),
+        Command::Detect(a) => uses::detect(&a),
         Command::Embed(a) => uses::embed(a),
         Command::Probe(a) => uses::probe(a),
         Command::Interpolate(a) => uses::interpolate(a),
-        Command::Classifier { command: ClassifierCommand::Train(mut a) } => {
-            match a.model.as_deref() {
-                None | Some("classifier") => {}
-                Some(m) => {
-                    eprintln!("error: deepgen classifier train trains the classifier; `{m}` is a generative model (use deepgen train {m})");
-                    return ExitCode::from(2);
-                }
-            }
-            a.model = Some("classifier".into());
-            if a.out.is_none() && a.resume.is_none() && !std::path::Path::new("runs/classifier/model.safetensors").exists() {
-                a.out = Some("runs/classifier".into());
-            }
-            cmd::train(a)
-        }
+        Command::Classifier { command: ClassifierCommand::Train(a) } => cmd::train_classifier(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -62,8 +62,8 @@ fn nade_train_sample_score_info_and_exact_resume() {
     let (a, b) = (metrics(&d.join("full")), metrics(&d.join("part")));
     assert_eq!(losses(&a), losses(&b));
     // Same tensors and metadata (the file bytes differ: safetensors writes its metadata map in hash order).
-    let (ta, ma) = deepgen::train::checkpoint::read_safetensors(&d.join("full/model.safetensors")).unwrap();
-    let (tb, mb) = deepgen::train::checkpoint::read_safetensors(&d.join("part/model.safetensors")).unwrap();
+    let (ta, ma) = deepgen::run::read_safetensors(&d.join("full/model.safetensors")).unwrap();
+    let (tb, mb) = deepgen::run::read_safetensors(&d.join("part/model.safetensors")).unwrap();
     assert_eq!(ma, mb);
     assert_eq!(ta.len(), 4);
     for (k, t) in &ta {

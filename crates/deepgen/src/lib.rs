@@ -12,7 +12,8 @@
 //! ```
 //! use deepgen::data::{Binarize, DataSpec};
 //! use deepgen::models::{Device, Model, ModelConfig, NadeConfig};
-//! use deepgen::train::{LikelihoodTrainer, NoHooks, RunDir, TrainConfig};
+//! use deepgen::run::RunDir;
+//! use deepgen::train::{LikelihoodTrainer, NoHooks, TrainConfig};
 //!
 //! # fn main() -> deepgen::Result<()> {
 //! deepgen::enable_second_order();
@@ -43,9 +44,11 @@ pub mod data;
 pub mod dist;
 pub mod error;
 pub mod eval;
+pub mod files;
 pub mod models;
 pub mod nn;
-pub mod report;
+pub mod optim;
+pub mod recipe;
 pub mod rng;
 pub mod run;
 pub mod train;

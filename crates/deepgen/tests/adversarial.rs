@@ -5,6 +5,7 @@
 
 mod common;
 
+use deepgen::models::{Aae, Gan};
 use candle_core::{Device, Tensor, Var};
 use common::*;
 use deepgen::data::{Binarize, DataSpec, Dataset};
@@ -13,8 +14,8 @@ use deepgen::models::{Divergence, GanLoss, Model, ModelConfig, Noise, Sampler, S
 use deepgen::nn::conv::{conv_down, conv_up, Strided};
 use deepgen::nn::{with_create_graph, Params};
 use deepgen::rng;
-use deepgen::train::checkpoint::DataConfig;
-use deepgen::train::{Adam, AdamConfig, AdversarialConfig, AdversarialTrainer, RunConfig, RunDir, Schedule, TrainConfig};
+use deepgen::run::{DataConfig, RunConfig, RunDir};
+use deepgen::train::{Adam, AdamConfig, AdversarialConfig, AdversarialTrainer, Schedule, TrainConfig};
 
 fn t1(v: &[f32]) -> Tensor {
     Tensor::new(v, &Device::Cpu).unwrap()
@@ -367,7 +368,7 @@ fn uniform_noise_is_uniform_and_old_configs_mean_normal() {
     c.noise = Noise::Uniform;
     assert_eq!(toml::from_str::<deepgen::models::GanConfig>(&toml::to_string(&c).unwrap()).unwrap().noise, Noise::Uniform);
     let m = Model::new(&ModelConfig::Gan(c), 5, &Device::Cpu).unwrap();
-    let gan = m.as_gan().unwrap();
+    let gan = m.get::<Gan>().unwrap();
     let z = vec1(&gan.draw_z(20_000, &mut rng::rng(3)).unwrap().flatten_all().unwrap());
     assert_eq!(z.len(), 60_000);
     assert!(z.iter().all(|v| (-1.0..1.0).contains(v)));
@@ -410,7 +411,7 @@ fn the_generator_average_follows_its_recursion_and_is_what_samples_use() {
     assert!(gap(&got, &want) < 1e-6, "the average is off its recursion by {}", gap(&got, &want));
     assert!(gap(&got, &live) > 1e-4, "the live weights should have moved away from the average");
     // Samples (eval mode) run on the average, training (train mode) on the live weights.
-    let gan = m.as_gan().unwrap();
+    let gan = m.get::<Gan>().unwrap();
     let z = rng::randn(&mut rng::rng(1), &[4, 3], &Device::Cpu).unwrap();
     let avg_ws: Vec<Tensor> = avg_names.iter().map(|n| m.params.get(n).unwrap().as_tensor().clone()).collect();
     assert_eq!(vec1(&gan.generate(&z, None, false).unwrap().flatten_all().unwrap()), vec1(&gan.g.forward_with(&z, &avg_ws, false, false).unwrap().flatten_all().unwrap()));
@@ -553,8 +554,9 @@ fn digits8(n: usize) -> Dataset {
 #[test]
 fn every_adversarial_model_trains_saves_loads_and_resumes_exactly() {
     deepgen::enable_second_order();
-    for name in deepgen::models::ADVERSARIAL {
-        let image = !matches!(*name, "gan" | "fgan" | "unrolled-gan");
+    let adversarial = deepgen::models::models().filter(|m| m.training == deepgen::models::Training::Adversarial);
+    for name in adversarial.map(|m| m.name) {
+        let image = !matches!(name, "gan" | "fgan" | "unrolled-gan");
         let data = if image { digits8(64) } else { toy(64) };
         let mut cfg = ModelConfig::preset(name, &data.shape, true).unwrap();
         match &mut cfg {
@@ -570,7 +572,7 @@ fn every_adversarial_model_trains_saves_loads_and_resumes_exactly() {
             }
             _ => unreachable!(),
         }
-        let adv = match *name {
+        let adv = match name {
             "wgan" => AdversarialConfig { n_critic: 2, clip: Some(0.05), ..AdversarialConfig::default() },
             "wgan-gp" => AdversarialConfig { n_critic: 2, gp: Some(10.0), ..AdversarialConfig::default() },
             "unrolled-gan" => AdversarialConfig { unroll: 2, ..AdversarialConfig::default() },
@@ -821,7 +823,7 @@ fn aae_priors_draw_from_their_distributions() {
         c.hidden = vec![4];
         c.d_hidden = vec![4];
         let m = Model::new(&ModelConfig::Aae(c), 0, &Device::Cpu).unwrap();
-        let z = vec1(&m.as_aae().unwrap().prior_sample(2000, &mut rng::rng(1)).unwrap());
+        let z = vec1(&m.get::<Aae>().unwrap().prior_sample(2000, &mut rng::rng(1)).unwrap());
         let pts: Vec<[f32; 2]> = z.chunks(2).map(|c| [c[0], c[1]]).collect();
         match prior {
             "mixture10" => {
@@ -930,7 +932,7 @@ fn a_packed_critic_judges_each_group_as_one_example() {
         assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{arch:?}: packed gradient penalty {got}, group-wise by hand {want}");
         let e = packed.as_adversarial().unwrap().critic(&side(&x.narrow(0, 0, 5).unwrap()), &ws).unwrap_err().to_string();
         assert!(e.contains("5 examples") && e.contains("multiple of 2"), "{e}");
-        let e = packed.as_gan().unwrap().critic_value(&x).unwrap_err().to_string();
+        let e = packed.get::<Gan>().unwrap().critic_value(&x).unwrap_err().to_string();
         assert!(e.contains("packed"), "{e}");
     }
     let ModelConfig::Gan(mut c) = ModelConfig::preset("infogan", &[2], false).unwrap() else { panic!() };

@@ -8,7 +8,8 @@ use common::*;
 use deepgen::data::{Binarize, DataSpec, Dataset};
 use deepgen::models::{DensityModel, Likelihood, Model, ModelConfig, VaeConfig};
 use deepgen::rng;
-use deepgen::train::{Hooks, LikelihoodTrainer, RunDir, StepRecord, TrainConfig};
+use deepgen::run::RunDir;
+use deepgen::train::{Hooks, LikelihoodTrainer, StepRecord, TrainConfig};
 
 fn digits(n: usize) -> Dataset {
     let mut d = DataSpec::Digits { test: false }.load(0).unwrap().take(n);

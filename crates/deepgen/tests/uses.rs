@@ -3,6 +3,7 @@
 //! Inception score's extremes, the classifier and the linear probe on the
 //! embedded digits, data-spec modifiers, scores, features and interpolation.
 
+use deepgen::models::{Vae};
 use deepgen::data::{Binarize, DataSpec, Dataset};
 use deepgen::eval::anomaly::{detection, flagged_share, threshold_at_fpr};
 use deepgen::eval::features;
@@ -319,7 +320,7 @@ fn interpolation_paths_end_at_their_ends() {
     let vae = Model::new(&ModelConfig::Vae(VaeConfig { dim: 64, hidden: vec![16], latent: 2, likelihood: deepgen::models::Likelihood::Gaussian, iw_samples: 5 }), 0, &Device::Cpu).unwrap();
     let x = deepgen::run::interpolate(&vae, Some(&test), 2, 5, true, &mut rng::rng(0)).unwrap();
     assert_eq!(x.dims(), &[10, 64]);
-    let rec = vae.as_vae().unwrap().reconstruct(&test.batch(&[0, 1, 2, 3], &Device::Cpu).unwrap()).unwrap().to_vec1_flat();
+    let rec = vae.get::<Vae>().unwrap().reconstruct(&test.batch(&[0, 1, 2, 3], &Device::Cpu).unwrap()).unwrap().to_vec1_flat();
     let x = x.to_vec1_flat();
     let row = |v: &[f32], i: usize| v[i * 64..(i + 1) * 64].to_vec();
     for (path_row, rec_row) in [(0, 0), (4, 1), (5, 2), (9, 3)] {

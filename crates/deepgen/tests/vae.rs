@@ -2,6 +2,7 @@
 
 mod common;
 
+use deepgen::models::{Vae};
 use candle_core::{Device, Tensor};
 use common::*;
 use deepgen::dist;
@@ -48,7 +49,7 @@ fn gaussian_log_prob_matches_formula() {
 fn elbo_parts_add_up_and_iwae_bounds_it() {
     let m = tiny(Likelihood::Bernoulli, 3);
     randomize(&m, 4, 0.5);
-    let vae = m.as_vae().unwrap();
+    let vae = m.get::<Vae>().unwrap();
     let x = random_binary(16, 6, 5);
     // ELBO estimated with many one-sample draws, per example.
     let reps = 3000;
@@ -96,7 +97,7 @@ fn vae_gradients_match_finite_differences() {
 #[test]
 fn shapes_of_encoder_decoder_and_samples() {
     let m = tiny(Likelihood::Gaussian, 1);
-    let vae = m.as_vae().unwrap();
+    let vae = m.get::<Vae>().unwrap();
     let x = rng::randn(&mut rng::rng(2), &[3, 6], &Device::Cpu).unwrap();
     let (mu, lv) = vae.encode(&x).unwrap();
     assert_eq!(mu.dims(), &[3, 2]);

@@ -3,6 +3,7 @@
 //! regression on frozen features), and the classifier-based sample metrics
 //! (FID on MNIST, Inception score, per-class and Stacked-MNIST mode coverage).
 
+use crate::models::{Classifier};
 use candle_core::{Device, Tensor};
 
 use super::quality::{self, GaussianFit};
@@ -11,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::nn::Params;
 use crate::rng;
-use crate::train::{Adam, AdamConfig};
+use crate::optim::{Adam, AdamConfig};
 
 /// Features of every example of `data` (rows of `dim` values), in batches of 256.
 pub fn embed(model: &Model, data: &Dataset) -> Result<(Vec<f32>, usize)> {
@@ -124,7 +125,7 @@ fn accuracy(x: &Tensor, y: &[u32], w: &Tensor, b: &Tensor) -> Result<f64> {
 
 /// Class posteriors `[n, k]` and features `[n, F]` of rows `x` under a classifier run.
 pub fn classify(classifier: &Model, x: &[f32], dim: usize) -> Result<(Vec<f32>, Vec<f32>, usize, usize)> {
-    let c = classifier.as_classifier().ok_or_else(|| Error::config(format!("the {} run is not a classifier", classifier.name())))?;
+    let c = classifier.get::<Classifier>().ok_or_else(|| Error::config(format!("the {} run is not a classifier", classifier.name())))?;
     if dim != c.cfg.dim() {
         return Err(Error::Shape(format!("the classifier reads {} values per example, these examples have {dim}", c.cfg.dim())));
     }
@@ -201,7 +202,7 @@ pub fn stacked_modes(classifier: &Model, x: &[f32], shape: &[usize]) -> Result<S
         let planes: Vec<f32> = (0..n).flat_map(|i| x[(i * 3 + c) * plane..(i * 3 + c + 1) * plane].iter().copied()).collect();
         let (p, _, k, _) = classify(classifier, &planes, plane)?;
         for (i, row) in p.chunks(k).enumerate() {
-            digits[i][c] = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(j, _)| j).unwrap_or(0).min(9);
+            digits[i][c] = crate::nn::argmax(row).min(9);
         }
     }
     let predicted: Vec<u32> = digits.iter().map(|d| (d[0] * 100 + d[1] * 10 + d[2]) as u32).collect();
@@ -209,4 +210,14 @@ pub fn stacked_modes(classifier: &Model, x: &[f32], shape: &[usize]) -> Result<S
         counts[p as usize] += 1;
     }
     Ok(StackedModes { modes: counts.iter().filter(|&&c| c > 0).count(), kl: quality::kl_to_uniform(&counts), n, predicted })
+}
+
+/// The classifier's accuracy on labelled data `v`, as `deepgen classifier train` prints it.
+pub fn accuracy_line(classifier: &Model, v: &Dataset) -> Result<String> {
+    let (p, _, k, _) = classify(classifier, &v.x, v.dim())?;
+    let labels = v.labels.as_ref().ok_or_else(|| Error::config(format!("{}: the validation data has no labels", v.source)))?;
+    let right = p.chunks(k).zip(labels).filter(|(row, y)| crate::nn::argmax(row) == **y as usize).count();
+    let hidden = classifier.get::<Classifier>().map(|c| c.cfg.hidden).unwrap_or(0);
+    let acc = 100.0 * right as f64 / v.n as f64;
+    Ok(format!("{}: {} examples, test accuracy {acc:.2} % ({k} classes, {hidden}-d features)", v.source, v.n))
 }

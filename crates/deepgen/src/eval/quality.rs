@@ -87,7 +87,7 @@ pub fn inception_score(probs: &[f32], k: usize) -> Result<f64> {
 pub fn class_counts(probs: &[f32], k: usize) -> Vec<usize> {
     let mut c = vec![0usize; k];
     for row in probs.chunks(k) {
-        let best = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+        let best = crate::nn::argmax(row);
         c[best] += 1;
     }
     c

@@ -3,6 +3,7 @@
 //! (threshold, reference statistics) and a test part, score both sets,
 //! report AUROC / AUPRC / FPR@95 and the threshold's rates.
 
+use crate::models::{Aae, Gan, Vae};
 use std::io::Cursor;
 
 use candle_core::Device;
@@ -14,25 +15,7 @@ use crate::error::{Error, Result};
 use crate::models::{DensityModel, Model};
 use crate::rng::{self, Rng};
 
-/// What a score measures. All are "higher = more anomalous".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScoreKind {
-    /// -log p(x) in nats (exact, or the VAE's importance-weighted estimate).
-    Nll,
-    /// -log p(x) / (D ln 2).
-    Bpd,
-    /// The VAE's negative ELBO (one posterior draw; an upper bound on -log p).
-    Elbo,
-    /// Squared error of the reconstruction at the posterior mean / code (VAE, AAE).
-    Recon,
-    /// Minus the discriminator's raw output (GANs): examples it finds unreal score high.
-    Disc,
-    /// |-log p(x) - mean -log p on the validation data| (a per-example typicality test, Nalisnick et al. 2019).
-    Typicality,
-    /// Bits per dim minus PNG-compressed bits per dim (input complexity, Serrà et al. 2020).
-    Complexity,
-}
+pub use crate::models::ScoreKind;
 
 impl ScoreKind {
     pub const ALL: [ScoreKind; 7] = [ScoreKind::Nll, ScoreKind::Bpd, ScoreKind::Elbo, ScoreKind::Recon, ScoreKind::Disc, ScoreKind::Typicality, ScoreKind::Complexity];
@@ -61,16 +44,9 @@ impl ScoreKind {
         }
     }
 
-    /// The kinds model `name` supports (for `deepgen models`), the default first.
+    /// The kinds model `name` supports (its family says: [`crate::models::ModelInfo::scores`]), the default first.
     pub fn supported(name: &str) -> Vec<ScoreKind> {
-        use ScoreKind::*;
-        match name {
-            "vae" => vec![Nll, Bpd, Elbo, Recon, Typicality, Complexity],
-            "aae" => vec![Recon],
-            "cgan" | "classifier" => vec![],
-            n if crate::models::ADVERSARIAL.contains(&n) => vec![Disc],
-            _ => vec![Nll, Bpd, Typicality, Complexity],
-        }
+        crate::models::info(name).map(|i| i.scores.to_vec()).unwrap_or_default()
     }
 }
 
@@ -137,12 +113,12 @@ pub fn base_score(model: &Model, data: &Dataset, log_det: f64, kind: ScoreKind, 
         let x = data.batch(chunk, &dev)?;
         let v: Vec<f32> = match kind.base() {
             ScoreKind::Elbo => {
-                let vae = model.as_vae().ok_or_else(|| Error::config("--score elbo needs a VAE"))?;
+                let vae = model.get::<Vae>().ok_or_else(|| Error::config("--score elbo needs a VAE"))?;
                 let e = vae.elbo(&x, rng)?;
                 (e.recon + e.kl)?.affine(1.0, -log_det)?.to_vec1()?
             }
             ScoreKind::Recon => {
-                let r = match (model.as_vae(), model.as_aae()) {
+                let r = match (model.get::<Vae>(), model.get::<Aae>()) {
                     (Some(v), _) => v.reconstruct(&x)?,
                     (_, Some(a)) => a.decode(&a.encode(&x)?)?,
                     _ => return Err(Error::config("--score recon needs an autoencoder (vae, aae)")),
@@ -150,7 +126,7 @@ pub fn base_score(model: &Model, data: &Dataset, log_det: f64, kind: ScoreKind, 
                 (r - &x)?.sqr()?.sum(1)?.to_vec1()?
             }
             ScoreKind::Disc => {
-                let g = model.as_gan().ok_or_else(|| Error::config("--score disc needs a GAN"))?;
+                let g = model.get::<Gan>().ok_or_else(|| Error::config("--score disc needs a GAN"))?;
                 g.critic_value(&x)?.neg()?.to_vec1()?
             }
             _ => model.log_prob(&x, rng)?.affine(-1.0, -log_det)?.to_vec1()?,

@@ -22,6 +22,11 @@ use crate::nn::ops::bernoulli_log_prob_logits;
 use crate::nn::stack::{Init, Stack};
 use crate::nn::Params;
 use crate::rng::{self, Rng};
+use crate::data::Dataset;
+use crate::models::family::*;
+use crate::models::{DensityModel, Encoder, ModelFlags, Objective, Sampler};
+use crate::recipe::{AdversarialConfig, Schedule, TrainConfig};
+use std::any::Any;
 
 /// The prior the codes are matched to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -226,5 +231,123 @@ impl Adversarial for Aae {
     }
     fn adv_weight(&self) -> f64 {
         self.cfg.adv_weight
+    }
+}
+
+impl Family for AaeConfig {
+    const MODELS: &'static [ModelInfo] = &[ModelInfo {
+        name: "aae",
+        summary: "adversarial autoencoder (Makhzani et al. 2016): codes matched to a sampled prior",
+        density: Density::None,
+        training: Training::Adversarial,
+        sampler: true,
+        completion: false,
+        encoder: true,
+        features: Some("the encoder's mean code"),
+        labels: Labels::Unused,
+        scores: &[ScoreKind::Recon],
+        data: "vectors, 2-D toy sets and flattened images (MLP players)",
+        flags: &["hidden", "latent", "prior", "d_hidden"],
+    }];
+
+    fn preset(_name: &str, shape: &[usize], unit_data: bool) -> Result<Self> {
+        Ok(Self {
+            shape: shape.to_vec(),
+            hidden: vec![512, 512],
+            latent: 2,
+            d_hidden: vec![512, 512],
+            prior: Prior::Gaussian,
+            recon: if unit_data { Recon::Bernoulli } else { Recon::Gaussian },
+            adv_weight: 1.0,
+        })
+    }
+
+    /// Adam(1e-3, beta1 0.5) for the autoencoder, the critic at 2e-4; on the
+    /// 2-D toy sets batch 512 and a cosine schedule, as the toy GANs.
+    fn recipe(_name: &str, shape: &[usize]) -> TrainConfig {
+        let toy = is_toy(shape);
+        let mut t = TrainConfig { steps: 3000, batch_size: if toy { 512 } else { 128 }, ..TrainConfig::default() };
+        t.adversarial = Some(AdversarialConfig { d_lr: 2e-4, ..AdversarialConfig::default() });
+        if toy {
+            t.schedule = Schedule::Cosine;
+        }
+        t.optimizer.beta1 = 0.5;
+        t
+    }
+
+    fn name(&self) -> &'static str {
+        "aae"
+    }
+
+    fn dim(&self) -> usize {
+        AaeConfig::dim(self)
+    }
+
+    fn needs(&self) -> Needs {
+        Needs { binary: false, grey_levels: false }
+    }
+
+    fn configure(&mut self, flags: &ModelFlags, _data: &Dataset, _seed: u64) -> Result<()> {
+        if let Some(h) = &flags.hidden {
+            self.hidden = width_list("--hidden", h)?;
+        }
+        if let Some(h) = &flags.d_hidden {
+            self.d_hidden = width_list("--d-hidden", h)?;
+        }
+        self.latent = flags.latent.unwrap_or(self.latent);
+        if let Some(p) = &flags.prior {
+            self.prior = p.parse()?;
+        }
+        Ok(())
+    }
+
+    fn build(&self, p: &mut Params, rng: &mut Rng, dev: &Device) -> Result<Box<dyn Net>> {
+        Ok(Box::new(Aae::new(p, self, rng, dev)?))
+    }
+}
+
+impl Net for Aae {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn density(&self) -> Option<&dyn DensityModel> {
+        None
+    }
+    fn sampler(&self) -> Option<&dyn Sampler> {
+        Some(self)
+    }
+    fn sequential(&self) -> Option<&dyn Sequential> {
+        None
+    }
+    fn encoder(&self) -> Option<&dyn Encoder> {
+        Some(self)
+    }
+    fn features(&self) -> Option<&dyn Features> {
+        Some(self)
+    }
+    fn objective(&self) -> Option<&dyn Objective> {
+        None
+    }
+    fn adversarial(&self) -> Option<&dyn Adversarial> {
+        Some(self)
+    }
+}
+
+impl Sampler for Aae {
+    fn sample(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
+        Aae::sample(self, n, rng)
+    }
+}
+
+/// The deterministic code.
+impl Encoder for Aae {
+    fn encode(&self, x: &Tensor) -> Result<Tensor> {
+        Aae::encode(self, x)
+    }
+}
+
+impl Features for Aae {
+    fn features(&self, x: &Tensor) -> Result<Tensor> {
+        Aae::encode(self, x)
     }
 }

@@ -16,6 +16,12 @@ use crate::nn::conv::Strided;
 use crate::nn::stack::{Act, Init, Stack};
 use crate::nn::Params;
 use crate::rng::Rng;
+use crate::data::Dataset;
+use crate::models::family::*;
+use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::recipe::Schedule;
+use crate::recipe::TrainConfig;
+use std::any::Any;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -118,5 +124,112 @@ impl Classifier {
         }
         let onehot = crate::models::Gan::one_hot(labels, k, x.device())?;
         Ok((lp * onehot)?.sum(1)?)
+    }
+}
+
+impl Family for ClassifierConfig {
+    const MODELS: &'static [ModelInfo] = &[ModelInfo {
+        name: "classifier",
+        summary: "digit classifier p(y|x) for FID-on-MNIST, Inception score and mode counts (not generative; needs labels)",
+        density: Density::None,
+        training: Training::Likelihood,
+        sampler: false,
+        completion: false,
+        encoder: false,
+        features: Some("the classifier's feature layer"),
+        labels: Labels::Target,
+        scores: &[],
+        data: "labelled images (convolutional) or vectors (MLP)",
+        flags: &["hidden", "channels"],
+    }];
+
+    fn preset(_name: &str, shape: &[usize], _unit_data: bool) -> Result<Self> {
+        Ok(Self { shape: shape.to_vec(), classes: 10, channels: 32, hidden: 128 })
+    }
+
+    /// Measured on the embedded MNIST (8,000 digits; 1,500 steps of 128):
+    /// constant lr 96.0 % test accuracy, the validation loss rising after
+    /// step 500 (600 steps: 96.8 %); cosine with AdamW decay 0.1: 97.1 %.
+    fn recipe(_name: &str, _shape: &[usize]) -> TrainConfig {
+        let mut t = TrainConfig { steps: 1500, schedule: Schedule::Cosine, ..TrainConfig::default() };
+        t.optimizer.weight_decay = 0.1;
+        t
+    }
+
+    fn name(&self) -> &'static str {
+        "classifier"
+    }
+
+    fn dim(&self) -> usize {
+        ClassifierConfig::dim(self)
+    }
+
+    fn needs(&self) -> Needs {
+        Needs { binary: false, grey_levels: false }
+    }
+
+    /// The classes are the training data's (at least 2).
+    fn configure(&mut self, flags: &ModelFlags, data: &Dataset, _seed: u64) -> Result<()> {
+        if let Some(h) = &flags.hidden {
+            self.hidden = width("--hidden", h)?;
+        }
+        self.channels = flags.channels.unwrap_or(self.channels);
+        self.classes = label_classes(data, "the classifier")?.max(2);
+        Ok(())
+    }
+
+    fn build(&self, p: &mut Params, rng: &mut Rng, dev: &Device) -> Result<Box<dyn Net>> {
+        Ok(Box::new(Classifier::new(p, self, rng, dev)?))
+    }
+}
+
+impl Net for Classifier {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn density(&self) -> Option<&dyn DensityModel> {
+        None
+    }
+    fn sampler(&self) -> Option<&dyn Sampler> {
+        None
+    }
+    fn sequential(&self) -> Option<&dyn Sequential> {
+        None
+    }
+    fn encoder(&self) -> Option<&dyn Encoder> {
+        None
+    }
+    fn features(&self) -> Option<&dyn Features> {
+        Some(self)
+    }
+    fn objective(&self) -> Option<&dyn Objective> {
+        Some(self)
+    }
+    fn adversarial(&self) -> Option<&dyn Adversarial> {
+        None
+    }
+}
+
+impl Features for Classifier {
+    fn features(&self, x: &Tensor) -> Result<Tensor> {
+        Classifier::features(self, x)
+    }
+}
+
+/// -log p(y | x) of the batch's labels.
+impl Objective for Classifier {
+    fn loss(&self, _x: &Tensor, _rng: &mut Rng) -> Result<Losses> {
+        Err(Error::config("the classifier trains on labelled data: -log p(y | x) needs the labels"))
+    }
+
+    fn loss_labelled(&self, x: &Tensor, labels: Option<&[u32]>, rng: &mut Rng) -> Result<Losses> {
+        match labels {
+            Some(l) => nll_loss(self.log_prob_of(x, l)?),
+            None => self.loss(x, rng),
+        }
+    }
+
+    fn log_prob_labels(&self, x: &Tensor, labels: &[u32]) -> Result<Tensor> {
+        self.log_prob_of(x, labels)
     }
 }

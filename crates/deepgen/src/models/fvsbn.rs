@@ -15,6 +15,11 @@ use crate::error::Result;
 use crate::models::Known;
 use crate::nn::{ops, Params};
 use crate::rng::Rng;
+use crate::models::family::*;
+use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::recipe::TrainConfig;
+use std::any::Any;
+use crate::data::Dataset;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -73,5 +78,100 @@ impl Fvsbn {
             }
         }
         Ok((Tensor::from_vec(out, (n, d), self.a.device())?, lps))
+    }
+}
+
+impl Family for FvsbnConfig {
+    const MODELS: &'static [ModelInfo] = &[ModelInfo {
+        name: "fvsbn",
+        summary: "fully visible sigmoid belief net: chain rule, logistic conditionals",
+        density: Density::Exact,
+        training: Training::Likelihood,
+        sampler: true,
+        completion: true,
+        encoder: false,
+        features: None,
+        labels: Labels::Unused,
+        scores: DENSITY_SCORES,
+        data: "binary",
+        flags: &[],
+    }];
+
+    fn preset(_name: &str, shape: &[usize], _unit_data: bool) -> Result<Self> {
+        Ok(Self { dim: shape.iter().product() })
+    }
+
+    /// The shallow model needs large steps (measured on MNIST, 2,000 steps:
+    /// 140 nats at 1e-3, 108 at 0.01).
+    fn recipe(_name: &str, _shape: &[usize]) -> TrainConfig {
+        TrainConfig { lr: 0.01, ..TrainConfig::default() }
+    }
+
+    fn name(&self) -> &'static str {
+        "fvsbn"
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn needs(&self) -> Needs {
+        Needs { binary: true, grey_levels: false }
+    }
+
+    fn configure(&mut self, _flags: &ModelFlags, _data: &Dataset, _seed: u64) -> Result<()> {
+        Ok(())
+    }
+
+    fn build(&self, p: &mut Params, rng: &mut Rng, dev: &Device) -> Result<Box<dyn Net>> {
+        Ok(Box::new(Fvsbn::new(p, self, rng, dev)?))
+    }
+}
+
+impl Net for Fvsbn {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn density(&self) -> Option<&dyn DensityModel> {
+        Some(self)
+    }
+    fn sampler(&self) -> Option<&dyn Sampler> {
+        Some(self)
+    }
+    fn sequential(&self) -> Option<&dyn Sequential> {
+        Some(self)
+    }
+    fn encoder(&self) -> Option<&dyn Encoder> {
+        None
+    }
+    fn features(&self) -> Option<&dyn Features> {
+        None
+    }
+    fn objective(&self) -> Option<&dyn Objective> {
+        Some(self)
+    }
+    fn adversarial(&self) -> Option<&dyn Adversarial> {
+        None
+    }
+}
+
+impl DensityModel for Fvsbn {
+    fn log_prob(&self, x: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
+        Fvsbn::log_prob(self, x)
+    }
+}
+
+impl Sequential for Fvsbn {
+    fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+        Fvsbn::sample_ar(self, n, known, rng)
+    }
+    fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        Some(self.logits(x).and_then(|t| Ok(t.unsqueeze(2)?)))
+    }
+}
+
+impl Objective for Fvsbn {
+    fn loss(&self, x: &Tensor, _rng: &mut Rng) -> Result<Losses> {
+        nll_loss(Fvsbn::log_prob(self, x)?)
     }
 }

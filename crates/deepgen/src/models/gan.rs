@@ -16,6 +16,11 @@ use crate::nn::ops::softplus;
 use crate::nn::stack::{Act, Init, Stack};
 use crate::nn::Params;
 use crate::rng::{self, Rng};
+use crate::data::Dataset;
+use crate::models::family::*;
+use crate::models::{DensityModel, Encoder, ModelFlags, Objective, Sampler};
+use crate::recipe::{AdversarialConfig, Schedule, TrainConfig};
+use std::any::Any;
 
 /// The f-divergences of f-GAN (Nowozin et al. 2016, Table 2) with the output
 /// activation g_f of their Table 6, which maps the critic's raw output v into
@@ -258,8 +263,8 @@ pub enum GenOutput {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GanConfig {
-    /// The CLI name this config was made from (gan, dcgan, cgan, infogan, fgan, wgan, wgan-gp, unrolled-gan).
-    pub variant: String,
+    /// The model name this config was made from.
+    pub variant: Variant,
     /// One example's shape: `[D]` or `[C, H, W]`.
     pub shape: Vec<usize>,
     pub arch: Arch,
@@ -732,5 +737,391 @@ impl Adversarial for Gan {
             Some(bad) => Err(Error::config(format!("{}: label {bad} is out of range for {} classes", data.source, self.cfg.classes))),
             None => Ok(()),
         }
+    }
+}
+
+/// The GAN variants, each a model name of its own: the name picks the
+/// defaults (objective, players, recipe); every choice is a field of
+/// [`GanConfig`], so variants differ only in their presets and recipes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    Gan,
+    Dcgan,
+    Cgan,
+    Infogan,
+    Fgan,
+    Wgan,
+    WganGp,
+    UnrolledGan,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 8] = [
+        Variant::Gan,
+        Variant::Dcgan,
+        Variant::Cgan,
+        Variant::Infogan,
+        Variant::Fgan,
+        Variant::Wgan,
+        Variant::WganGp,
+        Variant::UnrolledGan,
+    ];
+
+    /// The model name (`deepgen train NAME`), as serde writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Gan => "gan",
+            Variant::Dcgan => "dcgan",
+            Variant::Cgan => "cgan",
+            Variant::Infogan => "infogan",
+            Variant::Fgan => "fgan",
+            Variant::Wgan => "wgan",
+            Variant::WganGp => "wgan-gp",
+            Variant::UnrolledGan => "unrolled-gan",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Self> {
+        Variant::ALL
+            .into_iter()
+            .find(|v| v.name() == name)
+            .ok_or_else(|| Error::config(format!("unknown GAN variant `{name}`")))
+    }
+
+    /// Convolutional players by default on images.
+    fn conv(self) -> bool {
+        matches!(self, Variant::Dcgan | Variant::Cgan | Variant::Infogan | Variant::Wgan | Variant::WganGp)
+    }
+}
+
+impl Family for GanConfig {
+    const MODELS: &'static [ModelInfo] = &[
+        ModelInfo {
+        name: "gan",
+        summary: "GAN (Goodfellow et al. 2014): MLP players, --loss minimax or non-saturating",
+        density: Density::None,
+        training: Training::Adversarial,
+        sampler: true,
+        completion: false,
+        encoder: false,
+        features: Some("the discriminator's last hidden layer"),
+        labels: Labels::Unused,
+        scores: &[ScoreKind::Disc],
+        data: "vectors, 2-D toy sets and flattened images (MLP players)",
+        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels"],
+    },
+        ModelInfo {
+        name: "dcgan",
+        summary: "DCGAN (Radford et al. 2016): transposed/strided convolutions, batch norm, LeakyReLU",
+        density: Density::None,
+        training: Training::Adversarial,
+        sampler: true,
+        completion: false,
+        encoder: false,
+        features: Some("the discriminator's last hidden layer"),
+        labels: Labels::Unused,
+        scores: &[ScoreKind::Disc],
+        data: "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP players",
+        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels"],
+    },
+        ModelInfo {
+        name: "cgan",
+        summary: "conditional GAN (Mirza & Osindero 2014): one-hot labels to both players; sample --class K",
+        density: Density::None,
+        training: Training::Adversarial,
+        sampler: true,
+        completion: false,
+        encoder: false,
+        features: None,
+        labels: Labels::Condition,
+        scores: &[],
+        data: "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP players",
+        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels", "classes"],
+    },
+        ModelInfo {
+        name: "infogan",
+        summary: "InfoGAN (Chen et al. 2016): categorical + continuous codes, Q head, mutual-information bound",
+        density: Density::None,
+        training: Training::Adversarial,
+        sampler: true,
+        completion: false,
+        encoder: false,
+        features: Some("the discriminator's last hidden layer"),
+        labels: Labels::Unused,
+        scores: &[ScoreKind::Disc],
+        data: "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP players",
+        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels", "categorical", "continuous", "info_weight"],
+    },
+        ModelInfo {
+        name: "fgan",
+        summary: "f-GAN (Nowozin et al. 2016): --divergence kl, reverse-kl, js, pearson, hellinger or gan",
+        density: Density::None,
+        training: Training::Adversarial,
+        sampler: true,
+        completion: false,
+        encoder: false,
+        features: Some("the discriminator's last hidden layer"),
+        labels: Labels::Unused,
+        scores: &[ScoreKind::Disc],
+        data: "vectors, 2-D toy sets and flattened images (MLP players)",
+        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels"],
+    },
+        ModelInfo {
+        name: "wgan",
+        summary: "Wasserstein GAN (Arjovsky et al. 2017): weight clipping, n_critic 5, W1 estimate logged",
+        density: Density::None,
+        training: Training::Adversarial,
+        sampler: true,
+        completion: false,
+        encoder: false,
+        features: Some("the discriminator's last hidden layer"),
+        labels: Labels::Unused,
+        scores: &[ScoreKind::Disc],
+        data: "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP players",
+        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels"],
+    },
+        ModelInfo {
+        name: "wgan-gp",
+        summary: "WGAN-GP (Gulrajani et al. 2017): gradient penalty (second-order gradients)",
+        density: Density::None,
+        training: Training::Adversarial,
+        sampler: true,
+        completion: false,
+        encoder: false,
+        features: Some("the discriminator's last hidden layer"),
+        labels: Labels::Unused,
+        scores: &[ScoreKind::Disc],
+        data: "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP players",
+        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels"],
+    },
+        ModelInfo {
+        name: "unrolled-gan",
+        summary: "Unrolled GAN (Metz et al. 2017): generator loss through K differentiable critic updates",
+        density: Density::None,
+        training: Training::Adversarial,
+        sampler: true,
+        completion: false,
+        encoder: false,
+        features: Some("the discriminator's last hidden layer"),
+        labels: Labels::Unused,
+        scores: &[ScoreKind::Disc],
+        data: "vectors, 2-D toy sets and flattened images (MLP players)",
+        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels"],
+    },
+    ];
+
+    /// MLP players for vectors (the 2-D toy sets: Metz et al. 2017's 2x128
+    /// ReLU players), DCGAN players for images (except `gan`, `fgan` and
+    /// `unrolled-gan`, which stay MLPs).
+    fn preset(name: &str, shape: &[usize], unit_data: bool) -> Result<Self> {
+        let variant = Variant::from_name(name)?;
+        let image = shape.len() == 3 && shape[1].is_multiple_of(4) && shape[2].is_multiple_of(4);
+        let toy = is_toy(shape);
+        let loss = match variant {
+            Variant::Gan | Variant::UnrolledGan | Variant::Dcgan | Variant::Cgan | Variant::Infogan => {
+                GanLoss::NonSaturating
+            }
+            Variant::Fgan => GanLoss::F(Divergence::Js),
+            Variant::Wgan | Variant::WganGp => GanLoss::Wasserstein,
+        };
+        let info = variant == Variant::Infogan;
+        Ok(GanConfig {
+            variant,
+            shape: shape.to_vec(),
+            arch: if image && variant.conv() { Arch::Dcgan } else { Arch::Mlp },
+            loss,
+            latent: if toy {
+                256
+            } else if info {
+                62
+            } else {
+                100
+            },
+            noise: Noise::Normal,
+            g_hidden: if toy { vec![128, 128] } else { vec![256, 512] },
+            d_hidden: if toy { vec![128, 128] } else { vec![512, 256] },
+            g_norm: false,
+            channels: 64,
+            d_norm: variant != Variant::WganGp,
+            output: if unit_data && !toy { GenOutput::Sigmoid } else { GenOutput::Identity },
+            classes: if variant == Variant::Cgan { 10 } else { 0 },
+            categorical: if info { 10 } else { 0 },
+            continuous: if info { 2 } else { 0 },
+            info_weight: 1.0,
+            pack: 1,
+            ema: 0.0,
+        })
+    }
+
+    /// Toy GANs: Metz et al. 2017's generator lr 1e-3 and Adam beta1 0.5,
+    /// with the critic at 2e-4, both decayed by a cosine schedule over
+    /// 10,000 steps at batch 512 (the settings of bench/modes_table.sh: the
+    /// Unrolled GAN covers 8/8 ring modes on 5 of 5 seeds with 90.5 %
+    /// high-quality samples; at 6,000 steps 85.6 %; Metz's critic 1e-4
+    /// without decay had not converged after 2,000 steps). Image GANs:
+    /// DCGAN's 2e-4 for both, batch 64. WGAN: the paper's 5e-5 with n_critic
+    /// 5 and clipping at 0.01 (Adam with beta1 = 0 in place of RMSProp).
+    /// WGAN-GP: Gulrajani et al.'s lambda 10, n_critic 5, Adam(1e-4, 0, 0.9).
+    fn recipe(name: &str, shape: &[usize]) -> TrainConfig {
+        let toy = is_toy(shape);
+        let variant = Variant::from_name(name).unwrap_or(Variant::Gan);
+        let long = matches!(
+            variant,
+            Variant::Gan | Variant::UnrolledGan | Variant::Fgan | Variant::Wgan | Variant::WganGp
+        );
+        let lr = match variant {
+            Variant::Wgan => 5e-5,
+            Variant::WganGp => 1e-4,
+            _ if toy => 1e-3,
+            _ => 2e-4,
+        };
+        let mut critic = AdversarialConfig { d_lr: 2e-4, ..AdversarialConfig::default() };
+        match variant {
+            Variant::Wgan => {
+                critic.d_lr = 5e-5;
+                critic.n_critic = 5;
+                critic.clip = Some(0.01);
+            }
+            Variant::WganGp => {
+                critic.d_lr = 1e-4;
+                critic.n_critic = 5;
+                critic.gp = Some(10.0);
+            }
+            Variant::UnrolledGan => critic.unroll = 5,
+            _ => {}
+        }
+        let mut t = TrainConfig {
+            steps: if toy && long { 10_000 } else { 2000 },
+            batch_size: if toy { 512 } else { 64 },
+            lr,
+            schedule: if toy { Schedule::Cosine } else { Schedule::Constant },
+            adversarial: Some(critic),
+            ..TrainConfig::default()
+        };
+        let wasserstein = matches!(variant, Variant::Wgan | Variant::WganGp);
+        t.optimizer.beta1 = if wasserstein { 0.0 } else { 0.5 };
+        if variant == Variant::WganGp {
+            t.optimizer.beta2 = 0.9;
+        }
+        t
+    }
+
+    fn name(&self) -> &'static str {
+        self.variant.name()
+    }
+
+    fn dim(&self) -> usize {
+        GanConfig::dim(self)
+    }
+
+    fn needs(&self) -> Needs {
+        Needs { binary: false, grey_levels: false }
+    }
+
+    fn configure(&mut self, flags: &ModelFlags, data: &Dataset, _seed: u64) -> Result<()> {
+        if let Some(h) = &flags.hidden {
+            self.g_hidden = width_list("--hidden", h)?;
+        }
+        if let Some(h) = &flags.d_hidden {
+            self.d_hidden = width_list("--d-hidden", h)?;
+        }
+        self.latent = flags.latent.unwrap_or(self.latent);
+        if let Some(arch) = &flags.arch {
+            self.arch = match arch.as_str() {
+                "mlp" => Arch::Mlp,
+                "dcgan" => Arch::Dcgan,
+                other => return Err(Error::config(format!("--arch: unknown architecture `{other}` (expected mlp or dcgan)"))),
+            };
+        }
+        if let Some(ch) = flags.channels {
+            if self.arch != Arch::Dcgan {
+                return Err(Error::config("--channels applies only to DCGAN players (--arch dcgan)"));
+            }
+            self.channels = ch;
+        }
+        if let Some(l) = &flags.loss {
+            self.loss = l.parse()?;
+        }
+        if let Some(d) = &flags.divergence {
+            if self.variant != Variant::Fgan && !matches!(self.loss, GanLoss::F(_)) {
+                return Err(Error::config("--divergence applies only to the fgan model (or --loss with an f-divergence)"));
+            }
+            self.loss = GanLoss::F(d.parse::<Divergence>()?);
+        }
+        self.pack = flags.pack.unwrap_or(self.pack);
+        self.ema = flags.g_ema.unwrap_or(self.ema);
+        if let Some(n) = &flags.noise {
+            self.noise = n.parse()?;
+        }
+        if flags.g_norm {
+            if self.arch != Arch::Mlp {
+                return Err(Error::config("--g-norm applies only to MLP players (the DCGAN generator always has batch norm)"));
+            }
+            self.g_norm = true;
+        }
+        if self.variant == Variant::Cgan {
+            self.classes = match flags.classes {
+                Some(k) => {
+                    label_classes(data, "a conditional GAN")?;
+                    k
+                }
+                None => label_classes(data, "a conditional GAN")?.max(1),
+            };
+        }
+        if self.variant == Variant::Infogan {
+            self.categorical = flags.categorical.unwrap_or(self.categorical);
+            self.continuous = flags.continuous.unwrap_or(self.continuous);
+            self.info_weight = flags.info_weight.unwrap_or(self.info_weight);
+            if self.codes() == 0 {
+                return Err(Error::config("infogan: give at least one code (--categorical K or --continuous M)"));
+            }
+        }
+        self.check()
+    }
+
+    fn build(&self, p: &mut Params, rng: &mut Rng, dev: &Device) -> Result<Box<dyn Net>> {
+        Ok(Box::new(Gan::new(p, self, rng, dev)?))
+    }
+}
+
+impl Net for Gan {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn density(&self) -> Option<&dyn DensityModel> {
+        None
+    }
+    fn sampler(&self) -> Option<&dyn Sampler> {
+        Some(self)
+    }
+    fn sequential(&self) -> Option<&dyn Sequential> {
+        None
+    }
+    fn encoder(&self) -> Option<&dyn Encoder> {
+        None
+    }
+    fn features(&self) -> Option<&dyn Features> {
+        if self.cfg.classes == 0 { Some(self) } else { None }
+    }
+    fn objective(&self) -> Option<&dyn Objective> {
+        None
+    }
+    fn adversarial(&self) -> Option<&dyn Adversarial> {
+        Some(self)
+    }
+}
+
+/// Unconditional draws (a conditional GAN draws its labels).
+impl Sampler for Gan {
+    fn sample(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
+        self.sample_with(n, None, rng)
+    }
+}
+
+/// The discriminator body's output.
+impl Features for Gan {
+    fn features(&self, x: &Tensor) -> Result<Tensor> {
+        self.embed(x)
     }
 }

@@ -31,6 +31,11 @@ use crate::error::{Error, Result};
 use crate::models::Known;
 use crate::nn::{ops, Act, Linear, Params};
 use crate::rng::{self, Rng};
+use crate::models::family::*;
+use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::recipe::TrainConfig;
+use std::any::Any;
+use crate::data::Dataset;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -273,4 +278,113 @@ impl Made {
 fn mask(deg_in: &[usize], deg_out: &[usize], keep: impl Fn(usize, usize) -> bool, dev: &Device) -> Result<Tensor> {
     let v: Vec<f32> = deg_in.iter().flat_map(|&a| deg_out.iter().map(move |&b| (a, b))).map(|(a, b)| if keep(a, b) { 1.0 } else { 0.0 }).collect();
     Ok(Tensor::from_vec(v, (deg_in.len(), deg_out.len()), dev)?)
+}
+
+impl Family for MadeConfig {
+    const MODELS: &'static [ModelInfo] = &[ModelInfo {
+        name: "made",
+        summary: "MADE (Germain et al. 2015): masked MLP, order/connectivity-agnostic training, mask ensembles",
+        density: Density::Exact,
+        training: Training::Likelihood,
+        sampler: true,
+        completion: true,
+        encoder: false,
+        features: Some("the first hidden layer"),
+        labels: Labels::Unused,
+        scores: DENSITY_SCORES,
+        data: "binary",
+        flags: &["hidden", "masks", "order_agnostic", "connectivity_agnostic"],
+    }];
+
+    fn preset(_name: &str, shape: &[usize], _unit_data: bool) -> Result<Self> {
+        let dim = shape.iter().product();
+        Ok(Self { dim, hidden: vec![500], connectivity_agnostic: false, order_agnostic: false, masks: 1, mask_seed: 0 })
+    }
+
+    fn recipe(_name: &str, _shape: &[usize]) -> TrainConfig {
+        TrainConfig::default()
+    }
+
+    fn name(&self) -> &'static str {
+        "made"
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn needs(&self) -> Needs {
+        Needs { binary: true, grey_levels: false }
+    }
+
+    /// The test-time mask sets are seeded by the run seed.
+    fn configure(&mut self, flags: &ModelFlags, _data: &Dataset, seed: u64) -> Result<()> {
+        if let Some(h) = &flags.hidden {
+            self.hidden = width_list("--hidden", h)?;
+        }
+        self.masks = flags.masks.unwrap_or(self.masks);
+        self.order_agnostic |= flags.order_agnostic;
+        self.connectivity_agnostic |= flags.connectivity_agnostic;
+        self.mask_seed = seed;
+        Ok(())
+    }
+
+    fn build(&self, p: &mut Params, rng: &mut Rng, dev: &Device) -> Result<Box<dyn Net>> {
+        Ok(Box::new(Made::new(p, self, rng, dev)?))
+    }
+}
+
+impl Net for Made {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn density(&self) -> Option<&dyn DensityModel> {
+        Some(self)
+    }
+    fn sampler(&self) -> Option<&dyn Sampler> {
+        Some(self)
+    }
+    fn sequential(&self) -> Option<&dyn Sequential> {
+        Some(self)
+    }
+    fn encoder(&self) -> Option<&dyn Encoder> {
+        None
+    }
+    fn features(&self) -> Option<&dyn Features> {
+        Some(self)
+    }
+    fn objective(&self) -> Option<&dyn Objective> {
+        Some(self)
+    }
+    fn adversarial(&self) -> Option<&dyn Adversarial> {
+        None
+    }
+}
+
+impl DensityModel for Made {
+    fn log_prob(&self, x: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
+        Made::log_prob(self, x)
+    }
+}
+
+impl Sequential for Made {
+    fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+        Made::sample_ar(self, n, known, rng)
+    }
+    fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        Some(self.logits(x).and_then(|t| Ok(t.unsqueeze(2)?)))
+    }
+}
+
+impl Features for Made {
+    fn features(&self, x: &Tensor) -> Result<Tensor> {
+        Made::features(self, x)
+    }
+}
+
+/// Training draws a fresh mask set per step when agnostic.
+impl Objective for Made {
+    fn loss(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses> {
+        nll_loss(self.train_log_prob(x, rng)?)
+    }
 }

@@ -1,14 +1,18 @@
 //! Model families, their capabilities (traits) and the registry.
 //!
-//! One module per family. Each has an `XConfig` (serde, validated) and
-//! `X::new(params, cfg, rng, device)`. [`ModelConfig`] is the serde-tagged
-//! registry saved in every checkpoint; [`Model`] builds any of them and
-//! implements the capability traits by dispatch, so trainers and the CLI never
-//! match on the family.
+//! One module per family. Each has an `XConfig` (serde, validated) that
+//! describes the family ([`Family`]: model names, capabilities, presets,
+//! training recipes, flags, data needs) and a network that says which
+//! capability traits it offers ([`Net`]). [`ModelConfig`] is the serde-tagged
+//! registry saved in every checkpoint, one line per family; [`Model`] builds
+//! any of them and answers the capability traits through its network, so
+//! trainers and the CLI never match on the family.
 
 pub mod aae;
 pub mod bernoulli;
 pub mod classifier;
+pub mod family;
+pub mod flags;
 pub mod fvsbn;
 pub mod gan;
 pub mod made;
@@ -21,15 +25,17 @@ pub mod vae;
 pub use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::Params;
+use crate::recipe::TrainConfig;
 use crate::rng::{self, Rng};
 
 pub use aae::{Aae, AaeConfig, Prior, Recon};
 pub use bernoulli::{Bernoulli, BernoulliConfig};
 pub use classifier::{Classifier, ClassifierConfig};
 pub use fvsbn::{Fvsbn, FvsbnConfig};
-pub use gan::{Arch, Divergence, Gan, GanConfig, GanLoss, GenOutput, Noise};
+pub use gan::{Arch, Divergence, Gan, GanConfig, GanLoss, GenOutput, Noise, Variant};
 pub use made::{Made, MadeConfig};
 pub use nade::{Nade, NadeConfig};
 pub use pixelcnn::{PixelCnn, PixelCnnConfig};
@@ -38,6 +44,8 @@ pub use rnade::{Rnade, RnadeConfig};
 pub use vae::{Likelihood, Vae, VaeConfig};
 
 pub use crate::dist::PixelOutput;
+pub use family::{Density, Family, Features, Labels, ModelInfo, Needs, Net, ScoreKind, Sequential, Training};
+pub use flags::ModelFlags;
 
 /// Normalised log-density, one value per example, in nats. Models whose
 /// density is intractable return a stochastic bound and say so through
@@ -170,200 +178,134 @@ pub trait Objective {
     fn loss_labelled(&self, x: &Tensor, _labels: Option<&[u32]>, rng: &mut Rng) -> Result<Losses> {
         self.loss(x, rng)
     }
+    /// log p(y | x) per example `[B]`, for the models whose labels are their
+    /// target ([`Labels::Target`]: the classifier); the others model x.
+    fn log_prob_labels(&self, _x: &Tensor, _labels: &[u32]) -> Result<Tensor> {
+        Err(Error::config("this model does not model labels"))
+    }
 }
 
-/// The registry: every model's complete configuration, tagged by `kind`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum ModelConfig {
-    Bernoulli(BernoulliConfig),
-    Fvsbn(FvsbnConfig),
-    Nade(NadeConfig),
-    Made(MadeConfig),
-    Rnade(RnadeConfig),
-    #[serde(rename = "pixelcnn")]
-    PixelCnn(PixelCnnConfig),
-    #[serde(rename = "pixelrnn")]
-    PixelRnn(PixelRnnConfig),
-    Vae(VaeConfig),
-    Gan(GanConfig),
-    Aae(AaeConfig),
-    Classifier(ClassifierConfig),
+/// The registry: one line per family, `"kind" => Variant(Config)`. The
+/// `kind` tags the family's config in `config.toml` and in every checkpoint.
+/// The macro writes [`ModelConfig`] and its dispatch to the family's
+/// [`Family`] methods; nothing else here names a family.
+macro_rules! registry {
+    ($($kind:literal => $variant:ident($config:ty),)*) => {
+        /// Every model's complete configuration, tagged by `kind`.
+        #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+        #[serde(tag = "kind")]
+        pub enum ModelConfig {
+            $(#[serde(rename = $kind)] $variant($config),)*
+        }
+
+        /// Every model name of every family, in registry order.
+        pub fn models() -> impl Iterator<Item = &'static ModelInfo> + Clone {
+            [$(<$config as Family>::MODELS,)*].into_iter().flatten()
+        }
+
+        impl ModelConfig {
+            /// The default configuration of model `name` for examples of `shape`
+            /// (`[D]` for vectors, `[C, H, W]` for images); `unit_data`: every
+            /// value lies in [0, 1].
+            pub fn preset(name: &str, shape: &[usize], unit_data: bool) -> Result<Self> {
+                $(if <$config as Family>::MODELS.iter().any(|m| m.name == name) {
+                    return Ok(ModelConfig::$variant(<$config as Family>::preset(name, shape, unit_data)?));
+                })*
+                Err(unknown_model(name))
+            }
+
+            /// How model `name` trains by default on examples of `shape`.
+            pub fn recipe(name: &str, shape: &[usize]) -> Result<TrainConfig> {
+                $(if <$config as Family>::MODELS.iter().any(|m| m.name == name) {
+                    return Ok(<$config as Family>::recipe(name, shape));
+                })*
+                Err(unknown_model(name))
+            }
+
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(ModelConfig::$variant(c) => c.name(),)*
+                }
+            }
+
+            /// The data dimension the model was built for.
+            pub fn dim(&self) -> usize {
+                match self {
+                    $(ModelConfig::$variant(c) => Family::dim(c),)*
+                }
+            }
+
+            pub fn needs(&self) -> Needs {
+                match self {
+                    $(ModelConfig::$variant(c) => c.needs(),)*
+                }
+            }
+
+            /// Applies model flags (refusing by name those the model does not take).
+            pub fn configure(&mut self, flags: &ModelFlags, data: &Dataset, seed: u64) -> Result<()> {
+                flags.check_applies(self.info(), models())?;
+                match self {
+                    $(ModelConfig::$variant(c) => c.configure(flags, data, seed),)*
+                }
+            }
+
+            fn build(&self, p: &mut Params, r: &mut Rng, dev: &Device) -> Result<Box<dyn Net>> {
+                match self {
+                    $(ModelConfig::$variant(c) => c.build(p, r, dev),)*
+                }
+            }
+        }
+    };
 }
 
-/// What `deepgen models` prints about a family.
-pub struct ModelInfo {
-    pub name: &'static str,
-    pub summary: &'static str,
-    /// log_prob is exact (true) or an importance-weighted bound (false).
-    pub exact: bool,
-    /// Needs binary data.
-    pub binary: bool,
-    /// Has a log-density (exact or a bound).
-    pub density: bool,
+registry! {
+    "bernoulli" => Bernoulli(BernoulliConfig),
+    "fvsbn" => Fvsbn(FvsbnConfig),
+    "nade" => Nade(NadeConfig),
+    "made" => Made(MadeConfig),
+    "rnade" => Rnade(RnadeConfig),
+    "pixelcnn" => PixelCnn(PixelCnnConfig),
+    "pixelrnn" => PixelRnn(PixelRnnConfig),
+    "vae" => Vae(VaeConfig),
+    "gan" => Gan(GanConfig),
+    "aae" => Aae(AaeConfig),
+    "classifier" => Classifier(ClassifierConfig),
 }
 
-pub const MODELS: &[ModelInfo] = &[
-    ModelInfo { name: "bernoulli", summary: "independent Bernoulli pixels (baseline)", exact: true, binary: true, density: true },
-    ModelInfo { name: "fvsbn", summary: "fully visible sigmoid belief net: chain rule, logistic conditionals", exact: true, binary: true, density: true },
-    ModelInfo { name: "nade", summary: "NADE (Larochelle & Murray 2011): shared weights, O(DH) recurrence", exact: true, binary: true, density: true },
-    ModelInfo { name: "made", summary: "MADE (Germain et al. 2015): masked MLP, order/connectivity-agnostic training, mask ensembles", exact: true, binary: true, density: true },
-    ModelInfo { name: "rnade", summary: "RNADE (Uria et al. 2013): NADE with mixture-of-Gaussians conditionals for real values", exact: true, binary: false, density: true },
-    ModelInfo { name: "pixelcnn", summary: "PixelCNN (van den Oord et al. 2016): masked convolutions A then B, residual blocks", exact: true, binary: true, density: true },
-    ModelInfo { name: "gated-pixelcnn", summary: "gated PixelCNN (van den Oord et al. 2016b): vertical and horizontal stacks, no blind spot", exact: true, binary: true, density: true },
-    ModelInfo { name: "row-lstm", summary: "PixelRNN Row LSTM (van den Oord et al. 2016): row-by-row LSTM, triangular receptive field", exact: true, binary: true, density: true },
-    ModelInfo { name: "diagonal-bilstm", summary: "PixelRNN Diagonal BiLSTM (van den Oord et al. 2016): skewed diagonal LSTMs in two directions", exact: true, binary: true, density: true },
-    ModelInfo { name: "vae", summary: "VAE (Kingma & Welling 2014): ELBO training, importance-weighted log p (Burda et al. 2016)", exact: false, binary: false, density: true },
-    ModelInfo { name: "gan", summary: "GAN (Goodfellow et al. 2014): MLP players, --loss minimax or non-saturating", exact: false, binary: false, density: false },
-    ModelInfo { name: "dcgan", summary: "DCGAN (Radford et al. 2016): transposed/strided convolutions, batch norm, LeakyReLU", exact: false, binary: false, density: false },
-    ModelInfo { name: "cgan", summary: "conditional GAN (Mirza & Osindero 2014): one-hot labels to both players; sample --class K", exact: false, binary: false, density: false },
-    ModelInfo { name: "infogan", summary: "InfoGAN (Chen et al. 2016): categorical + continuous codes, Q head, mutual-information bound", exact: false, binary: false, density: false },
-    ModelInfo { name: "fgan", summary: "f-GAN (Nowozin et al. 2016): --divergence kl, reverse-kl, js, pearson, hellinger or gan", exact: false, binary: false, density: false },
-    ModelInfo { name: "wgan", summary: "Wasserstein GAN (Arjovsky et al. 2017): weight clipping, n_critic 5, W1 estimate logged", exact: false, binary: false, density: false },
-    ModelInfo { name: "wgan-gp", summary: "WGAN-GP (Gulrajani et al. 2017): gradient penalty (second-order gradients)", exact: false, binary: false, density: false },
-    ModelInfo { name: "unrolled-gan", summary: "Unrolled GAN (Metz et al. 2017): generator loss through K differentiable critic updates", exact: false, binary: false, density: false },
-    ModelInfo { name: "aae", summary: "adversarial autoencoder (Makhzani et al. 2016): codes matched to a sampled prior", exact: false, binary: false, density: false },
-    ModelInfo { name: "classifier", summary: "digit classifier p(y|x) for FID-on-MNIST, Inception score and mode counts (not generative; needs labels)", exact: false, binary: false, density: false },
-];
+fn unknown_model(name: &str) -> Error {
+    let names: Vec<&str> = models().map(|m| m.name).collect();
+    Error::config(format!("unknown model `{name}` (available: {})", names.join(", ")))
+}
 
-/// Names of the adversarial models (trained by the adversarial trainer).
-pub const ADVERSARIAL: &[&str] = &["gan", "dcgan", "cgan", "infogan", "fgan", "wgan", "wgan-gp", "unrolled-gan", "aae"];
+/// What `deepgen models` says about model `name`.
+pub fn info(name: &str) -> Option<&'static ModelInfo> {
+    models().find(|m| m.name == name)
+}
 
 impl ModelConfig {
-    /// The default configuration of model `name` for examples of `shape`
-    /// (`[D]` for vectors, `[1, H, W]` for one-channel images).
-    pub fn preset(name: &str, shape: &[usize], binary_data: bool) -> Result<Self> {
-        let dim: usize = shape.iter().product();
-        let image = || match shape {
-            [1, h, w] => Ok((*h, *w)),
-            _ => Err(Error::config(format!("the {name} model needs one-channel images (shape [1, H, W]); this data has examples of shape {shape:?}"))),
-        };
-        Ok(match name {
-            "made" => ModelConfig::Made(MadeConfig { dim, hidden: vec![500], connectivity_agnostic: false, order_agnostic: false, masks: 1, mask_seed: 0 }),
-            "rnade" => ModelConfig::Rnade(RnadeConfig { dim, hidden: 100, components: 5 }),
-            "pixelcnn" | "gated-pixelcnn" => {
-                let (height, width) = image()?;
-                // The gated layer computes 2C gate maps from a 3x3 vertical and a 1x2 horizontal kernel plus
-                // a 2C x 2C link: ~9x the work of a plain bottleneck block at the same C, so 16 maps.
-                let gated = name == "gated-pixelcnn";
-                ModelConfig::PixelCnn(PixelCnnConfig { height, width, channels: if gated { 16 } else { 32 }, layers: 5, gated, output: PixelOutput::Bernoulli })
-            }
-            "row-lstm" | "diagonal-bilstm" => {
-                let (height, width) = image()?;
-                let cell = if name == "row-lstm" { Cell::Row } else { Cell::Diagonal };
-                ModelConfig::PixelRnn(PixelRnnConfig { cell, height, width, channels: 32, layers: 2, output: PixelOutput::Bernoulli })
-            }
-            "gan" | "dcgan" | "cgan" | "infogan" | "fgan" | "wgan" | "wgan-gp" | "unrolled-gan" => ModelConfig::Gan(gan_preset(name, shape, binary_data)),
-            "aae" => ModelConfig::Aae(AaeConfig {
-                shape: shape.to_vec(),
-                hidden: vec![512, 512],
-                latent: 2,
-                d_hidden: vec![512, 512],
-                prior: Prior::Gaussian,
-                recon: if binary_data { Recon::Bernoulli } else { Recon::Gaussian },
-                adv_weight: 1.0,
-            }),
-            "classifier" => ModelConfig::Classifier(ClassifierConfig { shape: shape.to_vec(), classes: 10, channels: 32, hidden: 128 }),
-            "bernoulli" => ModelConfig::Bernoulli(BernoulliConfig { dim }),
-            "fvsbn" => ModelConfig::Fvsbn(FvsbnConfig { dim }),
-            "nade" => ModelConfig::Nade(NadeConfig { dim, hidden: 500 }),
-            "vae" => ModelConfig::Vae(VaeConfig { dim, hidden: vec![512, 512], latent: 32, likelihood: if binary_data { Likelihood::Bernoulli } else { Likelihood::Gaussian }, iw_samples: 100 }),
-            _ => {
-                let names: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
-                return Err(Error::config(format!("unknown model `{name}` (available: {})", names.join(", "))));
-            }
-        })
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            ModelConfig::Bernoulli(_) => "bernoulli",
-            ModelConfig::Fvsbn(_) => "fvsbn",
-            ModelConfig::Nade(_) => "nade",
-            ModelConfig::Made(_) => "made",
-            ModelConfig::Rnade(_) => "rnade",
-            ModelConfig::PixelCnn(c) if c.gated => "gated-pixelcnn",
-            ModelConfig::PixelCnn(_) => "pixelcnn",
-            ModelConfig::PixelRnn(c) if c.cell == Cell::Row => "row-lstm",
-            ModelConfig::PixelRnn(_) => "diagonal-bilstm",
-            ModelConfig::Vae(_) => "vae",
-            ModelConfig::Gan(c) => ADVERSARIAL.iter().find(|n| **n == c.variant).copied().unwrap_or("gan"),
-            ModelConfig::Aae(_) => "aae",
-            ModelConfig::Classifier(_) => "classifier",
-        }
-    }
-
+    /// What the model's family says about it.
     pub fn info(&self) -> &'static ModelInfo {
         let n = self.name();
-        MODELS.iter().find(|m| m.name == n).unwrap_or(&MODELS[0])
-    }
-
-    /// The data dimension the model was built for.
-    pub fn dim(&self) -> usize {
-        match self {
-            ModelConfig::Bernoulli(c) => c.dim,
-            ModelConfig::Fvsbn(c) => c.dim,
-            ModelConfig::Nade(c) => c.dim,
-            ModelConfig::Made(c) => c.dim,
-            ModelConfig::Rnade(c) => c.dim,
-            ModelConfig::PixelCnn(c) => c.height * c.width,
-            ModelConfig::PixelRnn(c) => c.height * c.width,
-            ModelConfig::Vae(c) => c.dim,
-            ModelConfig::Gan(c) => c.dim(),
-            ModelConfig::Aae(c) => c.dim(),
-            ModelConfig::Classifier(c) => c.dim(),
-        }
+        // Every family's `name()` is one of its `MODELS` (the registry test checks it).
+        models().find(|m| m.name == n).unwrap_or_else(|| models().next().expect("the registry is not empty"))
     }
 
     /// Whether the model needs binary data.
     pub fn needs_binary(&self) -> bool {
-        match self {
-            ModelConfig::Vae(c) => c.likelihood == Likelihood::Bernoulli,
-            ModelConfig::Rnade(_) | ModelConfig::Gan(_) | ModelConfig::Aae(_) | ModelConfig::Classifier(_) => false,
-            ModelConfig::PixelCnn(c) => c.output == PixelOutput::Bernoulli,
-            ModelConfig::PixelRnn(c) => c.output == PixelOutput::Bernoulli,
-            _ => true,
-        }
+        self.needs().binary
     }
 
     /// Whether the model reads 8-bit grey levels (values k/255 in [0, 1]).
     pub fn needs_grey_levels(&self) -> bool {
-        match self {
-            ModelConfig::PixelCnn(c) => c.output == PixelOutput::Softmax,
-            ModelConfig::PixelRnn(c) => c.output == PixelOutput::Softmax,
-            _ => false,
-        }
+        self.needs().grey_levels
     }
-
-    /// The per-pixel output of the image models.
-    pub fn output_mut(&mut self) -> Option<&mut PixelOutput> {
-        match self {
-            ModelConfig::PixelCnn(c) => Some(&mut c.output),
-            ModelConfig::PixelRnn(c) => Some(&mut c.output),
-            _ => None,
-        }
-    }
-}
-
-enum Net {
-    Bernoulli(Bernoulli),
-    Fvsbn(Fvsbn),
-    Nade(Nade),
-    Made(Made),
-    Rnade(Rnade),
-    PixelCnn(PixelCnn),
-    PixelRnn(PixelRnn),
-    Vae(Vae),
-    Gan(Gan),
-    Aae(Aae),
-    Classifier(Classifier),
 }
 
 /// Any model of the registry with its parameters.
 pub struct Model {
     pub config: ModelConfig,
     pub params: Params,
-    net: Net,
+    net: Box<dyn Net>,
 }
 
 impl Model {
@@ -374,29 +316,22 @@ impl Model {
         }
         let mut p = Params::new();
         let mut r = rng::derived(seed, "init", 0);
-        let net = match config {
-            ModelConfig::Bernoulli(c) => Net::Bernoulli(Bernoulli::new(&mut p, c, &mut r, dev)?),
-            ModelConfig::Fvsbn(c) => Net::Fvsbn(Fvsbn::new(&mut p, c, &mut r, dev)?),
-            ModelConfig::Nade(c) => {
-                if c.hidden == 0 {
-                    return Err(Error::config("nade: hidden must be positive"));
-                }
-                Net::Nade(Nade::new(&mut p, c, &mut r, dev)?)
-            }
-            ModelConfig::Made(c) => Net::Made(Made::new(&mut p, c, &mut r, dev)?),
-            ModelConfig::Rnade(c) => Net::Rnade(Rnade::new(&mut p, c, &mut r, dev)?),
-            ModelConfig::PixelCnn(c) => Net::PixelCnn(PixelCnn::new(&mut p, c, &mut r, dev)?),
-            ModelConfig::PixelRnn(c) => Net::PixelRnn(PixelRnn::new(&mut p, c, &mut r, dev)?),
-            ModelConfig::Vae(c) => Net::Vae(Vae::new(&mut p, c, &mut r, dev)?),
-            ModelConfig::Gan(c) => Net::Gan(Gan::new(&mut p, c, &mut r, dev)?),
-            ModelConfig::Aae(c) => Net::Aae(Aae::new(&mut p, c, &mut r, dev)?),
-            ModelConfig::Classifier(c) => Net::Classifier(Classifier::new(&mut p, c, &mut r, dev)?),
-        };
+        let net = config.build(&mut p, &mut r, dev)?;
         Ok(Self { config: config.clone(), params: p, net })
     }
 
     pub fn name(&self) -> &'static str {
         self.config.name()
+    }
+
+    pub fn info(&self) -> &'static ModelInfo {
+        self.config.info()
+    }
+
+    /// The family's own network, for what only it offers
+    /// (`model.get::<Vae>()` for reconstructions, `model.get::<Gan>()` for codes).
+    pub fn get<T: 'static>(&self) -> Option<&T> {
+        self.net.as_any().downcast_ref::<T>()
     }
 
     /// Scalars an optimiser trains: for the adversarial models the critic's
@@ -414,66 +349,29 @@ impl Model {
         }
     }
 
-    /// The VAE, when this model is one (reconstructions, decoder means).
-    pub fn as_vae(&self) -> Option<&Vae> {
-        match &self.net {
-            Net::Vae(v) => Some(v),
-            _ => None,
-        }
-    }
-
     /// The two players, for the adversarial models (GANs, AAE).
     pub fn as_adversarial(&self) -> Option<&dyn Adversarial> {
-        match &self.net {
-            Net::Gan(g) => Some(g),
-            Net::Aae(a) => Some(a),
-            _ => None,
-        }
-    }
-
-    pub fn as_classifier(&self) -> Option<&Classifier> {
-        match &self.net {
-            Net::Classifier(c) => Some(c),
-            _ => None,
-        }
+        self.net.adversarial()
     }
 
     /// Whether [`Model::features`] works for this model.
     pub fn has_features(&self) -> bool {
-        match &self.net {
-            Net::Vae(_) | Net::Aae(_) | Net::Nade(_) | Net::Made(_) | Net::Classifier(_) => true,
-            Net::Gan(g) => g.cfg.classes == 0,
-            _ => false,
-        }
+        self.net.features().is_some()
     }
 
-    /// Learned features of examples `[B, D]` -> `[B, F]`: encoder means (VAE,
-    /// AAE), the hidden layer given the whole input (NADE: sigmoid(W x + c);
-    /// MADE: the first hidden layer under mask set 0), the discriminator
-    /// body's output (GANs), the classifier's feature layer.
+    /// Learned features of examples `[B, D]` -> `[B, F]` (what they are:
+    /// [`ModelInfo::features`]).
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
-        match &self.net {
-            Net::Vae(m) => Ok(m.encode(x)?.0),
-            Net::Aae(m) => m.encode(x),
-            Net::Nade(m) => m.features(x),
-            Net::Made(m) => m.features(x),
-            Net::Gan(m) => m.embed(x),
-            Net::Classifier(m) => m.features(x),
-            _ => Err(Error::config(format!("the {} model has no feature layer to embed with (models with features: vae, aae, nade, made, GANs, classifier)", self.name()))),
-        }
-    }
-
-    pub fn as_gan(&self) -> Option<&Gan> {
-        match &self.net {
-            Net::Gan(g) => Some(g),
-            _ => None,
-        }
-    }
-
-    pub fn as_aae(&self) -> Option<&Aae> {
-        match &self.net {
-            Net::Aae(a) => Some(a),
-            _ => None,
+        match self.net.features() {
+            Some(f) => f.features(x),
+            None => {
+                let with: Vec<&str> = models().filter(|m| m.features.is_some()).map(|m| m.name).collect();
+                Err(Error::config(format!(
+                    "the {} model has no feature layer to embed with (models with features: {})",
+                    self.name(),
+                    with.join(", ")
+                )))
+            }
         }
     }
 
@@ -482,24 +380,14 @@ impl Model {
     /// logit for binary outputs, 256 logits for grey levels, 3K mixture
     /// parameters for RNADE. `None` for the other families.
     pub fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {
-        let un = |t: Result<Tensor>| t.and_then(|t| Ok(t.unsqueeze(2)?));
-        match &self.net {
-            Net::Fvsbn(m) => Some(un(m.logits(x))),
-            Net::Nade(m) => Some(un(m.logits(x))),
-            Net::Made(m) => Some(un(m.logits(x))),
-            Net::Rnade(m) => Some(m.conditionals(x)),
-            Net::PixelCnn(m) => Some(m.conditionals(x)),
-            Net::PixelRnn(m) => Some(m.conditionals(x)),
-            _ => None,
-        }
+        self.net.sequential()?.conditionals(x)
     }
 
-    /// Sequential sampling for the models with tractable conditionals (all
-    /// but the VAE): values in `known` are kept and the others drawn in the
-    /// model's order given everything before them, which for the raster
-    /// order makes `known` = top half an exact conditional completion.
-    /// Returns the examples `[n, D]` and the log-probability (or log-density)
-    /// of each, accumulated while sampling.
+    /// Sequential sampling for the models with tractable conditionals: values
+    /// in `known` are kept and the others drawn in the model's order given
+    /// everything before them, which for the raster order makes `known` = top
+    /// half an exact conditional completion. Returns the examples `[n, D]`
+    /// and the log-probability (or log-density) of each, accumulated while sampling.
     pub fn sample_sequential(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
         if let Some(k) = known {
             let d = self.config.dim();
@@ -507,18 +395,41 @@ impl Model {
                 return Err(Error::Shape(format!("completion needs {n} x {d} known values and flags, got {} and {}", k.values.len(), k.observed.len())));
             }
         }
-        match &self.net {
-            Net::Bernoulli(m) => m.sample_ar(n, known, rng),
-            Net::Fvsbn(m) => m.sample_ar(n, known, rng),
-            Net::Nade(m) => m.sample_ar(n, known, rng),
-            Net::Made(m) => m.sample_ar(n, known, rng),
-            Net::Rnade(m) => m.sample_ar(n, known, rng),
-            Net::PixelCnn(m) => m.sample_ar(n, known, rng),
-            Net::PixelRnn(m) => m.sample_ar(n, known, rng),
-            Net::Vae(_) | Net::Gan(_) | Net::Aae(_) | Net::Classifier(_) => {
-                Err(Error::config(format!("the {} model has no sequential conditionals; completion needs an autoregressive model", self.name())))
-            }
+        match self.net.sequential() {
+            Some(s) => s.sample_ar(n, known, rng),
+            None => Err(Error::config(format!("the {} model has no sequential conditionals; completion needs an autoregressive model", self.name()))),
         }
+    }
+
+    /// log p(x) of every example of `data`, in batches of `batch` (the
+    /// classifier: log p(y | x) of the labels).
+    pub fn log_probs(&self, data: &Dataset, batch: usize, rng: &mut Rng) -> Result<Vec<f64>> {
+        self.check_dim(data.dim(), &data.source)?;
+        let dev = self.params.vars().next().map(|(_, v)| v.device().clone()).unwrap_or(Device::Cpu);
+        let mut out = Vec::with_capacity(data.n);
+        let idx: Vec<usize> = (0..data.n).collect();
+        for chunk in idx.chunks(batch.max(1)) {
+            let x = data.batch(chunk, &dev)?;
+            let lp = match self.info().labels {
+                Labels::Target => {
+                    let labels = data.labels.as_ref().ok_or_else(|| Error::config(format!("{}: the {} model needs labelled data", data.source, self.name())))?;
+                    let l: Vec<u32> = chunk.iter().map(|&i| labels[i]).collect();
+                    let c = self.net.objective().ok_or_else(|| self.not_trained_by_likelihood())?;
+                    c.log_prob_labels(&x, &l)?
+                }
+                _ => self.log_prob(&x, rng)?,
+            }
+            .to_vec1::<f32>()?;
+            out.extend(lp.into_iter().map(|v| v as f64));
+        }
+        if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+            return Err(Error::config(format!("{}: log p of example {i} is not finite ({})", data.source, out[i])));
+        }
+        Ok(out)
+    }
+
+    fn not_trained_by_likelihood(&self) -> Error {
+        Error::config(format!("the {} model is trained by the adversarial trainer, not by likelihood", self.name()))
     }
 
     /// Checks that data of `dim` values fits this model.
@@ -532,113 +443,40 @@ impl Model {
 
 impl DensityModel for Model {
     fn log_prob(&self, x: &Tensor, rng: &mut Rng) -> Result<Tensor> {
-        match &self.net {
-            Net::Bernoulli(m) => m.log_prob(x),
-            Net::Fvsbn(m) => m.log_prob(x),
-            Net::Nade(m) => m.log_prob(x),
-            Net::Made(m) => m.log_prob(x),
-            Net::Rnade(m) => m.log_prob(x),
-            Net::PixelCnn(m) => m.log_prob(x),
-            Net::PixelRnn(m) => m.log_prob(x),
-            Net::Vae(m) => m.log_prob(x, rng),
-            Net::Gan(_) | Net::Aae(_) => Err(Error::config(format!("the {} model has no likelihood: it is trained adversarially and defines no density", self.name()))),
-            Net::Classifier(_) => Err(Error::config("the classifier models p(y | x), not p(x): it has no density over examples")),
+        match self.net.density() {
+            Some(d) => d.log_prob(x, rng),
+            None if self.info().labels == Labels::Target => {
+                Err(Error::config(format!("the {} models p(y | x), not p(x): it has no density over examples", self.name())))
+            }
+            None => Err(Error::config(format!("the {} model has no likelihood: it is trained adversarially and defines no density", self.name()))),
         }
     }
 }
 
 impl Sampler for Model {
     fn sample(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
-        match &self.net {
-            Net::Vae(m) => m.sample(n, rng),
-            Net::Gan(m) => m.sample_with(n, None, rng),
-            Net::Aae(m) => m.sample(n, rng),
-            Net::Classifier(_) => Err(Error::config("the classifier is not a generative model: it cannot sample")),
-            _ => Ok(self.sample_sequential(n, None, rng)?.0),
+        match self.net.sampler() {
+            Some(s) => s.sample(n, rng),
+            None => Err(Error::config(format!("the {} is not a generative model: it cannot sample", self.name()))),
         }
     }
 }
 
 impl Objective for Model {
     fn loss(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses> {
-        match &self.net {
-            Net::Gan(_) | Net::Aae(_) => Err(Error::config(format!("the {} model is trained by the adversarial trainer, not by likelihood", self.name()))),
-            Net::Classifier(_) => Err(Error::config("the classifier trains on labelled data: -log p(y | x) needs the labels")),
-            Net::Vae(m) => {
-                let e = m.elbo(x, rng)?;
-                let recon = e.recon.mean_all()?;
-                let kl = e.kl.mean_all()?;
-                let total = (&recon + &kl)?;
-                Ok(Losses { total, parts: vec![("recon", recon), ("kl", kl)] })
-            }
-            Net::Made(m) => {
-                let nll = m.train_log_prob(x, rng)?.neg()?.mean_all()?;
-                Ok(Losses { total: nll.clone(), parts: vec![("nll", nll)] })
-            }
-            _ => {
-                let nll = self.log_prob(x, rng)?.neg()?.mean_all()?;
-                Ok(Losses { total: nll.clone(), parts: vec![("nll", nll)] })
-            }
-        }
+        self.net.objective().ok_or_else(|| self.not_trained_by_likelihood())?.loss(x, rng)
     }
 
     fn loss_labelled(&self, x: &Tensor, labels: Option<&[u32]>, rng: &mut Rng) -> Result<Losses> {
-        match (&self.net, labels) {
-            (Net::Classifier(c), Some(l)) => {
-                let nll = c.log_prob_of(x, l)?.neg()?.mean_all()?;
-                Ok(Losses { total: nll.clone(), parts: vec![("nll", nll)] })
-            }
-            _ => self.loss(x, rng),
-        }
+        self.net.objective().ok_or_else(|| self.not_trained_by_likelihood())?.loss_labelled(x, labels, rng)
     }
 }
 
 impl Encoder for Model {
     fn encode(&self, x: &Tensor) -> Result<Tensor> {
-        match &self.net {
-            Net::Vae(m) => Ok(m.encode(x)?.0),
-            Net::Aae(m) => m.encode(x),
-            _ => Err(Error::config(format!("the {} model has no encoder", self.name()))),
+        match self.net.encoder() {
+            Some(e) => e.encode(x),
+            None => Err(Error::config(format!("the {} model has no encoder", self.name()))),
         }
-    }
-}
-
-/// The default configuration of the GAN variants: MLP players for vectors
-/// (the 2-D toy sets: Metz et al. 2017's 2x128 ReLU players), DCGAN players
-/// for images (except `gan`, `fgan` and `unrolled-gan`, which stay MLPs).
-fn gan_preset(name: &str, shape: &[usize], unit_data: bool) -> GanConfig {
-    let image = shape.len() == 3 && shape[1].is_multiple_of(4) && shape[2].is_multiple_of(4);
-    let conv = image && matches!(name, "dcgan" | "cgan" | "infogan" | "wgan" | "wgan-gp");
-    let toy = shape.len() == 1 && shape[0] <= 16;
-    let loss = match name {
-        "gan" | "unrolled-gan" | "dcgan" | "cgan" | "infogan" => GanLoss::NonSaturating,
-        "fgan" => GanLoss::F(Divergence::Js),
-        _ => GanLoss::Wasserstein,
-    };
-    GanConfig {
-        variant: name.to_string(),
-        shape: shape.to_vec(),
-        arch: if conv { Arch::Dcgan } else { Arch::Mlp },
-        loss,
-        latent: if toy {
-            256
-        } else if name == "infogan" {
-            62
-        } else {
-            100
-        },
-        noise: Noise::Normal,
-        g_hidden: if toy { vec![128, 128] } else { vec![256, 512] },
-        d_hidden: if toy { vec![128, 128] } else { vec![512, 256] },
-        g_norm: false,
-        channels: 64,
-        d_norm: name != "wgan-gp",
-        output: if unit_data && !toy { GenOutput::Sigmoid } else { GenOutput::Identity },
-        classes: if name == "cgan" { 10 } else { 0 },
-        categorical: if name == "infogan" { 10 } else { 0 },
-        continuous: if name == "infogan" { 2 } else { 0 },
-        info_weight: 1.0,
-        pack: 1,
-        ema: 0.0,
     }
 }

@@ -15,6 +15,11 @@ use crate::error::Result;
 use crate::models::Known;
 use crate::nn::{ops, Params};
 use crate::rng::Rng;
+use crate::models::family::*;
+use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::recipe::TrainConfig;
+use std::any::Any;
+use crate::data::Dataset;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -271,5 +276,110 @@ impl CustomOp3 for NadeDot {
         let dev = x.device();
         let dw = Tensor::from_vec(dwt, (d, h), dev)?.t()?.contiguous()?;
         Ok((Some(Tensor::from_vec(dx, (b, d), dev)?), Some(dw), Some(Tensor::from_vec(dvc, (d + 1, h), dev)?)))
+    }
+}
+
+impl Family for NadeConfig {
+    const MODELS: &'static [ModelInfo] = &[ModelInfo {
+        name: "nade",
+        summary: "NADE (Larochelle & Murray 2011): shared weights, O(DH) recurrence",
+        density: Density::Exact,
+        training: Training::Likelihood,
+        sampler: true,
+        completion: true,
+        encoder: false,
+        features: Some("the hidden layer given the whole input"),
+        labels: Labels::Unused,
+        scores: DENSITY_SCORES,
+        data: "binary",
+        flags: &["hidden"],
+    }];
+
+    fn preset(_name: &str, shape: &[usize], _unit_data: bool) -> Result<Self> {
+        Ok(Self { dim: shape.iter().product(), hidden: 500 })
+    }
+
+    fn recipe(_name: &str, _shape: &[usize]) -> TrainConfig {
+        TrainConfig::default()
+    }
+
+    fn name(&self) -> &'static str {
+        "nade"
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn needs(&self) -> Needs {
+        Needs { binary: true, grey_levels: false }
+    }
+
+    fn configure(&mut self, flags: &ModelFlags, _data: &Dataset, _seed: u64) -> Result<()> {
+        if let Some(h) = &flags.hidden {
+            self.hidden = width("--hidden", h)?;
+        }
+        Ok(())
+    }
+
+    fn build(&self, p: &mut Params, rng: &mut Rng, dev: &Device) -> Result<Box<dyn Net>> {
+        if self.hidden == 0 {
+            return Err(crate::Error::config("nade: hidden must be positive"));
+        }
+        Ok(Box::new(Nade::new(p, self, rng, dev)?))
+    }
+}
+
+impl Net for Nade {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn density(&self) -> Option<&dyn DensityModel> {
+        Some(self)
+    }
+    fn sampler(&self) -> Option<&dyn Sampler> {
+        Some(self)
+    }
+    fn sequential(&self) -> Option<&dyn Sequential> {
+        Some(self)
+    }
+    fn encoder(&self) -> Option<&dyn Encoder> {
+        None
+    }
+    fn features(&self) -> Option<&dyn Features> {
+        Some(self)
+    }
+    fn objective(&self) -> Option<&dyn Objective> {
+        Some(self)
+    }
+    fn adversarial(&self) -> Option<&dyn Adversarial> {
+        None
+    }
+}
+
+impl DensityModel for Nade {
+    fn log_prob(&self, x: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
+        Nade::log_prob(self, x)
+    }
+}
+
+impl Sequential for Nade {
+    fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+        Nade::sample_ar(self, n, known, rng)
+    }
+    fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        Some(self.logits(x).and_then(|t| Ok(t.unsqueeze(2)?)))
+    }
+}
+
+impl Features for Nade {
+    fn features(&self, x: &Tensor) -> Result<Tensor> {
+        Nade::features(self, x)
+    }
+}
+
+impl Objective for Nade {
+    fn loss(&self, x: &Tensor, _rng: &mut Rng) -> Result<Losses> {
+        nll_loss(Nade::log_prob(self, x)?)
     }
 }

@@ -22,6 +22,11 @@ use crate::error::{Error, Result};
 use crate::models::Known;
 use crate::nn::Params;
 use crate::rng::Rng;
+use crate::models::family::*;
+use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::recipe::TrainConfig;
+use std::any::Any;
+use crate::data::Dataset;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -193,5 +198,102 @@ impl Rnade {
             lps[s] = lp;
         }
         Ok((Tensor::from_vec(out, (n, d), self.w.device())?, lps))
+    }
+}
+
+impl Family for RnadeConfig {
+    const MODELS: &'static [ModelInfo] = &[ModelInfo {
+        name: "rnade",
+        summary: "RNADE (Uria et al. 2013): NADE with mixture-of-Gaussians conditionals for real values",
+        density: Density::Exact,
+        training: Training::Likelihood,
+        sampler: true,
+        completion: true,
+        encoder: false,
+        features: None,
+        labels: Labels::Unused,
+        scores: DENSITY_SCORES,
+        data: "real values (a density; --standardize recommended)",
+        flags: &["hidden", "components"],
+    }];
+
+    fn preset(_name: &str, shape: &[usize], _unit_data: bool) -> Result<Self> {
+        Ok(Self { dim: shape.iter().product(), hidden: 100, components: 5 })
+    }
+
+    fn recipe(_name: &str, _shape: &[usize]) -> TrainConfig {
+        TrainConfig::default()
+    }
+
+    fn name(&self) -> &'static str {
+        "rnade"
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn needs(&self) -> Needs {
+        Needs { binary: false, grey_levels: false }
+    }
+
+    fn configure(&mut self, flags: &ModelFlags, _data: &Dataset, _seed: u64) -> Result<()> {
+        if let Some(h) = &flags.hidden {
+            self.hidden = width("--hidden", h)?;
+        }
+        self.components = flags.components.unwrap_or(self.components);
+        Ok(())
+    }
+
+    fn build(&self, p: &mut Params, rng: &mut Rng, dev: &Device) -> Result<Box<dyn Net>> {
+        Ok(Box::new(Rnade::new(p, self, rng, dev)?))
+    }
+}
+
+impl Net for Rnade {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn density(&self) -> Option<&dyn DensityModel> {
+        Some(self)
+    }
+    fn sampler(&self) -> Option<&dyn Sampler> {
+        Some(self)
+    }
+    fn sequential(&self) -> Option<&dyn Sequential> {
+        Some(self)
+    }
+    fn encoder(&self) -> Option<&dyn Encoder> {
+        None
+    }
+    fn features(&self) -> Option<&dyn Features> {
+        None
+    }
+    fn objective(&self) -> Option<&dyn Objective> {
+        Some(self)
+    }
+    fn adversarial(&self) -> Option<&dyn Adversarial> {
+        None
+    }
+}
+
+impl DensityModel for Rnade {
+    fn log_prob(&self, x: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
+        Rnade::log_prob(self, x)
+    }
+}
+
+impl Sequential for Rnade {
+    fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+        Rnade::sample_ar(self, n, known, rng)
+    }
+    fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        Some(Rnade::conditionals(self, x))
+    }
+}
+
+impl Objective for Rnade {
+    fn loss(&self, x: &Tensor, _rng: &mut Rng) -> Result<Losses> {
+        nll_loss(Rnade::log_prob(self, x)?)
     }
 }

@@ -20,6 +20,11 @@ use crate::dist;
 use crate::error::{Error, Result};
 use crate::nn::{ops, Act, Linear, Params};
 use crate::rng::{self, Rng};
+use crate::data::Dataset;
+use crate::models::family::*;
+use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::recipe::TrainConfig;
+use std::any::Any;
 
 /// The decoder's observation model.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -224,5 +229,119 @@ impl Vae {
     /// The decoder mean at the posterior mean: reconstructions.
     pub fn reconstruct(&self, x: &Tensor) -> Result<Tensor> {
         self.decode_mean(&self.encode(x)?.0)
+    }
+}
+
+impl Family for VaeConfig {
+    const MODELS: &'static [ModelInfo] = &[ModelInfo {
+        name: "vae",
+        summary: "VAE (Kingma & Welling 2014): ELBO training, importance-weighted log p (Burda et al. 2016)",
+        density: Density::Bound,
+        training: Training::Likelihood,
+        sampler: true,
+        completion: false,
+        encoder: true,
+        features: Some("the encoder's mean code"),
+        labels: Labels::Unused,
+        scores: &[ScoreKind::Nll, ScoreKind::Bpd, ScoreKind::Elbo, ScoreKind::Recon, ScoreKind::Typicality, ScoreKind::Complexity],
+        data: "binary (Bernoulli decoder) or real (Gaussian decoder)",
+        flags: &["hidden", "latent", "iw_samples"],
+    }];
+
+    fn preset(_name: &str, shape: &[usize], unit_data: bool) -> Result<Self> {
+        let likelihood = if unit_data { Likelihood::Bernoulli } else { Likelihood::Gaussian };
+        Ok(Self { dim: shape.iter().product(), hidden: vec![512, 512], latent: 32, likelihood, iw_samples: 100 })
+    }
+
+    fn recipe(_name: &str, _shape: &[usize]) -> TrainConfig {
+        TrainConfig { steps: 4000, ..TrainConfig::default() }
+    }
+
+    fn name(&self) -> &'static str {
+        "vae"
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn needs(&self) -> Needs {
+        Needs { binary: self.likelihood == Likelihood::Bernoulli, grey_levels: false }
+    }
+
+    fn configure(&mut self, flags: &ModelFlags, _data: &Dataset, _seed: u64) -> Result<()> {
+        if let Some(h) = &flags.hidden {
+            self.hidden = width_list("--hidden", h)?;
+        }
+        self.latent = flags.latent.unwrap_or(self.latent);
+        self.iw_samples = flags.iw_samples.unwrap_or(self.iw_samples);
+        Ok(())
+    }
+
+    fn build(&self, p: &mut Params, rng: &mut Rng, dev: &Device) -> Result<Box<dyn Net>> {
+        Ok(Box::new(Vae::new(p, self, rng, dev)?))
+    }
+}
+
+impl Net for Vae {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn density(&self) -> Option<&dyn DensityModel> {
+        Some(self)
+    }
+    fn sampler(&self) -> Option<&dyn Sampler> {
+        Some(self)
+    }
+    fn sequential(&self) -> Option<&dyn Sequential> {
+        None
+    }
+    fn encoder(&self) -> Option<&dyn Encoder> {
+        Some(self)
+    }
+    fn features(&self) -> Option<&dyn Features> {
+        Some(self)
+    }
+    fn objective(&self) -> Option<&dyn Objective> {
+        Some(self)
+    }
+    fn adversarial(&self) -> Option<&dyn Adversarial> {
+        None
+    }
+}
+
+impl DensityModel for Vae {
+    fn log_prob(&self, x: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+        Vae::log_prob(self, x, rng)
+    }
+}
+
+impl Sampler for Vae {
+    fn sample(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
+        Vae::sample(self, n, rng)
+    }
+}
+
+/// The encoder's mean.
+impl Encoder for Vae {
+    fn encode(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(Vae::encode(self, x)?.0)
+    }
+}
+
+impl Features for Vae {
+    fn features(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(Vae::encode(self, x)?.0)
+    }
+}
+
+/// The negative ELBO, with its two parts.
+impl Objective for Vae {
+    fn loss(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses> {
+        let e = self.elbo(x, rng)?;
+        let recon = e.recon.mean_all()?;
+        let kl = e.kl.mean_all()?;
+        let total = (&recon + &kl)?;
+        Ok(Losses { total, parts: vec![("recon", recon), ("kl", kl)] })
     }
 }

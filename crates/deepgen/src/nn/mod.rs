@@ -529,3 +529,8 @@ pub mod fused {
         }
     }
 }
+
+/// The index of the largest value (the first of equal ones; 0 for an empty row).
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
+}

@@ -12,9 +12,9 @@
 use std::collections::HashMap;
 
 use candle_core::{Tensor, Var};
-use serde::{Deserialize, Serialize};
 
-use super::{Adam, Batches, Hooks, Schedule, StepRecord, TrainConfig};
+
+use super::{Adam, AdversarialConfig, Batches, Hooks, StepRecord, TrainConfig};
 use crate::data::{binarize_batch, Binarize, Dataset};
 use crate::error::{Error, Result};
 use crate::models::{Adversarial, Model, Side};
@@ -54,72 +54,6 @@ struct LookAheadStep {
     next: [Vec<Tensor>; 3],
 }
 
-/// The adversarial trainer's options (saved in the run's `[train.adversarial]`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AdversarialConfig {
-    /// The critic's learning rate (the generator uses `train.lr`).
-    pub d_lr: f64,
-    /// Critic updates per generator update.
-    pub n_critic: usize,
-    /// WGAN: clip every critic weight to [-c, c] after each update.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clip: Option<f64>,
-    /// WGAN-GP: weight lambda of E[(||grad_x D(x_hat)||_2 - 1)^2] at random interpolates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gp: Option<f64>,
-    /// Unrolled GAN: critic optimiser steps K the generator looks ahead through.
-    #[serde(default)]
-    pub unroll: usize,
-    /// Unrolled GAN: treat the unrolled critic as constant (no gradient through its updates).
-    #[serde(default)]
-    pub first_order: bool,
-    /// Unrolled GAN: every look-ahead step uses one real and one generated
-    /// batch (as Metz et al.'s reference code does) instead of fresh ones; the
-    /// generator then runs once per update, not K + 1 times.
-    #[serde(default)]
-    pub unroll_same_batch: bool,
-    /// The critic's schedule, when it differs from the generator's (`train.schedule`).
-    /// Unrolling looks ahead with the critic's current rate, so a critic that
-    /// cools with the generator also shortens the look-ahead; `constant` here keeps
-    /// it while the generator's rate decays.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub d_schedule: Option<Schedule>,
-}
-
-impl Default for AdversarialConfig {
-    fn default() -> Self {
-        Self { d_lr: 2e-4, n_critic: 1, clip: None, gp: None, unroll: 0, first_order: false, unroll_same_batch: false, d_schedule: None }
-    }
-}
-
-impl AdversarialConfig {
-    pub fn check(&self) -> Result<()> {
-        if !(self.d_lr.is_finite() && self.d_lr > 0.0) {
-            return Err(Error::config(format!("--d-lr must be a positive number, got {}", self.d_lr)));
-        }
-        if self.n_critic == 0 {
-            return Err(Error::config("--n-critic must be at least 1"));
-        }
-        if let Some(c) = self.clip {
-            if !(c.is_finite() && c > 0.0) {
-                return Err(Error::config(format!("--clip must be positive, got {c}")));
-            }
-        }
-        if let Some(g) = self.gp {
-            if !(g.is_finite() && g >= 0.0) {
-                return Err(Error::config(format!("--gp must be non-negative, got {g}")));
-            }
-        }
-        if self.first_order && self.unroll == 0 {
-            return Err(Error::config("--first-order applies only with --unroll K > 0"));
-        }
-        if self.unroll_same_batch && self.unroll == 0 {
-            return Err(Error::config("--unroll-same-batch applies only with --unroll K > 0"));
-        }
-        Ok(())
-    }
-}
 
 /// Builds a parameter set holding just `names` of `all`.
 fn subset(all: &Params, names: &[String]) -> Result<Params> {

@@ -8,8 +8,6 @@
 //! computes exactly what the uninterrupted run would have.
 
 pub mod adversarial;
-pub mod checkpoint;
-pub mod optim;
 
 use std::collections::HashMap;
 
@@ -18,128 +16,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{binarize_batch, Binarize, Dataset};
 use crate::error::{Error, Result};
-use crate::eval;
 use crate::models::{Model, Objective};
 use crate::rng;
 
-pub use adversarial::{AdversarialConfig, AdversarialTrainer};
-pub use checkpoint::{RunConfig, RunDir};
-pub use optim::{Adam, AdamConfig};
-
-/// Learning-rate schedule after warm-up.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Schedule {
-    #[default]
-    Constant,
-    /// Cosine decay from `lr` to 0 over the run (Loshchilov & Hutter 2017, no restarts).
-    Cosine,
-}
-
-impl std::str::FromStr for Schedule {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "constant" => Ok(Schedule::Constant),
-            "cosine" => Ok(Schedule::Cosine),
-            _ => Err(Error::config(format!("unknown schedule `{s}` (expected constant or cosine)"))),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    /// Total optimisation steps (a resumed run continues up to this number).
-    pub steps: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    #[serde(default)]
-    pub schedule: Schedule,
-    /// Linear warm-up steps from 0 to `lr`.
-    #[serde(default)]
-    pub warmup: usize,
-    /// Clip the global gradient norm to this value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grad_clip: Option<f64>,
-    /// Validation NLL and checkpoint every N steps (and at the end).
-    pub eval_every: usize,
-    /// Validation examples used for the periodic NLL.
-    pub eval_examples: usize,
-    #[serde(default)]
-    pub optimizer: AdamConfig,
-    /// Options of the adversarial trainer (two-player models only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adversarial: Option<AdversarialConfig>,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            steps: 2000,
-            batch_size: 128,
-            lr: 1e-3,
-            schedule: Schedule::Constant,
-            warmup: 0,
-            grad_clip: None,
-            eval_every: 500,
-            eval_examples: 500,
-            optimizer: AdamConfig::default(),
-            adversarial: None,
-        }
-    }
-}
-
-impl TrainConfig {
-    /// Validates once; the message says what to change.
-    pub fn check(&self) -> Result<()> {
-        if self.steps == 0 {
-            return Err(Error::config("--steps must be at least 1"));
-        }
-        if self.batch_size == 0 {
-            return Err(Error::config("--batch-size must be at least 1"));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::config(format!("--lr must be a positive number, got {}", self.lr)));
-        }
-        if self.eval_every == 0 {
-            return Err(Error::config("--eval-every must be at least 1"));
-        }
-        if self.eval_examples == 0 {
-            return Err(Error::config("train.eval_examples must be at least 1"));
-        }
-        if let Some(c) = self.grad_clip {
-            if !(c.is_finite() && c > 0.0) {
-                return Err(Error::config(format!("--grad-clip must be positive, got {c}")));
-            }
-        }
-        let o = &self.optimizer;
-        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) || o.eps <= 0.0 || o.weight_decay < 0.0 {
-            return Err(Error::config("optimizer: need 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0"));
-        }
-        Ok(())
-    }
-
-    /// The learning rate at (0-based) step `step`.
-    pub fn lr_at(&self, step: usize) -> f64 {
-        self.lr * self.lr_factor(self.schedule, step)
-    }
-
-    /// The factor (warm-up times decay, in [0, 1]) that `schedule` applies at
-    /// step `step` of this run; `lr_at` is `lr` times this under the run's own schedule.
-    pub fn lr_factor(&self, schedule: Schedule, step: usize) -> f64 {
-        let warm = if self.warmup > 0 && step < self.warmup { (step + 1) as f64 / self.warmup as f64 } else { 1.0 };
-        let decay = match schedule {
-            Schedule::Constant => 1.0,
-            Schedule::Cosine => {
-                let span = self.steps.saturating_sub(self.warmup).max(1) as f64;
-                let t = (step.saturating_sub(self.warmup) as f64 / span).min(1.0);
-                0.5 * (1.0 + (std::f64::consts::PI * t).cos())
-            }
-        };
-        warm * decay
-    }
-}
+pub use adversarial::AdversarialTrainer;
+pub use crate::optim::{Adam, AdamConfig};
+pub use crate::recipe::{AdversarialConfig, Schedule, TrainConfig};
 
 /// What one optimisation step did.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -284,8 +166,8 @@ impl LikelihoodTrainer {
             if done.is_multiple_of(self.cfg.eval_every) || done == self.cfg.steps {
                 if let Some(v) = &val {
                     let mut r = rng::derived(self.seed, "val", done as u64);
-                    let rep = eval::nll(model, v, 256, &mut r)?;
-                    hooks.on_eval(done, rep.nats)?;
+                    let lp = model.log_probs(v, 256, &mut r)?;
+                    hooks.on_eval(done, -lp.iter().sum::<f64>() / lp.len().max(1) as f64)?;
                 }
                 hooks.on_checkpoint(model, &[&self.opt], done)?;
             }

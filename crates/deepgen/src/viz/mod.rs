@@ -7,7 +7,7 @@ use std::sync::Once;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::train::checkpoint::atomic_write;
+use crate::files::atomic_write;
 
 fn encode_png(rgb: &[u8], w: u32, h: u32, path: &Path) -> Result<()> {
     let mut out = Vec::new();

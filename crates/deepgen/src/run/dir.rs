@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Adam, TrainConfig};
+use crate::train::{Adam, TrainConfig};
 use crate::data::Binarize;
 use crate::error::{Error, Result};
+pub use crate::files::atomic_write;
 use crate::models::{Model, ModelConfig};
 
 /// Everything needed to rebuild a run: saved as `config.toml`.
@@ -46,23 +47,6 @@ pub struct DataConfig {
     pub mean: Vec<f32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub std: Vec<f32>,
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
 }
 
 fn safetensors_bytes(tensors: &HashMap<String, Tensor>, meta: HashMap<String, String>, path: &Path) -> Result<Vec<u8>> {

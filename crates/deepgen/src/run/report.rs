@@ -2,6 +2,7 @@
 //! `report.md` with its pictures beside it. Each section says what was
 //! measured, on what, and how; a section that cannot apply says why instead.
 
+use crate::models::{Density, Labels, Aae, Classifier, Gan, Vae};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -14,7 +15,7 @@ use crate::eval::{self, features, scores::ScoreKind};
 use crate::models::{Model, Sampler};
 use crate::rng;
 use crate::run;
-use crate::train::{RunConfig, RunDir};
+use super::{RunConfig, RunDir};
 use crate::viz;
 
 /// What `deepgen eval` was asked for.
@@ -68,19 +69,20 @@ impl Section {
     /// The sections that apply to a run, in report order.
     pub fn applicable(cfg: &RunConfig, model: &Model) -> Vec<Section> {
         let image = cfg.data.shape.len() == 3;
-        let can_sample = model.as_classifier().is_none();
+        let info = model.info();
+        let can_sample = info.sampler;
         Section::ALL
             .into_iter()
             .filter(|s| match s {
-                Section::Classification => !can_sample,
-                Section::Density => model.config.info().density,
+                Section::Classification => info.labels == Labels::Target,
+                Section::Density => info.density != Density::None,
                 Section::Samples => can_sample,
                 Section::Modes => can_sample && cfg.data.train.starts_with("toy:"),
                 Section::Quality => can_sample && image,
-                Section::Codes => image && model.as_gan().is_some_and(|g| g.cfg.is_info() && g.cfg.categorical > 0),
+                Section::Codes => image && model.get::<Gan>().is_some_and(|g| g.cfg.is_info() && g.cfg.categorical > 0),
                 Section::Anomaly => !ScoreKind::supported(model.name()).is_empty(),
                 Section::Probe => model.has_features(),
-                Section::Latent => image && (model.as_vae().is_some() || model.as_aae().is_some() || model.as_gan().is_some()),
+                Section::Latent => image && (model.get::<Vae>().is_some() || model.get::<Aae>().is_some() || model.get::<Gan>().is_some()),
             })
             .collect()
     }
@@ -200,7 +202,7 @@ pub fn write_report(dir: &RunDir, cfg: &RunConfig, model: &Model, opts: &ReportO
         opts.only.as_ref().map(|o| format!(" --only {}", o.iter().map(|k| k.name()).collect::<Vec<_>>().join(","))).unwrap_or_default()
     );
     let path = r.file("report.md");
-    crate::train::checkpoint::atomic_write(&path, r.md.as_bytes())?;
+    crate::files::atomic_write(&path, r.md.as_bytes())?;
     Ok(ReportSummary { lines: r.summary, path })
 }
 
@@ -217,7 +219,7 @@ fn classification(r: &mut Report, model: &Model, held: Option<&Dataset>) -> Resu
     let d = need(held)?;
     let labels = d.labels.as_ref().ok_or_else(|| Error::config(format!("{} has no labels", d.source)))?;
     let (p, _, k, _) = features::classify(model, &d.x, d.dim())?;
-    let pred: Vec<usize> = p.chunks(k).map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)).collect();
+    let pred: Vec<usize> = p.chunks(k).map(crate::nn::argmax).collect();
     let right = pred.iter().zip(labels).filter(|(p, y)| **p == **y as usize).count();
     let acc = right as f64 / d.n as f64;
     let _ = writeln!(r.md, "Test accuracy on `{}`: **{:.2} %** ({right} of {}).\n\n| class | examples | accuracy |\n|---|---|---|", d.source, 100.0 * acc, d.n);
@@ -239,9 +241,9 @@ fn density(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&(Datase
     let t0 = Instant::now();
     let rep = run::score(model, d, *log_det, 256, &mut g)?;
     let secs = t0.elapsed().as_secs_f64();
-    let how = match (&model.config, model.config.info().exact) {
+    let how = match (&model.config, model.info().density) {
         (crate::models::ModelConfig::Vae(c), _) => format!("importance-weighted estimate with k = {} (a stochastic lower bound on log p, Burda et al. 2016)", c.iw_samples),
-        (_, true) => "exact".to_string(),
+        (_, Density::Exact) => "exact".to_string(),
         _ => "bound".to_string(),
     };
     let _ = writeln!(r.md, "| data | examples | NLL (nats) | bits/dim | log p | scoring speed |\n|---|---|---|---|---|---|");
@@ -255,9 +257,9 @@ fn samples(r: &mut Report, model: &Model, cfg: &RunConfig, opts: &ReportOptions)
     let image = cfg.data.shape.len() == 3;
     let n = if image { 64 } else { 2500.min(opts.samples.max(64)) };
     let t0 = Instant::now();
-    let x = match model.as_gan().filter(|g| g.cfg.classes > 0) {
+    let x = match model.get::<Gan>().filter(|g| g.cfg.classes > 0) {
         Some(gan) if image => run::class_rows(model, gan.cfg.classes, &mut g)?,
-        _ => match (model.as_vae(), image) {
+        _ => match (model.get::<Vae>(), image) {
             (Some(v), true) => v.sample_mean(n, &mut g)?,
             _ => model.sample(n, &mut g)?,
         },
@@ -266,7 +268,7 @@ fn samples(r: &mut Report, model: &Model, cfg: &RunConfig, opts: &ReportOptions)
     let rows = x.dim(0)?;
     let name = if image || model.config.dim() == 2 { "samples.png" } else { "samples.csv" };
     run::write_examples(model, cfg, &x, &r.file(name), None)?;
-    let what = match (model.as_vae(), model.as_gan().filter(|g| g.cfg.classes > 0)) {
+    let what = match (model.get::<Vae>(), model.get::<Gan>().filter(|g| g.cfg.classes > 0)) {
         (Some(_), _) if image => "decoder means at z ~ N(0, I)",
         (_, Some(_)) => "one row per class",
         _ => "independent draws",
@@ -278,11 +280,11 @@ fn samples(r: &mut Report, model: &Model, cfg: &RunConfig, opts: &ReportOptions)
         let _ = writeln!(r.md, "Written to `{name}` (one example per row).");
     }
     // Reconstructions of held-out examples for the autoencoders (VAE: decoder means at the posterior mean).
-    if image && (model.as_vae().is_some() || model.as_aae().is_some()) {
+    if image && (model.get::<Vae>().is_some() || model.get::<Aae>().is_some()) {
         if let Some(spec) = held_out_spec(cfg) {
             let (d, _) = run::load_transformed(&spec, cfg, false)?;
             let path = r.file("reconstructions.png");
-            if model.as_vae().is_some() {
+            if model.get::<Vae>().is_some() {
                 run::write_reconstructions(model, &d, 32, &path)?;
             } else {
                 run::write_aae_reconstructions(model, &d, 32, &path)?;
@@ -311,7 +313,7 @@ fn modes(r: &mut Report, model: &Model, cfg: &RunConfig, opts: &ReportOptions) -
     r.image("modes.png", "samples over 3-sigma circles around the true modes");
     r.summary.push(format!("modes {}/{}, high quality {:.1}%", rep.covered, rep.modes, 100.0 * rep.high_quality));
     let json = serde_json::json!({"samples": rep.samples, "modes": rep.modes, "covered": rep.covered, "high_quality": rep.high_quality, "reverse_kl": rep.reverse_kl, "counts": rep.counts, "min_share": rep.min_share});
-    crate::train::checkpoint::atomic_write(&r.file("modes.json"), json.to_string().as_bytes())
+    crate::files::atomic_write(&r.file("modes.json"), json.to_string().as_bytes())
 }
 
 fn quality(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>, opts: &ReportOptions) -> Result<()> {
@@ -319,7 +321,7 @@ fn quality(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset
         return Err(Error::config(opts.no_classifier.clone().unwrap_or_else(|| "no classifier run given (--classifier DIR)".into())));
     };
     let real = need(held)?;
-    let c = classifier.as_classifier().ok_or_else(|| Error::config(format!("{} is not a classifier run", cpath.display())))?;
+    let c = classifier.get::<Classifier>().ok_or_else(|| Error::config(format!("{} is not a classifier run", cpath.display())))?;
     let mut g = rng::derived(opts.seed, "report-quality", 0);
     let n = opts.samples;
     let mut fake = Vec::with_capacity(n * real.dim());
@@ -374,7 +376,7 @@ fn info_codes(r: &mut Report, model: &Model, opts: &ReportOptions) -> Result<()>
     let Some((cpath, classifier)) = &opts.classifier else {
         return Err(Error::config(opts.no_classifier.clone().unwrap_or_else(|| "no classifier run given (--classifier DIR)".into())));
     };
-    let g = model.as_gan().ok_or_else(|| Error::config("not a GAN"))?;
+    let g = model.get::<Gan>().ok_or_else(|| Error::config("not a GAN"))?;
     let (k, m) = (g.cfg.categorical, g.cfg.continuous);
     let per = (opts.samples / k).max(1);
     let dim = g.cfg.shape.iter().product();
@@ -503,13 +505,7 @@ fn probe(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>,
     let (fte, _) = features::embed(model, test)?;
     let p = features::linear_probe((&ftr, ytr), (&fte, yte), fd, opts.seed)?;
     let raw = features::linear_probe((&train.x, ytr), (&test.x, yte), train.dim(), opts.seed)?;
-    let what = match model.name() {
-        "vae" | "aae" => "the encoder's mean code",
-        "nade" => "the hidden layer given the whole input",
-        "made" => "the first hidden layer",
-        "classifier" => "the classifier's feature layer",
-        _ => "the discriminator's last hidden layer",
-    };
+    let what = model.info().features.unwrap_or("the model's features");
     let _ = writeln!(
         r.md,
         "Multinomial logistic regression on frozen features ({what}), fitted on the first {} training examples, tested on the {} held-out ones; the same classifier on raw pixels is the baseline. The L2 weight of each is chosen from {:?} on a fifth of the training examples.\n\n| features | dimension | L2 | train accuracy | test accuracy |\n|---|---|---|---|---|\n| {} | {} | {} | {:.2} % | **{:.2} %** |\n| raw pixels | {} | {} | {:.2} % | {:.2} % |",
@@ -539,7 +535,7 @@ fn latent(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>
         let x = run::interpolate(model, held, 8, 10, spherical, &mut g)?;
         run::write_grid(model, cfg, &x, 10, &r.file(name))?;
     }
-    let ends = if model.as_gan().is_some() { "two noise draws" } else { "the codes of two held-out examples" };
+    let ends = if model.get::<Gan>().is_some() { "two noise draws" } else { "the codes of two held-out examples" };
     let _ = writeln!(
         r.md,
         "Each row walks from {ends} to the other in 10 steps: linear (left picture) and spherical (right).\n\n![linear](interpolation-linear.png) ![spherical](interpolation-slerp.png)"

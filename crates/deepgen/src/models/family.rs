@@ -1,0 +1,223 @@
+//! What a family must say about itself, in its own file.
+//!
+//! A family is a config type (`XConfig`, saved in every checkpoint) that
+//! implements [`Family`] and a built network that implements [`Net`]. Neither
+//! trait has a default method: the compiler asks a new family for every
+//! answer (its model names and capabilities, presets, training recipe,
+//! flags, data needs, and which capability traits it offers), so nothing is
+//! decided for it by a catch-all arm. `models/mod.rs` then needs one
+//! registry line for it.
+
+use std::any::Any;
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::flags::ModelFlags;
+use super::{Adversarial, DensityModel, Encoder, Known, Objective, Sampler};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::nn::Params;
+use crate::recipe::TrainConfig;
+use crate::rng::Rng;
+
+/// How a model knows log p(x).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Density {
+    /// Exactly (normalised; of the ensemble for MADE's mask averages).
+    Exact,
+    /// A stochastic lower bound (the VAE's importance-weighted estimate).
+    Bound,
+    /// Not at all (adversarial models, the classifier).
+    None,
+}
+
+/// Which trainer fits the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Training {
+    /// [`crate::train::LikelihoodTrainer`]: the model's [`Objective`].
+    Likelihood,
+    /// [`crate::train::AdversarialTrainer`]: the model's [`Adversarial`] game.
+    Adversarial,
+}
+
+/// What the data's labels are to a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Labels {
+    /// Ignored.
+    Unused,
+    /// A conditioning input (cGAN: `sample --class K`); training needs them.
+    Condition,
+    /// The target it models, p(y | x) (the classifier); training needs them.
+    Target,
+}
+
+/// What a score measures. All are "higher = more anomalous".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreKind {
+    /// -log p(x) in nats (exact, or the VAE's importance-weighted estimate).
+    Nll,
+    /// -log p(x) / (D ln 2).
+    Bpd,
+    /// The VAE's negative ELBO (one posterior draw; an upper bound on -log p).
+    Elbo,
+    /// Squared error of the reconstruction at the posterior mean / code (VAE, AAE).
+    Recon,
+    /// Minus the discriminator's raw output (GANs): examples it finds unreal score high.
+    Disc,
+    /// |-log p(x) - mean -log p on the validation data| (a per-example
+    /// typicality test, Nalisnick et al. 2019).
+    Typicality,
+    /// Bits per dim minus PNG-compressed bits per dim (input complexity, Serrà et al. 2020).
+    Complexity,
+}
+
+/// The scores of a model with an exact density (and of none other).
+pub const DENSITY_SCORES: &[ScoreKind] =
+    &[ScoreKind::Nll, ScoreKind::Bpd, ScoreKind::Typicality, ScoreKind::Complexity];
+
+/// What `deepgen models` says about one model name, declared in its family's file.
+#[derive(Debug)]
+pub struct ModelInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub density: Density,
+    pub training: Training,
+    /// Draws new examples (`deepgen sample`).
+    pub sampler: bool,
+    /// Has sequential conditionals (`deepgen complete`, the causality tests).
+    pub completion: bool,
+    /// Maps examples to codes (`Encoder`).
+    pub encoder: bool,
+    /// What its features are (`deepgen embed`, `probe`), if it has any.
+    pub features: Option<&'static str>,
+    pub labels: Labels,
+    /// Anomaly scores it gives (`deepgen detect --score`), the default first.
+    pub scores: &'static [ScoreKind],
+    /// The data it takes, in words.
+    pub data: &'static str,
+    /// The model flags of `deepgen train` it takes (field names of [`ModelFlags`]).
+    pub flags: &'static [&'static str],
+}
+
+/// What a configured model needs of its data's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// Values in {0, 1}.
+    pub binary: bool,
+    /// 8-bit grey levels k/255 in [0, 1].
+    pub grey_levels: bool,
+}
+
+/// A family's configuration side: everything the registry, the run config and
+/// `deepgen models` ask of it. Implemented by each `XConfig`.
+pub trait Family: Sized {
+    /// The model names this family answers to (`deepgen train NAME`).
+    const MODELS: &'static [ModelInfo];
+    /// The default configuration of model `name` for examples of `shape`
+    /// (`[D]` or `[C, H, W]`); `unit_data`: every value lies in [0, 1].
+    fn preset(name: &str, shape: &[usize], unit_data: bool) -> Result<Self>;
+    /// How model `name` trains by default on examples of `shape`: steps,
+    /// batch, learning rate, schedule, Adam's betas, the critic's settings.
+    fn recipe(name: &str, shape: &[usize]) -> TrainConfig;
+    /// The model name of this configuration (one of `MODELS`).
+    fn name(&self) -> &'static str;
+    /// The data dimension the model was built for.
+    fn dim(&self) -> usize;
+    fn needs(&self) -> Needs;
+    /// Applies the model flags this model takes (those in its `flags`; the
+    /// caller refuses the others by name) and settings that follow from the
+    /// training data and the seed.
+    fn configure(&mut self, flags: &ModelFlags, data: &Dataset, seed: u64) -> Result<()>;
+    /// Builds the network, registering its parameters in `params`.
+    fn build(&self, params: &mut Params, rng: &mut Rng, dev: &Device) -> Result<Box<dyn Net>>;
+}
+
+/// Sequential conditionals: the autoregressive families.
+pub trait Sequential {
+    /// Values in `known` are kept and the others drawn in the model's order
+    /// given everything before them. Returns `[n, D]` and each row's log p.
+    fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)>;
+    /// The parameters of every conditional p(x_i | x_<i), `[B, D, P]`
+    /// (raster order); `None` where the model has no parameters to show
+    /// (independent pixels).
+    fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>>;
+}
+
+/// Learned features of examples `[B, D]` -> `[B, F]`.
+pub trait Features {
+    fn features(&self, x: &Tensor) -> Result<Tensor>;
+}
+
+/// A sequential model samples by drawing every value in order, none known.
+impl<T: Sequential> Sampler for T {
+    fn sample(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
+        Ok(self.sample_ar(n, None, rng)?.0)
+    }
+}
+
+/// A built network of one family: which capability traits it offers.
+pub trait Net: Send + Sync + 'static {
+    /// The concrete network, for family-specific use (`Model::get::<Vae>()`).
+    fn as_any(&self) -> &dyn Any;
+    fn density(&self) -> Option<&dyn DensityModel>;
+    fn sampler(&self) -> Option<&dyn Sampler>;
+    fn sequential(&self) -> Option<&dyn Sequential>;
+    fn encoder(&self) -> Option<&dyn Encoder>;
+    fn features(&self) -> Option<&dyn Features>;
+    /// What the likelihood trainer minimises, for the likelihood-trained models.
+    fn objective(&self) -> Option<&dyn Objective>;
+    fn adversarial(&self) -> Option<&dyn Adversarial>;
+}
+
+/// The mean negative log-likelihood as a training loss (explicit models:
+/// training and evaluation cannot disagree).
+pub fn nll_loss(log_prob: Tensor) -> Result<super::Losses> {
+    let nll = log_prob.neg()?.mean_all()?;
+    Ok(super::Losses { total: nll.clone(), parts: vec![("nll", nll)] })
+}
+
+/// `shape` as a one-channel image `(H, W)`, or an error naming the model.
+pub fn one_channel(name: &str, shape: &[usize]) -> Result<(usize, usize)> {
+    match shape {
+        [1, h, w] => Ok((*h, *w)),
+        _ => Err(Error::config(format!(
+            "the {name} model needs one-channel images (shape [1, H, W]); \
+             this data has examples of shape {shape:?}"
+        ))),
+    }
+}
+
+/// Two-dimensional (or small) vectors: the toy mixtures, whose recipes differ.
+pub fn is_toy(shape: &[usize]) -> bool {
+    shape.len() == 1 && shape[0] <= 16
+}
+
+/// Parses a `--hidden`-style comma list of positive widths.
+pub fn width_list(flag: &str, h: &str) -> Result<Vec<usize>> {
+    h.split(',').map(|v| width(flag, v).map_err(|_| not_widths(flag, h))).collect()
+}
+
+/// Parses one positive width.
+pub fn width(flag: &str, h: &str) -> Result<usize> {
+    match h.trim().parse::<usize>() {
+        Ok(v) if v > 0 => Ok(v),
+        _ => Err(Error::config(format!("{flag}: `{h}` is not a positive number"))),
+    }
+}
+
+fn not_widths(flag: &str, h: &str) -> Error {
+    Error::config(format!("{flag}: `{h}` is not a comma list of positive numbers"))
+}
+
+/// The number of classes of labelled data: its largest label + 1.
+pub fn label_classes(data: &Dataset, what: &str) -> Result<usize> {
+    let Some(labels) = &data.labels else {
+        return Err(Error::config(format!(
+            "{}: {what} needs labelled data (this set has no labels)",
+            data.source
+        )));
+    };
+    Ok(labels.iter().max().map(|m| *m as usize + 1).unwrap_or(0))
+}

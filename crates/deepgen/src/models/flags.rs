@@ -1,0 +1,156 @@
+//! The model flags of `deepgen train`, declared once: clap reads them from the
+//! command line and serde from a program's TOML or JSON, into the same struct.
+//! Which models take a flag is said by each model's [`ModelInfo::flags`]
+//! (`super::ModelInfo`); a flag given to a model that does not list it is
+//! refused by name ([`ModelFlags::check_applies`]). A family reads the flags
+//! it lists in [`super::Family::configure`].
+
+use serde::{Deserialize, Serialize};
+
+use super::family::{ModelInfo, Training};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelFlags {
+    /// Hidden units: NADE's, RNADE's and the classifier's H, or a comma list of widths
+    /// (MADE, VAE, AAE and GAN generators, e.g. 512,512).
+    #[arg(long)]
+    pub hidden: Option<String>,
+    /// Feature maps per layer (PixelCNN, PixelRNN, DCGAN players, classifier).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// PixelCNN residual blocks or gated layers; PixelRNN LSTM layers.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Output per pixel: bernoulli (binary images) or softmax (256 grey levels).
+    #[arg(long)]
+    pub output: Option<String>,
+    /// RNADE mixture components per conditional.
+    #[arg(long)]
+    pub components: Option<usize>,
+    /// MADE: masks averaged at test time (more than 1 needs an agnostic training flag).
+    #[arg(long)]
+    pub masks: Option<usize>,
+    /// MADE: draw a new input ordering for every minibatch.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    pub order_agnostic: bool,
+    /// MADE: draw new hidden-unit connectivity for every minibatch.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    pub connectivity_agnostic: bool,
+    /// Latent dimension: VAE and AAE codes, GAN noise z.
+    #[arg(long)]
+    pub latent: Option<usize>,
+    /// GANs: the objective: minimax, non-saturating, wasserstein, or an f-divergence
+    /// (kl, reverse-kl, js, pearson, hellinger, gan).
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// f-GAN: the divergence (kl, reverse-kl, js, pearson, hellinger, gan) [default: js].
+    #[arg(long)]
+    pub divergence: Option<String>,
+    /// GAN / AAE discriminator hidden widths, a comma list (MLP players).
+    #[arg(long)]
+    pub d_hidden: Option<String>,
+    /// GANs with MLP players: batch norm before each hidden ReLU of the generator.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    pub g_norm: bool,
+    /// GANs: the distribution of the noise z, normal (N(0, I)) or uniform (U[-1, 1])
+    /// [default: normal].
+    #[arg(long)]
+    pub noise: Option<String>,
+    /// GANs: PacGAN packing, the critic judges groups of M examples (all real or all
+    /// generated) [default: 1].
+    #[arg(long)]
+    pub pack: Option<usize>,
+    /// GANs: keep an exponential moving average of the generator's weights with decay BETA
+    /// (e.g. 0.999); sampling, eval and reports use it [default: off].
+    #[arg(long, allow_negative_numbers = true)]
+    pub g_ema: Option<f64>,
+    /// Conditional GAN: number of classes [default: the data's largest label + 1].
+    #[arg(long)]
+    pub classes: Option<usize>,
+    /// InfoGAN: categorical code size [default: 10].
+    #[arg(long)]
+    pub categorical: Option<usize>,
+    /// InfoGAN: continuous codes [default: 2].
+    #[arg(long)]
+    pub continuous: Option<usize>,
+    /// InfoGAN: weight of the mutual-information term [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub info_weight: Option<f64>,
+    /// AAE prior: gaussian, mixture10, swiss-roll, or a file of draws csv:FILE / npy:FILE
+    /// [default: gaussian].
+    #[arg(long)]
+    pub prior: Option<String>,
+    /// GAN players: mlp or dcgan [default: dcgan for dcgan, cgan, infogan, wgan and wgan-gp
+    /// on images].
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// VAE importance samples k for log p(x).
+    #[arg(long)]
+    pub iw_samples: Option<usize>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The flags set in a flag struct: the fields serde writes that are neither
+/// absent (`None`, skipped) nor `false`, as `--kebab-case` names. The struct's
+/// own declaration is the only list of its flags.
+pub fn given<T: Serialize>(flags: &T) -> Vec<String> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::to_value(flags) else {
+        return vec![];
+    };
+    map.into_iter()
+        .filter(|(_, v)| !v.is_null() && *v != serde_json::Value::Bool(false))
+        .map(|(k, _)| format!("--{}", k.replace('_', "-")))
+        .collect()
+}
+
+impl ModelFlags {
+    /// Refuses, by name, a flag that `info`'s model does not take, saying
+    /// which models do (`all`: the registry).
+    pub fn check_applies<'a>(
+        &self,
+        info: &ModelInfo,
+        all: impl Iterator<Item = &'a ModelInfo> + Clone,
+    ) -> Result<()> {
+        for flag in given(self) {
+            let field = flag.trim_start_matches("--").replace('-', "_");
+            if !info.flags.contains(&field.as_str()) {
+                let takers: Vec<&str> =
+                    all.clone().filter(|m| m.flags.contains(&field.as_str())).map(|m| m.name).collect();
+                return Err(Error::config(format!(
+                    "{flag} does not apply to the {} model (it applies to: {})",
+                    info.name,
+                    takers.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The adversarial trainer's flags, for the models trained adversarially.
+pub fn check_trainer_flags<'a>(
+    given: &[String],
+    info: &ModelInfo,
+    all: impl Iterator<Item = &'a ModelInfo>,
+) -> Result<()> {
+    match given.first() {
+        Some(flag) if info.training != Training::Adversarial => {
+            let takers: Vec<&str> =
+                all.filter(|m| m.training == Training::Adversarial).map(|m| m.name).collect();
+            Err(Error::config(format!(
+                "{flag} does not apply to the {} model (it applies to the adversarial models: {})",
+                info.name,
+                takers.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}

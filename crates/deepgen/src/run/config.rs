@@ -1,0 +1,155 @@
+//! A new run's config from [`TrainOptions`]: an optional config file, the
+//! model's preset for the data's shape, the model flags its family takes,
+//! the family's training recipe, then the run flags over it.
+
+use std::path::PathBuf;
+
+use super::options::{CriticFlags, TrainOptions};
+use super::{DataConfig, RunConfig};
+use crate::data::{Binarize, DataSpec};
+use crate::error::{Error, Result};
+use crate::models::ModelConfig;
+use crate::recipe::{Schedule, TrainConfig};
+
+/// `v` as a positive count, or an error naming `flag`.
+pub fn positive(flag: &str, v: i64) -> Result<usize> {
+    if v <= 0 {
+        return Err(Error::config(format!("{flag} must be a positive integer, got {v}")));
+    }
+    Ok(v as usize)
+}
+
+/// `runs/MODEL`, or `runs/MODEL-2`, ... if taken.
+pub fn free_run_dir(model: &str) -> PathBuf {
+    let base = PathBuf::from("runs");
+    let mut p = base.join(model);
+    let mut k = 2;
+    while p.join("model.safetensors").exists() || p.join("config.toml").exists() {
+        p = base.join(format!("{model}-{k}"));
+        k += 1;
+    }
+    p
+}
+
+fn read_config_file(o: &TrainOptions) -> Result<Option<RunConfig>> {
+    let Some(p) = &o.run.config else { return Ok(None) };
+    let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+    let cfg = toml::from_str(&text).map_err(|e| Error::config(format!("{}: {}", p.display(), e.message())))?;
+    Ok(Some(cfg))
+}
+
+/// Builds the run config of a new run from options (over an optional config file).
+pub fn new_run_config(o: &TrainOptions) -> Result<RunConfig> {
+    let a = &o.run;
+    let file = read_config_file(o)?;
+    let seed = a.seed.or(file.as_ref().map(|f| f.seed)).unwrap_or(0);
+    let data_spec = a.data.clone().or(file.as_ref().map(|f| f.data.train.clone())).unwrap_or_else(|| "mnist".into());
+    let spec: DataSpec = data_spec.parse()?;
+    let raw = spec.load(seed)?;
+    let in_unit = raw.x.iter().all(|v| (0.0..=1.0).contains(v));
+
+    let name = o.model.clone().or(file.as_ref().map(|f| f.model.name().to_string())).unwrap_or_else(|| "vae".into());
+    let mut model = match &file {
+        Some(f) if f.model.name() == name && f.model.dim() == raw.dim() => f.model.clone(),
+        _ => ModelConfig::preset(&name, &raw.shape, in_unit)?,
+    };
+    model.configure(&o.model_flags, &raw, seed)?;
+    o.check_critic(model.info())?;
+
+    let binarize = match &a.binarize {
+        Some(b) => b.parse()?,
+        None => match &file {
+            Some(f) => f.data.binarize,
+            None if model.needs_binary() && !raw.is_binary() && in_unit => Binarize::Static,
+            None => Binarize::None,
+        },
+    };
+    let (mean, std) = if a.standardize {
+        if binarize != Binarize::None {
+            return Err(Error::config(format!("--standardize cannot be combined with --binarize {binarize:?}")));
+        }
+        raw.moments()
+    } else {
+        file.as_ref().map(|f| (f.data.mean.clone(), f.data.std.clone())).unwrap_or_default()
+    };
+    let val = a.val.clone().or(file.as_ref().and_then(|f| f.data.val.clone())).or(spec.held_out().map(|s| s.to_string()));
+
+    let mut train = match &file {
+        Some(f) => f.train.clone(),
+        None => ModelConfig::recipe(&name, &raw.shape)?,
+    };
+    apply_run_flags(o, &mut train)?;
+    if let Some(c) = &mut train.adversarial {
+        apply_critic_flags(&o.critic, c)?;
+    }
+    train.check()?;
+    if let ModelConfig::Gan(c) = &model {
+        if !train.batch_size.is_multiple_of(c.pack) {
+            return Err(Error::config(format!(
+                "--batch-size {} is not a multiple of --pack {}: the critic judges whole groups",
+                train.batch_size, c.pack
+            )));
+        }
+    }
+    let data = DataConfig { train: data_spec, val, binarize, shape: raw.shape.clone(), mean, std };
+    Ok(RunConfig { seed, data, train, model })
+}
+
+fn apply_run_flags(o: &TrainOptions, train: &mut TrainConfig) -> Result<()> {
+    let a = &o.run;
+    if let Some(b) = a.beta1 {
+        train.optimizer.beta1 = b;
+    }
+    if let Some(b) = a.beta2 {
+        train.optimizer.beta2 = b;
+    }
+    if let Some(s) = a.steps {
+        train.steps = positive("--steps", s)?;
+    }
+    if let Some(b) = a.batch_size {
+        train.batch_size = positive("--batch-size", b)?;
+    }
+    if let Some(lr) = a.lr {
+        train.lr = lr;
+    }
+    if let Some(s) = &a.schedule {
+        train.schedule = s.parse::<Schedule>()?;
+    }
+    if let Some(w) = a.warmup {
+        train.warmup = w;
+    }
+    if a.grad_clip.is_some() {
+        train.grad_clip = a.grad_clip;
+    }
+    if let Some(w) = a.weight_decay {
+        train.optimizer.weight_decay = w;
+    }
+    if let Some(e) = a.eval_every {
+        train.eval_every = positive("--eval-every", e)?;
+    }
+    Ok(())
+}
+
+fn apply_critic_flags(f: &CriticFlags, c: &mut crate::recipe::AdversarialConfig) -> Result<()> {
+    if let Some(v) = f.d_lr {
+        c.d_lr = v;
+    }
+    if let Some(s) = &f.d_schedule {
+        c.d_schedule = Some(s.parse::<Schedule>()?);
+    }
+    if let Some(v) = f.n_critic {
+        c.n_critic = positive("--n-critic", v)?;
+    }
+    if f.clip.is_some() {
+        c.clip = f.clip;
+    }
+    if f.gp.is_some() {
+        c.gp = f.gp;
+    }
+    if let Some(k) = f.unroll {
+        c.unroll = k;
+    }
+    c.first_order |= f.first_order;
+    c.unroll_same_batch |= f.unroll_same_batch;
+    c.check()
+}

@@ -1,0 +1,48 @@
+//! The run wing: everything that works on run directories, shared by the CLI
+//! and by programs that embed deepgen. The run config and directory with its
+//! atomic files (`dir`), the run's data transforms (`transform`), the hooks
+//! that write metrics and checkpoints (`hooks`), the pictures a run leaves
+//! (`artifacts`), completion (`complete`), latent paths (`latent`) and the
+//! evaluation report (`report`).
+
+pub mod artifacts;
+pub mod complete;
+pub mod config;
+pub mod detect;
+pub mod dir;
+pub mod hooks;
+pub mod latent;
+pub mod options;
+pub mod report;
+pub mod train;
+pub mod transform;
+
+pub use artifacts::*;
+pub use complete::*;
+pub use dir::{atomic_write, read_safetensors, DataConfig, RunConfig, RunDir};
+pub use hooks::*;
+pub use latent::*;
+pub use options::TrainOptions;
+pub use train::{train, TrainSummary};
+pub use transform::*;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::models::Model;
+
+/// Opens a run directory: its config and its model, checked to agree.
+pub fn open(path: &Path) -> Result<(RunDir, RunConfig, Model)> {
+    let dir = RunDir::open(path)?;
+    let cfg = dir.read_config()?;
+    let (model, _) = dir.load_model(&candle_core::Device::Cpu)?;
+    if model.config.name() != cfg.model.name() {
+        return Err(Error::config(format!(
+            "{}: config.toml is for a {} model but model.safetensors holds a {}",
+            path.display(),
+            cfg.model.name(),
+            model.name()
+        )));
+    }
+    Ok((dir, cfg, model))
+}

@@ -1,0 +1,261 @@
+//! The training workflow of `deepgen train`, as a library call: make (or
+//! reopen, with `--resume`) the run directory, train with the trainer the
+//! model's family names, then leave the pictures a newcomer can open and
+//! return what to print.
+
+use std::path::PathBuf;
+
+use candle_core::Device;
+
+use super::config::{free_run_dir, new_run_config, positive};
+use super::options::TrainOptions;
+use super::{artifacts, hooks, transform, RunConfig, RunDir, Watch};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::eval::modes::DEFAULT_MIN_SHARE;
+use crate::models::{Gan, Labels, Model, Training, Vae};
+use crate::rng;
+use crate::train::{AdversarialTrainer, LikelihoodTrainer};
+
+/// What a finished training run reports.
+pub struct TrainSummary {
+    pub dir: PathBuf,
+    /// The lines `deepgen train` prints on stdout: held-out scores, what it wrote.
+    pub lines: Vec<String>,
+}
+
+/// The device named by `--device`.
+pub fn device(name: Option<&str>) -> Result<Device> {
+    match name.unwrap_or("cpu") {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Err(Error::config("--device cuda: this build has no CUDA support; use --device cpu")),
+        other => Err(Error::config(format!("--device: unknown device `{other}` (expected cpu or cuda)"))),
+    }
+}
+
+/// A run to train: its directory, config, model and the step it starts at.
+struct Prepared {
+    dir: RunDir,
+    cfg: RunConfig,
+    model: Model,
+    start: usize,
+}
+
+fn resume(o: &TrainOptions, path: &std::path::Path, dev: &Device) -> Result<Prepared> {
+    o.check_resume()?;
+    let dir = RunDir::open(path)?;
+    let mut cfg = dir.read_config()?;
+    if let Some(m) = &o.model {
+        if m != cfg.model.name() {
+            let msg = format!("{}: holds a {} run, not {m} (a checkpoint of another model)", path.display(), cfg.model.name());
+            return Err(Error::config(msg));
+        }
+    }
+    if let Some(s) = o.run.steps {
+        cfg.train.steps = positive("--steps", s)?;
+    }
+    let (model, step) = dir.load_model(dev)?;
+    if model.config != cfg.model {
+        return Err(Error::config(format!("{}: config.toml and model.safetensors describe different models", path.display())));
+    }
+    if step >= cfg.train.steps {
+        let msg = format!("{}: the run is already at step {step}; pass --steps larger than {step} to continue", path.display());
+        return Err(Error::config(msg));
+    }
+    dir.truncate_metrics(step)?;
+    dir.write_config(&cfg)?;
+    Ok(Prepared { dir, cfg, model, start: step })
+}
+
+fn create(o: &TrainOptions, dev: &Device) -> Result<Prepared> {
+    let cfg = new_run_config(o)?;
+    let path = o.run.out.clone().unwrap_or_else(|| free_run_dir(cfg.model.name()));
+    if path.join("model.safetensors").exists() {
+        let msg = format!("{}: already holds a run; continue it with --resume {} or choose another --out", path.display(), path.display());
+        return Err(Error::config(msg));
+    }
+    let dir = RunDir::create(&path)?;
+    let _ = std::fs::remove_file(dir.file("metrics.jsonl"));
+    dir.write_config(&cfg)?;
+    let model = Model::new(&cfg.model, cfg.seed, dev)?;
+    Ok(Prepared { dir, cfg, model, start: 0 })
+}
+
+/// Trains a new run (or continues one with `--resume`) and leaves its pictures.
+pub fn train(o: &TrainOptions, watch: &mut dyn Watch) -> Result<TrainSummary> {
+    let dev = device(o.run.device.as_deref())?;
+    let p = match &o.run.resume {
+        Some(path) => resume(o, path, &dev)?,
+        None => create(o, &dev)?,
+    };
+    let (train_data, _) = transform::load_transformed(&p.cfg.data.train, &p.cfg, true)?;
+    p.model.check_dim(train_data.dim(), &train_data.source)?;
+    let val = match &p.cfg.data.val {
+        Some(v) => Some(transform::load_transformed(v, &p.cfg, false)?),
+        None => None,
+    };
+    let lines = match p.model.info().training {
+        Training::Adversarial => train_adversarial(&p, &train_data, val.as_ref().map(|v| &v.0), watch)?,
+        Training::Likelihood => train_likelihood(&p, &train_data, val.as_ref(), watch)?,
+    };
+    Ok(TrainSummary { dir: p.dir.path.clone(), lines })
+}
+
+fn finish_line(p: &Prepared, secs: f64, precision: usize) -> String {
+    let steps = p.cfg.train.steps - p.start;
+    let rate = steps as f64 / secs.max(1e-9);
+    format!("trained {steps} steps in {secs:.1} s ({rate:.precision$} steps/s); checkpoint in {}", p.dir.path.display())
+}
+
+fn train_likelihood(p: &Prepared, train_data: &Dataset, val: Option<&(Dataset, f64)>, watch: &mut dyn Watch) -> Result<Vec<String>> {
+    let (dir, cfg, model) = (&p.dir, &p.cfg, &p.model);
+    let mut trainer = LikelihoodTrainer::new(model, cfg.train.clone(), cfg.seed, cfg.data.binarize)?;
+    if p.start > 0 {
+        dir.load_optimizers(&mut [&mut trainer.opt], p.start)?;
+    }
+    let line = format!(
+        "{} {} ({} parameters) on {} ({} examples of {} values, binarize {:?}) for {} steps, batch {}, lr {}, seed {} -> {}",
+        if p.start > 0 { "resuming" } else { "training" },
+        model.name(),
+        model.trained_count(),
+        train_data.source,
+        train_data.n,
+        train_data.dim(),
+        cfg.data.binarize,
+        cfg.train.steps,
+        cfg.train.batch_size,
+        cfg.train.lr,
+        cfg.seed,
+        dir.path.display()
+    );
+    watch.start(&line, p.start, cfg.train.steps);
+    let target = model.info().labels == Labels::Target;
+    let what = if target { "validation -log p(y|x)" } else { "validation NLL" };
+    let t0 = std::time::Instant::now();
+    {
+        let mut hooks = hooks::RunHooks::new(dir, cfg.seed, watch, what, false);
+        trainer.fit(model, train_data, val.map(|v| &v.0), &mut hooks)?;
+    }
+    watch.finish(&finish_line(p, t0.elapsed().as_secs_f64(), 1));
+
+    // Pictures a newcomer can open.
+    let mut lines = vec![];
+    let mut r = rng::derived(cfg.seed, "final-samples", 0);
+    if target {
+        artifacts::write_loss_plot(dir, model.name())?;
+        if let Some((v, _)) = val {
+            lines.push(crate::eval::features::accuracy_line(model, v)?);
+        }
+        lines.push(format!("run directory: {}", dir.path.display()));
+        return Ok(lines);
+    }
+    if train_data.is_image() || train_data.dim() == 2 {
+        let mean = model.get::<Vae>().is_some();
+        artifacts::write_samples(model, cfg, 64, mean, &mut r, &dir.file("samples.png"), Some(train_data))?;
+        let recon_src = val.map(|v| &v.0).unwrap_or(train_data);
+        artifacts::write_reconstructions(model, recon_src, 32, &dir.file("reconstructions.png"))?;
+    } else {
+        artifacts::write_samples(model, cfg, 64, false, &mut r, &dir.file("samples.csv"), None)?;
+    }
+    artifacts::write_loss_plot(dir, model.name())?;
+    if let Some((v, log_det)) = val {
+        let mut r = rng::derived(cfg.seed, "test-nll", 0);
+        let rep = transform::score(model, v, *log_det, 256, &mut r)?;
+        lines.push(transform::nll_line(model, &v.source, &rep, cfg));
+    }
+    lines.push(format!("run directory: {}", dir.path.display()));
+    Ok(lines)
+}
+
+/// Training of the two-player models, then the pictures and the mode count that fit the model.
+fn train_adversarial(p: &Prepared, train_data: &Dataset, val: Option<&Dataset>, watch: &mut dyn Watch) -> Result<Vec<String>> {
+    let (dir, cfg, model) = (&p.dir, &p.cfg, &p.model);
+    let mut trainer = AdversarialTrainer::new(model, cfg.train.clone(), cfg.seed, cfg.data.binarize)?;
+    if p.start > 0 {
+        dir.load_optimizers(&mut [&mut trainer.g_opt, &mut trainer.d_opt], p.start)?;
+        trainer.set_step(p.start);
+    }
+    watch.start(&adversarial_start_line(p, &trainer, train_data), p.start, cfg.train.steps);
+    let t0 = std::time::Instant::now();
+    {
+        let mut hooks = hooks::RunHooks::new(dir, cfg.seed, watch, "validation NLL", true);
+        trainer.fit(model, train_data, &mut hooks)?;
+    }
+    watch.finish(&finish_line(p, t0.elapsed().as_secs_f64(), 2));
+
+    let mut lines = vec![];
+    let mut r = rng::derived(cfg.seed, "final-samples", 0);
+    let mut wrote: Vec<PathBuf> = vec![];
+    let conditional = model.get::<Gan>().filter(|g| g.cfg.classes > 0);
+    if let (Some(g), true) = (conditional, train_data.is_image()) {
+        // One row per class: `classes` rows of `classes` samples make a square grid.
+        let rows = artifacts::class_rows(model, g.cfg.classes, &mut r)?;
+        artifacts::write_examples(model, cfg, &rows, &dir.file("samples.png"), None)?;
+        wrote.push(dir.file("samples.png"));
+    } else if train_data.is_image() || train_data.dim() == 2 {
+        let n = if train_data.dim() == 2 { 2500 } else { 64 };
+        artifacts::write_samples(model, cfg, n, false, &mut r, &dir.file("samples.png"), Some(train_data))?;
+        wrote.push(dir.file("samples.png"));
+    } else {
+        artifacts::write_samples(model, cfg, 64, false, &mut r, &dir.file("samples.csv"), None)?;
+        wrote.push(dir.file("samples.csv"));
+    }
+    wrote.extend(artifacts::write_info_grids(model, &mut r, &dir.path)?);
+    let shown = val.unwrap_or(train_data);
+    if artifacts::write_aae_reconstructions(model, shown, 32, &dir.file("reconstructions.png"))? {
+        wrote.push(dir.file("reconstructions.png"));
+    }
+    if artifacts::write_latent_scatter(model, shown, 2000, &mut r, &dir.file("latent.png"))? {
+        wrote.push(dir.file("latent.png"));
+    }
+    artifacts::write_adversarial_plot(dir, model.name())?;
+    wrote.push(dir.file("loss.png"));
+    if cfg.data.train.starts_with("toy:") {
+        let mut r = rng::derived(cfg.seed, "eval", 0);
+        let path = dir.file("modes.png");
+        let rep = artifacts::mode_eval(model, cfg, 2500, DEFAULT_MIN_SHARE, &mut r, Some(&path))?;
+        wrote.push(path);
+        lines.push(artifacts::mode_line(&rep));
+    }
+    let names: Vec<String> = wrote.iter().filter_map(|p| p.file_name().map(|f| f.to_string_lossy().to_string())).collect();
+    lines.push(format!("wrote {}", names.join(", ")));
+    lines.push(format!("run directory: {}", dir.path.display()));
+    Ok(lines)
+}
+
+fn adversarial_start_line(p: &Prepared, trainer: &AdversarialTrainer, train_data: &Dataset) -> String {
+    let (dir, cfg, model) = (&p.dir, &p.cfg, &p.model);
+    let adv = &trainer.adv;
+    let gan = model.get::<Gan>();
+    let loss = gan.map(|g| g.cfg.loss.name()).unwrap_or_else(|| "non-saturating (codes vs prior)".into());
+    let unroll = if adv.unroll > 0 {
+        let first = if adv.first_order { " (first order)" } else { "" };
+        let one = if adv.unroll_same_batch { " (one batch)" } else { "" };
+        format!(", unrolled K={}{first}{one}", adv.unroll)
+    } else {
+        String::new()
+    };
+    let ema = gan.filter(|g| g.cfg.ema > 0.0).map(|g| format!(", generator weight average {}", g.cfg.ema));
+    let uniform = gan.filter(|g| g.cfg.noise == crate::models::Noise::Uniform).map(|_| ", uniform noise");
+    format!(
+        "{} {} ({} parameters, {loss}) on {} ({} examples of {} values) for {} steps, batch {}, lr {} (critic {}{}), n_critic {}{}{}{unroll}{}{}, seed {} -> {}",
+        if p.start > 0 { "resuming" } else { "training" },
+        model.name(),
+        model.trained_count(),
+        train_data.source,
+        train_data.n,
+        train_data.dim(),
+        cfg.train.steps,
+        cfg.train.batch_size,
+        cfg.train.lr,
+        adv.d_lr,
+        adv.d_schedule.map(|s| format!(", {s:?} schedule").to_lowercase()).unwrap_or_default(),
+        adv.n_critic,
+        adv.clip.map(|c| format!(", clip {c}")).unwrap_or_default(),
+        adv.gp.map(|c| format!(", gradient penalty {c}")).unwrap_or_default(),
+        ema.unwrap_or_default(),
+        uniform.unwrap_or_default(),
+        cfg.seed,
+        dir.path.display()
+    )
+}
