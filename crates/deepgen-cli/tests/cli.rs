@@ -164,7 +164,7 @@ fn bad_inputs_fail_cleanly() {
     fails(d, &["train", "nade", "--data", "digits", "--lr", "-1", "--steps", "2"], "--lr must be a positive number");
     fails(d, &["train", "nade", "--data", "digits", "--binarize", "sometimes"], "unknown binarization");
     fails(d, &["train", "--data", "imagenet"], "unknown data spec `imagenet`");
-    fails(d, &["train", "nade", "--data", "digits", "--latent", "3"], "--latent applies only to the vae, gan and aae models");
+    fails(d, &["train", "nade", "--data", "digits", "--latent", "3"], "--latent does not apply to the nade model (it applies to: vae, gan");
     fails(d, &["train", "nade", "--device", "tpu"], "unknown device");
     fails(d, &["train", "--frobnicate"], "unexpected argument '--frobnicate'");
     fails(d, &["sample"], "required arguments were not provided");
@@ -304,7 +304,7 @@ fn autoregressive_models_train_sample_complete_and_score() {
     fails(d, &["complete", "pixelcnn", "--keep", "wrong.png"], "mask is 5x8 pixels, the images are 8x8");
     fails(d, &["train", "pixelcnn", "--data", "toy:ring8", "--out", "x"], "needs one-channel images");
     fails(d, &["train", "made", "--data", "digits", "--masks", "2", "--out", "y"], "needs connectivity- or order-agnostic");
-    fails(d, &["train", "nade", "--data", "digits", "--channels", "4", "--out", "z"], "--channels applies only");
+    fails(d, &["train", "nade", "--data", "digits", "--channels", "4", "--out", "z"], "--channels does not apply to the nade model");
     fails(d, &["train", "pixelcnn", "--data", "digits", "--output", "gaussian", "--out", "z"], "unknown output `gaussian`");
     fails(d, &["train", "gated-pixelcnn", "--data", "toy:ring8", "--out", "z"], "needs one-channel images");
 }
@@ -426,10 +426,10 @@ fn adversarial_models_train_sample_eval_resume_and_refuse_bad_flags() {
     // Bad input: one line each.
     fails(d, &["train", "gan", "--data", "toy:ring8", "--divergence", "kl", "--steps", "1"], "--divergence applies only to the fgan model");
     fails(d, &["train", "fgan", "--data", "toy:ring8", "--divergence", "chi", "--steps", "1"], "unknown divergence `chi`");
-    fails(d, &["train", "nade", "--data", "digits", "--n-critic", "3", "--steps", "1"], "apply only to the adversarial models");
+    fails(d, &["train", "nade", "--data", "digits", "--n-critic", "3", "--steps", "1"], "does not apply to the nade model (it applies to the adversarial models");
     fails(d, &["train", "gan", "--data", "toy:ring8", "--first-order", "--steps", "1"], "--first-order applies only with --unroll");
     fails(d, &["train", "gan", "--data", "toy:ring8", "--d-schedule", "linear", "--steps", "1"], "unknown schedule `linear`");
-    fails(d, &["train", "nade", "--data", "digits", "--d-schedule", "constant", "--steps", "1"], "apply only to the adversarial models");
+    fails(d, &["train", "nade", "--data", "digits", "--d-schedule", "constant", "--steps", "1"], "does not apply to the nade model (it applies to the adversarial models");
     std::fs::write(d.join("points.csv"), "0.5,1.0\n-0.5,2.0\n1.5,0.0\n").unwrap();
     fails(d, &["train", "cgan", "--data", "csv:points.csv", "--steps", "1"], "a conditional GAN needs labelled data");
     fails(d, &["train", "dcgan", "--data", "toy:ring8", "--arch", "dcgan", "--steps", "1"], "multiples of 4");

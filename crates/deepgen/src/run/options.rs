@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::models::flags::{check_trainer_flags, given};
-use crate::models::{models, ModelConfig, ModelFlags, ModelInfo};
+use crate::models::{models, ModelConfig, ModelFlags, ModelInfo, Training};
 use crate::recipe::TrainConfig;
 
 /// Everything `deepgen train` takes.
@@ -191,7 +191,7 @@ pub fn annotate(cmd: clap::Command) -> clap::Command {
         ("weight_decay", |t| t.optimizer.weight_decay.to_string()),
     ];
     for (id, value) in recipe_flags {
-        let text = defaults_text(value);
+        let text = defaults_text(value, |_| true);
         cmd = cmd.mut_arg(id, |a| append_help(a, &format!("[default: {text}]")));
     }
     let critic_flags: [(&str, fn(&TrainConfig) -> Option<String>); 5] = [
@@ -202,13 +202,12 @@ pub fn annotate(cmd: clap::Command) -> clap::Command {
         ("unroll", |t| t.adversarial.as_ref().map(|c| c.unroll.to_string())),
     ];
     for (id, value) in critic_flags {
-        let text = defaults_text(|t| value(t).unwrap_or_else(|| "-".into()));
+        let adversarial = |m: &ModelInfo| m.training == Training::Adversarial;
+        let text = defaults_text(|t| value(t).unwrap_or_else(|| "none".into()), adversarial);
         cmd = cmd.mut_arg(id, |a| append_help(a, &format!("[default: {text}]")));
     }
-    let flag_ids: Vec<String> = serde_json::to_value(ModelFlags::default())
-        .ok()
-        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
-        .unwrap_or_default();
+    let flags = <ModelFlags as clap::Args>::augment_args(clap::Command::new("flags"));
+    let flag_ids: Vec<String> = flags.get_arguments().map(|a| a.get_id().to_string()).collect();
     for id in flag_ids {
         let takers: Vec<&str> = models().filter(|m| m.flags.contains(&id.as_str())).map(|m| m.name).collect();
         let text = format!("[models: {}]", takers.join(", "));
@@ -222,12 +221,13 @@ fn append_help(a: clap::Arg, text: &str) -> clap::Arg {
     a.help(format!("{old} {text}"))
 }
 
-/// `value`'s defaults over the registry: on MNIST-shaped images the most
-/// common value "otherwise", the others by model, then what differs on the
-/// 2-D toy sets.
-pub fn defaults_text(value: impl Fn(&TrainConfig) -> String) -> String {
+/// `value`'s defaults over the registry's models that `which` keeps: on
+/// MNIST-shaped images the most common value "otherwise", the others by
+/// model, then what differs on the 2-D toy sets.
+pub fn defaults_text(value: impl Fn(&TrainConfig) -> String, which: impl Fn(&ModelInfo) -> bool) -> String {
     let on = |shape: &[usize]| -> Vec<(&'static str, String)> {
-        models().filter_map(|m| Some((m.name, value(&ModelConfig::recipe(m.name, shape).ok()?)))).collect()
+        let recipe = |m: &ModelInfo| ModelConfig::recipe(m.name, shape).ok().map(|t| (m.name, value(&t)));
+        models().filter(|m| which(m)).filter_map(recipe).collect()
     };
     let image = on(&[1, 28, 28]);
     let toy = on(&[2]);
