@@ -34,7 +34,6 @@ fn every_registry_entry_trains_saves_loads_and_does_what_it_says() {
         let (_, cfg, model) = run::open(&out).unwrap();
         assert_eq!(model.name(), name, "the config built from `{name}` names another model");
         assert_eq!(model.info().name, name);
-        assert!(std::ptr::eq(deepgen::models::info(name).unwrap(), info));
 
         // The preset and the recipe come from the family, for any caller.
         let preset = ModelConfig::preset(name, &[1, 8, 8], true).unwrap();
