@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::nn::slices::{f32s as slice, f32s_mut as slice_mut};
 use crate::nn::Params;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
@@ -32,21 +33,7 @@ impl Default for AdamConfig {
     }
 }
 
-fn slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout, name: &str) -> candle_core::Result<&'a mut [f32]> {
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{name}: not contiguous")))?;
-    match s {
-        CpuStorage::F32(v) => Ok(&mut v[a..b]),
-        _ => candle_core::bail!("{name}: only f32"),
-    }
-}
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, name: &str) -> candle_core::Result<&'a [f32]> {
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{name}: not contiguous")))?;
-    match s {
-        CpuStorage::F32(v) => Ok(&v[a..b]),
-        _ => candle_core::bail!("{name}: only f32"),
-    }
-}
 
 /// Work per thread: whole tensors below 64K values (threads cost more than they save there).
 fn chunk_len(n: usize) -> usize {

@@ -712,7 +712,7 @@ fn unrolling_on_one_batch_equals_k_critic_updates_on_that_batch() {
 /// CPU) equal their candle compositions, in values and in every gradient.
 #[test]
 fn fused_convolution_and_normalisation_activations_match_the_compositions() {
-    use deepgen::nn::stack::{Act, Init, Stack};
+    use deepgen::nn::{stack::{Init, Stack}, Act};
     let dev = Device::Cpu;
     let mut p = Params::new();
     let mut r = rng::rng(11);
@@ -764,7 +764,7 @@ fn mlp_generator_batch_norm_trains_and_samples_from_running_statistics() {
 /// The fused batch norm and LeakyReLU equal their candle compositions, in values and gradients.
 #[test]
 fn fused_batch_norm_and_leaky_relu_match_the_compositions() {
-    use deepgen::nn::stack::{Act, Init, Stack};
+    use deepgen::nn::{stack::{Init, Stack}, Act};
     let dev = Device::Cpu;
     let mut p = Params::new();
     let mut r = rng::rng(8);

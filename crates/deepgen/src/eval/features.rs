@@ -103,7 +103,7 @@ fn fit_softmax(x: &Tensor, y: &[u32], k: usize, l2: f64, seed: u64) -> Result<(T
     let mut r = rng::derived(seed, "probe", 0);
     let w = p.add("w", (rng::randn(&mut r, &[dim, k], &dev)? * 0.01)?)?;
     let bias = p.zeros("b", &[k], &dev)?;
-    let onehot = crate::models::Gan::one_hot(y, k, &dev)?;
+    let onehot = crate::nn::one_hot(y, k, &dev)?;
     let mut opt = Adam::new(&p, AdamConfig::default())?;
     for _ in 0..300 {
         let l = x.matmul(&w)?.broadcast_add(&bias)?;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::nn::conv::Strided;
-use crate::nn::stack::{Act, Init, Stack};
+use crate::nn::{stack::{Init, Stack}, Act};
 use crate::nn::Params;
 use crate::rng::Rng;
 use crate::data::Dataset;
@@ -122,7 +122,7 @@ impl Classifier {
         if labels.len() != lp.dim(0)? {
             return Err(Error::Shape(format!("{} labels for {} examples", labels.len(), lp.dim(0)?)));
         }
-        let onehot = crate::models::Gan::one_hot(labels, k, x.device())?;
+        let onehot = crate::nn::one_hot(labels, k, x.device())?;
         Ok((lp * onehot)?.sum(1)?)
     }
 }

@@ -13,7 +13,7 @@ use super::{Adversarial, Side};
 use crate::error::{Error, Result};
 use crate::nn::conv::Strided;
 use crate::nn::ops::softplus;
-use crate::nn::stack::{Act, Init, Stack};
+use crate::nn::{stack::{Init, Stack}, Act};
 use crate::nn::Params;
 use crate::rng::{self, Rng};
 use crate::data::Dataset;
@@ -472,18 +472,6 @@ impl Gan {
         })
     }
 
-    /// One-hot rows `[n, k]` for labels.
-    pub fn one_hot(labels: &[u32], k: usize, dev: &Device) -> Result<Tensor> {
-        let mut v = vec![0f32; labels.len() * k];
-        for (i, &l) in labels.iter().enumerate() {
-            if l as usize >= k {
-                return Err(Error::config(format!("label {l} is out of range for {k} classes")));
-            }
-            v[i * k + l as usize] = 1.0;
-        }
-        Ok(Tensor::from_vec(v, (labels.len(), k), dev)?)
-    }
-
     /// Draws InfoGAN codes: a uniform categorical value (one-hot) and uniform[-1, 1] continuous codes, `[n, codes]`.
     pub fn draw_codes(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
         use rand::Rng as _;
@@ -559,7 +547,7 @@ impl Gan {
                     &drawn
                 }
             };
-            return Ok(Some(Self::one_hot(l, self.cfg.classes, &self.dev)?));
+            return Ok(Some(crate::nn::one_hot(l, self.cfg.classes, &self.dev)?));
         }
         if self.cfg.is_info() {
             return Ok(Some(self.draw_codes(n, rng)?));
@@ -650,7 +638,7 @@ impl Adversarial for Gan {
     fn real(&self, x: &Tensor, labels: Option<&[u32]>, _rng: &mut Rng) -> Result<Side> {
         let cond = if self.cfg.classes > 0 {
             let l = labels.ok_or_else(|| Error::config("a conditional GAN needs labelled data"))?;
-            Some(Self::one_hot(l, self.cfg.classes, &self.dev)?)
+            Some(crate::nn::one_hot(l, self.cfg.classes, &self.dev)?)
         } else {
             None
         };

@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::models::Known;
 use crate::nn::{ops, Params};
 use crate::rng::Rng;
+use crate::nn::slices::f32s;
 use crate::models::family::*;
 use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
 use crate::recipe::TrainConfig;
@@ -123,12 +124,6 @@ struct NadeDot {
     hidden: usize,
 }
 
-fn f32s<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("nade: inputs must be contiguous f32"),
-    }
-}
 
 fn threads_for(b: usize) -> usize {
     let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -220,7 +215,7 @@ impl CustomOp3 for NadeDot {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, w, vc) = (f32s(s1, l1)?, f32s(s2, l2)?, f32s(s3, l3)?);
+        let (x, w, vc) = (f32s(s1, l1, "nade")?, f32s(s2, l2, "nade")?, f32s(s3, l3, "nade")?);
         let (d, h) = (self.dim, self.hidden);
         if x.len() % d != 0 || w.len() != h * d || vc.len() != (d + 1) * h {
             candle_core::bail!("nade: shapes {:?} {:?} {:?} do not fit D={d}, H={h}", l1.shape(), l2.shape(), l3.shape());

@@ -19,6 +19,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::slices::f32s;
 use super::{Act, Linear, Params};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -173,6 +174,9 @@ impl MaskedConv {
     /// # Shapes
     /// `x: [B, H, W, in]` -> `[B, H, W, out]`
     pub fn forward(&self, x: &Tensor, act: Act) -> Result<Tensor> {
+        if !act.fuses_into_gemm() {
+            return act.apply(&self.forward(x, Act::Identity)?);
+        }
         if x.device().is_cpu() && !super::create_graph() {
             return Ok(x.contiguous()?.apply_op3(&self.lin.w, &self.lin.b, ConvOp { gather: Gather { taps: self.taps.clone() }, act })?);
         }
@@ -401,12 +405,6 @@ impl Strided {
     }
 }
 
-fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, e))) => Ok(&v[a..e]),
-        _ => candle_core::bail!("conv: {what} must be contiguous f32"),
-    }
-}
 
 /// Strided convolution `[B, Hh, Wh, in]` -> `[B, Hl, Wl, out]`, weight `[k*k*in, out]`, as one op.
 /// The convolution and an optional fused leaky slope (0 = ReLU).
@@ -424,7 +422,7 @@ impl CustomOp3 for DownOp {
         if k != g.k * g.k * c || bl.shape().elem_count() != n {
             candle_core::bail!("conv: weight {:?} does not fit a {}x{} kernel over {c} channels", wl.shape(), g.k, g.k);
         }
-        let (x, wv, bias) = (cpu_f32(xs, xl, "input")?, cpu_f32(ws, wl, "weight")?, cpu_f32(bs, bl, "bias")?);
+        let (x, wv, bias) = (f32s(xs, xl, "input")?, f32s(ws, wl, "weight")?, f32s(bs, bl, "bias")?);
         let (hl, wlo) = (g.lo(h), g.lo(w));
         let m = b * hl * wlo;
         // Bias rows written directly (no zero fill first).
@@ -495,7 +493,7 @@ impl CustomOp3 for UpOp {
         if c2 != c || kn != g.k * g.k * n {
             candle_core::bail!("conv transpose: weight {:?} does not fit {c} inputs, a {}x{} kernel and {n} outputs", wl.shape(), g.k, g.k);
         }
-        let (x, wv, bias) = (cpu_f32(xs, xl, "input")?, cpu_f32(ws, wl, "weight")?, cpu_f32(bs, bl, "bias")?);
+        let (x, wv, bias) = (f32s(xs, xl, "input")?, f32s(ws, wl, "weight")?, f32s(bs, bl, "bias")?);
         let m = b * h * w;
         let (hh, wh) = (g.hi(h), g.hi(w));
         // The GEMM overwrites the whole scratch buffer (no accumulation).

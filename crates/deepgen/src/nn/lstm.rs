@@ -30,6 +30,8 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::slices::f32s;
+
 use crate::error::Result;
 use crate::nn::gemm;
 use crate::nn::ops::fast_exp;
@@ -217,12 +219,6 @@ impl GridLstm {
     }
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("grid lstm: inputs must be contiguous f32"),
-    }
-}
 
 /// Images per thread task: the batch split into one chunk per thread.
 fn chunk(n: usize) -> usize {
@@ -235,7 +231,7 @@ impl CustomOp2 for GridLstm {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (gin, wss) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
+        let (gin, wss) = (f32s(s1, l1, "grid lstm")?, f32s(s2, l2, "grid lstm")?);
         let (b, h, w, c4) = l1.shape().dims4()?;
         let c = c4 / 4;
         let d = Dims { h, w, c };

@@ -9,19 +9,10 @@ use candle_core::{DType, Device, Tensor, Var};
 use rayon::prelude::*;
 
 use super::conv::{conv_down_act, conv_up, Strided};
-use super::{Act as LinAct, Linear, Params};
+use super::slices::f32s;
+use super::{Act, Linear, Params};
 use crate::error::{Error, Result};
 use crate::rng::{self, Rng};
-
-/// Element-wise activations between layers.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Act {
-    Relu,
-    /// max(x, a x)
-    Leaky(f32),
-    Tanh,
-    Sigmoid,
-}
 
 #[derive(Clone, Debug)]
 enum Layer {
@@ -192,7 +183,7 @@ impl Stack {
             h = match l {
                 Layer::Dense { w, b: bi, relu } => {
                     let x2 = if h.rank() == 2 { h } else { h.reshape((b, ()))? };
-                    Linear { w: ws[*w].clone(), b: ws[*bi].clone() }.forward_act(&x2, if *relu { LinAct::Relu } else { LinAct::Identity })?
+                    Linear { w: ws[*w].clone(), b: ws[*bi].clone() }.forward_act(&x2, if *relu { Act::Relu } else { Act::Identity })?
                 }
                 Layer::Down { g, w, b: bi } => {
                     let (y, fused) = conv_down_act(*g, &h, &ws[*w], &ws[*bi], self.leaky_after(i))?;
@@ -210,7 +201,7 @@ impl Stack {
                     s.extend_from_slice(d);
                     h.reshape(s)?
                 }
-                Layer::Act(a) => activation(&h, *a)?,
+                Layer::Act(a) => a.apply(&h)?,
             };
         }
         Ok(h)
@@ -230,48 +221,6 @@ impl Stack {
     /// Runs the network on its own weights.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.forward_with(x, &self.tensors(), train, train)
-    }
-}
-
-/// An activation as differentiable tensor ops.
-pub fn activation(h: &Tensor, a: Act) -> Result<Tensor> {
-    Ok(match a {
-        // max(x, 0) is the leaky op with slope 0: one parallel pass each way
-        // instead of candle's comparison, cast and product in the backward pass.
-        Act::Relu if h.device().is_cpu() && !super::create_graph() => h.contiguous()?.apply_op1(Leaky(0.0))?,
-        Act::Relu => h.relu()?,
-        Act::Leaky(s) if h.device().is_cpu() && !super::create_graph() => h.contiguous()?.apply_op1(Leaky(s))?,
-        Act::Leaky(s) => h.maximum(&(h * s as f64)?)?,
-        Act::Tanh => h.tanh()?,
-        Act::Sigmoid => super::ops::sigmoid(h)?,
-    })
-}
-
-/// max(x, a x) in one pass; its backward scales the gradient by 1 or a (from the output's sign).
-struct Leaky(f32);
-
-impl candle_core::CustomOp1 for Leaky {
-    fn name(&self) -> &'static str {
-        "deepgen-leaky-relu"
-    }
-    fn cpu_fwd(&self, s: &candle_core::CpuStorage, l: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let x = cpu(s, l)?;
-        let a = self.0;
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(PAR_CHUNK).zip(x.par_chunks(PAR_CHUNK)).for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &v)| *y = if v > 0.0 { v } else { a * v }));
-        Ok((candle_core::CpuStorage::F32(y), l.shape().clone()))
-    }
-    fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let a = self.0;
-        let g = super::fused::read(grad, |g| super::fused::read(res, |y| super::fused::leaky_grad(g, y, a)))??;
-        Ok(Some(Tensor::from_vec(g, arg.shape(), arg.device())?))
-    }
-}
-
-fn cpu<'a>(s: &'a candle_core::CpuStorage, l: &candle_core::Layout) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (candle_core::CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("expected contiguous f32"),
     }
 }
 
@@ -299,7 +248,7 @@ impl NormOp {
 /// Rows processed per parallel task by the element-wise ops.
 const PAR_ROWS: usize = 256;
 /// Values processed per parallel task by the element-wise ops.
-const PAR_CHUNK: usize = 16 * 1024;
+pub(crate) const PAR_CHUNK: usize = 16 * 1024;
 
 /// Column sums over `n` rows of `c` values: `add(row, acc)` adds row `row`'s
 /// terms into an f32 accumulator, one per block of [`PAR_ROWS`] rows (run in
@@ -337,7 +286,7 @@ impl candle_core::CustomOp3 for NormOp {
         bs: &candle_core::CpuStorage,
         bl: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let (x, gamma, beta) = (cpu(xs, xl)?, cpu(gs, gl)?, cpu(bs, bl)?);
+        let (x, gamma, beta) = (f32s(xs, xl, "stack")?, f32s(gs, gl, "stack")?, f32s(bs, bl, "stack")?);
         let c = gamma.len();
         if self.mean.len() != c || self.inv.len() != c {
             candle_core::bail!("batch norm: statistics for {} channels, gamma has {c}", self.mean.len());

@@ -1,0 +1,116 @@
+//! Matrix products on CPU slices: the `gemm` crate's kernels, split by rows
+//! across threads for large products; the reduction-heavy `a^T b` of weight
+//! gradients; column sums as a product.
+
+use candle_core::Tensor;
+
+/// The column sums of a 2-D tensor, `[B, N] -> [N]`, as the product
+/// ones[1, B] x t: differentiable (it stays in the graph when
+/// [`create_graph`] is on) and a GEMM, where candle's `sum(0)` walks the
+/// rows element by element.
+pub fn sum_rows(t: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, _) = t.dims2()?;
+    Tensor::ones((1, b), t.dtype(), t.device())?.matmul(t)?.squeeze(0)
+}
+
+/// `a^T b` for `a: [m, k]`, `b: [m, n]` with m large and k, n small (the
+/// weight gradient of a layer applied at every pixel): the reduction over m
+/// is split across threads, each with its own `[k, n]` partial sum. The GEMM
+/// crate parallelises over the output, which here is too small to split.
+pub(crate) fn gemm_at_b(k: usize, n: usize, m: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
+    use rayon::prelude::*;
+    let threads = candle_core::utils::get_num_threads().max(1);
+    let rows = m.div_ceil(threads).max(1);
+    let parts: Vec<Vec<f32>> = a
+        .par_chunks(rows * k)
+        .zip(b.par_chunks(rows * n))
+        .map(|(ac, bc)| {
+            let r = ac.len() / k.max(1);
+            let mut out = vec![0f32; k * n];
+            gemm(k, n, r, &mut out, ac, true, bc, false, false, false);
+            out
+        })
+        .collect();
+    let mut out = vec![0f32; k * n];
+    for p in parts {
+        out.iter_mut().zip(p).for_each(|(o, v)| *o += v);
+    }
+    out
+}
+
+/// `dst [m, n] (+)= a [m, k] b [k, n]`, either operand read transposed
+/// (`a_t`: `a` holds `[k, m]` row-major), with rayon inside the product when
+/// `parallel` and the product is big enough to pay for it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], a_t: bool, b: &[f32], b_t: bool, accumulate: bool, parallel: bool) {
+    let threads = candle_core::utils::get_num_threads();
+    if parallel && threads > 1 && m >= 64 * threads && m * n * k > (1 << 22) {
+        // Large products: one single-threaded GEMM per block of dst rows, run
+        // by rayon; measured faster on the DCGAN step than gemm's own threading.
+        gemm_row_blocks(m, n, k, dst, a, a_t, b, b_t, accumulate, threads);
+        return;
+    }
+    assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n, "gemm: buffers too small");
+    let (a_cs, a_rs) = if a_t { (m as isize, 1) } else { (1, k as isize) };
+    let (b_cs, b_rs) = if b_t { (k as isize, 1) } else { (1, n as isize) };
+    let par = if parallel && threads > 1 && m * n * k > 32768 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the slices hold at least m*k, k*n and m*n values (asserted above),
+    // read with the strides of their row-major layouts; dst is exclusively borrowed.
+    unsafe {
+        gemm::gemm(m, n, k, dst.as_mut_ptr(), 1, n as isize, accumulate, a.as_ptr(), a_cs, a_rs, b.as_ptr(), b_cs, b_rs, 1.0f32, 1.0f32, false, false, false, par);
+    }
+}
+
+/// [`gemm`] as `parts` single-threaded GEMMs over blocks of dst rows, in parallel.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_row_blocks(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], a_t: bool, b: &[f32], b_t: bool, accumulate: bool, parts: usize) {
+    use rayon::prelude::*;
+    assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n, "gemm: buffers too small");
+    let (a_cs, a_rs) = if a_t { (m as isize, 1) } else { (1, k as isize) };
+    let (b_cs, b_rs) = if b_t { (k as isize, 1) } else { (1, n as isize) };
+    let rows = m.div_ceil(parts.max(1)).max(1);
+    dst[..m * n].par_chunks_mut(rows * n.max(1)).enumerate().for_each(|(i, d)| {
+        let r0 = i * rows;
+        let r = d.len() / n.max(1);
+        let a_off = if a_t { r0 } else { r0 * k };
+        // SAFETY: rows r0..r0+r of a (offset a_off, same strides) and of dst (this
+        // chunk) lie within the asserted lengths; each chunk of dst has one task.
+        unsafe {
+            gemm::gemm(r, n, k, d.as_mut_ptr(), 1, n as isize, accumulate, a.as_ptr().add(a_off), a_cs, a_rs, b.as_ptr(), b_cs, b_rs, 1.0f32, 1.0f32, false, false, false, gemm::Parallelism::None);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    /// The row-block GEMM equals a plain triple loop for every transposition and with accumulation.
+    #[test]
+    fn row_block_gemm_matches_a_triple_loop() {
+        let (m, n, k) = (301, 37, 53);
+        let val = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) / 250.0;
+        let a: Vec<f32> = (0..m * k).map(val).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| val(i + 17)).collect();
+        for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+            for accumulate in [false, true] {
+                let start: Vec<f32> = (0..m * n).map(|i| val(i + 3)).collect();
+                let mut want = start.clone();
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut acc = 0f64;
+                        for p in 0..k {
+                            let x = if a_t { a[p * m + i] } else { a[i * k + p] };
+                            let y = if b_t { b[j * k + p] } else { b[p * n + j] };
+                            acc += x as f64 * y as f64;
+                        }
+                        want[i * n + j] = acc as f32 + if accumulate { start[i * n + j] } else { 0.0 };
+                    }
+                }
+                let mut got = start.clone();
+                super::gemm_row_blocks(m, n, k, &mut got, &a, a_t, &b, b_t, accumulate, 3);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() < 1e-3 * (1.0 + w.abs()), "a_t {a_t} b_t {b_t} accumulate {accumulate}: {g} vs {w}");
+                }
+            }
+        }
+    }
+}
