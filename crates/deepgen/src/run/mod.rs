@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod latent;
 pub mod options;
 pub mod report;
+mod report_text;
 pub mod train;
 pub mod transform;
 

@@ -15,6 +15,7 @@ use crate::eval::{self, features, scores::ScoreKind};
 use crate::models::{Model, Sampler};
 use crate::rng;
 use crate::run;
+use super::report_text::{self as txt, fill};
 use super::{RunConfig, RunDir};
 use crate::viz;
 
@@ -300,16 +301,19 @@ fn modes(r: &mut Report, model: &Model, cfg: &RunConfig, opts: &ReportOptions) -
     let mut g = rng::derived(opts.seed, "eval", 0);
     let n = opts.samples;
     let rep = run::mode_eval(model, cfg, n, opts.min_share, &mut g, Some(&r.file("modes.png")))?;
-    let _ = writeln!(
-        r.md,
-        "{n} samples. A mode is covered when at least {:.1} % of the samples lie within 3 sigma of it; a sample is high quality within 3 sigma of any mode.\n\n| modes covered | high-quality samples | reverse KL to uniform (nats) |\n|---|---|---|\n| **{}/{}** | {:.1} % | {:.3} |\n\nPer-mode counts: {:?}.",
-        100.0 * rep.min_share,
-        rep.covered,
-        rep.modes,
-        100.0 * rep.high_quality,
-        rep.reverse_kl,
-        rep.counts
+    let text = fill(
+        txt::MODES,
+        &[
+            ("n", n.to_string()),
+            ("share", format!("{:.1}", 100.0 * rep.min_share)),
+            ("covered", rep.covered.to_string()),
+            ("modes", rep.modes.to_string()),
+            ("quality", format!("{:.1}", 100.0 * rep.high_quality)),
+            ("kl", format!("{:.3}", rep.reverse_kl)),
+            ("counts", format!("{:?}", rep.counts)),
+        ],
     );
+    let _ = writeln!(r.md, "{text}");
     r.image("modes.png", "samples over 3-sigma circles around the true modes");
     r.summary.push(format!("modes {}/{}, high quality {:.1}%", rep.covered, rep.modes, 100.0 * rep.high_quality));
     let json = serde_json::json!({"samples": rep.samples, "modes": rep.modes, "covered": rep.covered, "high_quality": rep.high_quality, "reverse_kl": rep.reverse_kl, "counts": rep.counts, "min_share": rep.min_share});
@@ -346,21 +350,35 @@ fn quality(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset
     if stacked {
         let g = features::stacked_modes(classifier, &fake, &real.shape)?;
         let t = features::stacked_modes(classifier, reference, &real.shape)?;
-        let _ = writeln!(
-            r.md,
-            "Stacked MNIST: each colour plane classified as a digit; a mode is the 3-digit number (1,000 modes). A sample counts for its mode however it looks: judge quality from the samples.\n\n| | modes with a sample | KL to uniform (nats) | examples |\n|---|---|---|---|\n| generated | **{}** | {:.3} | {} |\n| real training examples | {} | {:.3} | {} |\n\nPublished with 26k samples: DCGAN 99 modes / KL 3.40, Unrolled GAN 48.7 / 4.32, PacDCGAN2 1000 / 0.06.",
-            g.modes, g.kl, g.n, t.modes, t.kl, t.n
+        let text = fill(
+            txt::STACKED,
+            &[
+                ("modes", g.modes.to_string()),
+                ("kl", format!("{:.3}", g.kl)),
+                ("n", g.n.to_string()),
+                ("real_modes", t.modes.to_string()),
+                ("real_kl", format!("{:.3}", t.kl)),
+                ("real_n", t.n.to_string()),
+            ],
         );
+        let _ = writeln!(r.md, "{text}");
         r.summary.push(format!("stacked-MNIST modes {} of 1000, KL {:.3} (real training examples: {}, {:.3})", g.modes, g.kl, t.modes, t.kl));
         return Ok(());
     }
     let q = features::sample_quality(classifier, &real.x, &fake, reference, real.dim())?;
-    let _ = writeln!(
-        r.md,
-        "| FID on MNIST | the same for {m} real training examples (the floor) | Inception score (classifier) | class KL to uniform |\n|---|---|---|---|\n| **{:.2}** | {:.2} | {:.2} of {} | {:.3} nats |\n",
-        q.fid, q.fid_floor, q.inception_score, c.cfg.classes, q.class_kl
+    let table = fill(
+        txt::FID_TABLE,
+        &[
+            ("m", m.to_string()),
+            ("fid", format!("{:.2}", q.fid)),
+            ("floor", format!("{:.2}", q.fid_floor)),
+            ("is", format!("{:.2}", q.inception_score)),
+            ("classes", c.cfg.classes.to_string()),
+            ("kl", format!("{:.3}", q.class_kl)),
+        ],
     );
-    let _ = writeln!(r.md, "FID on MNIST is the Fréchet distance between Gaussians fitted to the classifier's {}-d feature layer for the held-out set and for the generated samples; it is not comparable with Inception FID. The floor is what a generator that reproduced the training data would score at this sample size.\n", c.cfg.hidden);
+    let _ = writeln!(r.md, "{table}");
+    let _ = writeln!(r.md, "{}", fill(txt::FID_NOTE, &[("hidden", c.cfg.hidden.to_string())]));
     let _ = writeln!(r.md, "Per-class coverage (predicted class of each sample):\n\n| class | samples | share |\n|---|---|---|");
     for (k, &cnt) in q.class_counts.iter().enumerate() {
         let _ = writeln!(r.md, "| {k} | {cnt} | {:.1} % |", 100.0 * cnt as f64 / q.n as f64);
@@ -401,11 +419,11 @@ fn info_codes(r: &mut Report, model: &Model, opts: &ReportOptions) -> Result<()>
     }
     let a = eval::quality::code_class_agreement(&counts);
     let classes = counts.first().map(|c| c.len()).unwrap_or(0);
-    let _ = writeln!(
-        r.md,
-        "{per} samples for each of the {k} values of the categorical code (z and the continuous codes drawn from their priors), each classified by `{}`. Chen et al. (2016) report 5 % error on MNIST for the best one-to-one assignment of code values to digits.\n",
-        cpath.display()
+    let intro = fill(
+        txt::INFO_CODES,
+        &[("per", per.to_string()), ("k", k.to_string()), ("classifier", cpath.display().to_string())],
     );
+    let _ = writeln!(r.md, "{intro}");
     let matched = a.matched.map(|v| format!("**{:.1} %** (error {:.1} %)", 100.0 * v, 100.0 * (1.0 - v))).unwrap_or("not computed (over 20 classes)".into());
     let _ = writeln!(
         r.md,
@@ -448,14 +466,18 @@ fn anomalies(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&(Stri
     let corruptions: &[&str] = if normal.is_image() { &["noise", "invert", "rotate", "shrink"] } else { &["noise", "uniform"] };
     let normal_scores = eval::scores::NormalScores::new(model, normal, *log_det, main.base(), 0.5, opts.seed)?;
     let names: Vec<String> = kinds.iter().map(|k| format!("AUROC ({})", k.name())).collect();
-    let _ = writeln!(
-        r.md,
-        "Normal: `{spec}`, split in half (seeded): one half picks the threshold at a 5 % false-positive rate, the other is scored against a corrupted copy of the held-out set (`{spec}+KIND`; the run's transforms are applied after the corruption). Scores, higher = more anomalous: {}. For leave-one-class-out and other protocols use `deepgen detect` (bench/anomaly_table.sh).\n\n| anomalies | {} | AUPRC ({m}) | FPR at 95 % TPR ({m}) | flagged at the threshold ({m}) |\n|---|{}---|---|---|",
-        kinds.iter().map(|k| format!("**{}** ({})", k.name(), k.describe())).collect::<Vec<_>>().join("; "),
-        names.join(" | "),
-        "---|".repeat(kinds.len()),
-        m = main.name()
+    let described: Vec<String> = kinds.iter().map(|k| format!("**{}** ({})", k.name(), k.describe())).collect();
+    let intro = fill(
+        txt::ANOMALY,
+        &[
+            ("spec", spec.to_string()),
+            ("kinds", described.join("; ")),
+            ("aurocs", names.join(" | ")),
+            ("rule", "---|".repeat(kinds.len())),
+            ("m", main.name().to_string()),
+        ],
     );
+    let _ = writeln!(r.md, "{intro}");
     for c in corruptions {
         let aspec = format!("{spec}+{c}");
         let (anom, _) = match run::load_transformed(&aspec, cfg, false) {
@@ -476,7 +498,7 @@ fn anomalies(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&(Stri
         r.summary.push(format!("AUROC {} against +{c}", reps.iter().map(|p| format!("{:.3} ({})", p.detection.auroc, p.kind.name())).collect::<Vec<_>>().join(", ")));
     }
     if main == ScoreKind::Nll {
-        let _ = writeln!(r.md, "\nAn AUROC below 0.5 means the model finds the corrupted images *more* likely than real ones: the known failure of likelihood-based detection on simpler inputs (shrunken digits have fewer ink pixels). Typicality scores the distance of the NLL from its typical value on the validation half (Nalisnick et al. 2019); complexity subtracts the PNG-compressed length (Serrà et al. 2020).");
+        let _ = writeln!(r.md, "{}", txt::ANOMALY_NLL_NOTE);
     }
     let _ = writeln!(r.md, "\nScore histograms ({}) and ROC curves:", main.name());
     for c in corruptions {
@@ -506,22 +528,25 @@ fn probe(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>,
     let p = features::linear_probe((&ftr, ytr), (&fte, yte), fd, opts.seed)?;
     let raw = features::linear_probe((&train.x, ytr), (&test.x, yte), train.dim(), opts.seed)?;
     let what = model.info().features.unwrap_or("the model's features");
-    let _ = writeln!(
-        r.md,
-        "Multinomial logistic regression on frozen features ({what}), fitted on the first {} training examples, tested on the {} held-out ones; the same classifier on raw pixels is the baseline. The L2 weight of each is chosen from {:?} on a fifth of the training examples.\n\n| features | dimension | L2 | train accuracy | test accuracy |\n|---|---|---|---|---|\n| {} | {} | {} | {:.2} % | **{:.2} %** |\n| raw pixels | {} | {} | {:.2} % | {:.2} % |",
-        train.n,
-        test.n,
-        features::PROBE_L2,
-        model.name(),
-        p.dim,
-        p.l2,
-        100.0 * p.train_accuracy,
-        100.0 * p.test_accuracy,
-        raw.dim,
-        raw.l2,
-        100.0 * raw.train_accuracy,
-        100.0 * raw.test_accuracy
+    let text = fill(
+        txt::PROBE,
+        &[
+            ("what", what.to_string()),
+            ("train", train.n.to_string()),
+            ("test", test.n.to_string()),
+            ("l2s", format!("{:?}", features::PROBE_L2)),
+            ("model", model.name().to_string()),
+            ("dim", p.dim.to_string()),
+            ("l2", p.l2.to_string()),
+            ("train_acc", format!("{:.2}", 100.0 * p.train_accuracy)),
+            ("test_acc", format!("{:.2}", 100.0 * p.test_accuracy)),
+            ("raw_dim", raw.dim.to_string()),
+            ("raw_l2", raw.l2.to_string()),
+            ("raw_train_acc", format!("{:.2}", 100.0 * raw.train_accuracy)),
+            ("raw_test_acc", format!("{:.2}", 100.0 * raw.test_accuracy)),
+        ],
     );
+    let _ = writeln!(r.md, "{text}");
     r.summary.push(format!("probe accuracy {:.2}% (raw pixels {:.2}%)", 100.0 * p.test_accuracy, 100.0 * raw.test_accuracy));
     Ok(())
 }
