@@ -8,19 +8,8 @@
 //! any of them and answers the capability traits through its network, so
 //! trainers and the CLI never match on the family.
 
-pub mod aae;
-pub mod bernoulli;
-pub mod classifier;
 pub mod family;
 pub mod flags;
-pub mod fvsbn;
-pub mod gan;
-pub mod made;
-pub mod nade;
-pub mod pixelcnn;
-pub mod pixelrnn;
-pub mod rnade;
-pub mod vae;
 
 pub use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -185,22 +174,25 @@ pub trait Objective {
     }
 }
 
-/// The registry: one line per family, `"kind" => Variant(Config)`. The
-/// `kind` tags the family's config in `config.toml` and in every checkpoint.
-/// The macro writes [`ModelConfig`] and its dispatch to the family's
-/// [`Family`] methods; nothing else here names a family.
+/// The registry: one line per family, `"kind" => Variant(module::Config)`.
+/// The `kind` tags the family's config in `config.toml` and in every
+/// checkpoint. The macro declares the family's module (`models/module.rs`)
+/// and writes [`ModelConfig`] with its dispatch to the family's [`Family`]
+/// methods; nothing else here names a family.
 macro_rules! registry {
-    ($($kind:literal => $variant:ident($config:ty),)*) => {
+    ($($kind:literal => $variant:ident($module:ident :: $config:ident),)*) => {
+        $(pub mod $module;)*
+
         /// Every model's complete configuration, tagged by `kind`.
         #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
         #[serde(tag = "kind")]
         pub enum ModelConfig {
-            $(#[serde(rename = $kind)] $variant($config),)*
+            $(#[serde(rename = $kind)] $variant($module::$config),)*
         }
 
         /// Every model name of every family, in registry order.
         pub fn models() -> impl Iterator<Item = &'static ModelInfo> + Clone {
-            [$(<$config as Family>::MODELS,)*].into_iter().flatten()
+            [$(<$module::$config as Family>::MODELS,)*].into_iter().flatten()
         }
 
         impl ModelConfig {
@@ -208,16 +200,16 @@ macro_rules! registry {
             /// (`[D]` for vectors, `[C, H, W]` for images); `unit_data`: every
             /// value lies in [0, 1].
             pub fn preset(name: &str, shape: &[usize], unit_data: bool) -> Result<Self> {
-                $(if <$config as Family>::MODELS.iter().any(|m| m.name == name) {
-                    return Ok(ModelConfig::$variant(<$config as Family>::preset(name, shape, unit_data)?));
+                $(if <$module::$config as Family>::MODELS.iter().any(|m| m.name == name) {
+                    return Ok(ModelConfig::$variant(<$module::$config as Family>::preset(name, shape, unit_data)?));
                 })*
                 Err(unknown_model(name))
             }
 
             /// How model `name` trains by default on examples of `shape`.
             pub fn recipe(name: &str, shape: &[usize]) -> Result<TrainConfig> {
-                $(if <$config as Family>::MODELS.iter().any(|m| m.name == name) {
-                    return Ok(<$config as Family>::recipe(name, shape));
+                $(if <$module::$config as Family>::MODELS.iter().any(|m| m.name == name) {
+                    return Ok(<$module::$config as Family>::recipe(name, shape));
                 })*
                 Err(unknown_model(name))
             }
@@ -259,17 +251,18 @@ macro_rules! registry {
 }
 
 registry! {
-    "bernoulli" => Bernoulli(BernoulliConfig),
-    "fvsbn" => Fvsbn(FvsbnConfig),
-    "nade" => Nade(NadeConfig),
-    "made" => Made(MadeConfig),
-    "rnade" => Rnade(RnadeConfig),
-    "pixelcnn" => PixelCnn(PixelCnnConfig),
-    "pixelrnn" => PixelRnn(PixelRnnConfig),
-    "vae" => Vae(VaeConfig),
-    "gan" => Gan(GanConfig),
-    "aae" => Aae(AaeConfig),
-    "classifier" => Classifier(ClassifierConfig),
+    "bernoulli" => Bernoulli(bernoulli::BernoulliConfig),
+    "bernoulli-mixture" => BernoulliMixture(bernoulli_mixture::BernoulliMixtureConfig),
+    "fvsbn" => Fvsbn(fvsbn::FvsbnConfig),
+    "nade" => Nade(nade::NadeConfig),
+    "made" => Made(made::MadeConfig),
+    "rnade" => Rnade(rnade::RnadeConfig),
+    "pixelcnn" => PixelCnn(pixelcnn::PixelCnnConfig),
+    "pixelrnn" => PixelRnn(pixelrnn::PixelRnnConfig),
+    "vae" => Vae(vae::VaeConfig),
+    "gan" => Gan(gan::GanConfig),
+    "aae" => Aae(aae::AaeConfig),
+    "classifier" => Classifier(classifier::ClassifierConfig),
 }
 
 fn unknown_model(name: &str) -> Error {
