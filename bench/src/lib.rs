@@ -6,7 +6,11 @@ use deepgen::train::{Hooks, StepRecord};
 
 /// The value after `name` in `args`, or `default`.
 pub fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
 }
 
 /// Starts the clock after `warmup` steps and keeps the last step's record.
@@ -23,7 +27,9 @@ impl Timer {
 
     /// Timed steps per second for a run of `steps`.
     pub fn steps_per_s(&self, steps: usize) -> f64 {
-        self.start.map(|s| (steps - self.warmup) as f64 / s.elapsed().as_secs_f64()).unwrap_or(f64::NAN)
+        self.start
+            .map(|s| (steps - self.warmup) as f64 / s.elapsed().as_secs_f64())
+            .unwrap_or(f64::NAN)
     }
 }
 

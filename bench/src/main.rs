@@ -27,7 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch: usize = arg(&args, "--batch", "128").parse()?;
     let warmup: usize = arg(&args, "--warmup", "20").parse()?;
     let seed: u64 = arg(&args, "--seed", "0").parse()?;
-    let image = ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"].contains(&model_name.as_str());
+    let image = ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"]
+        .contains(&model_name.as_str());
     let shape: &[usize] = if image { &[1, 28, 28] } else { &[784] };
     let model = match ModelConfig::preset(&model_name, shape, true)? {
         ModelConfig::Nade(mut c) => {
@@ -50,8 +51,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lr: f64 = arg(&args, "--lr", "0.001").parse()?;
     let cfg = RunConfig {
         seed,
-        data: DataConfig { train: "mnist".into(), val: Some("mnist:test".into()), binarize: Binarize::Static, shape: vec![1, 28, 28], mean: vec![], std: vec![] },
-        train: TrainConfig { steps, batch_size: batch, lr, eval_every: steps, eval_examples: 1, ..TrainConfig::default() },
+        data: DataConfig {
+            train: "mnist".into(),
+            val: Some("mnist:test".into()),
+            binarize: Binarize::Static,
+            shape: vec![1, 28, 28],
+            mean: vec![],
+            std: vec![],
+        },
+        train: TrainConfig {
+            steps,
+            batch_size: batch,
+            lr,
+            eval_every: steps,
+            eval_examples: 1,
+            ..TrainConfig::default()
+        },
         model,
     };
     let (train, _) = run::load_transformed("mnist", &cfg, true)?;
@@ -60,7 +75,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let dir = std::path::PathBuf::from(arg(&args, "--export", "."));
         std::fs::create_dir_all(&dir)?;
         for (name, d) in [("train", &train), ("test", &test)] {
-            std::fs::write(dir.join(format!("{name}.npy")), deepgen::data::npy::encode_f32(&[d.n, d.dim()], &d.x))?;
+            std::fs::write(
+                dir.join(format!("{name}.npy")),
+                deepgen::data::npy::encode_f32(&[d.n, d.dim()], &d.x),
+            )?;
         }
     }
     let m = Model::new(&cfg.model, seed, &candle_core_device())?;
@@ -82,14 +100,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = m.sample(n_samples, &mut r)?;
         let fast = n_samples as f64 / t0.elapsed().as_secs_f64();
         sampling = format!(", \"samples_per_s\": {fast:.2}");
-        if args.iter().any(|a| a == "--naive") && m.conditionals(&test.batch(&[0], &candle_core_device())?).is_some() {
+        if args.iter().any(|a| a == "--naive")
+            && m.conditionals(&test.batch(&[0], &candle_core_device())?).is_some()
+        {
             let t0 = Instant::now();
             naive_sample(&m, n_samples, &mut r)?;
-            sampling += &format!(", \"naive_samples_per_s\": {:.3}", n_samples as f64 / t0.elapsed().as_secs_f64());
+            sampling += &format!(
+                ", \"naive_samples_per_s\": {:.3}",
+                n_samples as f64 / t0.elapsed().as_secs_f64()
+            );
         }
     }
     println!(
-        "{{\"impl\": \"deepgen\", \"model\": \"{model_name}\", \"steps\": {steps}, \"batch\": {batch}, \"lr\": {lr}, \"steps_per_s\": {sps:.3}, \"final_train_loss\": {:.3}, \"test_nll_nats\": {:.3}, \"eval_s\": {eval_s:.1}{sampling}}}",
+        "{{\"impl\": \"deepgen\", \"model\": \"{model_name}\", \"steps\": {steps}, \"batch\": \
+            {batch}, \"lr\": {lr}, \"steps_per_s\": {sps:.3}, \"final_train_loss\": {:.3}, \
+            \"test_nll_nats\": {:.3}, \"eval_s\": {eval_s:.1}{sampling}}}",
         timer.last.as_ref().map(|r| r.loss).unwrap_or(f64::NAN),
         rep.nats,
     );
@@ -97,7 +122,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Ancestral sampling the slow way: the full forward pass once per pixel.
-fn naive_sample(m: &Model, n: usize, r: &mut deepgen::rng::Rng) -> Result<(), Box<dyn std::error::Error>> {
+fn naive_sample(
+    m: &Model,
+    n: usize,
+    r: &mut deepgen::rng::Rng,
+) -> Result<(), Box<dyn std::error::Error>> {
     let d = m.config.dim();
     let mut x = vec![0f32; n * d];
     for i in 0..d {

@@ -4,7 +4,8 @@
 //! critic update on a real batch and a generated one (z drawn fresh), then
 //! one generator update (z drawn fresh again).
 //!
-//! Usage: gan_bench [--model dcgan] [--steps N] [--batch N] [--warmup N] [--seed N] [--samples FILE.png] [--export FILE.npy]
+//! Usage: gan_bench [--model dcgan] [--steps N] [--batch N] [--warmup N] [--seed N] [--samples
+//! FILE.png] [--export FILE.npy]
 
 use deepgen::data::Binarize;
 use deepgen::models::{ModelConfig, Sampler};
@@ -24,23 +25,68 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seed: u64 = arg(&args, "--seed", "0").parse()?;
     let model = ModelConfig::preset(&name, &[1, 28, 28], true)?;
     let adv = AdversarialConfig { d_lr: 2e-4, ..AdversarialConfig::default() };
-    let mut train = TrainConfig { steps, batch_size: batch, lr: 2e-4, eval_every: steps, adversarial: Some(adv), ..TrainConfig::default() };
+    let mut train = TrainConfig {
+        steps,
+        batch_size: batch,
+        lr: 2e-4,
+        eval_every: steps,
+        adversarial: Some(adv),
+        ..TrainConfig::default()
+    };
     train.optimizer.beta1 = 0.5;
-    let cfg = RunConfig { seed, data: DataConfig { train: "mnist".into(), val: None, binarize: Binarize::None, shape: vec![1, 28, 28], mean: vec![], std: vec![] }, train, model };
+    let cfg = RunConfig {
+        seed,
+        data: DataConfig {
+            train: "mnist".into(),
+            val: None,
+            binarize: Binarize::None,
+            shape: vec![1, 28, 28],
+            mean: vec![],
+            std: vec![],
+        },
+        train,
+        model,
+    };
     let (data, _) = deepgen::run::load_transformed("mnist", &cfg, true)?;
     if args.iter().any(|a| a == "--export") {
-        std::fs::write(arg(&args, "--export", "mnist-grey.npy"), deepgen::data::npy::encode_f32(&[data.n, data.dim()], &data.x))?;
+        std::fs::write(
+            arg(&args, "--export", "mnist-grey.npy"),
+            deepgen::data::npy::encode_f32(&[data.n, data.dim()], &data.x),
+        )?;
     }
     let m = deepgen::models::Model::new(&cfg.model, seed, &deepgen::models::Device::Cpu)?;
     let mut t = AdversarialTrainer::new(&m, cfg.train.clone(), seed, Binarize::None)?;
     let mut timer = Timer::new(warmup);
     t.fit(&m, &data, &mut timer)?;
     let sps = timer.steps_per_s(steps);
-    let last = timer.last.as_ref().map(|r| format!("\"d_loss\": {:.4}, \"g_loss\": {:.4}", r.loss, r.parts.get("g_loss").copied().unwrap_or(f64::NAN))).unwrap_or_default();
+    let last = timer
+        .last
+        .as_ref()
+        .map(|r| {
+            format!(
+                "\"d_loss\": {:.4}, \"g_loss\": {:.4}",
+                r.loss,
+                r.parts.get("g_loss").copied().unwrap_or(f64::NAN)
+            )
+        })
+        .unwrap_or_default();
     if args.iter().any(|a| a == "--samples") {
         let x = m.sample(64, &mut deepgen::rng::rng(seed))?;
-        deepgen::viz::image_grid(&x.flatten_all()?.to_vec1::<f32>()?, 64, &[1, 28, 28], 8, 2, std::path::Path::new(&arg(&args, "--samples", "samples.png")))?;
+        deepgen::viz::image_grid(
+            &x.flatten_all()?.to_vec1::<f32>()?,
+            64,
+            &[1, 28, 28],
+            8,
+            2,
+            std::path::Path::new(&arg(&args, "--samples", "samples.png")),
+        )?;
     }
-    println!("{{\"impl\": \"deepgen\", \"model\": \"{name}\", \"steps\": {steps}, \"batch\": {batch}, \"params\": {}, \"steps_per_s\": {:.3}, {}}}", m.params.count(), sps, last);
+    println!(
+        "{{\"impl\": \"deepgen\", \"model\": \"{name}\", \"steps\": {steps}, \"batch\": \
+        {batch}, \"params\": {}, \"steps_per_s\": {:.3}, {}}}",
+        m.params.count(),
+        sps,
+        last
+    );
     Ok(())
 }

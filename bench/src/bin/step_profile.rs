@@ -1,6 +1,7 @@
 //! Splits one training step of any model on MNIST-shaped data (batch 128
 //! unless given) into forward, backward and optimizer time, on random
-//! binary images: `cargo run --release -p deepgen-bench --bin step_profile -- MODEL [BATCH] [STEPS]`
+//! binary images: `cargo run --release -p deepgen-bench --bin step_profile -- MODEL [BATCH]
+//! [STEPS]`
 //! (e.g. `vae 128 100`, `pixelcnn 128 5`).
 use deepgen::models::{Device, Model, ModelConfig, Objective};
 use deepgen::train::{Adam, AdamConfig};
@@ -16,7 +17,8 @@ fn run() {
     let name = args.get(1).cloned().unwrap_or_else(|| "pixelcnn".into());
     let b: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(128);
     let n: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5);
-    let image = ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"].contains(&name.as_str());
+    let image =
+        ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"].contains(&name.as_str());
     let cfg = ModelConfig::preset(&name, if image { &[1, 28, 28] } else { &[784] }, true).unwrap();
     let m = Model::new(&cfg, 0, &Device::Cpu).unwrap();
     let mut opt = Adam::new(&m.params, AdamConfig::default()).unwrap();
@@ -39,5 +41,10 @@ fn run() {
             to += (t3 - t2).as_secs_f64();
         }
     }
-    println!("{name} batch {b}: forward {:.2} ms, backward {:.2} ms, adam {:.2} ms", tf * 1e3 / n as f64, tb * 1e3 / n as f64, to * 1e3 / n as f64);
+    println!(
+        "{name} batch {b}: forward {:.2} ms, backward {:.2} ms, adam {:.2} ms",
+        tf * 1e3 / n as f64,
+        tb * 1e3 / n as f64,
+        to * 1e3 / n as f64
+    );
 }

@@ -57,7 +57,10 @@ pub fn train(a: TrainOptions) -> Result<()> {
 pub fn train_classifier(mut a: TrainOptions) -> Result<()> {
     match a.model.as_deref() {
         None | Some("classifier") => {}
-        Some(m) => bail!("deepgen classifier train trains the classifier; `{m}` is a generative model (use deepgen train {m})"),
+        Some(m) => bail!(
+            "deepgen classifier train trains the classifier; `{m}` is a generative \
+            model (use deepgen train {m})"
+        ),
     }
     a.model = Some("classifier".into());
     let taken = Path::new("runs/classifier/model.safetensors").exists();
@@ -76,11 +79,21 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let (dir, cfg, model) = open_run(&a.run)?;
     let out = a.out.clone().unwrap_or_else(|| dir.file("samples.png"));
     // For 2-D data the training points, if still readable, are drawn behind the samples.
-    let background = if model.config.dim() == 2 { run::load_transformed(&cfg.data.train, &cfg, true).ok().map(|d| d.0) } else { None };
+    let background = if model.config.dim() == 2 {
+        run::load_transformed(&cfg.data.train, &cfg, true).ok().map(|d| d.0)
+    } else {
+        None
+    };
     let mut r = rng::rng(a.seed.unwrap_or(cfg.seed));
     let t0 = std::time::Instant::now();
     if let Some(k) = a.class {
-        let g = model.get::<Gan>().filter(|g| g.cfg.classes > 0).ok_or_else(|| anyhow::anyhow!("--class applies only to conditional runs (cgan); {} is a {} run", a.run.display(), model.name()))?;
+        let g = model.get::<Gan>().filter(|g| g.cfg.classes > 0).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--class applies only to conditional runs (cgan); {} is a {} run",
+                a.run.display(),
+                model.name()
+            )
+        })?;
         if k as usize >= g.cfg.classes {
             bail!("--class {k} is out of range: the run has classes 0..{}", g.cfg.classes - 1);
         }
@@ -90,7 +103,12 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         run::write_samples(&model, &cfg, n, a.mean, &mut r, &out, background.as_ref())?;
     }
     let secs = t0.elapsed().as_secs_f64();
-    println!("wrote {n} samples from {} to {} in {secs:.2} s ({:.1} samples/s)", model.name(), out.display(), n as f64 / secs.max(1e-9));
+    println!(
+        "wrote {n} samples from {} to {} in {secs:.2} s ({:.1} samples/s)",
+        model.name(),
+        out.display(),
+        n as f64 / secs.max(1e-9)
+    );
     Ok(())
 }
 
@@ -101,12 +119,11 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         if k == 0 {
             bail!("--iw-samples must be at least 1");
         }
-        let ModelConfig::Vae(mut c) = model.config.clone() else { bail!("--iw-samples applies only to vae runs") };
+        let ModelConfig::Vae(mut c) = model.config.clone() else {
+            bail!("--iw-samples applies only to vae runs")
+        };
         c.iw_samples = k;
-        let fresh = Model::new(&ModelConfig::Vae(c), cfg.seed, &Device::Cpu)?;
-        let tensors = model.params.vars().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
-        fresh.params.load(&tensors, &a.run)?;
-        model = fresh;
+        model = model.with_config(&ModelConfig::Vae(c), cfg.seed, &a.run)?;
         cfg.model = model.config.clone();
     }
     if let Some(s) = a.seed {
@@ -117,11 +134,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     let mut r = rng::derived(cfg.seed, "test-nll", 0);
     let rep = run::score(&model, &data, log_det, batch, &mut r)?;
     if let Some(out) = &a.out {
-        let mut s = String::from("index,log_prob_nats,bits_per_dim\n");
-        for (i, lp) in rep.log_prob.iter().enumerate() {
-            s.push_str(&format!("{i},{lp},{}\n", rep.bpd(*lp)));
-        }
-        deepgen::files::atomic_write(out, s.as_bytes())?;
+        run::write_scores_csv(&rep, out)?;
     }
     println!("{}", run::nll_line(&model, &data.source, &rep, &cfg));
     Ok(())
@@ -139,10 +152,14 @@ pub fn complete(a: CompleteArgs) -> Result<()> {
     model.check_dim(data.dim(), &data.source)?;
     let keep = run::Keep::parse(&a.keep, &data.shape)?;
     let flags = keep.flags(&data.shape);
-    // The models condition on earlier values only: a known value after an unknown one is kept but not conditioned on.
+    // The models condition on earlier values only: a known value after an unknown one is kept but
+    // not conditioned on.
     if let Some(first_unknown) = flags.iter().position(|&k| !k) {
         if flags[first_unknown..].iter().any(|&k| k) {
-            eprintln!("note: some known values come after unknown ones in the model's raster order; the unknown ones are drawn given the known values before them only");
+            eprintln!(
+                "note: some known values come after unknown ones in the model's raster \
+                order; the unknown ones are drawn given the known values before them only"
+            );
         }
     }
     let out = a.out.clone().unwrap_or_else(|| dir.file("completions.png"));
@@ -154,23 +171,13 @@ pub fn complete(a: CompleteArgs) -> Result<()> {
     match ext.as_str() {
         "png" if data.is_image() => run::write_completions(&x, &flags, &done, &data.shape, &out)?,
         "png" => bail!("{}: a completion grid needs image data; write .csv or .npy", out.display()),
-        "csv" | "npy" => {
-            let v = done.flatten_all()?.to_vec1::<f32>()?;
-            let d = data.dim();
-            let bytes = if ext == "csv" {
-                v.chunks(d).map(|r| r.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",") + "\n").collect::<String>().into_bytes()
-            } else {
-                let mut shape = vec![done.dim(0)?];
-                shape.extend_from_slice(&data.shape);
-                deepgen::data::npy::encode_f32(&shape, &v)
-            };
-            deepgen::files::atomic_write(&out, &bytes)?;
-        }
+        "csv" | "npy" => run::write_rows(&done, &data.shape, &out)?,
         _ => bail!("{}: unknown output type (use .png, .csv or .npy)", out.display()),
     }
     let mean_lp = lps.iter().sum::<f64>() / lps.len() as f64;
     println!(
-        "completed {} examples x {samples} samples ({} of {} values unknown) in {secs:.2} s; mean log p of the completed examples {mean_lp:.2} nats; wrote {}",
+        "completed {} examples x {samples} samples ({} of {} values unknown) in {secs:.2} s; mean \
+            log p of the completed examples {mean_lp:.2} nats; wrote {}",
         x.dim(0)?,
         flags.iter().filter(|&&k| !k).count(),
         flags.len(),
@@ -195,7 +202,9 @@ fn capabilities(m: &Model) -> String {
     let density = match (info.density, info.labels, info.training) {
         (Density::Exact, _, _) => "exact",
         (Density::Bound, _, _) => "importance-weighted lower bound (k samples)",
-        (Density::None, Labels::Target, _) => "none (models p(y | x), trained on labels by the likelihood trainer)",
+        (Density::None, Labels::Target, _) => {
+            "none (models p(y | x), trained on labels by the likelihood trainer)"
+        }
         (Density::None, _, Training::Adversarial) => "none (trained adversarially)",
         (Density::None, _, Training::Likelihood) => "none",
     };
@@ -206,7 +215,8 @@ fn capabilities(m: &Model) -> String {
         Labels::Target => "; labels: the target",
     };
     format!(
-        "log p(x): {density}; sampling: {}; completion: {completion}; encoder: {}{labels}; data: {}",
+        "log p(x): {density}; sampling: {}; completion: {completion}; encoder: {}{labels}; data: \
+            {}",
         yes(info.sampler),
         yes(info.encoder),
         info.data
@@ -221,9 +231,13 @@ pub fn models(a: ModelsArgs) -> Result<()> {
     let square = if side * side == a.dim { vec![1, side, side] } else { vec![a.dim] };
     for info in registry::models() {
         println!("{:<15} {}", info.name, info.summary);
-        let cfg = ModelConfig::preset(info.name, &square, true).or_else(|_| ModelConfig::preset(info.name, &[a.dim], true));
+        let cfg = ModelConfig::preset(info.name, &square, true)
+            .or_else(|_| ModelConfig::preset(info.name, &[a.dim], true));
         let Ok(cfg) = cfg else {
-            println!("           (needs one-channel square images here: --dim must be a square number, e.g. 784)");
+            println!(
+                "           (needs one-channel square images here: --dim must be a square \
+                number, e.g. 784)"
+            );
             continue;
         };
         let m = Model::new(&cfg, 0, &Device::Cpu)?;
@@ -231,10 +245,18 @@ pub fn models(a: ModelsArgs) -> Result<()> {
         let kinds: Vec<&str> = info.scores.iter().map(|k| k.name()).collect();
         let kinds = if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") };
         let features = if m.has_features() { "yes" } else { "no" };
-        println!("           anomaly scores (deepgen detect --score): {kinds}; features (deepgen embed): {features}");
-        let table = if cfg.needs_binary() { format!("; a full joint table over {} binary values needs {}", a.dim, table_size(a.dim)) } else { String::new() };
+        println!(
+            "           anomaly scores (deepgen detect --score): {kinds}; features (deepgen \
+            embed): {features}"
+        );
+        let table = if cfg.needs_binary() {
+            format!("; a full joint table over {} binary values needs {}", a.dim, table_size(a.dim))
+        } else {
+            String::new()
+        };
         println!("           parameters at D={}: {}{table}", a.dim, m.trained_count());
-        let names: Vec<String> = m.params.shapes().iter().map(|(n, s)| format!("{n} {s:?}")).collect();
+        let names: Vec<String> =
+            m.params.shapes().iter().map(|(n, s)| format!("{n} {s:?}")).collect();
         println!("           tensors: {}", names.join(", "));
     }
     Ok(())
@@ -245,17 +267,38 @@ pub fn info(a: InfoArgs) -> Result<()> {
     let (_, step) = dir.load_model(&Device::Cpu)?;
     println!("run:        {}", dir.path.display());
     println!("model:      {} ({})", model.name(), model.config.info().summary);
-    let table = if model.config.needs_binary() { format!(" (a full joint table over {} binary values needs {})", model.config.dim(), table_size(model.config.dim())) } else { String::new() };
+    let table = if model.config.needs_binary() {
+        format!(
+            " (a full joint table over {} binary values needs {})",
+            model.config.dim(),
+            table_size(model.config.dim())
+        )
+    } else {
+        String::new()
+    };
     println!("parameters: {}{table}", model.trained_count());
     println!("step:       {step} of {}", cfg.train.steps);
     println!("seed:       {}", cfg.seed);
-    println!("data:       {} (binarize {:?}){}", cfg.data.train, cfg.data.binarize, cfg.data.val.as_ref().map(|v| format!(", validation {v}")).unwrap_or_default());
+    println!(
+        "data:       {} (binarize {:?}){}",
+        cfg.data.train,
+        cfg.data.binarize,
+        cfg.data.val.as_ref().map(|v| format!(", validation {v}")).unwrap_or_default()
+    );
     if let Ok(m) = dir.metrics() {
         if let Some(l) = m.iter().rev().find(|v| v["loss"].is_number()) {
-            println!("last loss:  {:.4} at step {}", l["loss"].as_f64().unwrap_or(f64::NAN), l["step"]);
+            println!(
+                "last loss:  {:.4} at step {}",
+                l["loss"].as_f64().unwrap_or(f64::NAN),
+                l["step"]
+            );
         }
         if let Some(l) = m.iter().rev().find(|v| v["val_nll"].is_number()) {
-            println!("val NLL:    {:.4} nats at step {}", l["val_nll"].as_f64().unwrap_or(f64::NAN), l["step"]);
+            println!(
+                "val NLL:    {:.4} nats at step {}",
+                l["val_nll"].as_f64().unwrap_or(f64::NAN),
+                l["step"]
+            );
         }
     }
     for (n, s) in model.params.shapes() {

@@ -12,7 +12,12 @@ use deepgen::run::options::annotate;
 use deepgen::run::TrainOptions;
 
 #[derive(Parser)]
-#[command(name = "deepgen", version, about = "Train, sample and score deep generative models", propagate_version = true)]
+#[command(
+    name = "deepgen",
+    version,
+    about = "Train, sample and score deep generative models",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,11 +38,14 @@ enum Command {
     Models(ModelsArgs),
     /// Show what a run directory holds: model, step, parameters, last metrics.
     Info(InfoArgs),
-    /// Evaluate a run: every measurement that applies, written to RUN/report/report.md with its pictures.
+    /// Evaluate a run: every measurement that applies, written to RUN/report/report.md with its
+    /// pictures.
     Eval(EvalArgs),
-    /// Anomaly detection: AUROC/AUPRC of normal vs anomalous data and a threshold; or flag new data with a saved threshold.
+    /// Anomaly detection: AUROC/AUPRC of normal vs anomalous data and a threshold; or flag new data
+    /// with a saved threshold.
     Detect(DetectOptions),
-    /// Write learned features (encoder means, hidden layers, discriminator features) of a data set to .npy or .csv.
+    /// Write learned features (encoder means, hidden layers, discriminator features) of a data set
+    /// to .npy or .csv.
     Embed(EmbedArgs),
     /// Linear probe: logistic regression on a run's features vs on raw pixels, test accuracy.
     Probe(ProbeArgs),
@@ -64,7 +72,8 @@ pub struct EmbedArgs {
     /// Data to embed [default: the run's held-out data].
     #[arg(long)]
     pub data: Option<String>,
-    /// Output: .npy (labels, if any, beside it in FILE.labels.csv) or .csv (label in the last column).
+    /// Output: .npy (labels, if any, beside it in FILE.labels.csv) or .csv (label in the last
+    /// column).
     #[arg(long)]
     pub out: std::path::PathBuf,
 }
@@ -96,7 +105,8 @@ pub struct InterpolateArgs {
     /// Columns (points along each path, ends included).
     #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     pub steps: i64,
-    /// Spherical interpolation (slerp) instead of linear (clipped to [-1, 1] for GANs with uniform noise).
+    /// Spherical interpolation (slerp) instead of linear (clipped to [-1, 1] for GANs with uniform
+    /// noise).
     #[arg(long)]
     pub slerp: bool,
     /// Output .png grid, or .csv/.npy [default: RUN/interpolation.png].
@@ -131,13 +141,15 @@ pub struct SampleArgs {
 pub struct EvalArgs {
     /// Run directory.
     pub run: std::path::PathBuf,
-    /// Classifier run for FID on MNIST, Inception score and class coverage [default: runs/classifier if present].
+    /// Classifier run for FID on MNIST, Inception score and class coverage [default:
+    /// runs/classifier if present].
     #[arg(long)]
     pub classifier: Option<std::path::PathBuf>,
     /// Samples drawn for mode coverage and the sample-quality metrics.
     #[arg(short = 'n', long = "num", default_value_t = 2500, allow_negative_numbers = true)]
     pub n: i64,
-    /// Share of samples a mode needs within 3 sigma to count as covered [default: 0.008, i.e. 20 of 2,500].
+    /// Share of samples a mode needs within 3 sigma to count as covered [default: 0.008, i.e. 20 of
+    /// 2,500].
     #[arg(long)]
     pub min_share: Option<f64>,
     /// Seed for the draws [default: the run's seed].
@@ -149,8 +161,10 @@ pub struct EvalArgs {
     /// GANs trained with --g-ema: evaluate the live generator instead of its weight average.
     #[arg(long)]
     pub live_generator: bool,
-    /// Only these report sections, comma-separated: classification, density, samples, modes, quality, codes, anomaly, probe, latent
-    /// (e.g. `--only modes` for a quick mode count on a toy run) [default: every section that applies].
+    /// Only these report sections, comma-separated: classification, density, samples, modes,
+    /// quality, codes, anomaly, probe, latent
+    /// (e.g. `--only modes` for a quick mode count on a toy run) [default: every section that
+    /// applies].
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -179,10 +193,12 @@ pub struct ScoreArgs {
 pub struct CompleteArgs {
     /// Run directory of an autoregressive model.
     pub run: std::path::PathBuf,
-    /// Examples to complete (the run's transforms are applied) [default: the run's validation data].
+    /// Examples to complete (the run's transforms are applied) [default: the run's validation
+    /// data].
     #[arg(long)]
     pub data: Option<String>,
-    /// What stays known: top-half, left-half, bottom-half, right-half, or a PNG mask the size of one image (white = known).
+    /// What stays known: top-half, left-half, bottom-half, right-half, or a PNG mask the size of
+    /// one image (white = known).
     #[arg(long, default_value = "top-half")]
     pub keep: String,
     /// Examples to take from the data (the first N).
@@ -191,7 +207,8 @@ pub struct CompleteArgs {
     /// Completions per example.
     #[arg(long, default_value_t = 4, allow_negative_numbers = true)]
     pub samples: i64,
-    /// Output grid (PNG; each row: original, masked, completions) or .csv/.npy of the completions [default: RUN/completions.png].
+    /// Output grid (PNG; each row: original, masked, completions) or .csv/.npy of the completions
+    /// [default: RUN/completions.png].
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
     /// Seed for the draws [default: the run's seed].
@@ -218,8 +235,14 @@ fn main() -> ExitCode {
     deepgen::tune_allocator();
     deepgen::tune_thread_pools();
     std::panic::set_hook(Box::new(|info| {
-        let msg = info.payload().downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| info.payload().downcast_ref::<String>().cloned()).unwrap_or_default();
-        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at =
+            info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         eprintln!("error: internal error{at}: {msg} (please report this)");
     }));
     // The train flags' help gets its per-model defaults from the library's recipes.
@@ -228,11 +251,22 @@ fn main() -> ExitCode {
         .mut_subcommand("classifier", |c| c.mut_subcommand("train", annotate));
     let cli = match command.try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(c) => c,
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) => e.exit(),
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp
+                    | clap::error::ErrorKind::DisplayVersion
+                    | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
         Err(e) => {
-            // clap's message is several lines (problem, usage, hint); keep the problem's lines, joined.
+            // clap's message is several lines (problem, usage, hint); keep the problem's lines,
+            // joined.
             let text = e.to_string();
-            let problem: Vec<&str> = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+            let problem: Vec<&str> =
+                text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
             eprintln!("{} (see deepgen --help)", problem.join(" "));
             return ExitCode::from(2);
         }

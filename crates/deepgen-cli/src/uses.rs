@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use candle_core::Device;
 use deepgen::eval::features;
+use deepgen::files::atomic_write;
 use deepgen::models::Model;
 use deepgen::rng;
 use deepgen::run;
-use deepgen::files::atomic_write;
 use deepgen::run::{RunConfig, RunDir};
 
 use crate::cmd::{open_run, positive};
@@ -99,9 +99,27 @@ pub fn probe(a: ProbeArgs) -> Result<()> {
     let (fte, _) = features::embed(&model, &test)?;
     let p = features::linear_probe((&ftr, ytr), (&fte, yte), dim, seed)?;
     let raw = features::linear_probe((&train.x, ytr), (&test.x, yte), train.dim(), seed)?;
-    println!("linear probe (multinomial logistic regression, trained on {} examples of {}, tested on {} of {}):", train.n, train.source, test.n, test.source);
-    println!("  {:<12} {:>5} features, L2 {:<6}: train {:.2} %, test {:.2} %", model.name(), dim, p.l2, 100.0 * p.train_accuracy, 100.0 * p.test_accuracy);
-    println!("  {:<12} {:>5} features, L2 {:<6}: train {:.2} %, test {:.2} %", "raw pixels", train.dim(), raw.l2, 100.0 * raw.train_accuracy, 100.0 * raw.test_accuracy);
+    println!(
+        "linear probe (multinomial logistic regression, trained on {} examples of {}, tested \
+        on {} of {}):",
+        train.n, train.source, test.n, test.source
+    );
+    println!(
+        "  {:<12} {:>5} features, L2 {:<6}: train {:.2} %, test {:.2} %",
+        model.name(),
+        dim,
+        p.l2,
+        100.0 * p.train_accuracy,
+        100.0 * p.test_accuracy
+    );
+    println!(
+        "  {:<12} {:>5} features, L2 {:<6}: train {:.2} %, test {:.2} %",
+        "raw pixels",
+        train.dim(),
+        raw.l2,
+        100.0 * raw.train_accuracy,
+        100.0 * raw.test_accuracy
+    );
     println!("(L2 chosen from {:?} on a fifth of the training examples)", features::PROBE_L2);
     println!("({:.1} s)", t0.elapsed().as_secs_f64());
     Ok(())
@@ -122,22 +140,30 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
     };
     let mut r = rng::derived(a.seed.unwrap_or(cfg.seed), "interpolate", 0);
     let x = run::interpolate(&model, data.as_ref(), pairs, steps, a.slerp, &mut r)?;
-    let out = a.out.clone().unwrap_or_else(|| dir.file(if a.slerp { "interpolation-slerp.png" } else { "interpolation.png" }));
+    let out = a.out.clone().unwrap_or_else(|| {
+        dir.file(if a.slerp { "interpolation-slerp.png" } else { "interpolation.png" })
+    });
     if out.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("png")) {
         run::write_grid(&model, &cfg, &x, steps, &out)?;
     } else {
         run::write_examples(&model, &cfg, &x, &out, None)?;
     }
-    println!("wrote {pairs} {} interpolations of {steps} steps to {}", if a.slerp { "spherical" } else { "linear" }, out.display());
+    println!(
+        "wrote {pairs} {} interpolations of {steps} steps to {}",
+        if a.slerp { "spherical" } else { "linear" },
+        out.display()
+    );
     Ok(())
 }
 
-/// The classifier for the sample-quality metrics: `--classifier DIR`, else `runs/classifier` if it exists.
+/// The classifier for the sample-quality metrics: `--classifier DIR`, else `runs/classifier` if it
+/// exists.
 fn find_classifier(a: &EvalArgs, cfg: &RunConfig) -> (Option<(PathBuf, Model)>, Option<String>) {
     let path = a.classifier.clone().unwrap_or_else(|| PathBuf::from("runs/classifier"));
     if !path.join("model.safetensors").is_file() {
         let why = format!(
-            "no classifier run at `{}`: train one with `deepgen classifier train --data {}` (about a minute on 2 cores), or pass --classifier DIR",
+            "no classifier run at `{}`: train one with `deepgen classifier train --data {}` \
+                (about a minute on 2 cores), or pass --classifier DIR",
             path.display(),
             cfg.data.train.split('+').next().unwrap_or("mnist").replace("stacked-mnist", "mnist")
         );
@@ -145,7 +171,9 @@ fn find_classifier(a: &EvalArgs, cfg: &RunConfig) -> (Option<(PathBuf, Model)>, 
     }
     match RunDir::open(&path).and_then(|d| d.load_model(&Device::Cpu)) {
         Ok((m, _)) if m.get::<Classifier>().is_some() => (Some((path, m)), None),
-        Ok((m, _)) => (None, Some(format!("`{}` holds a {} run, not a classifier", path.display(), m.name()))),
+        Ok((m, _)) => {
+            (None, Some(format!("`{}` holds a {} run, not a classifier", path.display(), m.name())))
+        }
         Err(e) => (None, Some(format!("cannot load the classifier: {e}"))),
     }
 }
@@ -159,7 +187,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 g.use_live_weights()?;
                 println!("using the live generator, not its weight average");
             }
-            _ => bail!("--live-generator: {} keeps no generator weight average (train a GAN with --g-ema)", a.run.display()),
+            _ => bail!(
+                "--live-generator: {} keeps no generator weight average (train a GAN with --g-ema)",
+                a.run.display()
+            ),
         }
     }
     let min_share = a.min_share.unwrap_or(deepgen::eval::modes::DEFAULT_MIN_SHARE);
@@ -174,10 +205,27 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             bail!("--classifier {}: holds a {} run, not a classifier", c.display(), m.name());
         }
     }
-    let only = if a.only.is_empty() { None } else { Some(a.only.iter().map(|s| s.parse()).collect::<deepgen::Result<Vec<deepgen::run::report::Section>>>()?) };
+    let only = if a.only.is_empty() {
+        None
+    } else {
+        Some(
+            a.only
+                .iter()
+                .map(|s| s.parse())
+                .collect::<deepgen::Result<Vec<deepgen::run::report::Section>>>()?,
+        )
+    };
     let (classifier, no_classifier) = find_classifier(&a, &cfg);
     let out = a.out.clone().unwrap_or_else(|| dir.file("report"));
-    let opts = deepgen::run::report::ReportOptions { samples: n, classifier, no_classifier, seed: a.seed.unwrap_or(cfg.seed), min_share, out, only };
+    let opts = deepgen::run::report::ReportOptions {
+        samples: n,
+        classifier,
+        no_classifier,
+        seed: a.seed.unwrap_or(cfg.seed),
+        min_share,
+        out,
+        only,
+    };
     let t0 = std::time::Instant::now();
     let rep = deepgen::run::report::write_report(&dir, &cfg, &model, &opts)?;
     for l in &rep.lines {

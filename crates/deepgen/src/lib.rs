@@ -21,7 +21,8 @@
 //! train.binarize(Binarize::Static, 7)?;
 //! let cfg = ModelConfig::Nade(NadeConfig { dim: train.dim(), hidden: 32 });
 //! let model = Model::new(&cfg, 7, &Device::Cpu)?;
-//! let mut trainer = LikelihoodTrainer::new(&model, TrainConfig { steps: 50, batch_size: 64, lr: 1e-2, ..TrainConfig::default() }, 7, Binarize::Static)?;
+//! let recipe = TrainConfig { steps: 50, batch_size: 64, lr: 1e-2, ..TrainConfig::default() };
+//! let mut trainer = LikelihoodTrainer::new(&model, recipe, 7, Binarize::Static)?;
 //! trainer.fit(&model, &train, None, &mut NoHooks)?;
 //!
 //! let dir = tempfile::tempdir().map_err(|e| deepgen::Error::io("tempdir", e))?;

@@ -33,8 +33,6 @@ impl Default for AdamConfig {
     }
 }
 
-
-
 /// Work per thread: whole tensors below 64K values (threads cost more than they save there).
 fn chunk_len(n: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
@@ -52,20 +50,28 @@ impl InplaceOp2 for Moments {
     fn name(&self) -> &'static str {
         "deepgen-adam-moments"
     }
-    fn cpu_fwd(&self, mv: &mut CpuStorage, ml: &Layout, g: &CpuStorage, gl: &Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        mv: &mut CpuStorage,
+        ml: &Layout,
+        g: &CpuStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<()> {
         let g = slice(g, gl, self.name())?;
         let mv = slice_mut(mv, ml, self.name())?;
         let n = g.len();
         let (m, v) = mv.split_at_mut(n);
         let (b1, b2, s) = (self.b1, self.b2, self.scale);
         let chunk = chunk_len(n);
-        m.par_chunks_mut(chunk).zip(v.par_chunks_mut(chunk)).zip(g.par_chunks(chunk)).for_each(|((m, v), g)| {
-            for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
-                let g = g * s;
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = b2 * *v + (1.0 - b2) * g * g;
-            }
-        });
+        m.par_chunks_mut(chunk).zip(v.par_chunks_mut(chunk)).zip(g.par_chunks(chunk)).for_each(
+            |((m, v), g)| {
+                for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
+                    let g = g * s;
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                }
+            },
+        );
         Ok(())
     }
 }
@@ -83,18 +89,26 @@ impl InplaceOp2 for Update {
     fn name(&self) -> &'static str {
         "deepgen-adam-update"
     }
-    fn cpu_fwd(&self, p: &mut CpuStorage, pl: &Layout, mv: &CpuStorage, ml: &Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        p: &mut CpuStorage,
+        pl: &Layout,
+        mv: &CpuStorage,
+        ml: &Layout,
+    ) -> candle_core::Result<()> {
         let p = slice_mut(p, pl, self.name())?;
         let mv = slice(mv, ml, self.name())?;
         let (m, v) = mv.split_at(p.len());
         let (lr, decay) = (self.lr, 1.0 - self.lr * self.wd);
         let (ic1, ic2, eps) = (1.0 / self.c1, 1.0 / self.c2, self.eps);
         let chunk = chunk_len(p.len());
-        p.par_chunks_mut(chunk).zip(m.par_chunks(chunk)).zip(v.par_chunks(chunk)).for_each(|((p, m), v)| {
-            for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-                *p = *p * decay - lr * (m * ic1) / ((v * ic2).sqrt() + eps);
-            }
-        });
+        p.par_chunks_mut(chunk).zip(m.par_chunks(chunk)).zip(v.par_chunks(chunk)).for_each(
+            |((p, m), v)| {
+                for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+                    *p = *p * decay - lr * (m * ic1) / ((v * ic2).sqrt() + eps);
+                }
+            },
+        );
         Ok(())
     }
 }
@@ -133,7 +147,13 @@ impl Adam {
         let t = self.step as i32;
         let c = &self.cfg;
         let moments = Moments { b1: c.beta1 as f32, b2: c.beta2 as f32, scale: scale as f32 };
-        let update = Update { lr: lr as f32, wd: c.weight_decay as f32, c1: (1.0 - c.beta1.powi(t)) as f32, c2: (1.0 - c.beta2.powi(t)) as f32, eps: c.eps as f32 };
+        let update = Update {
+            lr: lr as f32,
+            wd: c.weight_decay as f32,
+            c1: (1.0 - c.beta1.powi(t)) as f32,
+            c2: (1.0 - c.beta2.powi(t)) as f32,
+            eps: c.eps as f32,
+        };
         for (_, var, mv) in &self.slots {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
             let g = g.flatten_all()?.contiguous()?;
@@ -145,7 +165,10 @@ impl Adam {
 
     /// (parameter, `[2, n]` moments) of every parameter, for differentiable look-ahead (unrolling).
     pub fn moments(&self) -> Vec<(Tensor, Tensor)> {
-        self.slots.iter().map(|(_, v, mv)| (v.as_tensor().clone(), mv.as_tensor().clone())).collect()
+        self.slots
+            .iter()
+            .map(|(_, v, mv)| (v.as_tensor().clone(), mv.as_tensor().clone()))
+            .collect()
     }
 
     /// The state as named tensors (`mv.{param}`), for `optimizer.safetensors`.
@@ -154,12 +177,26 @@ impl Adam {
     }
 
     /// Restores moments saved by [`Adam::state`] at step `step`.
-    pub fn load_state(&mut self, t: &HashMap<String, Tensor>, step: usize, path: &std::path::Path) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        t: &HashMap<String, Tensor>,
+        step: usize,
+        path: &std::path::Path,
+    ) -> Result<()> {
         for (n, _, mv) in &self.slots {
             let key = format!("mv.{n}");
-            let s = t.get(&key).ok_or_else(|| Error::checkpoint(path, format!("optimizer state `{key}` is missing")))?;
+            let s = t.get(&key).ok_or_else(|| {
+                Error::checkpoint(path, format!("optimizer state `{key}` is missing"))
+            })?;
             if s.dims() != mv.dims() {
-                return Err(Error::checkpoint(path, format!("optimizer state `{key}` has shape {:?}, expected {:?}", s.dims(), mv.dims())));
+                return Err(Error::checkpoint(
+                    path,
+                    format!(
+                        "optimizer state `{key}` has shape {:?}, expected {:?}",
+                        s.dims(),
+                        mv.dims()
+                    ),
+                ));
             }
             mv.set(&s.to_dtype(DType::F32)?.to_device(mv.device())?)?;
         }

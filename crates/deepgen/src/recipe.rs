@@ -25,7 +25,9 @@ impl std::str::FromStr for Schedule {
         match s {
             "constant" => Ok(Schedule::Constant),
             "cosine" => Ok(Schedule::Cosine),
-            _ => Err(Error::config(format!("unknown schedule `{s}` (expected constant or cosine)"))),
+            _ => {
+                Err(Error::config(format!("unknown schedule `{s}` (expected constant or cosine)")))
+            }
         }
     }
 }
@@ -97,8 +99,14 @@ impl TrainConfig {
             }
         }
         let o = &self.optimizer;
-        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) || o.eps <= 0.0 || o.weight_decay < 0.0 {
-            return Err(Error::config("optimizer: need 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0"));
+        if !(0.0..1.0).contains(&o.beta1)
+            || !(0.0..1.0).contains(&o.beta2)
+            || o.eps <= 0.0
+            || o.weight_decay < 0.0
+        {
+            return Err(Error::config(
+                "optimizer: need 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0",
+            ));
         }
         Ok(())
     }
@@ -111,7 +119,11 @@ impl TrainConfig {
     /// The factor (warm-up times decay, in [0, 1]) that `schedule` applies at
     /// step `step` of this run; `lr_at` is `lr` times this under the run's own schedule.
     pub fn lr_factor(&self, schedule: Schedule, step: usize) -> f64 {
-        let warm = if self.warmup > 0 && step < self.warmup { (step + 1) as f64 / self.warmup as f64 } else { 1.0 };
+        let warm = if self.warmup > 0 && step < self.warmup {
+            (step + 1) as f64 / self.warmup as f64
+        } else {
+            1.0
+        };
         let decay = match schedule {
             Schedule::Constant => 1.0,
             Schedule::Cosine => {
@@ -123,7 +135,6 @@ impl TrainConfig {
         warm * decay
     }
 }
-
 
 /// The adversarial trainer's options (saved in the run's `[train.adversarial]`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -160,14 +171,26 @@ pub struct AdversarialConfig {
 
 impl Default for AdversarialConfig {
     fn default() -> Self {
-        Self { d_lr: 2e-4, n_critic: 1, clip: None, gp: None, unroll: 0, first_order: false, unroll_same_batch: false, d_schedule: None }
+        Self {
+            d_lr: 2e-4,
+            n_critic: 1,
+            clip: None,
+            gp: None,
+            unroll: 0,
+            first_order: false,
+            unroll_same_batch: false,
+            d_schedule: None,
+        }
     }
 }
 
 impl AdversarialConfig {
     pub fn check(&self) -> Result<()> {
         if !(self.d_lr.is_finite() && self.d_lr > 0.0) {
-            return Err(Error::config(format!("--d-lr must be a positive number, got {}", self.d_lr)));
+            return Err(Error::config(format!(
+                "--d-lr must be a positive number, got {}",
+                self.d_lr
+            )));
         }
         if self.n_critic == 0 {
             return Err(Error::config("--n-critic must be at least 1"));

@@ -44,7 +44,13 @@ pub fn randn(rng: &mut Rng, shape: &[usize], device: &Device) -> candle_core::Re
 }
 
 /// Uniform draws in [lo, hi) as an f32 tensor.
-pub fn uniform(rng: &mut Rng, shape: &[usize], lo: f32, hi: f32, device: &Device) -> candle_core::Result<Tensor> {
+pub fn uniform(
+    rng: &mut Rng,
+    shape: &[usize],
+    lo: f32,
+    hi: f32,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| rng.gen_range(lo..hi)).collect();
     Tensor::from_vec(v, shape, device)

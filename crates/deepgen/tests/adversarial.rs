@@ -5,17 +5,19 @@
 
 mod common;
 
-use deepgen::models::{Aae, Gan};
 use candle_core::{Device, Tensor, Var};
 use common::*;
 use deepgen::data::{Binarize, DataSpec, Dataset};
 use deepgen::eval::modes::mode_report;
+use deepgen::models::{Aae, Gan};
 use deepgen::models::{Divergence, GanLoss, Model, ModelConfig, Noise, Sampler, Side};
 use deepgen::nn::conv::{conv_down, conv_up, Strided};
 use deepgen::nn::{with_create_graph, Params};
 use deepgen::rng;
 use deepgen::run::{DataConfig, RunConfig, RunDir};
-use deepgen::train::{Adam, AdamConfig, AdversarialConfig, AdversarialTrainer, Schedule, TrainConfig};
+use deepgen::train::{
+    Adam, AdamConfig, AdversarialConfig, AdversarialTrainer, Schedule, TrainConfig,
+};
 
 fn t1(v: &[f32]) -> Tensor {
     Tensor::new(v, &Device::Cpu).unwrap()
@@ -41,9 +43,17 @@ fn fenchel_young_holds_with_equality_at_the_derivative() {
         let (t, c) = d.t_and_conjugate(&t1(&vs)).unwrap();
         for ((v, t), c) in vs.iter().zip(vec1(&t)).zip(vec1(&c)) {
             let te = d.activation(*v as f64);
-            assert!((t as f64 - te).abs() < 1e-5 * (1.0 + te.abs()), "{}: g_f({v}) = {t}, expected {te}", d.name());
+            assert!(
+                (t as f64 - te).abs() < 1e-5 * (1.0 + te.abs()),
+                "{}: g_f({v}) = {t}, expected {te}",
+                d.name()
+            );
             let ce = d.conjugate(te);
-            assert!((c as f64 - ce).abs() < 1e-4 * (1.0 + ce.abs()), "{}: f*(g_f({v})) = {c}, expected {ce}", d.name());
+            assert!(
+                (c as f64 - ce).abs() < 1e-4 * (1.0 + ce.abs()),
+                "{}: f*(g_f({v})) = {c}, expected {ce}",
+                d.name()
+            );
         }
     }
 }
@@ -67,13 +77,29 @@ fn the_variational_bound_is_the_divergence_at_the_optimal_critic() {
     for d in Divergence::ALL {
         let truth: f64 = p.iter().zip(&q).map(|(p, q)| q * d.f(p / q)).sum();
         let critic = |shift: f64| -> f64 {
-            let v: Vec<f64> = p.iter().zip(&q).map(|(p, q)| inverse_activation(d, d.f_prime(p / q)) + shift).collect();
-            let rep = |w: &[f64; 4]| -> Tensor { t1(&w.iter().enumerate().flat_map(|(i, w)| std::iter::repeat_n(v[i] as f32, (w * 10.0).round() as usize)).collect::<Vec<_>>()) };
+            let v: Vec<f64> = p
+                .iter()
+                .zip(&q)
+                .map(|(p, q)| inverse_activation(d, d.f_prime(p / q)) + shift)
+                .collect();
+            let rep = |w: &[f64; 4]| -> Tensor {
+                t1(&w
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, w)| {
+                        std::iter::repeat_n(v[i] as f32, (w * 10.0).round() as usize)
+                    })
+                    .collect::<Vec<_>>())
+            };
             let terms = GanLoss::F(d).critic(&rep(&p), &rep(&q)).unwrap();
             terms.estimate.to_scalar::<f32>().unwrap() as f64
         };
         let at_opt = critic(0.0);
-        assert!((at_opt - truth).abs() < 2e-5 * (1.0 + truth.abs()), "{}: bound at T* = {at_opt}, divergence {truth}", d.name());
+        assert!(
+            (at_opt - truth).abs() < 2e-5 * (1.0 + truth.abs()),
+            "{}: bound at T* = {at_opt}, divergence {truth}",
+            d.name()
+        );
         // Any other critic gives less (it is a lower bound).
         for s in [-0.3, 0.2] {
             assert!(critic(s) < at_opt, "{}: a shifted critic beats the optimum", d.name());
@@ -94,7 +120,9 @@ fn p_g(x: f64) -> f64 {
 /// A 1-D GAN whose critic is trained against a fixed p_g = N(0, 1) (standing in for a generator).
 #[test]
 fn the_trained_discriminator_is_near_optimal_and_its_value_is_2jsd_minus_log4() {
-    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[1], false).unwrap() else { panic!() };
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[1], false).unwrap() else {
+        panic!()
+    };
     c.d_hidden = vec![32, 32];
     c.g_hidden = vec![4];
     c.latent = 2;
@@ -108,12 +136,17 @@ fn the_trained_discriminator_is_near_optimal_and_its_value_is_2jsd_minus_log4() 
     let draw = |r: &mut rng::Rng, n: usize| -> (Tensor, Tensor) {
         let e = vec1(&rng::randn(r, &[2 * n], &Device::Cpu).unwrap());
         let u = vec1(&rng::uniform(r, &[n], 0.0, 1.0, &Device::Cpu).unwrap());
-        let real: Vec<f32> = (0..n).map(|i| if u[i] < 0.5 { -1.0 + 0.5 * e[i] } else { 1.5 + 0.5 * e[i] }).collect();
+        let real: Vec<f32> =
+            (0..n).map(|i| if u[i] < 0.5 { -1.0 + 0.5 * e[i] } else { 1.5 + 0.5 * e[i] }).collect();
         let fake: Vec<f32> = e[n..].to_vec();
-        (Tensor::from_vec(real, (n, 1), &Device::Cpu).unwrap(), Tensor::from_vec(fake, (n, 1), &Device::Cpu).unwrap())
+        (
+            Tensor::from_vec(real, (n, 1), &Device::Cpu).unwrap(),
+            Tensor::from_vec(fake, (n, 1), &Device::Cpu).unwrap(),
+        )
     };
     let side = |x: Tensor| Side { x, cond: None, codes: None };
-    let ws = || game.d_weights().into_iter().map(|(_, v)| v.as_tensor().clone()).collect::<Vec<_>>();
+    let ws =
+        || game.d_weights().into_iter().map(|(_, v)| v.as_tensor().clone()).collect::<Vec<_>>();
     let mut r = rng::rng(11);
     for step in 0..1500 {
         let (xr, xf) = draw(&mut r, 256);
@@ -125,7 +158,12 @@ fn the_trained_discriminator_is_near_optimal_and_its_value_is_2jsd_minus_log4() 
     }
     // D(x) = sigmoid(v(x)) against p / (p + q) where both densities matter.
     let grid: Vec<f32> = (0..=90).map(|i| -2.5 + i as f32 * 0.05).collect();
-    let (v, _) = game.critic(&side(Tensor::from_vec(grid.clone(), (grid.len(), 1), &Device::Cpu).unwrap()), &ws()).unwrap();
+    let (v, _) = game
+        .critic(
+            &side(Tensor::from_vec(grid.clone(), (grid.len(), 1), &Device::Cpu).unwrap()),
+            &ws(),
+        )
+        .unwrap();
     let mut worst = 0f64;
     for (x, v) in grid.iter().zip(vec1(&v)) {
         let (p, q) = (p_data(*x as f64), p_g(*x as f64));
@@ -139,7 +177,8 @@ fn the_trained_discriminator_is_near_optimal_and_its_value_is_2jsd_minus_log4() 
     let (xr, xf) = draw(&mut rng::rng(12), 40_000);
     let (vr, _) = game.critic(&side(xr), &ws()).unwrap();
     let (vf, _) = game.critic(&side(xf), &ws()).unwrap();
-    let value = GanLoss::Minimax.critic(&vr, &vf).unwrap().estimate.to_scalar::<f32>().unwrap() as f64;
+    let value =
+        GanLoss::Minimax.critic(&vr, &vf).unwrap().estimate.to_scalar::<f32>().unwrap() as f64;
     let (lo, hi, n) = (-10.0, 10.0, 200_000);
     let h = (hi - lo) / n as f64;
     let mut jsd = 0.0;
@@ -172,7 +211,13 @@ fn toy(n: usize) -> Dataset {
 }
 
 fn trainer(m: &Model, adv: AdversarialConfig, batch: usize) -> AdversarialTrainer {
-    let cfg = TrainConfig { steps: 10, batch_size: batch, lr: 1e-3, adversarial: Some(adv), ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        steps: 10,
+        batch_size: batch,
+        lr: 1e-3,
+        adversarial: Some(adv),
+        ..TrainConfig::default()
+    };
     AdversarialTrainer::new(m, cfg, 5, deepgen::data::Binarize::None).unwrap()
 }
 
@@ -200,7 +245,12 @@ fn the_gradient_penalty_matches_finite_differences() {
 }
 
 fn g_vars(m: &Model) -> Vec<(String, Var)> {
-    m.as_adversarial().unwrap().g_names().into_iter().map(|n| (n.clone(), m.params.get(&n).unwrap().clone())).collect()
+    m.as_adversarial()
+        .unwrap()
+        .g_names()
+        .into_iter()
+        .map(|n| (n.clone(), m.params.get(&n).unwrap().clone()))
+        .collect()
 }
 
 #[test]
@@ -213,14 +263,17 @@ fn unrolled_generator_gradients_match_finite_differences_and_first_order_does_no
     let adv = AdversarialConfig { d_lr: 0.05, unroll: 3, ..AdversarialConfig::default() };
     let mut t = trainer(&m, adv.clone(), 16);
     t.step(&m, &toy(64), 0).unwrap();
-    let loss = |t: &AdversarialTrainer| -> Tensor { t.generator_loss(game, &x, None, &mut rng::rng(9), &mut vec![]).unwrap() };
+    let loss = |t: &AdversarialTrainer| -> Tensor {
+        t.generator_loss(game, &x, None, &mut rng::rng(9), &mut vec![]).unwrap()
+    };
     let grads = loss(&t).backward().unwrap();
     let f = || loss(&t).to_dtype(candle_core::DType::F64).unwrap().to_scalar::<f64>().unwrap();
     let vars = g_vars(&m);
     let n = assert_grads_match_fd_vars(&vars, &f, &grads, 1, 1e-2, 2e-2, "unrolled generator loss");
     assert!(n > 20);
     let value = f() as f32;
-    // The first-order variant has the same loss value but drops the terms through the critic's updates.
+    // The first-order variant has the same loss value but drops the terms through the critic's
+    // updates.
     t.adv.first_order = true;
     let v1 = loss(&t).to_scalar::<f32>().unwrap();
     assert!((v1 - value).abs() < 1e-4 * (1.0 + value.abs()), "first-order loss {v1} vs {value}");
@@ -232,7 +285,12 @@ fn unrolled_generator_gradients_match_finite_differences_and_first_order_does_no
         diff += a.iter().zip(&b).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>();
         size += a.iter().map(|a| (*a as f64).powi(2)).sum::<f64>();
     }
-    assert!((diff / size).sqrt() > 0.05, "first-order and full unrolled gradients agree to {:.4} relative: the look-ahead terms are missing", (diff / size).sqrt());
+    assert!(
+        (diff / size).sqrt() > 0.05,
+        "first-order and full unrolled gradients agree to {:.4} \
+        relative: the look-ahead terms are missing",
+        (diff / size).sqrt()
+    );
 }
 
 /// Five look-ahead steps on one shared batch (the reverse pass then sums
@@ -244,13 +302,28 @@ fn unrolled_gradients_through_five_steps_on_one_batch_match_finite_differences()
     let m = tiny_gan("unrolled-gan", 2);
     let game = m.as_adversarial().unwrap();
     let x = toy(16).batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu).unwrap();
-    let adv = AdversarialConfig { d_lr: 0.05, unroll: 5, unroll_same_batch: true, ..AdversarialConfig::default() };
+    let adv = AdversarialConfig {
+        d_lr: 0.05,
+        unroll: 5,
+        unroll_same_batch: true,
+        ..AdversarialConfig::default()
+    };
     let mut t = trainer(&m, adv, 16);
     t.step(&m, &toy(64), 0).unwrap();
-    let loss = |t: &AdversarialTrainer| -> Tensor { t.generator_loss(game, &x, None, &mut rng::rng(9), &mut vec![]).unwrap() };
+    let loss = |t: &AdversarialTrainer| -> Tensor {
+        t.generator_loss(game, &x, None, &mut rng::rng(9), &mut vec![]).unwrap()
+    };
     let grads = loss(&t).backward().unwrap();
     let f = || loss(&t).to_dtype(candle_core::DType::F64).unwrap().to_scalar::<f64>().unwrap();
-    let n = assert_grads_match_fd_vars(&g_vars(&m), &f, &grads, 1, 1e-2, 2e-2, "unrolled generator loss, one batch, K = 5");
+    let n = assert_grads_match_fd_vars(
+        &g_vars(&m),
+        &f,
+        &grads,
+        1,
+        1e-2,
+        2e-2,
+        "unrolled generator loss, one batch, K = 5",
+    );
     assert!(n > 20);
 }
 
@@ -260,30 +333,50 @@ fn zero_unrolling_is_the_plain_gan() {
     let mb = tiny_gan("gan", 3);
     let data = toy(256);
     let mut ta = trainer(&ma, AdversarialConfig { d_lr: 1e-3, ..AdversarialConfig::default() }, 32);
-    let mut tb = trainer(&mb, AdversarialConfig { d_lr: 1e-3, unroll: 0, ..AdversarialConfig::default() }, 32);
+    let mut tb = trainer(
+        &mb,
+        AdversarialConfig { d_lr: 1e-3, unroll: 0, ..AdversarialConfig::default() },
+        32,
+    );
     for s in 0..4 {
         ta.step(&ma, &data, s).unwrap();
         tb.step(&mb, &data, s).unwrap();
     }
-    // The plain generator loss written out: non-saturating softplus(-v) of the critic's own weights.
+    // The plain generator loss written out: non-saturating softplus(-v) of the critic's own
+    // weights.
     let game = ma.as_adversarial().unwrap();
     let x = data.batch(&(0..32).collect::<Vec<_>>(), &Device::Cpu).unwrap();
     let mut r = rng::rng(1);
     let fake = game.fake(&x, None, &mut r.clone()).unwrap();
-    let ws: Vec<Tensor> = game.d_weights().into_iter().map(|(_, v)| v.as_tensor().clone()).collect();
+    let ws: Vec<Tensor> =
+        game.d_weights().into_iter().map(|(_, v)| v.as_tensor().clone()).collect();
     let (v, _) = game.critic(&fake, &ws).unwrap();
     let by_hand: f32 = vec1(&v).iter().map(|v| (1.0 + (-v).exp()).ln()).sum::<f32>() / 32.0;
-    let via = ta.generator_loss(game, &x, None, &mut r, &mut vec![]).unwrap().to_scalar::<f32>().unwrap();
+    let via =
+        ta.generator_loss(game, &x, None, &mut r, &mut vec![]).unwrap().to_scalar::<f32>().unwrap();
     assert!((by_hand - via).abs() < 1e-5, "{by_hand} vs {via}");
     for ((n, a), (_, b)) in ma.params.vars().zip(mb.params.vars()) {
-        assert_eq!(vec1(a.as_tensor()), vec1(b.as_tensor()), "{n} differs between unroll 0 and the plain GAN");
+        assert_eq!(
+            vec1(a.as_tensor()),
+            vec1(b.as_tensor()),
+            "{n} differs between unroll 0 and the plain GAN"
+        );
     }
 }
 
 #[test]
 fn clipping_and_n_critic_are_trainer_options() {
     let m = tiny_gan("wgan", 4);
-    let mut t = trainer(&m, AdversarialConfig { d_lr: 1e-3, n_critic: 3, clip: Some(0.01), ..AdversarialConfig::default() }, 32);
+    let mut t = trainer(
+        &m,
+        AdversarialConfig {
+            d_lr: 1e-3,
+            n_critic: 3,
+            clip: Some(0.01),
+            ..AdversarialConfig::default()
+        },
+        32,
+    );
     let rec = t.step(&m, &toy(256), 0).unwrap();
     assert_eq!((t.d_opt.step, t.g_opt.step), (3, 1));
     for (n, v) in m.as_adversarial().unwrap().d_weights() {
@@ -297,8 +390,13 @@ fn clipping_and_n_critic_are_trainer_options() {
 
 /// The largest absolute change of each player's weights between two snapshots.
 fn moved(before: &[(String, Vec<f32>)], m: &Model, names: &[String]) -> f32 {
-    let now: std::collections::HashMap<String, Vec<f32>> = m.params.vars().map(|(n, v)| (n.to_string(), vec1(v.as_tensor()))).collect();
-    before.iter().filter(|(n, _)| names.contains(n)).flat_map(|(n, b)| now[n].iter().zip(b).map(|(p, q)| (p - q).abs()).collect::<Vec<_>>()).fold(0.0, f32::max)
+    let now: std::collections::HashMap<String, Vec<f32>> =
+        m.params.vars().map(|(n, v)| (n.to_string(), vec1(v.as_tensor()))).collect();
+    before
+        .iter()
+        .filter(|(n, _)| names.contains(n))
+        .flat_map(|(n, b)| now[n].iter().zip(b).map(|(p, q)| (p - q).abs()).collect::<Vec<_>>())
+        .fold(0.0, f32::max)
 }
 
 /// `d_schedule` gives the critic its own schedule: under a cosine run, a
@@ -314,42 +412,93 @@ fn the_critic_can_keep_its_rate_while_the_generator_cools() {
         let d_names: Vec<String> = game.d_weights().into_iter().map(|(n, _)| n).collect();
         let g_names = game.g_names();
         let adv = AdversarialConfig { d_lr: 1e-2, d_schedule, ..AdversarialConfig::default() };
-        let cfg = TrainConfig { steps: 10, batch_size: 16, lr: 1e-3, schedule: Schedule::Cosine, adversarial: Some(adv.clone()), ..TrainConfig::default() };
+        let cfg = TrainConfig {
+            steps: 10,
+            batch_size: 16,
+            lr: 1e-3,
+            schedule: Schedule::Cosine,
+            adversarial: Some(adv.clone()),
+            ..TrainConfig::default()
+        };
         let mut t = AdversarialTrainer::new(&m, cfg, 5, deepgen::data::Binarize::None).unwrap();
         // Step 5 of 10 under cosine decay: the factor is 0.5 (1 + cos(pi / 2)) = 0.5.
         assert!((t.d_lr_at(5) - want_d).abs() < 1e-12, "{:?}: {}", d_schedule, t.d_lr_at(5));
         assert!((t.cfg.lr_at(5) - 0.5e-3).abs() < 1e-12);
-        let before: Vec<(String, Vec<f32>)> = m.params.vars().map(|(n, v)| (n.to_string(), vec1(v.as_tensor()))).collect();
+        let before: Vec<(String, Vec<f32>)> =
+            m.params.vars().map(|(n, v)| (n.to_string(), vec1(v.as_tensor()))).collect();
         t.step(&m, &toy(64), 5).unwrap();
         let (d, g) = (moved(&before, &m, &d_names), moved(&before, &m, &g_names));
-        assert!((d - want_d as f32).abs() < 0.02 * want_d as f32, "{d_schedule:?}: the critic moved {d}, want {want_d}");
-        assert!((g - 0.5e-3).abs() < 0.02 * 0.5e-3, "{d_schedule:?}: the generator moved {g}, want 5e-4");
-        // The look-ahead steps with the critic's rate too: one unrolled step from a fresh state (at the
+        assert!(
+            (d - want_d as f32).abs() < 0.02 * want_d as f32,
+            "{d_schedule:?}: the critic moved {d}, want {want_d}"
+        );
+        assert!(
+            (g - 0.5e-3).abs() < 0.02 * 0.5e-3,
+            "{d_schedule:?}: the generator moved {g}, want 5e-4"
+        );
+        // The look-ahead steps with the critic's rate too: one unrolled step from a fresh state (at
+        // the
         // trainer's iteration 5) moves the critic's weights by its rate there.
-        let mut t = AdversarialTrainer::new(&m, TrainConfig { adversarial: Some(AdversarialConfig { unroll: 1, ..adv }), ..t.cfg.clone() }, 5, deepgen::data::Binarize::None).unwrap();
+        let mut t = AdversarialTrainer::new(
+            &m,
+            TrainConfig {
+                adversarial: Some(AdversarialConfig { unroll: 1, ..adv }),
+                ..t.cfg.clone()
+            },
+            5,
+            deepgen::data::Binarize::None,
+        )
+        .unwrap();
         t.g_opt.step = 5;
         let x = toy(64).batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu).unwrap();
         let ws = t.unrolled_weights(game, &x, None, &mut rng::rng(3)).unwrap();
-        let step = game.d_weights().iter().zip(&ws).flat_map(|((_, v), w)| vec1(v.as_tensor()).into_iter().zip(vec1(w)).map(|(p, q)| (p - q).abs()).collect::<Vec<_>>()).fold(0.0, f32::max);
-        assert!((step - want_d as f32).abs() < 0.02 * want_d as f32, "{d_schedule:?}: the look-ahead moved {step}, want {want_d}");
+        let step = game
+            .d_weights()
+            .iter()
+            .zip(&ws)
+            .flat_map(|((_, v), w)| {
+                vec1(v.as_tensor())
+                    .into_iter()
+                    .zip(vec1(w))
+                    .map(|(p, q)| (p - q).abs())
+                    .collect::<Vec<_>>()
+            })
+            .fold(0.0, f32::max);
+        assert!(
+            (step - want_d as f32).abs() < 0.02 * want_d as f32,
+            "{d_schedule:?}: the look-ahead moved {step}, want {want_d}"
+        );
     }
     // Parsed, and refused with a message when unknown.
     assert_eq!("constant".parse::<Schedule>().unwrap(), Schedule::Constant);
-    assert!("linear".parse::<Schedule>().unwrap_err().to_string().contains("unknown schedule `linear`"));
+    assert!("linear"
+        .parse::<Schedule>()
+        .unwrap_err()
+        .to_string()
+        .contains("unknown schedule `linear`"));
 }
 
 /// Trains a fresh model (model and trainer seeded with `seed`) for `split` steps,
 /// saves a checkpoint, reloads it into a fresh model and trainer, and trains on to `total`.
-fn trained_with_a_reload(cfg: &ModelConfig, tc: &dyn Fn(usize) -> TrainConfig, split: usize, total: usize, data: &Dataset, seed: u64) -> Model {
+fn trained_with_a_reload(
+    cfg: &ModelConfig,
+    tc: &dyn Fn(usize) -> TrainConfig,
+    split: usize,
+    total: usize,
+    data: &Dataset,
+    seed: u64,
+) -> Model {
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::create(dir.path()).unwrap();
     let half = Model::new(cfg, seed, &Device::Cpu).unwrap();
-    let mut t1 = AdversarialTrainer::new(&half, tc(split), seed, deepgen::data::Binarize::None).unwrap();
+    let mut t1 =
+        AdversarialTrainer::new(&half, tc(split), seed, deepgen::data::Binarize::None).unwrap();
     t1.fit(&half, data, &mut deepgen::train::NoHooks).unwrap();
     run.save(&half, &[&t1.g_opt, &t1.d_opt], split, seed).unwrap();
     let (back, step) = run.load_model(&Device::Cpu).unwrap();
     assert_eq!(step, split);
-    let mut t2 = AdversarialTrainer::new(&back, tc(total), seed, deepgen::data::Binarize::None).unwrap();
+    let mut t2 =
+        AdversarialTrainer::new(&back, tc(total), seed, deepgen::data::Binarize::None).unwrap();
     run.load_optimizers(&mut [&mut t2.g_opt, &mut t2.d_opt], split).unwrap();
     t2.set_step(split);
     t2.fit(&back, data, &mut deepgen::train::NoHooks).unwrap();
@@ -360,13 +509,18 @@ fn trained_with_a_reload(cfg: &ModelConfig, tc: &dyn Fn(usize) -> TrainConfig, s
 /// a config written before the option reads back as normal noise.
 #[test]
 fn uniform_noise_is_uniform_and_old_configs_mean_normal() {
-    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else { panic!() };
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else {
+        panic!()
+    };
     (c.d_hidden, c.g_hidden, c.latent) = (vec![6], vec![5], 3);
     let text = toml::to_string(&c).unwrap();
     assert!(!text.contains("noise"), "{text}");
     assert_eq!(toml::from_str::<deepgen::models::GanConfig>(&text).unwrap().noise, Noise::Normal);
     c.noise = Noise::Uniform;
-    assert_eq!(toml::from_str::<deepgen::models::GanConfig>(&toml::to_string(&c).unwrap()).unwrap().noise, Noise::Uniform);
+    assert_eq!(
+        toml::from_str::<deepgen::models::GanConfig>(&toml::to_string(&c).unwrap()).unwrap().noise,
+        Noise::Uniform
+    );
     let m = Model::new(&ModelConfig::Gan(c), 5, &Device::Cpu).unwrap();
     let gan = m.get::<Gan>().unwrap();
     let z = vec1(&gan.draw_z(20_000, &mut rng::rng(3)).unwrap().flatten_all().unwrap());
@@ -379,7 +533,10 @@ fn uniform_noise_is_uniform_and_old_configs_mean_normal() {
     // Samples are the generator applied to those draws.
     let z = gan.draw_z(4, &mut rng::rng(9)).unwrap();
     let want = vec1(&gan.generate(&z, None, false).unwrap().flatten_all().unwrap());
-    assert_eq!(vec1(&gan.sample_with(4, None, &mut rng::rng(9)).unwrap().flatten_all().unwrap()), want);
+    assert_eq!(
+        vec1(&gan.sample_with(4, None, &mut rng::rng(9)).unwrap().flatten_all().unwrap()),
+        want
+    );
 }
 
 /// `--g-ema`: after every generator step the average moves by
@@ -388,17 +545,29 @@ fn uniform_noise_is_uniform_and_old_configs_mean_normal() {
 /// resumed run continues it exactly.
 #[test]
 fn the_generator_average_follows_its_recursion_and_is_what_samples_use() {
-    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else { panic!() };
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else {
+        panic!()
+    };
     (c.d_hidden, c.g_hidden, c.latent, c.ema) = (vec![6], vec![5], 3, 0.75);
     let cfg = ModelConfig::Gan(c.clone());
     let m = Model::new(&cfg, 5, &Device::Cpu).unwrap();
     let g_names = m.as_adversarial().unwrap().g_names();
-    let avg_names: Vec<String> = g_names.iter().map(|n| format!("g_ema.{}", n.strip_prefix("g.").unwrap())).collect();
-    let read = |m: &Model, names: &[String]| -> Vec<Vec<f32>> { names.iter().map(|n| vec1(m.params.get(n).unwrap().as_tensor())).collect() };
+    let avg_names: Vec<String> =
+        g_names.iter().map(|n| format!("g_ema.{}", n.strip_prefix("g.").unwrap())).collect();
+    let read = |m: &Model, names: &[String]| -> Vec<Vec<f32>> {
+        names.iter().map(|n| vec1(m.params.get(n).unwrap().as_tensor())).collect()
+    };
     let mut want = read(&m, &g_names);
     assert_eq!(read(&m, &avg_names), want, "the average starts at the initial weights");
     let data = toy(64);
-    let tc = |steps| TrainConfig { steps, batch_size: 16, lr: 1e-2, eval_every: 100, adversarial: Some(AdversarialConfig::default()), ..TrainConfig::default() };
+    let tc = |steps| TrainConfig {
+        steps,
+        batch_size: 16,
+        lr: 1e-2,
+        eval_every: 100,
+        adversarial: Some(AdversarialConfig::default()),
+        ..TrainConfig::default()
+    };
     let mut t = AdversarialTrainer::new(&m, tc(3), 5, deepgen::data::Binarize::None).unwrap();
     for s in 0..3 {
         t.step(&m, &data, s).unwrap();
@@ -407,15 +576,24 @@ fn the_generator_average_follows_its_recursion_and_is_what_samples_use() {
         }
     }
     let (got, live) = (read(&m, &avg_names), read(&m, &g_names));
-    let gap = |a: &[Vec<f32>], b: &[Vec<f32>]| a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    let gap = |a: &[Vec<f32>], b: &[Vec<f32>]| {
+        a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    };
     assert!(gap(&got, &want) < 1e-6, "the average is off its recursion by {}", gap(&got, &want));
     assert!(gap(&got, &live) > 1e-4, "the live weights should have moved away from the average");
     // Samples (eval mode) run on the average, training (train mode) on the live weights.
     let gan = m.get::<Gan>().unwrap();
     let z = rng::randn(&mut rng::rng(1), &[4, 3], &Device::Cpu).unwrap();
-    let avg_ws: Vec<Tensor> = avg_names.iter().map(|n| m.params.get(n).unwrap().as_tensor().clone()).collect();
-    assert_eq!(vec1(&gan.generate(&z, None, false).unwrap().flatten_all().unwrap()), vec1(&gan.g.forward_with(&z, &avg_ws, false, false).unwrap().flatten_all().unwrap()));
-    assert_eq!(vec1(&gan.generate(&z, None, true).unwrap().flatten_all().unwrap()), vec1(&gan.g.forward(&z, true).unwrap().flatten_all().unwrap()));
+    let avg_ws: Vec<Tensor> =
+        avg_names.iter().map(|n| m.params.get(n).unwrap().as_tensor().clone()).collect();
+    assert_eq!(
+        vec1(&gan.generate(&z, None, false).unwrap().flatten_all().unwrap()),
+        vec1(&gan.g.forward_with(&z, &avg_ws, false, false).unwrap().flatten_all().unwrap())
+    );
+    assert_eq!(
+        vec1(&gan.generate(&z, None, true).unwrap().flatten_all().unwrap()),
+        vec1(&gan.g.forward(&z, true).unwrap().flatten_all().unwrap())
+    );
     // Three steps in one go equal two, a checkpoint, a reload and one more.
     let back = trained_with_a_reload(&cfg, &tc, 2, 3, &data, 5);
     assert_eq!(read(&back, &avg_names), got, "the resumed run's average differs");
@@ -429,13 +607,18 @@ fn the_generator_average_follows_its_recursion_and_is_what_samples_use() {
 fn the_parameter_count_leaves_out_what_no_optimiser_trains() {
     // Critic 2 -> 6 -> 1; generator 3 -> 5 (batch norm: scale and shift) -> 2,
     // with running statistics (2 x 5) and a weight average (a copy of the generator).
-    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else { panic!() };
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else {
+        panic!()
+    };
     (c.d_hidden, c.g_hidden, c.latent, c.g_norm, c.ema) = (vec![6], vec![5], 3, true, 0.9);
     let m = Model::new(&ModelConfig::Gan(c), 5, &Device::Cpu).unwrap();
     let (critic, generator) = (2 * 6 + 6 + 6 + 1, 3 * 5 + 5 + 2 * 5 + 5 * 2 + 2);
     let names: Vec<String> = m.params.shapes().into_iter().map(|(n, _)| n).collect();
     assert_eq!(m.trained_count(), critic + generator, "{names:?}");
-    assert!(m.params.count() > m.trained_count(), "the checkpoint holds the average and the statistics too");
+    assert!(
+        m.params.count() > m.trained_count(),
+        "the checkpoint holds the average and the statistics too"
+    );
 }
 
 #[test]
@@ -458,17 +641,29 @@ fn mode_metrics_match_a_hand_count() {
 
 #[test]
 fn a_standardised_toy_run_is_counted_and_drawn_in_data_units() {
-    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else { panic!() };
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else {
+        panic!()
+    };
     (c.d_hidden, c.g_hidden, c.latent) = (vec![6], vec![5], 3);
     let model = Model::new(&ModelConfig::Gan(c.clone()), 5, &Device::Cpu).unwrap();
-    // A tiny std maps every generated point (standard units, |x| of order 1) into 3 sigma of the mode (2, -4).
+    // A tiny std maps every generated point (standard units, |x| of order 1) into 3 sigma of the
+    // mode (2, -4).
     let (mean, std) = (vec![2.0f32, -4.0], vec![1e-3f32, 1e-3]);
-    let data = DataConfig { train: "toy:grid25".into(), val: None, binarize: Binarize::None, shape: vec![2], mean: mean.clone(), std: std.clone() };
-    let cfg = RunConfig { seed: 5, data, train: TrainConfig::default(), model: ModelConfig::Gan(c) };
+    let data = DataConfig {
+        train: "toy:grid25".into(),
+        val: None,
+        binarize: Binarize::None,
+        shape: vec![2],
+        mean: mean.clone(),
+        std: std.clone(),
+    };
+    let cfg =
+        RunConfig { seed: 5, data, train: TrainConfig::default(), model: ModelConfig::Gan(c) };
     let rep = deepgen::run::mode_eval(&model, &cfg, 300, 0.008, &mut rng::rng(9), None).unwrap();
     // The same draws, mapped back by hand.
     let raw = vec1(&model.sample(300, &mut rng::rng(9)).unwrap().flatten_all().unwrap());
-    let pts: Vec<[f32; 2]> = raw.chunks(2).map(|p| [p[0] * std[0] + mean[0], p[1] * std[1] + mean[1]]).collect();
+    let pts: Vec<[f32; 2]> =
+        raw.chunks(2).map(|p| [p[0] * std[0] + mean[0], p[1] * std[1] + mean[1]]).collect();
     let grid = deepgen::data::toy::Toy::Grid25;
     let by_hand = mode_report(&pts, &grid.modes(), grid.std(), 0.008);
     assert_eq!(rep.counts, by_hand.counts);
@@ -507,7 +702,10 @@ fn strided_and_transposed_convolutions_match_candle() {
             assert_eq!(y.dims(), &[2, 6, 6, 2]);
             let l = (y * &weights).unwrap().sum_all().unwrap();
             let gr = l.backward().unwrap();
-            let gs: Vec<Vec<f32>> = [&x, &w, &b, &wu, &bu].iter().map(|v| vec1(gr.get(v.as_tensor()).unwrap())).collect();
+            let gs: Vec<Vec<f32>> = [&x, &w, &b, &wu, &bu]
+                .iter()
+                .map(|v| vec1(gr.get(v.as_tensor()).unwrap()))
+                .collect();
             (l.to_scalar::<f32>().unwrap(), gs)
         };
         if composed {
@@ -521,20 +719,26 @@ fn strided_and_transposed_convolutions_match_candle() {
     assert!((la - lb).abs() < 1e-3 * (1.0 + la.abs()), "fused {la} vs candle {lb}");
     for (i, (a, b)) in ga.iter().zip(&gb).enumerate() {
         for (u, v) in a.iter().zip(b) {
-            assert!((u - v).abs() < 1e-3 * (1.0 + v.abs()), "gradient {i}: fused {u} vs candle {v}");
+            assert!(
+                (u - v).abs() < 1e-3 * (1.0 + v.abs()),
+                "gradient {i}: fused {u} vs candle {v}"
+            );
         }
     }
 }
 
 #[test]
 fn infogan_bound_matches_a_hand_computation() {
-    let ModelConfig::Gan(mut c) = ModelConfig::preset("infogan", &[2], false).unwrap() else { panic!() };
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("infogan", &[2], false).unwrap() else {
+        panic!()
+    };
     c.categorical = 3;
     c.continuous = 1;
     let m = Model::new(&ModelConfig::Gan(c), 0, &Device::Cpu).unwrap();
     let game = m.as_adversarial().unwrap();
     let q = Tensor::new(&[[1.0f32, 0.0, -1.0, 0.5], [0.0, 2.0, 0.0, -0.5]], &Device::Cpu).unwrap();
-    let codes = Tensor::new(&[[1.0f32, 0.0, 0.0, 0.2], [0.0, 0.0, 1.0, -0.5]], &Device::Cpu).unwrap();
+    let codes =
+        Tensor::new(&[[1.0f32, 0.0, 0.0, 0.2], [0.0, 0.0, 1.0, -0.5]], &Device::Cpu).unwrap();
     let (nll, bound) = game.info_loss(&q, &codes).unwrap().unwrap();
     let lse = |v: &[f64]| v.iter().map(|x| x.exp()).sum::<f64>().ln();
     let cat = -((1.0 - lse(&[1.0, 0.0, -1.0])) + (0.0 - lse(&[0.0, 2.0, 0.0]))) / 2.0;
@@ -554,7 +758,8 @@ fn digits8(n: usize) -> Dataset {
 #[test]
 fn every_adversarial_model_trains_saves_loads_and_resumes_exactly() {
     deepgen::enable_second_order();
-    let adversarial = deepgen::models::models().filter(|m| m.training == deepgen::models::Training::Adversarial);
+    let adversarial =
+        deepgen::models::models().filter(|m| m.training == deepgen::models::Training::Adversarial);
     for name in adversarial.map(|m| m.name) {
         let image = !matches!(name, "gan" | "fgan" | "unrolled-gan");
         let data = if image { digits8(64) } else { toy(64) };
@@ -573,19 +778,35 @@ fn every_adversarial_model_trains_saves_loads_and_resumes_exactly() {
             _ => unreachable!(),
         }
         let adv = match name {
-            "wgan" => AdversarialConfig { n_critic: 2, clip: Some(0.05), ..AdversarialConfig::default() },
-            "wgan-gp" => AdversarialConfig { n_critic: 2, gp: Some(10.0), ..AdversarialConfig::default() },
+            "wgan" => {
+                AdversarialConfig { n_critic: 2, clip: Some(0.05), ..AdversarialConfig::default() }
+            }
+            "wgan-gp" => {
+                AdversarialConfig { n_critic: 2, gp: Some(10.0), ..AdversarialConfig::default() }
+            }
             "unrolled-gan" => AdversarialConfig { unroll: 2, ..AdversarialConfig::default() },
             _ => AdversarialConfig::default(),
         };
-        let tc = |steps| TrainConfig { steps, batch_size: 16, lr: 1e-3, eval_every: 100, adversarial: Some(adv.clone()), ..TrainConfig::default() };
+        let tc = |steps| TrainConfig {
+            steps,
+            batch_size: 16,
+            lr: 1e-3,
+            eval_every: 100,
+            adversarial: Some(adv.clone()),
+            ..TrainConfig::default()
+        };
         let full = Model::new(&cfg, 1, &Device::Cpu).unwrap();
-        let mut t = AdversarialTrainer::new(&full, tc(4), 1, deepgen::data::Binarize::None).unwrap();
+        let mut t =
+            AdversarialTrainer::new(&full, tc(4), 1, deepgen::data::Binarize::None).unwrap();
         t.fit(&full, &data, &mut deepgen::train::NoHooks).unwrap();
         // 2 steps, save, reload into a fresh model and trainer, 2 more.
         let back = trained_with_a_reload(&cfg, &tc, 2, 4, &data, 1);
         for ((n, a), (_, b)) in full.params.vars().zip(back.params.vars()) {
-            assert_eq!(vec1(a.as_tensor()), vec1(b.as_tensor()), "{name}: {n} differs after resuming");
+            assert_eq!(
+                vec1(a.as_tensor()),
+                vec1(b.as_tensor()),
+                "{name}: {n} differs after resuming"
+            );
         }
         let s = deepgen::models::Sampler::sample(&back, 5, &mut rng::rng(0)).unwrap();
         assert_eq!(s.dims(), &[5, data.dim()], "{name}");
@@ -600,7 +821,15 @@ fn critic_adam_copy(m: &Model, t: &AdversarialTrainer) -> Adam {
     let all: std::collections::HashMap<String, Tensor> = m
         .params
         .vars()
-        .map(|(n, v)| (format!("mv.{n}"), state.get(&format!("mv.{n}")).cloned().unwrap_or_else(|| Tensor::zeros((2, v.elem_count()), candle_core::DType::F32, &Device::Cpu).unwrap())))
+        .map(|(n, v)| {
+            (
+                format!("mv.{n}"),
+                state.get(&format!("mv.{n}")).cloned().unwrap_or_else(|| {
+                    Tensor::zeros((2, v.elem_count()), candle_core::DType::F32, &Device::Cpu)
+                        .unwrap()
+                }),
+            )
+        })
         .collect();
     opt.load_state(&all, t.d_opt.step, std::path::Path::new("-")).unwrap();
     opt
@@ -614,20 +843,26 @@ fn unrolled_weights_equal_k_real_critic_updates() {
     let game = m.as_adversarial().unwrap();
     let data = toy(64);
     let x = data.batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu).unwrap();
-    let mut t = trainer(&m, AdversarialConfig { d_lr: 0.01, unroll: 3, ..AdversarialConfig::default() }, 16);
+    let mut t = trainer(
+        &m,
+        AdversarialConfig { d_lr: 0.01, unroll: 3, ..AdversarialConfig::default() },
+        16,
+    );
     t.step(&m, &data, 0).unwrap();
     for first_order in [false, true] {
         t.adv.first_order = first_order;
         let ws = t.unrolled_weights(game, &x, None, &mut rng::rng(21)).unwrap();
         // The same draws, applied in place by the critic's own optimiser (on a copy of its state).
-        let saved: Vec<Vec<f32>> = game.d_weights().iter().map(|(_, v)| vec1(v.as_tensor())).collect();
+        let saved: Vec<Vec<f32>> =
+            game.d_weights().iter().map(|(_, v)| vec1(v.as_tensor())).collect();
         let mut opt = critic_adam_copy(&m, &t);
         let mut r = rng::rng(21);
         for _ in 0..3 {
             let real = game.real(&x, None, &mut r).unwrap();
             let fake = game.fake(&x, None, &mut r).unwrap();
             let fake = Side { x: fake.x.detach(), cond: None, codes: None };
-            let w: Vec<Tensor> = game.d_weights().into_iter().map(|(_, v)| v.as_tensor().clone()).collect();
+            let w: Vec<Tensor> =
+                game.d_weights().into_iter().map(|(_, v)| v.as_tensor().clone()).collect();
             let (vr, _) = game.critic(&real, &w).unwrap();
             let (vf, _) = game.critic(&fake, &w).unwrap();
             let g = GanLoss::NonSaturating.critic(&vr, &vf).unwrap().loss.backward().unwrap();
@@ -642,7 +877,10 @@ fn unrolled_weights_equal_k_real_critic_updates() {
             let (a, b) = (vec1(v.as_tensor()), vec1(w));
             assert!(a != *before, "{n}: 3 critic updates did not move it");
             for (p, q) in a.iter().zip(&b) {
-                assert!((p - q).abs() < 1e-5 * (1.0 + p.abs()), "{n} (first_order {first_order}): real updates {p}, unrolled {q}");
+                assert!(
+                    (p - q).abs() < 1e-5 * (1.0 + p.abs()),
+                    "{n} (first_order {first_order}): real updates {p}, unrolled {q}"
+                );
             }
             v.set(&Tensor::from_vec(before.clone(), v.dims(), &Device::Cpu).unwrap()).unwrap();
         }
@@ -671,7 +909,16 @@ fn unrolling_on_one_batch_equals_k_critic_updates_on_that_batch() {
     let game = m.as_adversarial().unwrap();
     let data = toy(64);
     let x = data.batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu).unwrap();
-    let mut t = trainer(&m, AdversarialConfig { d_lr: 0.01, unroll: 3, unroll_same_batch: true, ..AdversarialConfig::default() }, 16);
+    let mut t = trainer(
+        &m,
+        AdversarialConfig {
+            d_lr: 0.01,
+            unroll: 3,
+            unroll_same_batch: true,
+            ..AdversarialConfig::default()
+        },
+        16,
+    );
     t.step(&m, &data, 0).unwrap();
     let ws = t.unrolled_weights(game, &x, None, &mut rng::rng(22)).unwrap();
     let fresh = {
@@ -687,7 +934,8 @@ fn unrolling_on_one_batch_equals_k_critic_updates_on_that_batch() {
     let fake = game.fake(&x, None, &mut r).unwrap();
     let fake = Side { x: fake.x.detach(), cond: None, codes: None };
     for _ in 0..3 {
-        let w: Vec<Tensor> = game.d_weights().into_iter().map(|(_, v)| v.as_tensor().clone()).collect();
+        let w: Vec<Tensor> =
+            game.d_weights().into_iter().map(|(_, v)| v.as_tensor().clone()).collect();
         let (vr, _) = game.critic(&real, &w).unwrap();
         let (vf, _) = game.critic(&fake, &w).unwrap();
         let mut g = GanLoss::NonSaturating.critic(&vr, &vf).unwrap().loss.backward().unwrap();
@@ -697,10 +945,14 @@ fn unrolling_on_one_batch_equals_k_critic_updates_on_that_batch() {
         opt.step(&g, 0.01, 1.0).unwrap();
     }
     let mut differs = false;
-    for (((n, v), (w, before)), f) in game.d_weights().iter().zip(ws.iter().zip(&saved)).zip(&fresh) {
+    for (((n, v), (w, before)), f) in game.d_weights().iter().zip(ws.iter().zip(&saved)).zip(&fresh)
+    {
         let (a, b) = (vec1(v.as_tensor()), vec1(w));
         for (p, q) in a.iter().zip(&b) {
-            assert!((p - q).abs() < 1e-5 * (1.0 + p.abs()), "{n}: updates on one batch {p}, unrolled {q}");
+            assert!(
+                (p - q).abs() < 1e-5 * (1.0 + p.abs()),
+                "{n}: updates on one batch {p}, unrolled {q}"
+            );
         }
         differs |= vec1(f).iter().zip(&b).any(|(p, q)| (p - q).abs() > 1e-4);
         v.set(&Tensor::from_vec(before.clone(), v.dims(), &Device::Cpu).unwrap()).unwrap();
@@ -712,7 +964,10 @@ fn unrolling_on_one_batch_equals_k_critic_updates_on_that_batch() {
 /// CPU) equal their candle compositions, in values and in every gradient.
 #[test]
 fn fused_convolution_and_normalisation_activations_match_the_compositions() {
-    use deepgen::nn::{stack::{Init, Stack}, Act};
+    use deepgen::nn::{
+        stack::{Init, Stack},
+        Act,
+    };
     let dev = Device::Cpu;
     let mut p = Params::new();
     let mut r = rng::rng(11);
@@ -720,7 +975,11 @@ fn fused_convolution_and_normalisation_activations_match_the_compositions() {
     let mut s = Stack::new("s", 4 * 4 * 2, &dev);
     s.reshape(&[4, 4, 2]);
     s.down(&mut p, "c1", g, (4, 4, 2), 3, Init::Default, &mut r).unwrap().act(Act::Leaky(0.2));
-    s.down(&mut p, "c2", g, (2, 2, 3), 4, Init::Default, &mut r).unwrap().norm(&mut p, "bn", 4, true, &mut r).unwrap().act(Act::Relu);
+    s.down(&mut p, "c2", g, (2, 2, 3), 4, Init::Default, &mut r)
+        .unwrap()
+        .norm(&mut p, "bn", 4, true, &mut r)
+        .unwrap()
+        .act(Act::Relu);
     s.dense(&mut p, "fc", 3, false, Init::Default, &mut r).unwrap();
     let x = Var::from_tensor(&rng::randn(&mut r, &[6, 32], &dev).unwrap()).unwrap();
     let w = rng::randn(&mut r, &[6, 3], &dev).unwrap();
@@ -728,7 +987,8 @@ fn fused_convolution_and_normalisation_activations_match_the_compositions() {
         let y = s.forward(x.as_tensor(), true).unwrap();
         let l = (y * &w).unwrap().sum_all().unwrap();
         let gr = l.backward().unwrap();
-        let mut gs: Vec<Vec<f32>> = s.vars.iter().map(|v| vec1(gr.get(v.as_tensor()).unwrap())).collect();
+        let mut gs: Vec<Vec<f32>> =
+            s.vars.iter().map(|v| vec1(gr.get(v.as_tensor()).unwrap())).collect();
         gs.push(vec1(gr.get(x.as_tensor()).unwrap()));
         (l.to_scalar::<f32>().unwrap(), gs)
     };
@@ -739,7 +999,9 @@ fn fused_convolution_and_normalisation_activations_match_the_compositions() {
 /// with running statistics that training updates and sampling uses.
 #[test]
 fn mlp_generator_batch_norm_trains_and_samples_from_running_statistics() {
-    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else { panic!() };
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("gan", &[2], false).unwrap() else {
+        panic!()
+    };
     c.g_hidden = vec![5, 4];
     c.d_hidden = vec![6];
     c.latent = 3;
@@ -750,7 +1012,10 @@ fn mlp_generator_batch_norm_trains_and_samples_from_running_statistics() {
     assert_eq!(stat("g.bn1.running_var"), vec![1.0; 4]);
     let mut t = trainer(&m, AdversarialConfig::default(), 16);
     t.step(&m, &toy(64), 0).unwrap();
-    assert!(stat("g.bn0.running_mean").iter().any(|v| v.abs() > 1e-6), "training left the running mean at 0");
+    assert!(
+        stat("g.bn0.running_mean").iter().any(|v| v.abs() > 1e-6),
+        "training left the running mean at 0"
+    );
     // With the running statistics a draw does not depend on the rest of its batch
     // (batch statistics of a single row would normalise it to beta).
     use deepgen::models::Sampler;
@@ -764,7 +1029,10 @@ fn mlp_generator_batch_norm_trains_and_samples_from_running_statistics() {
 /// The fused batch norm and LeakyReLU equal their candle compositions, in values and gradients.
 #[test]
 fn fused_batch_norm_and_leaky_relu_match_the_compositions() {
-    use deepgen::nn::{stack::{Init, Stack}, Act};
+    use deepgen::nn::{
+        stack::{Init, Stack},
+        Act,
+    };
     let dev = Device::Cpu;
     let mut p = Params::new();
     let mut r = rng::rng(8);
@@ -777,13 +1045,15 @@ fn fused_batch_norm_and_leaky_relu_match_the_compositions() {
         let y = s.forward(&x, true).unwrap();
         let l = (y * &w).unwrap().sum_all().unwrap();
         let g = l.backward().unwrap();
-        let gs: Vec<Vec<f32>> = s.vars.iter().map(|v| vec1(g.get(v.as_tensor()).unwrap())).collect();
+        let gs: Vec<Vec<f32>> =
+            s.vars.iter().map(|v| vec1(g.get(v.as_tensor()).unwrap())).collect();
         (l.to_scalar::<f32>().unwrap(), gs)
     };
     fused_equals_composed(run);
 }
 
-/// The running statistics batch norm keeps for sampling: the fused path updates them as the composition does
+/// The running statistics batch norm keeps for sampling: the fused path updates them as the
+/// composition does
 /// (momentum 0.1, unbiased variance), and eval mode uses them.
 #[test]
 fn batch_norm_running_statistics_match_the_composition() {
@@ -795,11 +1065,22 @@ fn batch_norm_running_statistics_match_the_composition() {
     s.dense(&mut p, "fc", 3, false, Init::Default, &mut r).unwrap();
     s.norm(&mut p, "bn", 3, true, &mut r).unwrap();
     let x = (rng::randn(&mut r, &[7, 4], &dev).unwrap() * 3.0).unwrap();
-    let stats = |p: &Params| (vec1(p.get("s.bn.running_mean").unwrap().as_tensor()), vec1(p.get("s.bn.running_var").unwrap().as_tensor()));
+    let stats = |p: &Params| {
+        (
+            vec1(p.get("s.bn.running_mean").unwrap().as_tensor()),
+            vec1(p.get("s.bn.running_var").unwrap().as_tensor()),
+        )
+    };
     s.forward(&x, true).unwrap();
     let fused = stats(&p);
-    p.get("s.bn.running_mean").unwrap().set(&Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap()).unwrap();
-    p.get("s.bn.running_var").unwrap().set(&Tensor::ones(3, candle_core::DType::F32, &dev).unwrap()).unwrap();
+    p.get("s.bn.running_mean")
+        .unwrap()
+        .set(&Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap())
+        .unwrap();
+    p.get("s.bn.running_var")
+        .unwrap()
+        .set(&Tensor::ones(3, candle_core::DType::F32, &dev).unwrap())
+        .unwrap();
     with_create_graph(|| s.forward(&x, true).unwrap());
     let composed = stats(&p);
     for (a, b) in fused.0.iter().chain(&fused.1).zip(composed.0.iter().chain(&composed.1)) {
@@ -811,14 +1092,17 @@ fn batch_norm_running_statistics_match_the_composition() {
     assert!(h.iter().all(|v| v.is_finite()));
 }
 
-/// The AAE's priors draw what they say: the mixture's components, the swiss roll's spiral, the file's rows.
+/// The AAE's priors draw what they say: the mixture's components, the swiss roll's spiral, the
+/// file's rows.
 #[test]
 fn aae_priors_draw_from_their_distributions() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("prior.csv");
     std::fs::write(&file, "1.0,2.0\n-3.0,0.5\n").unwrap();
     for prior in ["mixture10", "swiss-roll", &format!("csv:{}", file.display())] {
-        let ModelConfig::Aae(mut c) = ModelConfig::preset("aae", &[4], false).unwrap() else { panic!() };
+        let ModelConfig::Aae(mut c) = ModelConfig::preset("aae", &[4], false).unwrap() else {
+            panic!()
+        };
         c.prior = prior.parse().unwrap();
         c.hidden = vec![4];
         c.d_hidden = vec![4];
@@ -828,7 +1112,8 @@ fn aae_priors_draw_from_their_distributions() {
         match prior {
             "mixture10" => {
                 // Every draw is within 4 sd of one of the 10 means, and every component is drawn.
-                let means: Vec<[f32; 2]> = (0..10).map(deepgen::models::Prior::mixture_mean).collect();
+                let means: Vec<[f32; 2]> =
+                    (0..10).map(deepgen::models::Prior::mixture_mean).collect();
                 let rep = mode_report(&pts, &means, 0.5 * 4.0 / 3.0, 0.05);
                 assert!(rep.high_quality > 0.999 && rep.covered == 10, "{rep:?}");
             }
@@ -836,10 +1121,18 @@ fn aae_priors_draw_from_their_distributions() {
                 // Radius |z| = t / 3 with t in [1.5 pi, 4.5 pi] (up to the 0.05 noise).
                 for p in &pts {
                     let r = (p[0] * p[0] + p[1] * p[1]).sqrt();
-                    assert!(r > 1.5 * std::f32::consts::PI / 3.0 - 0.3 && r < 4.5 * std::f32::consts::PI / 3.0 + 0.3, "radius {r}");
+                    assert!(
+                        r > 1.5 * std::f32::consts::PI / 3.0 - 0.3
+                            && r < 4.5 * std::f32::consts::PI / 3.0 + 0.3,
+                        "radius {r}"
+                    );
                 }
             }
-            _ => assert!(pts.iter().all(|p| *p == [1.0, 2.0] || *p == [-3.0, 0.5]) && pts.contains(&[1.0, 2.0]) && pts.contains(&[-3.0, 0.5])),
+            _ => assert!(
+                pts.iter().all(|p| *p == [1.0, 2.0] || *p == [-3.0, 0.5])
+                    && pts.contains(&[1.0, 2.0])
+                    && pts.contains(&[-3.0, 0.5])
+            ),
         }
     }
 }
@@ -865,10 +1158,13 @@ fn dcgan_handles_colour_images() {
     assert!(vec1(&s).iter().all(|v| (0.0..=1.0).contains(v)));
 }
 
-/// A conditional GAN refuses unlabelled data and out-of-range labels before training, naming the data.
+/// A conditional GAN refuses unlabelled data and out-of-range labels before training, naming the
+/// data.
 #[test]
 fn conditional_gan_refuses_data_it_cannot_condition_on() {
-    let ModelConfig::Gan(mut c) = ModelConfig::preset("cgan", &[2], false).unwrap() else { panic!() };
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("cgan", &[2], false).unwrap() else {
+        panic!()
+    };
     c.classes = 3;
     c.g_hidden = vec![4];
     c.d_hidden = vec![4];
@@ -890,9 +1186,14 @@ fn conditional_gan_refuses_data_it_cannot_condition_on() {
 /// both, MLP and DCGAN; ragged batches, InfoGAN codes and per-example scores are refused.
 #[test]
 fn a_packed_critic_judges_each_group_as_one_example() {
-    for (shape, wide, arch) in [(vec![3], vec![6], deepgen::models::Arch::Mlp), (vec![1, 8, 8], vec![2, 8, 8], deepgen::models::Arch::Dcgan)] {
+    for (shape, wide, arch) in [
+        (vec![3], vec![6], deepgen::models::Arch::Mlp),
+        (vec![1, 8, 8], vec![2, 8, 8], deepgen::models::Arch::Dcgan),
+    ] {
         let model = |shape: &[usize], pack: usize| {
-            let ModelConfig::Gan(mut c) = ModelConfig::preset("dcgan", shape, true).unwrap() else { panic!() };
+            let ModelConfig::Gan(mut c) = ModelConfig::preset("dcgan", shape, true).unwrap() else {
+                panic!()
+            };
             c.arch = arch;
             c.channels = 4;
             c.d_hidden = vec![5, 4];
@@ -901,19 +1202,40 @@ fn a_packed_critic_judges_each_group_as_one_example() {
         };
         let (packed, plain) = (model(&shape, 2), model(&wide, 1));
         randomize(&plain, 3, 0.5);
-        let ws: Vec<Tensor> = plain.as_adversarial().unwrap().d_weights().iter().map(|(_, v)| v.as_tensor().clone()).collect();
+        let ws: Vec<Tensor> = plain
+            .as_adversarial()
+            .unwrap()
+            .d_weights()
+            .iter()
+            .map(|(_, v)| v.as_tensor().clone())
+            .collect();
         let d: usize = shape.iter().product();
         let x = rng::randn(&mut rng::rng(1), &[6, d], &Device::Cpu).unwrap();
         let side = |x: &Tensor| Side { x: x.clone(), cond: None, codes: None };
         let (vp, _) = packed.as_adversarial().unwrap().critic(&side(&x), &ws).unwrap();
-        let (vw, _) = plain.as_adversarial().unwrap().critic(&side(&x.reshape((3, 2 * d)).unwrap()), &ws).unwrap();
+        let (vw, _) = plain
+            .as_adversarial()
+            .unwrap()
+            .critic(&side(&x.reshape((3, 2 * d)).unwrap()), &ws)
+            .unwrap();
         assert_eq!(vp.dims(), &[3], "{arch:?}");
         for (a, b) in vec1(&vp).iter().zip(vec1(&vw)) {
-            assert!((a - b).abs() < 1e-5, "{arch:?}: packed critic {a}, one-example critic of the group {b}");
+            assert!(
+                (a - b).abs() < 1e-5,
+                "{arch:?}: packed critic {a}, one-example critic of the group {b}"
+            );
         }
         // Swapping two groups swaps their outputs (MLP: no batch statistics in the critic).
         if arch == deepgen::models::Arch::Mlp {
-            let swapped = Tensor::cat(&[x.narrow(0, 2, 2).unwrap(), x.narrow(0, 0, 2).unwrap(), x.narrow(0, 4, 2).unwrap()], 0).unwrap();
+            let swapped = Tensor::cat(
+                &[
+                    x.narrow(0, 2, 2).unwrap(),
+                    x.narrow(0, 0, 2).unwrap(),
+                    x.narrow(0, 4, 2).unwrap(),
+                ],
+                0,
+            )
+            .unwrap();
             let (vs, _) = packed.as_adversarial().unwrap().critic(&side(&swapped), &ws).unwrap();
             let (a, b) = (vec1(&vp), vec1(&vs));
             assert_eq!([b[1], b[0], b[2]], a[..], "swapping two groups swaps their outputs");
@@ -921,21 +1243,55 @@ fn a_packed_critic_judges_each_group_as_one_example() {
         // The gradient penalty's norm is over the group, the packed critic's whole input:
         // the same e, and the one-example critic's gradient at each group's interpolate.
         let xf = rng::randn(&mut rng::rng(2), &[6, d], &Device::Cpu).unwrap();
-        let gp = AdversarialTrainer::gradient_penalty(packed.as_adversarial().unwrap(), &side(&x), &side(&xf), &ws, 10.0, &mut rng::rng(9)).unwrap();
+        let gp = AdversarialTrainer::gradient_penalty(
+            packed.as_adversarial().unwrap(),
+            &side(&x),
+            &side(&xf),
+            &ws,
+            10.0,
+            &mut rng::rng(9),
+        )
+        .unwrap();
         let e = rng::uniform(&mut rng::rng(9), &[6, 1], 0.0, 1.0, &Device::Cpu).unwrap();
-        let xhat = (x.broadcast_mul(&e).unwrap() + xf.broadcast_mul(&(1.0 - &e).unwrap()).unwrap()).unwrap();
+        let xhat = (x.broadcast_mul(&e).unwrap() + xf.broadcast_mul(&(1.0 - &e).unwrap()).unwrap())
+            .unwrap();
         let wide_hat = Var::from_tensor(&xhat.reshape((3, 2 * d)).unwrap()).unwrap();
-        let (v, _) = plain.as_adversarial().unwrap().critic(&side(wide_hat.as_tensor()), &ws).unwrap();
-        let g = vec1(&v.sum_all().unwrap().backward().unwrap().get(wide_hat.as_tensor()).unwrap().flatten_all().unwrap());
-        let want: f32 = g.chunks(2 * d).map(|row| (row.iter().map(|v| v * v).sum::<f32>().sqrt() - 1.0).powi(2)).sum::<f32>() / 3.0 * 10.0;
+        let (v, _) =
+            plain.as_adversarial().unwrap().critic(&side(wide_hat.as_tensor()), &ws).unwrap();
+        let g = vec1(
+            &v.sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+                .get(wide_hat.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap(),
+        );
+        let want: f32 = g
+            .chunks(2 * d)
+            .map(|row| (row.iter().map(|v| v * v).sum::<f32>().sqrt() - 1.0).powi(2))
+            .sum::<f32>()
+            / 3.0
+            * 10.0;
         let got = gp.to_scalar::<f32>().unwrap();
-        assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{arch:?}: packed gradient penalty {got}, group-wise by hand {want}");
-        let e = packed.as_adversarial().unwrap().critic(&side(&x.narrow(0, 0, 5).unwrap()), &ws).unwrap_err().to_string();
+        assert!(
+            (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+            "{arch:?}: packed gradient penalty {got}, group-wise by hand {want}"
+        );
+        let e = packed
+            .as_adversarial()
+            .unwrap()
+            .critic(&side(&x.narrow(0, 0, 5).unwrap()), &ws)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("5 examples") && e.contains("multiple of 2"), "{e}");
         let e = packed.get::<Gan>().unwrap().critic_value(&x).unwrap_err().to_string();
         assert!(e.contains("packed"), "{e}");
     }
-    let ModelConfig::Gan(mut c) = ModelConfig::preset("infogan", &[2], false).unwrap() else { panic!() };
+    let ModelConfig::Gan(mut c) = ModelConfig::preset("infogan", &[2], false).unwrap() else {
+        panic!()
+    };
     c.pack = 2;
     let e = Model::new(&ModelConfig::Gan(c), 0, &Device::Cpu).err().unwrap().to_string();
     assert!(e.contains("--pack") && e.contains("InfoGAN"), "{e}");

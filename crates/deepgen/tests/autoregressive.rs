@@ -9,17 +9,41 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use common::*;
-use deepgen::models::{Cell, DensityModel, Known, MadeConfig, Model, ModelConfig, PixelCnnConfig, PixelOutput, PixelRnnConfig, RnadeConfig};
+use deepgen::models::{
+    Cell, DensityModel, Known, MadeConfig, Model, ModelConfig, PixelCnnConfig, PixelOutput,
+    PixelRnnConfig, RnadeConfig,
+};
 use deepgen::rng;
 
 fn made(d: usize, masks: usize, agnostic: bool) -> ModelConfig {
-    ModelConfig::Made(MadeConfig { dim: d, hidden: vec![12, 10], connectivity_agnostic: agnostic, order_agnostic: agnostic, masks, mask_seed: 4 })
+    ModelConfig::Made(MadeConfig {
+        dim: d,
+        hidden: vec![12, 10],
+        connectivity_agnostic: agnostic,
+        order_agnostic: agnostic,
+        masks,
+        mask_seed: 4,
+    })
 }
 fn pixelcnn(h: usize, w: usize, layers: usize, gated: bool, output: PixelOutput) -> ModelConfig {
-    ModelConfig::PixelCnn(PixelCnnConfig { height: h, width: w, channels: 4, layers, gated, output })
+    ModelConfig::PixelCnn(PixelCnnConfig {
+        height: h,
+        width: w,
+        channels: 4,
+        layers,
+        gated,
+        output,
+    })
 }
 fn pixelrnn(cell: Cell, h: usize, w: usize, output: PixelOutput) -> ModelConfig {
-    ModelConfig::PixelRnn(PixelRnnConfig { cell, height: h, width: w, channels: 3, layers: 2, output })
+    ModelConfig::PixelRnn(PixelRnnConfig {
+        cell,
+        height: h,
+        width: w,
+        channels: 3,
+        layers: 2,
+        output,
+    })
 }
 
 /// Every binary autoregressive model on an h x w image.
@@ -52,14 +76,19 @@ fn binary_models_sum_to_one_over_all_3x3_images() {
         let l = lp(&m, &x);
         assert_eq!(l.len(), 512);
         let total = logsumexp(&l).exp();
-        assert!((total - 1.0).abs() < 1e-4, "{} ({cfg:?}): sum over 2^9 images = {total}", cfg.name());
+        assert!(
+            (total - 1.0).abs() < 1e-4,
+            "{} ({cfg:?}): sum over 2^9 images = {total}",
+            cfg.name()
+        );
     }
 }
 
 #[test]
 fn softmax_outputs_sum_to_one_over_all_256_level_1x2_images() {
     // Every pair of grey levels: 65,536 images of 1x2 pixels.
-    let v: Vec<f32> = (0..65536u32).flat_map(|k| [(k & 255) as f32 / 255.0, (k >> 8) as f32 / 255.0]).collect();
+    let v: Vec<f32> =
+        (0..65536u32).flat_map(|k| [(k & 255) as f32 / 255.0, (k >> 8) as f32 / 255.0]).collect();
     let x = Tensor::from_vec(v, (65536, 2), &Device::Cpu).unwrap();
     for cfg in [
         pixelcnn(1, 2, 1, false, PixelOutput::Softmax),
@@ -86,9 +115,13 @@ fn dependencies(m: &Model, d: usize) -> Vec<Vec<bool>> {
         for r in 0..3 {
             xv[r * d + j] = 1.0 - xv[r * d + j];
         }
-        let out = vec1(&m.conditionals(&Tensor::from_vec(xv, (3, d), &Device::Cpu).unwrap()).unwrap().unwrap());
+        let out = vec1(
+            &m.conditionals(&Tensor::from_vec(xv, (3, d), &Device::Cpu).unwrap()).unwrap().unwrap(),
+        );
         for (i, row) in dep.iter_mut().enumerate() {
-            row[j] = (0..3).any(|r| (0..p).any(|q| (out[(r * d + i) * p + q] - base[(r * d + i) * p + q]).abs() > 1e-6));
+            row[j] = (0..3).any(|r| {
+                (0..p).any(|q| (out[(r * d + i) * p + q] - base[(r * d + i) * p + q]).abs() > 1e-6)
+            });
         }
     }
     dep
@@ -135,7 +168,10 @@ fn receptive_fields_blind_spot_triangle_and_full_context() {
     // so no depth reaches it: the blind spot.
     let plain = deps(pixelcnn(h, w, 3, false, PixelOutput::Bernoulli));
     assert!(!plain[o][at(6, 5)] && !plain[o][at(5, 7)], "plain PixelCNN: expected the blind spot");
-    assert!(plain[o][at(6, 4)] && plain[o][at(2, 6)], "plain PixelCNN must see the 7x7 kernel's reach and the cone above");
+    assert!(
+        plain[o][at(6, 4)] && plain[o][at(2, 6)],
+        "plain PixelCNN must see the 7x7 kernel's reach and the cone above"
+    );
     // Gated PixelCNN: no blind spot; everything within its reach (6 rows up) is seen.
     let gated = deps(pixelcnn(h, w, 3, true, PixelOutput::Bernoulli));
     for j in at(1, 0)..o {
@@ -143,10 +179,20 @@ fn receptive_fields_blind_spot_triangle_and_full_context() {
     }
     // Row LSTM: the triangle above widens one column per row up.
     let row = deps(pixelrnn(Cell::Row, h, w, PixelOutput::Bernoulli));
-    assert!(!row[o][at(6, 5)] && !row[o][at(5, 6)] && !row[o][at(4, 7)], "row LSTM: outside the triangle");
-    assert!(row[o][at(6, 4)] && row[o][at(5, 5)] && row[o][at(3, 7)] && row[o][at(0, 7)], "row LSTM: inside the triangle");
-    // In its own row it sees 3 columns left through the 7x7 kernel plus one per layer (1x3 mask B input-to-state).
-    assert!(row[at(3, 6)][at(3, 1)] && !row[at(3, 6)][at(3, 0)], "row LSTM: 5 columns of its row to the left with 2 layers");
+    assert!(
+        !row[o][at(6, 5)] && !row[o][at(5, 6)] && !row[o][at(4, 7)],
+        "row LSTM: outside the triangle"
+    );
+    assert!(
+        row[o][at(6, 4)] && row[o][at(5, 5)] && row[o][at(3, 7)] && row[o][at(0, 7)],
+        "row LSTM: inside the triangle"
+    );
+    // In its own row it sees 3 columns left through the 7x7 kernel plus one per layer (1x3 mask B
+    // input-to-state).
+    assert!(
+        row[at(3, 6)][at(3, 1)] && !row[at(3, 6)][at(3, 0)],
+        "row LSTM: 5 columns of its row to the left with 2 layers"
+    );
 }
 
 /// The Diagonal BiLSTM sees every earlier pixel but one kind: the last pixel
@@ -167,7 +213,13 @@ fn diagonal_bilstm_context_and_its_shift() {
         for j in 0..i {
             let (r, c) = (i / w, i % w);
             let expected_blind = r > 0 && j == (r - 1) * w + w - 1 && c + 4 < w;
-            assert_eq!(!dep[i][j], expected_blind, "diagonal BiLSTM: output ({r}, {c}) vs pixel ({}, {})", j / w, j % w);
+            assert_eq!(
+                !dep[i][j],
+                expected_blind,
+                "diagonal BiLSTM: output ({r}, {c}) vs pixel ({}, {})",
+                j / w,
+                j % w
+            );
         }
     }
     // (1, 0) sees (0, 6) only through the shifted second direction: the 7x7 kernel reaches
@@ -188,7 +240,8 @@ fn fast_samplers_agree_with_the_full_forward_pass() {
     cfgs.push(pixelrnn(Cell::Row, h, w, PixelOutput::Softmax));
     cfgs.push(ModelConfig::Rnade(RnadeConfig { dim: 4, hidden: 6, components: 3 }));
     for cfg in cfgs {
-        // A 1-mask MADE: sampling from a mixture reports log p under the drawn mask, so compare with one mask.
+        // A 1-mask MADE: sampling from a mixture reports log p under the drawn mask, so compare
+        // with one mask.
         let m = model(cfg.clone(), 6);
         randomize(&m, 7, 0.5);
         let dd = cfg.dim();
@@ -198,13 +251,23 @@ fn fast_samplers_agree_with_the_full_forward_pass() {
         let is_ensemble = matches!(&cfg, ModelConfig::Made(c) if c.masks > 1);
         if !is_ensemble {
             for (a, b) in lps.iter().zip(&full) {
-                assert!((a - *b as f64).abs() < 1e-3 * (1.0 + a.abs()), "{}: sampler log p {a} vs forward {b}", cfg.name());
+                assert!(
+                    (a - *b as f64).abs() < 1e-3 * (1.0 + a.abs()),
+                    "{}: sampler log p {a} vs forward {b}",
+                    cfg.name()
+                );
             }
         }
         // Completion keeps the known values and agrees too.
         let values = vec1(&x);
         let observed: Vec<bool> = (0..4 * dd).map(|k| k % dd < dd / 2).collect();
-        let (y, lps) = m.sample_sequential(4, Some(&Known { values: values.clone(), observed: observed.clone() }), &mut rng::rng(9)).unwrap();
+        let (y, lps) = m
+            .sample_sequential(
+                4,
+                Some(&Known { values: values.clone(), observed: observed.clone() }),
+                &mut rng::rng(9),
+            )
+            .unwrap();
         let yv = vec1(&y);
         for k in 0..4 * dd {
             if observed[k] {
@@ -216,7 +279,11 @@ fn fast_samplers_agree_with_the_full_forward_pass() {
         }
         let full = lp(&m, &y);
         for (a, b) in lps.iter().zip(&full) {
-            assert!((a - *b as f64).abs() < 1e-3 * (1.0 + a.abs()), "{}: completion log p {a} vs forward {b}", cfg.name());
+            assert!(
+                (a - *b as f64).abs() < 1e-3 * (1.0 + a.abs()),
+                "{}: completion log p {a} vs forward {b}",
+                cfg.name()
+            );
         }
     }
     let _ = d;
@@ -237,7 +304,8 @@ fn made_ensemble_is_the_mean_probability_over_masks() {
             };
             c.masks = k + 1;
             let mk = model(ModelConfig::Made(c), 2);
-            let tensors = m.params.vars().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+            let tensors =
+                m.params.vars().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
             mk.params.load(&tensors, std::path::Path::new("test")).unwrap();
             lp(&mk, &x)
         })
@@ -245,10 +313,19 @@ fn made_ensemble_is_the_mean_probability_over_masks() {
     // single[k] = log mean over the first k+1 masks; recover each mask's log p and recombine.
     for b in 0..5 {
         let p: Vec<f64> = (0..4).map(|k| (single[k][b] as f64).exp() * (k + 1) as f64).collect();
-        let per_mask: Vec<f64> = (0..4).map(|k| if k == 0 { p[0] } else { p[k] - p[k - 1] }).collect();
-        assert!(per_mask.iter().all(|&q| q > 0.0), "mask probabilities must be positive: {per_mask:?}");
+        let per_mask: Vec<f64> =
+            (0..4).map(|k| if k == 0 { p[0] } else { p[k] - p[k - 1] }).collect();
+        assert!(
+            per_mask.iter().all(|&q| q > 0.0),
+            "mask probabilities must be positive: {per_mask:?}"
+        );
         let mean = per_mask.iter().sum::<f64>() / 4.0;
-        assert!((mean.ln() - l[b] as f64).abs() < 1e-4, "ensemble {} vs mean of masks {}", l[b], mean.ln());
+        assert!(
+            (mean.ln() - l[b] as f64).abs() < 1e-4,
+            "ensemble {} vs mean of masks {}",
+            l[b],
+            mean.ln()
+        );
         let (lo, hi) = per_mask.iter().fold((f64::MAX, f64::MIN), |a, &q| (a.0.min(q), a.1.max(q)));
         assert!(lo < hi, "the masks should disagree");
     }
@@ -262,12 +339,15 @@ fn made_agnostic_training_draws_a_new_mask_per_minibatch() {
     let m = model(made(d, 1, true), 1);
     let l1 = m.loss(&x, &mut rng::derived(0, "step", 0)).unwrap().total.to_scalar::<f32>().unwrap();
     let l2 = m.loss(&x, &mut rng::derived(0, "step", 1)).unwrap().total.to_scalar::<f32>().unwrap();
-    let l1b = m.loss(&x, &mut rng::derived(0, "step", 0)).unwrap().total.to_scalar::<f32>().unwrap();
+    let l1b =
+        m.loss(&x, &mut rng::derived(0, "step", 0)).unwrap().total.to_scalar::<f32>().unwrap();
     assert_ne!(l1, l2, "different steps must use different masks");
     assert_eq!(l1, l1b, "the same step's mask is a function of the seed");
     let fixed = model(made(d, 1, false), 1);
-    let f1 = fixed.loss(&x, &mut rng::derived(0, "step", 0)).unwrap().total.to_scalar::<f32>().unwrap();
-    let f2 = fixed.loss(&x, &mut rng::derived(0, "step", 1)).unwrap().total.to_scalar::<f32>().unwrap();
+    let f1 =
+        fixed.loss(&x, &mut rng::derived(0, "step", 0)).unwrap().total.to_scalar::<f32>().unwrap();
+    let f2 =
+        fixed.loss(&x, &mut rng::derived(0, "step", 1)).unwrap().total.to_scalar::<f32>().unwrap();
     assert_eq!(f1, f2);
 }
 
@@ -278,11 +358,19 @@ fn rnade_density_integrates_to_one_on_a_2d_grid() {
     // Midpoint rule on [-12, 12]^2 with 600^2 cells.
     let (lo, hi, k) = (-12.0f64, 12.0f64, 600usize);
     let step = (hi - lo) / k as f64;
-    let pts: Vec<f32> = (0..k * k).flat_map(|q| [(lo + (q / k) as f64 * step + step / 2.0) as f32, (lo + (q % k) as f64 * step + step / 2.0) as f32]).collect();
+    let pts: Vec<f32> = (0..k * k)
+        .flat_map(|q| {
+            [
+                (lo + (q / k) as f64 * step + step / 2.0) as f32,
+                (lo + (q % k) as f64 * step + step / 2.0) as f32,
+            ]
+        })
+        .collect();
     let x = Tensor::from_vec(pts, (k * k, 2), &Device::Cpu).unwrap();
     let l = lp(&m, &x);
     let total: f64 = l.iter().map(|&v| (v as f64).exp()).sum::<f64>() * step * step;
-    // Tolerance: the midpoint rule's error at this spacing and the mass outside the box are both below 1e-3 here.
+    // Tolerance: the midpoint rule's error at this spacing and the mass outside the box are both
+    // below 1e-3 here.
     assert!((total - 1.0).abs() < 5e-3, "integral of p over the grid = {total}");
 }
 
@@ -318,12 +406,22 @@ fn rnade_beats_a_full_covariance_gaussian_on_a_ring_of_gaussians() {
         .sum::<f64>()
         / test.n as f64;
     let m = model(ModelConfig::Rnade(RnadeConfig { dim: 2, hidden: 32, components: 8 }), 0);
-    let cfg = TrainConfig { steps: 600, batch_size: 100, lr: 1e-2, eval_every: 600, eval_examples: 100, ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        steps: 600,
+        batch_size: 100,
+        lr: 1e-2,
+        eval_every: 600,
+        eval_examples: 100,
+        ..TrainConfig::default()
+    };
     let mut t = LikelihoodTrainer::new(&m, cfg, 0, deepgen::data::Binarize::None).unwrap();
     t.fit(&m, &train, None, &mut NoHooks).unwrap();
     let x = test.batch(&(0..test.n).collect::<Vec<_>>(), &Device::Cpu).unwrap();
     let rnade = lp(&m, &x).iter().map(|&v| v as f64).sum::<f64>() / test.n as f64;
-    assert!(rnade > gauss + 0.5, "RNADE test log-density {rnade:.3} should beat the full-covariance Gaussian's {gauss:.3}");
+    assert!(
+        rnade > gauss + 0.5,
+        "RNADE test log-density {rnade:.3} should beat the full-covariance Gaussian's {gauss:.3}"
+    );
 }
 
 #[test]
@@ -349,7 +447,9 @@ fn image_model_gradients_match_finite_differences() {
         } else {
             random_binary(4, d, 3)
         };
-        let loss = |m: &Model| m.loss(&x, &mut rng::rng(0)).unwrap().total.to_scalar::<f32>().unwrap() as f64;
+        let loss = |m: &Model| {
+            m.loss(&x, &mut rng::rng(0)).unwrap().total.to_scalar::<f32>().unwrap() as f64
+        };
         let grads = m.loss(&x, &mut rng::rng(0)).unwrap().total.backward().unwrap();
         let n = assert_grads_match_fd(&m, &loss, &grads, 7, 1e-2, 2e-2, cfg.name());
         assert!(n > 5, "{}: checked only {n} entries", cfg.name());
@@ -361,7 +461,14 @@ fn fused_lstm_scans_equal_the_literal_skew_formulation() {
     use deepgen::models::PixelRnn;
     use deepgen::nn::Params;
     for cell in [Cell::Row, Cell::Diagonal] {
-        let cfg = PixelRnnConfig { cell, height: 5, width: 6, channels: 3, layers: 2, output: PixelOutput::Bernoulli };
+        let cfg = PixelRnnConfig {
+            cell,
+            height: 5,
+            width: 6,
+            channels: 3,
+            layers: 2,
+            output: PixelOutput::Bernoulli,
+        };
         let mut p = Params::new();
         let net = PixelRnn::new(&mut p, &cfg, &mut rng::rng(1), &Device::Cpu).unwrap();
         let x = random_binary(3, 30, 4).reshape((3, 5, 6, 1)).unwrap();
@@ -375,7 +482,8 @@ fn fused_lstm_scans_equal_the_literal_skew_formulation() {
         let gf = (fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
         let gr = (reference * &w).unwrap().sum_all().unwrap().backward().unwrap();
         for (name, v) in p.vars() {
-            let (a, b) = (vec1(gf.get(v.as_tensor()).unwrap()), vec1(gr.get(v.as_tensor()).unwrap()));
+            let (a, b) =
+                (vec1(gf.get(v.as_tensor()).unwrap()), vec1(gr.get(v.as_tensor()).unwrap()));
             let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
             assert!(diff < 1e-4, "{cell:?}: gradient of {name} differs by {diff}");
         }

@@ -68,7 +68,11 @@ fn conditionals_are_causal_and_the_chain_rule_of_log_prob() {
         let chain: f64 = (0..d)
             .map(|i| {
                 let p = sigmoid(z[r * d + i] as f64);
-                if xv[r * d + i] > 0.5 { p.ln() } else { (1.0 - p).ln() }
+                if xv[r * d + i] > 0.5 {
+                    p.ln()
+                } else {
+                    (1.0 - p).ln()
+                }
             })
             .sum();
         assert!((chain - *full as f64).abs() < 1e-4, "chain rule {chain} vs log p {full}");
@@ -79,14 +83,21 @@ fn conditionals_are_causal_and_the_chain_rule_of_log_prob() {
         for r in 0..5 {
             flipped[r * d + j] = 1.0 - flipped[r * d + j];
         }
-        let f = vec1(&m.conditionals(&Tensor::from_vec(flipped, (5, d), &Device::Cpu).unwrap()).unwrap().unwrap());
+        let f = vec1(
+            &m.conditionals(&Tensor::from_vec(flipped, (5, d), &Device::Cpu).unwrap())
+                .unwrap()
+                .unwrap(),
+        );
         for r in 0..5 {
             for i in 0..=j {
                 assert!((f[r * d + i] - z[r * d + i]).abs() < 1e-6, "output {i} depends on {j}");
             }
         }
         if j + 1 < d {
-            assert!((0..5).any(|r| (f[r * d + j + 1] - z[r * d + j + 1]).abs() > 1e-6), "no dependence on {j}");
+            assert!(
+                (0..5).any(|r| (f[r * d + j + 1] - z[r * d + j + 1]).abs() > 1e-6),
+                "no dependence on {j}"
+            );
         }
     }
 }
@@ -114,7 +125,8 @@ fn sampler_and_completion_agree_with_the_forward_pass() {
 fn gradients_match_finite_differences() {
     let m = mixture(5, 3, 8);
     let x = random_binary(6, 5, 9);
-    let loss = |m: &Model| m.loss(&x, &mut rng::rng(0)).unwrap().total.to_scalar::<f32>().unwrap() as f64;
+    let loss =
+        |m: &Model| m.loss(&x, &mut rng::rng(0)).unwrap().total.to_scalar::<f32>().unwrap() as f64;
     let grads = m.loss(&x, &mut rng::rng(0)).unwrap().total.backward().unwrap();
     let n = assert_grads_match_fd(&m, &loss, &grads, 1, 1e-2, 1e-2, "bernoulli-mixture");
     assert_eq!(n, 3 + 15);
@@ -126,7 +138,10 @@ fn features_are_the_posterior_over_components() {
     let x = random_binary(5, 6, 11);
     let f = vec1(&m.features(&x).unwrap());
     for row in f.chunks(4) {
-        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5 && row.iter().all(|p| *p >= 0.0), "{row:?}");
+        assert!(
+            (row.iter().sum::<f32>() - 1.0).abs() < 1e-5 && row.iter().all(|p| *p >= 0.0),
+            "{row:?}"
+        );
     }
     // The posterior is Bayes' rule on the joint: p(k | x) p(x) = pi_k p(x | k).
     let net = m.get::<BernoulliMixture>().unwrap();

@@ -38,16 +38,35 @@ pub fn vec1(t: &Tensor) -> Vec<f32> {
 
 /// Central finite differences of `f` against the gradients in `grads`, on
 /// every `stride`-th entry of every parameter of `m`; returns how many were checked.
-pub fn assert_grads_match_fd(m: &Model, f: &dyn Fn(&Model) -> f64, grads: &candle_core::backprop::GradStore, stride: usize, h: f32, tol: f64, what: &str) -> usize {
-    let vars: Vec<(String, candle_core::Var)> = m.params.vars().map(|(n, v)| (n.clone(), v.clone())).collect();
+pub fn assert_grads_match_fd(
+    m: &Model,
+    f: &dyn Fn(&Model) -> f64,
+    grads: &candle_core::backprop::GradStore,
+    stride: usize,
+    h: f32,
+    tol: f64,
+    what: &str,
+) -> usize {
+    let vars: Vec<(String, candle_core::Var)> =
+        m.params.vars().map(|(n, v)| (n.clone(), v.clone())).collect();
     assert_grads_match_fd_vars(&vars, &|| f(m), grads, stride, h, tol, what)
 }
 
 /// [`assert_grads_match_fd`] over the given variables only.
-pub fn assert_grads_match_fd_vars(vars: &[(String, candle_core::Var)], f: &dyn Fn() -> f64, grads: &candle_core::backprop::GradStore, stride: usize, h: f32, tol: f64, what: &str) -> usize {
+pub fn assert_grads_match_fd_vars(
+    vars: &[(String, candle_core::Var)],
+    f: &dyn Fn() -> f64,
+    grads: &candle_core::backprop::GradStore,
+    stride: usize,
+    h: f32,
+    tol: f64,
+    what: &str,
+) -> usize {
     let mut checked = 0;
     for (name, var) in vars {
-        let analytic = vec1(grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{what}: no gradient for {name}")));
+        let analytic = vec1(
+            grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{what}: no gradient for {name}")),
+        );
         let base = vec1(var.as_tensor());
         for k in (0..base.len()).step_by(stride) {
             let eval = |d: f32| {
@@ -62,7 +81,11 @@ pub fn assert_grads_match_fd_vars(vars: &[(String, candle_core::Var)], f: &dyn F
             // gradient fails at both step sizes, a kink at most at one.
             let fd = if ok(fd) { fd } else { (eval(h / 8.0) - eval(-h / 8.0)) / (h as f64 / 4.0) };
             var.set(&Tensor::from_vec(base.clone(), var.dims(), &Device::Cpu).unwrap()).unwrap();
-            assert!(ok(fd), "{what} {name}[{k}]: finite difference {fd} vs analytic {}", analytic[k]);
+            assert!(
+                ok(fd),
+                "{what} {name}[{k}]: finite difference {fd} vs analytic {}",
+                analytic[k]
+            );
             checked += 1;
         }
     }

@@ -61,7 +61,11 @@ fn bad_idx_files_give_clear_errors() {
         huge.extend_from_slice(&d.to_be_bytes());
     }
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("truncated", good[..good.len() - 5].to_vec(), "truncated IDX file: header [2, 3, 3] needs 18 data bytes, found 13"),
+        (
+            "truncated",
+            good[..good.len() - 5].to_vec(),
+            "truncated IDX file: header [2, 3, 3] needs 18 data bytes, found 13",
+        ),
         ("truncated.gz", gz(&good[..good.len() - 5]), "truncated IDX file"),
         ("header-cut", good[..7].to_vec(), "truncated IDX header"),
         ("magic", b"\x1f\x00\x08\x03abcdefgh".to_vec(), "not an IDX file"),
@@ -98,7 +102,9 @@ fn png_folders() {
     let dir = tmp.path().join("pngs");
     std::fs::create_dir(&dir).unwrap();
     for k in 0..3u8 {
-        image::GrayImage::from_fn(4, 3, |x, y| image::Luma([k * 10 + (x + y) as u8])).save(dir.join(format!("{k}.png"))).unwrap();
+        image::GrayImage::from_fn(4, 3, |x, y| image::Luma([k * 10 + (x + y) as u8]))
+            .save(dir.join(format!("{k}.png")))
+            .unwrap();
     }
     let d = DataSpec::Png(dir.clone()).load(0).unwrap();
     assert_eq!((d.n, d.shape.clone()), (3, vec![1, 3, 4]));
@@ -106,7 +112,9 @@ fn png_folders() {
     // RGB folder: channels first.
     let rgb = tmp.path().join("rgb");
     std::fs::create_dir(&rgb).unwrap();
-    image::RgbImage::from_fn(2, 2, |_, _| image::Rgb([255, 0, 51])).save(rgb.join("a.png")).unwrap();
+    image::RgbImage::from_fn(2, 2, |_, _| image::Rgb([255, 0, 51]))
+        .save(rgb.join("a.png"))
+        .unwrap();
     let d = DataSpec::Png(rgb).load(0).unwrap();
     assert_eq!(d.shape, vec![3, 2, 2]);
     assert_eq!(d.x, vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.2, 0.2, 0.2, 0.2]);
@@ -199,7 +207,10 @@ fn toy_mixtures_have_their_modes() {
         assert!((est - std).abs() < 0.05 * std, "{spec}: std {est}");
         // Same seed, same points; test split differs from train.
         assert_eq!(d.x, spec.parse::<DataSpec>().unwrap().load(3).unwrap().x);
-        assert_ne!(d.x[..10], format!("{spec}:test").parse::<DataSpec>().unwrap().load(3).unwrap().x[..10]);
+        assert_ne!(
+            d.x[..10],
+            format!("{spec}:test").parse::<DataSpec>().unwrap().load(3).unwrap().x[..10]
+        );
     }
 }
 
@@ -209,7 +220,12 @@ fn specs_parse_and_reject() {
     assert_eq!("mnist:test".parse::<DataSpec>().unwrap(), DataSpec::Mnist { test: true });
     assert_eq!("mnist:test".parse::<DataSpec>().unwrap().to_string(), "mnist:test");
     assert_eq!(DataSpec::Mnist { test: false }.held_out(), Some(DataSpec::Mnist { test: true }));
-    for (s, want) in [("imagenet", "unknown data spec"), ("mnist:valid", "unknown split"), ("csv:", "needs a path"), ("toy:moons", "unknown toy")] {
+    for (s, want) in [
+        ("imagenet", "unknown data spec"),
+        ("mnist:valid", "unknown split"),
+        ("csv:", "needs a path"),
+        ("toy:moons", "unknown toy"),
+    ] {
         let e = s.parse::<DataSpec>().unwrap_err().to_string();
         assert!(e.contains(want), "{s}: {e}");
     }

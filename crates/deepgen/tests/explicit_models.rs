@@ -5,11 +5,17 @@ mod common;
 
 use candle_core::{Device, Tensor, Var};
 use common::*;
-use deepgen::models::{BernoulliConfig, DensityModel, FvsbnConfig, Model, ModelConfig, NadeConfig, Sampler};
+use deepgen::models::{
+    BernoulliConfig, DensityModel, FvsbnConfig, Model, ModelConfig, NadeConfig, Sampler,
+};
 use deepgen::rng;
 
 fn configs(d: usize) -> Vec<ModelConfig> {
-    vec![ModelConfig::Bernoulli(BernoulliConfig { dim: d }), ModelConfig::Fvsbn(FvsbnConfig { dim: d }), ModelConfig::Nade(NadeConfig { dim: d, hidden: 7 })]
+    vec![
+        ModelConfig::Bernoulli(BernoulliConfig { dim: d }),
+        ModelConfig::Fvsbn(FvsbnConfig { dim: d }),
+        ModelConfig::Nade(NadeConfig { dim: d, hidden: 7 }),
+    ]
 }
 
 fn log_prob(m: &Model, x: &Tensor) -> Vec<f32> {
@@ -25,7 +31,11 @@ fn sums_to_one_over_all_2_pow_10_inputs() {
         let lp = log_prob(&m, &x);
         assert_eq!(lp.len(), 1024);
         let total: f64 = lp.iter().map(|&v| (v as f64).exp()).sum();
-        assert!((total - 1.0).abs() < 1e-5, "{}: sum of p(x) over 2^10 inputs = {total}", cfg.name());
+        assert!(
+            (total - 1.0).abs() < 1e-5,
+            "{}: sum of p(x) over 2^10 inputs = {total}",
+            cfg.name()
+        );
     }
 }
 
@@ -45,7 +55,10 @@ fn log_prob_shapes_and_sign() {
 #[test]
 fn autoregressive_models_are_causal() {
     let d = 9;
-    for cfg in [ModelConfig::Fvsbn(FvsbnConfig { dim: d }), ModelConfig::Nade(NadeConfig { dim: d, hidden: 6 })] {
+    for cfg in [
+        ModelConfig::Fvsbn(FvsbnConfig { dim: d }),
+        ModelConfig::Nade(NadeConfig { dim: d, hidden: 6 }),
+    ] {
         let m = model(cfg.clone(), 5);
         randomize(&m, 7, 1.0);
         let x = random_binary(4, d, 9);
@@ -63,7 +76,11 @@ fn autoregressive_models_are_causal() {
                 for i in 0..d {
                     let same = base[r * d + i] == out[r * d + i];
                     if i <= j {
-                        assert!(same, "{}: flipping x_{j} changed the conditional of x_{i}", cfg.name());
+                        assert!(
+                            same,
+                            "{}: flipping x_{j} changed the conditional of x_{i}",
+                            cfg.name()
+                        );
                     } else if !same {
                         later_changed = true;
                     }
@@ -85,7 +102,8 @@ fn params(m: &Model, name: &str) -> Vec<f64> {
     vec1(m.params.get(name).unwrap().as_tensor()).into_iter().map(|v| v as f64).collect()
 }
 
-/// log p(x) = sum_i log p(x_i | x_<i), every conditional written out directly from the paper's equations.
+/// log p(x) = sum_i log p(x_i | x_<i), every conditional written out directly from the paper's
+/// equations.
 #[test]
 fn nade_matches_a_direct_chain_rule_evaluation() {
     let (d, h) = (8, 5);
@@ -100,7 +118,9 @@ fn nade_matches_a_direct_chain_rule_evaluation() {
         let mut total = 0.0;
         for i in 0..d {
             // h_i = sigma(c + sum_{j<i} W[:, j] x_j)
-            let hid: Vec<f64> = (0..h).map(|k| sigmoid(c[k] + (0..i).map(|j| w[k * d + j] * xr[j] as f64).sum::<f64>())).collect();
+            let hid: Vec<f64> = (0..h)
+                .map(|k| sigmoid(c[k] + (0..i).map(|j| w[k * d + j] * xr[j] as f64).sum::<f64>()))
+                .collect();
             let p = sigmoid(b[i] + (0..h).map(|k| v[i * h + k] * hid[k]).sum::<f64>());
             total += if xr[i] == 1.0 { p.ln() } else { (1.0 - p).ln() };
         }
@@ -136,7 +156,11 @@ fn fvsbn_matches_a_direct_chain_rule_evaluation() {
 #[test]
 fn bernoulli_matches_hand_computed_value() {
     let m = model(ModelConfig::Bernoulli(BernoulliConfig { dim: 3 }), 0);
-    m.params.get("logits").unwrap().set(&Tensor::new(&[0.0f32, 2.0, -1.0], &Device::Cpu).unwrap()).unwrap();
+    m.params
+        .get("logits")
+        .unwrap()
+        .set(&Tensor::new(&[0.0f32, 2.0, -1.0], &Device::Cpu).unwrap())
+        .unwrap();
     let x = Tensor::new(&[[1.0f32, 0.0, 1.0]], &Device::Cpu).unwrap();
     // log 0.5 + log(1 - sigma(2)) + log sigma(-1)
     let want = 0.5f64.ln() + (1.0 - sigmoid(2.0)).ln() + sigmoid(-1.0).ln();
@@ -155,20 +179,32 @@ fn nade_gradients_match_autodiff_of_a_reference_implementation() {
     let g = loss.backward().unwrap();
 
     let dev = Device::Cpu;
-    let p = |k: &str| Var::from_tensor(&m.params.get(k).unwrap().as_tensor().copy().unwrap()).unwrap();
+    let p =
+        |k: &str| Var::from_tensor(&m.params.get(k).unwrap().as_tensor().copy().unwrap()).unwrap();
     let (w, c, v, b) = (p("W"), p("c"), p("V"), p("b"));
     let mut a = c.unsqueeze(0).unwrap().broadcast_as((n, h)).unwrap().contiguous().unwrap();
     let mut total = Tensor::zeros(n, candle_core::DType::F32, &dev).unwrap();
     for i in 0..d {
         let hid = (a.neg().unwrap().exp().unwrap() + 1.0).unwrap().recip().unwrap();
-        let z = (hid.matmul(&v.narrow(0, i, 1).unwrap().t().unwrap()).unwrap().squeeze(1).unwrap() + b.narrow(0, i, 1).unwrap().broadcast_as(n).unwrap()).unwrap();
+        let z = (hid.matmul(&v.narrow(0, i, 1).unwrap().t().unwrap()).unwrap().squeeze(1).unwrap()
+            + b.narrow(0, i, 1).unwrap().broadcast_as(n).unwrap())
+        .unwrap();
         let xi = x.narrow(1, i, 1).unwrap().squeeze(1).unwrap();
         let sp = (z.exp().unwrap() + 1.0).unwrap().log().unwrap();
         total = (total + ((&xi * &z).unwrap() - sp).unwrap()).unwrap();
-        a = (a + x.narrow(1, i, 1).unwrap().matmul(&w.narrow(1, i, 1).unwrap().t().unwrap()).unwrap()).unwrap();
+        a = (a + x
+            .narrow(1, i, 1)
+            .unwrap()
+            .matmul(&w.narrow(1, i, 1).unwrap().t().unwrap())
+            .unwrap())
+        .unwrap();
     }
     let rg = total.sum_all().unwrap().backward().unwrap();
-    assert!((total.sum_all().unwrap().to_scalar::<f32>().unwrap() - loss.to_scalar::<f32>().unwrap()).abs() < 1e-4);
+    assert!(
+        (total.sum_all().unwrap().to_scalar::<f32>().unwrap() - loss.to_scalar::<f32>().unwrap())
+            .abs()
+            < 1e-4
+    );
     for (name, refvar) in [("W", &w), ("c", &c), ("V", &v), ("b", &b)] {
         let mine = vec1(g.get(m.params.get(name).unwrap().as_tensor()).unwrap());
         let theirs = vec1(rg.get(refvar.as_tensor()).unwrap());
@@ -180,7 +216,10 @@ fn nade_gradients_match_autodiff_of_a_reference_implementation() {
 /// Central finite differences on a few entries of every NADE and FVSBN parameter.
 #[test]
 fn gradients_match_finite_differences() {
-    for cfg in [ModelConfig::Nade(NadeConfig { dim: 5, hidden: 3 }), ModelConfig::Fvsbn(FvsbnConfig { dim: 5 })] {
+    for cfg in [
+        ModelConfig::Nade(NadeConfig { dim: 5, hidden: 3 }),
+        ModelConfig::Fvsbn(FvsbnConfig { dim: 5 }),
+    ] {
         let m = model(cfg.clone(), 4);
         randomize(&m, 5, 0.5);
         let x = random_binary(4, 5, 6);
@@ -209,7 +248,12 @@ fn samples_follow_the_model_distribution() {
         for k in 0..8 {
             let freq = counts[k] / n as f64;
             let se = (p[k] * (1.0 - p[k]) / n as f64).sqrt();
-            assert!((freq - p[k]).abs() < 5.0 * se + 1e-3, "{} outcome {k}: frequency {freq} vs p {}", cfg.name(), p[k]);
+            assert!(
+                (freq - p[k]).abs() < 5.0 * se + 1e-3,
+                "{} outcome {k}: frequency {freq} vs p {}",
+                cfg.name(),
+                p[k]
+            );
         }
     }
 }

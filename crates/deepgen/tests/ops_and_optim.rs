@@ -63,20 +63,30 @@ fn gradient_penalty_gradient_matches_finite_differences() {
     let w2 = Tensor::new(&[[0.5f32], [-0.9], [0.3]], &dev).unwrap();
     let penalty = |w1: &Tensor| -> Tensor {
         let xv = Var::from_tensor(&x).unwrap();
-        let f = ops::sigmoid(&xv.as_tensor().matmul(w1).unwrap()).unwrap().matmul(&w2).unwrap().sum_all().unwrap();
+        let f = ops::sigmoid(&xv.as_tensor().matmul(w1).unwrap())
+            .unwrap()
+            .matmul(&w2)
+            .unwrap()
+            .sum_all()
+            .unwrap();
         let gx = f.backward().unwrap().get(xv.as_tensor()).unwrap().clone();
         gx.sqr().unwrap().sum_all().unwrap()
     };
     let w1 = Var::new(&w1v, &dev).unwrap();
     let w1m = w1.as_tensor().reshape((2, 3)).unwrap();
     let g = vec1(penalty(&w1m).backward().unwrap().get(w1.as_tensor()).unwrap());
-    assert!(g.iter().any(|v| v.abs() > 1e-3), "second-order gradient is zero: is CANDLE_GRAD_DO_NOT_DETACH set?");
+    assert!(
+        g.iter().any(|v| v.abs() > 1e-3),
+        "second-order gradient is zero: is CANDLE_GRAD_DO_NOT_DETACH set?"
+    );
     for k in 0..6 {
         let h = 1e-3f32;
         let eval = |d: f32| {
             let mut v = w1v;
             v[k] += d;
-            penalty(&Tensor::new(&v, &dev).unwrap().reshape((2, 3)).unwrap()).to_scalar::<f32>().unwrap() as f64
+            penalty(&Tensor::new(&v, &dev).unwrap().reshape((2, 3)).unwrap())
+                .to_scalar::<f32>()
+                .unwrap() as f64
         };
         let fd = (eval(h) - eval(-h)) / (2.0 * h as f64);
         assert!((fd - g[k] as f64).abs() < 1e-3 * (1.0 + fd.abs()), "w1[{k}]: fd {fd} vs {}", g[k]);
@@ -110,7 +120,12 @@ fn fused_adam_matches_the_update_rule() {
             }
             let got = vec1(var.as_tensor());
             for i in 0..2 {
-                assert!((got[i] as f64 - p[i]).abs() < 1e-5, "wd {wd} step {t} p[{i}]: {} vs {}", got[i], p[i]);
+                assert!(
+                    (got[i] as f64 - p[i]).abs() < 1e-5,
+                    "wd {wd} step {t} p[{i}]: {} vs {}",
+                    got[i],
+                    p[i]
+                );
             }
         }
         assert_eq!(opt.step, 3);
@@ -135,7 +150,11 @@ fn gradient_penalty_through_fused_linear_layers() {
     let x = rng::randn(&mut r, &[4, 3], &dev).unwrap();
     let penalty = || -> Tensor {
         let xv = Var::from_tensor(&x).unwrap();
-        let f = l2.forward(&l1.forward_act(xv.as_tensor(), Act::Relu).unwrap()).unwrap().sum_all().unwrap();
+        let f = l2
+            .forward(&l1.forward_act(xv.as_tensor(), Act::Relu).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap();
         let gx = f.backward().unwrap().get(xv.as_tensor()).unwrap().clone();
         gx.sqr().unwrap().sum_all().unwrap()
     };
@@ -153,7 +172,11 @@ fn gradient_penalty_through_fused_linear_layers() {
         };
         let fd = (eval(h) - eval(-h)) / (2.0 * h as f64);
         w1.set(&Tensor::from_vec(base.clone(), (3, 5), &dev).unwrap()).unwrap();
-        assert!((fd - g[k] as f64).abs() < 2e-3 * (1.0 + fd.abs()), "l1.weight[{k}]: fd {fd} vs {}", g[k]);
+        assert!(
+            (fd - g[k] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
+            "l1.weight[{k}]: fd {fd} vs {}",
+            g[k]
+        );
     }
 }
 
@@ -170,7 +193,8 @@ fn fused_linear_backward_paths_agree() {
         let f = || {
             let y = l.forward_act(x.as_tensor(), Act::Relu).unwrap();
             // Compare with plain candle ops too.
-            let y_ref = x.as_tensor().matmul(&l.w).unwrap().broadcast_add(&l.b).unwrap().relu().unwrap();
+            let y_ref =
+                x.as_tensor().matmul(&l.w).unwrap().broadcast_add(&l.b).unwrap().relu().unwrap();
             assert_eq!(vec1(&y), vec1(&y_ref));
             let g = (y.sqr().unwrap().sum_all().unwrap()).backward().unwrap();
             [l.w.clone(), l.b.clone(), x.as_tensor().clone()].map(|t| vec1(g.get(&t).unwrap()))

@@ -6,7 +6,9 @@
 use candle_core::{Device, Tensor};
 use deepgen::data::DataSpec;
 use deepgen::eval::scores::ScoreKind;
-use deepgen::models::{models, Density, DensityModel, Encoder, Labels, Model, ModelConfig, Sampler, Training};
+use deepgen::models::{
+    models, Density, DensityModel, Encoder, Labels, Model, ModelConfig, Sampler, Training,
+};
 use deepgen::rng;
 use deepgen::run::{self, Quiet, TrainOptions};
 
@@ -29,8 +31,13 @@ fn every_registry_entry_trains_saves_loads_and_does_what_it_says() {
         assert!(seen.insert(info.name), "{} is registered twice", info.name);
         let name = info.name;
         let out = tmp.path().join(name);
-        let summary = run::train(&options(name, &out), &mut Quiet).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(summary.lines.iter().any(|l| l.starts_with("run directory:")), "{name}: {:?}", summary.lines);
+        let summary =
+            run::train(&options(name, &out), &mut Quiet).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            summary.lines.iter().any(|l| l.starts_with("run directory:")),
+            "{name}: {:?}",
+            summary.lines
+        );
         let (_, cfg, model) = run::open(&out).unwrap();
         assert_eq!(model.name(), name, "the config built from `{name}` names another model");
         assert_eq!(model.info().name, name);
@@ -40,23 +47,33 @@ fn every_registry_entry_trains_saves_loads_and_does_what_it_says() {
         assert_eq!(preset.name(), name);
         let recipe = ModelConfig::recipe(name, &[1, 8, 8]).unwrap();
         assert_eq!(recipe.adversarial.is_some(), info.training == Training::Adversarial, "{name}");
-        assert_eq!(cfg.train.adversarial.is_some(), info.training == Training::Adversarial, "{name}");
+        assert_eq!(
+            cfg.train.adversarial.is_some(),
+            info.training == Training::Adversarial,
+            "{name}"
+        );
 
         let (data, _) = run::load_transformed("digits:test", &cfg, false).unwrap();
         let x = data.batch(&(0..6).collect::<Vec<_>>(), &Device::Cpu).unwrap();
         check_capabilities(&model, info, &x, &data);
         assert_eq!(ScoreKind::supported(name), info.scores.to_vec());
         for f in info.flags {
-            let known = <deepgen::models::ModelFlags as clap::Args>::augment_args(clap::Command::new("t"))
-                .get_arguments()
-                .any(|a| a.get_id() == *f);
+            let known =
+                <deepgen::models::ModelFlags as clap::Args>::augment_args(clap::Command::new("t"))
+                    .get_arguments()
+                    .any(|a| a.get_id() == *f);
             assert!(known, "{name} lists the flag `{f}`, which ModelFlags does not declare");
         }
     }
     assert_eq!(seen.len(), names.len());
 }
 
-fn check_capabilities(model: &Model, info: &deepgen::models::ModelInfo, x: &Tensor, data: &deepgen::data::Dataset) {
+fn check_capabilities(
+    model: &Model,
+    info: &deepgen::models::ModelInfo,
+    x: &Tensor,
+    data: &deepgen::data::Dataset,
+) {
     let name = info.name;
     let mut r = rng::rng(3);
     let n = x.dim(0).unwrap();
@@ -71,12 +88,24 @@ fn check_capabilities(model: &Model, info: &deepgen::models::ModelInfo, x: &Tens
     if let Ok(s) = s {
         assert_eq!(s.dims(), &[3, model.config.dim()], "{name}: sample shape");
     }
-    assert_eq!(model.sample_sequential(2, None, &mut r).is_ok(), info.completion, "{name}: sequential");
-    assert_eq!(model.conditionals(x).is_some(), info.completion && name != "bernoulli", "{name}: conditionals");
+    assert_eq!(
+        model.sample_sequential(2, None, &mut r).is_ok(),
+        info.completion,
+        "{name}: sequential"
+    );
+    assert_eq!(
+        model.conditionals(x).is_some(),
+        info.completion && name != "bernoulli",
+        "{name}: conditionals"
+    );
     assert_eq!(model.encode(x).is_ok(), info.encoder, "{name}: encoder");
     assert_eq!(model.has_features(), info.features.is_some(), "{name}: features");
     assert_eq!(model.features(x).is_ok(), info.features.is_some(), "{name}: features");
-    assert_eq!(model.as_adversarial().is_some(), info.training == Training::Adversarial, "{name}: adversarial");
+    assert_eq!(
+        model.as_adversarial().is_some(),
+        info.training == Training::Adversarial,
+        "{name}: adversarial"
+    );
     let loss = deepgen::models::Objective::loss_labelled(model, x, Some(&[0; 6][..n]), &mut r);
     assert_eq!(loss.is_ok(), info.training == Training::Likelihood, "{name}: likelihood objective");
     let labelled = model.log_probs(&data.take(6), 6, &mut r);
@@ -90,12 +119,23 @@ fn flags_a_model_does_not_take_are_refused_by_name() {
     let mut o = options("nade", &tmp.path().join("n"));
     o.model_flags.latent = Some(3);
     let e = run::train(&o, &mut Quiet).err().unwrap().to_string();
-    assert!(e.contains("--latent does not apply to the nade model (it applies to: vae, gan"), "{e}");
+    assert!(
+        e.contains("--latent does not apply to the nade model (it applies to: vae, gan"),
+        "{e}"
+    );
     let mut o = options("vae", &tmp.path().join("v"));
     o.critic.n_critic = Some(2);
     let e = run::train(&o, &mut Quiet).err().unwrap().to_string();
-    assert!(e.contains("--n-critic does not apply to the vae model (it applies to the adversarial models: gan"), "{e}");
-    assert!(!tmp.path().join("n").exists() && !tmp.path().join("v").exists(), "a refused run left a directory");
+    assert!(
+        e.contains(
+            "--n-critic does not apply to the vae model (it applies to the adversarial models: gan"
+        ),
+        "{e}"
+    );
+    assert!(
+        !tmp.path().join("n").exists() && !tmp.path().join("v").exists(),
+        "a refused run left a directory"
+    );
 }
 
 #[test]
@@ -104,8 +144,14 @@ fn library_and_cli_share_the_training_defaults() {
     let digits = DataSpec::Digits { test: false }.load(0).unwrap();
     for info in models() {
         let recipe = ModelConfig::recipe(info.name, &digits.shape).unwrap();
-        let text = deepgen::run::options::defaults_text(|t| t.steps.to_string(), |m| m.name == info.name);
-        assert!(text.starts_with(&recipe.steps.to_string()), "{}: {text} vs {}", info.name, recipe.steps);
+        let text =
+            deepgen::run::options::defaults_text(|t| t.steps.to_string(), |m| m.name == info.name);
+        assert!(
+            text.starts_with(&recipe.steps.to_string()),
+            "{}: {text} vs {}",
+            info.name,
+            recipe.steps
+        );
     }
     let help = deepgen::run::options::defaults_text(|t| t.steps.to_string(), |_| true);
     assert!(help.contains("4000 for vae") && help.contains("2000 otherwise"), "{help}");

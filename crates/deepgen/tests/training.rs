@@ -18,10 +18,26 @@ fn digits(n: usize) -> Dataset {
 }
 
 /// Every model trained on 8x8 digits, small.
-const ALL: [&str; 10] = ["bernoulli", "fvsbn", "nade", "made", "pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm", "rnade", "vae"];
+const ALL: [&str; 10] = [
+    "bernoulli",
+    "fvsbn",
+    "nade",
+    "made",
+    "pixelcnn",
+    "gated-pixelcnn",
+    "row-lstm",
+    "diagonal-bilstm",
+    "rnade",
+    "vae",
+];
 
 fn small(name: &str) -> ModelConfig {
-    let shape: &[usize] = if ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"].contains(&name) { &[1, 8, 8] } else { &[64] };
+    let shape: &[usize] =
+        if ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"].contains(&name) {
+            &[1, 8, 8]
+        } else {
+            &[64]
+        };
     match ModelConfig::preset(name, shape, true).unwrap() {
         ModelConfig::Nade(mut c) => {
             c.hidden = 16;
@@ -46,13 +62,26 @@ fn small(name: &str) -> ModelConfig {
             c.layers = 1;
             ModelConfig::PixelRnn(c)
         }
-        ModelConfig::Vae(_) => ModelConfig::Vae(VaeConfig { dim: 64, hidden: vec![32], latent: 4, likelihood: Likelihood::Bernoulli, iw_samples: 20 }),
+        ModelConfig::Vae(_) => ModelConfig::Vae(VaeConfig {
+            dim: 64,
+            hidden: vec![32],
+            latent: 4,
+            likelihood: Likelihood::Bernoulli,
+            iw_samples: 20,
+        }),
         c => c,
     }
 }
 
 fn cfg(steps: usize) -> TrainConfig {
-    TrainConfig { steps, batch_size: 16, lr: 3e-3, eval_every: 5, eval_examples: 16, ..TrainConfig::default() }
+    TrainConfig {
+        steps,
+        batch_size: 16,
+        lr: 3e-3,
+        eval_every: 5,
+        eval_examples: 16,
+        ..TrainConfig::default()
+    }
 }
 
 #[derive(Default)]
@@ -84,8 +113,18 @@ fn every_model_overfits_one_batch() {
         // For explicit models the training loss is exactly the mean NLL.
         if name != "vae" {
             let x = data.batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu).unwrap();
-            let nll = -vec1(&m.log_prob(&x, &mut rng::rng(0)).unwrap()).iter().map(|&v| v as f64).sum::<f64>() / 16.0;
-            let mut t2 = LikelihoodTrainer::new(&m, TrainConfig { lr: 1e-12, ..cfg(1) }, 0, Binarize::Static).unwrap();
+            let nll = -vec1(&m.log_prob(&x, &mut rng::rng(0)).unwrap())
+                .iter()
+                .map(|&v| v as f64)
+                .sum::<f64>()
+                / 16.0;
+            let mut t2 = LikelihoodTrainer::new(
+                &m,
+                TrainConfig { lr: 1e-12, ..cfg(1) },
+                0,
+                Binarize::Static,
+            )
+            .unwrap();
             let r = t2.step(&m, &x, 0).unwrap();
             assert!((r.loss - nll).abs() < 1e-3, "{name}: loss {} vs NLL {nll}", r.loss);
         }
@@ -110,7 +149,11 @@ fn save_and_load_give_identical_log_prob_and_samples() {
         let b = vec1(&m2.log_prob(&x, &mut rng::rng(1)).unwrap());
         assert_eq!(a, b, "{name}");
         use deepgen::models::Sampler;
-        assert_eq!(vec1(&m.sample(5, &mut rng::rng(2)).unwrap()), vec1(&m2.sample(5, &mut rng::rng(2)).unwrap()), "{name}");
+        assert_eq!(
+            vec1(&m.sample(5, &mut rng::rng(2)).unwrap()),
+            vec1(&m2.sample(5, &mut rng::rng(2)).unwrap()),
+            "{name}"
+        );
     }
 }
 
@@ -127,7 +170,8 @@ fn resumed_run_equals_uninterrupted_run() {
             } else {
                 &data
             };
-            // Uninterrupted: 14 steps (batch 16 of 100 examples: crosses an epoch boundary at 6 and 12).
+            // Uninterrupted: 14 steps (batch 16 of 100 examples: crosses an epoch boundary at 6 and
+            // 12).
             let m = Model::new(&small(name), 5, &Device::Cpu).unwrap();
             let mut t = LikelihoodTrainer::new(&m, cfg(14), 5, binarize).unwrap();
             let mut full = Record::default();
@@ -152,7 +196,11 @@ fn resumed_run_equals_uninterrupted_run() {
             part.1.retain(|(s, _)| *s != 8);
             assert_eq!(full.1, part.1, "{name} {binarize:?}: validation NLLs differ");
             for ((n1, v1), (_, v2)) in m.params.vars().zip(m2.params.vars()) {
-                assert_eq!(vec1(v1.as_tensor()), vec1(v2.as_tensor()), "{name}: parameter {n1} differs");
+                assert_eq!(
+                    vec1(v1.as_tensor()),
+                    vec1(v2.as_tensor()),
+                    "{name}: parameter {n1} differs"
+                );
             }
         }
     }
@@ -163,9 +211,16 @@ fn non_finite_loss_stops_training_with_the_step() {
     // Real-valued data under a Gaussian VAE with an absurd learning rate blows up.
     let x: Vec<f32> = (0..64 * 4).map(|i| ((i * 37 % 101) as f32) / 10.0).collect();
     let data = Dataset::new("test-data", x, vec![4], None).unwrap();
-    let cfgm = ModelConfig::Vae(VaeConfig { dim: 4, hidden: vec![8], latent: 2, likelihood: Likelihood::Gaussian, iw_samples: 5 });
+    let cfgm = ModelConfig::Vae(VaeConfig {
+        dim: 4,
+        hidden: vec![8],
+        latent: 2,
+        likelihood: Likelihood::Gaussian,
+        iw_samples: 5,
+    });
     let m = Model::new(&cfgm, 0, &Device::Cpu).unwrap();
-    let mut t = LikelihoodTrainer::new(&m, TrainConfig { lr: 1e30, ..cfg(50) }, 0, Binarize::None).unwrap();
+    let mut t =
+        LikelihoodTrainer::new(&m, TrainConfig { lr: 1e30, ..cfg(50) }, 0, Binarize::None).unwrap();
     let err = t.fit(&m, &data, None, &mut deepgen::train::NoHooks).unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with("non-finite loss at step "), "{msg}");
@@ -182,14 +237,23 @@ fn bad_training_configs_are_rejected() {
         (TrainConfig { grad_clip: Some(0.0), ..cfg(1) }, "--grad-clip"),
         (TrainConfig { eval_examples: 0, ..cfg(1) }, "eval_examples"),
     ] {
-        let e = LikelihoodTrainer::new(&m, c, 0, Binarize::None).err().expect("accepted a bad config").to_string();
+        let e = LikelihoodTrainer::new(&m, c, 0, Binarize::None)
+            .err()
+            .expect("accepted a bad config")
+            .to_string();
         assert!(e.contains(want), "{e}");
     }
 }
 
 #[test]
 fn learning_rate_schedules() {
-    let c = TrainConfig { steps: 100, lr: 1.0, warmup: 10, schedule: deepgen::train::Schedule::Cosine, ..TrainConfig::default() };
+    let c = TrainConfig {
+        steps: 100,
+        lr: 1.0,
+        warmup: 10,
+        schedule: deepgen::train::Schedule::Cosine,
+        ..TrainConfig::default()
+    };
     assert!((c.lr_at(0) - 0.1).abs() < 1e-12);
     assert!((c.lr_at(9) - 1.0).abs() < 1e-12);
     assert!((c.lr_at(55) - 0.5).abs() < 1e-9);
@@ -203,7 +267,13 @@ fn learning_rate_schedules() {
 fn gradient_clipping_bounds_the_update() {
     let data = digits(16);
     let m = Model::new(&small("fvsbn"), 0, &Device::Cpu).unwrap();
-    let mut t = LikelihoodTrainer::new(&m, TrainConfig { grad_clip: Some(1e-3), lr: 1.0, ..cfg(1) }, 0, Binarize::Static).unwrap();
+    let mut t = LikelihoodTrainer::new(
+        &m,
+        TrainConfig { grad_clip: Some(1e-3), lr: 1.0, ..cfg(1) },
+        0,
+        Binarize::Static,
+    )
+    .unwrap();
     let before: Vec<Vec<f32>> = m.params.vars().map(|(_, v)| vec1(v.as_tensor())).collect();
     let x = data.batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu).unwrap();
     let r = t.step(&m, &x, 0).unwrap();

@@ -3,13 +3,18 @@
 //! Inception score's extremes, the classifier and the linear probe on the
 //! embedded digits, data-spec modifiers, scores, features and interpolation.
 
-use deepgen::models::{Vae};
 use deepgen::data::{Binarize, DataSpec, Dataset};
 use deepgen::eval::anomaly::{detection, flagged_share, threshold_at_fpr};
 use deepgen::eval::features;
-use deepgen::eval::quality::{code_class_agreement, frechet_distance, inception_score, kl_to_uniform, GaussianFit};
+use deepgen::eval::quality::{
+    code_class_agreement, frechet_distance, inception_score, kl_to_uniform, GaussianFit,
+};
 use deepgen::eval::scores::{self, ScoreKind};
-use deepgen::models::{BernoulliConfig, ClassifierConfig, DensityModel, Device, GanConfig, Model, ModelConfig, VaeConfig};
+use deepgen::models::Vae;
+use deepgen::models::{
+    BernoulliConfig, ClassifierConfig, DensityModel, Device, GanConfig, Model, ModelConfig,
+    VaeConfig,
+};
 use deepgen::rng;
 use deepgen::train::{LikelihoodTrainer, NoHooks, TrainConfig};
 use nalgebra::{DMatrix, DVector};
@@ -20,11 +25,13 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
 
 #[test]
 fn auroc_auprc_and_fpr95_match_hand_counts_with_ties() {
-    // Normal {1, 2, 3}, anomalies {2, 4}. Pairs won by the anomaly: 2 beats 1, ties 2 (half), loses to 3 -> 1.5;
+    // Normal {1, 2, 3}, anomalies {2, 4}. Pairs won by the anomaly: 2 beats 1, ties 2 (half), loses
+    // to 3 -> 1.5;
     // 4 beats all three -> 3. AUROC = 4.5 / 6.
     let d = detection(&[1.0, 2.0, 3.0], &[2.0, 4.0]).unwrap();
     assert!(close(d.auroc, 0.75, 1e-12), "{}", d.auroc);
-    // Thresholds high to low: at 4 recall 1/2 with precision 1; at 3 recall unchanged; at 2 (a tie group of one
+    // Thresholds high to low: at 4 recall 1/2 with precision 1; at 3 recall unchanged; at 2 (a tie
+    // group of one
     // normal and one anomaly) recall 1 with precision 2/4. AP = 0.5 * 1 + 0.5 * 0.5.
     assert!(close(d.auprc, 0.75, 1e-12), "{}", d.auprc);
     // TPR first reaches 95 % at the threshold 2, where 2 of 3 normals are flagged.
@@ -33,7 +40,11 @@ fn auroc_auprc_and_fpr95_match_hand_counts_with_ties() {
 
     // All tied: chance AUROC, precision = prevalence.
     let t = detection(&[1.0, 1.0], &[1.0]).unwrap();
-    assert!(close(t.auroc, 0.5, 1e-12) && close(t.auprc, 1.0 / 3.0, 1e-12) && close(t.fpr_at_95_tpr, 1.0, 1e-12));
+    assert!(
+        close(t.auroc, 0.5, 1e-12)
+            && close(t.auprc, 1.0 / 3.0, 1e-12)
+            && close(t.fpr_at_95_tpr, 1.0, 1e-12)
+    );
     // Perfectly separated, and perfectly reversed.
     let p = detection(&[0.1, 0.2], &[0.5, 0.9, 0.7]).unwrap();
     assert!(close(p.auroc, 1.0, 1e-12) && close(p.auprc, 1.0, 1e-12) && p.fpr_at_95_tpr == 0.0);
@@ -93,10 +104,15 @@ fn frechet_distance_matches_closed_forms() {
     let b = GaussianFit::new(&shifted, 3).unwrap();
     assert!(close(frechet_distance(&a, &b).unwrap(), 0.25 + 1.0 + 4.0, 1e-6));
     // Diagonal covariances: FD = |m1 - m2|^2 + sum (s1 - s2)^2.
-    let g = |m: &[f64], var: &[f64]| GaussianFit { mean: DVector::from_row_slice(m), cov: DMatrix::from_diagonal(&DVector::from_row_slice(var)), n: 100 };
+    let g = |m: &[f64], var: &[f64]| GaussianFit {
+        mean: DVector::from_row_slice(m),
+        cov: DMatrix::from_diagonal(&DVector::from_row_slice(var)),
+        n: 100,
+    };
     let fd = frechet_distance(&g(&[0.0, 1.0], &[1.0, 4.0]), &g(&[1.0, 1.0], &[4.0, 9.0])).unwrap();
     assert!(close(fd, 1.0 + 1.0 + 1.0, 1e-10), "{fd}");
-    // Non-commuting 2x2 covariances: tr sqrt(C1 C2) = sqrt(tr(C1 C2) + 2 sqrt(det(C1 C2))) for 2x2 matrices with non-negative eigenvalues.
+    // Non-commuting 2x2 covariances: tr sqrt(C1 C2) = sqrt(tr(C1 C2) + 2 sqrt(det(C1 C2))) for 2x2
+    // matrices with non-negative eigenvalues.
     let c1 = DMatrix::<f64>::from_row_slice(2, 2, &[2.0, 0.8, 0.8, 1.0]);
     let c2 = DMatrix::<f64>::from_row_slice(2, 2, &[1.0, -0.3, -0.3, 3.0]);
     let p = &c1 * &c2;
@@ -120,7 +136,8 @@ impl Flat for candle_core::Tensor {
 fn inception_score_extremes_and_class_kl() {
     // Identical posteriors: 1. Confident predictions spread evenly over k classes: k.
     assert!(close(inception_score(&[0.2, 0.3, 0.5, 0.2, 0.3, 0.5], 3).unwrap(), 1.0, 1e-6));
-    let one_hot: Vec<f32> = (0..40).flat_map(|i| (0..4).map(move |c| if c == i % 4 { 1.0 } else { 0.0 })).collect();
+    let one_hot: Vec<f32> =
+        (0..40).flat_map(|i| (0..4).map(move |c| if c == i % 4 { 1.0 } else { 0.0 })).collect();
     assert!(close(inception_score(&one_hot, 4).unwrap(), 4.0, 1e-6));
     assert!(close(kl_to_uniform(&[5, 5, 5, 5]), 0.0, 1e-12));
     // All mass in one of 1,000 bins: log 1000.
@@ -139,10 +156,14 @@ fn data_modifiers_select_and_corrupt() {
     let without = "digits:test+without=3".parse::<DataSpec>().unwrap().load(0).unwrap();
     assert_eq!(d3.n + without.n, base.n);
     // The held-out split keeps the modifiers.
-    assert_eq!("digits+without=3".parse::<DataSpec>().unwrap().held_out().unwrap().to_string(), "digits:test+without=3");
+    assert_eq!(
+        "digits+without=3".parse::<DataSpec>().unwrap().held_out().unwrap().to_string(),
+        "digits:test+without=3"
+    );
     let inv = "digits:test+invert".parse::<DataSpec>().unwrap().load(0).unwrap();
     assert!(inv.x.iter().zip(&base.x).all(|(a, b)| (a + b - 1.0).abs() < 1e-6));
-    // Four quarter turns and two flips are the identity; one quarter turn moves the top-left pixel to the top-right.
+    // Four quarter turns and two flips are the identity; one quarter turn moves the top-left pixel
+    // to the top-right.
     let mut r = base.clone();
     for k in 0..4 {
         r = deepgen::data::modify::Modifier::Rotate.apply(r, &format!("rot{k}")).unwrap();
@@ -155,7 +176,11 @@ fn data_modifiers_select_and_corrupt() {
     assert_eq!(f.x, base.x);
     let noisy = "digits:test+noise=0.1".parse::<DataSpec>().unwrap().load(0).unwrap();
     assert!(noisy.x.iter().all(|v| (0.0..=1.0).contains(v)) && noisy.x != base.x);
-    assert_eq!(noisy.x, "digits:test+noise=0.1".parse::<DataSpec>().unwrap().load(0).unwrap().x, "modifiers are seeded");
+    assert_eq!(
+        noisy.x,
+        "digits:test+noise=0.1".parse::<DataSpec>().unwrap().load(0).unwrap().x,
+        "modifiers are seeded"
+    );
     // Errors name the problem.
     let e = |s: &str| s.parse::<DataSpec>().and_then(|d| d.load(0)).unwrap_err().to_string();
     assert!(e("digits:test+only=42").contains("no examples are left"));
@@ -164,8 +189,12 @@ fn data_modifiers_select_and_corrupt() {
     // Noise on data outside [0, 1] is added without clamping.
     let ring = DataSpec::Toy { kind: deepgen::data::toy::Toy::Ring8, test: true }.load(0).unwrap();
     let noisy_ring = "toy:ring8:test+noise=0.5".parse::<DataSpec>().unwrap().load(0).unwrap();
-    let moved: f32 = noisy_ring.x.iter().zip(&ring.x).map(|(a, b)| (a - b).abs()).sum::<f32>() / ring.x.len() as f32;
-    assert!((moved - 0.5 * (2.0 / std::f32::consts::PI).sqrt()).abs() < 0.02, "mean |noise| {moved}");
+    let moved: f32 = noisy_ring.x.iter().zip(&ring.x).map(|(a, b)| (a - b).abs()).sum::<f32>()
+        / ring.x.len() as f32;
+    assert!(
+        (moved - 0.5 * (2.0 / std::f32::consts::PI).sqrt()).abs() < 0.02,
+        "mean |noise| {moved}"
+    );
     assert!(e("toy:ring8+rotate").contains("needs images"));
     // Stacked MNIST: three digits as planes, label 100a + 10b + c.
     let s = DataSpec::StackedMnist { test: true }.load(0).unwrap();
@@ -174,9 +203,20 @@ fn data_modifiers_select_and_corrupt() {
 }
 
 fn train_classifier(train: &Dataset, steps: usize) -> Model {
-    let cfg = ModelConfig::Classifier(ClassifierConfig { shape: train.shape.clone(), classes: 10, channels: 16, hidden: 64 });
+    let cfg = ModelConfig::Classifier(ClassifierConfig {
+        shape: train.shape.clone(),
+        classes: 10,
+        channels: 16,
+        hidden: 64,
+    });
     let m = Model::new(&cfg, 0, &Device::Cpu).unwrap();
-    let mut t = LikelihoodTrainer::new(&m, TrainConfig { steps, batch_size: 128, lr: 3e-3, ..TrainConfig::default() }, 0, Binarize::None).unwrap();
+    let mut t = LikelihoodTrainer::new(
+        &m,
+        TrainConfig { steps, batch_size: 128, lr: 3e-3, ..TrainConfig::default() },
+        0,
+        Binarize::None,
+    )
+    .unwrap();
     t.fit(&m, train, None, &mut NoHooks).unwrap();
     m
 }
@@ -188,7 +228,13 @@ fn classifier_and_linear_probe_reach_their_accuracy_on_the_embedded_digits() {
     let c = train_classifier(&train, 300);
     let (p, f, k, fd) = features::classify(&c, &test.x, test.dim()).unwrap();
     assert_eq!((k, fd, f.len()), (10, 64, test.n * 64));
-    let right = p.chunks(10).zip(test.labels.as_ref().unwrap()).filter(|(row, y)| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 == **y as usize).count();
+    let right = p
+        .chunks(10)
+        .zip(test.labels.as_ref().unwrap())
+        .filter(|(row, y)| {
+            row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 == **y as usize
+        })
+        .count();
     let acc = right as f64 / test.n as f64;
     assert!(acc >= 0.90, "classifier test accuracy {acc}");
     // Its validation "NLL" is -log p(y | x) of the labels.
@@ -197,21 +243,36 @@ fn classifier_and_linear_probe_reach_their_accuracy_on_the_embedded_digits() {
     // No labels, no loss.
     let unlabelled = Dataset::new("u", train.x.clone(), train.shape.clone(), None).unwrap();
     let m = Model::new(&c.config, 0, &Device::Cpu).unwrap();
-    let mut t = LikelihoodTrainer::new(&m, TrainConfig { steps: 1, ..TrainConfig::default() }, 0, Binarize::None).unwrap();
+    let mut t = LikelihoodTrainer::new(
+        &m,
+        TrainConfig { steps: 1, ..TrainConfig::default() },
+        0,
+        Binarize::None,
+    )
+    .unwrap();
     assert!(t.fit(&m, &unlabelled, None, &mut NoHooks).unwrap_err().to_string().contains("labels"));
 
-    // Stacked digits: each plane classified; the predicted mode is the true 3-digit label for most examples
+    // Stacked digits: each plane classified; the predicted mode is the true 3-digit label for most
+    // examples
     // (about accuracy^3), and the histogram covers as many modes as the labels do, give or take.
     let stacked = deepgen::data::modify::stacked(&test, 3000, "stacked-digits").unwrap();
     let m = features::stacked_modes(&c, &stacked.x, &stacked.shape).unwrap();
     let truth = stacked.labels.as_ref().unwrap();
     let right = m.predicted.iter().zip(truth).filter(|(p, t)| p == t).count() as f64 / 3000.0;
-    assert!(right > acc.powi(3) - 0.05 && right <= 1.0, "stacked accuracy {right} vs per-digit {acc}");
+    assert!(
+        right > acc.powi(3) - 0.05 && right <= 1.0,
+        "stacked accuracy {right} vs per-digit {acc}"
+    );
     let true_modes = truth.iter().collect::<std::collections::HashSet<_>>().len();
-    assert!((m.modes as f64 - true_modes as f64).abs() < 0.1 * true_modes as f64, "{} modes predicted, {true_modes} true", m.modes);
+    assert!(
+        (m.modes as f64 - true_modes as f64).abs() < 0.1 * true_modes as f64,
+        "{} modes predicted, {true_modes} true",
+        m.modes
+    );
     assert!(features::stacked_modes(&c, &test.x, &test.shape).is_err());
 
-    // Linear probe on raw pixels (8x8 digits are nearly linearly separable) and on the classifier's features.
+    // Linear probe on raw pixels (8x8 digits are nearly linearly separable) and on the classifier's
+    // features.
     let (ytr, yte) = (train.labels.as_ref().unwrap(), test.labels.as_ref().unwrap());
     let raw = features::linear_probe((&train.x, ytr), (&test.x, yte), 64, 0).unwrap();
     assert!(raw.test_accuracy > 0.88, "{raw:?}");
@@ -229,36 +290,68 @@ fn scores_detection_and_features_per_model() {
     test.binarize(Binarize::Static, 2).unwrap();
     let mut inv = "digits:test+invert".parse::<DataSpec>().unwrap().load(0).unwrap();
     inv.binarize(Binarize::Static, 3).unwrap();
-    let b = Model::new(&ModelConfig::Bernoulli(BernoulliConfig { dim: 64 }), 0, &Device::Cpu).unwrap();
-    let mut t = LikelihoodTrainer::new(&b, TrainConfig { steps: 200, batch_size: 100, lr: 0.05, ..TrainConfig::default() }, 0, Binarize::Static).unwrap();
+    let b =
+        Model::new(&ModelConfig::Bernoulli(BernoulliConfig { dim: 64 }), 0, &Device::Cpu).unwrap();
+    let mut t = LikelihoodTrainer::new(
+        &b,
+        TrainConfig { steps: 200, batch_size: 100, lr: 0.05, ..TrainConfig::default() },
+        0,
+        Binarize::Static,
+    )
+    .unwrap();
     t.fit(&b, &train, None, &mut NoHooks).unwrap();
 
     // nll is -log p, bpd the same over D ln 2, and both give the same ranking.
     let mut r = rng::rng(0);
     let nll = scores::score(&b, &test, 0.0, ScoreKind::Nll, &mut r).unwrap();
-    let lp = b.log_prob(&test.batch(&[0, 1], &Device::Cpu).unwrap(), &mut r).unwrap().to_vec1::<f32>().unwrap();
+    let lp = b
+        .log_prob(&test.batch(&[0, 1], &Device::Cpu).unwrap(), &mut r)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     assert!(close(nll[0], -lp[0] as f64, 1e-4) && close(nll[1], -lp[1] as f64, 1e-4));
     let bpd = scores::score(&b, &test, 0.0, ScoreKind::Bpd, &mut r).unwrap();
     assert!(close(bpd[3], nll[3] / (64.0 * std::f64::consts::LN_2), 1e-9));
     // Typicality: |nll - reference|.
-    let typ = scores::score_with_reference(&b, &test, 0.0, ScoreKind::Typicality, Some(20.0), &mut r).unwrap();
+    let typ =
+        scores::score_with_reference(&b, &test, 0.0, ScoreKind::Typicality, Some(20.0), &mut r)
+            .unwrap();
     assert!(close(typ[5], (nll[5] - 20.0).abs(), 1e-9));
     // Complexity: bits/dim minus PNG bits/dim, so it differs from bpd by the PNG length.
     let cx = scores::score(&b, &test, 0.0, ScoreKind::Complexity, &mut r).unwrap();
     assert!(cx.iter().zip(&bpd).all(|(c, b)| c < b));
-    // The inverted digits are far less likely: detection is near perfect, and the threshold holds its rate.
-    let rep = scores::detect(&b, &test, &inv, 0.0, ScoreKind::Nll, 0.5, 0.05, 0, "bernoulli").unwrap();
+    // The inverted digits are far less likely: detection is near perfect, and the threshold holds
+    // its rate.
+    let rep =
+        scores::detect(&b, &test, &inv, 0.0, ScoreKind::Nll, 0.5, 0.05, 0, "bernoulli").unwrap();
     assert!(rep.detection.auroc > 0.99, "{}", rep.detection.auroc);
     assert!(rep.val_fpr <= 0.05 && rep.tpr > 0.9);
     assert_eq!(rep.val_idx.len() + rep.test_idx.len(), test.n);
     // Wrong shapes and unsupported kinds are refused.
     let other = DataSpec::Mnist { test: true }.load(0).unwrap().take(10);
-    assert!(scores::detect(&b, &test, &other, 0.0, ScoreKind::Nll, 0.5, 0.05, 0, "x").unwrap_err().to_string().contains("shape"));
-    assert!(scores::score(&b, &test, 0.0, ScoreKind::Disc, &mut r).unwrap_err().to_string().contains("cannot give it"));
+    assert!(scores::detect(&b, &test, &other, 0.0, ScoreKind::Nll, 0.5, 0.05, 0, "x")
+        .unwrap_err()
+        .to_string()
+        .contains("shape"));
+    assert!(scores::score(&b, &test, 0.0, ScoreKind::Disc, &mut r)
+        .unwrap_err()
+        .to_string()
+        .contains("cannot give it"));
     assert!(!b.has_features() && b.features(&test.batch(&[0], &Device::Cpu).unwrap()).is_err());
 
     // Features: VAE codes, GAN critic features; a VAE's ELBO and reconstruction scores.
-    let vae = Model::new(&ModelConfig::Vae(VaeConfig { dim: 64, hidden: vec![32], latent: 3, likelihood: deepgen::models::Likelihood::Bernoulli, iw_samples: 5 }), 0, &Device::Cpu).unwrap();
+    let vae = Model::new(
+        &ModelConfig::Vae(VaeConfig {
+            dim: 64,
+            hidden: vec![32],
+            latent: 3,
+            likelihood: deepgen::models::Likelihood::Bernoulli,
+            iw_samples: 5,
+        }),
+        0,
+        &Device::Cpu,
+    )
+    .unwrap();
     let (f, d) = features::embed(&vae, &test).unwrap();
     assert_eq!((d, f.len()), (3, test.n * 3));
     for k in [ScoreKind::Nll, ScoreKind::Elbo, ScoreKind::Recon] {
@@ -271,7 +364,12 @@ fn scores_detection_and_features_per_model() {
     gc.d_hidden = vec![16];
     gc.g_hidden = vec![16];
     // NADE: sigmoid(W x + c), by hand for one example; MADE: the first masked layer, [B, H1].
-    let nade = Model::new(&ModelConfig::Nade(deepgen::models::NadeConfig { dim: 64, hidden: 5 }), 3, &Device::Cpu).unwrap();
+    let nade = Model::new(
+        &ModelConfig::Nade(deepgen::models::NadeConfig { dim: 64, hidden: 5 }),
+        3,
+        &Device::Cpu,
+    )
+    .unwrap();
     let x0 = test.batch(&[0], &Device::Cpu).unwrap();
     let f = nade.features(&x0).unwrap().to_vec1_flat();
     let w = nade.params.get("W").unwrap().as_tensor().to_vec2::<f32>().unwrap();
@@ -281,9 +379,19 @@ fn scores_detection_and_features_per_model() {
         let a: f32 = c[h] + (0..64).map(|d| w[h][d] * xv[d]).sum::<f32>();
         assert!((f[h] - 1.0 / (1.0 + (-a).exp())).abs() < 1e-5);
     }
-    let made =
-        Model::new(&ModelConfig::Made(deepgen::models::MadeConfig { dim: 64, hidden: vec![12, 7], connectivity_agnostic: false, order_agnostic: false, masks: 1, mask_seed: 0 }), 0, &Device::Cpu)
-            .unwrap();
+    let made = Model::new(
+        &ModelConfig::Made(deepgen::models::MadeConfig {
+            dim: 64,
+            hidden: vec![12, 7],
+            connectivity_agnostic: false,
+            order_agnostic: false,
+            masks: 1,
+            mask_seed: 0,
+        }),
+        0,
+        &Device::Cpu,
+    )
+    .unwrap();
     assert_eq!(features::embed(&made, &test).unwrap().1, 12);
     let gan = Model::new(&ModelConfig::Gan(GanConfig { ..gc }), 0, &Device::Cpu).unwrap();
     assert_eq!(features::embed(&gan, &test).unwrap().1, 16);
@@ -317,16 +425,36 @@ fn interpolation_paths_end_at_their_ends() {
 
     // A VAE's path starts and ends at the reconstructions of its two examples.
     let test = DataSpec::Digits { test: true }.load(0).unwrap();
-    let vae = Model::new(&ModelConfig::Vae(VaeConfig { dim: 64, hidden: vec![16], latent: 2, likelihood: deepgen::models::Likelihood::Gaussian, iw_samples: 5 }), 0, &Device::Cpu).unwrap();
+    let vae = Model::new(
+        &ModelConfig::Vae(VaeConfig {
+            dim: 64,
+            hidden: vec![16],
+            latent: 2,
+            likelihood: deepgen::models::Likelihood::Gaussian,
+            iw_samples: 5,
+        }),
+        0,
+        &Device::Cpu,
+    )
+    .unwrap();
     let x = deepgen::run::interpolate(&vae, Some(&test), 2, 5, true, &mut rng::rng(0)).unwrap();
     assert_eq!(x.dims(), &[10, 64]);
-    let rec = vae.get::<Vae>().unwrap().reconstruct(&test.batch(&[0, 1, 2, 3], &Device::Cpu).unwrap()).unwrap().to_vec1_flat();
+    let rec = vae
+        .get::<Vae>()
+        .unwrap()
+        .reconstruct(&test.batch(&[0, 1, 2, 3], &Device::Cpu).unwrap())
+        .unwrap()
+        .to_vec1_flat();
     let x = x.to_vec1_flat();
     let row = |v: &[f32], i: usize| v[i * 64..(i + 1) * 64].to_vec();
     for (path_row, rec_row) in [(0, 0), (4, 1), (5, 2), (9, 3)] {
-        assert!(row(&x, path_row).iter().zip(row(&rec, rec_row)).all(|(p, q)| (p - q).abs() < 1e-5));
+        assert!(row(&x, path_row)
+            .iter()
+            .zip(row(&rec, rec_row))
+            .all(|(p, q)| (p - q).abs() < 1e-5));
     }
-    let bern = Model::new(&ModelConfig::Bernoulli(BernoulliConfig { dim: 64 }), 0, &Device::Cpu).unwrap();
+    let bern =
+        Model::new(&ModelConfig::Bernoulli(BernoulliConfig { dim: 64 }), 0, &Device::Cpu).unwrap();
     assert!(deepgen::run::interpolate(&bern, Some(&test), 1, 3, false, &mut rng::rng(0)).is_err());
 }
 

@@ -2,15 +2,24 @@
 
 mod common;
 
-use deepgen::models::{Vae};
 use candle_core::{Device, Tensor};
 use common::*;
 use deepgen::dist;
+use deepgen::models::Vae;
 use deepgen::models::{Likelihood, Model, ModelConfig, Objective, VaeConfig};
 use deepgen::rng;
 
 fn tiny(likelihood: Likelihood, seed: u64) -> Model {
-    model(ModelConfig::Vae(VaeConfig { dim: 6, hidden: vec![8], latent: 2, likelihood, iw_samples: 10 }), seed)
+    model(
+        ModelConfig::Vae(VaeConfig {
+            dim: 6,
+            hidden: vec![8],
+            latent: 2,
+            likelihood,
+            iw_samples: 10,
+        }),
+        seed,
+    )
 }
 
 #[test]
@@ -23,13 +32,20 @@ fn closed_form_kl_equals_monte_carlo() {
     let n = 200_000;
     let mut r = rng::rng(1);
     let eps = rng::randn(&mut r, &[n, 3], &dev).unwrap();
-    let z = eps.broadcast_mul(&(lv.clone() * 0.5).unwrap().exp().unwrap()).unwrap().broadcast_add(&mu).unwrap();
+    let z = eps
+        .broadcast_mul(&(lv.clone() * 0.5).unwrap().exp().unwrap())
+        .unwrap()
+        .broadcast_add(&mu)
+        .unwrap();
     let lq = deepgen::nn::ops::gaussian_log_prob(&z, &mu, &lv).unwrap().sum(1).unwrap();
     let lp = dist::std_normal_log_prob(&z).unwrap();
     let mc = (lq - lp).unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap() as f64;
     assert!((kl - mc).abs() < 0.01, "closed form {kl} vs Monte Carlo {mc}");
     // And by hand: 0.5 * sum(mu^2 + e^lv - 1 - lv)
-    let hand: f64 = [(0.5f64, -0.3f64), (-1.0, 0.4), (0.2, -1.2)].iter().map(|(m, l)| 0.5 * (m * m + l.exp() - 1.0 - l)).sum();
+    let hand: f64 = [(0.5f64, -0.3f64), (-1.0, 0.4), (0.2, -1.2)]
+        .iter()
+        .map(|(m, l)| 0.5 * (m * m + l.exp() - 1.0 - l))
+        .sum();
     assert!((kl - hand).abs() < 1e-5);
 }
 
@@ -39,7 +55,8 @@ fn gaussian_log_prob_matches_formula() {
     let x = Tensor::new(&[1.5f32], &dev).unwrap();
     let mu = Tensor::new(&[0.5f32], &dev).unwrap();
     let lv = Tensor::new(&[0.7f32], &dev).unwrap();
-    let got = deepgen::nn::ops::gaussian_log_prob(&x, &mu, &lv).unwrap().to_vec1::<f32>().unwrap()[0] as f64;
+    let got = deepgen::nn::ops::gaussian_log_prob(&x, &mu, &lv).unwrap().to_vec1::<f32>().unwrap()
+        [0] as f64;
     let var = 0.7f64.exp();
     let want = -0.5 * (2.0 * std::f64::consts::PI * var).ln() - 0.5 / var;
     assert!((got - want).abs() < 1e-6);
@@ -65,7 +82,10 @@ fn elbo_parts_add_up_and_iwae_bounds_it() {
     let mean_bound = |k: usize, reps: u64| -> f64 {
         let mut tot = 0.0;
         for s in 0..reps {
-            tot += vec1(&vae.log_prob_k(&x, k, &mut rng::rng(100_000 + s)).unwrap()).iter().map(|&v| v as f64).sum::<f64>();
+            tot += vec1(&vae.log_prob_k(&x, k, &mut rng::rng(100_000 + s)).unwrap())
+                .iter()
+                .map(|&v| v as f64)
+                .sum::<f64>();
         }
         tot / (reps as f64 * 16.0)
     };
@@ -76,7 +96,11 @@ fn elbo_parts_add_up_and_iwae_bounds_it() {
     assert!(b50 > e_mean, "IWAE(50) {b50} below the ELBO {e_mean}");
     // The true log p(x) for a 6-dim binary VAE is a 2-D integral; the bound must stay below it:
     // with k = 2000 samples the estimate is close to it, and bound(50) must not exceed it by noise.
-    let near_exact = vec1(&vae.log_prob_k(&x, 2000, &mut rng::rng(7)).unwrap()).iter().map(|&v| v as f64).sum::<f64>() / 16.0;
+    let near_exact = vec1(&vae.log_prob_k(&x, 2000, &mut rng::rng(7)).unwrap())
+        .iter()
+        .map(|&v| v as f64)
+        .sum::<f64>()
+        / 16.0;
     assert!(b50 <= near_exact + 0.02, "bound(50) {b50} above bound(2000) {near_exact}");
 }
 
@@ -85,9 +109,16 @@ fn vae_gradients_match_finite_differences() {
     for lik in [Likelihood::Bernoulli, Likelihood::Gaussian] {
         let m = tiny(lik, 6);
         randomize(&m, 7, 0.4);
-        let x = if lik == Likelihood::Bernoulli { random_binary(5, 6, 8) } else { rng::randn(&mut rng::rng(8), &[5, 6], &Device::Cpu).unwrap() };
-        // Same noise for every evaluation: the loss is then a deterministic function of the parameters.
-        let f = |m: &Model| -> f64 { m.loss(&x, &mut rng::rng(9)).unwrap().total.to_scalar::<f32>().unwrap() as f64 };
+        let x = if lik == Likelihood::Bernoulli {
+            random_binary(5, 6, 8)
+        } else {
+            rng::randn(&mut rng::rng(8), &[5, 6], &Device::Cpu).unwrap()
+        };
+        // Same noise for every evaluation: the loss is then a deterministic function of the
+        // parameters.
+        let f = |m: &Model| -> f64 {
+            m.loss(&x, &mut rng::rng(9)).unwrap().total.to_scalar::<f32>().unwrap() as f64
+        };
         let g = m.loss(&x, &mut rng::rng(9)).unwrap().total.backward().unwrap();
         let checked = assert_grads_match_fd(&m, &f, &g, 7, 5e-3, 5e-3, &format!("{lik:?}"));
         assert!(checked > 10);

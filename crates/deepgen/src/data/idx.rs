@@ -55,7 +55,10 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Idx> {
         let dims = dims_of(&dims_raw);
         let need = payload_len(&dims, elem, path)?;
         let mut data = Vec::with_capacity(need.min(64 << 20) as usize);
-        (&mut dec).take(need + 1).read_to_end(&mut data).map_err(|e| Error::bad_file(path, format!("gzip stream is corrupt: {e}")))?;
+        (&mut dec)
+            .take(need + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| Error::bad_file(path, format!("gzip stream is corrupt: {e}")))?;
         finish(dims, elem, data, need, path)
     } else {
         if bytes.len() < 4 {
@@ -64,7 +67,13 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Idx> {
         let (elem, rank) = check_magic(&bytes[..4], path)?;
         let hdr = 4 + 4 * rank;
         if bytes.len() < hdr {
-            return Err(Error::bad_file(path, format!("truncated IDX header: {rank} dimensions need {hdr} bytes, file has {}", bytes.len())));
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "truncated IDX header: {rank} dimensions need {hdr} bytes, file has {}",
+                    bytes.len()
+                ),
+            ));
         }
         let dims = dims_of(&bytes[4..hdr]);
         let need = payload_len(&dims, elem, path)?;
@@ -74,7 +83,9 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Idx> {
 
 fn read_exact(r: &mut impl Read, buf: &mut [u8], path: &Path, what: &str) -> Result<()> {
     r.read_exact(buf).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => Error::bad_file(path, format!("truncated IDX file: ends inside the {what}")),
+        std::io::ErrorKind::UnexpectedEof => {
+            Error::bad_file(path, format!("truncated IDX file: ends inside the {what}"))
+        }
         _ => Error::bad_file(path, format!("cannot read IDX {what}: {e}")),
     })
 }
@@ -82,12 +93,26 @@ fn read_exact(r: &mut impl Read, buf: &mut [u8], path: &Path, what: &str) -> Res
 /// Returns (element size in bytes, rank).
 fn check_magic(m: &[u8], path: &Path) -> Result<(usize, usize)> {
     if m[0] != 0 || m[1] != 0 {
-        return Err(Error::bad_file(path, format!("not an IDX file: magic {:02x}{:02x}{:02x}{:02x} does not start with 0000", m[0], m[1], m[2], m[3])));
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "not an IDX file: magic {:02x}{:02x}{:02x}{:02x} does not start with 0000",
+                m[0], m[1], m[2], m[3]
+            ),
+        ));
     }
     let elem = match m[2] {
         0x08 => 1,
         0x0D => 4,
-        t => return Err(Error::bad_file(path, format!("unsupported IDX element type 0x{t:02x} (supported: 0x08 unsigned byte, 0x0D float)"))),
+        t => {
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "unsupported IDX element type 0x{t:02x} \
+            (supported: 0x08 unsigned byte, 0x0D float)"
+                ),
+            ))
+        }
     };
     let rank = m[3] as usize;
     if rank == 0 || rank > 4 {
@@ -103,10 +128,15 @@ fn dims_of(raw: &[u8]) -> Vec<usize> {
 fn payload_len(dims: &[usize], elem: usize, path: &Path) -> Result<u64> {
     let mut n: u64 = elem as u64;
     for &d in dims {
-        n = n
-            .checked_mul(d as u64)
-            .filter(|&n| n <= MAX_BYTES)
-            .ok_or_else(|| Error::bad_file(path, format!("IDX header claims dimensions {dims:?}, more than {} GiB: corrupt header?", MAX_BYTES >> 30)))?;
+        n = n.checked_mul(d as u64).filter(|&n| n <= MAX_BYTES).ok_or_else(|| {
+            Error::bad_file(
+                path,
+                format!(
+                    "IDX header claims dimensions {dims:?}, more than {} GiB: corrupt header?",
+                    MAX_BYTES >> 30
+                ),
+            )
+        })?;
     }
     Ok(n)
 }
@@ -114,12 +144,22 @@ fn payload_len(dims: &[usize], elem: usize, path: &Path) -> Result<u64> {
 fn finish(dims: Vec<usize>, elem: usize, data: Vec<u8>, need: u64, path: &Path) -> Result<Idx> {
     let have = data.len() as u64;
     if have < need {
-        return Err(Error::bad_file(path, format!("truncated IDX file: header {dims:?} needs {need} data bytes, found {have}")));
+        return Err(Error::bad_file(
+            path,
+            format!("truncated IDX file: header {dims:?} needs {need} data bytes, found {have}"),
+        ));
     }
     if have > need {
-        return Err(Error::bad_file(path, format!("IDX file has trailing bytes after the {need} that header {dims:?} describes")));
+        return Err(Error::bad_file(
+            path,
+            format!("IDX file has trailing bytes after the {need} that header {dims:?} describes"),
+        ));
     }
-    let data = if elem == 1 { IdxData::U8(data) } else { IdxData::F32(data.chunks(4).map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect()) };
+    let data = if elem == 1 {
+        IdxData::U8(data)
+    } else {
+        IdxData::F32(data.chunks(4).map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect())
+    };
     Ok(Idx { dims, data })
 }
 

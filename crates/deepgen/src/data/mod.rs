@@ -37,18 +37,29 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    pub fn new(source: impl Into<String>, x: Vec<f32>, shape: Vec<usize>, labels: Option<Vec<u32>>) -> Result<Self> {
+    pub fn new(
+        source: impl Into<String>,
+        x: Vec<f32>,
+        shape: Vec<usize>,
+        labels: Option<Vec<u32>>,
+    ) -> Result<Self> {
         let source = source.into();
         let dim: usize = shape.iter().product();
         if dim == 0 || !x.len().is_multiple_of(dim) {
-            return Err(Error::bad_file(&source, format!("{} values do not split into examples of shape {shape:?}", x.len())));
+            return Err(Error::bad_file(
+                &source,
+                format!("{} values do not split into examples of shape {shape:?}", x.len()),
+            ));
         }
         let n = x.len() / dim;
         if n == 0 {
             return Err(Error::bad_file(&source, "the data set is empty"));
         }
         if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-            return Err(Error::bad_file(&source, format!("value {} of example {} is not finite ({})", i % dim, i / dim, x[i])));
+            return Err(Error::bad_file(
+                &source,
+                format!("value {} of example {} is not finite ({})", i % dim, i / dim, x[i]),
+            ));
         }
         if let Some(l) = &labels {
             if l.len() != n {
@@ -91,7 +102,13 @@ impl Dataset {
     /// The first `n` examples (or all, if fewer).
     pub fn take(&self, n: usize) -> Dataset {
         let n = n.min(self.n);
-        Dataset { source: self.source.clone(), x: self.x[..n * self.dim()].to_vec(), n, shape: self.shape.clone(), labels: self.labels.as_ref().map(|l| l[..n].to_vec()) }
+        Dataset {
+            source: self.source.clone(),
+            x: self.x[..n * self.dim()].to_vec(),
+            n,
+            shape: self.shape.clone(),
+            labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
+        }
     }
 
     /// Binarizes in place: static (seeded draws) or threshold at 0.5.
@@ -101,7 +118,9 @@ impl Dataset {
         }
         match how {
             Binarize::None | Binarize::Dynamic => {}
-            Binarize::Threshold => self.x.iter_mut().for_each(|v| *v = if *v > 0.5 { 1.0 } else { 0.0 }),
+            Binarize::Threshold => {
+                self.x.iter_mut().for_each(|v| *v = if *v > 0.5 { 1.0 } else { 0.0 })
+            }
             Binarize::Static => {
                 let mut r = rng::derived(seed, "static-binarization", 0);
                 self.x = rng::bernoulli(&mut r, &self.x);
@@ -112,7 +131,11 @@ impl Dataset {
 
     fn check_unit_range(&self) -> Result<()> {
         match self.x.iter().position(|v| !(0.0..=1.0).contains(v)) {
-            Some(i) => Err(Error::config(format!("{}: cannot binarize: value {} is outside [0, 1] (binarization treats values as probabilities)", self.source, self.x[i]))),
+            Some(i) => Err(Error::config(format!(
+                "{}: cannot binarize: value {} is outside [0, 1] \
+                (binarization treats values as probabilities)",
+                self.source, self.x[i]
+            ))),
             None => Ok(()),
         }
     }
@@ -130,7 +153,11 @@ impl Dataset {
         }
         let n = self.n as f64;
         let m: Vec<f32> = mean.iter().map(|s| (s / n) as f32).collect();
-        let s: Vec<f32> = sq.iter().zip(&mean).map(|(q, s)| ((q / n - (s / n).powi(2)).max(0.0).sqrt().max(1e-6)) as f32).collect();
+        let s: Vec<f32> = sq
+            .iter()
+            .zip(&mean)
+            .map(|(q, s)| ((q / n - (s / n).powi(2)).max(0.0).sqrt().max(1e-6)) as f32)
+            .collect();
         (m, s)
     }
 
@@ -138,7 +165,11 @@ impl Dataset {
     pub fn standardize(&mut self, mean: &[f32], std: &[f32]) -> Result<()> {
         let d = self.dim();
         if mean.len() != d || std.len() != d {
-            return Err(Error::Shape(format!("{}: standardisation for {} features applied to {d}", self.source, mean.len())));
+            return Err(Error::Shape(format!(
+                "{}: standardisation for {} features applied to {d}",
+                self.source,
+                mean.len()
+            )));
         }
         for (k, v) in self.x.iter_mut().enumerate() {
             let j = k % d;
@@ -171,7 +202,9 @@ impl std::str::FromStr for Binarize {
             "static" => Ok(Self::Static),
             "dynamic" => Ok(Self::Dynamic),
             "threshold" => Ok(Self::Threshold),
-            _ => Err(Error::config(format!("unknown binarization `{s}` (expected none, static, dynamic or threshold)"))),
+            _ => Err(Error::config(format!(
+                "unknown binarization `{s}` (expected none, static, dynamic or threshold)"
+            ))),
         }
     }
 }
@@ -194,7 +227,8 @@ pub enum DataSpec {
     Digits {
         test: bool,
     },
-    /// `PREFIX-images-idx3-ubyte[.gz]` (+ optional `PREFIX-labels-idx1-ubyte[.gz]`), or one IDX file.
+    /// `PREFIX-images-idx3-ubyte[.gz]` (+ optional `PREFIX-labels-idx1-ubyte[.gz]`), or one IDX
+    /// file.
     Idx(PathBuf),
     Png(PathBuf),
     Csv(PathBuf),
@@ -217,7 +251,8 @@ pub enum DataSpec {
 impl std::str::FromStr for DataSpec {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        // Modifiers are `+name[=value]` suffixes; a `+` that starts no known modifier stays part of a path.
+        // Modifiers are `+name[=value]` suffixes; a `+` that starts no known modifier stays part of
+        // a path.
         let mut mods = Vec::new();
         let mut base = s;
         while let Some((head, tail)) = base.rsplit_once('+') {
@@ -226,8 +261,15 @@ impl std::str::FromStr for DataSpec {
                     mods.push((tail.to_string(), m?));
                     base = head;
                 }
-                None if matches!(head.split(':').next(), Some("mnist" | "digits" | "stacked-mnist" | "toy")) || !head.contains(':') => {
-                    return Err(Error::config(format!("data spec `{s}`: unknown modifier `+{tail}` (expected {})", modify::NAMES)))
+                None if matches!(
+                    head.split(':').next(),
+                    Some("mnist" | "digits" | "stacked-mnist" | "toy")
+                ) || !head.contains(':') =>
+                {
+                    return Err(Error::config(format!(
+                        "data spec `{s}`: unknown modifier `+{tail}` (expected {})",
+                        modify::NAMES
+                    )))
                 }
                 None => break,
             }
@@ -240,7 +282,9 @@ impl std::str::FromStr for DataSpec {
         let split = |rest: &str| match rest {
             "" | "train" => Ok(false),
             "test" => Ok(true),
-            other => Err(Error::config(format!("data spec `{s}`: unknown split `{other}` (expected train or test)"))),
+            other => Err(Error::config(format!(
+                "data spec `{s}`: unknown split `{other}` (expected train or test)"
+            ))),
         };
         let path = |rest: &str| {
             if rest.is_empty() {
@@ -263,7 +307,9 @@ impl std::str::FromStr for DataSpec {
             }
             _ => {
                 return Err(Error::config(format!(
-                    "unknown data spec `{s}` (expected mnist, mnist:test, digits, stacked-mnist, idx:PREFIX, png:DIR, csv:FILE, npy:FILE, toy:ring8, toy:grid25, each optionally +{})",
+                    "unknown data spec `{s}` (expected mnist, mnist:test, digits, stacked-mnist, \
+                        idx:PREFIX, png:DIR, csv:FILE, npy:FILE, toy:ring8, toy:grid25, each \
+                        optionally +{})",
                     modify::NAMES
                 )))
             }
@@ -299,7 +345,9 @@ impl DataSpec {
             DataSpec::Digits { test: false } => Some(DataSpec::Digits { test: true }),
             DataSpec::Toy { kind, test: false } => Some(DataSpec::Toy { kind: *kind, test: true }),
             DataSpec::StackedMnist { test: false } => Some(DataSpec::StackedMnist { test: true }),
-            DataSpec::Modified { base, mods } => Some(DataSpec::Modified { base: Box::new(base.held_out()?), mods: mods.clone() }),
+            DataSpec::Modified { base, mods } => {
+                Some(DataSpec::Modified { base: Box::new(base.held_out()?), mods: mods.clone() })
+            }
             _ => None,
         }
     }
@@ -310,18 +358,33 @@ impl DataSpec {
         match self {
             DataSpec::Mnist { test } => {
                 let (img, lab) = if *test {
-                    (&include_bytes!("../../../../data/mnist10k-test-images-idx3-ubyte.gz")[..], &include_bytes!("../../../../data/mnist10k-test-labels-idx1-ubyte.gz")[..])
+                    (
+                        &include_bytes!("../../../../data/mnist10k-test-images-idx3-ubyte.gz")[..],
+                        &include_bytes!("../../../../data/mnist10k-test-labels-idx1-ubyte.gz")[..],
+                    )
                 } else {
-                    (&include_bytes!("../../../../data/mnist10k-train-images-idx3-ubyte.gz")[..], &include_bytes!("../../../../data/mnist10k-train-labels-idx1-ubyte.gz")[..])
+                    (
+                        &include_bytes!("../../../../data/mnist10k-train-images-idx3-ubyte.gz")[..],
+                        &include_bytes!("../../../../data/mnist10k-train-labels-idx1-ubyte.gz")[..],
+                    )
                 };
                 sources::from_idx_bytes(&name, img, Some(lab), 255.0)
             }
             DataSpec::Digits { test } => {
-                let all =
-                    sources::from_idx_bytes(&name, include_bytes!("../../../../data/digits8x8-images-idx3-ubyte.gz"), Some(include_bytes!("../../../../data/digits8x8-labels-idx1-ubyte.gz")), 16.0)?;
+                let all = sources::from_idx_bytes(
+                    &name,
+                    include_bytes!("../../../../data/digits8x8-images-idx3-ubyte.gz"),
+                    Some(include_bytes!("../../../../data/digits8x8-labels-idx1-ubyte.gz")),
+                    16.0,
+                )?;
                 let (lo, hi) = if *test { (1500, all.n) } else { (0, 1500) };
                 let d = all.dim();
-                Dataset::new(name, all.x[lo * d..hi * d].to_vec(), all.shape.clone(), all.labels.map(|l| l[lo..hi].to_vec()))
+                Dataset::new(
+                    name,
+                    all.x[lo * d..hi * d].to_vec(),
+                    all.shape.clone(),
+                    all.labels.map(|l| l[lo..hi].to_vec()),
+                )
             }
             DataSpec::Idx(p) => sources::load_idx_prefix(p),
             DataSpec::Png(p) => sources::load_png_dir(p),

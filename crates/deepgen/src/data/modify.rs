@@ -39,8 +39,18 @@ impl Modifier {
             None => (s, None),
         };
         let labels = |a: Option<&str>| -> Result<Vec<u32>> {
-            let a = a.ok_or_else(|| Error::config(format!("data modifier `{name}` needs labels, e.g. {name}=3 or {name}=0,1,2")))?;
-            a.split(',').map(|v| v.trim().parse::<u32>().map_err(|_| Error::config(format!("data modifier `{s}`: `{v}` is not a label")))).collect()
+            let a = a.ok_or_else(|| {
+                Error::config(format!(
+                    "data modifier `{name}` needs labels, e.g. {name}=3 or {name}=0,1,2"
+                ))
+            })?;
+            a.split(',')
+                .map(|v| {
+                    v.trim().parse::<u32>().map_err(|_| {
+                        Error::config(format!("data modifier `{s}`: `{v}` is not a label"))
+                    })
+                })
+                .collect()
         };
         let none = |m: Modifier| match arg {
             None => Ok(m),
@@ -53,7 +63,9 @@ impl Modifier {
                 None => Ok(Modifier::Noise(0.25)),
                 Some(a) => match a.parse::<f32>() {
                     Ok(v) if v.is_finite() && v > 0.0 => Ok(Modifier::Noise(v)),
-                    _ => Err(Error::config(format!("data modifier `{s}`: the noise level must be a positive number"))),
+                    _ => Err(Error::config(format!(
+                        "data modifier `{s}`: the noise level must be a positive number"
+                    ))),
                 },
             },
             "uniform" => none(Modifier::Uniform),
@@ -68,7 +80,10 @@ impl Modifier {
     fn image_dims(d: &Dataset, what: &str) -> Result<(usize, usize, usize)> {
         match d.shape[..] {
             [c, h, w] => Ok((c, h, w)),
-            _ => Err(Error::config(format!("{}: `{what}` needs images, but examples have shape {:?}", d.source, d.shape))),
+            _ => Err(Error::config(format!(
+                "{}: `{what}` needs images, but examples have shape {:?}",
+                d.source, d.shape
+            ))),
         }
     }
 
@@ -76,7 +91,9 @@ impl Modifier {
     pub fn apply(&self, d: Dataset, source: &str) -> Result<Dataset> {
         let dim = d.dim();
         let keep = |d: Dataset, f: &dyn Fn(u32) -> bool| -> Result<Dataset> {
-            let labels = d.labels.as_ref().ok_or_else(|| Error::config(format!("{source}: the data has no labels to select classes by")))?;
+            let labels = d.labels.as_ref().ok_or_else(|| {
+                Error::config(format!("{source}: the data has no labels to select classes by"))
+            })?;
             let idx: Vec<usize> = (0..d.n).filter(|&i| f(labels[i])).collect();
             if idx.is_empty() {
                 return Err(Error::config(format!("{source}: no examples are left")));
@@ -87,7 +104,9 @@ impl Modifier {
         let mut r = rng::derived(0, source, 0);
         let unit = |d: &Dataset, what: &str| -> Result<()> {
             match d.x.iter().find(|v| !(0.0..=1.0).contains(*v)) {
-                Some(v) => Err(Error::config(format!("{source}: `{what}` needs values in [0, 1], the data has {v}"))),
+                Some(v) => Err(Error::config(format!(
+                    "{source}: `{what}` needs values in [0, 1], the data has {v}"
+                ))),
                 None => Ok(()),
             }
         };
@@ -96,10 +115,14 @@ impl Modifier {
             Modifier::Only(l) => return keep(d, &|y| l.contains(&y)),
             Modifier::Without(l) => return keep(d, &|y| !l.contains(&y)),
             Modifier::Noise(s) => {
-                // Images (values in [0, 1]) stay images: the noisy values are clamped; other data is not.
+                // Images (values in [0, 1]) stay images: the noisy values are clamped; other data
+                // is not.
                 let clamp = unit(&d, "noise").is_ok();
-                let e = rng::randn(&mut r, &[x.len()], &candle_core::Device::Cpu)?.to_vec1::<f32>()?;
-                x.iter_mut().zip(e).for_each(|(v, e)| *v = if clamp { (*v + s * e).clamp(0.0, 1.0) } else { *v + s * e });
+                let e =
+                    rng::randn(&mut r, &[x.len()], &candle_core::Device::Cpu)?.to_vec1::<f32>()?;
+                x.iter_mut().zip(e).for_each(|(v, e)| {
+                    *v = if clamp { (*v + s * e).clamp(0.0, 1.0) } else { *v + s * e }
+                });
             }
             Modifier::Uniform => {
                 use rand::Rng as _;
@@ -112,7 +135,9 @@ impl Modifier {
             Modifier::Rotate | Modifier::Flip | Modifier::Shrink => {
                 let (c, h, w) = Self::image_dims(&d, "rotate, flip and shrink")?;
                 if *self == Modifier::Rotate && h != w {
-                    return Err(Error::config(format!("{source}: rotation needs square images, these are {h}x{w}")));
+                    return Err(Error::config(format!(
+                        "{source}: rotation needs square images, these are {h}x{w}"
+                    )));
                 }
                 for (k, out) in x.chunks_mut(h * w).enumerate() {
                     let src = &d.x[k * h * w..(k + 1) * h * w];
@@ -122,15 +147,26 @@ impl Modifier {
                                 // Clockwise: output (i, j) comes from input (h - 1 - j, i).
                                 Modifier::Rotate => src[(h - 1 - j) * w + i],
                                 Modifier::Flip => src[(h - 1 - i) * w + j],
-                                // Output (i, j) in the centred half-size box averages its 2x2 input block.
+                                // Output (i, j) in the centred half-size box averages its 2x2 input
+                                // block.
                                 _ => {
                                     let (i0, j0) = (h / 4, w / 4);
                                     if i < i0 || j < j0 || i >= i0 + h / 2 || j >= j0 + w / 2 {
                                         0.0
                                     } else {
                                         let (si, sj) = (2 * (i - i0), 2 * (j - j0));
-                                        let at = |a: usize, b: usize| if a < h && b < w { src[a * w + b] } else { 0.0 };
-                                        (at(si, sj) + at(si + 1, sj) + at(si, sj + 1) + at(si + 1, sj + 1)) / 4.0
+                                        let at = |a: usize, b: usize| {
+                                            if a < h && b < w {
+                                                src[a * w + b]
+                                            } else {
+                                                0.0
+                                            }
+                                        };
+                                        (at(si, sj)
+                                            + at(si + 1, sj)
+                                            + at(si, sj + 1)
+                                            + at(si + 1, sj + 1))
+                                            / 4.0
                                     }
                                 }
                             };
@@ -150,9 +186,15 @@ impl Modifier {
 /// planes; label 100 a + 10 b + c, so 1,000 modes.
 pub fn stacked(base: &Dataset, n: usize, tag: &str) -> Result<Dataset> {
     use rand::Rng as _;
-    let labels = base.labels.as_ref().ok_or_else(|| Error::config(format!("{tag}: the base set has no labels")))?;
+    let labels = base
+        .labels
+        .as_ref()
+        .ok_or_else(|| Error::config(format!("{tag}: the base set has no labels")))?;
     if base.shape.len() != 3 || base.shape[0] != 1 {
-        return Err(Error::config(format!("{tag}: stacking needs one-channel images, not shape {:?}", base.shape)));
+        return Err(Error::config(format!(
+            "{tag}: stacking needs one-channel images, not shape {:?}",
+            base.shape
+        )));
     }
     let d = base.dim();
     let mut r = rng::derived(0, tag, 0);

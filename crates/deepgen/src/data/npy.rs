@@ -25,7 +25,9 @@ pub fn parse(b: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>, bool)> {
     let header = b.get(start..start + hlen).ok_or_else(|| bad("truncated NPY header".into()))?;
     let header = std::str::from_utf8(header).map_err(|_| bad("NPY header is not text".into()))?;
     let field = |key: &str| -> Result<&str> {
-        let at = header.find(&format!("'{key}'")).ok_or_else(|| bad(format!("NPY header has no '{key}'")))?;
+        let at = header
+            .find(&format!("'{key}'"))
+            .ok_or_else(|| bad(format!("NPY header has no '{key}'")))?;
         Ok(header[at + key.len() + 2..].trim_start().trim_start_matches(':').trim_start())
     };
     let descr = field("descr")?;
@@ -44,17 +46,32 @@ pub fn parse(b: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>, bool)> {
     }
     let shape_s = field("shape")?;
     let close = shape_s.find(')').ok_or_else(|| bad("NPY shape is not a tuple".into()))?;
-    let shape: Vec<usize> =
-        shape_s[1..close].split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse::<usize>().map_err(|_| bad(format!("NPY shape entry `{s}` is not a number")))).collect::<Result<_>>()?;
-    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad("NPY shape overflows".into()))?;
+    let shape: Vec<usize> = shape_s[1..close]
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<usize>().map_err(|_| bad(format!("NPY shape entry `{s}` is not a number")))
+        })
+        .collect::<Result<_>>()?;
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| bad("NPY shape overflows".into()))?;
     let data = &b[start + hlen..];
     let need = n.checked_mul(size).ok_or_else(|| bad("NPY shape overflows".into()))?;
     if data.len() != need {
-        return Err(bad(format!("NPY shape {shape:?} needs {need} data bytes, file has {}", data.len())));
+        return Err(bad(format!(
+            "NPY shape {shape:?} needs {need} data bytes, file has {}",
+            data.len()
+        )));
     }
     let v: Vec<f32> = match kind {
         'f' => data.chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        'd' => data.chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect(),
+        'd' => data
+            .chunks(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+            .collect(),
         _ => data.iter().map(|&x| x as f32).collect(),
     };
     Ok((shape, v, kind == 'u'))
@@ -70,7 +87,8 @@ pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
 /// `descr` (e.g. `<f8`, `|u1`), C order.
 pub fn encode_raw(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let tuple =
+        if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
     let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
     // The header is padded so that the data starts on a 64-byte boundary.
     while (10 + h.len() + 1) % 64 != 0 {

@@ -6,7 +6,12 @@ use super::{idx, npy, Dataset};
 use crate::error::{Error, Result};
 
 /// Images from IDX bytes, scaled by `1/scale`; labels optional.
-pub(crate) fn from_idx_bytes(name: &str, images: &[u8], labels: Option<&[u8]>, scale: f32) -> Result<Dataset> {
+pub(crate) fn from_idx_bytes(
+    name: &str,
+    images: &[u8],
+    labels: Option<&[u8]>,
+    scale: f32,
+) -> Result<Dataset> {
     let img = idx::parse(images, Path::new(name))?;
     let labels = match labels {
         Some(b) => Some(labels_from(idx::parse(b, Path::new(name))?, name)?),
@@ -17,7 +22,10 @@ pub(crate) fn from_idx_bytes(name: &str, images: &[u8], labels: Option<&[u8]>, s
 
 fn labels_from(l: idx::Idx, name: &str) -> Result<Vec<u32>> {
     if l.dims.len() != 1 {
-        return Err(Error::bad_file(name, format!("label file has rank {} (expected 1)", l.dims.len())));
+        return Err(Error::bad_file(
+            name,
+            format!("label file has rank {} (expected 1)", l.dims.len()),
+        ));
     }
     Ok(l.to_f32().into_iter().map(|v| v as u32).collect())
 }
@@ -27,7 +35,12 @@ fn images_from(img: idx::Idx, labels: Option<Vec<u32>>, scale: f32, name: &str) 
         [_, h, w] => vec![1, *h, *w],
         [_, h, w, c] if *c == 1 || *c == 3 => vec![*c, *h, *w],
         [_, d] => vec![*d],
-        d => return Err(Error::bad_file(name, format!("IDX images have dims {d:?}; expected [N, H, W], [N, H, W, C] or [N, D]"))),
+        d => {
+            return Err(Error::bad_file(
+                name,
+                format!("IDX images have dims {d:?}; expected [N, H, W], [N, H, W, C] or [N, D]"),
+            ))
+        }
     };
     let n = img.dims[0];
     if let Some(l) = &labels {
@@ -52,7 +65,8 @@ fn hwc_to_chw(x: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
         for y in 0..h {
             for xx in 0..w {
                 for ch in 0..c {
-                    out[i * c * h * w + ch * h * w + y * w + xx] = x[i * h * w * c + (y * w + xx) * c + ch];
+                    out[i * c * h * w + ch * h * w + y * w + xx] =
+                        x[i * h * w * c + (y * w + xx) * c + ch];
                 }
             }
         }
@@ -73,9 +87,25 @@ pub fn load_idx_prefix(prefix: &Path) -> Result<Dataset> {
         return images_from(img, None, 255.0, &prefix.display().to_string());
     }
     let p = prefix.display().to_string();
-    let images = first_existing(&[format!("{p}-images-idx3-ubyte.gz").into(), format!("{p}-images-idx3-ubyte").into(), format!("{p}-images.idx3-ubyte").into()])
-        .ok_or_else(|| Error::bad_file(prefix, format!("no IDX images found: expected {p}-images-idx3-ubyte[.gz] or an IDX file at this path")))?;
-    let labels = first_existing(&[format!("{p}-labels-idx1-ubyte.gz").into(), format!("{p}-labels-idx1-ubyte").into(), format!("{p}-labels.idx1-ubyte").into()]);
+    let images = first_existing(&[
+        format!("{p}-images-idx3-ubyte.gz").into(),
+        format!("{p}-images-idx3-ubyte").into(),
+        format!("{p}-images.idx3-ubyte").into(),
+    ])
+    .ok_or_else(|| {
+        Error::bad_file(
+            prefix,
+            format!(
+                "no IDX images found: expected \
+            {p}-images-idx3-ubyte[.gz] or an IDX file at this path"
+            ),
+        )
+    })?;
+    let labels = first_existing(&[
+        format!("{p}-labels-idx1-ubyte.gz").into(),
+        format!("{p}-labels-idx1-ubyte").into(),
+        format!("{p}-labels.idx1-ubyte").into(),
+    ]);
     let img = idx::read_file(&images)?;
     let labels = match &labels {
         Some(l) => Some(labels_from(idx::read_file(l)?, &l.display().to_string())?),
@@ -83,7 +113,11 @@ pub fn load_idx_prefix(prefix: &Path) -> Result<Dataset> {
     };
     if let Some(l) = &labels {
         if l.len() != img.dims[0] {
-            return Err(Error::Shape(format!("{name}: {} labels for {} images", l.len(), img.dims[0])));
+            return Err(Error::Shape(format!(
+                "{name}: {} labels for {} images",
+                l.len(),
+                img.dims[0]
+            )));
         }
     }
     let mut d = images_from(img, labels, 255.0, &images.display().to_string())?;
@@ -94,7 +128,12 @@ pub fn load_idx_prefix(prefix: &Path) -> Result<Dataset> {
 /// `png:DIR`: every `.png` in DIR (sorted by name), greyscale or RGB, all one size.
 pub fn load_png_dir(dir: &Path) -> Result<Dataset> {
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("png"))).collect();
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("png"))
+        })
+        .collect();
     files.sort();
     if files.is_empty() {
         return Err(Error::bad_file(dir, "no .png files in this folder"));
@@ -102,8 +141,15 @@ pub fn load_png_dir(dir: &Path) -> Result<Dataset> {
     let mut x = Vec::new();
     let mut shape: Option<(Vec<usize>, PathBuf)> = None;
     for f in &files {
-        let img = image::open(f).map_err(|e| Error::bad_file(f, format!("cannot decode PNG: {e}")))?;
-        let grey = matches!(img.color(), image::ColorType::L8 | image::ColorType::L16 | image::ColorType::La8 | image::ColorType::La16);
+        let img =
+            image::open(f).map_err(|e| Error::bad_file(f, format!("cannot decode PNG: {e}")))?;
+        let grey = matches!(
+            img.color(),
+            image::ColorType::L8
+                | image::ColorType::L16
+                | image::ColorType::La8
+                | image::ColorType::La16
+        );
         let (w, h) = (img.width() as usize, img.height() as usize);
         let this = if grey { vec![1, h, w] } else { vec![3, h, w] };
         match &shape {
@@ -111,7 +157,17 @@ pub fn load_png_dir(dir: &Path) -> Result<Dataset> {
             Some((s, first)) if *s != this => {
                 return Err(Error::bad_file(
                     f,
-                    format!("image is {}x{}x{} (CxHxW) but {} is {}x{}x{}; all images must have one size and colour type", this[0], h, w, first.display(), s[0], s[1], s[2]),
+                    format!(
+                        "image is {}x{}x{} (CxHxW) but {} is {}x{}x{}; all images must have \
+                        one size and colour type",
+                        this[0],
+                        h,
+                        w,
+                        first.display(),
+                        s[0],
+                        s[1],
+                        s[2]
+                    ),
                 ))
             }
             _ => {}
@@ -133,8 +189,11 @@ pub fn load_png_dir(dir: &Path) -> Result<Dataset> {
 /// parse as numbers is a header (the scikit-learn files' `569,30,malignant,benign` is one).
 pub fn load_csv(path: &Path) -> Result<Dataset> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
-    let parse_row = |l: &str| -> Option<Vec<f32>> { l.split(',').map(|f| f.trim().parse::<f32>().ok()).collect() };
+    let lines: Vec<(usize, &str)> =
+        text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
+    let parse_row = |l: &str| -> Option<Vec<f32>> {
+        l.split(',').map(|f| f.trim().parse::<f32>().ok()).collect()
+    };
     let mut rows = lines.as_slice();
     if let Some((_, first)) = rows.first() {
         if parse_row(first).is_none() {
@@ -149,12 +208,23 @@ pub fn load_csv(path: &Path) -> Result<Dataset> {
     for (ln, l) in rows {
         let fields: Vec<&str> = l.split(',').collect();
         if fields.len() != ncol {
-            return Err(Error::bad_file(path, format!("line {}: {} columns, expected {ncol}", ln + 1, fields.len())));
+            return Err(Error::bad_file(
+                path,
+                format!("line {}: {} columns, expected {ncol}", ln + 1, fields.len()),
+            ));
         }
         for (c, f) in fields.iter().enumerate() {
-            let v: f32 = f.trim().parse().map_err(|_| Error::bad_file(path, format!("line {}, column {}: `{}` is not a number", ln + 1, c + 1, f.trim())))?;
+            let v: f32 = f.trim().parse().map_err(|_| {
+                Error::bad_file(
+                    path,
+                    format!("line {}, column {}: `{}` is not a number", ln + 1, c + 1, f.trim()),
+                )
+            })?;
             if !v.is_finite() {
-                return Err(Error::bad_file(path, format!("line {}, column {}: value {v} is not finite", ln + 1, c + 1)));
+                return Err(Error::bad_file(
+                    path,
+                    format!("line {}, column {}: value {v} is not finite", ln + 1, c + 1),
+                ));
             }
             x.push(v);
         }
@@ -172,7 +242,12 @@ pub fn load_npy(path: &Path) -> Result<Dataset> {
         [_, d] => vec![*d],
         [_, h, w] => vec![1, *h, *w],
         [_, c, h, w] => vec![*c, *h, *w],
-        s => return Err(Error::bad_file(path, format!("NPY array has shape {s:?}; expected [N, D], [N, H, W] or [N, C, H, W]"))),
+        s => {
+            return Err(Error::bad_file(
+                path,
+                format!("NPY array has shape {s:?}; expected [N, D], [N, H, W] or [N, C, H, W]"),
+            ))
+        }
     };
     let mut d = Dataset::new(path.display().to_string(), x, ex, None)?;
     d.source = format!("npy:{}", path.display());

@@ -38,7 +38,9 @@ impl Toy {
                     [2.0 * a.cos(), 2.0 * a.sin()]
                 })
                 .collect(),
-            Toy::Grid25 => (0..25).map(|k| [-4.0 + 2.0 * (k / 5) as f32, -4.0 + 2.0 * (k % 5) as f32]).collect(),
+            Toy::Grid25 => (0..25)
+                .map(|k| [-4.0 + 2.0 * (k / 5) as f32, -4.0 + 2.0 * (k % 5) as f32])
+                .collect(),
         }
     }
 }
@@ -49,7 +51,9 @@ impl std::str::FromStr for Toy {
         match s {
             "ring8" => Ok(Toy::Ring8),
             "grid25" => Ok(Toy::Grid25),
-            _ => Err(Error::config(format!("unknown toy data set `{s}` (expected ring8 or grid25)"))),
+            _ => {
+                Err(Error::config(format!("unknown toy data set `{s}` (expected ring8 or grid25)")))
+            }
         }
     }
 }

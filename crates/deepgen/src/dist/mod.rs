@@ -39,7 +39,9 @@ impl std::str::FromStr for PixelOutput {
         match s {
             "bernoulli" => Ok(PixelOutput::Bernoulli),
             "softmax" | "softmax256" => Ok(PixelOutput::Softmax),
-            _ => Err(crate::error::Error::config(format!("unknown output `{s}` (expected bernoulli or softmax)"))),
+            _ => Err(crate::error::Error::config(format!(
+                "unknown output `{s}` (expected bernoulli or softmax)"
+            ))),
         }
     }
 }
@@ -63,8 +65,15 @@ impl PixelOutput {
     pub fn log_prob(&self, params: &Tensor, x: &Tensor) -> crate::error::Result<Tensor> {
         let (b, d, p) = params.dims3()?;
         Ok(match self {
-            PixelOutput::Bernoulli => bernoulli_log_prob_logits(&params.reshape((b, d))?, x)?.sum(1)?,
-            PixelOutput::Softmax => crate::nn::ops::categorical_log_prob_levels(&params.reshape((b * d, p))?, &x.flatten_all()?)?.reshape((b, d))?.sum(1)?,
+            PixelOutput::Bernoulli => {
+                bernoulli_log_prob_logits(&params.reshape((b, d))?, x)?.sum(1)?
+            }
+            PixelOutput::Softmax => crate::nn::ops::categorical_log_prob_levels(
+                &params.reshape((b * d, p))?,
+                &x.flatten_all()?,
+            )?
+            .reshape((b, d))?
+            .sum(1)?,
         })
     }
 
@@ -75,7 +84,13 @@ impl PixelOutput {
         match self {
             PixelOutput::Bernoulli => {
                 let z = p[0] as f64;
-                let x = known.map(|v| if v >= 0.5 { 1.0 } else { 0.0 }).unwrap_or_else(|| if rng.gen::<f64>() < 1.0 / (1.0 + (-z).exp()) { 1.0 } else { 0.0 });
+                let x = known.map(|v| if v >= 0.5 { 1.0 } else { 0.0 }).unwrap_or_else(|| {
+                    if rng.gen::<f64>() < 1.0 / (1.0 + (-z).exp()) {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                });
                 // log sigma(z) or log(1 - sigma(z)) = -softplus(-z) or -softplus(z)
                 let s = if x > 0.5 { -z } else { z };
                 (x as f32, -(s.max(0.0) + (-s.abs()).exp().ln_1p()))

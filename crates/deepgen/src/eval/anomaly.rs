@@ -23,14 +23,18 @@ fn check(what: &str, s: &[f64]) -> Result<()> {
         return Err(Error::config(format!("{what}: no examples to score")));
     }
     if let Some(i) = s.iter().position(|v| !v.is_finite()) {
-        return Err(Error::config(format!("{what}: the score of example {i} is not finite ({})", s[i])));
+        return Err(Error::config(format!(
+            "{what}: the score of example {i} is not finite ({})",
+            s[i]
+        )));
     }
     Ok(())
 }
 
 /// Scores grouped by distinct value, highest first: (value, normals, anomalies).
 fn groups(normal: &[f64], anomalous: &[f64]) -> Vec<(f64, usize, usize)> {
-    let mut all: Vec<(f64, bool)> = normal.iter().map(|&s| (s, false)).chain(anomalous.iter().map(|&s| (s, true))).collect();
+    let mut all: Vec<(f64, bool)> =
+        normal.iter().map(|&s| (s, false)).chain(anomalous.iter().map(|&s| (s, true))).collect();
     all.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut out: Vec<(f64, usize, usize)> = Vec::new();
     for (s, pos) in all {
@@ -72,7 +76,12 @@ pub fn detection(normal: &[f64], anomalous: &[f64]) -> Result<Detection> {
         }
         roc.push((fpr, tpr));
     }
-    Ok(Detection { auroc: auroc / (n_neg * n_pos), auprc, fpr_at_95_tpr: fpr95.unwrap_or(1.0), roc })
+    Ok(Detection {
+        auroc: auroc / (n_neg * n_pos),
+        auprc,
+        fpr_at_95_tpr: fpr95.unwrap_or(1.0),
+        roc,
+    })
 }
 
 /// The threshold that flags (score > t) at most a share `fpr` of `normal`:

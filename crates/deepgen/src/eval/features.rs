@@ -3,7 +3,7 @@
 //! regression on frozen features), and the classifier-based sample metrics
 //! (FID on MNIST, Inception score, per-class and Stacked-MNIST mode coverage).
 
-use crate::models::{Classifier};
+use crate::models::Classifier;
 use candle_core::{Device, Tensor};
 
 use super::quality::{self, GaussianFit};
@@ -11,8 +11,8 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::nn::Params;
-use crate::rng;
 use crate::optim::{Adam, AdamConfig};
+use crate::rng;
 
 /// Features of every example of `data` (rows of `dim` values), in batches of 256.
 pub fn embed(model: &Model, data: &Dataset) -> Result<(Vec<f32>, usize)> {
@@ -48,12 +48,23 @@ pub const PROBE_L2: [f64; 3] = [1e-4, 1e-3, 1e-2];
 /// examples, then the probe is refitted on all of them. Written here because
 /// no well-kept Rust crate fits a softmax regression on candle tensors; it is
 /// a few lines over our own Adam.
-pub fn linear_probe(train: (&[f32], &[u32]), test: (&[f32], &[u32]), dim: usize, seed: u64) -> Result<Probe> {
+pub fn linear_probe(
+    train: (&[f32], &[u32]),
+    test: (&[f32], &[u32]),
+    dim: usize,
+    seed: u64,
+) -> Result<Probe> {
     let (xtr, ytr) = train;
     let (xte, yte) = test;
-    if dim == 0 || xtr.len() != ytr.len() * dim || xte.len() != yte.len() * dim || ytr.len() < 5 || yte.is_empty() {
+    if dim == 0
+        || xtr.len() != ytr.len() * dim
+        || xte.len() != yte.len() * dim
+        || ytr.len() < 5
+        || yte.is_empty()
+    {
         return Err(Error::Shape(format!(
-            "linear probe: {} train and {} test values for {} and {} labels of {dim} features (at least 5 training examples)",
+            "linear probe: {} train and {} test values for {} and {} labels of {dim} features (at \
+                least 5 training examples)",
             xtr.len(),
             xte.len(),
             ytr.len(),
@@ -70,16 +81,25 @@ pub fn linear_probe(train: (&[f32], &[u32]), test: (&[f32], &[u32]), dim: usize,
             sq[j] += (row[j] as f64).powi(2) / n as f64;
         }
     }
-    let std: Vec<f64> = sq.iter().zip(&mean).map(|(s, m)| (s - m * m).max(0.0).sqrt().max(1e-6)).collect();
+    let std: Vec<f64> =
+        sq.iter().zip(&mean).map(|(s, m)| (s - m * m).max(0.0).sqrt().max(1e-6)).collect();
     let standard = |x: &[f32]| -> Result<Tensor> {
-        let v: Vec<f32> = x.iter().enumerate().map(|(i, &v)| ((v as f64 - mean[i % dim]) / std[i % dim]) as f32).collect();
+        let v: Vec<f32> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| ((v as f64 - mean[i % dim]) / std[i % dim]) as f32)
+            .collect();
         Ok(Tensor::from_vec(v, (x.len() / dim, dim), &Device::Cpu)?)
     };
     let (a, b) = (standard(xtr)?, standard(xte)?);
     let perm = rng::permutation(&mut rng::derived(seed, "probe-split", 0), n);
     let n_val = n / 5;
     let pick = |idx: &[usize]| -> Result<(Tensor, Vec<u32>)> {
-        let t = Tensor::from_vec(idx.iter().map(|&i| i as u32).collect::<Vec<u32>>(), idx.len(), &Device::Cpu)?;
+        let t = Tensor::from_vec(
+            idx.iter().map(|&i| i as u32).collect::<Vec<u32>>(),
+            idx.len(),
+            &Device::Cpu,
+        )?;
         Ok((a.index_select(&t, 0)?, idx.iter().map(|&i| ytr[i]).collect()))
     };
     let (fit_x, fit_y) = pick(&perm[n_val..])?;
@@ -93,7 +113,12 @@ pub fn linear_probe(train: (&[f32], &[u32]), test: (&[f32], &[u32]), dim: usize,
         }
     }
     let (w, b0) = fit_softmax(&a, ytr, k, best.1, seed)?;
-    Ok(Probe { train_accuracy: accuracy(&a, ytr, &w, &b0)?, test_accuracy: accuracy(&b, yte, &w, &b0)?, dim, l2: best.1 })
+    Ok(Probe {
+        train_accuracy: accuracy(&a, ytr, &w, &b0)?,
+        test_accuracy: accuracy(&b, yte, &w, &b0)?,
+        dim,
+        l2: best.1,
+    })
 }
 
 fn fit_softmax(x: &Tensor, y: &[u32], k: usize, l2: f64, seed: u64) -> Result<(Tensor, Tensor)> {
@@ -124,10 +149,19 @@ fn accuracy(x: &Tensor, y: &[u32], w: &Tensor, b: &Tensor) -> Result<f64> {
 }
 
 /// Class posteriors `[n, k]` and features `[n, F]` of rows `x` under a classifier run.
-pub fn classify(classifier: &Model, x: &[f32], dim: usize) -> Result<(Vec<f32>, Vec<f32>, usize, usize)> {
-    let c = classifier.get::<Classifier>().ok_or_else(|| Error::config(format!("the {} run is not a classifier", classifier.name())))?;
+pub fn classify(
+    classifier: &Model,
+    x: &[f32],
+    dim: usize,
+) -> Result<(Vec<f32>, Vec<f32>, usize, usize)> {
+    let c = classifier.get::<Classifier>().ok_or_else(|| {
+        Error::config(format!("the {} run is not a classifier", classifier.name()))
+    })?;
     if dim != c.cfg.dim() {
-        return Err(Error::Shape(format!("the classifier reads {} values per example, these examples have {dim}", c.cfg.dim())));
+        return Err(Error::Shape(format!(
+            "the classifier reads {} values per example, these examples have {dim}",
+            c.cfg.dim()
+        )));
     }
     let (mut probs, mut feats) = (Vec::new(), Vec::new());
     let mut f_dim = 0;
@@ -147,7 +181,8 @@ pub struct SampleQuality {
     /// Fréchet distance between the classifier's features of real and generated examples.
     pub fid: f64,
     /// The same for as many real training examples as generated ones: what a
-    /// generator that reproduced the data would reach at this sample size (FID is biased upward at small n).
+    /// generator that reproduced the data would reach at this sample size (FID is biased upward at
+    /// small n).
     pub fid_floor: f64,
     pub inception_score: f64,
     /// Generated examples per predicted class.
@@ -159,7 +194,13 @@ pub struct SampleQuality {
 
 /// FID and the rest of `fake` against `real` (held-out rows), with
 /// `reference` (real training rows, as many as `fake`) for the floor.
-pub fn sample_quality(classifier: &Model, real: &[f32], fake: &[f32], reference: &[f32], dim: usize) -> Result<SampleQuality> {
+pub fn sample_quality(
+    classifier: &Model,
+    real: &[f32],
+    fake: &[f32],
+    reference: &[f32],
+    dim: usize,
+) -> Result<SampleQuality> {
     let (_, fr, _, fd) = classify(classifier, real, dim)?;
     let (pf, ff, k, _) = classify(classifier, fake, dim)?;
     let (_, fref, _, _) = classify(classifier, reference, dim)?;
@@ -192,32 +233,49 @@ pub struct StackedModes {
 
 pub fn stacked_modes(classifier: &Model, x: &[f32], shape: &[usize]) -> Result<StackedModes> {
     let [3, h, w] = shape[..] else {
-        return Err(Error::config(format!("Stacked-MNIST modes need 3-channel images, not shape {shape:?}")));
+        return Err(Error::config(format!(
+            "Stacked-MNIST modes need 3-channel images, not shape {shape:?}"
+        )));
     };
     let plane = h * w;
     let n = x.len() / (3 * plane);
     let mut counts = vec![0usize; 1000];
     let mut digits = vec![[0usize; 3]; n];
     for c in 0..3 {
-        let planes: Vec<f32> = (0..n).flat_map(|i| x[(i * 3 + c) * plane..(i * 3 + c + 1) * plane].iter().copied()).collect();
+        let planes: Vec<f32> = (0..n)
+            .flat_map(|i| x[(i * 3 + c) * plane..(i * 3 + c + 1) * plane].iter().copied())
+            .collect();
         let (p, _, k, _) = classify(classifier, &planes, plane)?;
         for (i, row) in p.chunks(k).enumerate() {
             digits[i][c] = crate::nn::argmax(row).min(9);
         }
     }
-    let predicted: Vec<u32> = digits.iter().map(|d| (d[0] * 100 + d[1] * 10 + d[2]) as u32).collect();
+    let predicted: Vec<u32> =
+        digits.iter().map(|d| (d[0] * 100 + d[1] * 10 + d[2]) as u32).collect();
     for &p in &predicted {
         counts[p as usize] += 1;
     }
-    Ok(StackedModes { modes: counts.iter().filter(|&&c| c > 0).count(), kl: quality::kl_to_uniform(&counts), n, predicted })
+    Ok(StackedModes {
+        modes: counts.iter().filter(|&&c| c > 0).count(),
+        kl: quality::kl_to_uniform(&counts),
+        n,
+        predicted,
+    })
 }
 
 /// The classifier's accuracy on labelled data `v`, as `deepgen classifier train` prints it.
 pub fn accuracy_line(classifier: &Model, v: &Dataset) -> Result<String> {
     let (p, _, k, _) = classify(classifier, &v.x, v.dim())?;
-    let labels = v.labels.as_ref().ok_or_else(|| Error::config(format!("{}: the validation data has no labels", v.source)))?;
-    let right = p.chunks(k).zip(labels).filter(|(row, y)| crate::nn::argmax(row) == **y as usize).count();
+    let labels = v
+        .labels
+        .as_ref()
+        .ok_or_else(|| Error::config(format!("{}: the validation data has no labels", v.source)))?;
+    let right =
+        p.chunks(k).zip(labels).filter(|(row, y)| crate::nn::argmax(row) == **y as usize).count();
     let hidden = classifier.get::<Classifier>().map(|c| c.cfg.hidden).unwrap_or(0);
     let acc = 100.0 * right as f64 / v.n as f64;
-    Ok(format!("{}: {} examples, test accuracy {acc:.2} % ({k} classes, {hidden}-d features)", v.source, v.n))
+    Ok(format!(
+        "{}: {} examples, test accuracy {acc:.2} % ({k} classes, {hidden}-d features)",
+        v.source, v.n
+    ))
 }

@@ -1,6 +1,5 @@
 //! Evaluation: negative log-likelihood in nats and bits per dimension.
 
-
 use crate::data::Dataset;
 use crate::error::Result;
 pub mod anomaly;

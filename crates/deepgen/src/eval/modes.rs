@@ -27,12 +27,22 @@ pub struct ModeReport {
 /// The default share of samples a mode needs to count as covered: 20 of 2,500.
 pub const DEFAULT_MIN_SHARE: f64 = 20.0 / 2500.0;
 
-/// Measures coverage of `means` (each a mixture component with standard deviation `sigma`) by `samples`.
-pub fn mode_report(samples: &[[f32; 2]], means: &[[f32; 2]], sigma: f32, min_share: f64) -> ModeReport {
+/// Measures coverage of `means` (each a mixture component with standard deviation `sigma`) by
+/// `samples`.
+pub fn mode_report(
+    samples: &[[f32; 2]],
+    means: &[[f32; 2]],
+    sigma: f32,
+    min_share: f64,
+) -> ModeReport {
     let mut counts = vec![0usize; means.len()];
     let mut hq = 0usize;
     for s in samples {
-        let (k, d2) = means.iter().enumerate().map(|(k, m)| (k, (s[0] - m[0]).powi(2) + (s[1] - m[1]).powi(2))).fold((0, f32::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
+        let (k, d2) = means
+            .iter()
+            .enumerate()
+            .map(|(k, m)| (k, (s[0] - m[0]).powi(2) + (s[1] - m[1]).powi(2)))
+            .fold((0, f32::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
         if d2.sqrt() <= 3.0 * sigma {
             counts[k] += 1;
             hq += 1;
@@ -53,5 +63,13 @@ pub fn mode_report(samples: &[[f32; 2]], means: &[[f32; 2]], sigma: f32, min_sha
             })
             .sum()
     };
-    ModeReport { samples: samples.len(), modes: means.len(), covered, high_quality: hq as f64 / n as f64, reverse_kl, counts, min_share }
+    ModeReport {
+        samples: samples.len(),
+        modes: means.len(),
+        covered,
+        high_quality: hq as f64 / n as f64,
+        reverse_kl,
+        counts,
+        min_share,
+    }
 }

@@ -19,7 +19,10 @@ impl GaussianFit {
     /// Fits `n` rows of `d` features (`rows.len() == n * d`).
     pub fn new(rows: &[f32], d: usize) -> Result<Self> {
         if d == 0 || !rows.len().is_multiple_of(d) || rows.len() / d < 2 {
-            return Err(Error::Shape(format!("a Gaussian fit needs at least 2 rows of {d} features, got {} values", rows.len())));
+            return Err(Error::Shape(format!(
+                "a Gaussian fit needs at least 2 rows of {d} features, got {} values",
+                rows.len()
+            )));
         }
         let n = rows.len() / d;
         let m = DMatrix::from_row_slice(n, d, &rows.iter().map(|&v| v as f64).collect::<Vec<_>>());
@@ -47,7 +50,11 @@ fn sqrt_psd(a: &DMatrix<f64>) -> DMatrix<f64> {
 /// with the same eigenvalues, so no non-symmetric square root is needed.
 pub fn frechet_distance(a: &GaussianFit, b: &GaussianFit) -> Result<f64> {
     if a.mean.len() != b.mean.len() {
-        return Err(Error::Shape(format!("Fréchet distance between {}- and {}-dimensional features", a.mean.len(), b.mean.len())));
+        return Err(Error::Shape(format!(
+            "Fréchet distance between {}- and {}-dimensional features",
+            a.mean.len(),
+            b.mean.len()
+        )));
     }
     let s1 = sqrt_psd(&a.cov);
     let mid = &s1 * &b.cov * &s1;
@@ -62,7 +69,10 @@ pub fn frechet_distance(a: &GaussianFit, b: &GaussianFit) -> Result<f64> {
 /// confident predictions spread evenly over k classes.
 pub fn inception_score(probs: &[f32], k: usize) -> Result<f64> {
     if k == 0 || !probs.len().is_multiple_of(k) || probs.is_empty() {
-        return Err(Error::Shape(format!("inception score: {} values are not rows of {k} class probabilities", probs.len())));
+        return Err(Error::Shape(format!(
+            "inception score: {} values are not rows of {k} class probabilities",
+            probs.len()
+        )));
     }
     let n = probs.len() / k;
     let mut marginal = vec![0f64; k];
@@ -131,7 +141,9 @@ pub fn code_class_agreement(counts: &[Vec<usize>]) -> CodeAgreement {
     let k = counts.len();
     let c = counts.first().map(|r| r.len()).unwrap_or(0);
     let n: usize = counts.iter().flatten().sum();
-    let argmax = |r: &Vec<usize>| r.iter().enumerate().max_by_key(|&(i, &v)| (v, std::cmp::Reverse(i))).map(|(i, _)| i);
+    let argmax = |r: &Vec<usize>| {
+        r.iter().enumerate().max_by_key(|&(i, &v)| (v, std::cmp::Reverse(i))).map(|(i, _)| i)
+    };
     let majority: Vec<Option<usize>> = counts.iter().map(argmax).collect();
     let pure: usize = counts.iter().zip(&majority).map(|(r, m)| m.map(|m| r[m]).unwrap_or(0)).sum();
     let mut distinct: Vec<usize> = majority.iter().flatten().copied().collect();
@@ -158,7 +170,12 @@ pub fn code_class_agreement(counts: &[Vec<usize>]) -> CodeAgreement {
                 }
             }
         }
-        let (mut mask, total) = best[k].iter().enumerate().filter_map(|(m, v)| v.map(|v| (m, v))).max_by_key(|&(m, v)| (v, std::cmp::Reverse(m))).unwrap_or((0, 0));
+        let (mut mask, total) = best[k]
+            .iter()
+            .enumerate()
+            .filter_map(|(m, v)| v.map(|v| (m, v)))
+            .max_by_key(|&(m, v)| (v, std::cmp::Reverse(m)))
+            .unwrap_or((0, 0));
         // Walk back to recover each code's class.
         let mut mapping = vec![None; k];
         for i in (0..k).rev() {
@@ -166,7 +183,10 @@ pub fn code_class_agreement(counts: &[Vec<usize>]) -> CodeAgreement {
             if best[i][mask] == Some(here) {
                 continue;
             }
-            let cl = (0..c).find(|&cl| mask & (1 << cl) != 0 && best[i][mask & !(1 << cl)].is_some_and(|b| b + counts[i][cl] == here));
+            let cl = (0..c).find(|&cl| {
+                mask & (1 << cl) != 0
+                    && best[i][mask & !(1 << cl)].is_some_and(|b| b + counts[i][cl] == here)
+            });
             if let Some(cl) = cl {
                 mapping[i] = Some(cl);
                 mask &= !(1 << cl);
@@ -176,5 +196,11 @@ pub fn code_class_agreement(counts: &[Vec<usize>]) -> CodeAgreement {
     } else {
         (None, vec![None; k])
     };
-    CodeAgreement { n, purity: if n > 0 { pure as f64 / n as f64 } else { 0.0 }, distinct: distinct.len(), matched, mapping }
+    CodeAgreement {
+        n,
+        purity: if n > 0 { pure as f64 / n as f64 } else { 0.0 },
+        distinct: distinct.len(),
+        matched,
+        mapping,
+    }
 }

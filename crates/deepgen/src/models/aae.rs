@@ -17,15 +17,15 @@ use serde::{Deserialize, Serialize};
 use super::gan::GanLoss;
 use super::{Adversarial, Side};
 use crate::data::DataSpec;
+use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::models::family::*;
+use crate::models::{DensityModel, Encoder, ModelFlags, Objective, Sampler};
 use crate::nn::ops::bernoulli_log_prob_logits;
 use crate::nn::stack::{Init, Stack};
 use crate::nn::Params;
-use crate::rng::{self, Rng};
-use crate::data::Dataset;
-use crate::models::family::*;
-use crate::models::{DensityModel, Encoder, ModelFlags, Objective, Sampler};
 use crate::recipe::{AdversarialConfig, Schedule, TrainConfig};
+use crate::rng::{self, Rng};
 use std::any::Any;
 
 /// The prior the codes are matched to.
@@ -34,11 +34,14 @@ use std::any::Any;
 pub enum Prior {
     /// N(0, I).
     Gaussian,
-    /// 10 equally weighted 2-D Gaussians, means on a circle of radius 4, std 0.5 (the paper's Fig. 4 layout, isotropic).
+    /// 10 equally weighted 2-D Gaussians, means on a circle of radius 4, std 0.5 (the paper's Fig.
+    /// 4 layout, isotropic).
     Mixture10,
-    /// A 2-D swiss roll: angle t = 1.5 pi (1 + 2u), point (t cos t, t sin t) / 3 plus N(0, 0.05^2) noise.
+    /// A 2-D swiss roll: angle t = 1.5 pi (1 + 2u), point (t cos t, t sin t) / 3 plus N(0, 0.05^2)
+    /// noise.
     SwissRoll,
-    /// Uniform draws from the rows of a data file (`csv:FILE` or `npy:FILE`) with one column per latent dimension.
+    /// Uniform draws from the rows of a data file (`csv:FILE` or `npy:FILE`) with one column per
+    /// latent dimension.
     Samples(String),
 }
 
@@ -50,7 +53,12 @@ impl std::str::FromStr for Prior {
             "mixture10" => Prior::Mixture10,
             "swiss-roll" => Prior::SwissRoll,
             s if s.starts_with("csv:") || s.starts_with("npy:") => Prior::Samples(s.to_string()),
-            _ => return Err(Error::config(format!("unknown prior `{s}` (expected gaussian, mixture10, swiss-roll, csv:FILE or npy:FILE)"))),
+            _ => {
+                return Err(Error::config(format!(
+                    "unknown prior `{s}` (expected gaussian, \
+                mixture10, swiss-roll, csv:FILE or npy:FILE)"
+                )))
+            }
         })
     }
 }
@@ -107,13 +115,23 @@ impl Aae {
             return Err(Error::config("aae: --latent must be positive"));
         }
         if matches!(cfg.prior, Prior::Mixture10 | Prior::SwissRoll) && cfg.latent != 2 {
-            return Err(Error::config(format!("aae: the {:?} prior is 2-D; pass --latent 2", cfg.prior)));
+            return Err(Error::config(format!(
+                "aae: the {:?} prior is 2-D; pass --latent \
+                2",
+                cfg.prior
+            )));
         }
         let samples = match &cfg.prior {
             Prior::Samples(spec) => {
                 let d = spec.parse::<DataSpec>()?.load(0)?;
                 if d.dim() != cfg.latent {
-                    return Err(Error::Shape(format!("{}: prior draws have {} values each, the latent has {}", d.source, d.dim(), cfg.latent)));
+                    return Err(Error::Shape(format!(
+                        "{}: prior draws have {} values each, the \
+                        latent has {}",
+                        d.source,
+                        d.dim(),
+                        cfg.latent
+                    )));
                 }
                 d.x
             }
@@ -156,7 +174,10 @@ impl Aae {
                 (0..n)
                     .flat_map(|i| {
                         let t = 1.5 * std::f32::consts::PI * (1.0 + 2.0 * rng.gen::<f32>());
-                        [t * t.cos() / 3.0 + 0.05 * e[2 * i], t * t.sin() / 3.0 + 0.05 * e[2 * i + 1]]
+                        [
+                            t * t.cos() / 3.0 + 0.05 * e[2 * i],
+                            t * t.sin() / 3.0 + 0.05 * e[2 * i + 1],
+                        ]
                     })
                     .collect()
             }
@@ -187,7 +208,8 @@ impl Aae {
         })
     }
 
-    /// Reconstruction loss per batch (nats for Bernoulli, half squared error for Gaussian), mean over examples.
+    /// Reconstruction loss per batch (nats for Bernoulli, half squared error for Gaussian), mean
+    /// over examples.
     fn recon_loss(&self, x: &Tensor, z: &Tensor) -> Result<Tensor> {
         let y = self.dec.forward(z, true)?;
         Ok(match self.cfg.recon {
@@ -266,7 +288,11 @@ impl Family for AaeConfig {
     /// 2-D toy sets batch 512 and a cosine schedule, as the toy GANs.
     fn recipe(_name: &str, shape: &[usize]) -> TrainConfig {
         let toy = is_toy(shape);
-        let mut t = TrainConfig { steps: 3000, batch_size: if toy { 512 } else { 128 }, ..TrainConfig::default() };
+        let mut t = TrainConfig {
+            steps: 3000,
+            batch_size: if toy { 512 } else { 128 },
+            ..TrainConfig::default()
+        };
         t.adversarial = Some(AdversarialConfig { d_lr: 2e-4, ..AdversarialConfig::default() });
         if toy {
             t.schedule = Schedule::Cosine;

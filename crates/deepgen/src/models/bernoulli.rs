@@ -6,16 +6,16 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::data::Dataset;
 use crate::dist::PixelOutput;
 use crate::error::Result;
-use crate::models::Known;
-use crate::nn::{ops, Params};
-use crate::rng::Rng;
 use crate::models::family::*;
+use crate::models::Known;
 use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::nn::{ops, Params};
 use crate::recipe::TrainConfig;
+use crate::rng::Rng;
 use std::any::Any;
-use crate::data::Dataset;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -30,7 +30,12 @@ pub struct Bernoulli {
 }
 
 impl Bernoulli {
-    pub fn new(p: &mut Params, cfg: &BernoulliConfig, _rng: &mut Rng, dev: &Device) -> Result<Self> {
+    pub fn new(
+        p: &mut Params,
+        cfg: &BernoulliConfig,
+        _rng: &mut Rng,
+        dev: &Device,
+    ) -> Result<Self> {
         Ok(Self { logits: p.zeros("logits", &[cfg.dim], dev)? })
     }
 
@@ -42,14 +47,20 @@ impl Bernoulli {
     }
 
     /// Independent draws (known values kept); returns `[n, D]` and each row's log p.
-    pub fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    pub fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         let z = self.logits.to_vec1::<f32>()?;
         let d = z.len();
         let mut out = Vec::with_capacity(n * d);
         let mut lps = vec![0f64; n];
         for (s, lp) in lps.iter_mut().enumerate() {
             for (i, &zi) in z.iter().enumerate() {
-                let (v, l) = PixelOutput::Bernoulli.draw(&[zi], known.and_then(|k| k.get(s, i, d)), rng);
+                let (v, l) =
+                    PixelOutput::Bernoulli.draw(&[zi], known.and_then(|k| k.get(s, i, d)), rng);
                 out.push(v);
                 *lp += l;
             }
@@ -140,7 +151,12 @@ impl DensityModel for Bernoulli {
 }
 
 impl Sequential for Bernoulli {
-    fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         Bernoulli::sample_ar(self, n, known, rng)
     }
     fn conditionals(&self, _x: &Tensor) -> Option<Result<Tensor>> {

@@ -28,7 +28,9 @@ use crate::data::Dataset;
 use crate::dist::PixelOutput;
 use crate::error::{Error, Result};
 use crate::models::family::*;
-use crate::models::{Adversarial, DensityModel, Encoder, Known, Losses, ModelFlags, Objective, Sampler};
+use crate::models::{
+    Adversarial, DensityModel, Encoder, Known, Losses, ModelFlags, Objective, Sampler,
+};
 use crate::nn::{ops, Params};
 use crate::recipe::TrainConfig;
 use crate::rng::{self, Rng};
@@ -52,18 +54,25 @@ pub struct BernoulliMixture {
 impl BernoulliMixture {
     /// Mixing weights start uniform; component logits uniform in [-1, 1], so
     /// that the components differ and gradient descent can tell them apart.
-    pub fn new(p: &mut Params, cfg: &BernoulliMixtureConfig, rng: &mut Rng, dev: &Device) -> Result<Self> {
+    pub fn new(
+        p: &mut Params,
+        cfg: &BernoulliMixtureConfig,
+        rng: &mut Rng,
+        dev: &Device,
+    ) -> Result<Self> {
         if cfg.components == 0 {
             return Err(Error::config("bernoulli-mixture: --components must be positive"));
         }
         let mix = p.zeros("mix", &[cfg.components], dev)?;
-        let logits = p.add("logits", rng::uniform(rng, &[cfg.components, cfg.dim], -1.0, 1.0, dev)?)?;
+        let logits =
+            p.add("logits", rng::uniform(rng, &[cfg.components, cfg.dim], -1.0, 1.0, dev)?)?;
         Ok(Self { mix, logits })
     }
 
     /// log pi_k + log p(x | k), `x: [B, D]` -> `[B, K]`.
     fn log_joint(&self, x: &Tensor) -> Result<Tensor> {
-        let per = x.matmul(&self.logits.t()?)?.broadcast_sub(&ops::softplus(&self.logits)?.sum(1)?)?;
+        let per =
+            x.matmul(&self.logits.t()?)?.broadcast_sub(&ops::softplus(&self.logits)?.sum(1)?)?;
         let log_pi = self.mix.broadcast_sub(&ops::log_mean_exp(&self.mix.unsqueeze(0)?, 1)?)?;
         let k = self.mix.dim(0)? as f64;
         Ok(per.broadcast_add(&(log_pi - k.ln())?)?)
@@ -115,14 +124,23 @@ impl BernoulliMixture {
     }
 
     /// Draws in raster order (known values kept); returns `[n, D]` and each row's log p.
-    pub fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    pub fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         let d = self.logits.dim(1)?;
         let mut out = vec![0f32; n * d];
         let mut lps = vec![0f64; n];
         for (s, lp) in lps.iter_mut().enumerate() {
             let row = &mut out[s * d..(s + 1) * d];
             self.chain(d, |i, z| {
-                let (v, l) = PixelOutput::Bernoulli.draw(&[z as f32], known.and_then(|k| k.get(s, i, d)), rng);
+                let (v, l) = PixelOutput::Bernoulli.draw(
+                    &[z as f32],
+                    known.and_then(|k| k.get(s, i, d)),
+                    rng,
+                );
                 row[i] = v;
                 *lp += l;
                 v
@@ -157,7 +175,8 @@ fn log_sigmoid(z: f64) -> f64 {
 impl Family for BernoulliMixtureConfig {
     const MODELS: &'static [ModelInfo] = &[ModelInfo {
         name: "bernoulli-mixture",
-        summary: "mixture of K product-of-Bernoulli components (latent classes; exact log p, posterior features)",
+        summary: "mixture of K product-of-Bernoulli components (latent classes; exact log p, \
+            posterior features)",
         density: Density::Exact,
         training: Training::Likelihood,
         sampler: true,
@@ -239,7 +258,12 @@ impl DensityModel for BernoulliMixture {
 }
 
 impl Sequential for BernoulliMixture {
-    fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         BernoulliMixture::sample_ar(self, n, known, rng)
     }
     fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {

@@ -11,16 +11,19 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::nn::conv::Strided;
-use crate::nn::{stack::{Init, Stack}, Act};
-use crate::nn::Params;
-use crate::rng::Rng;
 use crate::data::Dataset;
+use crate::error::{Error, Result};
 use crate::models::family::*;
 use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::nn::conv::Strided;
+use crate::nn::Params;
+use crate::nn::{
+    stack::{Init, Stack},
+    Act,
+};
 use crate::recipe::Schedule;
 use crate::recipe::TrainConfig;
+use crate::rng::Rng;
 use std::any::Any;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -55,7 +58,11 @@ impl ClassifierConfig {
 
     pub fn check(&self) -> Result<()> {
         if self.classes < 2 {
-            return Err(Error::config(format!("classifier: needs at least 2 classes, got {}", self.classes)));
+            return Err(Error::config(format!(
+                "classifier: needs at least 2 classes, got \
+                {}",
+                self.classes
+            )));
         }
         if self.channels == 0 || self.hidden == 0 {
             return Err(Error::config("classifier: channels and hidden must be positive"));
@@ -72,7 +79,12 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    pub fn new(p: &mut Params, cfg: &ClassifierConfig, rng: &mut Rng, dev: &Device) -> Result<Self> {
+    pub fn new(
+        p: &mut Params,
+        cfg: &ClassifierConfig,
+        rng: &mut Rng,
+        dev: &Device,
+    ) -> Result<Self> {
         cfg.check()?;
         let mut body = Stack::new("body", cfg.dim(), dev);
         if cfg.conv() {
@@ -80,7 +92,8 @@ impl Classifier {
             let s = Strided { k: 4, stride: 2, pad: 1 };
             let ch = cfg.channels;
             body.down(p, "conv1", s, (h, w, c), ch, Init::Default, rng)?.act(Act::Leaky(0.2));
-            body.down(p, "conv2", s, (h / 2, w / 2, ch), 2 * ch, Init::Default, rng)?.act(Act::Leaky(0.2));
+            body.down(p, "conv2", s, (h / 2, w / 2, ch), 2 * ch, Init::Default, rng)?
+                .act(Act::Leaky(0.2));
             body.dense(p, "fc", cfg.hidden, true, Init::Default, rng)?;
         } else {
             body.dense(p, "fc0", cfg.hidden, true, Init::Default, rng)?;
@@ -120,7 +133,12 @@ impl Classifier {
         let lp = self.log_probs(x)?;
         let k = self.cfg.classes;
         if labels.len() != lp.dim(0)? {
-            return Err(Error::Shape(format!("{} labels for {} examples", labels.len(), lp.dim(0)?)));
+            return Err(Error::Shape(format!(
+                "{} labels for {} \
+                examples",
+                labels.len(),
+                lp.dim(0)?
+            )));
         }
         let onehot = crate::nn::one_hot(labels, k, x.device())?;
         Ok((lp * onehot)?.sum(1)?)
@@ -130,7 +148,8 @@ impl Classifier {
 impl Family for ClassifierConfig {
     const MODELS: &'static [ModelInfo] = &[ModelInfo {
         name: "classifier",
-        summary: "digit classifier p(y|x) for FID-on-MNIST, Inception score and mode counts (not generative; needs labels)",
+        summary: "digit classifier p(y|x) for FID-on-MNIST, Inception score and mode counts (not \
+            generative; needs labels)",
         density: Density::None,
         training: Training::Likelihood,
         sampler: false,
@@ -151,7 +170,8 @@ impl Family for ClassifierConfig {
     /// constant lr 96.0 % test accuracy, the validation loss rising after
     /// step 500 (600 steps: 96.8 %); cosine with AdamW decay 0.1: 97.1 %.
     fn recipe(_name: &str, _shape: &[usize]) -> TrainConfig {
-        let mut t = TrainConfig { steps: 1500, schedule: Schedule::Cosine, ..TrainConfig::default() };
+        let mut t =
+            TrainConfig { steps: 1500, schedule: Schedule::Cosine, ..TrainConfig::default() };
         t.optimizer.weight_decay = 0.1;
         t
     }

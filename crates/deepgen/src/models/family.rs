@@ -138,7 +138,12 @@ pub trait Family: Sized {
 pub trait Sequential {
     /// Values in `known` are kept and the others drawn in the model's order
     /// given everything before them. Returns `[n, D]` and each row's log p.
-    fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)>;
+    fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)>;
     /// The parameters of every conditional p(x_i | x_<i), `[B, D, P]`
     /// (raster order); `None` where the model has no parameters to show
     /// (independent pixels).

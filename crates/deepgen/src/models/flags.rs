@@ -122,8 +122,11 @@ impl ModelFlags {
         for flag in given(self) {
             let field = flag.trim_start_matches("--").replace('-', "_");
             if !info.flags.contains(&field.as_str()) {
-                let takers: Vec<&str> =
-                    all.clone().filter(|m| m.flags.contains(&field.as_str())).map(|m| m.name).collect();
+                let takers: Vec<&str> = all
+                    .clone()
+                    .filter(|m| m.flags.contains(&field.as_str()))
+                    .map(|m| m.name)
+                    .collect();
                 return Err(Error::config(format!(
                     "{flag} does not apply to the {} model (it applies to: {})",
                     info.name,

@@ -10,16 +10,16 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::data::Dataset;
 use crate::dist::PixelOutput;
 use crate::error::Result;
-use crate::models::Known;
-use crate::nn::{ops, Params};
-use crate::rng::Rng;
 use crate::models::family::*;
+use crate::models::Known;
 use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::nn::{ops, Params};
 use crate::recipe::TrainConfig;
+use crate::rng::Rng;
 use std::any::Any;
-use crate::data::Dataset;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +62,12 @@ impl Fvsbn {
 
     /// Ancestral sampling, one pixel at a time (plain loops: D steps of a dot
     /// product); known values are kept. Returns `[n, D]` and each row's log p.
-    pub fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    pub fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         let d = self.dim;
         let w = (&self.w * &self.mask)?.flatten_all()?.to_vec1::<f32>()?;
         let a = self.a.to_vec1::<f32>()?;
@@ -72,7 +77,8 @@ impl Fvsbn {
             let x = &mut out[s * d..(s + 1) * d];
             for i in 0..d {
                 let z: f32 = a[i] + (0..i).map(|j| x[j] * w[j * d + i]).sum::<f32>();
-                let (v, l) = PixelOutput::Bernoulli.draw(&[z], known.and_then(|k| k.get(s, i, d)), rng);
+                let (v, l) =
+                    PixelOutput::Bernoulli.draw(&[z], known.and_then(|k| k.get(s, i, d)), rng);
                 x[i] = v;
                 lps[s] += l;
             }
@@ -162,7 +168,12 @@ impl DensityModel for Fvsbn {
 }
 
 impl Sequential for Fvsbn {
-    fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         Fvsbn::sample_ar(self, n, known, rng)
     }
     fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {

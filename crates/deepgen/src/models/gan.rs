@@ -10,16 +10,19 @@ use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::{Adversarial, Side};
-use crate::error::{Error, Result};
-use crate::nn::conv::Strided;
-use crate::nn::ops::softplus;
-use crate::nn::{stack::{Init, Stack}, Act};
-use crate::nn::Params;
-use crate::rng::{self, Rng};
 use crate::data::Dataset;
+use crate::error::{Error, Result};
 use crate::models::family::*;
 use crate::models::{DensityModel, Encoder, ModelFlags, Objective, Sampler};
+use crate::nn::conv::Strided;
+use crate::nn::ops::softplus;
+use crate::nn::Params;
+use crate::nn::{
+    stack::{Init, Stack},
+    Act,
+};
 use crate::recipe::{AdversarialConfig, Schedule, TrainConfig};
+use crate::rng::{self, Rng};
 use std::any::Any;
 
 /// The f-divergences of f-GAN (Nowozin et al. 2016, Table 2) with the output
@@ -32,18 +35,27 @@ pub enum Divergence {
     Kl,
     /// Reverse KL(Q || P): f(u) = -log u, g_f(v) = -exp(-v), f*(t) = -1 - log(-t).
     ReverseKl,
-    /// Jensen-Shannon: f(u) = -(u+1) log((1+u)/2) + u log u, g_f(v) = log 2 - log(1 + e^-v), f*(t) = -log(2 - e^t).
+    /// Jensen-Shannon: f(u) = -(u+1) log((1+u)/2) + u log u, g_f(v) = log 2 - log(1 + e^-v), f*(t)
+    /// = -log(2 - e^t).
     Js,
     /// Pearson chi^2: f(u) = (u - 1)^2, g_f(v) = v, f*(t) = t^2/4 + t.
     Pearson,
     /// Squared Hellinger: f(u) = (sqrt u - 1)^2, g_f(v) = 1 - e^-v, f*(t) = t / (1 - t).
     Hellinger,
-    /// The original GAN's: f(u) = u log u - (u+1) log(u+1), g_f(v) = -log(1 + e^-v), f*(t) = -log(1 - e^t).
+    /// The original GAN's: f(u) = u log u - (u+1) log(u+1), g_f(v) = -log(1 + e^-v), f*(t) = -log(1
+    /// - e^t).
     Gan,
 }
 
 impl Divergence {
-    pub const ALL: [Divergence; 6] = [Divergence::Kl, Divergence::ReverseKl, Divergence::Js, Divergence::Pearson, Divergence::Hellinger, Divergence::Gan];
+    pub const ALL: [Divergence; 6] = [
+        Divergence::Kl,
+        Divergence::ReverseKl,
+        Divergence::Js,
+        Divergence::Pearson,
+        Divergence::Hellinger,
+        Divergence::Gan,
+    ];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -121,7 +133,11 @@ impl Divergence {
 impl std::str::FromStr for Divergence {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        Divergence::ALL.into_iter().find(|d| d.name() == s).ok_or_else(|| Error::config(format!("unknown divergence `{s}` (expected kl, reverse-kl, js, pearson, hellinger or gan)")))
+        Divergence::ALL.into_iter().find(|d| d.name() == s).ok_or_else(|| {
+            Error::config(format!(
+                "unknown divergence `{s}` (expected kl, reverse-kl, js, pearson, hellinger or gan)"
+            ))
+        })
     }
 }
 
@@ -131,12 +147,14 @@ impl std::str::FromStr for Divergence {
 pub enum GanLoss {
     /// min_G max_D E log D(x) + E log(1 - D(G(z))), the generator minimising log(1 - D(G(z))).
     Minimax,
-    /// The same discriminator; the generator maximises log D(G(z)) (Goodfellow et al. 2014, Sec. 3).
+    /// The same discriminator; the generator maximises log D(G(z)) (Goodfellow et al. 2014, Sec.
+    /// 3).
     NonSaturating,
     /// f-GAN: the critic maximises E_P[T] - E_Q[f*(T)], T = g_f(v); the
     /// generator maximises E_Q[g_f(v)] (the paper's Sec. 3.2 alternative update).
     F(Divergence),
-    /// Wasserstein critic: maximise E_P[v] - E_Q[v] (a 1-Lipschitz constraint comes from clipping or a gradient penalty).
+    /// Wasserstein critic: maximise E_P[v] - E_Q[v] (a 1-Lipschitz constraint comes from clipping
+    /// or a gradient penalty).
     Wasserstein,
 }
 
@@ -149,7 +167,8 @@ pub struct CriticTerms {
 }
 
 impl GanLoss {
-    /// The critic's loss from its raw outputs on real (`vr`) and generated (`vf`) examples, `[B]` each.
+    /// The critic's loss from its raw outputs on real (`vr`) and generated (`vf`) examples, `[B]`
+    /// each.
     pub fn critic(&self, vr: &Tensor, vf: &Tensor) -> Result<CriticTerms> {
         let (loss, estimate) = match self {
             GanLoss::Minimax | GanLoss::NonSaturating => {
@@ -200,7 +219,10 @@ impl std::str::FromStr for GanLoss {
             "wasserstein" => Ok(GanLoss::Wasserstein),
             other => match other.parse::<Divergence>() {
                 Ok(d) => Ok(GanLoss::F(d)),
-                Err(_) => Err(Error::config(format!("unknown GAN loss `{s}` (expected minimax, non-saturating, wasserstein, or an f-divergence: kl, reverse-kl, js, pearson, hellinger, gan)"))),
+                Err(_) => Err(Error::config(format!(
+                    "unknown GAN loss `{s}` (expected minimax, non-saturating, wasserstein, \
+                     or an f-divergence: kl, reverse-kl, js, pearson, hellinger, gan)"
+                ))),
             },
         }
     }
@@ -212,7 +234,8 @@ impl std::str::FromStr for GanLoss {
 pub enum Arch {
     /// Fully connected players (vectors, 2-D toy data, flattened images).
     Mlp,
-    /// DCGAN: transposed convolutions, strided convolutions, batch norm, LeakyReLU (images with H, W divisible by 4).
+    /// DCGAN: transposed convolutions, strided convolutions, batch norm, LeakyReLU (images with H,
+    /// W divisible by 4).
     Dcgan,
 }
 
@@ -245,7 +268,9 @@ impl std::str::FromStr for Noise {
         match s {
             "normal" => Ok(Noise::Normal),
             "uniform" => Ok(Noise::Uniform),
-            other => Err(Error::config(format!("unknown noise `{other}` (expected normal or uniform)"))),
+            other => {
+                Err(Error::config(format!("unknown noise `{other}` (expected normal or uniform)")))
+            }
         }
     }
 }
@@ -282,7 +307,8 @@ pub struct GanConfig {
     pub g_norm: bool,
     /// DCGAN: feature maps of the discriminator's first layer (the generator mirrors it).
     pub channels: usize,
-    /// Batch norm in the discriminator (DCGAN; off for gradient penalties, which penalise per-example gradients).
+    /// Batch norm in the discriminator (DCGAN; off for gradient penalties, which penalise
+    /// per-example gradients).
     pub d_norm: bool,
     pub output: GenOutput,
     /// Conditional GAN: number of classes, given one-hot to both players (0 = unconditional).
@@ -339,7 +365,11 @@ impl GanConfig {
             match self.shape[..] {
                 [_, h, w] if h % 4 == 0 && w % 4 == 0 && h >= 8 && w >= 8 => {}
                 _ => {
-                    return Err(Error::config(format!("the dcgan architecture needs images whose height and width are multiples of 4 (at least 8); this data has examples of shape {:?}", self.shape)))
+                    return Err(Error::config(format!(
+                        "the dcgan architecture needs images whose height and width are \
+                         multiples of 4 (at least 8); this data has examples of shape {:?}",
+                        self.shape
+                    )))
                 }
             }
             if self.channels == 0 {
@@ -347,7 +377,9 @@ impl GanConfig {
             }
         }
         if self.classes > 0 && self.is_info() {
-            return Err(Error::config("a GAN is either conditional (--classes) or an InfoGAN (codes), not both"));
+            return Err(Error::config(
+                "a GAN is either conditional (--classes) or an InfoGAN (codes), not both",
+            ));
         }
         if self.categorical == 1 {
             return Err(Error::config("infogan: a categorical code needs at least 2 values"));
@@ -356,10 +388,16 @@ impl GanConfig {
             return Err(Error::config("--pack must be at least 1"));
         }
         if !(0.0..1.0).contains(&self.ema) {
-            return Err(Error::config(format!("--g-ema must be in [0, 1) (a decay such as 0.999), got {}", self.ema)));
+            return Err(Error::config(format!(
+                "--g-ema must be in [0, 1) (a decay such as 0.999), got {}",
+                self.ema
+            )));
         }
         if self.pack > 1 && self.is_info() {
-            return Err(Error::config("--pack does not combine with InfoGAN codes (the Q head reads one example's code, a packed critic sees several)"));
+            return Err(Error::config(
+                "--pack does not combine with InfoGAN codes (the Q head \
+                reads one example's code, a packed critic sees several)",
+            ));
         }
         Ok(())
     }
@@ -396,7 +434,8 @@ impl Gan {
                 let mut d = Stack::new("d", cfg.pack * (cfg.dim() + cfg.classes), dev);
                 for (i, &h) in cfg.d_hidden.iter().enumerate() {
                     if cfg.shape.len() == 3 {
-                        d.dense(p, &format!("fc{i}"), h, false, Init::Default, rng)?.act(Act::Leaky(0.2));
+                        d.dense(p, &format!("fc{i}"), h, false, Init::Default, rng)?
+                            .act(Act::Leaky(0.2));
                     } else {
                         d.dense(p, &format!("fc{i}"), h, true, Init::Default, rng)?;
                     }
@@ -416,7 +455,8 @@ impl Gan {
                 g.norm(p, "bn1", ch, true, rng)?.act(Act::Relu);
                 g.up(p, "up2", s, (2 * h4, 2 * w4, ch), c, init, rng)?;
                 let mut d = Stack::new("d", cfg.pack * (cfg.dim() + cfg.classes), dev);
-                d.down(p, "conv1", s, (h, w, cfg.pack * (c + cfg.classes)), ch, init, rng)?.act(Act::Leaky(0.2));
+                d.down(p, "conv1", s, (h, w, cfg.pack * (c + cfg.classes)), ch, init, rng)?
+                    .act(Act::Leaky(0.2));
                 d.down(p, "conv2", s, (h / 2, w / 2, ch), 2 * ch, init, rng)?;
                 if cfg.d_norm {
                     d.norm(p, "bn2", 2 * ch, false, rng)?;
@@ -431,7 +471,14 @@ impl Gan {
         }
         let feat = d.out;
         let mut v_head = Stack::new("d.head", feat, dev);
-        v_head.dense(p, "v", 1, false, if cfg.arch == Arch::Dcgan { Init::Normal(0.02) } else { Init::Default }, rng)?;
+        v_head.dense(
+            p,
+            "v",
+            1,
+            false,
+            if cfg.arch == Arch::Dcgan { Init::Normal(0.02) } else { Init::Default },
+            rng,
+        )?;
         let q_head = if cfg.is_info() {
             let mut q = Stack::new("d.q", feat, dev);
             q.dense(p, "fc", 128, false, Init::Default, rng)?.act(Act::Leaky(0.2));
@@ -446,7 +493,11 @@ impl Gan {
                 let name = format!("g_ema.{}", name.strip_prefix("g.").unwrap_or(name));
                 // `copy`: a fresh tensor, so the average never aliases the live weight.
                 p.add(&name, v.as_tensor().copy()?)?;
-                avg.push(p.get(&name).cloned().ok_or_else(|| Error::config(format!("parameter {name} vanished")))?);
+                avg.push(
+                    p.get(&name)
+                        .cloned()
+                        .ok_or_else(|| Error::config(format!("parameter {name} vanished")))?,
+                );
             }
             Some(avg)
         } else {
@@ -458,7 +509,9 @@ impl Gan {
     /// Data rows `[B, D]` (C, H, W order) to the players' layout.
     fn to_players(&self, x: &Tensor) -> Result<Tensor> {
         match (self.cfg.arch, &self.cfg.shape[..]) {
-            (Arch::Dcgan, [c, h, w]) => Ok(x.reshape((x.dim(0)?, *c, *h, *w))?.permute((0, 2, 3, 1))?),
+            (Arch::Dcgan, [c, h, w]) => {
+                Ok(x.reshape((x.dim(0)?, *c, *h, *w))?.permute((0, 2, 3, 1))?)
+            }
             _ => Ok(x.clone()),
         }
     }
@@ -472,7 +525,8 @@ impl Gan {
         })
     }
 
-    /// Draws InfoGAN codes: a uniform categorical value (one-hot) and uniform[-1, 1] continuous codes, `[n, codes]`.
+    /// Draws InfoGAN codes: a uniform categorical value (one-hot) and uniform[-1, 1] continuous
+    /// codes, `[n, codes]`.
     pub fn draw_codes(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
         use rand::Rng as _;
         let (k, m) = (self.cfg.categorical, self.cfg.continuous);
@@ -488,7 +542,8 @@ impl Gan {
         Ok(Tensor::from_vec(v, (n, k + m), &self.dev)?)
     }
 
-    /// G(z, cond): `[n, D]` data rows. `cond` is the one-hot label or the InfoGAN codes (`[n, classes or codes]`).
+    /// G(z, cond): `[n, D]` data rows. `cond` is the one-hot label or the InfoGAN codes (`[n,
+    /// classes or codes]`).
     /// `train`: the live weights with batch statistics; otherwise the weight
     /// average when there is one (`--g-ema`), with running statistics.
     pub fn generate(&self, z: &Tensor, cond: Option<&Tensor>, train: bool) -> Result<Tensor> {
@@ -530,7 +585,8 @@ impl Gan {
         self.generate(&z, cond.as_ref(), false)
     }
 
-    /// A conditioning block for `n` draws: uniform one-hot classes, or InfoGAN codes (`[n, classes or codes]`).
+    /// A conditioning block for `n` draws: uniform one-hot classes, or InfoGAN codes (`[n, classes
+    /// or codes]`).
     pub fn sample_condition(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
         self.condition(n, None, rng)?.ok_or_else(|| Error::config("this GAN takes no condition"))
     }
@@ -557,14 +613,21 @@ impl Gan {
 
     fn no_labels(&self, what: &str) -> Result<()> {
         if self.cfg.classes > 0 {
-            return Err(Error::config(format!("the conditional GAN's critic also reads the label; {what} of unlabelled examples is not defined")));
+            return Err(Error::config(format!(
+                "the conditional GAN's critic also reads the label; \
+                {what} of unlabelled examples is not defined"
+            )));
         }
         Ok(())
     }
 
     fn unpacked(&self, what: &str) -> Result<()> {
         if self.cfg.pack > 1 {
-            return Err(Error::config(format!("this GAN's critic is packed (--pack {}): it judges groups of {} examples, so {what} of one example is not defined", self.cfg.pack, self.cfg.pack)));
+            return Err(Error::config(format!(
+                "this GAN's critic is packed (--pack {}): it judges \
+                groups of {} examples, so {what} of one example is not defined",
+                self.cfg.pack, self.cfg.pack
+            )));
         }
         Ok(())
     }
@@ -585,12 +648,16 @@ impl Gan {
         Ok(self.v_head.forward(&f, false)?.squeeze(1)?)
     }
 
-    /// The discriminator body's features `[B / pack, F]` of data rows under weights `ws` (d, then heads).
+    /// The discriminator body's features `[B / pack, F]` of data rows under weights `ws` (d, then
+    /// heads).
     fn features(&self, x: &Tensor, cond: Option<&Tensor>, ws: &[Tensor]) -> Result<Tensor> {
         let b = x.dim(0)?;
         let m = self.cfg.pack;
         if b % m != 0 {
-            return Err(Error::config(format!("a batch of {b} examples cannot be packed in groups of {m} (--pack): use a batch size that is a multiple of {m}")));
+            return Err(Error::config(format!(
+                "a batch of {b} examples cannot be packed in groups \
+                of {m} (--pack): use a batch size that is a multiple of {m}"
+            )));
         }
         let nd = self.d.vars.len();
         let input = match (self.cfg.arch, cond, self.cfg.classes) {
@@ -603,13 +670,19 @@ impl Gan {
             _ => self.to_players(x)?,
         };
         // PacGAN: member j of group g is example g * m + j; MLP rows are
-        // concatenated, DCGAN images stacked along channels (NHWC: [g, j, h, w, c] -> [g, h, w, j * c]).
+        // concatenated, DCGAN images stacked along channels (NHWC: [g, j, h, w, c] -> [g, h, w, j *
+        // c]).
         let input = match (m, input.rank()) {
             (1, _) => input,
             (_, 2) => input.reshape((b / m, ()))?,
             (_, _) => {
                 let (_, h, w, c) = input.dims4()?;
-                input.reshape((b / m, m, h, w, c))?.permute((0, 2, 3, 1, 4))?.reshape((b / m, h, w, m * c))?
+                input.reshape((b / m, m, h, w, c))?.permute((0, 2, 3, 1, 4))?.reshape((
+                    b / m,
+                    h,
+                    w,
+                    m * c,
+                ))?
             }
         };
         let f = self.d.forward_with(&input, &ws[..nd], true, false)?;
@@ -650,7 +723,11 @@ impl Adversarial for Gan {
         let z = self.draw_z(n, rng)?;
         let cond = self.condition(n, None, rng)?;
         let g = self.generate(&z, cond.as_ref(), true)?;
-        Ok(if self.cfg.is_info() { Side { x: g, cond: None, codes: cond } } else { Side { x: g, cond, codes: None } })
+        Ok(if self.cfg.is_info() {
+            Side { x: g, cond: None, codes: cond }
+        } else {
+            Side { x: g, cond, codes: None }
+        })
     }
 
     fn critic(&self, s: &Side, ws: &[Tensor]) -> Result<(Tensor, Option<Tensor>)> {
@@ -720,9 +797,17 @@ impl Adversarial for Gan {
         if self.cfg.classes == 0 {
             return Ok(());
         }
-        let labels = data.labels.as_ref().ok_or_else(|| Error::config(format!("{}: a conditional GAN needs labelled data (this set has no labels)", data.source)))?;
+        let labels = data.labels.as_ref().ok_or_else(|| {
+            Error::config(format!(
+                "{}: a conditional GAN needs labelled data (this set has no labels)",
+                data.source
+            ))
+        })?;
         match labels.iter().find(|&&v| v as usize >= self.cfg.classes) {
-            Some(bad) => Err(Error::config(format!("{}: label {bad} is out of range for {} classes", data.source, self.cfg.classes))),
+            Some(bad) => Err(Error::config(format!(
+                "{}: label {bad} is out of range for {} classes",
+                data.source, self.cfg.classes
+            ))),
             None => Ok(()),
         }
     }
@@ -779,124 +864,245 @@ impl Variant {
 
     /// Convolutional players by default on images.
     fn conv(self) -> bool {
-        matches!(self, Variant::Dcgan | Variant::Cgan | Variant::Infogan | Variant::Wgan | Variant::WganGp)
+        matches!(
+            self,
+            Variant::Dcgan | Variant::Cgan | Variant::Infogan | Variant::Wgan | Variant::WganGp
+        )
     }
 }
 
 impl Family for GanConfig {
     const MODELS: &'static [ModelInfo] = &[
         ModelInfo {
-        name: "gan",
-        summary: "GAN (Goodfellow et al. 2014): MLP players, --loss minimax or non-saturating",
-        density: Density::None,
-        training: Training::Adversarial,
-        sampler: true,
-        completion: false,
-        encoder: false,
-        features: Some("the discriminator's last hidden layer"),
-        labels: Labels::Unused,
-        scores: &[ScoreKind::Disc],
-        data: "vectors, 2-D toy sets and flattened images (MLP players)",
-        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels"],
-    },
+            name: "gan",
+            summary: "GAN (Goodfellow et al. 2014): MLP players, --loss minimax or non-saturating",
+            density: Density::None,
+            training: Training::Adversarial,
+            sampler: true,
+            completion: false,
+            encoder: false,
+            features: Some("the discriminator's last hidden layer"),
+            labels: Labels::Unused,
+            scores: &[ScoreKind::Disc],
+            data: "vectors, 2-D toy sets and flattened images (MLP players)",
+            flags: &[
+                "hidden",
+                "latent",
+                "loss",
+                "divergence",
+                "d_hidden",
+                "g_norm",
+                "noise",
+                "pack",
+                "g_ema",
+                "arch",
+                "channels",
+            ],
+        },
         ModelInfo {
-        name: "dcgan",
-        summary: "DCGAN (Radford et al. 2016): transposed/strided convolutions, batch norm, LeakyReLU",
-        density: Density::None,
-        training: Training::Adversarial,
-        sampler: true,
-        completion: false,
-        encoder: false,
-        features: Some("the discriminator's last hidden layer"),
-        labels: Labels::Unused,
-        scores: &[ScoreKind::Disc],
-        data: "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP players",
-        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels"],
-    },
+            name: "dcgan",
+            summary: "DCGAN (Radford et al. 2016): transposed/strided convolutions, batch norm, \
+            LeakyReLU",
+            density: Density::None,
+            training: Training::Adversarial,
+            sampler: true,
+            completion: false,
+            encoder: false,
+            features: Some("the discriminator's last hidden layer"),
+            labels: Labels::Unused,
+            scores: &[ScoreKind::Disc],
+            data:
+                "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP \
+            players",
+            flags: &[
+                "hidden",
+                "latent",
+                "loss",
+                "divergence",
+                "d_hidden",
+                "g_norm",
+                "noise",
+                "pack",
+                "g_ema",
+                "arch",
+                "channels",
+            ],
+        },
         ModelInfo {
-        name: "cgan",
-        summary: "conditional GAN (Mirza & Osindero 2014): one-hot labels to both players; sample --class K",
-        density: Density::None,
-        training: Training::Adversarial,
-        sampler: true,
-        completion: false,
-        encoder: false,
-        features: None,
-        labels: Labels::Condition,
-        scores: &[],
-        data: "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP players",
-        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels", "classes"],
-    },
+            name: "cgan",
+            summary:
+                "conditional GAN (Mirza & Osindero 2014): one-hot labels to both players; sample \
+            --class K",
+            density: Density::None,
+            training: Training::Adversarial,
+            sampler: true,
+            completion: false,
+            encoder: false,
+            features: None,
+            labels: Labels::Condition,
+            scores: &[],
+            data:
+                "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP \
+            players",
+            flags: &[
+                "hidden",
+                "latent",
+                "loss",
+                "divergence",
+                "d_hidden",
+                "g_norm",
+                "noise",
+                "pack",
+                "g_ema",
+                "arch",
+                "channels",
+                "classes",
+            ],
+        },
         ModelInfo {
-        name: "infogan",
-        summary: "InfoGAN (Chen et al. 2016): categorical + continuous codes, Q head, mutual-information bound",
-        density: Density::None,
-        training: Training::Adversarial,
-        sampler: true,
-        completion: false,
-        encoder: false,
-        features: Some("the discriminator's last hidden layer"),
-        labels: Labels::Unused,
-        scores: &[ScoreKind::Disc],
-        data: "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP players",
-        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels", "categorical", "continuous", "info_weight"],
-    },
+            name: "infogan",
+            summary: "InfoGAN (Chen et al. 2016): categorical + continuous codes, Q head, \
+            mutual-information bound",
+            density: Density::None,
+            training: Training::Adversarial,
+            sampler: true,
+            completion: false,
+            encoder: false,
+            features: Some("the discriminator's last hidden layer"),
+            labels: Labels::Unused,
+            scores: &[ScoreKind::Disc],
+            data:
+                "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP \
+            players",
+            flags: &[
+                "hidden",
+                "latent",
+                "loss",
+                "divergence",
+                "d_hidden",
+                "g_norm",
+                "noise",
+                "pack",
+                "g_ema",
+                "arch",
+                "channels",
+                "categorical",
+                "continuous",
+                "info_weight",
+            ],
+        },
         ModelInfo {
-        name: "fgan",
-        summary: "f-GAN (Nowozin et al. 2016): --divergence kl, reverse-kl, js, pearson, hellinger or gan",
-        density: Density::None,
-        training: Training::Adversarial,
-        sampler: true,
-        completion: false,
-        encoder: false,
-        features: Some("the discriminator's last hidden layer"),
-        labels: Labels::Unused,
-        scores: &[ScoreKind::Disc],
-        data: "vectors, 2-D toy sets and flattened images (MLP players)",
-        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels"],
-    },
+            name: "fgan",
+            summary: "f-GAN (Nowozin et al. 2016): --divergence kl, reverse-kl, js, pearson, \
+            hellinger or gan",
+            density: Density::None,
+            training: Training::Adversarial,
+            sampler: true,
+            completion: false,
+            encoder: false,
+            features: Some("the discriminator's last hidden layer"),
+            labels: Labels::Unused,
+            scores: &[ScoreKind::Disc],
+            data: "vectors, 2-D toy sets and flattened images (MLP players)",
+            flags: &[
+                "hidden",
+                "latent",
+                "loss",
+                "divergence",
+                "d_hidden",
+                "g_norm",
+                "noise",
+                "pack",
+                "g_ema",
+                "arch",
+                "channels",
+            ],
+        },
         ModelInfo {
-        name: "wgan",
-        summary: "Wasserstein GAN (Arjovsky et al. 2017): weight clipping, n_critic 5, W1 estimate logged",
-        density: Density::None,
-        training: Training::Adversarial,
-        sampler: true,
-        completion: false,
-        encoder: false,
-        features: Some("the discriminator's last hidden layer"),
-        labels: Labels::Unused,
-        scores: &[ScoreKind::Disc],
-        data: "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP players",
-        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels"],
-    },
+            name: "wgan",
+            summary: "Wasserstein GAN (Arjovsky et al. 2017): weight clipping, n_critic 5, W1 \
+            estimate logged",
+            density: Density::None,
+            training: Training::Adversarial,
+            sampler: true,
+            completion: false,
+            encoder: false,
+            features: Some("the discriminator's last hidden layer"),
+            labels: Labels::Unused,
+            scores: &[ScoreKind::Disc],
+            data:
+                "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP \
+            players",
+            flags: &[
+                "hidden",
+                "latent",
+                "loss",
+                "divergence",
+                "d_hidden",
+                "g_norm",
+                "noise",
+                "pack",
+                "g_ema",
+                "arch",
+                "channels",
+            ],
+        },
         ModelInfo {
-        name: "wgan-gp",
-        summary: "WGAN-GP (Gulrajani et al. 2017): gradient penalty (second-order gradients)",
-        density: Density::None,
-        training: Training::Adversarial,
-        sampler: true,
-        completion: false,
-        encoder: false,
-        features: Some("the discriminator's last hidden layer"),
-        labels: Labels::Unused,
-        scores: &[ScoreKind::Disc],
-        data: "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP players",
-        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels"],
-    },
+            name: "wgan-gp",
+            summary: "WGAN-GP (Gulrajani et al. 2017): gradient penalty (second-order gradients)",
+            density: Density::None,
+            training: Training::Adversarial,
+            sampler: true,
+            completion: false,
+            encoder: false,
+            features: Some("the discriminator's last hidden layer"),
+            labels: Labels::Unused,
+            scores: &[ScoreKind::Disc],
+            data:
+                "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP \
+            players",
+            flags: &[
+                "hidden",
+                "latent",
+                "loss",
+                "divergence",
+                "d_hidden",
+                "g_norm",
+                "noise",
+                "pack",
+                "g_ema",
+                "arch",
+                "channels",
+            ],
+        },
         ModelInfo {
-        name: "unrolled-gan",
-        summary: "Unrolled GAN (Metz et al. 2017): generator loss through K differentiable critic updates",
-        density: Density::None,
-        training: Training::Adversarial,
-        sampler: true,
-        completion: false,
-        encoder: false,
-        features: Some("the discriminator's last hidden layer"),
-        labels: Labels::Unused,
-        scores: &[ScoreKind::Disc],
-        data: "vectors, 2-D toy sets and flattened images (MLP players)",
-        flags: &["hidden", "latent", "loss", "divergence", "d_hidden", "g_norm", "noise", "pack", "g_ema", "arch", "channels"],
-    },
+            name: "unrolled-gan",
+            summary:
+                "Unrolled GAN (Metz et al. 2017): generator loss through K differentiable critic \
+            updates",
+            density: Density::None,
+            training: Training::Adversarial,
+            sampler: true,
+            completion: false,
+            encoder: false,
+            features: Some("the discriminator's last hidden layer"),
+            labels: Labels::Unused,
+            scores: &[ScoreKind::Disc],
+            data: "vectors, 2-D toy sets and flattened images (MLP players)",
+            flags: &[
+                "hidden",
+                "latent",
+                "loss",
+                "divergence",
+                "d_hidden",
+                "g_norm",
+                "noise",
+                "pack",
+                "g_ema",
+                "arch",
+                "channels",
+            ],
+        },
     ];
 
     /// MLP players for vectors (the 2-D toy sets: Metz et al. 2017's 2x128
@@ -907,9 +1113,11 @@ impl Family for GanConfig {
         let image = shape.len() == 3 && shape[1].is_multiple_of(4) && shape[2].is_multiple_of(4);
         let toy = is_toy(shape);
         let loss = match variant {
-            Variant::Gan | Variant::UnrolledGan | Variant::Dcgan | Variant::Cgan | Variant::Infogan => {
-                GanLoss::NonSaturating
-            }
+            Variant::Gan
+            | Variant::UnrolledGan
+            | Variant::Dcgan
+            | Variant::Cgan
+            | Variant::Infogan => GanLoss::NonSaturating,
             Variant::Fgan => GanLoss::F(Divergence::Js),
             Variant::Wgan | Variant::WganGp => GanLoss::Wasserstein,
         };
@@ -1019,12 +1227,18 @@ impl Family for GanConfig {
             self.arch = match arch.as_str() {
                 "mlp" => Arch::Mlp,
                 "dcgan" => Arch::Dcgan,
-                other => return Err(Error::config(format!("--arch: unknown architecture `{other}` (expected mlp or dcgan)"))),
+                other => {
+                    return Err(Error::config(format!(
+                        "--arch: unknown architecture `{other}` (expected mlp or dcgan)"
+                    )))
+                }
             };
         }
         if let Some(ch) = flags.channels {
             if self.arch != Arch::Dcgan {
-                return Err(Error::config("--channels applies only to DCGAN players (--arch dcgan)"));
+                return Err(Error::config(
+                    "--channels applies only to DCGAN players (--arch dcgan)",
+                ));
             }
             self.channels = ch;
         }
@@ -1033,7 +1247,9 @@ impl Family for GanConfig {
         }
         if let Some(d) = &flags.divergence {
             if self.variant != Variant::Fgan && !matches!(self.loss, GanLoss::F(_)) {
-                return Err(Error::config("--divergence applies only to the fgan model (or --loss with an f-divergence)"));
+                return Err(Error::config(
+                    "--divergence applies only to the fgan model (or --loss with an f-divergence)",
+                ));
             }
             self.loss = GanLoss::F(d.parse::<Divergence>()?);
         }
@@ -1044,7 +1260,10 @@ impl Family for GanConfig {
         }
         if flags.g_norm {
             if self.arch != Arch::Mlp {
-                return Err(Error::config("--g-norm applies only to MLP players (the DCGAN generator always has batch norm)"));
+                return Err(Error::config(
+                    "--g-norm applies only to MLP players (the DCGAN \
+                    generator always has batch norm)",
+                ));
             }
             self.g_norm = true;
         }
@@ -1062,7 +1281,9 @@ impl Family for GanConfig {
             self.continuous = flags.continuous.unwrap_or(self.continuous);
             self.info_weight = flags.info_weight.unwrap_or(self.info_weight);
             if self.codes() == 0 {
-                return Err(Error::config("infogan: give at least one code (--categorical K or --continuous M)"));
+                return Err(Error::config(
+                    "infogan: give at least one code (--categorical K or --continuous M)",
+                ));
             }
         }
         self.check()
@@ -1090,7 +1311,11 @@ impl Net for Gan {
         None
     }
     fn features(&self) -> Option<&dyn Features> {
-        if self.cfg.classes == 0 { Some(self) } else { None }
+        if self.cfg.classes == 0 {
+            Some(self)
+        } else {
+            None
+        }
     }
     fn objective(&self) -> Option<&dyn Objective> {
         None

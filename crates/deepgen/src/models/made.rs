@@ -27,21 +27,22 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::models::Known;
-use crate::nn::{ops, Act, Linear, Params};
-use crate::rng::{self, Rng};
-use crate::models::family::*;
-use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
-use crate::recipe::TrainConfig;
-use std::any::Any;
 use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::models::family::*;
+use crate::models::Known;
+use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::nn::{ops, Act, Linear, Params};
+use crate::recipe::TrainConfig;
+use crate::rng::{self, Rng};
+use std::any::Any;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MadeConfig {
     pub dim: usize,
-    /// Hidden layer sizes (the paper's best binarized-MNIST model: one layer of 500, or two of 8000).
+    /// Hidden layer sizes (the paper's best binarized-MNIST model: one layer of 500, or two of
+    /// 8000).
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
     /// Draw new hidden degrees for every minibatch.
@@ -94,7 +95,10 @@ impl Made {
             return Err(Error::config("made: masks must be at least 1"));
         }
         if cfg.masks > 1 && !(cfg.connectivity_agnostic || cfg.order_agnostic) {
-            return Err(Error::config("made: an ensemble of masks (masks > 1) needs connectivity- or order-agnostic training"));
+            return Err(Error::config(
+                "made: an ensemble of masks (masks > 1) needs connectivity- \
+                or order-agnostic training",
+            ));
         }
         let mut layers = Vec::new();
         let mut d_in = cfg.dim;
@@ -113,7 +117,12 @@ impl Made {
     }
 
     /// Draws a mask set: a random ordering when `random_order`, else raster order.
-    pub fn draw_masks(cfg: &MadeConfig, random_order: bool, r: &mut Rng, dev: &Device) -> Result<MaskSet> {
+    pub fn draw_masks(
+        cfg: &MadeConfig,
+        random_order: bool,
+        r: &mut Rng,
+        dev: &Device,
+    ) -> Result<MaskSet> {
         use rand::Rng as _;
         let d = cfg.dim;
         let input_degree: Vec<usize> = if random_order {
@@ -155,14 +164,16 @@ impl Made {
             let masked = Linear { w: (&layer.w * m)?, b: layer.b.clone() };
             h = masked.forward_act(&h, Act::Relu)?;
         }
-        let out = Linear { w: (&self.out.w * &set.masks[self.layers.len()])?, b: self.out.b.clone() };
+        let out =
+            Linear { w: (&self.out.w * &set.masks[self.layers.len()])?, b: self.out.b.clone() };
         out.forward(&h)
     }
 
     /// The first hidden layer under mask set 0, `[B, D]` -> `[B, H1]` (the features for `embed`).
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
         let layer = &self.layers[0];
-        Linear { w: (&layer.w * &self.ensemble[0].masks[0])?, b: layer.b.clone() }.forward_act(x, Act::Relu)
+        Linear { w: (&layer.w * &self.ensemble[0].masks[0])?, b: layer.b.clone() }
+            .forward_act(x, Act::Relu)
     }
 
     /// Mask set 0 (raster order): the conditionals used for completion.
@@ -175,7 +186,11 @@ impl Made {
     /// # Shapes
     /// `x: [B, D]` -> `[B]`
     pub fn log_prob(&self, x: &Tensor) -> Result<Tensor> {
-        let per: Vec<Tensor> = self.ensemble.iter().map(|s| Ok(ops::bernoulli_log_prob_logits(&self.logits_with(x, s)?, x)?.sum(1)?)).collect::<Result<_>>()?;
+        let per: Vec<Tensor> = self
+            .ensemble
+            .iter()
+            .map(|s| Ok(ops::bernoulli_log_prob_logits(&self.logits_with(x, s)?, x)?.sum(1)?))
+            .collect::<Result<_>>()?;
         if per.len() == 1 {
             return Ok(per[0].clone());
         }
@@ -196,7 +211,12 @@ impl Made {
     /// or, with `known`, completion under mask set 0 in raster order. Each
     /// hidden unit is computed once per sample (see the module notes).
     /// Returns the samples `[n, D]` and log p of each under the mask set used.
-    pub fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    pub fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         use rand::Rng as _;
         let d = self.cfg.dim;
         let dev = self.out.b.device().clone();
@@ -209,15 +229,23 @@ impl Made {
                 for (l, layer) in self.layers.iter().enumerate() {
                     ws.push((&layer.w * &s.masks[l])?.flatten_all()?.to_vec1::<f32>()?);
                 }
-                ws.push((&self.out.w * &s.masks[self.layers.len()])?.flatten_all()?.to_vec1::<f32>()?);
+                ws.push(
+                    (&self.out.w * &s.masks[self.layers.len()])?.flatten_all()?.to_vec1::<f32>()?,
+                );
                 Ok((ws, s))
             })
             .collect::<Result<_>>()?;
-        let biases: Vec<Vec<f32>> = self.layers.iter().map(|l| l.b.to_vec1::<f32>()).chain(std::iter::once(self.out.b.to_vec1::<f32>())).collect::<candle_core::Result<_>>()?;
+        let biases: Vec<Vec<f32>> = self
+            .layers
+            .iter()
+            .map(|l| l.b.to_vec1::<f32>())
+            .chain(std::iter::once(self.out.b.to_vec1::<f32>()))
+            .collect::<candle_core::Result<_>>()?;
         let mut out = vec![0f32; n * d];
         let mut lps = vec![0f64; n];
         for s in 0..n {
-            let which = if known.is_some() || sets.len() == 1 { 0 } else { rng.gen_range(0..sets.len()) };
+            let which =
+                if known.is_some() || sets.len() == 1 { 0 } else { rng.gen_range(0..sets.len()) };
             let (ws, set) = &sets[which];
             // Inputs and units grouped by degree.
             let mut input_at = vec![0usize; d + 1];
@@ -262,7 +290,8 @@ impl Made {
                 let i = input_at[t];
                 let wo = &ws[self.layers.len()];
                 let hl = &acts[self.layers.len() - 1];
-                let z = biases[self.layers.len()][i] + hl.iter().enumerate().map(|(k, &h)| h * wo[k * d + i]).sum::<f32>();
+                let z = biases[self.layers.len()][i]
+                    + hl.iter().enumerate().map(|(k, &h)| h * wo[k * d + i]).sum::<f32>();
                 let kv = known.and_then(|k| k.get(s, i, d));
                 let (v, l) = crate::dist::PixelOutput::Bernoulli.draw(&[z], kv, rng);
                 x[i] = v;
@@ -275,15 +304,25 @@ impl Made {
 }
 
 /// `mask[a, b] = keep(deg_in[a], deg_out[b])` as an `[in, out]` f32 tensor.
-fn mask(deg_in: &[usize], deg_out: &[usize], keep: impl Fn(usize, usize) -> bool, dev: &Device) -> Result<Tensor> {
-    let v: Vec<f32> = deg_in.iter().flat_map(|&a| deg_out.iter().map(move |&b| (a, b))).map(|(a, b)| if keep(a, b) { 1.0 } else { 0.0 }).collect();
+fn mask(
+    deg_in: &[usize],
+    deg_out: &[usize],
+    keep: impl Fn(usize, usize) -> bool,
+    dev: &Device,
+) -> Result<Tensor> {
+    let v: Vec<f32> = deg_in
+        .iter()
+        .flat_map(|&a| deg_out.iter().map(move |&b| (a, b)))
+        .map(|(a, b)| if keep(a, b) { 1.0 } else { 0.0 })
+        .collect();
     Ok(Tensor::from_vec(v, (deg_in.len(), deg_out.len()), dev)?)
 }
 
 impl Family for MadeConfig {
     const MODELS: &'static [ModelInfo] = &[ModelInfo {
         name: "made",
-        summary: "MADE (Germain et al. 2015): masked MLP, order/connectivity-agnostic training, mask ensembles",
+        summary: "MADE (Germain et al. 2015): masked MLP, order/connectivity-agnostic training, \
+            mask ensembles",
         density: Density::Exact,
         training: Training::Likelihood,
         sampler: true,
@@ -298,7 +337,14 @@ impl Family for MadeConfig {
 
     fn preset(_name: &str, shape: &[usize], _unit_data: bool) -> Result<Self> {
         let dim = shape.iter().product();
-        Ok(Self { dim, hidden: vec![500], connectivity_agnostic: false, order_agnostic: false, masks: 1, mask_seed: 0 })
+        Ok(Self {
+            dim,
+            hidden: vec![500],
+            connectivity_agnostic: false,
+            order_agnostic: false,
+            masks: 1,
+            mask_seed: 0,
+        })
     }
 
     fn recipe(_name: &str, _shape: &[usize]) -> TrainConfig {
@@ -368,7 +414,12 @@ impl DensityModel for Made {
 }
 
 impl Sequential for Made {
-    fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         Made::sample_ar(self, n, known, rng)
     }
     fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {

@@ -8,8 +8,20 @@
 //! any of them and answers the capability traits through its network, so
 //! trainers and the CLI never match on the family.
 
+pub mod aae;
+pub mod bernoulli;
+pub mod bernoulli_mixture;
+pub mod classifier;
 pub mod family;
 pub mod flags;
+pub mod fvsbn;
+pub mod gan;
+pub mod made;
+pub mod nade;
+pub mod pixelcnn;
+pub mod pixelrnn;
+pub mod rnade;
+pub mod vae;
 
 pub use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -33,7 +45,9 @@ pub use rnade::{Rnade, RnadeConfig};
 pub use vae::{Likelihood, Vae, VaeConfig};
 
 pub use crate::dist::PixelOutput;
-pub use family::{Density, Family, Features, Labels, ModelInfo, Needs, Net, ScoreKind, Sequential, Training};
+pub use family::{
+    Density, Family, Features, Labels, ModelInfo, Needs, Net, ScoreKind, Sequential, Training,
+};
 pub use flags::ModelFlags;
 
 /// Normalised log-density, one value per example, in nats. Models whose
@@ -96,7 +110,8 @@ pub trait Adversarial {
     fn after_generator_step(&self) -> Result<()> {
         Ok(())
     }
-    /// Refuses training data the game cannot use (a conditional GAN's unlabelled or out-of-range data).
+    /// Refuses training data the game cannot use (a conditional GAN's unlabelled or out-of-range
+    /// data).
     fn check_data(&self, _data: &crate::data::Dataset) -> Result<()> {
         Ok(())
     }
@@ -138,10 +153,12 @@ impl<'a> Canvas<'a> {
         Self { x: vec![0f32; n * d], log_p: vec![0f64; n], n, d, known }
     }
 
-    /// Draws value `i` of every example from its output parameters `params[s]` (or keeps the known value).
+    /// Draws value `i` of every example from its output parameters `params[s]` (or keeps the known
+    /// value).
     pub fn draw(&mut self, i: usize, params: &[Vec<f32>], out: PixelOutput, rng: &mut Rng) {
         for (s, ps) in params.iter().enumerate().take(self.n) {
-            let (v, lp) = out.draw(&ps[..out.params()], self.known.and_then(|k| k.get(s, i, self.d)), rng);
+            let (v, lp) =
+                out.draw(&ps[..out.params()], self.known.and_then(|k| k.get(s, i, self.d)), rng);
             self.x[s * self.d + i] = v;
             self.log_p[s] += lp;
         }
@@ -176,12 +193,12 @@ pub trait Objective {
 
 /// The registry: one line per family, `"kind" => Variant(module::Config)`.
 /// The `kind` tags the family's config in `config.toml` and in every
-/// checkpoint. The macro declares the family's module (`models/module.rs`)
-/// and writes [`ModelConfig`] with its dispatch to the family's [`Family`]
-/// methods; nothing else here names a family.
+/// checkpoint. The macro writes [`ModelConfig`] with its dispatch to the
+/// family's [`Family`] methods; nothing else here names a family. (The
+/// family's `pub mod` line stays outside the macro: rustfmt does not follow
+/// module declarations made inside macro invocations.)
 macro_rules! registry {
     ($($kind:literal => $variant:ident($module:ident :: $config:ident),)*) => {
-        $(pub mod $module;)*
 
         /// Every model's complete configuration, tagged by `kind`.
         #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -201,7 +218,8 @@ macro_rules! registry {
             /// value lies in [0, 1].
             pub fn preset(name: &str, shape: &[usize], unit_data: bool) -> Result<Self> {
                 $(if <$module::$config as Family>::MODELS.iter().any(|m| m.name == name) {
-                    return Ok(ModelConfig::$variant(<$module::$config as Family>::preset(name, shape, unit_data)?));
+                    let c = <$module::$config as Family>::preset(name, shape, unit_data)?;
+                    return Ok(ModelConfig::$variant(c));
                 })*
                 Err(unknown_model(name))
             }
@@ -234,7 +252,12 @@ macro_rules! registry {
             }
 
             /// Applies model flags (refusing by name those the model does not take).
-            pub fn configure(&mut self, flags: &ModelFlags, data: &Dataset, seed: u64) -> Result<()> {
+            pub fn configure(
+                &mut self,
+                flags: &ModelFlags,
+                data: &Dataset,
+                seed: u64,
+            ) -> Result<()> {
                 flags.check_applies(self.info(), models())?;
                 match self {
                     $(ModelConfig::$variant(c) => c.configure(flags, data, seed),)*
@@ -280,7 +303,9 @@ impl ModelConfig {
     pub fn info(&self) -> &'static ModelInfo {
         let n = self.name();
         // Every family's `name()` is one of its `MODELS` (the registry test checks it).
-        models().find(|m| m.name == n).unwrap_or_else(|| models().next().expect("the registry is not empty"))
+        models()
+            .find(|m| m.name == n)
+            .unwrap_or_else(|| models().next().expect("the registry is not empty"))
     }
 
     /// Whether the model needs binary data.
@@ -317,6 +342,24 @@ impl Model {
         self.config.name()
     }
 
+    /// The same weights under another configuration of the same network
+    /// (e.g. the VAE's importance samples k); `what` names the source in errors.
+    pub fn with_config(
+        &self,
+        config: &ModelConfig,
+        seed: u64,
+        what: &std::path::Path,
+    ) -> Result<Self> {
+        let fresh = Model::new(config, seed, &self.net_device())?;
+        let tensors = self.params.vars().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        fresh.params.load(&tensors, what)?;
+        Ok(fresh)
+    }
+
+    fn net_device(&self) -> Device {
+        self.params.vars().next().map(|(_, v)| v.device().clone()).unwrap_or(Device::Cpu)
+    }
+
     pub fn info(&self) -> &'static ModelInfo {
         self.config.info()
     }
@@ -335,7 +378,12 @@ impl Model {
         match self.as_adversarial() {
             Some(game) => {
                 let d: usize = game.d_weights().iter().map(|(_, v)| v.elem_count()).sum();
-                let g: usize = game.g_names().iter().filter_map(|n| self.params.get(n)).map(|v| v.elem_count()).sum();
+                let g: usize = game
+                    .g_names()
+                    .iter()
+                    .filter_map(|n| self.params.get(n))
+                    .map(|v| v.elem_count())
+                    .sum();
                 d + g
             }
             None => self.params.count(),
@@ -358,7 +406,8 @@ impl Model {
         match self.net.features() {
             Some(f) => f.features(x),
             None => {
-                let with: Vec<&str> = models().filter(|m| m.features.is_some()).map(|m| m.name).collect();
+                let with: Vec<&str> =
+                    models().filter(|m| m.features.is_some()).map(|m| m.name).collect();
                 Err(Error::config(format!(
                     "the {} model has no feature layer to embed with (models with features: {})",
                     self.name(),
@@ -381,16 +430,29 @@ impl Model {
     /// everything before them, which for the raster order makes `known` = top
     /// half an exact conditional completion. Returns the examples `[n, D]`
     /// and the log-probability (or log-density) of each, accumulated while sampling.
-    pub fn sample_sequential(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    pub fn sample_sequential(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         if let Some(k) = known {
             let d = self.config.dim();
             if k.values.len() != n * d || k.observed.len() != n * d {
-                return Err(Error::Shape(format!("completion needs {n} x {d} known values and flags, got {} and {}", k.values.len(), k.observed.len())));
+                return Err(Error::Shape(format!(
+                    "completion needs {n} x {d} known values and flags, got {} and {}",
+                    k.values.len(),
+                    k.observed.len()
+                )));
             }
         }
         match self.net.sequential() {
             Some(s) => s.sample_ar(n, known, rng),
-            None => Err(Error::config(format!("the {} model has no sequential conditionals; completion needs an autoregressive model", self.name()))),
+            None => Err(Error::config(format!(
+                "the {} model has no sequential conditionals; \
+                completion needs an autoregressive model",
+                self.name()
+            ))),
         }
     }
 
@@ -398,14 +460,20 @@ impl Model {
     /// classifier: log p(y | x) of the labels).
     pub fn log_probs(&self, data: &Dataset, batch: usize, rng: &mut Rng) -> Result<Vec<f64>> {
         self.check_dim(data.dim(), &data.source)?;
-        let dev = self.params.vars().next().map(|(_, v)| v.device().clone()).unwrap_or(Device::Cpu);
+        let dev = self.net_device();
         let mut out = Vec::with_capacity(data.n);
         let idx: Vec<usize> = (0..data.n).collect();
         for chunk in idx.chunks(batch.max(1)) {
             let x = data.batch(chunk, &dev)?;
             let lp = match self.info().labels {
                 Labels::Target => {
-                    let labels = data.labels.as_ref().ok_or_else(|| Error::config(format!("{}: the {} model needs labelled data", data.source, self.name())))?;
+                    let labels = data.labels.as_ref().ok_or_else(|| {
+                        Error::config(format!(
+                            "{}: the {} model needs labelled data",
+                            data.source,
+                            self.name()
+                        ))
+                    })?;
                     let l: Vec<u32> = chunk.iter().map(|&i| labels[i]).collect();
                     let c = self.net.objective().ok_or_else(|| self.not_trained_by_likelihood())?;
                     c.log_prob_labels(&x, &l)?
@@ -416,19 +484,29 @@ impl Model {
             out.extend(lp.into_iter().map(|v| v as f64));
         }
         if let Some(i) = out.iter().position(|v| !v.is_finite()) {
-            return Err(Error::config(format!("{}: log p of example {i} is not finite ({})", data.source, out[i])));
+            return Err(Error::config(format!(
+                "{}: log p of example {i} is not finite ({})",
+                data.source, out[i]
+            )));
         }
         Ok(out)
     }
 
     fn not_trained_by_likelihood(&self) -> Error {
-        Error::config(format!("the {} model is trained by the adversarial trainer, not by likelihood", self.name()))
+        Error::config(format!(
+            "the {} model is trained by the adversarial trainer, not by likelihood",
+            self.name()
+        ))
     }
 
     /// Checks that data of `dim` values fits this model.
     pub fn check_dim(&self, dim: usize, what: &str) -> Result<()> {
         if dim != self.config.dim() {
-            return Err(Error::Shape(format!("{what} has {dim} values per example, the {} model expects {}", self.name(), self.config.dim())));
+            return Err(Error::Shape(format!(
+                "{what} has {dim} values per example, the {} model expects {}",
+                self.name(),
+                self.config.dim()
+            )));
         }
         Ok(())
     }
@@ -438,10 +516,16 @@ impl DensityModel for Model {
     fn log_prob(&self, x: &Tensor, rng: &mut Rng) -> Result<Tensor> {
         match self.net.density() {
             Some(d) => d.log_prob(x, rng),
-            None if self.info().labels == Labels::Target => {
-                Err(Error::config(format!("the {} models p(y | x), not p(x): it has no density over examples", self.name())))
-            }
-            None => Err(Error::config(format!("the {} model has no likelihood: it is trained adversarially and defines no density", self.name()))),
+            None if self.info().labels == Labels::Target => Err(Error::config(format!(
+                "the {} models p(y | x), not p(x): it has no density \
+                    over examples",
+                self.name()
+            ))),
+            None => Err(Error::config(format!(
+                "the {} model has no likelihood: it is trained \
+                adversarially and defines no density",
+                self.name()
+            ))),
         }
     }
 }
@@ -450,7 +534,10 @@ impl Sampler for Model {
     fn sample(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
         match self.net.sampler() {
             Some(s) => s.sample(n, rng),
-            None => Err(Error::config(format!("the {} is not a generative model: it cannot sample", self.name()))),
+            None => Err(Error::config(format!(
+                "the {} is not a generative model: it cannot sample",
+                self.name()
+            ))),
         }
     }
 }
@@ -461,7 +548,10 @@ impl Objective for Model {
     }
 
     fn loss_labelled(&self, x: &Tensor, labels: Option<&[u32]>, rng: &mut Rng) -> Result<Losses> {
-        self.net.objective().ok_or_else(|| self.not_trained_by_likelihood())?.loss_labelled(x, labels, rng)
+        self.net
+            .objective()
+            .ok_or_else(|| self.not_trained_by_likelihood())?
+            .loss_labelled(x, labels, rng)
     }
 }
 

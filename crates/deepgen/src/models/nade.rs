@@ -10,17 +10,17 @@
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::data::Dataset;
 use crate::dist::PixelOutput;
 use crate::error::Result;
-use crate::models::Known;
-use crate::nn::{ops, Params};
-use crate::rng::Rng;
-use crate::nn::slices::f32s;
 use crate::models::family::*;
+use crate::models::Known;
 use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::nn::slices::f32s;
+use crate::nn::{ops, Params};
 use crate::recipe::TrainConfig;
+use crate::rng::Rng;
 use std::any::Any;
-use crate::data::Dataset;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -61,9 +61,14 @@ impl Nade {
     /// # Shapes
     /// `x: [B, D]` -> `[B, D]`
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        let vc = Tensor::cat(&[&self.v, &self.c.unsqueeze(0)?], 0)?; // [D+1, H]: V with c as the last row
+        // [D+1, H]: V with c as the last row.
+        let vc = Tensor::cat(&[&self.v, &self.c.unsqueeze(0)?], 0)?;
         let x = x.contiguous()?;
-        let dot = x.apply_op3(&self.w.contiguous()?, &vc, NadeDot { dim: self.dim, hidden: self.hidden })?;
+        let dot = x.apply_op3(
+            &self.w.contiguous()?,
+            &vc,
+            NadeDot { dim: self.dim, hidden: self.hidden },
+        )?;
         Ok(dot.broadcast_add(&self.b)?)
     }
 
@@ -85,7 +90,12 @@ impl Nade {
 
     /// Ancestral sampling with the same O(DH) recurrence (plain loops); known
     /// values are kept. Returns `[n, D]` and each row's log p.
-    pub fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    pub fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         let (d, hn) = (self.dim, self.hidden);
         let w = self.w.to_vec2::<f32>()?;
         let wt: Vec<Vec<f32>> = (0..d).map(|i| (0..hn).map(|k| w[k][i]).collect()).collect();
@@ -97,8 +107,10 @@ impl Nade {
         for s in 0..n {
             let mut a = c.clone();
             for i in 0..d {
-                let z = b[i] + a.iter().zip(&v[i]).map(|(&ak, &vk)| vk / (1.0 + (-ak).exp())).sum::<f32>();
-                let (xi, l) = PixelOutput::Bernoulli.draw(&[z], known.and_then(|k| k.get(s, i, d)), rng);
+                let z = b[i]
+                    + a.iter().zip(&v[i]).map(|(&ak, &vk)| vk / (1.0 + (-ak).exp())).sum::<f32>();
+                let (xi, l) =
+                    PixelOutput::Bernoulli.draw(&[z], known.and_then(|k| k.get(s, i, d)), rng);
                 lps[s] += l;
                 out[s * d + i] = xi;
                 if xi != 0.0 {
@@ -123,7 +135,6 @@ struct NadeDot {
     dim: usize,
     hidden: usize,
 }
-
 
 fn threads_for(b: usize) -> usize {
     let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -166,7 +177,16 @@ impl NadeDot {
 
     /// Accumulates d/dW^T, d/dV, d/dc into `dwt`, `dvc` and writes d/dx for rows `x`.
     #[allow(clippy::too_many_arguments)] // a kernel: inputs, outputs and accumulators as slices
-    fn backward_rows(&self, x: &[f32], g: &[f32], wt: &[f32], vc: &[f32], dx: &mut [f32], dwt: &mut [f32], dvc: &mut [f32]) {
+    fn backward_rows(
+        &self,
+        x: &[f32],
+        g: &[f32],
+        wt: &[f32],
+        vc: &[f32],
+        dx: &mut [f32],
+        dwt: &mut [f32],
+        dvc: &mut [f32],
+    ) {
         let (d, h) = (self.dim, self.hidden);
         let c = &vc[d * h..];
         let mut a_all = vec![0f32; d * h];
@@ -197,7 +217,9 @@ impl NadeDot {
                 ops::sigmoid_into(&a_all[i * h..(i + 1) * h], &mut s);
                 let gi = gb[i];
                 let vi = &vc[i * h..(i + 1) * h];
-                for (((dv, ac), sk), vk) in dvc[i * h..(i + 1) * h].iter_mut().zip(acc.iter_mut()).zip(&s).zip(vi) {
+                for (((dv, ac), sk), vk) in
+                    dvc[i * h..(i + 1) * h].iter_mut().zip(acc.iter_mut()).zip(&s).zip(vi)
+                {
                     *dv += gi * sk;
                     *ac += gi * vk * sk * (1.0 - sk);
                 }
@@ -214,11 +236,25 @@ impl CustomOp3 for NadeDot {
         "deepgen-nade"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, w, vc) = (f32s(s1, l1, "nade")?, f32s(s2, l2, "nade")?, f32s(s3, l3, "nade")?);
         let (d, h) = (self.dim, self.hidden);
         if x.len() % d != 0 || w.len() != h * d || vc.len() != (d + 1) * h {
-            candle_core::bail!("nade: shapes {:?} {:?} {:?} do not fit D={d}, H={h}", l1.shape(), l2.shape(), l3.shape());
+            candle_core::bail!(
+                "nade: shapes {:?} {:?} {:?} do not fit D={d}, \
+                H={h}",
+                l1.shape(),
+                l2.shape(),
+                l3.shape()
+            );
         }
         let b = x.len() / d;
         let wt = self.transpose(w);
@@ -233,7 +269,14 @@ impl CustomOp3 for NadeDot {
         Ok((CpuStorage::F32(out), Shape::from((b, d))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, vc: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        vc: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (d, h) = (self.dim, self.hidden);
         let xv = x.flatten_all()?.to_vec1::<f32>()?;
         let gv = grad.flatten_all()?.to_vec1::<f32>()?;
@@ -270,7 +313,11 @@ impl CustomOp3 for NadeDot {
         }
         let dev = x.device();
         let dw = Tensor::from_vec(dwt, (d, h), dev)?.t()?.contiguous()?;
-        Ok((Some(Tensor::from_vec(dx, (b, d), dev)?), Some(dw), Some(Tensor::from_vec(dvc, (d + 1, h), dev)?)))
+        Ok((
+            Some(Tensor::from_vec(dx, (b, d), dev)?),
+            Some(dw),
+            Some(Tensor::from_vec(dvc, (d + 1, h), dev)?),
+        ))
     }
 }
 
@@ -359,7 +406,12 @@ impl DensityModel for Nade {
 }
 
 impl Sequential for Nade {
-    fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         Nade::sample_ar(self, n, known, rng)
     }
     fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {

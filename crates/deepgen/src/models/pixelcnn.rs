@@ -32,16 +32,16 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::data::Dataset;
 use crate::dist::PixelOutput;
 use crate::error::{Error, Result};
+use crate::models::family::*;
+use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
 use crate::models::{Canvas, Known};
 use crate::nn::conv::{pointwise, pointwise_relu_in, raster_taps, MaskedConv, Tap};
 use crate::nn::{ops, Act, Linear, Params};
-use crate::rng::Rng;
-use crate::data::Dataset;
-use crate::models::family::*;
-use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
 use crate::recipe::TrainConfig;
+use crate::rng::Rng;
 use std::any::Any;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -75,7 +75,8 @@ fn vertical_taps(k: usize, first: bool) -> Vec<Tap> {
     (-r..=last).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).collect()
 }
 
-/// The horizontal stack's taps: the current row, k/2 to the left, up to (not for the first layer) the centre.
+/// The horizontal stack's taps: the current row, k/2 to the left, up to (not for the first layer)
+/// the centre.
 fn horizontal_taps(k: usize, first: bool) -> Vec<Tap> {
     let r = (k / 2) as i32;
     let last = if first { -1 } else { 0 };
@@ -115,7 +116,10 @@ impl PixelCnn {
     pub fn new(p: &mut Params, cfg: &PixelCnnConfig, rng: &mut Rng, dev: &Device) -> Result<Self> {
         let c = cfg.channels;
         if cfg.height == 0 || cfg.width == 0 {
-            return Err(Error::config("pixelcnn: needs one-channel images (height and width positive)"));
+            return Err(Error::config(
+                "pixelcnn: needs one-channel images (height and width \
+                positive)",
+            ));
         }
         if c < 2 {
             return Err(Error::config("pixelcnn: channels must be at least 2"));
@@ -125,8 +129,24 @@ impl PixelCnn {
             for l in 0..=cfg.layers {
                 let (k, cin) = if l == 0 { (7, 1) } else { (3, c) };
                 gated.push(GatedLayer {
-                    v: MaskedConv::new(p, &format!("v{l}"), vertical_taps(k, l == 0), cin, 2 * c, rng, dev)?,
-                    h: MaskedConv::new(p, &format!("h{l}"), horizontal_taps(k, l == 0), cin, 2 * c, rng, dev)?,
+                    v: MaskedConv::new(
+                        p,
+                        &format!("v{l}"),
+                        vertical_taps(k, l == 0),
+                        cin,
+                        2 * c,
+                        rng,
+                        dev,
+                    )?,
+                    h: MaskedConv::new(
+                        p,
+                        &format!("h{l}"),
+                        horizontal_taps(k, l == 0),
+                        cin,
+                        2 * c,
+                        rng,
+                        dev,
+                    )?,
                     link: Linear::new(p, &format!("link{l}"), 2 * c, 2 * c, rng, dev)?,
                     res: Linear::new(p, &format!("res{l}"), c, c, rng, dev)?,
                 });
@@ -136,12 +156,23 @@ impl PixelCnn {
             for i in 0..cfg.layers {
                 blocks.push(Block {
                     a: Linear::new(p, &format!("block{i}.a"), c, c / 2, rng, dev)?,
-                    conv: MaskedConv::new(p, &format!("block{i}.conv"), raster_taps(3, true), c / 2, c / 2, rng, dev)?,
+                    conv: MaskedConv::new(
+                        p,
+                        &format!("block{i}.conv"),
+                        raster_taps(3, true),
+                        c / 2,
+                        c / 2,
+                        rng,
+                        dev,
+                    )?,
                     b: Linear::new(p, &format!("block{i}.b"), c / 2, c, rng, dev)?,
                 });
             }
         }
-        let head = [Linear::new(p, "head.0", c, c, rng, dev)?, Linear::new(p, "head.1", c, cfg.output.params(), rng, dev)?];
+        let head = [
+            Linear::new(p, "head.0", c, c, rng, dev)?,
+            Linear::new(p, "head.1", c, cfg.output.params(), rng, dev)?,
+        ];
         Ok(Self { cfg: cfg.clone(), first, blocks, gated, head })
     }
 
@@ -166,7 +197,8 @@ impl PixelCnn {
             let (mut v, mut h) = (img.clone(), img.clone());
             for (l, g) in self.gated.iter().enumerate() {
                 let v_pre = g.v.forward(&v, Act::Identity)?;
-                let h_pre = (g.h.forward(&h, Act::Identity)? + pointwise(&g.link, &v_pre, Act::Identity)?)?;
+                let h_pre =
+                    (g.h.forward(&h, Act::Identity)? + pointwise(&g.link, &v_pre, Act::Identity)?)?;
                 v = gate(&v_pre)?;
                 let out = pointwise(&g.res, &gate(&h_pre)?, Act::Identity)?;
                 h = if l == 0 { out } else { (h + out)? };
@@ -196,8 +228,14 @@ impl PixelCnn {
 
     /// The network's total reach (up, left, right) in pixels.
     pub fn reach(&self) -> (usize, usize, usize) {
-        let convs: Vec<&MaskedConv> = self.first.iter().chain(self.blocks.iter().map(|b| &b.conv)).chain(self.gated.iter().flat_map(|g| [&g.v, &g.h])).collect();
-        // The two gated stacks run side by side; summing both over-estimates the reach, which is safe.
+        let convs: Vec<&MaskedConv> = self
+            .first
+            .iter()
+            .chain(self.blocks.iter().map(|b| &b.conv))
+            .chain(self.gated.iter().flat_map(|g| [&g.v, &g.h]))
+            .collect();
+        // The two gated stacks run side by side; summing both over-estimates the reach, which is
+        // safe.
         convs.iter().fold((0, 0, 0), |acc, c| {
             let r = c.reach();
             (acc.0 + r.0, acc.1 + r.1, acc.2 + r.2)
@@ -207,7 +245,12 @@ impl PixelCnn {
     /// Raster-order sampling, each pixel from the network evaluated on the
     /// window that reaches it (exact; see the module notes). Known pixels
     /// (completion) are kept. Returns samples and their log-probabilities.
-    pub fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    pub fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         let (h, w) = (self.cfg.height, self.cfg.width);
         let d = h * w;
         let dev = self.head[1].b.device().clone();
@@ -226,7 +269,12 @@ impl PixelCnn {
                     }
                 }
                 let t = Tensor::from_vec(win, (n, wh, ww, 1), &dev)?;
-                let out = self.forward_image(&t)?.narrow(1, wh - 1, 1)?.narrow(2, c - c0, 1)?.reshape((n, p))?.to_vec2::<f32>()?;
+                let out = self
+                    .forward_image(&t)?
+                    .narrow(1, wh - 1, 1)?
+                    .narrow(2, c - c0, 1)?
+                    .reshape((n, p))?
+                    .to_vec2::<f32>()?;
                 canvas.draw(r * w + c, &out, self.cfg.output, rng);
             }
         }
@@ -237,38 +285,44 @@ impl PixelCnn {
 impl Family for PixelCnnConfig {
     const MODELS: &'static [ModelInfo] = &[
         ModelInfo {
-        name: "pixelcnn",
-        summary: "PixelCNN (van den Oord et al. 2016): masked convolutions A then B, residual blocks",
-        density: Density::Exact,
-        training: Training::Likelihood,
-        sampler: true,
-        completion: true,
-        encoder: false,
-        features: None,
-        labels: Labels::Unused,
-        scores: DENSITY_SCORES,
-        data: "one-channel images: binary (--output bernoulli) or 256 grey levels (--output softmax)",
-        flags: &["channels", "layers", "output"],
-    },
+            name: "pixelcnn",
+            summary: "PixelCNN (van den Oord et al. 2016): masked convolutions A then B, residual \
+            blocks",
+            density: Density::Exact,
+            training: Training::Likelihood,
+            sampler: true,
+            completion: true,
+            encoder: false,
+            features: None,
+            labels: Labels::Unused,
+            scores: DENSITY_SCORES,
+            data: "one-channel images: binary (--output bernoulli) or 256 grey levels (--output \
+            softmax)",
+            flags: &["channels", "layers", "output"],
+        },
         ModelInfo {
-        name: "gated-pixelcnn",
-        summary: "gated PixelCNN (van den Oord et al. 2016b): vertical and horizontal stacks, no blind spot",
-        density: Density::Exact,
-        training: Training::Likelihood,
-        sampler: true,
-        completion: true,
-        encoder: false,
-        features: None,
-        labels: Labels::Unused,
-        scores: DENSITY_SCORES,
-        data: "one-channel images: binary (--output bernoulli) or 256 grey levels (--output softmax)",
-        flags: &["channels", "layers", "output"],
-    },
+            name: "gated-pixelcnn",
+            summary:
+                "gated PixelCNN (van den Oord et al. 2016b): vertical and horizontal stacks, no \
+            blind spot",
+            density: Density::Exact,
+            training: Training::Likelihood,
+            sampler: true,
+            completion: true,
+            encoder: false,
+            features: None,
+            labels: Labels::Unused,
+            scores: DENSITY_SCORES,
+            data: "one-channel images: binary (--output bernoulli) or 256 grey levels (--output \
+            softmax)",
+            flags: &["channels", "layers", "output"],
+        },
     ];
 
     fn preset(name: &str, shape: &[usize], _unit_data: bool) -> Result<Self> {
         let (height, width) = one_channel(name, shape)?;
-        // The gated layer computes 2C gate maps from a 3x3 vertical and a 1x2 horizontal kernel plus
+        // The gated layer computes 2C gate maps from a 3x3 vertical and a 1x2 horizontal kernel
+        // plus
         // a 2C x 2C link: ~9x the work of a plain bottleneck block at the same C, so 16 maps.
         let gated = name == "gated-pixelcnn";
         let channels = if gated { 16 } else { 32 };
@@ -296,7 +350,10 @@ impl Family for PixelCnnConfig {
     }
 
     fn needs(&self) -> Needs {
-        Needs { binary: self.output == PixelOutput::Bernoulli, grey_levels: self.output == PixelOutput::Softmax }
+        Needs {
+            binary: self.output == PixelOutput::Bernoulli,
+            grey_levels: self.output == PixelOutput::Softmax,
+        }
     }
 
     fn configure(&mut self, flags: &ModelFlags, _data: &Dataset, _seed: u64) -> Result<()> {
@@ -347,7 +404,12 @@ impl DensityModel for PixelCnn {
 }
 
 impl Sequential for PixelCnn {
-    fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         PixelCnn::sample_ar(self, n, known, rng)
     }
     fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {

@@ -42,17 +42,17 @@
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::data::Dataset;
 use crate::dist::PixelOutput;
 use crate::error::{Error, Result};
+use crate::models::family::*;
+use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
 use crate::models::{Canvas, Known};
 use crate::nn::conv::{gather, pointwise, pointwise_relu_in, raster_taps, MaskedConv, Tap};
 use crate::nn::lstm::{grid_lstm, Scan};
 use crate::nn::{ops, Act, Linear, Params};
-use crate::rng::Rng;
-use crate::data::Dataset;
-use crate::models::family::*;
-use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
 use crate::recipe::TrainConfig;
+use crate::rng::Rng;
 use std::any::Any;
 
 /// Which PixelRNN layer.
@@ -88,7 +88,8 @@ fn default_layers() -> usize {
 
 const ROW_INPUT: [Tap; 2] = [(0, -1), (0, 0)];
 const ROW_STATE: [Tap; 3] = [(0, -1), (0, 0), (0, 1)];
-/// Over the previous skewed column: the state above, then the state in the same row (image: to the left).
+/// Over the previous skewed column: the state above, then the state in the same row (image: to the
+/// left).
 const DIAG_STATE: [Tap; 2] = [(-1, 0), (0, 0)];
 
 #[derive(Debug, Clone)]
@@ -133,14 +134,17 @@ fn flip_w(x: &Tensor) -> Result<Tensor> {
 /// Row r moved right by r: `[B, H, W, C]` -> `[B, H, W+H-1, C]` (zeros elsewhere).
 fn skew(x: &Tensor) -> Result<Tensor> {
     let h = x.dim(1)?;
-    let rows: Vec<Tensor> = (0..h).map(|r| x.narrow(1, r, 1)?.pad_with_zeros(2, r, h - 1 - r)).collect::<candle_core::Result<_>>()?;
+    let rows: Vec<Tensor> = (0..h)
+        .map(|r| x.narrow(1, r, 1)?.pad_with_zeros(2, r, h - 1 - r))
+        .collect::<candle_core::Result<_>>()?;
     Ok(Tensor::cat(&rows, 1)?)
 }
 
 /// The inverse of [`skew`].
 fn unskew(x: &Tensor, w: usize) -> Result<Tensor> {
     let h = x.dim(1)?;
-    let rows: Vec<Tensor> = (0..h).map(|r| x.narrow(1, r, 1)?.narrow(2, r, w)).collect::<candle_core::Result<_>>()?;
+    let rows: Vec<Tensor> =
+        (0..h).map(|r| x.narrow(1, r, 1)?.narrow(2, r, w)).collect::<candle_core::Result<_>>()?;
     Ok(Tensor::cat(&rows, 1)?)
 }
 
@@ -148,7 +152,10 @@ impl PixelRnn {
     pub fn new(p: &mut Params, cfg: &PixelRnnConfig, rng: &mut Rng, dev: &Device) -> Result<Self> {
         let c = cfg.channels;
         if cfg.height == 0 || cfg.width == 0 || c == 0 || cfg.layers == 0 {
-            return Err(Error::config("pixelrnn: needs one-channel images and positive channels and layers"));
+            return Err(Error::config(
+                "pixelrnn: needs one-channel images and positive channels \
+                and layers",
+            ));
         }
         let first = MaskedConv::new(p, "in", raster_taps(7, false), 1, c, rng, dev)?;
         let mut layers = Vec::new();
@@ -163,13 +170,33 @@ impl PixelRnn {
                     Cell::Row => (ROW_INPUT.to_vec(), ROW_STATE.len()),
                     Cell::Diagonal => (vec![(0, 0)], DIAG_STATE.len()),
                 };
-                let input = MaskedConv::new(p, &format!("lstm{l}.input{suffix}"), in_taps, c, 4 * c, rng, dev)?;
-                let state = p.uniform_fan_in(&format!("lstm{l}.state{suffix}"), &[st_taps * c, 4 * c], st_taps * c, rng, dev)?;
+                let input = MaskedConv::new(
+                    p,
+                    &format!("lstm{l}.input{suffix}"),
+                    in_taps,
+                    c,
+                    4 * c,
+                    rng,
+                    dev,
+                )?;
+                let state = p.uniform_fan_in(
+                    &format!("lstm{l}.state{suffix}"),
+                    &[st_taps * c, 4 * c],
+                    st_taps * c,
+                    rng,
+                    dev,
+                )?;
                 dirs.push(Direction { input, state });
             }
-            layers.push(Layer { dirs, res: Linear::new(p, &format!("lstm{l}.res"), c, c, rng, dev)? });
+            layers.push(Layer {
+                dirs,
+                res: Linear::new(p, &format!("lstm{l}.res"), c, c, rng, dev)?,
+            });
         }
-        let head = [Linear::new(p, "head.0", c, c, rng, dev)?, Linear::new(p, "head.1", c, cfg.output.params(), rng, dev)?];
+        let head = [
+            Linear::new(p, "head.0", c, c, rng, dev)?,
+            Linear::new(p, "head.1", c, cfg.output.params(), rng, dev)?,
+        ];
         Ok(Self { cfg: cfg.clone(), first, layers, head })
     }
 
@@ -195,7 +222,13 @@ impl PixelRnn {
     }
 
     /// One row of the Row LSTM: input gates `[B*W, 4C]` of row r, states of row r-1.
-    fn row_step(&self, dir: &Direction, g_in: &Tensor, h_prev: &Tensor, c_prev: &Tensor) -> Result<(Tensor, Tensor)> {
+    fn row_step(
+        &self,
+        dir: &Direction,
+        g_in: &Tensor,
+        h_prev: &Tensor,
+        c_prev: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
         let c = self.cfg.channels;
         let g = (g_in + gather(h_prev, &ROW_STATE)?.matmul(&dir.state)?)?;
         lstm_cell(&g, c_prev, c)
@@ -210,10 +243,13 @@ impl PixelRnn {
         let mut cs = Tensor::zeros((b * h, c), DType::F32, x.device())?;
         let mut outs = Vec::with_capacity(cols);
         for col in 0..cols {
-            // Column `col` holds pixel (r, col - r) of rows col-W+1 ..= col; the rest is outside the image.
-            let valid: Vec<f32> = (0..h).map(|r| if r <= col && col - r < w { 1.0 } else { 0.0 }).collect();
+            // Column `col` holds pixel (r, col - r) of rows col-W+1 ..= col; the rest is outside
+            // the image.
+            let valid: Vec<f32> =
+                (0..h).map(|r| if r <= col && col - r < w { 1.0 } else { 0.0 }).collect();
             let valid = Tensor::from_vec(valid, (1, h, 1), x.device())?;
-            let g = (gin.narrow(2, col, 1)?.reshape((b * h, 4 * c))? + gather(&hs, &DIAG_STATE)?.matmul(&dir.state)?)?;
+            let g = (gin.narrow(2, col, 1)?.reshape((b * h, 4 * c))?
+                + gather(&hs, &DIAG_STATE)?.matmul(&dir.state)?)?;
             let (hn, cn) = lstm_cell(&g, &cs, c)?;
             let hn = hn.reshape((b, h, c))?.broadcast_mul(&valid)?;
             cs = cn.reshape((b, h, c))?.broadcast_mul(&valid)?.reshape((b * h, c))?;
@@ -243,8 +279,12 @@ impl PixelRnn {
         let mut x = self.first.forward(img, Act::Identity)?;
         let scan = |dir: &Direction, x: &Tensor| -> Result<Tensor> {
             match (self.cfg.cell, fused) {
-                (Cell::Row, true) => grid_lstm(&dir.input.forward(x, Act::Identity)?, &dir.state, Scan::Rows),
-                (Cell::Diagonal, true) => grid_lstm(&dir.input.forward(x, Act::Identity)?, &dir.state, Scan::Diagonals),
+                (Cell::Row, true) => {
+                    grid_lstm(&dir.input.forward(x, Act::Identity)?, &dir.state, Scan::Rows)
+                }
+                (Cell::Diagonal, true) => {
+                    grid_lstm(&dir.input.forward(x, Act::Identity)?, &dir.state, Scan::Diagonals)
+                }
                 (Cell::Row, false) => self.row_lstm(dir, x),
                 (Cell::Diagonal, false) => self.diagonal_lstm(dir, x),
             }
@@ -284,7 +324,12 @@ impl PixelRnn {
 
     /// Raster-order sampling with cached LSTM states (see the module notes).
     /// Known pixels (completion) are kept. Returns samples and their log-probabilities.
-    pub fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    pub fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         match self.cfg.cell {
             Cell::Row => self.sample_row(n, known, rng),
             Cell::Diagonal => self.sample_diagonal(n, known, rng),
@@ -304,7 +349,12 @@ impl PixelRnn {
         Ok(self.first.forward(&t, Act::Identity)?.narrow(1, rows - 1, 1)?)
     }
 
-    fn sample_row(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    fn sample_row(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         let (h, w, c) = (self.cfg.height, self.cfg.width, self.cfg.channels);
         let d = h * w;
         let nl = self.layers.len();
@@ -320,19 +370,30 @@ impl PixelRnn {
             for col in 0..w {
                 // Cell (r, col) of every layer: it depends on pixels before (r, col) only, so it is
                 // final now, and row r's other cells were computed at their own pixels.
-                let mut x = self.first_row(&canvas.x, n, r, &dev)?.narrow(2, col, 1)?.reshape((n, c))?;
+                let mut x =
+                    self.first_row(&canvas.x, n, r, &dev)?.narrow(2, col, 1)?.reshape((n, c))?;
                 for (l, layer) in self.layers.iter().enumerate() {
                     let dir = &layer.dirs[0];
                     inputs[l][col] = x.clone();
                     let left = if col > 0 { inputs[l][col - 1].clone() } else { zero.clone() };
-                    let above = |k: Option<usize>| k.filter(|&k| k < w).map(|k| prev[l][k].0.clone()).unwrap_or_else(|| zero.clone());
-                    let s_in = Tensor::cat(&[&above(col.checked_sub(1)), &above(Some(col)), &above(Some(col + 1))], 1)?;
-                    let g = (dir.input.lin.forward(&Tensor::cat(&[&left, &x], 1)?)? + s_in.matmul(&dir.state)?)?;
+                    let above = |k: Option<usize>| {
+                        k.filter(|&k| k < w)
+                            .map(|k| prev[l][k].0.clone())
+                            .unwrap_or_else(|| zero.clone())
+                    };
+                    let s_in = Tensor::cat(
+                        &[&above(col.checked_sub(1)), &above(Some(col)), &above(Some(col + 1))],
+                        1,
+                    )?;
+                    let g = (dir.input.lin.forward(&Tensor::cat(&[&left, &x], 1)?)?
+                        + s_in.matmul(&dir.state)?)?;
                     let (hn, cn) = lstm_cell(&g, &prev[l][col].1, c)?;
                     x = (x + layer.res.forward(&hn)?)?;
                     cur[l][col] = (hn, cn);
                 }
-                let out = self.head[1].forward(&self.head[0].forward_relu_in(&x, Act::Relu)?)?.to_vec2::<f32>()?;
+                let out = self.head[1]
+                    .forward(&self.head[0].forward_relu_in(&x, Act::Relu)?)?
+                    .to_vec2::<f32>()?;
                 canvas.draw(r * w + col, &out, self.cfg.output, rng);
             }
             prev = std::mem::replace(&mut cur, blank());
@@ -340,7 +401,12 @@ impl PixelRnn {
         canvas.finish(&dev)
     }
 
-    fn sample_diagonal(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    fn sample_diagonal(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         let (h, w, c) = (self.cfg.height, self.cfg.width, self.cfg.channels);
         let d = h * w;
         let nl = self.layers.len();
@@ -353,14 +419,20 @@ impl PixelRnn {
         // Layer inputs of the current row (for the right-to-left pass at its end).
         let mut inputs: Vec<Vec<Tensor>> = vec![vec![zero.clone(); w]; nl];
         // One cell: gates from the input, the state above and the state beside.
-        let cell = |dir: &Direction, x: &Tensor, up: &(Tensor, Tensor), side: &(Tensor, Tensor)| -> Result<(Tensor, Tensor)> {
-            let g = (dir.input.lin.forward(x)? + Tensor::cat(&[&up.0, &side.0], 1)?.matmul(&dir.state)?)?;
+        let cell = |dir: &Direction,
+                    x: &Tensor,
+                    up: &(Tensor, Tensor),
+                    side: &(Tensor, Tensor)|
+         -> Result<(Tensor, Tensor)> {
+            let g = (dir.input.lin.forward(x)?
+                + Tensor::cat(&[&up.0, &side.0], 1)?.matmul(&dir.state)?)?;
             lstm_cell(&g, &side.1, c)
         };
         let zz = (zero.clone(), zero.clone());
         for r in 0..h {
             for col in 0..w {
-                let mut x = self.first_row(&canvas.x, n, r, &dev)?.narrow(2, col, 1)?.reshape((n, c))?;
+                let mut x =
+                    self.first_row(&canvas.x, n, r, &dev)?.narrow(2, col, 1)?.reshape((n, c))?;
                 for (l, layer) in self.layers.iter().enumerate() {
                     inputs[l][col] = x.clone();
                     let side = if col > 0 { cur_l[l][col - 1].clone() } else { zz.clone() };
@@ -370,7 +442,9 @@ impl PixelRnn {
                     cur_l[l][col] = st;
                     x = (x + layer.res.forward(&hid)?)?;
                 }
-                let out = self.head[1].forward(&self.head[0].forward_relu_in(&x, Act::Relu)?)?.to_vec2::<f32>()?;
+                let out = self.head[1]
+                    .forward(&self.head[0].forward_relu_in(&x, Act::Relu)?)?
+                    .to_vec2::<f32>()?;
                 canvas.draw(r * w + col, &out, self.cfg.output, rng);
             }
             // Row r is complete: run the second direction over it, right to left.
@@ -400,33 +474,38 @@ fn shift_down(x: &Tensor) -> Result<Tensor> {
 impl Family for PixelRnnConfig {
     const MODELS: &'static [ModelInfo] = &[
         ModelInfo {
-        name: "row-lstm",
-        summary: "PixelRNN Row LSTM (van den Oord et al. 2016): row-by-row LSTM, triangular receptive field",
-        density: Density::Exact,
-        training: Training::Likelihood,
-        sampler: true,
-        completion: true,
-        encoder: false,
-        features: None,
-        labels: Labels::Unused,
-        scores: DENSITY_SCORES,
-        data: "one-channel images: binary (--output bernoulli) or 256 grey levels (--output softmax)",
-        flags: &["channels", "layers", "output"],
-    },
+            name: "row-lstm",
+            summary: "PixelRNN Row LSTM (van den Oord et al. 2016): row-by-row LSTM, triangular \
+            receptive field",
+            density: Density::Exact,
+            training: Training::Likelihood,
+            sampler: true,
+            completion: true,
+            encoder: false,
+            features: None,
+            labels: Labels::Unused,
+            scores: DENSITY_SCORES,
+            data: "one-channel images: binary (--output bernoulli) or 256 grey levels (--output \
+            softmax)",
+            flags: &["channels", "layers", "output"],
+        },
         ModelInfo {
-        name: "diagonal-bilstm",
-        summary: "PixelRNN Diagonal BiLSTM (van den Oord et al. 2016): skewed diagonal LSTMs in two directions",
-        density: Density::Exact,
-        training: Training::Likelihood,
-        sampler: true,
-        completion: true,
-        encoder: false,
-        features: None,
-        labels: Labels::Unused,
-        scores: DENSITY_SCORES,
-        data: "one-channel images: binary (--output bernoulli) or 256 grey levels (--output softmax)",
-        flags: &["channels", "layers", "output"],
-    },
+            name: "diagonal-bilstm",
+            summary:
+                "PixelRNN Diagonal BiLSTM (van den Oord et al. 2016): skewed diagonal LSTMs in \
+            two directions",
+            density: Density::Exact,
+            training: Training::Likelihood,
+            sampler: true,
+            completion: true,
+            encoder: false,
+            features: None,
+            labels: Labels::Unused,
+            scores: DENSITY_SCORES,
+            data: "one-channel images: binary (--output bernoulli) or 256 grey levels (--output \
+            softmax)",
+            flags: &["channels", "layers", "output"],
+        },
     ];
 
     fn preset(name: &str, shape: &[usize], _unit_data: bool) -> Result<Self> {
@@ -452,7 +531,10 @@ impl Family for PixelRnnConfig {
     }
 
     fn needs(&self) -> Needs {
-        Needs { binary: self.output == PixelOutput::Bernoulli, grey_levels: self.output == PixelOutput::Softmax }
+        Needs {
+            binary: self.output == PixelOutput::Bernoulli,
+            grey_levels: self.output == PixelOutput::Softmax,
+        }
     }
 
     fn configure(&mut self, flags: &ModelFlags, _data: &Dataset, _seed: u64) -> Result<()> {
@@ -503,7 +585,12 @@ impl DensityModel for PixelRnn {
 }
 
 impl Sequential for PixelRnn {
-    fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         PixelRnn::sample_ar(self, n, known, rng)
     }
     fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {

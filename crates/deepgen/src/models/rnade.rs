@@ -18,15 +18,15 @@
 use candle_core::{Device, Tensor, D};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::models::Known;
-use crate::nn::Params;
-use crate::rng::Rng;
-use crate::models::family::*;
-use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
-use crate::recipe::TrainConfig;
-use std::any::Any;
 use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::models::family::*;
+use crate::models::Known;
+use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::nn::Params;
+use crate::recipe::TrainConfig;
+use crate::rng::Rng;
+use std::any::Any;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -81,7 +81,8 @@ impl Rnade {
         let mut b0 = vec![0f32; d * 3 * k];
         for i in 0..d {
             for j in 0..k {
-                b0[i * 3 * k + k + j] = if k > 1 { -1.5 + 3.0 * j as f32 / (k - 1) as f32 } else { 0.0 };
+                b0[i * 3 * k + k + j] =
+                    if k > 1 { -1.5 + 3.0 * j as f32 / (k - 1) as f32 } else { 0.0 };
             }
         }
         let b = p.add("b", Tensor::from_vec(b0, (d, 3 * k), dev)?)?;
@@ -98,10 +99,21 @@ impl Rnade {
         let (_, d) = x.dims2()?;
         // a[b, i, :] = c + sum_{j<i} x[b, j] W[j, :]
         let contrib = x.unsqueeze(2)?.broadcast_mul(&self.w.unsqueeze(0)?)?; // [B, D, H]: x_j W_j
-        let a = self.lower.t()?.contiguous()?.unsqueeze(0)?.broadcast_matmul(&contrib)?.broadcast_add(&self.c)?; // exclusive prefix sum
+        let a = self
+            .lower
+            .t()?
+            .contiguous()?
+            .unsqueeze(0)?
+            .broadcast_matmul(&contrib)?
+            .broadcast_add(&self.c)?; // exclusive prefix sum
         let h = a.broadcast_mul(&self.rho.reshape((1, d, 1))?)?.relu()?;
         // Per-dimension output layer: [D, B, H] x [D, H, 3K] -> [D, B, 3K].
-        let o = h.transpose(0, 1)?.contiguous()?.matmul(&self.v)?.transpose(0, 1)?.broadcast_add(&self.b)?; // [B, D, 3K]
+        let o = h
+            .transpose(0, 1)?
+            .contiguous()?
+            .matmul(&self.v)?
+            .transpose(0, 1)?
+            .broadcast_add(&self.b)?; // [B, D, 3K]
         let k = self.k;
         let logits = o.narrow(D::Minus1, 0, k)?;
         let mu = o.narrow(D::Minus1, k, k)?;
@@ -122,7 +134,8 @@ impl Rnade {
         let comp = ((z.sqr()? * -0.5)? - &m.log_sigma)? - 0.5 * ln2pi; // log N per component
         let t = (comp + &m.log_pi)?;
         let mx = t.max_keepdim(D::Minus1)?.detach();
-        Ok((t.broadcast_sub(&mx)?.exp()?.sum_keepdim(D::Minus1)?.log()? + mx)?.squeeze(D::Minus1)?)
+        Ok((t.broadcast_sub(&mx)?.exp()?.sum_keepdim(D::Minus1)?.log()? + mx)?
+            .squeeze(D::Minus1)?)
     }
 
     /// # Shapes
@@ -139,7 +152,12 @@ impl Rnade {
 
     /// Ancestral sampling with the O(DH) recurrence: a_{d+1} = a_d + x_d W_d.
     /// Known values (completion) are kept. Returns samples and their log-density.
-    pub fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    pub fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         use rand::Rng as _;
         use rand_distr::{Distribution, StandardNormal};
         let (d, k) = (self.dim, self.k);
@@ -204,7 +222,8 @@ impl Rnade {
 impl Family for RnadeConfig {
     const MODELS: &'static [ModelInfo] = &[ModelInfo {
         name: "rnade",
-        summary: "RNADE (Uria et al. 2013): NADE with mixture-of-Gaussians conditionals for real values",
+        summary: "RNADE (Uria et al. 2013): NADE with mixture-of-Gaussians conditionals for real \
+            values",
         density: Density::Exact,
         training: Training::Likelihood,
         sampler: true,
@@ -284,7 +303,12 @@ impl DensityModel for Rnade {
 }
 
 impl Sequential for Rnade {
-    fn sample_ar(&self, n: usize, known: Option<&Known>, rng: &mut Rng) -> Result<(Tensor, Vec<f64>)> {
+    fn sample_ar(
+        &self,
+        n: usize,
+        known: Option<&Known>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Vec<f64>)> {
         Rnade::sample_ar(self, n, known, rng)
     }
     fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {

@@ -16,14 +16,14 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::data::Dataset;
 use crate::dist;
 use crate::error::{Error, Result};
-use crate::nn::{ops, Act, Linear, Params};
-use crate::rng::{self, Rng};
-use crate::data::Dataset;
 use crate::models::family::*;
 use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::nn::{ops, Act, Linear, Params};
 use crate::recipe::TrainConfig;
+use crate::rng::{self, Rng};
 use std::any::Any;
 
 /// The decoder's observation model.
@@ -190,10 +190,12 @@ impl Vae {
             let eps = rng::randn(rng, &[kk, b, l], x.device())?;
             let z = eps.broadcast_mul(&std)?.broadcast_add(&mu)?; // [kk, B, L]
             let zf = z.reshape((kk * b, l))?;
-            let xr = x.unsqueeze(0)?.broadcast_as((kk, b, x.dim(1)?))?.reshape((kk * b, x.dim(1)?))?;
+            let xr =
+                x.unsqueeze(0)?.broadcast_as((kk, b, x.dim(1)?))?.reshape((kk * b, x.dim(1)?))?;
             let lpx = self.log_lik(&xr, &self.decode(&zf)?)?.reshape((kk, b))?;
             let lpz = dist::std_normal_log_prob(&z)?; // [kk, B]
-            let lqz = ops::gaussian_log_prob(&z, &mu.unsqueeze(0)?, &lv.unsqueeze(0)?)?.sum(candle_core::D::Minus1)?;
+            let lqz = ops::gaussian_log_prob(&z, &mu.unsqueeze(0)?, &lv.unsqueeze(0)?)?
+                .sum(candle_core::D::Minus1)?;
             logw.push(((lpx + lpz)? - lqz)?);
             done += kk;
         }
@@ -235,7 +237,8 @@ impl Vae {
 impl Family for VaeConfig {
     const MODELS: &'static [ModelInfo] = &[ModelInfo {
         name: "vae",
-        summary: "VAE (Kingma & Welling 2014): ELBO training, importance-weighted log p (Burda et al. 2016)",
+        summary: "VAE (Kingma & Welling 2014): ELBO training, importance-weighted log p (Burda et \
+            al. 2016)",
         density: Density::Bound,
         training: Training::Likelihood,
         sampler: true,
@@ -243,14 +246,27 @@ impl Family for VaeConfig {
         encoder: true,
         features: Some("the encoder's mean code"),
         labels: Labels::Unused,
-        scores: &[ScoreKind::Nll, ScoreKind::Bpd, ScoreKind::Elbo, ScoreKind::Recon, ScoreKind::Typicality, ScoreKind::Complexity],
+        scores: &[
+            ScoreKind::Nll,
+            ScoreKind::Bpd,
+            ScoreKind::Elbo,
+            ScoreKind::Recon,
+            ScoreKind::Typicality,
+            ScoreKind::Complexity,
+        ],
         data: "binary (Bernoulli decoder) or real (Gaussian decoder)",
         flags: &["hidden", "latent", "iw_samples"],
     }];
 
     fn preset(_name: &str, shape: &[usize], unit_data: bool) -> Result<Self> {
         let likelihood = if unit_data { Likelihood::Bernoulli } else { Likelihood::Gaussian };
-        Ok(Self { dim: shape.iter().product(), hidden: vec![512, 512], latent: 32, likelihood, iw_samples: 100 })
+        Ok(Self {
+            dim: shape.iter().product(),
+            hidden: vec![512, 512],
+            latent: 32,
+            likelihood,
+            iw_samples: 100,
+        })
     }
 
     fn recipe(_name: &str, _shape: &[usize]) -> TrainConfig {

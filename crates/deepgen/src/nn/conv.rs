@@ -90,7 +90,12 @@ impl CustomOp1 for Gather {
         Ok((CpuStorage::F32(out), Shape::from((b * h * w, t * c))))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         let (b, h, w, c) = arg.dims4()?;
         if super::create_graph() || !arg.device().is_cpu() {
             return Ok(Some(scatter_composed(&self.taps, grad, (b, h, w, c))?));
@@ -99,9 +104,13 @@ impl CustomOp1 for Gather {
         let g = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let per = h * w * c;
         let mut dx = vec![0f32; b * per];
-        dx.par_chunks_mut(per.max(1)).zip(g.par_chunks((h * w * t * c).max(1))).for_each(|(d, gi)| {
-            self.for_each(h, w, c, |src, dst| d[src..src + c].iter_mut().zip(&gi[dst..dst + c]).for_each(|(a, &v)| *a += v));
-        });
+        dx.par_chunks_mut(per.max(1)).zip(g.par_chunks((h * w * t * c).max(1))).for_each(
+            |(d, gi)| {
+                self.for_each(h, w, c, |src, dst| {
+                    d[src..src + c].iter_mut().zip(&gi[dst..dst + c]).for_each(|(a, &v)| *a += v)
+                });
+            },
+        );
         Ok(Some(Tensor::from_vec(dx, (b, h, w, c), arg.device())?))
     }
 }
@@ -113,7 +122,11 @@ fn shifted(x: &Tensor, dy: i32, dx: i32) -> candle_core::Result<Tensor> {
     if ay >= h || ax >= w {
         return x.zeros_like();
     }
-    let y = if dy >= 0 { x.narrow(1, 0, h - ay)?.pad_with_zeros(1, ay, 0)? } else { x.narrow(1, ay, h - ay)?.pad_with_zeros(1, 0, ay)? };
+    let y = if dy >= 0 {
+        x.narrow(1, 0, h - ay)?.pad_with_zeros(1, ay, 0)?
+    } else {
+        x.narrow(1, ay, h - ay)?.pad_with_zeros(1, 0, ay)?
+    };
     if dx >= 0 {
         y.narrow(2, 0, w - ax)?.pad_with_zeros(2, ax, 0)
     } else {
@@ -124,12 +137,17 @@ fn shifted(x: &Tensor, dy: i32, dx: i32) -> candle_core::Result<Tensor> {
 /// The gather as candle ops: tap (dy, dx) is the image shifted by (-dy, -dx).
 fn gather_composed(taps: &[Tap], x: &Tensor) -> candle_core::Result<Tensor> {
     let (b, h, w, c) = x.dims4()?;
-    let parts: Vec<Tensor> = taps.iter().map(|&(dy, dx)| shifted(x, -dy, -dx)).collect::<candle_core::Result<_>>()?;
+    let parts: Vec<Tensor> =
+        taps.iter().map(|&(dy, dx)| shifted(x, -dy, -dx)).collect::<candle_core::Result<_>>()?;
     Tensor::cat(&parts, 3)?.reshape((b * h * w, taps.len() * c))
 }
 
 /// The gather's vector-Jacobian product as candle ops (differentiable again).
-fn scatter_composed(taps: &[Tap], grad: &Tensor, (b, h, w, c): (usize, usize, usize, usize)) -> candle_core::Result<Tensor> {
+fn scatter_composed(
+    taps: &[Tap],
+    grad: &Tensor,
+    (b, h, w, c): (usize, usize, usize, usize),
+) -> candle_core::Result<Tensor> {
     let g = grad.reshape((b, h, w, taps.len() * c))?;
     let mut acc: Option<Tensor> = None;
     for (k, &(dy, dx)) in taps.iter().enumerate() {
@@ -165,8 +183,17 @@ pub struct MaskedConv {
 }
 
 impl MaskedConv {
-    /// Registers `{name}.weight` `[T*in, out]` (row `t*in + c` = tap t, input channel c) and `{name}.bias`.
-    pub fn new(p: &mut Params, name: &str, taps: Vec<Tap>, c_in: usize, c_out: usize, rng: &mut Rng, dev: &Device) -> Result<Self> {
+    /// Registers `{name}.weight` `[T*in, out]` (row `t*in + c` = tap t, input channel c) and
+    /// `{name}.bias`.
+    pub fn new(
+        p: &mut Params,
+        name: &str,
+        taps: Vec<Tap>,
+        c_in: usize,
+        c_out: usize,
+        rng: &mut Rng,
+        dev: &Device,
+    ) -> Result<Self> {
         let lin = Linear::new(p, name, taps.len() * c_in, c_out, rng, dev)?;
         Ok(Self { taps, lin })
     }
@@ -178,7 +205,11 @@ impl MaskedConv {
             return act.apply(&self.forward(x, Act::Identity)?);
         }
         if x.device().is_cpu() && !super::create_graph() {
-            return Ok(x.contiguous()?.apply_op3(&self.lin.w, &self.lin.b, ConvOp { gather: Gather { taps: self.taps.clone() }, act })?);
+            return Ok(x.contiguous()?.apply_op3(
+                &self.lin.w,
+                &self.lin.b,
+                ConvOp { gather: Gather { taps: self.taps.clone() }, act },
+            )?);
         }
         let (b, h, w, _) = x.dims4()?;
         let y = self.lin.forward_act(&gather(x, &self.taps)?, act)?;
@@ -209,7 +240,8 @@ impl ConvOp {
         let per = h * w * t * c;
         let mut out = vec![0f32; b * per];
         out.par_chunks_mut(per.max(1)).zip(x.par_chunks((h * w * c).max(1))).for_each(|(o, xi)| {
-            self.gather.for_each(h, w, c, |src, dst| o[dst..dst + c].copy_from_slice(&xi[src..src + c]));
+            self.gather
+                .for_each(h, w, c, |src, dst| o[dst..dst + c].copy_from_slice(&xi[src..src + c]));
         });
         out
     }
@@ -220,7 +252,15 @@ impl CustomOp3 for ConvOp {
         "deepgen-masked-conv"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let f = |s: &'_ CpuStorage, l: &Layout| -> candle_core::Result<Vec<f32>> {
             match (s, l.contiguous_offsets()) {
                 (CpuStorage::F32(v), Some((a, e))) => Ok(v[a..e].to_vec()),
@@ -230,7 +270,12 @@ impl CustomOp3 for ConvOp {
         let dims = xl.shape().dims4()?;
         let (k, n) = wl.shape().dims2()?;
         if k != self.gather.taps.len() * dims.3 || bl.shape().elem_count() != n {
-            candle_core::bail!("masked conv: weight {:?} does not fit {} taps of {} channels", wl.shape(), self.gather.taps.len(), dims.3);
+            candle_core::bail!(
+                "masked conv: weight {:?} does not fit {} taps of {} channels",
+                wl.shape(),
+                self.gather.taps.len(),
+                dims.3
+            );
         }
         let x = match (xs, xl.contiguous_offsets()) {
             (CpuStorage::F32(v), Some((a, e))) => &v[a..e],
@@ -250,13 +295,24 @@ impl CustomOp3 for ConvOp {
         Ok((CpuStorage::F32(y), Shape::from((dims.0, dims.1, dims.2, n))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         use super::fused::read;
         let dims = x.dims4()?;
         let (k, n) = w.dims2()?;
         let m = dims.0 * dims.1 * dims.2;
         let (dz, db) = super::fused::pre_activation_grad(grad, y, self.act, n)?;
-        let dw = if w.track_op() { Some(read(x, |xv| super::gemm_at_b(k, n, m, &self.cols(xv, dims), &dz))?) } else { None };
+        let dw = if w.track_op() {
+            Some(read(x, |xv| super::gemm_at_b(k, n, m, &self.cols(xv, dims), &dz))?)
+        } else {
+            None
+        };
         let dx = if x.track_op() {
             let mut dcols = vec![0f32; m * k];
             read(w, |wv| super::gemm(m, k, n, &mut dcols, &dz, false, wv, true, false, true))?;
@@ -264,14 +320,25 @@ impl CustomOp3 for ConvOp {
             let t = self.gather.taps.len();
             let per = h * wd * c;
             let mut dx = vec![0f32; b * per];
-            dx.par_chunks_mut(per.max(1)).zip(dcols.par_chunks((h * wd * t * c).max(1))).for_each(|(d, gi)| {
-                self.gather.for_each(h, wd, c, |src, dst| d[src..src + c].iter_mut().zip(&gi[dst..dst + c]).for_each(|(a, &v)| *a += v));
-            });
+            dx.par_chunks_mut(per.max(1)).zip(dcols.par_chunks((h * wd * t * c).max(1))).for_each(
+                |(d, gi)| {
+                    self.gather.for_each(h, wd, c, |src, dst| {
+                        d[src..src + c]
+                            .iter_mut()
+                            .zip(&gi[dst..dst + c])
+                            .for_each(|(a, &v)| *a += v)
+                    });
+                },
+            );
             Some(Tensor::from_vec(dx, x.shape(), x.device())?)
         } else {
             None
         };
-        Ok((dx, dw.map(|d| Tensor::from_vec(d, w.shape(), w.device())).transpose()?, if bias.track_op() { Some(Tensor::from_vec(db, n, w.device())?) } else { None }))
+        Ok((
+            dx,
+            dw.map(|d| Tensor::from_vec(d, w.shape(), w.device())).transpose()?,
+            if bias.track_op() { Some(Tensor::from_vec(db, n, w.device())?) } else { None },
+        ))
     }
 }
 
@@ -314,7 +381,8 @@ impl Strided {
     pub fn lo(&self, hi: usize) -> usize {
         (hi + 2 * self.pad).saturating_sub(self.k) / self.stride + 1
     }
-    /// The high-resolution side for a low-resolution side `lo` (PyTorch's conv_transpose2d formula).
+    /// The high-resolution side for a low-resolution side `lo` (PyTorch's conv_transpose2d
+    /// formula).
     pub fn hi(&self, lo: usize) -> usize {
         (lo - 1) * self.stride + self.k - 2 * self.pad
     }
@@ -322,7 +390,13 @@ impl Strided {
     /// Calls `f(hi_offset, col_offset)` for every in-image (low pixel, tap) pair of one image,
     /// offsets in units of `c` channels: columns are `[Hl*Wl, k*k*c]`, tap-major.
     #[inline]
-    fn for_each(&self, (hh, wh): (usize, usize), (hl, wl): (usize, usize), c: usize, mut f: impl FnMut(usize, usize)) {
+    fn for_each(
+        &self,
+        (hh, wh): (usize, usize),
+        (hl, wl): (usize, usize),
+        c: usize,
+        mut f: impl FnMut(usize, usize),
+    ) {
         let (k, s, p) = (self.k, self.stride as isize, self.pad as isize);
         for i in 0..hl {
             for ky in 0..k {
@@ -347,7 +421,14 @@ impl Strided {
     /// written once (a copy or a padding zero), so the buffer is never memset first
     /// (the zero fill was ~5% of a DCGAN step).
     /// im2col into a scratch buffer (see [`super::with_scratch`]), then `f` on the columns.
-    fn with_im2col<R>(&self, x: &[f32], b: usize, hi: (usize, usize), c: usize, f: impl FnOnce(&[f32]) -> R) -> R {
+    fn with_im2col<R>(
+        &self,
+        x: &[f32],
+        b: usize,
+        hi: (usize, usize),
+        c: usize,
+        f: impl FnOnce(&[f32]) -> R,
+    ) -> R {
         let n = b * self.lo(hi.0) * self.lo(hi.1) * self.k * self.k * c;
         super::with_scratch(n, |cols| {
             self.im2col_into(x, hi, c, cols);
@@ -360,31 +441,41 @@ impl Strided {
         let (hl, wl) = (self.lo(hi.0), self.lo(hi.1));
         let (k, s, p) = (self.k, self.stride as isize, self.pad as isize);
         let per = hl * wl * k * k * c;
-        out.par_chunks_mut(per.max(1)).zip(x.par_chunks((hi.0 * hi.1 * c).max(1))).for_each(|(o, xi)| {
-            let mut at = 0;
-            for i in 0..hl {
-                for j in 0..wl {
-                    for ky in 0..k {
-                        let y = s * i as isize - p + ky as isize;
-                        for kx in 0..k {
-                            let xx = s * j as isize - p + kx as isize;
-                            let dst = &mut o[at..at + c];
-                            if y >= 0 && y < hi.0 as isize && xx >= 0 && xx < hi.1 as isize {
-                                let src = (y as usize * hi.1 + xx as usize) * c;
-                                dst.copy_from_slice(&xi[src..src + c]);
-                            } else {
-                                dst.fill(0.0);
+        out.par_chunks_mut(per.max(1)).zip(x.par_chunks((hi.0 * hi.1 * c).max(1))).for_each(
+            |(o, xi)| {
+                let mut at = 0;
+                for i in 0..hl {
+                    for j in 0..wl {
+                        for ky in 0..k {
+                            let y = s * i as isize - p + ky as isize;
+                            for kx in 0..k {
+                                let xx = s * j as isize - p + kx as isize;
+                                let dst = &mut o[at..at + c];
+                                if y >= 0 && y < hi.0 as isize && xx >= 0 && xx < hi.1 as isize {
+                                    let src = (y as usize * hi.1 + xx as usize) * c;
+                                    dst.copy_from_slice(&xi[src..src + c]);
+                                } else {
+                                    dst.fill(0.0);
+                                }
+                                at += c;
                             }
-                            at += c;
                         }
                     }
                 }
-            }
-        });
+            },
+        );
     }
 
-    /// col2im: `[B*Hl*Wl, k*k*C]` -> `[B, Hh, Wh, C]`, summing overlapping taps, added onto `init` per pixel.
-    fn col2im(&self, cols: &[f32], b: usize, hi: (usize, usize), c: usize, init: Option<&[f32]>) -> Vec<f32> {
+    /// col2im: `[B*Hl*Wl, k*k*C]` -> `[B, Hh, Wh, C]`, summing overlapping taps, added onto `init`
+    /// per pixel.
+    fn col2im(
+        &self,
+        cols: &[f32],
+        b: usize,
+        hi: (usize, usize),
+        c: usize,
+        init: Option<&[f32]>,
+    ) -> Vec<f32> {
         let lo = (self.lo(hi.0), self.lo(hi.1));
         let per = hi.0 * hi.1 * c;
         let mut out: Vec<f32> = Vec::with_capacity(b * per);
@@ -398,13 +489,16 @@ impl Strided {
         });
         // SAFETY: the pass above wrote all b * per values (every chunk in full).
         unsafe { out.set_len(b * per) };
-        out.par_chunks_mut(per.max(1)).zip(cols.par_chunks((lo.0 * lo.1 * self.k * self.k * c).max(1))).for_each(|(o, ci)| {
-            self.for_each(hi, lo, c, |dst, src| o[dst..dst + c].iter_mut().zip(&ci[src..src + c]).for_each(|(a, &v)| *a += v));
-        });
+        out.par_chunks_mut(per.max(1))
+            .zip(cols.par_chunks((lo.0 * lo.1 * self.k * self.k * c).max(1)))
+            .for_each(|(o, ci)| {
+                self.for_each(hi, lo, c, |dst, src| {
+                    o[dst..dst + c].iter_mut().zip(&ci[src..src + c]).for_each(|(a, &v)| *a += v)
+                });
+            });
         out
     }
 }
-
 
 /// Strided convolution `[B, Hh, Wh, in]` -> `[B, Hl, Wl, out]`, weight `[k*k*in, out]`, as one op.
 /// The convolution and an optional fused leaky slope (0 = ReLU).
@@ -415,14 +509,28 @@ impl CustomOp3 for DownOp {
         "deepgen-conv-down"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, h, w, c) = xl.shape().dims4()?;
         let (k, n) = wl.shape().dims2()?;
         let g = self.0;
         if k != g.k * g.k * c || bl.shape().elem_count() != n {
-            candle_core::bail!("conv: weight {:?} does not fit a {}x{} kernel over {c} channels", wl.shape(), g.k, g.k);
+            candle_core::bail!(
+                "conv: weight {:?} does not fit a {}x{} kernel over {c} channels",
+                wl.shape(),
+                g.k,
+                g.k
+            );
         }
-        let (x, wv, bias) = (f32s(xs, xl, "input")?, f32s(ws, wl, "weight")?, f32s(bs, bl, "bias")?);
+        let (x, wv, bias) =
+            (f32s(xs, xl, "input")?, f32s(ws, wl, "weight")?, f32s(bs, bl, "bias")?);
         let (hl, wlo) = (g.lo(h), g.lo(w));
         let m = b * hl * wlo;
         // Bias rows written directly (no zero fill first).
@@ -430,7 +538,9 @@ impl CustomOp3 for DownOp {
         for _ in 0..m {
             y.extend_from_slice(bias);
         }
-        g.with_im2col(x, b, (h, w), c, |cols| super::gemm(m, n, k, &mut y, cols, false, wv, false, true, true));
+        g.with_im2col(x, b, (h, w), c, |cols| {
+            super::gemm(m, n, k, &mut y, cols, false, wv, false, true, true)
+        });
         if let Some(a) = self.1 {
             y.par_chunks_mut(1 << 14).for_each(|c| {
                 c.iter_mut().for_each(|v| {
@@ -443,7 +553,14 @@ impl CustomOp3 for DownOp {
         Ok((CpuStorage::F32(y), Shape::from((b, hl, wlo, n))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         use super::fused::read;
         if super::create_graph() {
             if self.1.is_some() {
@@ -461,7 +578,13 @@ impl CustomOp3 for DownOp {
             None => super::fused::pre_activation_grad(grad, grad, Act::Identity, n)?,
         };
         // Constant weights (the critic during the generator's update) need no weight gradient.
-        let dw = if w.track_op() { Some(read(x, |xv| g.with_im2col(xv, b, (h, wd), c, |cols| super::gemm_at_b(k, n, m, cols, &dz)))?) } else { None };
+        let dw = if w.track_op() {
+            Some(read(x, |xv| {
+                g.with_im2col(xv, b, (h, wd), c, |cols| super::gemm_at_b(k, n, m, cols, &dz))
+            })?)
+        } else {
+            None
+        };
         let dx = if x.track_op() {
             // The GEMM overwrites the whole scratch buffer (no accumulation).
             let dx = super::with_scratch(m * k, |dcols| -> candle_core::Result<Vec<f32>> {
@@ -472,11 +595,16 @@ impl CustomOp3 for DownOp {
         } else {
             None
         };
-        Ok((dx, dw.map(|d| Tensor::from_vec(d, w.shape(), w.device())).transpose()?, if bias.track_op() { Some(Tensor::from_vec(db, n, w.device())?) } else { None }))
+        Ok((
+            dx,
+            dw.map(|d| Tensor::from_vec(d, w.shape(), w.device())).transpose()?,
+            if bias.track_op() { Some(Tensor::from_vec(db, n, w.device())?) } else { None },
+        ))
     }
 }
 
-/// Transposed convolution `[B, Hl, Wl, in]` -> `[B, Hh, Wh, out]`, weight `[in, k*k*out]`, as one op:
+/// Transposed convolution `[B, Hl, Wl, in]` -> `[B, Hh, Wh, out]`, weight `[in, k*k*out]`, as one
+/// op:
 /// one GEMM to per-pixel columns, then col2im.
 struct UpOp(Strided);
 
@@ -485,15 +613,30 @@ impl CustomOp3 for UpOp {
         "deepgen-conv-up"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, h, w, c) = xl.shape().dims4()?;
         let (c2, kn) = wl.shape().dims2()?;
         let g = self.0;
         let n = bl.shape().elem_count();
         if c2 != c || kn != g.k * g.k * n {
-            candle_core::bail!("conv transpose: weight {:?} does not fit {c} inputs, a {}x{} kernel and {n} outputs", wl.shape(), g.k, g.k);
+            candle_core::bail!(
+                "conv transpose: weight {:?} does not fit {c} inputs, a {}x{} \
+                kernel and {n} outputs",
+                wl.shape(),
+                g.k,
+                g.k
+            );
         }
-        let (x, wv, bias) = (f32s(xs, xl, "input")?, f32s(ws, wl, "weight")?, f32s(bs, bl, "bias")?);
+        let (x, wv, bias) =
+            (f32s(xs, xl, "input")?, f32s(ws, wl, "weight")?, f32s(bs, bl, "bias")?);
         let m = b * h * w;
         let (hh, wh) = (g.hi(h), g.hi(w));
         // The GEMM overwrites the whole scratch buffer (no accumulation).
@@ -504,7 +647,14 @@ impl CustomOp3 for UpOp {
         Ok((CpuStorage::F32(y), Shape::from((b, hh, wh, n))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         use super::fused::read;
         if super::create_graph() {
             let (dx, dw, db) = up_composed_grads(self.0, x, w, bias, grad)?;
@@ -525,10 +675,16 @@ impl CustomOp3 for UpOp {
         })?;
         let (dw, dx) = read(grad, |gv| {
             g.with_im2col(gv, b, (hh, wh), n, |dcols| -> candle_core::Result<_> {
-                let dw = if w.track_op() { Some(read(x, |xv| super::gemm_at_b(c, kn, m, xv, dcols))?) } else { None };
+                let dw = if w.track_op() {
+                    Some(read(x, |xv| super::gemm_at_b(c, kn, m, xv, dcols))?)
+                } else {
+                    None
+                };
                 let dx = if x.track_op() {
                     let mut dx = vec![0f32; m * c];
-                    read(w, |wv| super::gemm(m, c, kn, &mut dx, dcols, false, wv, true, false, true))?;
+                    read(w, |wv| {
+                        super::gemm(m, c, kn, &mut dx, dcols, false, wv, true, false, true)
+                    })?;
                     Some(Tensor::from_vec(dx, x.shape(), x.device())?)
                 } else {
                     None
@@ -536,7 +692,11 @@ impl CustomOp3 for UpOp {
                 Ok((dw, dx))
             })
         })??;
-        Ok((dx, dw.map(|d| Tensor::from_vec(d, w.shape(), w.device())).transpose()?, if bias.track_op() { Some(Tensor::from_vec(db, n, w.device())?) } else { None }))
+        Ok((
+            dx,
+            dw.map(|d| Tensor::from_vec(d, w.shape(), w.device())).transpose()?,
+            if bias.track_op() { Some(Tensor::from_vec(db, n, w.device())?) } else { None },
+        ))
     }
 }
 
@@ -553,22 +713,41 @@ fn up_kernel(g: Strided, w: &Tensor, n: usize) -> candle_core::Result<Tensor> {
     w.reshape((c, g.k, g.k, n))?.permute((0, 3, 1, 2))?.contiguous()
 }
 
-/// The strided convolution as candle ops (NCHW conv2d between permutes): differentiable to any order.
+/// The strided convolution as candle ops (NCHW conv2d between permutes): differentiable to any
+/// order.
 fn down_composed(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
-    let y = x.permute((0, 3, 1, 2))?.contiguous()?.conv2d(&down_kernel(g, w)?, g.pad, g.stride, 1, 1)?;
+    let y = x.permute((0, 3, 1, 2))?.contiguous()?.conv2d(
+        &down_kernel(g, w)?,
+        g.pad,
+        g.stride,
+        1,
+        1,
+    )?;
     y.permute((0, 2, 3, 1))?.broadcast_add(b)
 }
 
 /// The transposed convolution as candle ops: differentiable to any order.
 fn up_composed(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     let n = b.elem_count();
-    let y = x.permute((0, 3, 1, 2))?.contiguous()?.conv_transpose2d(&up_kernel(g, w, n)?, g.pad, 0, g.stride, 1)?;
+    let y = x.permute((0, 3, 1, 2))?.contiguous()?.conv_transpose2d(
+        &up_kernel(g, w, n)?,
+        g.pad,
+        0,
+        g.stride,
+        1,
+    )?;
     y.permute((0, 2, 3, 1))?.broadcast_add(b)
 }
 
 /// The VJPs of the strided convolution as graph-building tensor ops (used under `create_graph`).
-fn down_composed_grads(g: Strided, x: &Tensor, w: &Tensor, grad: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-    // dx: transposed convolution of grad with the same kernel (output size may need padding back to x's size).
+fn down_composed_grads(
+    g: Strided,
+    x: &Tensor,
+    w: &Tensor,
+    grad: &Tensor,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    // dx: transposed convolution of grad with the same kernel (output size may need padding back to
+    // x's size).
     let (_, h, wd, _) = x.dims4()?;
     let n = w.dim(1)?;
     let kern = down_kernel(g, w)?; // [n, c, k, k] = conv_transpose2d kernel with in = n, out = c
@@ -579,7 +758,8 @@ fn down_composed_grads(g: Strided, x: &Tensor, w: &Tensor, grad: &Tensor) -> can
         candle_core::bail!("conv: non-square output padding is not supported");
     }
     let dx = gn.conv_transpose2d(&kern, g.pad, out_pad_h, g.stride, 1)?.permute((0, 2, 3, 1))?;
-    // dw[t*c + ci, o] = sum over pixels of x at the tap times grad: a gather of x (composed) then a product.
+    // dw[t*c + ci, o] = sum over pixels of x at the tap times grad: a gather of x (composed) then a
+    // product.
     let cols = gather_strided_composed(g, x)?; // [B*Hl*Wl, k*k*c]
     let gm = grad.reshape(((), n))?;
     let dw = cols.t()?.matmul(&gm)?;
@@ -587,7 +767,13 @@ fn down_composed_grads(g: Strided, x: &Tensor, w: &Tensor, grad: &Tensor) -> can
     Ok((dx, dw, db))
 }
 
-fn up_composed_grads(g: Strided, x: &Tensor, w: &Tensor, bias: &Tensor, grad: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+fn up_composed_grads(
+    g: Strided,
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    grad: &Tensor,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
     let n = bias.elem_count();
     let (b, h, wd, c) = x.dims4()?;
     let cols = gather_strided_composed(g, grad)?; // [B*H*W, k*k*n]: the adjoint of col2im
@@ -605,15 +791,33 @@ fn gather_strided_composed(g: Strided, x: &Tensor) -> candle_core::Result<Tensor
     // Pad so every tap window of every low pixel is inside: rows needed s*(hl-1) + k.
     let need_h = s * (hl - 1) + g.k;
     let need_w = s * (wl - 1) + g.k;
-    let xp = x.pad_with_zeros(1, g.pad, need_h.saturating_sub(h + g.pad))?.pad_with_zeros(2, g.pad, need_w.saturating_sub(w + g.pad))?;
+    let xp = x.pad_with_zeros(1, g.pad, need_h.saturating_sub(h + g.pad))?.pad_with_zeros(
+        2,
+        g.pad,
+        need_w.saturating_sub(w + g.pad),
+    )?;
     let mut parts = Vec::with_capacity(g.k * g.k);
     for ky in 0..g.k {
         for kx in 0..g.k {
             // rows ky, ky+s, ..., ky+s*(hl-1)
             let rows = xp.narrow(1, ky, s * (hl - 1) + 1)?;
-            let rows = if s > 1 { rows.pad_with_zeros(1, 0, s - 1)?.reshape((b, hl, s, xp.dim(2)?, c))?.narrow(2, 0, 1)?.squeeze(2)? } else { rows };
+            let rows = if s > 1 {
+                rows.pad_with_zeros(1, 0, s - 1)?
+                    .reshape((b, hl, s, xp.dim(2)?, c))?
+                    .narrow(2, 0, 1)?
+                    .squeeze(2)?
+            } else {
+                rows
+            };
             let cols = rows.narrow(2, kx, s * (wl - 1) + 1)?;
-            let cols = if s > 1 { cols.pad_with_zeros(2, 0, s - 1)?.reshape((b, hl, wl, s, c))?.narrow(3, 0, 1)?.squeeze(3)? } else { cols };
+            let cols = if s > 1 {
+                cols.pad_with_zeros(2, 0, s - 1)?
+                    .reshape((b, hl, wl, s, c))?
+                    .narrow(3, 0, 1)?
+                    .squeeze(3)?
+            } else {
+                cols
+            };
             parts.push(cols);
         }
     }
@@ -631,7 +835,13 @@ pub fn conv_down(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tenso
 
 /// [`conv_down`] followed by max(y, a y) (a = 0: ReLU) in the same op where
 /// the fused CPU path applies; the flag says whether the activation was applied.
-pub(crate) fn conv_down_act(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor, act: Option<f32>) -> Result<(Tensor, bool)> {
+pub(crate) fn conv_down_act(
+    g: Strided,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    act: Option<f32>,
+) -> Result<(Tensor, bool)> {
     if x.device().is_cpu() && !super::create_graph() {
         return Ok((x.contiguous()?.apply_op3(w, b, DownOp(g, act))?, act.is_some()));
     }

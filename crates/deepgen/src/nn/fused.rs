@@ -15,7 +15,6 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor
 use super::slices::f32s as slice;
 use super::Act;
 
-
 pub(crate) struct LinearOp {
     pub act: Act,
     /// Apply ReLU to the input first (the graph never holds relu(x)).
@@ -27,7 +26,15 @@ impl CustomOp3 for LinearOp {
         "deepgen-linear"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, w, b) = (slice(xs, xl, "input")?, slice(ws, wl, "weight")?, slice(bs, bl, "bias")?);
         let relu_x: Vec<f32>;
         let x = if self.in_relu {
@@ -39,18 +46,47 @@ impl CustomOp3 for LinearOp {
         let (m, k) = xl.shape().dims2()?;
         let (k2, n) = wl.shape().dims2()?;
         if k != k2 || b.len() != n {
-            candle_core::bail!("linear: input {:?}, weight {:?}, bias {:?} do not fit", xl.shape(), wl.shape(), bl.shape());
+            candle_core::bail!(
+                "linear: input {:?}, weight {:?}, bias {:?} do not fit",
+                xl.shape(),
+                wl.shape(),
+                bl.shape()
+            );
         }
         let mut y = vec![0f32; m * n];
         for row in y.chunks_mut(n) {
             row.copy_from_slice(b);
         }
         let threads = candle_core::utils::get_num_threads();
-        let par = if threads > 1 && m * n * k > 4096 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+        let par = if threads > 1 && m * n * k > 4096 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
         // SAFETY: the three buffers are contiguous row-major with the
         // lengths checked above (x: m*k, w: k*n, y: m*n); y is exclusively owned.
         unsafe {
-            gemm::gemm(m, n, k, y.as_mut_ptr(), 1, n as isize, true, x.as_ptr(), 1, k as isize, w.as_ptr(), 1, n as isize, 1.0f32, 1.0f32, false, false, false, par);
+            gemm::gemm(
+                m,
+                n,
+                k,
+                y.as_mut_ptr(),
+                1,
+                n as isize,
+                true,
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                1,
+                n as isize,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                par,
+            );
         }
         if self.act == Act::Relu {
             y.iter_mut().for_each(|v| *v = v.max(0.0));
@@ -58,12 +94,22 @@ impl CustomOp3 for LinearOp {
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         if !super::create_graph() && x.device().is_cpu() {
             return self.bwd_direct(x, w, b, y, grad);
         }
         if self.in_relu {
-            candle_core::bail!("linear: the input-ReLU form has no graph-building backward (use relu then forward_act)");
+            candle_core::bail!(
+                "linear: the input-ReLU form has no graph-building backward (use \
+                relu then forward_act)"
+            );
         }
         let dz = match self.act {
             Act::Identity => grad.clone(),
@@ -74,7 +120,8 @@ impl CustomOp3 for LinearOp {
         // The bias gradient as ones[1, B] x dz: candle's sum over dim 0 walks
         // the rows element by element (about 10 % of an unrolled GAN step).
         let db = super::sum_rows(&dz)?;
-        // The gradient of data is never needed; skipping it saves a third of the layer's backward GEMMs.
+        // The gradient of data is never needed; skipping it saves a third of the layer's backward
+        // GEMMs.
         let dx = if x.track_op() { Some(dz.matmul(&w.t()?)?) } else { None };
         Ok((dx, Some(dw), Some(db)))
     }
@@ -83,13 +130,27 @@ impl CustomOp3 for LinearOp {
 impl LinearOp {
     /// The backward pass as plain GEMMs and loops (no graph). Inputs and
     /// weights are read in place, not copied out of their tensors.
-    fn bwd_direct(&self, x: &Tensor, w: &Tensor, b: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd_direct(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (m, k) = x.dims2()?;
         let n = w.dim(1)?;
         let (dz, db) = pre_activation_grad(grad, y, self.act, n)?;
         let threads = candle_core::utils::get_num_threads();
-        let par = || if threads > 1 && m * n * k > 4096 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-        // dW [k, n] = x^T [k, m] dz [m, n]; x^T is read through strides (row step 1, column step k).
+        let par = || {
+            if threads > 1 && m * n * k > 4096 {
+                gemm::Parallelism::Rayon(threads)
+            } else {
+                gemm::Parallelism::None
+            }
+        };
+        // dW [k, n] = x^T [k, m] dz [m, n]; x^T is read through strides (row step 1, column step
+        // k).
         let mut dw = Vec::new();
         let in_relu = self.in_relu;
         // Constant weights (the critic during the generator's update) need no weight gradient.
@@ -116,17 +177,58 @@ impl LinearOp {
             }
             // SAFETY: lengths: x m*k, dz m*n, dw k*n, all contiguous; dw exclusively owned.
             unsafe {
-                gemm::gemm(k, n, m, dw.as_mut_ptr(), 1, n as isize, false, xv.as_ptr(), k as isize, 1, dz.as_ptr(), 1, n as isize, 0.0f32, 1.0f32, false, false, false, par());
+                gemm::gemm(
+                    k,
+                    n,
+                    m,
+                    dw.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    xv.as_ptr(),
+                    k as isize,
+                    1,
+                    dz.as_ptr(),
+                    1,
+                    n as isize,
+                    0.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    par(),
+                );
             }
         })?;
         let dx = if x.track_op() {
             let mut dx = vec![0f32; m * k];
             read(w, |wv| {
                 debug_assert_eq!(wv.len(), k * n);
-                // dx [m, k] = dz [m, n] W^T [n, k]; W^T read through strides (row step 1, column step n).
+                // dx [m, k] = dz [m, n] W^T [n, k]; W^T read through strides (row step 1, column
+                // step n).
                 // SAFETY: lengths: dz m*n, w k*n, dx m*k, all contiguous; dx exclusively owned.
                 unsafe {
-                    gemm::gemm(m, k, n, dx.as_mut_ptr(), 1, k as isize, false, dz.as_ptr(), 1, n as isize, wv.as_ptr(), n as isize, 1, 0.0f32, 1.0f32, false, false, false, par());
+                    gemm::gemm(
+                        m,
+                        k,
+                        n,
+                        dx.as_mut_ptr(),
+                        1,
+                        k as isize,
+                        false,
+                        dz.as_ptr(),
+                        1,
+                        n as isize,
+                        wv.as_ptr(),
+                        n as isize,
+                        1,
+                        0.0f32,
+                        1.0f32,
+                        false,
+                        false,
+                        false,
+                        par(),
+                    );
                 }
             })?;
             if in_relu {
@@ -150,17 +252,29 @@ impl LinearOp {
 
 /// The gradient at the pre-activation of `y = act(z)` (the ReLU mask
 /// applied) and its column sums, the bias gradient of a layer with `n` outputs.
-pub(crate) fn pre_activation_grad(grad: &Tensor, y: &Tensor, act: Act, n: usize) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
+pub(crate) fn pre_activation_grad(
+    grad: &Tensor,
+    y: &Tensor,
+    act: Act,
+    n: usize,
+) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
     match act {
         Act::Identity => with_bias_grad(read(grad, |g| g.to_vec())?, n),
         Act::Relu => leaky_pre_activation_grad(grad, y, 0.0, n),
         Act::Leaky(a) => leaky_pre_activation_grad(grad, y, a, n),
-        other => candle_core::bail!("{other:?} is not fused into a layer (identity, ReLU or LeakyReLU are)"),
+        other => candle_core::bail!(
+            "{other:?} is not fused into a layer (identity, ReLU or LeakyReLU are)"
+        ),
     }
 }
 
 /// [`pre_activation_grad`] for `y = max(z, a z)` (a = 0: ReLU).
-pub(crate) fn leaky_pre_activation_grad(grad: &Tensor, y: &Tensor, a: f32, n: usize) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
+pub(crate) fn leaky_pre_activation_grad(
+    grad: &Tensor,
+    y: &Tensor,
+    a: f32,
+    n: usize,
+) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
     with_bias_grad(read(grad, |g| read(y, |y| leaky_grad(g, y, a)))??, n)
 }
 
@@ -178,9 +292,13 @@ pub(crate) fn leaky_grad(g: &[f32], y: &[f32], a: f32) -> Vec<f32> {
     use rayon::prelude::*;
     const CHUNK: usize = 16 * 1024;
     let mut out = vec![0f32; g.len()];
-    out.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(o, (g, y))| {
-        o.iter_mut().zip(g.iter().zip(y)).for_each(|(o, (&g, &y))| *o = if y > 0.0 { g } else { a * g });
-    });
+    out.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(
+        |(o, (g, y))| {
+            o.iter_mut()
+                .zip(g.iter().zip(y))
+                .for_each(|(o, (&g, &y))| *o = if y > 0.0 { g } else { a * g });
+        },
+    );
     out
 }
 
@@ -189,7 +307,9 @@ pub(crate) fn leaky_grad(g: &[f32], y: &[f32], a: f32) -> Vec<f32> {
 pub(crate) fn read<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
     {
         let (s, l) = t.storage_and_layout();
-        if let (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) = (&*s, l.contiguous_offsets()) {
+        if let (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) =
+            (&*s, l.contiguous_offsets())
+        {
             return Ok(f(&v[a..b]));
         }
     }
@@ -204,12 +324,24 @@ impl CustomOp2 for ReluGrad {
     fn name(&self) -> &'static str {
         "deepgen-relu-grad"
     }
-    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ys: &CpuStorage, yl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (g, y) = (slice(gs, gl, "gradient")?, slice(ys, yl, "output")?);
         let out = g.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect();
         Ok((CpuStorage::F32(out), gl.shape().clone()))
     }
-    fn bwd(&self, _g: &Tensor, y: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        _g: &Tensor,
+        y: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         // Linear in g with a piecewise-constant mask: d/dg = mask, d/dy = 0 almost everywhere.
         let dg = grad.contiguous()?.apply_op2(&y.contiguous()?, ReluGrad)?;
         Ok((Some(dg), Some(y.zeros_like()?.to_dtype(DType::F32)?)))

@@ -42,7 +42,18 @@ pub(crate) fn gemm_at_b(k: usize, n: usize, m: usize, a: &[f32], b: &[f32]) -> V
 /// (`a_t`: `a` holds `[k, m]` row-major), with rayon inside the product when
 /// `parallel` and the product is big enough to pay for it.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], a_t: bool, b: &[f32], b_t: bool, accumulate: bool, parallel: bool) {
+pub(crate) fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    accumulate: bool,
+    parallel: bool,
+) {
     let threads = candle_core::utils::get_num_threads();
     if parallel && threads > 1 && m >= 64 * threads && m * n * k > (1 << 22) {
         // Large products: one single-threaded GEMM per block of dst rows, run
@@ -53,17 +64,52 @@ pub(crate) fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], a_t
     assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n, "gemm: buffers too small");
     let (a_cs, a_rs) = if a_t { (m as isize, 1) } else { (1, k as isize) };
     let (b_cs, b_rs) = if b_t { (k as isize, 1) } else { (1, n as isize) };
-    let par = if parallel && threads > 1 && m * n * k > 32768 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let par = if parallel && threads > 1 && m * n * k > 32768 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: the slices hold at least m*k, k*n and m*n values (asserted above),
     // read with the strides of their row-major layouts; dst is exclusively borrowed.
     unsafe {
-        gemm::gemm(m, n, k, dst.as_mut_ptr(), 1, n as isize, accumulate, a.as_ptr(), a_cs, a_rs, b.as_ptr(), b_cs, b_rs, 1.0f32, 1.0f32, false, false, false, par);
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            par,
+        );
     }
 }
 
 /// [`gemm`] as `parts` single-threaded GEMMs over blocks of dst rows, in parallel.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_row_blocks(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], a_t: bool, b: &[f32], b_t: bool, accumulate: bool, parts: usize) {
+pub(crate) fn gemm_row_blocks(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    accumulate: bool,
+    parts: usize,
+) {
     use rayon::prelude::*;
     assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n, "gemm: buffers too small");
     let (a_cs, a_rs) = if a_t { (m as isize, 1) } else { (1, k as isize) };
@@ -76,7 +122,27 @@ pub(crate) fn gemm_row_blocks(m: usize, n: usize, k: usize, dst: &mut [f32], a: 
         // SAFETY: rows r0..r0+r of a (offset a_off, same strides) and of dst (this
         // chunk) lie within the asserted lengths; each chunk of dst has one task.
         unsafe {
-            gemm::gemm(r, n, k, d.as_mut_ptr(), 1, n as isize, accumulate, a.as_ptr().add(a_off), a_cs, a_rs, b.as_ptr(), b_cs, b_rs, 1.0f32, 1.0f32, false, false, false, gemm::Parallelism::None);
+            gemm::gemm(
+                r,
+                n,
+                k,
+                d.as_mut_ptr(),
+                1,
+                n as isize,
+                accumulate,
+                a.as_ptr().add(a_off),
+                a_cs,
+                a_rs,
+                b.as_ptr(),
+                b_cs,
+                b_rs,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
         }
     });
 }
@@ -102,13 +168,17 @@ mod tests {
                             let y = if b_t { b[j * k + p] } else { b[p * n + j] };
                             acc += x as f64 * y as f64;
                         }
-                        want[i * n + j] = acc as f32 + if accumulate { start[i * n + j] } else { 0.0 };
+                        want[i * n + j] =
+                            acc as f32 + if accumulate { start[i * n + j] } else { 0.0 };
                     }
                 }
                 let mut got = start.clone();
                 super::gemm_row_blocks(m, n, k, &mut got, &a, a_t, &b, b_t, accumulate, 3);
                 for (g, w) in got.iter().zip(&want) {
-                    assert!((g - w).abs() < 1e-3 * (1.0 + w.abs()), "a_t {a_t} b_t {b_t} accumulate {accumulate}: {g} vs {w}");
+                    assert!(
+                        (g - w).abs() < 1e-3 * (1.0 + w.abs()),
+                        "a_t {a_t} b_t {b_t} accumulate {accumulate}: {g} vs {w}"
+                    );
                 }
             }
         }

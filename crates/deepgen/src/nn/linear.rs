@@ -16,7 +16,14 @@ pub struct Linear {
 
 impl Linear {
     /// Registers `{name}.weight` `[in, out]` and `{name}.bias` `[out]` with PyTorch's init.
-    pub fn new(p: &mut Params, name: &str, d_in: usize, d_out: usize, rng: &mut Rng, dev: &Device) -> Result<Self> {
+    pub fn new(
+        p: &mut Params,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+        rng: &mut Rng,
+        dev: &Device,
+    ) -> Result<Self> {
         let w = p.uniform_fan_in(&format!("{name}.weight"), &[d_in, d_out], d_in, rng, dev)?;
         let b = p.uniform_fan_in(&format!("{name}.bias"), &[d_out], d_in, rng, dev)?;
         Ok(Self { w, b })
@@ -35,7 +42,11 @@ impl Linear {
     pub fn forward_act(&self, x: &Tensor, act: Act) -> Result<Tensor> {
         let fusable = act.fuses_into_gemm();
         if x.device().is_cpu() && x.rank() == 2 && fusable {
-            return Ok(x.contiguous()?.apply_op3(&self.w, &self.b, fused::LinearOp { act, in_relu: false })?);
+            return Ok(x.contiguous()?.apply_op3(
+                &self.w,
+                &self.b,
+                fused::LinearOp { act, in_relu: false },
+            )?);
         }
         let y = x.broadcast_matmul(&self.w)?.broadcast_add(&self.b)?;
         Ok(match act {
@@ -53,7 +64,11 @@ impl Linear {
     pub fn forward_relu_in(&self, x: &Tensor, act: Act) -> Result<Tensor> {
         let fusable = act.fuses_into_gemm();
         if x.device().is_cpu() && x.rank() == 2 && !create_graph() && fusable {
-            return Ok(x.contiguous()?.apply_op3(&self.w, &self.b, fused::LinearOp { act, in_relu: true })?);
+            return Ok(x.contiguous()?.apply_op3(
+                &self.w,
+                &self.b,
+                fused::LinearOp { act, in_relu: true },
+            )?);
         }
         self.forward_act(&x.relu()?, act)
     }

@@ -66,7 +66,9 @@ impl Scan {
     fn waves(self, h: usize, w: usize) -> Vec<Vec<(usize, usize)>> {
         match self {
             Scan::Rows => (0..h).map(|r| (0..w).map(|c| (r, c)).collect()).collect(),
-            Scan::Diagonals => (0..h + w - 1).map(|d| (0..h).filter(|&r| r <= d && d - r < w).map(|r| (r, d - r)).collect()).collect(),
+            Scan::Diagonals => (0..h + w - 1)
+                .map(|d| (0..h).filter(|&r| r <= d && d - r < w).map(|r| (r, d - r)).collect())
+                .collect(),
         }
     }
 }
@@ -96,7 +98,8 @@ struct Dims {
 impl Dims {
     fn neighbour(&self, (r, c): (usize, usize), (dy, dx): (i32, i32)) -> Option<usize> {
         let (y, x) = (r as i32 + dy, c as i32 + dx);
-        (y >= 0 && x >= 0 && (y as usize) < self.h && (x as usize) < self.w).then(|| y as usize * self.w + x as usize)
+        (y >= 0 && x >= 0 && (y as usize) < self.h && (x as usize) < self.w)
+            .then(|| y as usize * self.w + x as usize)
     }
 }
 
@@ -114,7 +117,11 @@ impl GridLstm {
         let (hw, c) = (d.h * d.w, d.c);
         let taps = self.scan.h_taps();
         let tc = taps.len() * c;
-        let mut a = Acts { gates: vec![0f32; n * hw * 4 * c], cell: vec![0f32; n * hw * c], hid: vec![0f32; n * hw * c] };
+        let mut a = Acts {
+            gates: vec![0f32; n * hw * 4 * c],
+            cell: vec![0f32; n * hw * c],
+            hid: vec![0f32; n * hw * c],
+        };
         for wave in self.scan.waves(d.h, d.w) {
             let m = n * wave.len();
             let mut s = vec![0f32; m * tc];
@@ -123,10 +130,12 @@ impl GridLstm {
                 for (k, &cell) in wave.iter().enumerate() {
                     let row = b * wave.len() + k;
                     let p = cell.0 * d.w + cell.1;
-                    g[row * 4 * c..(row + 1) * 4 * c].copy_from_slice(&gin[(b * hw + p) * 4 * c..(b * hw + p + 1) * 4 * c]);
+                    g[row * 4 * c..(row + 1) * 4 * c]
+                        .copy_from_slice(&gin[(b * hw + p) * 4 * c..(b * hw + p + 1) * 4 * c]);
                     for (t, &tap) in taps.iter().enumerate() {
                         if let Some(q) = d.neighbour(cell, tap) {
-                            s[row * tc + t * c..row * tc + (t + 1) * c].copy_from_slice(&a.hid[(b * hw + q) * c..(b * hw + q + 1) * c]);
+                            s[row * tc + t * c..row * tc + (t + 1) * c]
+                                .copy_from_slice(&a.hid[(b * hw + q) * c..(b * hw + q + 1) * c]);
                         }
                     }
                 }
@@ -139,7 +148,12 @@ impl GridLstm {
                     let prev = d.neighbour(cell, self.scan.c_tap()).map(|q| b * hw + q);
                     let gr = &mut g[row * 4 * c..(row + 1) * 4 * c];
                     for j in 0..c {
-                        let (i, f, o, gg) = (sigmoid(gr[j]), sigmoid(gr[c + j]), sigmoid(gr[2 * c + j]), tanh(gr[3 * c + j]));
+                        let (i, f, o, gg) = (
+                            sigmoid(gr[j]),
+                            sigmoid(gr[c + j]),
+                            sigmoid(gr[2 * c + j]),
+                            tanh(gr[3 * c + j]),
+                        );
                         let cp = prev.map(|q| a.cell[q * c + j]).unwrap_or(0.0);
                         let cv = f * cp + i * gg;
                         a.cell[p * c + j] = cv;
@@ -158,7 +172,15 @@ impl GridLstm {
 
     /// Backpropagation through the waves for `n` images; returns d gin and
     /// adds d Wss into `dw`.
-    fn backward(&self, gin: &[f32], wss: &[f32], grad: &[f32], n: usize, d: Dims, dw: &mut [f32]) -> Vec<f32> {
+    fn backward(
+        &self,
+        gin: &[f32],
+        wss: &[f32],
+        grad: &[f32],
+        n: usize,
+        d: Dims,
+        dw: &mut [f32],
+    ) -> Vec<f32> {
         let a = self.forward(gin, wss, n, d);
         let (hw, c) = (d.h * d.w, d.c);
         let taps = self.scan.h_taps();
@@ -194,7 +216,8 @@ impl GridLstm {
                     dgin[p * 4 * c..(p + 1) * 4 * c].copy_from_slice(dr);
                     for (t, &tap) in taps.iter().enumerate() {
                         if let Some(q) = d.neighbour(cell, tap) {
-                            s[row * tc + t * c..row * tc + (t + 1) * c].copy_from_slice(&a.hid[(b * hw + q) * c..(b * hw + q + 1) * c]);
+                            s[row * tc + t * c..row * tc + (t + 1) * c]
+                                .copy_from_slice(&a.hid[(b * hw + q) * c..(b * hw + q + 1) * c]);
                         }
                     }
                 }
@@ -209,7 +232,9 @@ impl GridLstm {
                     for (t, &tap) in taps.iter().enumerate() {
                         if let Some(q) = d.neighbour(cell, tap) {
                             let dst = &mut dh[(b * hw + q) * c..(b * hw + q + 1) * c];
-                            dst.iter_mut().zip(&ds[row * tc + t * c..row * tc + (t + 1) * c]).for_each(|(x, &v)| *x += v);
+                            dst.iter_mut()
+                                .zip(&ds[row * tc + t * c..row * tc + (t + 1) * c])
+                                .for_each(|(x, &v)| *x += v);
                         }
                     }
                 }
@@ -218,7 +243,6 @@ impl GridLstm {
         dgin
     }
 }
-
 
 /// Images per thread task: the batch split into one chunk per thread.
 fn chunk(n: usize) -> usize {
@@ -230,7 +254,13 @@ impl CustomOp2 for GridLstm {
         "deepgen-grid-lstm"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (gin, wss) = (f32s(s1, l1, "grid lstm")?, f32s(s2, l2, "grid lstm")?);
         let (b, h, w, c4) = l1.shape().dims4()?;
         let c = c4 / 4;
@@ -248,7 +278,13 @@ impl CustomOp2 for GridLstm {
         Ok((CpuStorage::F32(out), Shape::from((b, h, w, c))))
     }
 
-    fn bwd(&self, gin: &Tensor, wss: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        gin: &Tensor,
+        wss: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let (b, h, w, c4) = gin.dims4()?;
         let c = c4 / 4;
         let d = Dims { h, w, c };
@@ -273,7 +309,10 @@ impl CustomOp2 for GridLstm {
             dgin.extend(g);
             dw.iter_mut().zip(w).for_each(|(a, b)| *a += b);
         }
-        Ok((Some(Tensor::from_vec(dgin, gin.shape(), gin.device())?), Some(Tensor::from_vec(dw, wss.shape(), wss.device())?)))
+        Ok((
+            Some(Tensor::from_vec(dgin, gin.shape(), gin.device())?),
+            Some(Tensor::from_vec(dw, wss.shape(), wss.device())?),
+        ))
     }
 }
 

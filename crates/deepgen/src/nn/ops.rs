@@ -12,7 +12,6 @@ use rayon::prelude::*;
 
 use super::slices::f32s as contiguous_f32;
 
-
 #[inline]
 fn sigmoid_f32(z: f32) -> f32 {
     if z >= 0.0 {
@@ -39,7 +38,12 @@ impl CustomOp1 for Sigmoid {
         let z = contiguous_f32(s, l, self.name())?;
         Ok((CpuStorage::F32(z.iter().map(|&v| sigmoid_f32(v)).collect()), l.shape().clone()))
     }
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         // d sigma / dz = sigma (1 - sigma)
         Ok(Some((grad * (res * (1.0 - res)?)?)?))
     }
@@ -66,21 +70,43 @@ impl CustomOp2 for BernoulliLogits {
     fn name(&self) -> &'static str {
         "deepgen-bernoulli-logits"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let z = contiguous_f32(s1, l1, self.name())?;
         let x = contiguous_f32(s2, l2, self.name())?;
         if l1.shape() != l2.shape() {
-            candle_core::bail!("{}: logits {:?} vs targets {:?}", self.name(), l1.shape(), l2.shape());
+            candle_core::bail!(
+                "{}: logits {:?} vs targets {:?}",
+                self.name(),
+                l1.shape(),
+                l2.shape()
+            );
         }
         let out = z.iter().zip(x).map(|(&z, &x)| x * z - softplus_f32(z)).collect();
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
-    fn bwd(&self, z: &Tensor, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        z: &Tensor,
+        x: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         if !crate::nn::create_graph() && z.device().is_cpu() && !x.track_op() {
             // One pass, no graph: d/dz = g (x - sigma(z)); the targets are data.
             let (zv, xv) = (z.flatten_all()?.to_vec1::<f32>()?, x.flatten_all()?.to_vec1::<f32>()?);
             let gv = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-            let dz: Vec<f32> = zv.iter().zip(&xv).zip(&gv).map(|((&z, &x), &g)| g * (x - 1.0 / (1.0 + fast_exp(-z)))).collect();
+            let dz: Vec<f32> = zv
+                .iter()
+                .zip(&xv)
+                .zip(&gv)
+                .map(|((&z, &x), &g)| g * (x - 1.0 / (1.0 + fast_exp(-z))))
+                .collect();
             return Ok((Some(Tensor::from_vec(dz, z.shape(), z.device())?), None));
         }
         let dz = (grad * (x - sigmoid(z)?)?)?;
@@ -131,7 +157,12 @@ pub fn fast_exp(x: f32) -> f32 {
     // Round to nearest by the 1.5 * 2^23 trick (no floor(): it is a libm call without SSE4.1).
     let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
     let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     p * scale
 }
@@ -157,28 +188,43 @@ impl CustomOp2 for CategoricalLevels {
     fn name(&self) -> &'static str {
         "deepgen-categorical-levels"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let z = contiguous_f32(s1, l1, self.name())?;
         let x = contiguous_f32(s2, l2, self.name())?;
         let (n, k) = l1.shape().dims2()?;
         if x.len() != n {
             candle_core::bail!("{}: {n} rows of logits vs {} targets", self.name(), x.len());
         }
-        let out = z.chunks(k).zip(x).map(|(row, &x)| row[level_of(x, k)] - log_sum_exp(row)).collect();
+        let out =
+            z.chunks(k).zip(x).map(|(row, &x)| row[level_of(x, k)] - log_sum_exp(row)).collect();
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
-    fn bwd(&self, z: &Tensor, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        z: &Tensor,
+        x: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         // d/dz_j = g (1[j = level] - softmax(z)_j); the targets are data (no gradient).
         let (n, k) = z.dims2()?;
         let zv = z.flatten_all()?.to_vec1::<f32>()?;
         let xv = x.flatten_all()?.to_vec1::<f32>()?;
         let gv = grad.flatten_all()?.to_vec1::<f32>()?;
         let mut dz = vec![0f32; n * k];
-        dz.chunks_mut(k).zip(zv.chunks(k)).zip(xv.iter().zip(&gv)).for_each(|((d, row), (&x, &g))| {
-            let lse = log_sum_exp(row);
-            d.iter_mut().zip(row).for_each(|(d, &z)| *d = -g * fast_exp(z - lse));
-            d[level_of(x, k)] += g;
-        });
+        dz.chunks_mut(k).zip(zv.chunks(k)).zip(xv.iter().zip(&gv)).for_each(
+            |((d, row), (&x, &g))| {
+                let lse = log_sum_exp(row);
+                d.iter_mut().zip(row).for_each(|(d, &z)| *d = -g * fast_exp(z - lse));
+                d[level_of(x, k)] += g;
+            },
+        );
         Ok((Some(Tensor::from_vec(dz, (n, k), z.device())?), None))
     }
 }
@@ -202,7 +248,9 @@ pub fn categorical_log_prob_levels(z: &Tensor, x: &Tensor) -> candle_core::Resul
     let k = z.dim(1)?;
     let m = z.max_keepdim(1)?.detach();
     let lse = (z.broadcast_sub(&m)?.exp()?.sum_keepdim(1)?.log()? + &m)?;
-    let idx = ((x * (k - 1) as f64)?.round()?.clamp(0f32, (k - 1) as f32)?).to_dtype(candle_core::DType::U32)?.unsqueeze(1)?;
+    let idx = ((x * (k - 1) as f64)?.round()?.clamp(0f32, (k - 1) as f32)?)
+        .to_dtype(candle_core::DType::U32)?
+        .unsqueeze(1)?;
     z.broadcast_sub(&lse)?.gather(&idx, 1)?.squeeze(1)
 }
 
@@ -227,33 +275,45 @@ impl CustomOp1 for GatedTanh {
         let rows = x.len() / c2.max(1);
         let block = 1024usize;
         let mut out = vec![0f32; rows * c];
-        out.par_chunks_mut((block * c).max(1)).zip(x.par_chunks((block * c2).max(1))).for_each(|(o, xs)| {
-            for (orow, row) in o.chunks_mut(c.max(1)).zip(xs.chunks(c2.max(1))) {
-                orow.iter_mut().zip(row[..c].iter().zip(&row[c..])).for_each(|(o, (&a, &b))| *o = tanh_f32(a) * sigmoid_fast(b));
-            }
-        });
+        out.par_chunks_mut((block * c).max(1)).zip(x.par_chunks((block * c2).max(1))).for_each(
+            |(o, xs)| {
+                for (orow, row) in o.chunks_mut(c.max(1)).zip(xs.chunks(c2.max(1))) {
+                    orow.iter_mut()
+                        .zip(row[..c].iter().zip(&row[c..]))
+                        .for_each(|(o, (&a, &b))| *o = tanh_f32(a) * sigmoid_fast(b));
+                }
+            },
+        );
         let mut od = dims.to_vec();
         if let Some(l) = od.last_mut() {
             *l = c;
         }
         Ok((CpuStorage::F32(out), Shape::from(od)))
     }
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         let c2 = arg.dim(candle_core::D::Minus1)?;
         let c = c2 / 2;
         let gv = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let block = 1024usize;
         let dx = crate::nn::fused::read(arg, |xv| {
             let mut dx = vec![0f32; xv.len()];
-            dx.par_chunks_mut(block * c2).zip(xv.par_chunks(block * c2)).zip(gv.par_chunks(block * c)).for_each(|((db, xb), gb)| {
-                for ((d, row), g) in db.chunks_mut(c2).zip(xb.chunks(c2)).zip(gb.chunks(c)) {
-                    for j in 0..c {
-                        let (t, s) = (tanh_f32(row[j]), sigmoid_fast(row[c + j]));
-                        d[j] = g[j] * s * (1.0 - t * t);
-                        d[c + j] = g[j] * t * s * (1.0 - s);
+            dx.par_chunks_mut(block * c2)
+                .zip(xv.par_chunks(block * c2))
+                .zip(gv.par_chunks(block * c))
+                .for_each(|((db, xb), gb)| {
+                    for ((d, row), g) in db.chunks_mut(c2).zip(xb.chunks(c2)).zip(gb.chunks(c)) {
+                        for j in 0..c {
+                            let (t, s) = (tanh_f32(row[j]), sigmoid_fast(row[c + j]));
+                            d[j] = g[j] * s * (1.0 - t * t);
+                            d[c + j] = g[j] * t * s * (1.0 - s);
+                        }
                     }
-                }
-            });
+                });
             dx
         })?;
         Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))

@@ -31,7 +31,14 @@ impl Params {
 
     /// PyTorch's default initialisation: uniform in +-1/sqrt(fan_in)
     /// (Kaiming-uniform with a = sqrt(5) gives exactly this bound).
-    pub fn uniform_fan_in(&mut self, name: &str, shape: &[usize], fan_in: usize, rng: &mut Rng, dev: &Device) -> Result<Tensor> {
+    pub fn uniform_fan_in(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        fan_in: usize,
+        rng: &mut Rng,
+        dev: &Device,
+    ) -> Result<Tensor> {
         let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
         let t = rng::uniform(rng, shape, -bound, bound, dev)?;
         self.add(name, t)
@@ -77,16 +84,35 @@ impl Params {
 
     /// Copies `tensors` into the variables; every variable must be present
     /// with its exact shape, and nothing else may be.
-    pub fn load(&self, tensors: &std::collections::HashMap<String, Tensor>, path: &std::path::Path) -> Result<()> {
+    pub fn load(
+        &self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        path: &std::path::Path,
+    ) -> Result<()> {
         for (name, var) in &self.vars {
-            let t = tensors.get(name).ok_or_else(|| Error::checkpoint(path, format!("tensor `{name}` is missing (a checkpoint of another model?)")))?;
+            let t = tensors.get(name).ok_or_else(|| {
+                Error::checkpoint(
+                    path,
+                    format!("tensor `{name}` is missing (a checkpoint of another model?)"),
+                )
+            })?;
             if t.dims() != var.dims() {
-                return Err(Error::checkpoint(path, format!("tensor `{name}` has shape {:?}, the model expects {:?}", t.dims(), var.dims())));
+                return Err(Error::checkpoint(
+                    path,
+                    format!(
+                        "tensor `{name}` has shape {:?}, the model expects {:?}",
+                        t.dims(),
+                        var.dims()
+                    ),
+                ));
             }
             var.set(&t.to_dtype(DType::F32)?.to_device(var.device())?)?;
         }
         if let Some(extra) = tensors.keys().find(|k| !self.vars.contains_key(*k)) {
-            return Err(Error::checkpoint(path, format!("unexpected tensor `{extra}` (a checkpoint of another model?)")));
+            return Err(Error::checkpoint(
+                path,
+                format!("unexpected tensor `{extra}` (a checkpoint of another model?)"),
+            ));
         }
         Ok(())
     }

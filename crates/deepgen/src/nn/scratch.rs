@@ -1,8 +1,9 @@
 //! Per-thread scratch buffers for values consumed inside one op.
 
+use std::cell::RefCell;
 
 thread_local! {
-    static SCRATCH: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on a reused per-thread buffer of `len` values whose contents are

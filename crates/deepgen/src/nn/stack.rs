@@ -67,31 +67,61 @@ pub enum Init {
 
 impl Stack {
     pub fn new(prefix: &str, input: usize, dev: &Device) -> Self {
-        Self { prefix: prefix.into(), names: vec![], vars: vec![], layers: vec![], out: input, dev: dev.clone() }
+        Self {
+            prefix: prefix.into(),
+            names: vec![],
+            vars: vec![],
+            layers: vec![],
+            out: input,
+            dev: dev.clone(),
+        }
     }
 
     fn register(&mut self, p: &mut Params, name: &str, t: Tensor) -> Result<usize> {
         let full = format!("{}.{}", self.prefix, name);
         p.add(&full, t)?;
-        let var = p.get(&full).ok_or_else(|| Error::config(format!("parameter {full} vanished")))?.clone();
+        let var = p
+            .get(&full)
+            .ok_or_else(|| Error::config(format!("parameter {full} vanished")))?
+            .clone();
         self.names.push(full);
         self.vars.push(var);
         Ok(self.vars.len() - 1)
     }
 
-    fn weight(&self, shape: &[usize], fan_in: usize, init: Init, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
+    fn weight(
+        &self,
+        shape: &[usize],
+        fan_in: usize,
+        init: Init,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Tensor)> {
         let n = *shape.last().unwrap_or(&1);
         Ok(match init {
             Init::Default => {
                 let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
-                (rng::uniform(rng, shape, -bound, bound, &self.dev)?, rng::uniform(rng, &[n], -bound, bound, &self.dev)?)
+                (
+                    rng::uniform(rng, shape, -bound, bound, &self.dev)?,
+                    rng::uniform(rng, &[n], -bound, bound, &self.dev)?,
+                )
             }
-            Init::Normal(s) => ((rng::randn(rng, shape, &self.dev)? * s as f64)?, Tensor::zeros(n, DType::F32, &self.dev)?),
+            Init::Normal(s) => (
+                (rng::randn(rng, shape, &self.dev)? * s as f64)?,
+                Tensor::zeros(n, DType::F32, &self.dev)?,
+            ),
         })
     }
 
     /// A dense layer to `n` units (optionally with ReLU fused in).
-    pub fn dense(&mut self, p: &mut Params, name: &str, n: usize, relu: bool, init: Init, rng: &mut Rng) -> Result<&mut Self> {
+    pub fn dense(
+        &mut self,
+        p: &mut Params,
+        name: &str,
+        n: usize,
+        relu: bool,
+        init: Init,
+        rng: &mut Rng,
+    ) -> Result<&mut Self> {
         let (w, b) = self.weight(&[self.out, n], self.out, init, rng)?;
         let w = self.register(p, &format!("{name}.weight"), w)?;
         let b = self.register(p, &format!("{name}.bias"), b)?;
@@ -102,7 +132,16 @@ impl Stack {
 
     /// A strided convolution from `c_in` to `c_out` channels on an `h x w` map.
     #[allow(clippy::too_many_arguments)]
-    pub fn down(&mut self, p: &mut Params, name: &str, g: Strided, (h, w, c_in): (usize, usize, usize), c_out: usize, init: Init, rng: &mut Rng) -> Result<&mut Self> {
+    pub fn down(
+        &mut self,
+        p: &mut Params,
+        name: &str,
+        g: Strided,
+        (h, w, c_in): (usize, usize, usize),
+        c_out: usize,
+        init: Init,
+        rng: &mut Rng,
+    ) -> Result<&mut Self> {
         let fan = g.k * g.k * c_in;
         let (wt, b) = self.weight(&[fan, c_out], fan, init, rng)?;
         let wi = self.register(p, &format!("{name}.weight"), wt)?;
@@ -114,7 +153,16 @@ impl Stack {
 
     /// A transposed convolution from `c_in` to `c_out` channels on an `h x w` map.
     #[allow(clippy::too_many_arguments)]
-    pub fn up(&mut self, p: &mut Params, name: &str, g: Strided, (h, w, c_in): (usize, usize, usize), c_out: usize, init: Init, rng: &mut Rng) -> Result<&mut Self> {
+    pub fn up(
+        &mut self,
+        p: &mut Params,
+        name: &str,
+        g: Strided,
+        (h, w, c_in): (usize, usize, usize),
+        c_out: usize,
+        init: Init,
+        rng: &mut Rng,
+    ) -> Result<&mut Self> {
         let fan = g.k * g.k * c_in;
         let (wt, _) = self.weight(&[c_in, g.k * g.k * c_out], fan, init, rng)?;
         let b = match init {
@@ -133,16 +181,26 @@ impl Stack {
 
     /// Batch norm over `c` features (the last axis); `running` keeps
     /// running statistics (`{name}.running_mean`, `.running_var`, not trained) for eval mode.
-    pub fn norm(&mut self, p: &mut Params, name: &str, c: usize, running: bool, rng: &mut Rng) -> Result<&mut Self> {
+    pub fn norm(
+        &mut self,
+        p: &mut Params,
+        name: &str,
+        c: usize,
+        running: bool,
+        rng: &mut Rng,
+    ) -> Result<&mut Self> {
         let gamma = (rng::randn(rng, &[c], &self.dev)? * 0.02)? + 1.0;
         let gamma = self.register(p, &format!("{name}.weight"), gamma?)?;
-        let beta = self.register(p, &format!("{name}.bias"), Tensor::zeros(c, DType::F32, &self.dev)?)?;
+        let beta =
+            self.register(p, &format!("{name}.bias"), Tensor::zeros(c, DType::F32, &self.dev)?)?;
         let stats = if running {
             let m = format!("{}.{name}.running_mean", self.prefix);
             let v = format!("{}.{name}.running_var", self.prefix);
             p.add(&m, Tensor::zeros(c, DType::F32, &self.dev)?)?;
             p.add(&v, Tensor::ones(c, DType::F32, &self.dev)?)?;
-            let get = |n: &str| p.get(n).cloned().ok_or_else(|| Error::config(format!("buffer {n} vanished")));
+            let get = |n: &str| {
+                p.get(n).cloned().ok_or_else(|| Error::config(format!("buffer {n} vanished")))
+            };
             Some((get(&m)?, get(&v)?))
         } else {
             None
@@ -169,9 +227,20 @@ impl Stack {
     /// Runs the network on `x` with weights `ws` (same order as `vars`).
     /// `train`: batch norm uses batch statistics (and updates the running ones
     /// when `update_stats`); otherwise the running statistics.
-    pub fn forward_with(&self, x: &Tensor, ws: &[Tensor], train: bool, update_stats: bool) -> Result<Tensor> {
+    pub fn forward_with(
+        &self,
+        x: &Tensor,
+        ws: &[Tensor],
+        train: bool,
+        update_stats: bool,
+    ) -> Result<Tensor> {
         if ws.len() != self.vars.len() {
-            return Err(Error::Shape(format!("{}: {} weight tensors for {} weights", self.prefix, ws.len(), self.vars.len())));
+            return Err(Error::Shape(format!(
+                "{}: {} weight tensors for {} weights",
+                self.prefix,
+                ws.len(),
+                self.vars.len()
+            )));
         }
         let b = x.dim(0)?;
         let mut h = x.clone();
@@ -183,7 +252,8 @@ impl Stack {
             h = match l {
                 Layer::Dense { w, b: bi, relu } => {
                     let x2 = if h.rank() == 2 { h } else { h.reshape((b, ()))? };
-                    Linear { w: ws[*w].clone(), b: ws[*bi].clone() }.forward_act(&x2, if *relu { Act::Relu } else { Act::Identity })?
+                    Linear { w: ws[*w].clone(), b: ws[*bi].clone() }
+                        .forward_act(&x2, if *relu { Act::Relu } else { Act::Identity })?
                 }
                 Layer::Down { g, w, b: bi } => {
                     let (y, fused) = conv_down_act(*g, &h, &ws[*w], &ws[*bi], self.leaky_after(i))?;
@@ -192,7 +262,15 @@ impl Stack {
                 }
                 Layer::Up { g, w, b: bi } => conv_up(*g, &h, &ws[*w], &ws[*bi])?,
                 Layer::Norm { gamma, beta, stats } => {
-                    let (y, fused) = batch_norm(&h, &ws[*gamma], &ws[*beta], stats.as_ref(), train, update_stats, self.leaky_after(i))?;
+                    let (y, fused) = batch_norm(
+                        &h,
+                        &ws[*gamma],
+                        &ws[*beta],
+                        stats.as_ref(),
+                        train,
+                        update_stats,
+                        self.leaky_after(i),
+                    )?;
                     fused_act = fused;
                     y
                 }
@@ -224,7 +302,8 @@ impl Stack {
     }
 }
 
-/// Batch norm with batch statistics over the rows of `[N, C]` as one op: y = (x - mean) / sqrt(var + eps) * gamma + beta.
+/// Batch norm with batch statistics over the rows of `[N, C]` as one op: y = (x - mean) / sqrt(var
+/// + eps) * gamma + beta.
 struct NormOp {
     /// Fused activation after the normalisation: max(y, a y) with this slope (0 = ReLU).
     act: Option<f32>,
@@ -237,10 +316,18 @@ impl NormOp {
     /// Per-channel mean and 1/sqrt(var + eps) (two passes, in parallel over blocks of rows).
     fn stats(x: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
         let n = (x.len() / c.max(1)).max(1);
-        let sum = col_sums(x.len() / c.max(1), c, |r, acc| acc.iter_mut().zip(&x[r * c..(r + 1) * c]).for_each(|(a, &v)| *a += v));
+        let sum = col_sums(x.len() / c.max(1), c, |r, acc| {
+            acc.iter_mut().zip(&x[r * c..(r + 1) * c]).for_each(|(a, &v)| *a += v)
+        });
         let mean: Vec<f32> = sum.iter().map(|s| (s / n as f64) as f32).collect();
-        let sq = col_sums(x.len() / c.max(1), c, |r, acc| acc.iter_mut().zip(&x[r * c..(r + 1) * c]).zip(&mean).for_each(|((a, &v), &m)| *a += (v - m) * (v - m)));
-        let inv: Vec<f32> = sq.iter().map(|v| (1.0 / (v / n as f64 + BN_EPS).sqrt()) as f32).collect();
+        let sq = col_sums(x.len() / c.max(1), c, |r, acc| {
+            acc.iter_mut()
+                .zip(&x[r * c..(r + 1) * c])
+                .zip(&mean)
+                .for_each(|((a, &v), &m)| *a += (v - m) * (v - m))
+        });
+        let inv: Vec<f32> =
+            sq.iter().map(|v| (1.0 / (v / n as f64 + BN_EPS).sqrt()) as f32).collect();
         (mean, inv)
     }
 }
@@ -286,19 +373,27 @@ impl candle_core::CustomOp3 for NormOp {
         bs: &candle_core::CpuStorage,
         bl: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let (x, gamma, beta) = (f32s(xs, xl, "stack")?, f32s(gs, gl, "stack")?, f32s(bs, bl, "stack")?);
+        let (x, gamma, beta) =
+            (f32s(xs, xl, "stack")?, f32s(gs, gl, "stack")?, f32s(bs, bl, "stack")?);
         let c = gamma.len();
         if self.mean.len() != c || self.inv.len() != c {
-            candle_core::bail!("batch norm: statistics for {} channels, gamma has {c}", self.mean.len());
+            candle_core::bail!(
+                "batch norm: statistics for {} channels, gamma has {c}",
+                self.mean.len()
+            );
         }
         let (mean, inv) = (&self.mean, &self.inv);
         let scale: Vec<f32> = inv.iter().zip(gamma).map(|(i, g)| i * g).collect();
-        let shift: Vec<f32> = mean.iter().zip(&scale).zip(beta).map(|((m, s), b)| b - m * s).collect();
+        let shift: Vec<f32> =
+            mean.iter().zip(&scale).zip(beta).map(|((m, s), b)| b - m * s).collect();
         let act = self.act;
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(PAR_ROWS * c).zip(x.par_chunks(PAR_ROWS * c)).for_each(|(yb, xb)| {
             for (yr, xr) in yb.chunks_mut(c).zip(xb.chunks(c)) {
-                yr.iter_mut().zip(xr).zip(scale.iter().zip(&shift)).for_each(|((y, &x), (&s, &t))| *y = x * s + t);
+                yr.iter_mut()
+                    .zip(xr)
+                    .zip(scale.iter().zip(&shift))
+                    .for_each(|((y, &x), (&s, &t))| *y = x * s + t);
                 if let Some(a) = act {
                     yr.iter_mut().for_each(|y| {
                         if *y < 0.0 {
@@ -310,13 +405,22 @@ impl candle_core::CustomOp3 for NormOp {
         });
         Ok((candle_core::CpuStorage::F32(y), xl.shape().clone()))
     }
-    fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let c = gamma.elem_count();
         let gv = gamma.flatten_all()?.to_vec1::<f32>()?;
         let need_x = x.track_op();
         // Through the fused activation first: the output's sign tells which slope applied.
         let masked = match self.act {
-            Some(a) => Some(super::fused::read(grad, |g| super::fused::read(y, |yv| super::fused::leaky_grad(g, yv, a)))??),
+            Some(a) => Some(super::fused::read(grad, |g| {
+                super::fused::read(y, |yv| super::fused::leaky_grad(g, yv, a))
+            })??),
             None => None,
         };
         let (dx, dg, db) = super::fused::read(x, |xv| {
@@ -325,7 +429,12 @@ impl candle_core::CustomOp3 for NormOp {
                 let n = rows.max(1) as f32;
                 let (mean, inv) = (&self.mean, &self.inv);
                 // sums of dy and dy * xhat per channel
-                let sd: Vec<f32> = col_sums(rows, c, |r, acc| acc.iter_mut().zip(&dy[r * c..(r + 1) * c]).for_each(|(a, &d)| *a += d)).iter().map(|&v| v as f32).collect();
+                let sd: Vec<f32> = col_sums(rows, c, |r, acc| {
+                    acc.iter_mut().zip(&dy[r * c..(r + 1) * c]).for_each(|(a, &d)| *a += d)
+                })
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
                 let sdx: Vec<f32> = col_sums(rows, c, |r, acc| {
                     let (xr, dr) = (&xv[r * c..(r + 1) * c], &dy[r * c..(r + 1) * c]);
                     for k in 0..c {
@@ -337,18 +446,23 @@ impl candle_core::CustomOp3 for NormOp {
                 .collect();
                 let mut dx = Vec::new();
                 if need_x {
-                    // dx = gamma * inv * (dy - sd/n - xhat * sdx/n) = a * dy + b * x + e per channel.
+                    // dx = gamma * inv * (dy - sd/n - xhat * sdx/n) = a * dy + b * x + e per
+                    // channel.
                     let a: Vec<f32> = (0..c).map(|k| gv[k] * inv[k]).collect();
                     let bq: Vec<f32> = (0..c).map(|k| -a[k] * inv[k] * sdx[k] / n).collect();
                     let e: Vec<f32> = (0..c).map(|k| -a[k] * sd[k] / n - bq[k] * mean[k]).collect();
                     dx = vec![0f32; xv.len()];
-                    dx.par_chunks_mut(PAR_ROWS * c).zip(xv.par_chunks(PAR_ROWS * c).zip(dy.par_chunks(PAR_ROWS * c))).for_each(|(ob, (xb, db))| {
-                        for ((o, xr), dr) in ob.chunks_mut(c).zip(xb.chunks(c)).zip(db.chunks(c)) {
-                            for k in 0..c {
-                                o[k] = a[k] * dr[k] + bq[k] * xr[k] + e[k];
+                    dx.par_chunks_mut(PAR_ROWS * c)
+                        .zip(xv.par_chunks(PAR_ROWS * c).zip(dy.par_chunks(PAR_ROWS * c)))
+                        .for_each(|(ob, (xb, db))| {
+                            for ((o, xr), dr) in
+                                ob.chunks_mut(c).zip(xb.chunks(c)).zip(db.chunks(c))
+                            {
+                                for k in 0..c {
+                                    o[k] = a[k] * dr[k] + bq[k] * xr[k] + e[k];
+                                }
                             }
-                        }
-                    });
+                        });
                 }
                 (dx, sdx, sd)
             };
@@ -362,7 +476,11 @@ impl candle_core::CustomOp3 for NormOp {
         if !gamma.track_op() {
             return Ok((dx, None, None));
         }
-        Ok((dx, Some(Tensor::from_vec(dg, gamma.shape(), dev)?), Some(Tensor::from_vec(db, gamma.shape(), dev)?)))
+        Ok((
+            dx,
+            Some(Tensor::from_vec(dg, gamma.shape(), dev)?),
+            Some(Tensor::from_vec(db, gamma.shape(), dev)?),
+        ))
     }
 }
 
@@ -373,7 +491,15 @@ const BN_MOMENTUM: f64 = 0.1;
 /// With `act` (a leaky slope; 0 for ReLU) the fused path applies the
 /// activation too and returns `true`; otherwise the caller applies it.
 #[allow(clippy::too_many_arguments)]
-fn batch_norm(h: &Tensor, gamma: &Tensor, beta: &Tensor, stats: Option<&(Var, Var)>, train: bool, update: bool, act: Option<f32>) -> Result<(Tensor, bool)> {
+fn batch_norm(
+    h: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    stats: Option<&(Var, Var)>,
+    train: bool,
+    update: bool,
+    act: Option<f32>,
+) -> Result<(Tensor, bool)> {
     let dims = h.dims().to_vec();
     let c = *dims.last().unwrap_or(&1);
     let x = h.reshape(((), c))?;
@@ -385,12 +511,24 @@ fn batch_norm(h: &Tensor, gamma: &Tensor, beta: &Tensor, stats: Option<&(Var, Va
         let (mean, inv) = super::fused::read(&xc, |v| NormOp::stats(v, c))?;
         if let (Some((rm, rv)), true) = (stats, update) {
             let unbias = n as f64 / (n.max(2) - 1) as f64;
-            let var: Vec<f32> = inv.iter().map(|i| ((1.0 / (*i as f64).powi(2) - BN_EPS) * unbias) as f32).collect();
+            let var: Vec<f32> = inv
+                .iter()
+                .map(|i| ((1.0 / (*i as f64).powi(2) - BN_EPS) * unbias) as f32)
+                .collect();
             let dev = x.device();
-            rm.set(&((rm.as_tensor() * (1.0 - BN_MOMENTUM))? + (Tensor::from_vec(mean.clone(), c, dev)? * BN_MOMENTUM)?)?)?;
-            rv.set(&((rv.as_tensor() * (1.0 - BN_MOMENTUM))? + (Tensor::from_vec(var, c, dev)? * BN_MOMENTUM)?)?)?;
+            rm.set(
+                &((rm.as_tensor() * (1.0 - BN_MOMENTUM))?
+                    + (Tensor::from_vec(mean.clone(), c, dev)? * BN_MOMENTUM)?)?,
+            )?;
+            rv.set(
+                &((rv.as_tensor() * (1.0 - BN_MOMENTUM))?
+                    + (Tensor::from_vec(var, c, dev)? * BN_MOMENTUM)?)?,
+            )?;
         }
-        return Ok((xc.apply_op3(gamma, beta, NormOp { act, mean, inv })?.reshape(dims)?, act.is_some()));
+        return Ok((
+            xc.apply_op3(gamma, beta, NormOp { act, mean, inv })?.reshape(dims)?,
+            act.is_some(),
+        ));
     }
     let (mean, var) = if train || stats.is_none() {
         let mean = x.mean_keepdim(0)?;
@@ -398,14 +536,23 @@ fn batch_norm(h: &Tensor, gamma: &Tensor, beta: &Tensor, stats: Option<&(Var, Va
         let var = centred.sqr()?.mean_keepdim(0)?;
         if let (Some((rm, rv)), true) = (stats, update) {
             let unbiased = (var.detach() * (n as f64 / (n.max(2) - 1) as f64))?;
-            rm.set(&((rm.as_tensor() * (1.0 - BN_MOMENTUM))? + (mean.detach().squeeze(0)? * BN_MOMENTUM)?)?)?;
-            rv.set(&((rv.as_tensor() * (1.0 - BN_MOMENTUM))? + (unbiased.squeeze(0)? * BN_MOMENTUM)?)?)?;
+            rm.set(
+                &((rm.as_tensor() * (1.0 - BN_MOMENTUM))?
+                    + (mean.detach().squeeze(0)? * BN_MOMENTUM)?)?,
+            )?;
+            rv.set(
+                &((rv.as_tensor() * (1.0 - BN_MOMENTUM))? + (unbiased.squeeze(0)? * BN_MOMENTUM)?)?,
+            )?;
         }
         (mean, var)
     } else {
         let (rm, rv) = stats.ok_or_else(|| Error::config("batch norm: no running statistics"))?;
         (rm.as_tensor().unsqueeze(0)?, rv.as_tensor().unsqueeze(0)?)
     };
-    let y = x.broadcast_sub(&mean)?.broadcast_div(&(var + BN_EPS)?.sqrt()?)?.broadcast_mul(gamma)?.broadcast_add(beta)?;
+    let y = x
+        .broadcast_sub(&mean)?
+        .broadcast_div(&(var + BN_EPS)?.sqrt()?)?
+        .broadcast_mul(gamma)?
+        .broadcast_add(beta)?;
     Ok((y.reshape(dims)?, false))
 }

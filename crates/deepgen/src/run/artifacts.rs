@@ -7,20 +7,28 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
+use super::{RunConfig, RunDir};
 use crate::data::{DataSpec, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::{self};
 use crate::models::{Model, Sampler};
 use crate::rng::Rng;
 use crate::viz;
-use super::{RunConfig, RunDir};
 
 /// Writes `n` samples to `path`: a PNG grid for images, a scatter plot for
 /// 2-D data, CSV rows otherwise (or whenever the name ends in `.csv`).
 /// With `mean`, latent-variable models show decoder means instead of draws.
 /// The example shape comes from the run config; `background`, for 2-D data,
 /// gives the data points drawn behind the samples.
-pub fn write_samples(model: &Model, cfg: &RunConfig, n: usize, mean: bool, rng: &mut Rng, path: &Path, background: Option<&Dataset>) -> Result<()> {
+pub fn write_samples(
+    model: &Model,
+    cfg: &RunConfig,
+    n: usize,
+    mean: bool,
+    rng: &mut Rng,
+    path: &Path,
+    background: Option<&Dataset>,
+) -> Result<()> {
     let x = match (mean, model.get::<Vae>()) {
         (true, Some(v)) => v.sample_mean(n, rng)?,
         _ => model.sample(n, rng)?,
@@ -30,7 +38,13 @@ pub fn write_samples(model: &Model, cfg: &RunConfig, n: usize, mean: bool, rng: 
 
 /// Writes examples `x` (`[n, D]`, the model's units) to `path` in data units,
 /// in the formats of [`write_samples`].
-pub fn write_examples(model: &Model, cfg: &RunConfig, x: &Tensor, path: &Path, background: Option<&Dataset>) -> Result<()> {
+pub fn write_examples(
+    model: &Model,
+    cfg: &RunConfig,
+    x: &Tensor,
+    path: &Path,
+    background: Option<&Dataset>,
+) -> Result<()> {
     let dim_only = [model.config.dim()];
     let shape: &[usize] = if cfg.data.shape.is_empty() { &dim_only } else { &cfg.data.shape };
     let n = x.dim(0)?;
@@ -39,13 +53,24 @@ pub fn write_examples(model: &Model, cfg: &RunConfig, x: &Tensor, path: &Path, b
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let dim: usize = shape.iter().product();
     match ext.as_str() {
-        "png" if shape.len() == 3 => viz::image_grid(&v, n, shape, (n as f64).sqrt().ceil() as usize, 2, path),
+        "png" if shape.len() == 3 => {
+            viz::image_grid(&v, n, shape, (n as f64).sqrt().ceil() as usize, 2, path)
+        }
         "png" if dim == 2 => {
             let pts: Vec<[f32; 2]> = v.chunks(2).map(|c| [c[0], c[1]]).collect();
             let dpts = background.map(|d| background_points(d, cfg, 2000)).unwrap_or_default();
-            viz::scatter_2d(&format!("{} samples (blue) and data (grey)", model.name()), &dpts, &pts, path)
+            viz::scatter_2d(
+                &format!("{} samples (blue) and data (grey)", model.name()),
+                &dpts,
+                &pts,
+                path,
+            )
         }
-        "png" => Err(Error::config(format!("{}: examples of shape {shape:?} are neither images nor 2-D points; write samples to a .csv", path.display()))),
+        "png" => Err(Error::config(format!(
+            "{}: examples of shape {shape:?} are neither images \
+            nor 2-D points; write samples to a .csv",
+            path.display()
+        ))),
         "csv" => {
             let mut s = String::new();
             for row in v.chunks(dim) {
@@ -60,15 +85,28 @@ pub fn write_examples(model: &Model, cfg: &RunConfig, x: &Tensor, path: &Path, b
             full.extend_from_slice(shape);
             crate::files::atomic_write(path, &crate::data::npy::encode_f32(&full, &v))
         }
-        _ => Err(Error::config(format!("{}: unknown output type (use .png, .csv or .npy)", path.display()))),
+        _ => Err(Error::config(format!(
+            "{}: unknown output type (use .png, .csv or .npy)",
+            path.display()
+        ))),
     }
 }
 
-/// Writes image rows `x` (`[n, D]`, the model's units) as a PNG grid with `cols` columns, in data units.
-pub fn write_grid(model: &Model, cfg: &RunConfig, x: &Tensor, cols: usize, path: &Path) -> Result<()> {
+/// Writes image rows `x` (`[n, D]`, the model's units) as a PNG grid with `cols` columns, in data
+/// units.
+pub fn write_grid(
+    model: &Model,
+    cfg: &RunConfig,
+    x: &Tensor,
+    cols: usize,
+    path: &Path,
+) -> Result<()> {
     let shape = &cfg.data.shape;
     if shape.len() != 3 {
-        return Err(Error::config(format!("{}: a grid needs image data, examples here have shape {shape:?}", path.display())));
+        return Err(Error::config(format!(
+            "{}: a grid needs image data, examples here have shape {shape:?}",
+            path.display()
+        )));
     }
     model.check_dim(x.dim(1)?, "the grid")?;
     let mut v = x.flatten_all()?.to_vec1::<f32>()?;
@@ -124,8 +162,10 @@ fn originals_over(x: &Tensor, r: &Tensor, shape: &[usize], path: &Path) -> Resul
 /// `loss.png` from `metrics.jsonl`: training loss and validation NLL.
 pub fn write_loss_plot(dir: &RunDir, model_name: &str) -> Result<()> {
     let m = dir.metrics()?;
-    let train: Vec<(f64, f64)> = m.iter().filter_map(|v| Some((v["step"].as_f64()?, v["loss"].as_f64()?))).collect();
-    let val: Vec<(f64, f64)> = m.iter().filter_map(|v| Some((v["step"].as_f64()?, v["val_nll"].as_f64()?))).collect();
+    let train: Vec<(f64, f64)> =
+        m.iter().filter_map(|v| Some((v["step"].as_f64()?, v["loss"].as_f64()?))).collect();
+    let val: Vec<(f64, f64)> =
+        m.iter().filter_map(|v| Some((v["step"].as_f64()?, v["val_nll"].as_f64()?))).collect();
     // Smooth the per-step loss with a centred window of up to 51 steps (shrinking at the ends).
     let w = 25usize;
     let smooth: Vec<(f64, f64)> = (0..train.len())
@@ -139,14 +179,21 @@ pub fn write_loss_plot(dir: &RunDir, model_name: &str) -> Result<()> {
     if !val.is_empty() {
         series.push(("validation NLL", val));
     }
-    viz::line_plot(&format!("{model_name}: loss in nats per example"), "nats", &series, &dir.file("loss.png"))
+    viz::line_plot(
+        &format!("{model_name}: loss in nats per example"),
+        "nats",
+        &series,
+        &dir.file("loss.png"),
+    )
 }
 
-/// `loss.png` of an adversarial run: the critic's and the generator's losses (smoothed) and the logged estimates.
+/// `loss.png` of an adversarial run: the critic's and the generator's losses (smoothed) and the
+/// logged estimates.
 pub fn write_adversarial_plot(dir: &RunDir, model_name: &str) -> Result<()> {
     let m = dir.metrics()?;
     let series_of = |key: &str| -> Vec<(f64, f64)> {
-        let raw: Vec<(f64, f64)> = m.iter().filter_map(|v| Some((v["step"].as_f64()?, v[key].as_f64()?))).collect();
+        let raw: Vec<(f64, f64)> =
+            m.iter().filter_map(|v| Some((v["step"].as_f64()?, v[key].as_f64()?))).collect();
         let w = 25usize;
         (0..raw.len())
             .map(|i| {
@@ -163,14 +210,27 @@ pub fn write_adversarial_plot(dir: &RunDir, model_name: &str) -> Result<()> {
         ("recon", "reconstruction (nats)"),
         ("gp", "gradient penalty"),
     ];
-    let series: Vec<(&str, Vec<(f64, f64)>)> = keys.iter().map(|(k, label)| (*label, series_of(k))).filter(|(_, s)| !s.is_empty()).collect();
-    viz::line_plot(&format!("{model_name}: training curves (smoothed)"), "value", &series, &dir.file("loss.png"))
+    let series: Vec<(&str, Vec<(f64, f64)>)> = keys
+        .iter()
+        .map(|(k, label)| (*label, series_of(k)))
+        .filter(|(_, s)| !s.is_empty())
+        .collect();
+    viz::line_plot(
+        &format!("{model_name}: training curves (smoothed)"),
+        "value",
+        &series,
+        &dir.file("loss.png"),
+    )
 }
 
-/// Samples of a conditional GAN with one row per class (`per_class` columns), `[classes*per_class, D]`.
+/// Samples of a conditional GAN with one row per class (`per_class` columns), `[classes*per_class,
+/// D]`.
 pub fn class_rows(model: &Model, per_class: usize, rng: &mut Rng) -> Result<Tensor> {
-    let g = model.get::<Gan>().filter(|g| g.cfg.classes > 0).ok_or_else(|| Error::config(format!("the {} model is not class-conditional", model.name())))?;
-    let labels: Vec<u32> = (0..g.cfg.classes as u32).flat_map(|c| std::iter::repeat_n(c, per_class)).collect();
+    let g = model.get::<Gan>().filter(|g| g.cfg.classes > 0).ok_or_else(|| {
+        Error::config(format!("the {} model is not class-conditional", model.name()))
+    })?;
+    let labels: Vec<u32> =
+        (0..g.cfg.classes as u32).flat_map(|c| std::iter::repeat_n(c, per_class)).collect();
     g.sample_with(labels.len(), Some(&labels), rng)
 }
 
@@ -178,7 +238,11 @@ pub fn class_rows(model: &Model, per_class: usize, rng: &mut Rng) -> Result<Tens
 /// `categorical.png` (row k: categorical value k, columns: different z),
 /// and for each continuous code j `continuous-{j}.png` (row k: categorical
 /// value k and one z; columns: c_j from -2 to 2, the other codes 0).
-pub fn write_info_grids(model: &Model, rng: &mut Rng, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+pub fn write_info_grids(
+    model: &Model,
+    rng: &mut Rng,
+    dir: &Path,
+) -> Result<Vec<std::path::PathBuf>> {
     let Some(g) = model.get::<Gan>().filter(|g| g.cfg.is_info()) else { return Ok(vec![]) };
     let (k, m, lat) = (g.cfg.categorical.max(1), g.cfg.continuous, g.cfg.latent);
     let cols = 10usize;
@@ -203,7 +267,8 @@ pub fn write_info_grids(model: &Model, rng: &mut Rng, dir: &Path) -> Result<Vec<
     };
     if g.cfg.categorical > 0 {
         let z = g.draw_z(k * cols, rng)?;
-        let codes: Vec<f32> = (0..k * cols).flat_map(|i| code_row(i / cols, &vec![0.0; m])).collect();
+        let codes: Vec<f32> =
+            (0..k * cols).flat_map(|i| code_row(i / cols, &vec![0.0; m])).collect();
         out.push(grid(codes, z, "categorical.png")?);
     }
     for j in 0..m {
@@ -222,7 +287,13 @@ pub fn write_info_grids(model: &Model, rng: &mut Rng, dir: &Path) -> Result<Vec<
 }
 
 /// The AAE's 2-D codes of `data` coloured by label (or one colour), over prior draws in grey.
-pub fn write_latent_scatter(model: &Model, data: &Dataset, n: usize, rng: &mut Rng, path: &Path) -> Result<bool> {
+pub fn write_latent_scatter(
+    model: &Model,
+    data: &Dataset,
+    n: usize,
+    rng: &mut Rng,
+    path: &Path,
+) -> Result<bool> {
     let Some(a) = model.get::<Aae>() else { return Ok(false) };
     if a.cfg.latent != 2 {
         return Ok(false);
@@ -246,17 +317,35 @@ pub fn write_latent_scatter(model: &Model, data: &Dataset, n: usize, rng: &mut R
         }
         None => by_label.push(pts.clone()),
     }
-    let mut groups = vec![viz::Group { points: &prior, colour: (200, 200, 200), label: Some("prior draws".into()) }];
+    let mut groups = vec![viz::Group {
+        points: &prior,
+        colour: (200, 200, 200),
+        label: Some("prior draws".into()),
+    }];
     for (c, pts) in by_label.iter().enumerate() {
-        let label = if data.labels.is_some() { Some(format!("label {c}")) } else { Some("codes".into()) };
+        let label =
+            if data.labels.is_some() { Some(format!("label {c}")) } else { Some("codes".into()) };
         groups.push(viz::Group { points: pts, colour: viz::PALETTE[c % 10], label });
     }
-    viz::scatter_groups(&format!("aae: codes of {} examples of {} over the {:?} prior", n, data.source, a.cfg.prior), &groups, &[], path)?;
+    viz::scatter_groups(
+        &format!(
+            "aae: codes of {} examples of {} over the {:?} prior",
+            n, data.source, a.cfg.prior
+        ),
+        &groups,
+        &[],
+        path,
+    )?;
     Ok(true)
 }
 
 /// The AAE's reconstructions: originals (odd rows) above reconstructions.
-pub fn write_aae_reconstructions(model: &Model, data: &Dataset, n: usize, path: &Path) -> Result<bool> {
+pub fn write_aae_reconstructions(
+    model: &Model,
+    data: &Dataset,
+    n: usize,
+    path: &Path,
+) -> Result<bool> {
     let Some(a) = model.get::<Aae>() else { return Ok(false) };
     if !data.is_image() {
         return Ok(false);
@@ -271,10 +360,21 @@ pub fn write_aae_reconstructions(model: &Model, data: &Dataset, n: usize, path: 
 
 /// Mode coverage of a run trained on a toy mixture: `n` samples, the
 /// report, and `path` (PNG) with the samples over circles of 3 sigma around the true modes.
-pub fn mode_eval(model: &Model, cfg: &RunConfig, n: usize, min_share: f64, rng: &mut Rng, path: Option<&Path>) -> Result<eval::modes::ModeReport> {
+pub fn mode_eval(
+    model: &Model,
+    cfg: &RunConfig,
+    n: usize,
+    min_share: f64,
+    rng: &mut Rng,
+    path: Option<&Path>,
+) -> Result<eval::modes::ModeReport> {
     let spec: DataSpec = cfg.data.train.parse()?;
     let DataSpec::Toy { kind, .. } = spec else {
-        return Err(Error::config(format!("mode coverage needs a run trained on toy:ring8 or toy:grid25; this run was trained on {}", cfg.data.train)));
+        return Err(Error::config(format!(
+            "mode coverage needs a run trained on toy:ring8 or \
+            toy:grid25; this run was trained on {}",
+            cfg.data.train
+        )));
     };
     // A run trained with --standardize samples in standard units: the modes are in data units.
     let mut x = model.sample(n, rng)?.flatten_all()?.to_vec1::<f32>()?;
@@ -285,7 +385,15 @@ pub fn mode_eval(model: &Model, cfg: &RunConfig, n: usize, min_share: f64, rng: 
     if let Some(p) = path {
         let circles: Vec<([f32; 2], f32)> = means.iter().map(|m| (*m, 3.0 * kind.std())).collect();
         let groups = [viz::Group { points: &pts, colour: (0, 0, 255), label: None }];
-        let title = format!("{} on {}: {} samples, {}/{} modes, {:.1}% high quality", model.name(), kind.name(), n, rep.covered, rep.modes, 100.0 * rep.high_quality);
+        let title = format!(
+            "{} on {}: {} samples, {}/{} modes, {:.1}% high quality",
+            model.name(),
+            kind.name(),
+            n,
+            rep.covered,
+            rep.modes,
+            100.0 * rep.high_quality
+        );
         viz::scatter_groups(&title, &groups, &circles, p)?;
     }
     Ok(rep)
@@ -294,7 +402,8 @@ pub fn mode_eval(model: &Model, cfg: &RunConfig, n: usize, min_share: f64, rng: 
 /// The mode-coverage line `deepgen train` prints on a toy set.
 pub fn mode_line(rep: &eval::modes::ModeReport) -> String {
     format!(
-        "modes covered: {}/{} (a mode counts with >= {:.1}% of {} samples within 3 sigma); high-quality samples: {:.1}%; reverse KL of the mode histogram to uniform: {:.3} nats",
+        "modes covered: {}/{} (a mode counts with >= {:.1}% of {} samples within 3 sigma); \
+            high-quality samples: {:.1}%; reverse KL of the mode histogram to uniform: {:.3} nats",
         rep.covered,
         rep.modes,
         100.0 * rep.min_share,

@@ -5,13 +5,13 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
+use super::artifacts::to_data_units;
+use super::RunConfig;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::{Known, Model};
 use crate::rng::Rng;
 use crate::viz;
-use super::RunConfig;
-use super::artifacts::to_data_units;
 
 /// Which pixels `deepgen complete` keeps.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,16 +36,24 @@ impl Keep {
             path => {
                 let p = Path::new(path);
                 if !p.exists() {
-                    return Err(Error::config(format!("--keep: `{path}` is neither top-half, bottom-half, left-half, right-half nor an existing PNG mask")));
+                    return Err(Error::config(format!(
+                        "--keep: `{path}` is neither top-half, \
+                        bottom-half, left-half, right-half nor an existing PNG mask"
+                    )));
                 }
-                let img = image::open(p).map_err(|e| Error::bad_file(p, format!("not a readable image: {e}")))?.to_luma8();
+                let img = image::open(p)
+                    .map_err(|e| Error::bad_file(p, format!("not a readable image: {e}")))?
+                    .to_luma8();
                 let (w, h) = img.dimensions();
                 let (eh, ew) = match shape {
                     [_, h, w] => (*h, *w),
                     _ => return Err(Error::config("--keep with a mask image needs image data")),
                 };
                 if (h as usize, w as usize) != (eh, ew) {
-                    return Err(Error::bad_file(p, format!("mask is {w}x{h} pixels, the images are {ew}x{eh}")));
+                    return Err(Error::bad_file(
+                        p,
+                        format!("mask is {w}x{h} pixels, the images are {ew}x{eh}"),
+                    ));
                 }
                 let c = shape[0];
                 let m: Vec<bool> = img.into_raw().into_iter().map(|v| v >= 128).collect();
@@ -84,7 +92,15 @@ impl Keep {
 /// and the completions `[n * samples, D]` (example-major), both in the data's
 /// units (standardisation undone), and each completion's log-probability
 /// under the model (of the transformed values).
-pub fn complete(model: &Model, cfg: &RunConfig, data: &Dataset, keep: &Keep, n: usize, samples: usize, rng: &mut Rng) -> Result<(Tensor, Vec<bool>, Tensor, Vec<f64>)> {
+pub fn complete(
+    model: &Model,
+    cfg: &RunConfig,
+    data: &Dataset,
+    keep: &Keep,
+    n: usize,
+    samples: usize,
+    rng: &mut Rng,
+) -> Result<(Tensor, Vec<bool>, Tensor, Vec<f64>)> {
     model.check_dim(data.dim(), &data.source)?;
     let n = n.min(data.n);
     if n == 0 || samples == 0 {
@@ -104,7 +120,8 @@ pub fn complete(model: &Model, cfg: &RunConfig, data: &Dataset, keep: &Keep, n: 
         }
     }
     let observed: Vec<bool> = (0..n * samples).flat_map(|_| flags.iter().copied()).collect();
-    let (out, lps) = model.sample_sequential(n * samples, Some(&Known { values, observed }), rng)?;
+    let (out, lps) =
+        model.sample_sequential(n * samples, Some(&Known { values, observed }), rng)?;
     let units = |t: Tensor| -> Result<Tensor> {
         let shape = t.shape().clone();
         let mut v = t.flatten_all()?.to_vec1::<f32>()?;
@@ -116,7 +133,13 @@ pub fn complete(model: &Model, cfg: &RunConfig, data: &Dataset, keep: &Keep, n: 
 
 /// The completion grid: one row per example with the original, the masked
 /// input (unknown values grey) and the completions.
-pub fn write_completions(x: &Tensor, flags: &[bool], completions: &Tensor, shape: &[usize], path: &Path) -> Result<()> {
+pub fn write_completions(
+    x: &Tensor,
+    flags: &[bool],
+    completions: &Tensor,
+    shape: &[usize],
+    path: &Path,
+) -> Result<()> {
     let (n, d) = x.dims2()?;
     let samples = completions.dim(0)? / n.max(1);
     let xv = x.flatten_all()?.to_vec1::<f32>()?;
@@ -130,4 +153,3 @@ pub fn write_completions(x: &Tensor, flags: &[bool], completions: &Tensor, shape
     }
     viz::image_grid(&v, n * (2 + samples), shape, 2 + samples, 2, path)
 }
-

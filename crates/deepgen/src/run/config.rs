@@ -34,7 +34,8 @@ pub fn free_run_dir(model: &str) -> PathBuf {
 fn read_config_file(o: &TrainOptions) -> Result<Option<RunConfig>> {
     let Some(p) = &o.run.config else { return Ok(None) };
     let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-    let cfg = toml::from_str(&text).map_err(|e| Error::config(format!("{}: {}", p.display(), e.message())))?;
+    let cfg = toml::from_str(&text)
+        .map_err(|e| Error::config(format!("{}: {}", p.display(), e.message())))?;
     Ok(Some(cfg))
 }
 
@@ -43,12 +44,20 @@ pub fn new_run_config(o: &TrainOptions) -> Result<RunConfig> {
     let a = &o.run;
     let file = read_config_file(o)?;
     let seed = a.seed.or(file.as_ref().map(|f| f.seed)).unwrap_or(0);
-    let data_spec = a.data.clone().or(file.as_ref().map(|f| f.data.train.clone())).unwrap_or_else(|| "mnist".into());
+    let data_spec = a
+        .data
+        .clone()
+        .or(file.as_ref().map(|f| f.data.train.clone()))
+        .unwrap_or_else(|| "mnist".into());
     let spec: DataSpec = data_spec.parse()?;
     let raw = spec.load(seed)?;
     let in_unit = raw.x.iter().all(|v| (0.0..=1.0).contains(v));
 
-    let name = o.model.clone().or(file.as_ref().map(|f| f.model.name().to_string())).unwrap_or_else(|| "vae".into());
+    let name = o
+        .model
+        .clone()
+        .or(file.as_ref().map(|f| f.model.name().to_string()))
+        .unwrap_or_else(|| "vae".into());
     let mut model = match &file {
         Some(f) if f.model.name() == name && f.model.dim() == raw.dim() => f.model.clone(),
         _ => ModelConfig::preset(&name, &raw.shape, in_unit)?,
@@ -66,13 +75,19 @@ pub fn new_run_config(o: &TrainOptions) -> Result<RunConfig> {
     };
     let (mean, std) = if a.standardize {
         if binarize != Binarize::None {
-            return Err(Error::config(format!("--standardize cannot be combined with --binarize {binarize:?}")));
+            return Err(Error::config(format!(
+                "--standardize cannot be combined with --binarize {binarize:?}"
+            )));
         }
         raw.moments()
     } else {
         file.as_ref().map(|f| (f.data.mean.clone(), f.data.std.clone())).unwrap_or_default()
     };
-    let val = a.val.clone().or(file.as_ref().and_then(|f| f.data.val.clone())).or(spec.held_out().map(|s| s.to_string()));
+    let val = a
+        .val
+        .clone()
+        .or(file.as_ref().and_then(|f| f.data.val.clone()))
+        .or(spec.held_out().map(|s| s.to_string()));
 
     let mut train = match &file {
         Some(f) => f.train.clone(),

@@ -53,8 +53,9 @@ pub struct DetectOptions {
 
 /// The run's held-out spec (its validation data, or the held-out split of its training data).
 pub fn held_out(cfg: &RunConfig, run: &Path) -> Result<String> {
-    super::report::held_out_spec(cfg)
-        .ok_or_else(|| Error::config(format!("{}: the run has no held-out data; pass --data", run.display())))
+    super::report::held_out_spec(cfg).ok_or_else(|| {
+        Error::config(format!("{}: the run has no held-out data; pass --data", run.display()))
+    })
 }
 
 /// The score `--score` names, or the model's first.
@@ -70,14 +71,16 @@ fn score_kind(a: Option<&str>, model: &Model) -> Result<ScoreKind> {
 /// `threshold.json` from a file, or from a run (or detect output) directory holding one.
 fn read_threshold(p: &Path) -> Result<(PathBuf, Threshold)> {
     let file = if p.is_dir() {
-        [p.join("threshold.json"), p.join("detect/threshold.json")].into_iter().find(|f| f.is_file()).ok_or_else(
-            || {
+        [p.join("threshold.json"), p.join("detect/threshold.json")]
+            .into_iter()
+            .find(|f| f.is_file())
+            .ok_or_else(|| {
                 Error::config(format!(
-                    "{}: no threshold.json here (write one with deepgen detect ... --anomalies SPEC)",
+                    "{}: no threshold.json here (write one with deepgen detect ... --anomalies \
+                        SPEC)",
                     p.display()
                 ))
-            },
-        )?
+            })?
     } else {
         p.to_path_buf()
     };
@@ -100,7 +103,10 @@ pub fn detect(a: &DetectOptions) -> Result<Vec<String>> {
         return flag(a, from, &model, &normal, log_det, seed, &out);
     }
     let anom_spec = a.anomalies.as_ref().ok_or_else(|| {
-        Error::config("give --anomalies SPEC (to measure detection) or --threshold-from RUN_OR_FILE (to flag new data)")
+        Error::config(
+            "give --anomalies SPEC (to measure detection) or --threshold-from \
+            RUN_OR_FILE (to flag new data)",
+        )
     })?;
     let (anom, _) = transform::load_transformed(anom_spec, &cfg, false)?;
     if anom.shape != normal.shape {
@@ -112,14 +118,25 @@ pub fn detect(a: &DetectOptions) -> Result<Vec<String>> {
     let kind = score_kind(a.score.as_deref(), &model)?;
     let t0 = std::time::Instant::now();
     let run_name = a.run.display().to_string();
-    let rep =
-        scores::detect(&model, &normal, &anom, log_det, kind, a.val_fraction, a.target_fpr, seed, &run_name)?;
+    let rep = scores::detect(
+        &model,
+        &normal,
+        &anom,
+        log_det,
+        kind,
+        a.val_fraction,
+        a.target_fpr,
+        seed,
+        &run_name,
+    )?;
     let secs = t0.elapsed().as_secs_f64();
     let out = a.out.clone().unwrap_or_else(|| dir.file("detect"));
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let mut csv = format!("set,index,{},anomalous\n", kind.name());
     let t = rep.threshold.threshold;
-    for (set, idx, s) in [("normal-validation", &rep.val_idx, &rep.val), ("normal-test", &rep.test_idx, &rep.normal)] {
+    for (set, idx, s) in
+        [("normal-validation", &rep.val_idx, &rep.val), ("normal-test", &rep.test_idx, &rep.normal)]
+    {
         for (i, v) in idx.iter().zip(s) {
             let _ = writeln!(csv, "{set},{i},{v},{}", u8::from(*v > t));
         }
@@ -131,7 +148,15 @@ pub fn detect(a: &DetectOptions) -> Result<Vec<String>> {
     atomic_write(&out.join("threshold.json"), json_bytes(&rep.threshold)?.as_slice())?;
     let d = &rep.detection;
     let title = format!("{} ({}): {} vs {}", model.name(), kind.name(), normal.source, anom.source);
-    crate::viz::detection_plot(&title, &rep.normal, &rep.anomalous, t, &d.roc, d.auroc, &out.join("detect.png"))?;
+    crate::viz::detection_plot(
+        &title,
+        &rep.normal,
+        &rep.anomalous,
+        t,
+        &d.roc,
+        d.auroc,
+        &out.join("detect.png"),
+    )?;
     let json = serde_json::json!({
         "score": kind.name(), "normal": normal.source, "anomalies": anom.source,
         "n_validation": rep.val.len(), "n_normal_test": rep.normal.len(),
@@ -143,7 +168,8 @@ pub fn detect(a: &DetectOptions) -> Result<Vec<String>> {
     atomic_write(&out.join("detect.json"), json_bytes(&json)?.as_slice())?;
     Ok(vec![
         format!(
-            "{} ({}): normal {} ({} validation, {} test), anomalies {} ({}): AUROC {:.4}, AUPRC {:.4}, FPR at 95% TPR {:.4}",
+            "{} ({}): normal {} ({} validation, {} test), anomalies {} ({}): AUROC {:.4}, AUPRC \
+                {:.4}, FPR at 95% TPR {:.4}",
             model.name(),
             kind.describe(),
             normal.source,
@@ -156,7 +182,9 @@ pub fn detect(a: &DetectOptions) -> Result<Vec<String>> {
             d.fpr_at_95_tpr
         ),
         format!(
-            "threshold {:.4} (target false-positive rate {:.1} % on validation: {:.1} %): flags {:.1} % of the normal test part and {:.1} % of the anomalies; scored in {secs:.1} s",
+            "threshold {:.4} (target false-positive rate {:.1} % on validation: {:.1} %): flags \
+                {:.1} % of the normal test part and {:.1} % of the anomalies; scored in {secs:.1} \
+                s",
             t,
             100.0 * a.target_fpr,
             100.0 * rep.val_fpr,
@@ -182,7 +210,9 @@ fn flag(
     out: &Path,
 ) -> Result<Vec<String>> {
     if a.anomalies.is_some() {
-        return Err(Error::config("--threshold-from scores new data with a saved threshold; it takes no --anomalies"));
+        return Err(Error::config(
+            "--threshold-from scores new data with a saved threshold; it takes no --anomalies",
+        ));
     }
     let (file, t) = read_threshold(from)?;
     if let Some(k) = &a.score {
@@ -205,7 +235,8 @@ fn flag(
     }
     atomic_write(out, csv.as_bytes())?;
     Ok(vec![format!(
-        "{}: {flagged} of {} examples flagged as anomalous ({:.1} %) with {} > {:.4} (from {}, chosen for a {:.1} % false-positive rate on {}); wrote {}",
+        "{}: {flagged} of {} examples flagged as anomalous ({:.1} %) with {} > {:.4} (from {}, \
+            chosen for a {:.1} % false-positive rate on {}); wrote {}",
         normal.source,
         normal.n,
         100.0 * flagged as f64 / normal.n as f64,

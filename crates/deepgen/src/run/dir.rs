@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::train::{Adam, TrainConfig};
 use crate::data::Binarize;
 use crate::error::{Error, Result};
 pub use crate::files::atomic_write;
 use crate::models::{Model, ModelConfig};
+use crate::train::{Adam, TrainConfig};
 
 /// Everything needed to rebuild a run: saved as `config.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -49,18 +49,25 @@ pub struct DataConfig {
     pub std: Vec<f32>,
 }
 
-fn safetensors_bytes(tensors: &HashMap<String, Tensor>, meta: HashMap<String, String>, path: &Path) -> Result<Vec<u8>> {
+fn safetensors_bytes(
+    tensors: &HashMap<String, Tensor>,
+    meta: HashMap<String, String>,
+    path: &Path,
+) -> Result<Vec<u8>> {
     let mut items: Vec<(&String, &Tensor)> = tensors.iter().collect();
     items.sort_by(|a, b| a.0.cmp(b.0));
-    safetensors::serialize(items, Some(meta)).map_err(|e| Error::checkpoint(path, format!("cannot serialize: {e}")))
+    safetensors::serialize(items, Some(meta))
+        .map_err(|e| Error::checkpoint(path, format!("cannot serialize: {e}")))
 }
 
 /// Reads a safetensors file: tensors and metadata.
 pub fn read_safetensors(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::checkpoint(path, format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::checkpoint(path, format!("not a valid safetensors file: {e}")))?;
     let meta = meta.metadata().clone().unwrap_or_default();
-    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| Error::checkpoint(path, format!("cannot read tensors: {e}")))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        .map_err(|e| Error::checkpoint(path, format!("cannot read tensors: {e}")))?;
     Ok((tensors, meta))
 }
 
@@ -83,7 +90,10 @@ impl RunDir {
         }
         for f in ["config.toml", "model.safetensors"] {
             if !path.join(f).is_file() {
-                return Err(Error::checkpoint(path, format!("no checkpoint here ({f} is missing)")));
+                return Err(Error::checkpoint(
+                    path,
+                    format!("no checkpoint here ({f} is missing)"),
+                ));
             }
         }
         Ok(Self { path: path.to_path_buf() })
@@ -94,7 +104,8 @@ impl RunDir {
     }
 
     pub fn write_config(&self, cfg: &RunConfig) -> Result<()> {
-        let text = toml::to_string_pretty(cfg).map_err(|e| Error::config(format!("cannot write config: {e}")))?;
+        let text = toml::to_string_pretty(cfg)
+            .map_err(|e| Error::config(format!("cannot write config: {e}")))?;
         atomic_write(&self.file("config.toml"), text.as_bytes())
     }
 
@@ -108,7 +119,8 @@ impl RunDir {
     /// a model file is never newer than the optimizer state it pairs with).
     /// `opts` holds the run's optimisers (their state names are distinct: `mv.{param}`).
     pub fn save(&self, model: &Model, opts: &[&Adam], step: usize, seed: u64) -> Result<()> {
-        let cfg_json = serde_json::to_string(&model.config).map_err(|e| Error::config(e.to_string()))?;
+        let cfg_json =
+            serde_json::to_string(&model.config).map_err(|e| Error::config(e.to_string()))?;
         let step = step.to_string();
         let mut meta = HashMap::from([
             ("deepgen_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
@@ -121,7 +133,8 @@ impl RunDir {
         let state: HashMap<String, Tensor> = opts.iter().flat_map(|o| o.state()).collect();
         let ob = safetensors_bytes(&state, HashMap::from([("step".to_string(), step)]), &op)?;
         atomic_write(&op, &ob)?;
-        let weights: HashMap<String, Tensor> = model.params.vars().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        let weights: HashMap<String, Tensor> =
+            model.params.vars().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
         let mp = self.file("model.safetensors");
         meta.insert("params".to_string(), model.params.count().to_string());
         let mb = safetensors_bytes(&weights, meta, &mp)?;
@@ -133,9 +146,16 @@ impl RunDir {
     pub fn load_model(&self, dev: &Device) -> Result<(Model, usize)> {
         let p = self.file("model.safetensors");
         let (tensors, meta) = read_safetensors(&p)?;
-        let cfg_json = meta.get("config").ok_or_else(|| Error::checkpoint(&p, "no model config in the metadata (not a deepgen checkpoint?)"))?;
-        let cfg: ModelConfig = serde_json::from_str(cfg_json).map_err(|e| Error::checkpoint(&p, format!("model config in the metadata is invalid: {e}")))?;
-        let step = meta.get("step").and_then(|s| s.parse().ok()).ok_or_else(|| Error::checkpoint(&p, "no step in the metadata"))?;
+        let cfg_json = meta.get("config").ok_or_else(|| {
+            Error::checkpoint(&p, "no model config in the metadata (not a deepgen checkpoint?)")
+        })?;
+        let cfg: ModelConfig = serde_json::from_str(cfg_json).map_err(|e| {
+            Error::checkpoint(&p, format!("model config in the metadata is invalid: {e}"))
+        })?;
+        let step = meta
+            .get("step")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::checkpoint(&p, "no step in the metadata"))?;
         let seed = meta.get("seed").and_then(|s| s.parse().ok()).unwrap_or(0);
         let model = Model::new(&cfg, seed, dev)?;
         model.params.load(&tensors, &p)?;
@@ -146,12 +166,21 @@ impl RunDir {
     pub fn load_optimizers(&self, opts: &mut [&mut Adam], step: usize) -> Result<()> {
         let p = self.file("optimizer.safetensors");
         if !p.is_file() {
-            return Err(Error::checkpoint(&self.path, "optimizer.safetensors is missing: cannot resume exactly"));
+            return Err(Error::checkpoint(
+                &self.path,
+                "optimizer.safetensors is missing: cannot resume exactly",
+            ));
         }
         let (tensors, meta) = read_safetensors(&p)?;
-        let ostep: usize = meta.get("step").and_then(|s| s.parse().ok()).ok_or_else(|| Error::checkpoint(&p, "no step in the metadata"))?;
+        let ostep: usize = meta
+            .get("step")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::checkpoint(&p, "no step in the metadata"))?;
         if ostep != step {
-            return Err(Error::checkpoint(&p, format!("optimizer state is from step {ostep}, the model from step {step}")));
+            return Err(Error::checkpoint(
+                &p,
+                format!("optimizer state is from step {ostep}, the model from step {step}"),
+            ));
         }
         for o in opts.iter_mut() {
             o.load_state(&tensors, step, &p)?;
@@ -162,7 +191,11 @@ impl RunDir {
     /// Appends one JSON line to `metrics.jsonl`.
     pub fn append_metrics(&self, line: &serde_json::Value) -> Result<()> {
         let p = self.file("metrics.jsonl");
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&p).map_err(|e| Error::io(&p, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(|e| Error::io(&p, e))?;
         writeln!(f, "{line}").map_err(|e| Error::io(&p, e))
     }
 
@@ -170,7 +203,15 @@ impl RunDir {
     pub fn truncate_metrics(&self, step: usize) -> Result<()> {
         let p = self.file("metrics.jsonl");
         let Ok(text) = std::fs::read_to_string(&p) else { return Ok(()) };
-        let kept: Vec<&str> = text.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s as usize <= step)).collect();
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["step"].as_u64())
+                    .is_some_and(|s| s as usize <= step)
+            })
+            .collect();
         let mut out = kept.join("\n");
         if !out.is_empty() {
             out.push('\n');

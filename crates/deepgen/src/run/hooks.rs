@@ -33,13 +33,21 @@ impl Watch for Quiet {
 /// generator's adversarial term, which `g` already is).
 pub fn step_message(r: &StepRecord, adversarial: bool) -> String {
     if adversarial {
-        let mut p: Vec<String> =
-            r.parts.iter().filter(|(k, _)| k.as_str() != "g_adv").map(|(k, v)| format!("{k} {v:.3}")).collect();
+        let mut p: Vec<String> = r
+            .parts
+            .iter()
+            .filter(|(k, _)| k.as_str() != "g_adv")
+            .map(|(k, v)| format!("{k} {v:.3}"))
+            .collect();
         p.sort();
         p.join(" ")
     } else {
-        let mut p: Vec<String> =
-            r.parts.iter().filter(|(k, _)| k.as_str() != "nll").map(|(k, v)| format!("{k} {v:.2}")).collect();
+        let mut p: Vec<String> = r
+            .parts
+            .iter()
+            .filter(|(k, _)| k.as_str() != "nll")
+            .map(|(k, v)| format!("{k} {v:.2}"))
+            .collect();
         p.sort();
         format!("loss {:.3} {}", r.loss, p.join(" "))
     }
@@ -53,27 +61,37 @@ pub struct RunHooks<'a> {
     /// What the validation number is ("validation NLL", "validation -log p(y|x)").
     pub what: &'static str,
     adversarial: bool,
-    /// Training seconds before this process (a resumed run's earlier time) and when this process started.
+    /// Training seconds before this process (a resumed run's earlier time) and when this process
+    /// started.
     base_s: f64,
     started: std::time::Instant,
 }
 
 impl<'a> RunHooks<'a> {
     /// Hooks for `dir`; the training clock continues from the last `elapsed_s` in its metrics.
-    pub fn new(dir: &'a RunDir, seed: u64, watch: &'a mut dyn Watch, what: &'static str, adversarial: bool) -> Self {
+    pub fn new(
+        dir: &'a RunDir,
+        seed: u64,
+        watch: &'a mut dyn Watch,
+        what: &'static str,
+        adversarial: bool,
+    ) -> Self {
         let base_s = training_seconds(dir).unwrap_or(0.0);
         Self { dir, seed, watch, what, adversarial, base_s, started: std::time::Instant::now() }
     }
 }
 
-/// Wall-clock training seconds recorded at the run's last checkpoint (`elapsed_s` in metrics.jsonl).
+/// Wall-clock training seconds recorded at the run's last checkpoint (`elapsed_s` in
+/// metrics.jsonl).
 pub fn training_seconds(dir: &RunDir) -> Option<f64> {
     dir.metrics().ok()?.iter().rev().find_map(|v| v["elapsed_s"].as_f64())
 }
 
 impl Hooks for RunHooks<'_> {
     fn on_step(&mut self, r: &StepRecord) -> Result<()> {
-        let mut v = serde_json::json!({"step": r.step, "loss": r.loss, "lr": r.lr, "grad_norm": r.grad_norm});
+        let mut v = serde_json::json!({
+            "step": r.step, "loss": r.loss, "lr": r.lr, "grad_norm": r.grad_norm,
+        });
         for (k, x) in &r.parts {
             v[k] = serde_json::json!(x);
         }
@@ -92,4 +110,3 @@ impl Hooks for RunHooks<'_> {
         self.dir.append_metrics(&serde_json::json!({"step": step, "elapsed_s": elapsed}))
     }
 }
-

@@ -157,7 +157,8 @@ impl TrainOptions {
         let mut all = given(&self.run);
         all.extend(given(&self.model_flags));
         all.extend(given(&self.critic));
-        let fixed = all.iter().find(|f| !ON_RESUME.contains(&f.as_str()) && !(cpu && *f == "--device"));
+        let fixed =
+            all.iter().find(|f| !(ON_RESUME.contains(&f.as_str()) || cpu && *f == "--device"));
         match fixed {
             Some(flag) => Err(Error::config(format!(
                 "{flag} cannot be combined with --resume: the run's config.toml fixes it \
@@ -173,6 +174,11 @@ impl TrainOptions {
     }
 }
 
+/// A recipe value as `--help` shows it.
+type Shown = fn(&TrainConfig) -> String;
+/// A critic setting as `--help` shows it (the likelihood models have none).
+type ShownIf = fn(&TrainConfig) -> Option<String>;
+
 /// Adds to `train`'s help what the registry knows: each recipe flag's
 /// defaults per model (from the families' recipes) and the models each model
 /// flag applies to. `cmd` is the clap command holding the [`TrainOptions`].
@@ -182,7 +188,7 @@ pub fn annotate(cmd: clap::Command) -> clap::Command {
         let help = format!("Model to train: {} [default: vae].", names.join(", "));
         a.help(help)
     });
-    let recipe_flags: [(&str, fn(&TrainConfig) -> String); 6] = [
+    let recipe_flags: [(&str, Shown); 6] = [
         ("steps", |t| t.steps.to_string()),
         ("batch_size", |t| t.batch_size.to_string()),
         ("lr", |t| t.lr.to_string()),
@@ -194,7 +200,7 @@ pub fn annotate(cmd: clap::Command) -> clap::Command {
         let text = defaults_text(value, |_| true);
         cmd = cmd.mut_arg(id, |a| append_help(a, &format!("[default: {text}]")));
     }
-    let critic_flags: [(&str, fn(&TrainConfig) -> Option<String>); 5] = [
+    let critic_flags: [(&str, ShownIf); 5] = [
         ("d_lr", |t| t.adversarial.as_ref().map(|c| c.d_lr.to_string())),
         ("n_critic", |t| t.adversarial.as_ref().map(|c| c.n_critic.to_string())),
         ("clip", |t| t.adversarial.as_ref().and_then(|c| c.clip).map(|v| v.to_string())),
@@ -209,7 +215,8 @@ pub fn annotate(cmd: clap::Command) -> clap::Command {
     let flags = <ModelFlags as clap::Args>::augment_args(clap::Command::new("flags"));
     let flag_ids: Vec<String> = flags.get_arguments().map(|a| a.get_id().to_string()).collect();
     for id in flag_ids {
-        let takers: Vec<&str> = models().filter(|m| m.flags.contains(&id.as_str())).map(|m| m.name).collect();
+        let takers: Vec<&str> =
+            models().filter(|m| m.flags.contains(&id.as_str())).map(|m| m.name).collect();
         let text = format!("[models: {}]", takers.join(", "));
         cmd = cmd.mut_arg(id.as_str(), |a| append_help(a, &text));
     }
@@ -224,9 +231,13 @@ fn append_help(a: clap::Arg, text: &str) -> clap::Arg {
 /// `value`'s defaults over the registry's models that `which` keeps: on
 /// MNIST-shaped images the most common value "otherwise", the others by
 /// model, then what differs on the 2-D toy sets.
-pub fn defaults_text(value: impl Fn(&TrainConfig) -> String, which: impl Fn(&ModelInfo) -> bool) -> String {
+pub fn defaults_text(
+    value: impl Fn(&TrainConfig) -> String,
+    which: impl Fn(&ModelInfo) -> bool,
+) -> String {
     let on = |shape: &[usize]| -> Vec<(&'static str, String)> {
-        let recipe = |m: &ModelInfo| ModelConfig::recipe(m.name, shape).ok().map(|t| (m.name, value(&t)));
+        let recipe =
+            |m: &ModelInfo| ModelConfig::recipe(m.name, shape).ok().map(|t| (m.name, value(&t)));
         models().filter(|m| which(m)).filter_map(recipe).collect()
     };
     let image = on(&[1, 28, 28]);

@@ -2,28 +2,29 @@
 //! `report.md` with its pictures beside it. Each section says what was
 //! measured, on what, and how; a section that cannot apply says why instead.
 
-use crate::models::{Density, Labels, Aae, Classifier, Gan, Vae};
+use crate::models::{Aae, Classifier, Density, Gan, Labels, Vae};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::Device;
 
+use super::report_text::{self as txt, fill};
+use super::{RunConfig, RunDir};
 use crate::data::{DataSpec, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::{self, features, scores::ScoreKind};
 use crate::models::{Model, Sampler};
 use crate::rng;
 use crate::run;
-use super::report_text::{self as txt, fill};
-use super::{RunConfig, RunDir};
 use crate::viz;
 
 /// What `deepgen eval` was asked for.
 pub struct ReportOptions {
     /// Generated examples for the sample-quality metrics (and toy mode coverage).
     pub samples: usize,
-    /// A trained classifier run (for FID on MNIST, Inception score, class and Stacked-MNIST coverage).
+    /// A trained classifier run (for FID on MNIST, Inception score, class and Stacked-MNIST
+    /// coverage).
     pub classifier: Option<(PathBuf, Model)>,
     /// Why there is no classifier, when there is none (said in the report).
     pub no_classifier: Option<String>,
@@ -51,7 +52,17 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 9] = [Section::Classification, Section::Density, Section::Samples, Section::Modes, Section::Quality, Section::Codes, Section::Anomaly, Section::Probe, Section::Latent];
+    pub const ALL: [Section; 9] = [
+        Section::Classification,
+        Section::Density,
+        Section::Samples,
+        Section::Modes,
+        Section::Quality,
+        Section::Codes,
+        Section::Anomaly,
+        Section::Probe,
+        Section::Latent,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -80,10 +91,20 @@ impl Section {
                 Section::Samples => can_sample,
                 Section::Modes => can_sample && cfg.data.train.starts_with("toy:"),
                 Section::Quality => can_sample && image,
-                Section::Codes => image && model.get::<Gan>().is_some_and(|g| g.cfg.is_info() && g.cfg.categorical > 0),
+                Section::Codes => {
+                    image
+                        && model
+                            .get::<Gan>()
+                            .is_some_and(|g| g.cfg.is_info() && g.cfg.categorical > 0)
+                }
                 Section::Anomaly => !ScoreKind::supported(model.name()).is_empty(),
                 Section::Probe => model.has_features(),
-                Section::Latent => image && (model.get::<Vae>().is_some() || model.get::<Aae>().is_some() || model.get::<Gan>().is_some()),
+                Section::Latent => {
+                    image
+                        && (model.get::<Vae>().is_some()
+                            || model.get::<Aae>().is_some()
+                            || model.get::<Gan>().is_some())
+                }
             })
             .collect()
     }
@@ -92,7 +113,12 @@ impl Section {
 impl std::str::FromStr for Section {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        Section::ALL.into_iter().find(|k| k.name() == s.trim()).ok_or_else(|| Error::config(format!("unknown report section `{s}`; sections: {}", Section::ALL.map(|k| k.name()).join(", "))))
+        Section::ALL.into_iter().find(|k| k.name() == s.trim()).ok_or_else(|| {
+            Error::config(format!(
+                "unknown report section `{s}`; sections: {}",
+                Section::ALL.map(|k| k.name()).join(", ")
+            ))
+        })
     }
 }
 
@@ -131,11 +157,18 @@ impl Report {
 
 /// The held-out data of a run (its validation spec, or the held-out split of its training spec).
 pub fn held_out_spec(cfg: &RunConfig) -> Option<String> {
-    cfg.data.val.clone().or_else(|| cfg.data.train.parse::<DataSpec>().ok().and_then(|s| s.held_out()).map(|s| s.to_string()))
+    cfg.data.val.clone().or_else(|| {
+        cfg.data.train.parse::<DataSpec>().ok().and_then(|s| s.held_out()).map(|s| s.to_string())
+    })
 }
 
 /// Writes `opts.out/report.md` for the run in `dir`.
-pub fn write_report(dir: &RunDir, cfg: &RunConfig, model: &Model, opts: &ReportOptions) -> Result<ReportSummary> {
+pub fn write_report(
+    dir: &RunDir,
+    cfg: &RunConfig,
+    model: &Model,
+    opts: &ReportOptions,
+) -> Result<ReportSummary> {
     let applicable = Section::applicable(cfg, model);
     let chosen: Vec<Section> = match &opts.only {
         None => applicable.clone(),
@@ -156,21 +189,43 @@ pub fn write_report(dir: &RunDir, cfg: &RunConfig, model: &Model, opts: &ReportO
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let (_, step) = dir.load_model(&Device::Cpu)?;
     let info = model.config.info();
-    let mut r = Report { md: String::new(), out: opts.out.clone(), summary: vec![], timings: vec![] };
-    let _ = writeln!(r.md, "# Evaluation of `{}`: {} on {}\n", dir.path.display(), model.name(), cfg.data.train);
+    let mut r =
+        Report { md: String::new(), out: opts.out.clone(), summary: vec![], timings: vec![] };
+    let _ = writeln!(
+        r.md,
+        "# Evaluation of `{}`: {} on {}\n",
+        dir.path.display(),
+        model.name(),
+        cfg.data.train
+    );
     let _ = writeln!(r.md, "{}.\n", capitalise(info.summary));
     let trained = run::training_seconds(dir);
     let _ = writeln!(r.md, "| | |\n|---|---|");
     let _ = writeln!(r.md, "| model | `{}`, {} parameters |", model.name(), model.trained_count());
-    let _ = writeln!(r.md, "| training data | `{}` (binarization: {:?}) |", cfg.data.train, cfg.data.binarize);
-    let _ = writeln!(r.md, "| held-out data | {} |", held_out_spec(cfg).map(|s| format!("`{s}`")).unwrap_or("none".into()));
-    let _ = writeln!(r.md, "| steps | {step} of {} (batch {}, lr {}, seed {}) |", cfg.train.steps, cfg.train.batch_size, cfg.train.lr, cfg.seed);
+    let _ = writeln!(
+        r.md,
+        "| training data | `{}` (binarization: {:?}) |",
+        cfg.data.train, cfg.data.binarize
+    );
+    let _ = writeln!(
+        r.md,
+        "| held-out data | {} |",
+        held_out_spec(cfg).map(|s| format!("`{s}`")).unwrap_or("none".into())
+    );
+    let _ = writeln!(
+        r.md,
+        "| steps | {step} of {} (batch {}, lr {}, seed {}) |",
+        cfg.train.steps, cfg.train.batch_size, cfg.train.lr, cfg.seed
+    );
     let _ = writeln!(
         r.md,
         "| training time | {} |",
-        trained.map(|s| format!("{s:.1} s ({:.1} steps/s, this machine)", step as f64 / s.max(1e-9))).unwrap_or("not recorded (run from before timing was logged)".into())
+        trained
+            .map(|s| format!("{s:.1} s ({:.1} steps/s, this machine)", step as f64 / s.max(1e-9)))
+            .unwrap_or("not recorded (run from before timing was logged)".into())
     );
-    let needs_held = chosen.iter().any(|s| !matches!(s, Section::Samples | Section::Modes | Section::Codes));
+    let needs_held =
+        chosen.iter().any(|s| !matches!(s, Section::Samples | Section::Modes | Section::Codes));
     let held = match held_out_spec(cfg).filter(|_| needs_held) {
         Some(s) => Some((s.clone(), run::load_transformed(&s, cfg, false)?)),
         None => None,
@@ -179,15 +234,33 @@ pub fn write_report(dir: &RunDir, cfg: &RunConfig, model: &Model, opts: &ReportO
 
     for s in chosen {
         match s {
-            Section::Classification => r.section("Classification", |r| classification(r, model, held_data)),
-            Section::Density => r.section("Density: held-out log-likelihood", |r| density(r, model, cfg, held.as_ref().map(|(_, d)| d))),
+            Section::Classification => {
+                r.section("Classification", |r| classification(r, model, held_data))
+            }
+            Section::Density => r.section("Density: held-out log-likelihood", |r| {
+                density(r, model, cfg, held.as_ref().map(|(_, d)| d))
+            }),
             Section::Samples => r.section("Samples", |r| samples(r, model, cfg, opts)),
-            Section::Modes => r.section("Mode coverage on the toy mixture", |r| modes(r, model, cfg, opts)),
-            Section::Quality => r.section("Sample quality through a classifier", |r| quality(r, model, cfg, held_data, opts)),
-            Section::Codes => r.section("InfoGAN: the categorical code against a classifier", |r| info_codes(r, model, opts)),
-            Section::Anomaly => r.section("Anomaly detection: held-out data against corrupted copies", |r| anomalies(r, model, cfg, held.as_ref(), opts)),
-            Section::Probe => r.section("Features: linear probe", |r| probe(r, model, cfg, held_data, opts)),
-            Section::Latent => r.section("Latent space: interpolations", |r| latent(r, model, cfg, held_data, opts)),
+            Section::Modes => {
+                r.section("Mode coverage on the toy mixture", |r| modes(r, model, cfg, opts))
+            }
+            Section::Quality => r.section("Sample quality through a classifier", |r| {
+                quality(r, model, cfg, held_data, opts)
+            }),
+            Section::Codes => r
+                .section("InfoGAN: the categorical code against a classifier", |r| {
+                    info_codes(r, model, opts)
+                }),
+            Section::Anomaly => r
+                .section("Anomaly detection: held-out data against corrupted copies", |r| {
+                    anomalies(r, model, cfg, held.as_ref(), opts)
+                }),
+            Section::Probe => {
+                r.section("Features: linear probe", |r| probe(r, model, cfg, held_data, opts))
+            }
+            Section::Latent => r.section("Latent space: interpolations", |r| {
+                latent(r, model, cfg, held_data, opts)
+            }),
         }
     }
     let _ = writeln!(r.md, "\n## Evaluation time\n\n| section | seconds |\n|---|---|");
@@ -200,7 +273,13 @@ pub fn write_report(dir: &RunDir, cfg: &RunConfig, model: &Model, opts: &ReportO
         "\nSeed {} for every draw of this report; rerun `deepgen eval {}{}` to reproduce it.",
         opts.seed,
         dir.path.display(),
-        opts.only.as_ref().map(|o| format!(" --only {}", o.iter().map(|k| k.name()).collect::<Vec<_>>().join(","))).unwrap_or_default()
+        opts.only
+            .as_ref()
+            .map(|o| format!(
+                " --only {}",
+                o.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")
+            ))
+            .unwrap_or_default()
     );
     let path = r.file("report.md");
     crate::files::atomic_write(&path, r.md.as_bytes())?;
@@ -218,38 +297,76 @@ fn need(d: Option<&Dataset>) -> Result<&Dataset> {
 
 fn classification(r: &mut Report, model: &Model, held: Option<&Dataset>) -> Result<()> {
     let d = need(held)?;
-    let labels = d.labels.as_ref().ok_or_else(|| Error::config(format!("{} has no labels", d.source)))?;
+    let labels =
+        d.labels.as_ref().ok_or_else(|| Error::config(format!("{} has no labels", d.source)))?;
     let (p, _, k, _) = features::classify(model, &d.x, d.dim())?;
     let pred: Vec<usize> = p.chunks(k).map(crate::nn::argmax).collect();
     let right = pred.iter().zip(labels).filter(|(p, y)| **p == **y as usize).count();
     let acc = right as f64 / d.n as f64;
-    let _ = writeln!(r.md, "Test accuracy on `{}`: **{:.2} %** ({right} of {}).\n\n| class | examples | accuracy |\n|---|---|---|", d.source, 100.0 * acc, d.n);
+    let _ = writeln!(
+        r.md,
+        "Test accuracy on `{}`: **{:.2} %** ({right} of {}).\n\n| class | \
+        examples | accuracy |\n|---|---|---|",
+        d.source,
+        100.0 * acc,
+        d.n
+    );
     for c in 0..k {
         let idx: Vec<usize> = (0..d.n).filter(|&i| labels[i] as usize == c).collect();
         if idx.is_empty() {
             continue;
         }
         let ok = idx.iter().filter(|&&i| pred[i] == c).count();
-        let _ = writeln!(r.md, "| {c} | {} | {:.1} % |", idx.len(), 100.0 * ok as f64 / idx.len() as f64);
+        let _ = writeln!(
+            r.md,
+            "| {c} | {} | {:.1} % |",
+            idx.len(),
+            100.0 * ok as f64 / idx.len() as f64
+        );
     }
     r.summary.push(format!("test accuracy {:.2}% on {}", 100.0 * acc, d.source));
     Ok(())
 }
 
-fn density(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&(Dataset, f64)>) -> Result<()> {
-    let (d, log_det) = held.ok_or_else(|| Error::config("the run has no held-out data (train with --val SPEC)"))?;
+fn density(
+    r: &mut Report,
+    model: &Model,
+    cfg: &RunConfig,
+    held: Option<&(Dataset, f64)>,
+) -> Result<()> {
+    let (d, log_det) =
+        held.ok_or_else(|| Error::config("the run has no held-out data (train with --val SPEC)"))?;
     let mut g = rng::derived(cfg.seed, "test-nll", 0);
     let t0 = Instant::now();
     let rep = run::score(model, d, *log_det, 256, &mut g)?;
     let secs = t0.elapsed().as_secs_f64();
     let how = match (&model.config, model.info().density) {
-        (crate::models::ModelConfig::Vae(c), _) => format!("importance-weighted estimate with k = {} (a stochastic lower bound on log p, Burda et al. 2016)", c.iw_samples),
+        (crate::models::ModelConfig::Vae(c), _) => format!(
+            "importance-weighted estimate with k = \
+            {} (a stochastic lower bound on log p, Burda et al. 2016)",
+            c.iw_samples
+        ),
         (_, Density::Exact) => "exact".to_string(),
         _ => "bound".to_string(),
     };
-    let _ = writeln!(r.md, "| data | examples | NLL (nats) | bits/dim | log p | scoring speed |\n|---|---|---|---|---|---|");
-    let _ = writeln!(r.md, "| `{}` | {} | **{:.3}** | {:.4} | {how} | {:.0} examples/s |", d.source, d.n, rep.nats, rep.bits_per_dim, d.n as f64 / secs.max(1e-9));
-    r.summary.push(format!("held-out NLL {:.3} nats ({:.4} bits/dim) on {}", rep.nats, rep.bits_per_dim, d.source));
+    let _ = writeln!(
+        r.md,
+        "| data | examples | NLL (nats) | bits/dim | log p | scoring speed \
+        |\n|---|---|---|---|---|---|"
+    );
+    let _ = writeln!(
+        r.md,
+        "| `{}` | {} | **{:.3}** | {:.4} | {how} | {:.0} examples/s |",
+        d.source,
+        d.n,
+        rep.nats,
+        rep.bits_per_dim,
+        d.n as f64 / secs.max(1e-9)
+    );
+    r.summary.push(format!(
+        "held-out NLL {:.3} nats ({:.4} bits/dim) on {}",
+        rep.nats, rep.bits_per_dim, d.source
+    ));
     Ok(())
 }
 
@@ -274,13 +391,18 @@ fn samples(r: &mut Report, model: &Model, cfg: &RunConfig, opts: &ReportOptions)
         (_, Some(_)) => "one row per class",
         _ => "independent draws",
     };
-    let _ = writeln!(r.md, "{rows} samples ({what}), drawn at {:.0} samples/s.", rows as f64 / secs.max(1e-9));
+    let _ = writeln!(
+        r.md,
+        "{rows} samples ({what}), drawn at {:.0} samples/s.",
+        rows as f64 / secs.max(1e-9)
+    );
     if name.ends_with(".png") {
         r.image(name, "samples");
     } else {
         let _ = writeln!(r.md, "Written to `{name}` (one example per row).");
     }
-    // Reconstructions of held-out examples for the autoencoders (VAE: decoder means at the posterior mean).
+    // Reconstructions of held-out examples for the autoencoders (VAE: decoder means at the
+    // posterior mean).
     if image && (model.get::<Vae>().is_some() || model.get::<Aae>().is_some()) {
         if let Some(spec) = held_out_spec(cfg) {
             let (d, _) = run::load_transformed(&spec, cfg, false)?;
@@ -290,7 +412,11 @@ fn samples(r: &mut Report, model: &Model, cfg: &RunConfig, opts: &ReportOptions)
             } else {
                 run::write_aae_reconstructions(model, &d, 32, &path)?;
             }
-            let _ = writeln!(r.md, "Reconstructions of held-out examples (each row of originals above its reconstructions):");
+            let _ = writeln!(
+                r.md,
+                "Reconstructions of held-out examples (each row of originals \
+                above its reconstructions):"
+            );
             r.image("reconstructions.png", "reconstructions");
         }
     }
@@ -315,17 +441,38 @@ fn modes(r: &mut Report, model: &Model, cfg: &RunConfig, opts: &ReportOptions) -
     );
     let _ = writeln!(r.md, "{text}");
     r.image("modes.png", "samples over 3-sigma circles around the true modes");
-    r.summary.push(format!("modes {}/{}, high quality {:.1}%", rep.covered, rep.modes, 100.0 * rep.high_quality));
-    let json = serde_json::json!({"samples": rep.samples, "modes": rep.modes, "covered": rep.covered, "high_quality": rep.high_quality, "reverse_kl": rep.reverse_kl, "counts": rep.counts, "min_share": rep.min_share});
+    r.summary.push(format!(
+        "modes {}/{}, high quality {:.1}%",
+        rep.covered,
+        rep.modes,
+        100.0 * rep.high_quality
+    ));
+    let json = serde_json::json!({
+        "samples": rep.samples, "modes": rep.modes, "covered": rep.covered,
+        "high_quality": rep.high_quality, "reverse_kl": rep.reverse_kl, "counts": rep.counts,
+        "min_share": rep.min_share,
+    });
     crate::files::atomic_write(&r.file("modes.json"), json.to_string().as_bytes())
 }
 
-fn quality(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>, opts: &ReportOptions) -> Result<()> {
+fn quality(
+    r: &mut Report,
+    model: &Model,
+    cfg: &RunConfig,
+    held: Option<&Dataset>,
+    opts: &ReportOptions,
+) -> Result<()> {
     let Some((cpath, classifier)) = &opts.classifier else {
-        return Err(Error::config(opts.no_classifier.clone().unwrap_or_else(|| "no classifier run given (--classifier DIR)".into())));
+        return Err(Error::config(
+            opts.no_classifier
+                .clone()
+                .unwrap_or_else(|| "no classifier run given (--classifier DIR)".into()),
+        ));
     };
     let real = need(held)?;
-    let c = classifier.get::<Classifier>().ok_or_else(|| Error::config(format!("{} is not a classifier run", cpath.display())))?;
+    let c = classifier
+        .get::<Classifier>()
+        .ok_or_else(|| Error::config(format!("{} is not a classifier run", cpath.display())))?;
     let mut g = rng::derived(opts.seed, "report-quality", 0);
     let n = opts.samples;
     let mut fake = Vec::with_capacity(n * real.dim());
@@ -338,7 +485,8 @@ fn quality(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset
     let stacked = real.shape[0] == 3 && c.cfg.shape.len() == 3 && c.cfg.shape[0] == 1;
     let _ = writeln!(
         r.md,
-        "Classifier: `{}` ({} classes). Real examples: the {} held-out examples of `{}`, with the run's transforms; generated: {n} samples.\n",
+        "Classifier: `{}` ({} classes). Real examples: the {} held-out examples of `{}`, with the \
+            run's transforms; generated: {n} samples.\n",
         cpath.display(),
         c.cfg.classes,
         real.n,
@@ -362,7 +510,10 @@ fn quality(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset
             ],
         );
         let _ = writeln!(r.md, "{text}");
-        r.summary.push(format!("stacked-MNIST modes {} of 1000, KL {:.3} (real training examples: {}, {:.3})", g.modes, g.kl, t.modes, t.kl));
+        r.summary.push(format!(
+            "stacked-MNIST modes {} of 1000, KL {:.3} (real training examples: {}, {:.3})",
+            g.modes, g.kl, t.modes, t.kl
+        ));
         return Ok(());
     }
     let q = features::sample_quality(classifier, &real.x, &fake, reference, real.dim())?;
@@ -379,11 +530,18 @@ fn quality(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset
     );
     let _ = writeln!(r.md, "{table}");
     let _ = writeln!(r.md, "{}", fill(txt::FID_NOTE, &[("hidden", c.cfg.hidden.to_string())]));
-    let _ = writeln!(r.md, "Per-class coverage (predicted class of each sample):\n\n| class | samples | share |\n|---|---|---|");
+    let _ = writeln!(
+        r.md,
+        "Per-class coverage (predicted class of each sample):\n\n| class | \
+        samples | share |\n|---|---|---|"
+    );
     for (k, &cnt) in q.class_counts.iter().enumerate() {
         let _ = writeln!(r.md, "| {k} | {cnt} | {:.1} % |", 100.0 * cnt as f64 / q.n as f64);
     }
-    r.summary.push(format!("FID-on-MNIST {:.2} (floor {:.2}), IS {:.2}", q.fid, q.fid_floor, q.inception_score));
+    r.summary.push(format!(
+        "FID-on-MNIST {:.2} (floor {:.2}), IS {:.2}",
+        q.fid, q.fid_floor, q.inception_score
+    ));
     Ok(())
 }
 
@@ -392,7 +550,11 @@ fn quality(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset
 /// and reports how well code values line up with classes.
 fn info_codes(r: &mut Report, model: &Model, opts: &ReportOptions) -> Result<()> {
     let Some((cpath, classifier)) = &opts.classifier else {
-        return Err(Error::config(opts.no_classifier.clone().unwrap_or_else(|| "no classifier run given (--classifier DIR)".into())));
+        return Err(Error::config(
+            opts.no_classifier
+                .clone()
+                .unwrap_or_else(|| "no classifier run given (--classifier DIR)".into()),
+        ));
     };
     let g = model.get::<Gan>().ok_or_else(|| Error::config("not a GAN"))?;
     let (k, m) = (g.cfg.categorical, g.cfg.continuous);
@@ -407,7 +569,10 @@ fn info_codes(r: &mut Report, model: &Model, opts: &ReportOptions) -> Result<()>
             let b = left.min(500);
             let mut c = g.draw_codes(b, &mut rg)?.flatten_all()?.to_vec1::<f32>()?;
             for row in c.chunks_mut(k + m) {
-                row[..k].iter_mut().enumerate().for_each(|(j, v)| *v = if j == code { 1.0 } else { 0.0 });
+                row[..k]
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(j, v)| *v = if j == code { 1.0 } else { 0.0 });
             }
             let c = candle_core::Tensor::from_vec(c, (b, k + m), &Device::Cpu)?;
             let z = g.draw_z(b, &mut rg)?;
@@ -421,13 +586,21 @@ fn info_codes(r: &mut Report, model: &Model, opts: &ReportOptions) -> Result<()>
     let classes = counts.first().map(|c| c.len()).unwrap_or(0);
     let intro = fill(
         txt::INFO_CODES,
-        &[("per", per.to_string()), ("k", k.to_string()), ("classifier", cpath.display().to_string())],
+        &[
+            ("per", per.to_string()),
+            ("k", k.to_string()),
+            ("classifier", cpath.display().to_string()),
+        ],
     );
     let _ = writeln!(r.md, "{intro}");
-    let matched = a.matched.map(|v| format!("**{:.1} %** (error {:.1} %)", 100.0 * v, 100.0 * (1.0 - v))).unwrap_or("not computed (over 20 classes)".into());
+    let matched = a
+        .matched
+        .map(|v| format!("**{:.1} %** (error {:.1} %)", 100.0 * v, 100.0 * (1.0 - v)))
+        .unwrap_or("not computed (over 20 classes)".into());
     let _ = writeln!(
         r.md,
-        "| one-to-one assignment accuracy | majority-class purity | distinct majority classes |\n|---|---|---|\n| {matched} | {:.1} % | {} of {classes} |\n",
+        "| one-to-one assignment accuracy | majority-class purity | distinct majority classes \
+            |\n|---|---|---|\n| {matched} | {:.1} % | {} of {classes} |\n",
         100.0 * a.purity,
         a.distinct
     );
@@ -437,7 +610,8 @@ fn info_codes(r: &mut Report, model: &Model, opts: &ReportOptions) -> Result<()>
     }
     let _ = write!(r.md, "\n|---|---|{}\n", "---|".repeat(classes));
     for (i, row) in counts.iter().enumerate() {
-        let _ = write!(r.md, "| {i} | {} |", a.mapping[i].map(|c| c.to_string()).unwrap_or("-".into()));
+        let _ =
+            write!(r.md, "| {i} | {} |", a.mapping[i].map(|c| c.to_string()).unwrap_or("-".into()));
         for v in row {
             let _ = write!(r.md, " {v} |");
         }
@@ -452,21 +626,37 @@ fn info_codes(r: &mut Report, model: &Model, opts: &ReportOptions) -> Result<()>
     Ok(())
 }
 
-fn anomalies(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&(String, (Dataset, f64))>, opts: &ReportOptions) -> Result<()> {
-    let (spec, (normal, log_det)) = held.ok_or_else(|| Error::config("the run has no held-out data (train with --val SPEC)"))?;
+fn anomalies(
+    r: &mut Report,
+    model: &Model,
+    cfg: &RunConfig,
+    held: Option<&(String, (Dataset, f64))>,
+    opts: &ReportOptions,
+) -> Result<()> {
+    let (spec, (normal, log_det)) =
+        held.ok_or_else(|| Error::config("the run has no held-out data (train with --val SPEC)"))?;
     let supported = ScoreKind::supported(model.name());
     let main = supported[0];
     // For likelihood models, the corrections of the known failure mode come from the same NLL pass.
     let mut kinds = vec![main];
     for k in [ScoreKind::Typicality, ScoreKind::Complexity] {
-        if main == ScoreKind::Nll && supported.contains(&k) && (k != ScoreKind::Complexity || normal.is_image()) {
+        if main == ScoreKind::Nll
+            && supported.contains(&k)
+            && (k != ScoreKind::Complexity || normal.is_image())
+        {
             kinds.push(k);
         }
     }
-    let corruptions: &[&str] = if normal.is_image() { &["noise", "invert", "rotate", "shrink"] } else { &["noise", "uniform"] };
-    let normal_scores = eval::scores::NormalScores::new(model, normal, *log_det, main.base(), 0.5, opts.seed)?;
+    let corruptions: &[&str] = if normal.is_image() {
+        &["noise", "invert", "rotate", "shrink"]
+    } else {
+        &["noise", "uniform"]
+    };
+    let normal_scores =
+        eval::scores::NormalScores::new(model, normal, *log_det, main.base(), 0.5, opts.seed)?;
     let names: Vec<String> = kinds.iter().map(|k| format!("AUROC ({})", k.name())).collect();
-    let described: Vec<String> = kinds.iter().map(|k| format!("**{}** ({})", k.name(), k.describe())).collect();
+    let described: Vec<String> =
+        kinds.iter().map(|k| format!("**{}** ({})", k.name(), k.describe())).collect();
     let intro = fill(
         txt::ANOMALY,
         &[
@@ -483,19 +673,48 @@ fn anomalies(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&(Stri
         let (anom, _) = match run::load_transformed(&aspec, cfg, false) {
             Ok(a) => a,
             Err(e) => {
-                let _ = writeln!(r.md, "| `+{c}` | not available: {e} |{}", " |".repeat(kinds.len() + 2));
+                let _ = writeln!(
+                    r.md,
+                    "| `+{c}` | not available: {e} |{}",
+                    " |".repeat(kinds.len() + 2)
+                );
                 continue;
             }
         };
         let mut g = rng::derived(opts.seed, "detect-anomalies", 0);
         let anom_base = eval::scores::base_score(model, &anom, *log_det, main.base(), &mut g)?;
-        let reps: Vec<_> = kinds.iter().map(|&k| normal_scores.report(&anom_base, &anom, k, 0.05, &cfg.data.train)).collect::<Result<_>>()?;
+        let reps: Vec<_> = kinds
+            .iter()
+            .map(|&k| normal_scores.report(&anom_base, &anom, k, 0.05, &cfg.data.train))
+            .collect::<Result<_>>()?;
         let d = &reps[0].detection;
-        let aurocs: Vec<String> = reps.iter().map(|p| format!("{:.3}", p.detection.auroc)).collect();
-        let _ = writeln!(r.md, "| `+{c}` | {} | {:.3} | {:.3} | {:.1} % |", aurocs.join(" | "), d.auprc, d.fpr_at_95_tpr, 100.0 * reps[0].tpr);
+        let aurocs: Vec<String> =
+            reps.iter().map(|p| format!("{:.3}", p.detection.auroc)).collect();
+        let _ = writeln!(
+            r.md,
+            "| `+{c}` | {} | {:.3} | {:.3} | {:.1} % |",
+            aurocs.join(" | "),
+            d.auprc,
+            d.fpr_at_95_tpr,
+            100.0 * reps[0].tpr
+        );
         let png = format!("detect-{c}.png");
-        viz::detection_plot(&format!("{} ({}) on {} vs {}", model.name(), main.name(), spec, aspec), &reps[0].normal, &reps[0].anomalous, reps[0].threshold.threshold, &d.roc, d.auroc, &r.file(&png))?;
-        r.summary.push(format!("AUROC {} against +{c}", reps.iter().map(|p| format!("{:.3} ({})", p.detection.auroc, p.kind.name())).collect::<Vec<_>>().join(", ")));
+        viz::detection_plot(
+            &format!("{} ({}) on {} vs {}", model.name(), main.name(), spec, aspec),
+            &reps[0].normal,
+            &reps[0].anomalous,
+            reps[0].threshold.threshold,
+            &d.roc,
+            d.auroc,
+            &r.file(&png),
+        )?;
+        r.summary.push(format!(
+            "AUROC {} against +{c}",
+            reps.iter()
+                .map(|p| format!("{:.3} ({})", p.detection.auroc, p.kind.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     if main == ScoreKind::Nll {
         let _ = writeln!(r.md, "{}", txt::ANOMALY_NLL_NOTE);
@@ -510,7 +729,13 @@ fn anomalies(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&(Stri
     Ok(())
 }
 
-fn probe(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>, opts: &ReportOptions) -> Result<()> {
+fn probe(
+    r: &mut Report,
+    model: &Model,
+    cfg: &RunConfig,
+    held: Option<&Dataset>,
+    opts: &ReportOptions,
+) -> Result<()> {
     let test = need(held)?;
     let (train, _) = run::load_transformed(&cfg.data.train, cfg, false)?;
     // At most 5,000 training examples: the probe's cost grows with examples x features x classes
@@ -521,7 +746,9 @@ fn probe(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>,
     };
     let classes = ytr.iter().chain(yte).max().map(|m| *m as usize + 1).unwrap_or(0);
     if classes > 100 {
-        return Err(Error::config(format!("{classes} classes are too many for the report's linear probe (use deepgen probe)")));
+        return Err(Error::config(format!(
+            "{classes} classes are too many for the report's linear probe (use deepgen probe)"
+        )));
     }
     let (ftr, fd) = features::embed(model, &train)?;
     let (fte, _) = features::embed(model, test)?;
@@ -547,23 +774,40 @@ fn probe(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>,
         ],
     );
     let _ = writeln!(r.md, "{text}");
-    r.summary.push(format!("probe accuracy {:.2}% (raw pixels {:.2}%)", 100.0 * p.test_accuracy, 100.0 * raw.test_accuracy));
+    r.summary.push(format!(
+        "probe accuracy {:.2}% (raw pixels {:.2}%)",
+        100.0 * p.test_accuracy,
+        100.0 * raw.test_accuracy
+    ));
     Ok(())
 }
 
-fn latent(r: &mut Report, model: &Model, cfg: &RunConfig, held: Option<&Dataset>, opts: &ReportOptions) -> Result<()> {
+fn latent(
+    r: &mut Report,
+    model: &Model,
+    cfg: &RunConfig,
+    held: Option<&Dataset>,
+    opts: &ReportOptions,
+) -> Result<()> {
     if cfg.data.shape.len() != 3 {
         return Err(Error::config("interpolation grids are drawn for image data"));
     }
-    for (spherical, name) in [(false, "interpolation-linear.png"), (true, "interpolation-slerp.png")] {
+    for (spherical, name) in
+        [(false, "interpolation-linear.png"), (true, "interpolation-slerp.png")]
+    {
         let mut g = rng::derived(opts.seed, "interpolate", 0);
         let x = run::interpolate(model, held, 8, 10, spherical, &mut g)?;
         run::write_grid(model, cfg, &x, 10, &r.file(name))?;
     }
-    let ends = if model.get::<Gan>().is_some() { "two noise draws" } else { "the codes of two held-out examples" };
+    let ends = if model.get::<Gan>().is_some() {
+        "two noise draws"
+    } else {
+        "the codes of two held-out examples"
+    };
     let _ = writeln!(
         r.md,
-        "Each row walks from {ends} to the other in 10 steps: linear (left picture) and spherical (right).\n\n![linear](interpolation-linear.png) ![spherical](interpolation-slerp.png)"
+        "Each row walks from {ends} to the other in 10 steps: linear (left picture) and spherical \
+            (right).\n\n![linear](interpolation-linear.png) ![spherical](interpolation-slerp.png)"
     );
     Ok(())
 }

@@ -35,7 +35,8 @@ Published with 26k samples: DCGAN 99 modes / KL 3.40, Unrolled GAN 48.7 / 4.32, 
 PacDCGAN2 1000 / 0.06.";
 
 pub const FID_TABLE: &str = "\
-| FID on MNIST | the same for {m} real training examples (the floor) | Inception score (classifier) | class KL to uniform |
+| FID on MNIST | the same for {m} real training examples (the floor) | Inception score \
+    (classifier) | class KL to uniform |
 |---|---|---|---|
 | **{fid}** | {floor} | {is} of {classes} | {kl} nats |
 ";

@@ -28,8 +28,12 @@ pub struct TrainSummary {
 pub fn device(name: Option<&str>) -> Result<Device> {
     match name.unwrap_or("cpu") {
         "cpu" => Ok(Device::Cpu),
-        "cuda" => Err(Error::config("--device cuda: this build has no CUDA support; use --device cpu")),
-        other => Err(Error::config(format!("--device: unknown device `{other}` (expected cpu or cuda)"))),
+        "cuda" => {
+            Err(Error::config("--device cuda: this build has no CUDA support; use --device cpu"))
+        }
+        other => {
+            Err(Error::config(format!("--device: unknown device `{other}` (expected cpu or cuda)")))
+        }
     }
 }
 
@@ -47,7 +51,11 @@ fn resume(o: &TrainOptions, path: &std::path::Path, dev: &Device) -> Result<Prep
     let mut cfg = dir.read_config()?;
     if let Some(m) = &o.model {
         if m != cfg.model.name() {
-            let msg = format!("{}: holds a {} run, not {m} (a checkpoint of another model)", path.display(), cfg.model.name());
+            let msg = format!(
+                "{}: holds a {} run, not {m} (a checkpoint of another model)",
+                path.display(),
+                cfg.model.name()
+            );
             return Err(Error::config(msg));
         }
     }
@@ -56,10 +64,16 @@ fn resume(o: &TrainOptions, path: &std::path::Path, dev: &Device) -> Result<Prep
     }
     let (model, step) = dir.load_model(dev)?;
     if model.config != cfg.model {
-        return Err(Error::config(format!("{}: config.toml and model.safetensors describe different models", path.display())));
+        return Err(Error::config(format!(
+            "{}: config.toml and model.safetensors describe different models",
+            path.display()
+        )));
     }
     if step >= cfg.train.steps {
-        let msg = format!("{}: the run is already at step {step}; pass --steps larger than {step} to continue", path.display());
+        let msg = format!(
+            "{}: the run is already at step {step}; pass --steps larger than {step} to continue",
+            path.display()
+        );
         return Err(Error::config(msg));
     }
     dir.truncate_metrics(step)?;
@@ -71,7 +85,11 @@ fn create(o: &TrainOptions, dev: &Device) -> Result<Prepared> {
     let cfg = new_run_config(o)?;
     let path = o.run.out.clone().unwrap_or_else(|| free_run_dir(cfg.model.name()));
     if path.join("model.safetensors").exists() {
-        let msg = format!("{}: already holds a run; continue it with --resume {} or choose another --out", path.display(), path.display());
+        let msg = format!(
+            "{}: already holds a run; continue it with --resume {} or choose another --out",
+            path.display(),
+            path.display()
+        );
         return Err(Error::config(msg));
     }
     let dir = RunDir::create(&path)?;
@@ -95,7 +113,9 @@ pub fn train(o: &TrainOptions, watch: &mut dyn Watch) -> Result<TrainSummary> {
         None => None,
     };
     let lines = match p.model.info().training {
-        Training::Adversarial => train_adversarial(&p, &train_data, val.as_ref().map(|v| &v.0), watch)?,
+        Training::Adversarial => {
+            train_adversarial(&p, &train_data, val.as_ref().map(|v| &v.0), watch)?
+        }
         Training::Likelihood => train_likelihood(&p, &train_data, val.as_ref(), watch)?,
     };
     Ok(TrainSummary { dir: p.dir.path.clone(), lines })
@@ -104,17 +124,27 @@ pub fn train(o: &TrainOptions, watch: &mut dyn Watch) -> Result<TrainSummary> {
 fn finish_line(p: &Prepared, secs: f64, precision: usize) -> String {
     let steps = p.cfg.train.steps - p.start;
     let rate = steps as f64 / secs.max(1e-9);
-    format!("trained {steps} steps in {secs:.1} s ({rate:.precision$} steps/s); checkpoint in {}", p.dir.path.display())
+    format!(
+        "trained {steps} steps in {secs:.1} s ({rate:.precision$} steps/s); checkpoint in {}",
+        p.dir.path.display()
+    )
 }
 
-fn train_likelihood(p: &Prepared, train_data: &Dataset, val: Option<&(Dataset, f64)>, watch: &mut dyn Watch) -> Result<Vec<String>> {
+fn train_likelihood(
+    p: &Prepared,
+    train_data: &Dataset,
+    val: Option<&(Dataset, f64)>,
+    watch: &mut dyn Watch,
+) -> Result<Vec<String>> {
     let (dir, cfg, model) = (&p.dir, &p.cfg, &p.model);
-    let mut trainer = LikelihoodTrainer::new(model, cfg.train.clone(), cfg.seed, cfg.data.binarize)?;
+    let mut trainer =
+        LikelihoodTrainer::new(model, cfg.train.clone(), cfg.seed, cfg.data.binarize)?;
     if p.start > 0 {
         dir.load_optimizers(&mut [&mut trainer.opt], p.start)?;
     }
     let line = format!(
-        "{} {} ({} parameters) on {} ({} examples of {} values, binarize {:?}) for {} steps, batch {}, lr {}, seed {} -> {}",
+        "{} {} ({} parameters) on {} ({} examples of {} values, binarize {:?}) for {} steps, \
+            batch {}, lr {}, seed {} -> {}",
         if p.start > 0 { "resuming" } else { "training" },
         model.name(),
         model.trained_count(),
@@ -151,7 +181,15 @@ fn train_likelihood(p: &Prepared, train_data: &Dataset, val: Option<&(Dataset, f
     }
     if train_data.is_image() || train_data.dim() == 2 {
         let mean = model.get::<Vae>().is_some();
-        artifacts::write_samples(model, cfg, 64, mean, &mut r, &dir.file("samples.png"), Some(train_data))?;
+        artifacts::write_samples(
+            model,
+            cfg,
+            64,
+            mean,
+            &mut r,
+            &dir.file("samples.png"),
+            Some(train_data),
+        )?;
         let recon_src = val.map(|v| &v.0).unwrap_or(train_data);
         artifacts::write_reconstructions(model, recon_src, 32, &dir.file("reconstructions.png"))?;
     } else {
@@ -168,9 +206,15 @@ fn train_likelihood(p: &Prepared, train_data: &Dataset, val: Option<&(Dataset, f
 }
 
 /// Training of the two-player models, then the pictures and the mode count that fit the model.
-fn train_adversarial(p: &Prepared, train_data: &Dataset, val: Option<&Dataset>, watch: &mut dyn Watch) -> Result<Vec<String>> {
+fn train_adversarial(
+    p: &Prepared,
+    train_data: &Dataset,
+    val: Option<&Dataset>,
+    watch: &mut dyn Watch,
+) -> Result<Vec<String>> {
     let (dir, cfg, model) = (&p.dir, &p.cfg, &p.model);
-    let mut trainer = AdversarialTrainer::new(model, cfg.train.clone(), cfg.seed, cfg.data.binarize)?;
+    let mut trainer =
+        AdversarialTrainer::new(model, cfg.train.clone(), cfg.seed, cfg.data.binarize)?;
     if p.start > 0 {
         dir.load_optimizers(&mut [&mut trainer.g_opt, &mut trainer.d_opt], p.start)?;
         trainer.set_step(p.start);
@@ -194,7 +238,15 @@ fn train_adversarial(p: &Prepared, train_data: &Dataset, val: Option<&Dataset>, 
         wrote.push(dir.file("samples.png"));
     } else if train_data.is_image() || train_data.dim() == 2 {
         let n = if train_data.dim() == 2 { 2500 } else { 64 };
-        artifacts::write_samples(model, cfg, n, false, &mut r, &dir.file("samples.png"), Some(train_data))?;
+        artifacts::write_samples(
+            model,
+            cfg,
+            n,
+            false,
+            &mut r,
+            &dir.file("samples.png"),
+            Some(train_data),
+        )?;
         wrote.push(dir.file("samples.png"));
     } else {
         artifacts::write_samples(model, cfg, 64, false, &mut r, &dir.file("samples.csv"), None)?;
@@ -217,17 +269,25 @@ fn train_adversarial(p: &Prepared, train_data: &Dataset, val: Option<&Dataset>, 
         wrote.push(path);
         lines.push(artifacts::mode_line(&rep));
     }
-    let names: Vec<String> = wrote.iter().filter_map(|p| p.file_name().map(|f| f.to_string_lossy().to_string())).collect();
+    let names: Vec<String> = wrote
+        .iter()
+        .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().to_string()))
+        .collect();
     lines.push(format!("wrote {}", names.join(", ")));
     lines.push(format!("run directory: {}", dir.path.display()));
     Ok(lines)
 }
 
-fn adversarial_start_line(p: &Prepared, trainer: &AdversarialTrainer, train_data: &Dataset) -> String {
+fn adversarial_start_line(
+    p: &Prepared,
+    trainer: &AdversarialTrainer,
+    train_data: &Dataset,
+) -> String {
     let (dir, cfg, model) = (&p.dir, &p.cfg, &p.model);
     let adv = &trainer.adv;
     let gan = model.get::<Gan>();
-    let loss = gan.map(|g| g.cfg.loss.name()).unwrap_or_else(|| "non-saturating (codes vs prior)".into());
+    let loss =
+        gan.map(|g| g.cfg.loss.name()).unwrap_or_else(|| "non-saturating (codes vs prior)".into());
     let unroll = if adv.unroll > 0 {
         let first = if adv.first_order { " (first order)" } else { "" };
         let one = if adv.unroll_same_batch { " (one batch)" } else { "" };
@@ -235,10 +295,14 @@ fn adversarial_start_line(p: &Prepared, trainer: &AdversarialTrainer, train_data
     } else {
         String::new()
     };
-    let ema = gan.filter(|g| g.cfg.ema > 0.0).map(|g| format!(", generator weight average {}", g.cfg.ema));
-    let uniform = gan.filter(|g| g.cfg.noise == crate::models::Noise::Uniform).map(|_| ", uniform noise");
+    let ema = gan
+        .filter(|g| g.cfg.ema > 0.0)
+        .map(|g| format!(", generator weight average {}", g.cfg.ema));
+    let uniform =
+        gan.filter(|g| g.cfg.noise == crate::models::Noise::Uniform).map(|_| ", uniform noise");
     format!(
-        "{} {} ({} parameters, {loss}) on {} ({} examples of {} values) for {} steps, batch {}, lr {} (critic {}{}), n_critic {}{}{}{unroll}{}{}, seed {} -> {}",
+        "{} {} ({} parameters, {loss}) on {} ({} examples of {} values) for {} steps, batch {}, \
+            lr {} (critic {}{}), n_critic {}{}{}{unroll}{}{}, seed {} -> {}",
         if p.start > 0 { "resuming" } else { "training" },
         model.name(),
         model.trained_count(),

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 
 use candle_core::{Tensor, Var};
 
-
 use super::{Adam, AdversarialConfig, Batches, Hooks, StepRecord, TrainConfig};
 use crate::data::{binarize_batch, Binarize, Dataset};
 use crate::error::{Error, Result};
@@ -26,7 +25,8 @@ struct LookAhead {
     /// The weights after the K steps.
     weights: Vec<Tensor>,
     steps: Vec<LookAheadStep>,
-    /// Each generated batch: the generator's output (with its graph) and the leaf copy the critic saw.
+    /// Each generated batch: the generator's output (with its graph) and the leaf copy the critic
+    /// saw.
     fakes: Vec<(Side, Side)>,
 }
 
@@ -35,8 +35,16 @@ struct LookAhead {
 /// and codes as constants.
 /// (First-order unrolling needs no gradient there: `leaf` false gives a plain constant.)
 fn leaf_copy(fake: &Side, leaf: bool) -> Result<Side> {
-    let x = if leaf { Var::from_tensor(&fake.x.detach())?.as_tensor().clone() } else { fake.x.detach() };
-    Ok(Side { x, cond: fake.cond.as_ref().map(|t| t.detach()), codes: fake.codes.as_ref().map(|t| t.detach()) })
+    let x = if leaf {
+        Var::from_tensor(&fake.x.detach())?.as_tensor().clone()
+    } else {
+        fake.x.detach()
+    };
+    Ok(Side {
+        x,
+        cond: fake.cond.as_ref().map(|t| t.detach()),
+        codes: fake.codes.as_ref().map(|t| t.detach()),
+    })
 }
 
 /// `acc + t`, where an empty accumulator is zero.
@@ -53,7 +61,6 @@ struct LookAheadStep {
     /// The step's outputs (weights, m, v), functions of its leaves and its batch's leaf.
     next: [Vec<Tensor>; 3],
 }
-
 
 /// Builds a parameter set holding just `names` of `all`.
 fn subset(all: &Params, names: &[String]) -> Result<Params> {
@@ -81,7 +88,12 @@ impl AdversarialTrainer {
         cfg.check()?;
         let adv = cfg.adversarial.clone().unwrap_or_default();
         adv.check()?;
-        let game = model.as_adversarial().ok_or_else(|| Error::config(format!("the {} model is not adversarial; it trains by likelihood", model.name())))?;
+        let game = model.as_adversarial().ok_or_else(|| {
+            Error::config(format!(
+                "the {} model is not adversarial; it trains by likelihood",
+                model.name()
+            ))
+        })?;
         let d_names: Vec<String> = game.d_weights().into_iter().map(|(n, _)| n).collect();
         let d_opt = Adam::new(&subset(&model.params, &d_names)?, cfg.optimizer)?;
         let g_opt = Adam::new(&subset(&model.params, &game.g_names())?, cfg.optimizer)?;
@@ -106,7 +118,13 @@ impl AdversarialTrainer {
         self.d_opt.step = step * self.adv.n_critic;
     }
 
-    fn data(&mut self, train: &Dataset, k: usize, dev: &candle_core::Device, r: &mut rng::Rng) -> Result<(Tensor, Option<Vec<u32>>)> {
+    fn data(
+        &mut self,
+        train: &Dataset,
+        k: usize,
+        dev: &candle_core::Device,
+        r: &mut rng::Rng,
+    ) -> Result<(Tensor, Option<Vec<u32>>)> {
         let idx = self.batches.indices(train.n, k);
         let x = train.batch(&idx, dev)?;
         let x = if self.binarize == Binarize::Dynamic { binarize_batch(&x, r)? } else { x };
@@ -115,7 +133,13 @@ impl AdversarialTrainer {
     }
 
     /// The critic's loss on (real, fake) under weights `ws`, with InfoGAN's term; parts logged.
-    fn critic_loss(game: &dyn Adversarial, real: &Side, fake: &Side, ws: &[Tensor], parts: &mut Vec<(&'static str, Tensor)>) -> Result<Tensor> {
+    fn critic_loss(
+        game: &dyn Adversarial,
+        real: &Side,
+        fake: &Side,
+        ws: &[Tensor],
+        parts: &mut Vec<(&'static str, Tensor)>,
+    ) -> Result<Tensor> {
         let (vr, _) = game.critic(real, ws)?;
         let (vf, q) = game.critic(fake, ws)?;
         let terms = game.loss().critic(&vr, &vf)?;
@@ -130,9 +154,17 @@ impl AdversarialTrainer {
         Ok(loss)
     }
 
-    /// The gradient penalty lambda E[(||grad D(x_hat)||_2 - 1)^2] at x_hat = e x_r + (1 - e) x_f, e ~ U(0, 1) per example
+    /// The gradient penalty lambda E[(||grad D(x_hat)||_2 - 1)^2] at x_hat = e x_r + (1 - e) x_f, e
+    /// ~ U(0, 1) per example
     /// (per group of examples for a packed critic, whose input is the group).
-    pub fn gradient_penalty(game: &dyn Adversarial, real: &Side, fake: &Side, ws: &[Tensor], lambda: f64, r: &mut rng::Rng) -> Result<Tensor> {
+    pub fn gradient_penalty(
+        game: &dyn Adversarial,
+        real: &Side,
+        fake: &Side,
+        ws: &[Tensor],
+        lambda: f64,
+        r: &mut rng::Rng,
+    ) -> Result<Tensor> {
         let n = real.x.dim(0)?;
         let e = rng::uniform(r, &[n, 1], 0.0, 1.0, real.x.device())?;
         let xr = real.x.detach();
@@ -143,7 +175,9 @@ impl AdversarialTrainer {
             let side = Side { x: xhat.as_tensor().clone(), cond: real.cond.clone(), codes: None };
             let (v, _) = game.critic(&side, ws)?;
             let grads = v.sum_all()?.backward()?;
-            let g = grads.get(xhat.as_tensor()).ok_or_else(|| Error::config("gradient penalty: no gradient at the interpolates"))?;
+            let g = grads.get(xhat.as_tensor()).ok_or_else(|| {
+                Error::config("gradient penalty: no gradient at the interpolates")
+            })?;
             // A packed critic's input is a group of `pack` examples: the norm is over the group.
             let g = g.reshape((n / game.pack(), ()))?;
             let norm = (g.sqr()?.sum(1)? + 1e-12)?.sqrt()?;
@@ -155,7 +189,13 @@ impl AdversarialTrainer {
     /// (on fresh generated batches, or one shared batch), as values. The
     /// generator's loss differentiates through these steps with
     /// [`AdversarialTrainer::generator_loss`].
-    pub fn unrolled_weights(&self, game: &dyn Adversarial, x: &Tensor, labels: Option<&[u32]>, r: &mut rng::Rng) -> Result<Vec<Tensor>> {
+    pub fn unrolled_weights(
+        &self,
+        game: &dyn Adversarial,
+        x: &Tensor,
+        labels: Option<&[u32]>,
+        r: &mut rng::Rng,
+    ) -> Result<Vec<Tensor>> {
         Ok(self.look_ahead(game, x, labels, r)?.weights.iter().map(|w| w.detach()).collect())
     }
 
@@ -168,7 +208,13 @@ impl AdversarialTrainer {
     /// every tracked ancestor: one graph through all K steps and the
     /// generator made each inner backward pass re-traverse the earlier steps
     /// and the generator, 3-4x slower on the grid players.)
-    fn look_ahead(&self, game: &dyn Adversarial, x: &Tensor, labels: Option<&[u32]>, r: &mut rng::Rng) -> Result<LookAhead> {
+    fn look_ahead(
+        &self,
+        game: &dyn Adversarial,
+        x: &Tensor,
+        labels: Option<&[u32]>,
+        r: &mut rng::Rng,
+    ) -> Result<LookAhead> {
         let vars: Vec<Var> = game.d_weights().into_iter().map(|(_, v)| v).collect();
         // The generator's update never uses the critic's own gradients (the
         // generator's optimiser steps only its weights), so the critic's
@@ -186,13 +232,18 @@ impl AdversarialTrainer {
         let mut m: Vec<Tensor> = Vec::with_capacity(ws.len());
         let mut v: Vec<Tensor> = Vec::with_capacity(ws.len());
         for (w, var) in ws.iter().zip(&vars) {
-            let mv = state.iter().find(|(t, _)| t.id() == var.as_tensor().id()).map(|(_, mv)| mv.clone());
+            let mv = state
+                .iter()
+                .find(|(t, _)| t.id() == var.as_tensor().id())
+                .map(|(_, mv)| mv.clone());
             match mv {
                 Some(mv) => {
                     m.push(mv.get(0)?.reshape(w.shape())?.detach());
                     v.push(mv.get(1)?.reshape(w.shape())?.detach());
                 }
-                None => return Err(Error::config("unrolling: a critic weight has no optimiser state")),
+                None => {
+                    return Err(Error::config("unrolling: a critic weight has no optimiser state"))
+                }
             }
         }
         let t0 = self.d_opt.step;
@@ -208,7 +259,11 @@ impl AdversarialTrainer {
         for k in 0..self.adv.unroll {
             // Step k's inputs: constants at k = 0 (and throughout when first-order), leaves after.
             let leaves = if second && k > 0 {
-                let leaf = |ts: &[Tensor]| ts.iter().map(|t| Var::from_tensor(&t.detach())).collect::<candle_core::Result<Vec<Var>>>();
+                let leaf = |ts: &[Tensor]| {
+                    ts.iter()
+                        .map(|t| Var::from_tensor(&t.detach()))
+                        .collect::<candle_core::Result<Vec<Var>>>()
+                };
                 let l = [leaf(&ws)?, leaf(&m)?, leaf(&v)?];
                 ws = l[0].iter().map(|v| v.as_tensor().clone()).collect();
                 m = l[1].iter().map(|v| v.as_tensor().clone()).collect();
@@ -222,8 +277,15 @@ impl AdversarialTrainer {
             // intermediate tensors as it goes), so the critic runs on
             // ws + p with a zero variable p per weight: dL/dp = dL/dws, and
             // (with the graph kept) it stays a function of the step's leaves.
-            let probes: Vec<Var> = ws.iter().map(|w| Var::zeros(w.shape(), w.dtype(), w.device())).collect::<candle_core::Result<_>>()?;
-            let probed: Vec<Tensor> = ws.iter().zip(&probes).map(|(w, p)| w + p.as_tensor()).collect::<candle_core::Result<_>>()?;
+            let probes: Vec<Var> = ws
+                .iter()
+                .map(|w| Var::zeros(w.shape(), w.dtype(), w.device()))
+                .collect::<candle_core::Result<_>>()?;
+            let probed: Vec<Tensor> = ws
+                .iter()
+                .zip(&probes)
+                .map(|(w, p)| w + p.as_tensor())
+                .collect::<candle_core::Result<_>>()?;
             let fresh;
             let (real, fake) = match &shared {
                 Some((real, i)) => (real, *i),
@@ -248,7 +310,8 @@ impl AdversarialTrainer {
                 };
                 m[i] = ((&m[i] * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
                 v[i] = ((&v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
-                // sqrt(v + 1e-30): finite derivative where a weight's gradient has been exactly 0 throughout.
+                // sqrt(v + 1e-30): finite derivative where a weight's gradient has been exactly 0
+                // throughout.
                 let denom = (((&v[i] / c2)? + 1e-30)?.sqrt()? + c.eps)?;
                 ws[i] = (&ws[i] - ((&m[i] / c1)? / denom)? * d_lr)?;
             }
@@ -269,7 +332,14 @@ impl AdversarialTrainer {
     /// computed here by reverse mode one step at a time (see
     /// [`Self::look_ahead`]) and handed to the generator as
     /// `L + (T - T.detach())`, T = sum_i <G output_i, dL/d(batch i)>.
-    pub fn generator_loss(&self, game: &dyn Adversarial, x: &Tensor, labels: Option<&[u32]>, r: &mut rng::Rng, parts: &mut Vec<(&'static str, Tensor)>) -> Result<Tensor> {
+    pub fn generator_loss(
+        &self,
+        game: &dyn Adversarial,
+        x: &Tensor,
+        labels: Option<&[u32]>,
+        r: &mut rng::Rng,
+        parts: &mut Vec<(&'static str, Tensor)>,
+    ) -> Result<Tensor> {
         let mut ur = r.clone();
         let mut la = self.look_ahead(game, x, labels, &mut ur)?;
         let second = self.adv.unroll > 0 && !self.adv.first_order;
@@ -286,8 +356,19 @@ impl AdversarialTrainer {
                 (fake, usize::MAX)
             }
         };
-        let final_w: Vec<Var> = if second { la.weights.iter().map(|w| Var::from_tensor(&w.detach())).collect::<candle_core::Result<_>>()? } else { vec![] };
-        let ws: Vec<Tensor> = if second { final_w.iter().map(|v| v.as_tensor().clone()).collect() } else { la.weights.clone() };
+        let final_w: Vec<Var> = if second {
+            la.weights
+                .iter()
+                .map(|w| Var::from_tensor(&w.detach()))
+                .collect::<candle_core::Result<_>>()?
+        } else {
+            vec![]
+        };
+        let ws: Vec<Tensor> = if second {
+            final_w.iter().map(|v| v.as_tensor().clone()).collect()
+        } else {
+            la.weights.clone()
+        };
         let critic_side = if second { &la.fakes[seen_at].1 } else { &fake };
         let (vf, q) = game.critic(critic_side, &ws)?;
         let adv = game.loss().generator(&vf)?;
@@ -310,9 +391,15 @@ impl AdversarialTrainer {
 
     /// Reverse mode through the look-ahead, last step first: returns T - T.detach()
     /// (value 0), T = sum over generated batches of <G output, dL/d(batch)>.
-    fn reverse_through_look_ahead(la: &LookAhead, loss: &Tensor, final_w: &[Var]) -> Result<Tensor> {
+    fn reverse_through_look_ahead(
+        la: &LookAhead,
+        loss: &Tensor,
+        final_w: &[Var],
+    ) -> Result<Tensor> {
         let mut d_fake: Vec<Option<Tensor>> = vec![None; la.fakes.len()];
-        let add_fake = |d_fake: &mut Vec<Option<Tensor>>, grads: &candle_core::backprop::GradStore| -> Result<()> {
+        let add_fake = |d_fake: &mut Vec<Option<Tensor>>,
+                        grads: &candle_core::backprop::GradStore|
+         -> Result<()> {
             for (i, (_, seen)) in la.fakes.iter().enumerate() {
                 if let Some(g) = grads.get(&seen.x) {
                     d_fake[i] = Some(accumulate(d_fake[i].take(), g.detach())?);
@@ -322,11 +409,17 @@ impl AdversarialTrainer {
         };
         // Gradients come back with graphs when second-order differentiation is
         // on (CANDLE_GRAD_DO_NOT_DETACH); the adjoints are constants.
-        let get = |grads: &candle_core::backprop::GradStore, t: &Tensor| grads.get(t).map(|g| g.detach());
+        let get =
+            |grads: &candle_core::backprop::GradStore, t: &Tensor| grads.get(t).map(|g| g.detach());
         let grads = loss.backward()?;
         add_fake(&mut d_fake, &grads)?;
-        // The adjoint of the state after step k: (weights, m, v); the final loss sees only the weights.
-        let mut adj: [Vec<Option<Tensor>>; 3] = [final_w.iter().map(|w| get(&grads, w.as_tensor())).collect(), vec![None; final_w.len()], vec![None; final_w.len()]];
+        // The adjoint of the state after step k: (weights, m, v); the final loss sees only the
+        // weights.
+        let mut adj: [Vec<Option<Tensor>>; 3] = [
+            final_w.iter().map(|w| get(&grads, w.as_tensor())).collect(),
+            vec![None; final_w.len()],
+            vec![None; final_w.len()],
+        ];
         for step in la.steps.iter().rev() {
             let mut s: Option<Tensor> = None;
             for (outs, lambdas) in step.next.iter().zip(&adj) {
@@ -340,7 +433,9 @@ impl AdversarialTrainer {
             let grads = s.backward()?;
             add_fake(&mut d_fake, &grads)?;
             adj = match &step.leaves {
-                Some(l) => [0, 1, 2].map(|j| l[j].iter().map(|v| get(&grads, v.as_tensor())).collect()),
+                Some(l) => {
+                    [0, 1, 2].map(|j| l[j].iter().map(|v| get(&grads, v.as_tensor())).collect())
+                }
                 None => break,
             };
         }
@@ -358,8 +453,14 @@ impl AdversarialTrainer {
 
     /// One iteration: `n_critic` critic updates, one generator update. `step` is 0-based.
     pub fn step(&mut self, model: &Model, train: &Dataset, step: usize) -> Result<StepRecord> {
-        let game = model.as_adversarial().ok_or_else(|| Error::config("not an adversarial model"))?;
-        let dev = model.params.vars().next().map(|(_, v)| v.device().clone()).unwrap_or(candle_core::Device::Cpu);
+        let game =
+            model.as_adversarial().ok_or_else(|| Error::config("not an adversarial model"))?;
+        let dev = model
+            .params
+            .vars()
+            .next()
+            .map(|(_, v)| v.device().clone())
+            .unwrap_or(candle_core::Device::Cpu);
         let d_vars: Vec<Var> = game.d_weights().into_iter().map(|(_, v)| v).collect();
         let mut parts: Vec<(&'static str, Tensor)> = Vec::new();
         let mut last = None;
@@ -382,7 +483,10 @@ impl AdversarialTrainer {
             }
             d_loss_val = loss.to_scalar::<f32>()? as f64;
             if !d_loss_val.is_finite() {
-                return Err(Error::NonFinite { step: step + 1, what: format!("critic loss = {d_loss_val}") });
+                return Err(Error::NonFinite {
+                    step: step + 1,
+                    what: format!("critic loss = {d_loss_val}"),
+                });
             }
             let grads = loss.backward()?;
             self.d_opt.step(&grads, self.d_lr_at(step), 1.0)?;
@@ -398,12 +502,18 @@ impl AdversarialTrainer {
         let g_loss = self.generator_loss(game, &x, labels.as_deref(), &mut r, &mut parts)?;
         let g_val = g_loss.to_scalar::<f32>()? as f64;
         if !g_val.is_finite() {
-            return Err(Error::NonFinite { step: step + 1, what: format!("generator loss = {g_val}") });
+            return Err(Error::NonFinite {
+                step: step + 1,
+                what: format!("generator loss = {g_val}"),
+            });
         }
         let grads = g_loss.backward()?;
         let grad_norm = self.g_opt.grad_norm(&grads)?;
         if !grad_norm.is_finite() {
-            return Err(Error::NonFinite { step: step + 1, what: format!("generator gradient norm = {grad_norm}") });
+            return Err(Error::NonFinite {
+                step: step + 1,
+                what: format!("generator gradient norm = {grad_norm}"),
+            });
         }
         let lr = self.cfg.lr_at(step);
         self.g_opt.step(&grads, lr, 1.0)?;
@@ -416,14 +526,28 @@ impl AdversarialTrainer {
         Ok(StepRecord { step: step + 1, loss: d_loss_val, parts: out, lr, grad_norm })
     }
 
-    /// Trains up to `cfg.steps` iterations (see [`super::LikelihoodTrainer::fit`] for the thread pool).
-    pub fn fit(&mut self, model: &Model, train: &Dataset, hooks: &mut (dyn Hooks + Send)) -> Result<()> {
+    /// Trains up to `cfg.steps` iterations (see [`super::LikelihoodTrainer::fit`] for the thread
+    /// pool).
+    pub fn fit(
+        &mut self,
+        model: &Model,
+        train: &Dataset,
+        hooks: &mut (dyn Hooks + Send),
+    ) -> Result<()> {
         super::in_pool(|| self.fit_here(model, train, hooks))
     }
 
-    fn fit_here(&mut self, model: &Model, train: &Dataset, hooks: &mut (dyn Hooks + Send)) -> Result<()> {
+    fn fit_here(
+        &mut self,
+        model: &Model,
+        train: &Dataset,
+        hooks: &mut (dyn Hooks + Send),
+    ) -> Result<()> {
         model.check_dim(train.dim(), &train.source)?;
-        model.as_adversarial().ok_or_else(|| Error::config("not an adversarial model"))?.check_data(train)?;
+        model
+            .as_adversarial()
+            .ok_or_else(|| Error::config("not an adversarial model"))?
+            .check_data(train)?;
         while self.step_count() < self.cfg.steps {
             let s = self.step_count();
             let rec = self.step(model, train, s)?;

@@ -19,9 +19,9 @@ use crate::error::{Error, Result};
 use crate::models::{Model, Objective};
 use crate::rng;
 
-pub use adversarial::AdversarialTrainer;
 pub use crate::optim::{Adam, AdamConfig};
 pub use crate::recipe::{AdversarialConfig, Schedule, TrainConfig};
+pub use adversarial::AdversarialTrainer;
 
 /// What one optimisation step did.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -42,7 +42,8 @@ pub trait Hooks {
     fn on_eval(&mut self, _step: usize, _val_nll: f64) -> Result<()> {
         Ok(())
     }
-    /// After `step` updates: the model and its optimisers (one, or the generator's then the critic's).
+    /// After `step` updates: the model and its optimisers (one, or the generator's then the
+    /// critic's).
     fn on_checkpoint(&mut self, _model: &Model, _opts: &[&Adam], _step: usize) -> Result<()> {
         Ok(())
     }
@@ -90,7 +91,10 @@ pub(crate) fn in_pool<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T
     if rayon::current_thread_index().is_some() {
         return f();
     }
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(candle_core::utils::get_num_threads()).build().map_err(|e| Error::config(format!("cannot start worker threads: {e}")))?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(candle_core::utils::get_num_threads())
+        .build()
+        .map_err(|e| Error::config(format!("cannot start worker threads: {e}")))?;
     pool.install(f)
 }
 
@@ -117,9 +121,16 @@ impl LikelihoodTrainer {
     }
 
     /// One update on batch `x` with its labels (used by models that read them: the classifier).
-    pub fn step_labelled(&mut self, model: &Model, x: &Tensor, labels: Option<&[u32]>, step: usize) -> Result<StepRecord> {
+    pub fn step_labelled(
+        &mut self,
+        model: &Model,
+        x: &Tensor,
+        labels: Option<&[u32]>,
+        step: usize,
+    ) -> Result<StepRecord> {
         let mut r = rng::derived(self.seed, "step", step as u64);
-        let x = if self.binarize == Binarize::Dynamic { binarize_batch(x, &mut r)? } else { x.clone() };
+        let x =
+            if self.binarize == Binarize::Dynamic { binarize_batch(x, &mut r)? } else { x.clone() };
         let losses = model.loss_labelled(&x, labels, &mut r)?;
         let loss = losses.total.to_scalar::<f32>()? as f64;
         if !loss.is_finite() {
@@ -128,7 +139,10 @@ impl LikelihoodTrainer {
         let grads = losses.total.backward()?;
         let grad_norm = self.opt.grad_norm(&grads)?;
         if !grad_norm.is_finite() {
-            return Err(Error::NonFinite { step: step + 1, what: format!("gradient norm = {grad_norm}") });
+            return Err(Error::NonFinite {
+                step: step + 1,
+                what: format!("gradient norm = {grad_norm}"),
+            });
         }
         let scale = match self.cfg.grad_clip {
             Some(c) if grad_norm > c => c / grad_norm,
@@ -143,23 +157,42 @@ impl LikelihoodTrainer {
         Ok(StepRecord { step: step + 1, loss, parts, lr, grad_norm })
     }
 
-    /// Trains from the optimizer's current step up to `cfg.steps` (on a worker of [`in_pool`]'s pool).
-    pub fn fit(&mut self, model: &Model, train: &Dataset, val: Option<&Dataset>, hooks: &mut (dyn Hooks + Send)) -> Result<()> {
+    /// Trains from the optimizer's current step up to `cfg.steps` (on a worker of [`in_pool`]'s
+    /// pool).
+    pub fn fit(
+        &mut self,
+        model: &Model,
+        train: &Dataset,
+        val: Option<&Dataset>,
+        hooks: &mut (dyn Hooks + Send),
+    ) -> Result<()> {
         in_pool(|| self.fit_here(model, train, val, hooks))
     }
 
-    fn fit_here(&mut self, model: &Model, train: &Dataset, val: Option<&Dataset>, hooks: &mut (dyn Hooks + Send)) -> Result<()> {
+    fn fit_here(
+        &mut self,
+        model: &Model,
+        train: &Dataset,
+        val: Option<&Dataset>,
+        hooks: &mut (dyn Hooks + Send),
+    ) -> Result<()> {
         model.check_dim(train.dim(), &train.source)?;
         if let Some(v) = val {
             model.check_dim(v.dim(), &v.source)?;
         }
-        let dev = model.params.vars().next().map(|(_, v)| v.device().clone()).unwrap_or(candle_core::Device::Cpu);
+        let dev = model
+            .params
+            .vars()
+            .next()
+            .map(|(_, v)| v.device().clone())
+            .unwrap_or(candle_core::Device::Cpu);
         let val = val.map(|v| v.take(self.cfg.eval_examples));
         while self.opt.step < self.cfg.steps {
             let s = self.opt.step;
             let idx = self.batches.indices(train.n, s);
             let x = train.batch(&idx, &dev)?;
-            let labels: Option<Vec<u32>> = train.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect());
+            let labels: Option<Vec<u32>> =
+                train.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect());
             let rec = self.step_labelled(model, &x, labels.as_deref(), s)?;
             hooks.on_step(&rec)?;
             let done = self.opt.step;

@@ -11,21 +11,38 @@ use crate::files::atomic_write;
 
 fn encode_png(rgb: &[u8], w: u32, h: u32, path: &Path) -> Result<()> {
     let mut out = Vec::new();
-    image::write_buffer_with_format(&mut std::io::Cursor::new(&mut out), rgb, w, h, image::ExtendedColorType::Rgb8, image::ImageFormat::Png)
-        .map_err(|e| Error::bad_file(path, format!("cannot encode PNG: {e}")))?;
+    image::write_buffer_with_format(
+        &mut std::io::Cursor::new(&mut out),
+        rgb,
+        w,
+        h,
+        image::ExtendedColorType::Rgb8,
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| Error::bad_file(path, format!("cannot encode PNG: {e}")))?;
     atomic_write(path, &out)
 }
 
 /// Tiles `n` images of shape `[C, H, W]` (values in [0, 1], clamped) into a
 /// grid with `cols` columns and 1-pixel gaps, each pixel drawn `scale` times.
-pub fn image_grid(values: &[f32], n: usize, shape: &[usize], cols: usize, scale: usize, path: &Path) -> Result<()> {
+pub fn image_grid(
+    values: &[f32],
+    n: usize,
+    shape: &[usize],
+    cols: usize,
+    scale: usize,
+    path: &Path,
+) -> Result<()> {
     let (c, h, w) = match shape {
         [c, h, w] if *c == 1 || *c == 3 => (*c, *h, *w),
         [d] => (1, 1, *d),
         s => return Err(Error::Shape(format!("cannot draw examples of shape {s:?} as images"))),
     };
     if n == 0 || values.len() < n * c * h * w {
-        return Err(Error::Shape(format!("image grid: {} values for {n} images of {c}x{h}x{w}", values.len())));
+        return Err(Error::Shape(format!(
+            "image grid: {} values for {n} images of {c}x{h}x{w}",
+            values.len()
+        )));
     }
     let cols = cols.clamp(1, n);
     let rows = n.div_ceil(cols);
@@ -55,7 +72,11 @@ fn register_font() {
     ONCE.call_once(|| {
         // DejaVu Sans (Bitstream Vera licence, see assets/): bundled so that
         // plots need no system font library.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, include_bytes!("../../assets/DejaVuSans.ttf"));
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            include_bytes!("../../assets/DejaVuSans.ttf"),
+        );
     });
 }
 
@@ -65,15 +86,26 @@ fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
 
 /// Line plot of named series of (step, value); log-scaled x is not used so
 /// that early steps stay readable next to late ones with similar values.
-pub fn line_plot(title: &str, y_label: &str, series: &[(&str, Vec<(f64, f64)>)], path: &Path) -> Result<()> {
+pub fn line_plot(
+    title: &str,
+    y_label: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+    path: &Path,
+) -> Result<()> {
     register_font();
-    let pts: Vec<&(f64, f64)> = series.iter().flat_map(|s| s.1.iter()).filter(|p| p.1.is_finite()).collect();
+    let pts: Vec<&(f64, f64)> =
+        series.iter().flat_map(|s| s.1.iter()).filter(|p| p.1.is_finite()).collect();
     if pts.is_empty() {
         return Err(Error::config(format!("{}: nothing to plot", path.display())));
     }
     let (x0, x1) = pts.iter().fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.0), a.1.max(p.0)));
-    // Robust y range: ignore the first 2% of points of each series (the initial loss dwarfs the rest).
-    let tail: Vec<f64> = series.iter().flat_map(|s| s.1.iter().skip(s.1.len() / 50).map(|p| p.1)).filter(|v| v.is_finite()).collect();
+    // Robust y range: ignore the first 2% of points of each series (the initial loss dwarfs the
+    // rest).
+    let tail: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.1.iter().skip(s.1.len() / 50).map(|p| p.1))
+        .filter(|v| v.is_finite())
+        .collect();
     let (mut y0, mut y1) = tail.iter().fold((f64::MAX, f64::MIN), |a, &v| (a.0.min(v), a.1.max(v)));
     if (y1 - y0).abs() < 1e-9 {
         y0 -= 1.0;
@@ -93,15 +125,33 @@ pub fn line_plot(title: &str, y_label: &str, series: &[(&str, Vec<(f64, f64)>)],
             .y_label_area_size(70)
             .build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))
             .map_err(|x| e(x.to_string()))?;
-        chart.configure_mesh().x_desc("step").y_desc(y_label).x_label_formatter(&|v| format!("{v:.0}")).draw().map_err(|x| e(x.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc(y_label)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
         let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
         for (i, (name, s)) in series.iter().enumerate() {
             let col = colors[i % colors.len()];
             let pts: Vec<(f64, f64)> = s.iter().copied().filter(|p| p.1.is_finite()).collect();
-            let drawn = if pts.len() < 30 { chart.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)).point_size(3)) } else { chart.draw_series(LineSeries::new(pts, col.stroke_width(1))) };
-            drawn.map_err(|x| e(x.to_string()))?.label(*name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col));
+            let drawn = if pts.len() < 30 {
+                chart.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)).point_size(3))
+            } else {
+                chart.draw_series(LineSeries::new(pts, col.stroke_width(1)))
+            };
+            drawn
+                .map_err(|x| e(x.to_string()))?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col));
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
         root.present().map_err(|x| e(x.to_string()))?;
     }
     encode_png(&buf, w, h, path)
@@ -109,7 +159,10 @@ pub fn line_plot(title: &str, y_label: &str, series: &[(&str, Vec<(f64, f64)>)],
 
 /// Scatter plot of 2-D points: data (grey) and model samples (blue).
 pub fn scatter_2d(title: &str, data: &[[f32; 2]], samples: &[[f32; 2]], path: &Path) -> Result<()> {
-    let groups = [Group { points: data, colour: (170, 170, 170), label: None }, Group { points: samples, colour: (0, 0, 255), label: None }];
+    let groups = [
+        Group { points: data, colour: (170, 170, 170), label: None },
+        Group { points: samples, colour: (0, 0, 255), label: None },
+    ];
     scatter_groups(title, &groups, &[], path)
 }
 
@@ -121,15 +174,32 @@ pub struct Group<'a> {
 }
 
 /// Ten distinguishable colours (labels 0-9, cycled beyond).
-pub const PALETTE: [(u8, u8, u8); 10] =
-    [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)];
+pub const PALETTE: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
 
 /// Scatter plot of groups of 2-D points, each in its colour, and circles
 /// (centre, radius) drawn over them (e.g. 3 sigma around the true modes).
-pub fn scatter_groups(title: &str, groups: &[Group], circles: &[([f32; 2], f32)], path: &Path) -> Result<()> {
+pub fn scatter_groups(
+    title: &str,
+    groups: &[Group],
+    circles: &[([f32; 2], f32)],
+    path: &Path,
+) -> Result<()> {
     register_font();
     let (mut lo, mut hi) = (f32::MAX, f32::MIN);
-    for p in groups.iter().flat_map(|g| g.points.iter()).filter(|p| p[0].is_finite() && p[1].is_finite()) {
+    for p in
+        groups.iter().flat_map(|g| g.points.iter()).filter(|p| p[0].is_finite() && p[1].is_finite())
+    {
         lo = lo.min(p[0]).min(p[1]);
         hi = hi.max(p[0]).max(p[1]);
     }
@@ -148,13 +218,24 @@ pub fn scatter_groups(title: &str, groups: &[Group], circles: &[([f32; 2], f32)]
         let e = plot_err(path);
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
-        let mut chart =
-            ChartBuilder::on(&root).caption(title, ("sans-serif", 18)).margin(10).x_label_area_size(30).y_label_area_size(40).build_cartesian_2d(r.clone(), r).map_err(|x| e(x.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(40)
+            .build_cartesian_2d(r.clone(), r)
+            .map_err(|x| e(x.to_string()))?;
         chart.configure_mesh().draw().map_err(|x| e(x.to_string()))?;
         let mut legend = false;
         for g in groups {
             let col = RGBColor(g.colour.0, g.colour.1, g.colour.2);
-            let s = chart.draw_series(g.points.iter().map(|p| Circle::new((p[0] as f64, p[1] as f64), 2, col.filled()))).map_err(|x| e(x.to_string()))?;
+            let s = chart
+                .draw_series(
+                    g.points
+                        .iter()
+                        .map(|p| Circle::new((p[0] as f64, p[1] as f64), 2, col.filled())),
+                )
+                .map_err(|x| e(x.to_string()))?;
             if let Some(l) = &g.label {
                 s.label(l.clone()).legend(move |(x, y)| Circle::new((x + 8, y), 4, col.filled()));
                 legend = true;
@@ -162,9 +243,22 @@ pub fn scatter_groups(title: &str, groups: &[Group], circles: &[([f32; 2], f32)]
         }
         let red = RGBColor(220, 0, 0);
         let px_per_unit = (w as f64 - 60.0) / (r_span(lo, hi, pad));
-        chart.draw_series(circles.iter().map(|(c, rad)| Circle::new((c[0] as f64, c[1] as f64), ((*rad as f64) * px_per_unit).max(2.0) as i32, red.stroke_width(1)))).map_err(|x| e(x.to_string()))?;
+        chart
+            .draw_series(circles.iter().map(|(c, rad)| {
+                Circle::new(
+                    (c[0] as f64, c[1] as f64),
+                    ((*rad as f64) * px_per_unit).max(2.0) as i32,
+                    red.stroke_width(1),
+                )
+            }))
+            .map_err(|x| e(x.to_string()))?;
         if legend {
-            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|x| e(x.to_string()))?;
         }
         root.present().map_err(|x| e(x.to_string()))?;
     }
@@ -177,13 +271,22 @@ fn r_span(lo: f32, hi: f32, pad: f32) -> f64 {
 
 /// Anomaly detection at a glance: histograms of the normal and anomalous
 /// scores with the threshold (left) and the ROC curve with the chance line (right).
-pub fn detection_plot(title: &str, normal: &[f64], anomalous: &[f64], threshold: f64, roc: &[(f64, f64)], auroc: f64, path: &Path) -> Result<()> {
+pub fn detection_plot(
+    title: &str,
+    normal: &[f64],
+    anomalous: &[f64],
+    threshold: f64,
+    roc: &[(f64, f64)],
+    auroc: f64,
+    path: &Path,
+) -> Result<()> {
     register_font();
     let all: Vec<f64> = normal.iter().chain(anomalous).copied().filter(|v| v.is_finite()).collect();
     if all.is_empty() {
         return Err(Error::config(format!("{}: nothing to plot", path.display())));
     }
-    // Range: 1st to 99th percentile of both sets (and the threshold), so one far outlier cannot squash the rest.
+    // Range: 1st to 99th percentile of both sets (and the threshold), so one far outlier cannot
+    // squash the rest.
     let mut sorted = all.clone();
     sorted.sort_by(f64::total_cmp);
     let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
@@ -219,21 +322,37 @@ pub fn detection_plot(title: &str, normal: &[f64], anomalous: &[f64], threshold:
             .y_label_area_size(55)
             .build_cartesian_2d(lo..hi, 0f64..top.max(1e-6))
             .map_err(|x| e(x.to_string()))?;
-        c.configure_mesh().x_desc("score (higher = more anomalous)").y_desc("share").draw().map_err(|x| e(x.to_string()))?;
-        for (hs, col, name) in [(&hn, RGBColor(31, 119, 180), "normal (test part)"), (&ha, RGBColor(214, 39, 40), "anomalies")] {
+        c.configure_mesh()
+            .x_desc("score (higher = more anomalous)")
+            .y_desc("share")
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
+        for (hs, col, name) in [
+            (&hn, RGBColor(31, 119, 180), "normal (test part)"),
+            (&ha, RGBColor(214, 39, 40), "anomalies"),
+        ] {
             c.draw_series(hs.iter().enumerate().map(|(i, &v)| {
                 let x0 = lo + i as f64 * width;
                 Rectangle::new([(x0, 0.0), (x0 + width, v)], col.mix(0.45).filled())
             }))
             .map_err(|x| e(x.to_string()))?
             .label(name)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], col.mix(0.6).filled()));
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 15, y + 5)], col.mix(0.6).filled())
+            });
         }
-        c.draw_series(LineSeries::new(vec![(threshold, 0.0), (threshold, top)], BLACK.stroke_width(2)))
-            .map_err(|x| e(x.to_string()))?
-            .label("threshold")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], BLACK.stroke_width(2)));
-        c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
+        c.draw_series(LineSeries::new(
+            vec![(threshold, 0.0), (threshold, top)],
+            BLACK.stroke_width(2),
+        ))
+        .map_err(|x| e(x.to_string()))?
+        .label("threshold")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], BLACK.stroke_width(2)));
+        c.configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
         let mut r = ChartBuilder::on(&right)
             .caption(format!("ROC (AUROC {auroc:.3})"), ("sans-serif", 15))
             .margin(10)
@@ -241,9 +360,18 @@ pub fn detection_plot(title: &str, normal: &[f64], anomalous: &[f64], threshold:
             .y_label_area_size(45)
             .build_cartesian_2d(0f64..1f64, 0f64..1f64)
             .map_err(|x| e(x.to_string()))?;
-        r.configure_mesh().x_desc("false-positive rate").y_desc("true-positive rate").draw().map_err(|x| e(x.to_string()))?;
-        r.draw_series(LineSeries::new(vec![(0.0, 0.0), (1.0, 1.0)], RGBColor(160, 160, 160).stroke_width(1))).map_err(|x| e(x.to_string()))?;
-        r.draw_series(LineSeries::new(roc.to_vec(), RGBColor(214, 39, 40).stroke_width(2))).map_err(|x| e(x.to_string()))?;
+        r.configure_mesh()
+            .x_desc("false-positive rate")
+            .y_desc("true-positive rate")
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
+        r.draw_series(LineSeries::new(
+            vec![(0.0, 0.0), (1.0, 1.0)],
+            RGBColor(160, 160, 160).stroke_width(1),
+        ))
+        .map_err(|x| e(x.to_string()))?;
+        r.draw_series(LineSeries::new(roc.to_vec(), RGBColor(214, 39, 40).stroke_width(2)))
+            .map_err(|x| e(x.to_string()))?;
         root.present().map_err(|x| e(x.to_string()))?;
     }
     encode_png(&buf, w, h, path)
