@@ -19,14 +19,14 @@ use super::{Adversarial, Side};
 use crate::data::DataSpec;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::models::family::net;
 use crate::models::family::*;
-use crate::models::{DensityModel, Encoder, ModelFlags, Objective, Sampler};
+use crate::models::{Encoder, ModelFlags, Sampler};
 use crate::nn::ops::bernoulli_log_prob_logits;
 use crate::nn::stack::{Init, Stack};
 use crate::nn::Params;
 use crate::recipe::{AdversarialConfig, Schedule, TrainConfig};
 use crate::rng::{self, Rng};
-use std::any::Any;
 
 /// The prior the codes are matched to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -332,32 +332,15 @@ impl Family for AaeConfig {
     }
 }
 
-impl Net for Aae {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn density(&self) -> Option<&dyn DensityModel> {
-        None
-    }
-    fn sampler(&self) -> Option<&dyn Sampler> {
-        Some(self)
-    }
-    fn sequential(&self) -> Option<&dyn Sequential> {
-        None
-    }
-    fn encoder(&self) -> Option<&dyn Encoder> {
-        Some(self)
-    }
-    fn features(&self) -> Option<&dyn Features> {
-        Some(self)
-    }
-    fn objective(&self) -> Option<&dyn Objective> {
-        None
-    }
-    fn adversarial(&self) -> Option<&dyn Adversarial> {
-        Some(self)
-    }
-}
+net!(Aae {
+    density: no,
+    sampler: yes,
+    sequential: no,
+    encoder: yes,
+    features: yes,
+    objective: no,
+    adversarial: yes,
+});
 
 impl Sampler for Aae {
     fn sample(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {

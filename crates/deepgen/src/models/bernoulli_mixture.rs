@@ -19,18 +19,15 @@
 //!
 //! Tensor names: `mix` `[K]` (the logits a), `logits` `[K, D]` (the l_k).
 
-use std::any::Any;
-
 use candle_core::{Device, Tensor, D};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::dist::PixelOutput;
 use crate::error::{Error, Result};
+use crate::models::family::net;
 use crate::models::family::*;
-use crate::models::{
-    Adversarial, DensityModel, Encoder, Known, Losses, ModelFlags, Objective, Sampler,
-};
+use crate::models::{DensityModel, Known, Losses, ModelFlags, Objective};
 use crate::nn::{ops, Params};
 use crate::recipe::TrainConfig;
 use crate::rng::{self, Rng};
@@ -224,32 +221,15 @@ impl Family for BernoulliMixtureConfig {
     }
 }
 
-impl Net for BernoulliMixture {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn density(&self) -> Option<&dyn DensityModel> {
-        Some(self)
-    }
-    fn sampler(&self) -> Option<&dyn Sampler> {
-        Some(self)
-    }
-    fn sequential(&self) -> Option<&dyn Sequential> {
-        Some(self)
-    }
-    fn encoder(&self) -> Option<&dyn Encoder> {
-        None
-    }
-    fn features(&self) -> Option<&dyn Features> {
-        Some(self)
-    }
-    fn objective(&self) -> Option<&dyn Objective> {
-        Some(self)
-    }
-    fn adversarial(&self) -> Option<&dyn Adversarial> {
-        None
-    }
-}
+net!(BernoulliMixture {
+    density: yes,
+    sampler: yes,
+    sequential: yes,
+    encoder: no,
+    features: yes,
+    objective: yes,
+    adversarial: no,
+});
 
 impl DensityModel for BernoulliMixture {
     fn log_prob(&self, x: &Tensor, _rng: &mut Rng) -> Result<Tensor> {

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::models::family::net;
 use crate::models::family::*;
-use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::models::{Losses, ModelFlags, Objective};
 use crate::nn::conv::Strided;
 use crate::nn::Params;
 use crate::nn::{
@@ -24,7 +25,6 @@ use crate::nn::{
 use crate::recipe::Schedule;
 use crate::recipe::TrainConfig;
 use crate::rng::Rng;
-use std::any::Any;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -203,32 +203,15 @@ impl Family for ClassifierConfig {
     }
 }
 
-impl Net for Classifier {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn density(&self) -> Option<&dyn DensityModel> {
-        None
-    }
-    fn sampler(&self) -> Option<&dyn Sampler> {
-        None
-    }
-    fn sequential(&self) -> Option<&dyn Sequential> {
-        None
-    }
-    fn encoder(&self) -> Option<&dyn Encoder> {
-        None
-    }
-    fn features(&self) -> Option<&dyn Features> {
-        Some(self)
-    }
-    fn objective(&self) -> Option<&dyn Objective> {
-        Some(self)
-    }
-    fn adversarial(&self) -> Option<&dyn Adversarial> {
-        None
-    }
-}
+net!(Classifier {
+    density: no,
+    sampler: no,
+    sequential: no,
+    encoder: no,
+    features: yes,
+    objective: yes,
+    adversarial: no,
+});
 
 impl Features for Classifier {
     fn features(&self, x: &Tensor) -> Result<Tensor> {

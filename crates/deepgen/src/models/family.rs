@@ -13,7 +13,7 @@ use std::any::Any;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::flags::ModelFlags;
+use super::flags::{given, ModelFlags};
 use super::{Adversarial, DensityModel, Encoder, Known, Objective, Sampler};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -176,6 +176,60 @@ pub trait Net: Send + Sync + 'static {
     fn adversarial(&self) -> Option<&dyn Adversarial>;
 }
 
+/// Writes a family's [`Net`] impl from its answers: for each capability,
+/// `yes` (the network implements that trait) or `no`. Every answer must be
+/// given; a network whose answer depends on its config writes `Net` by hand.
+///
+/// ```ignore
+/// net!(Nade { density: yes, sampler: yes, sequential: yes, encoder: no,
+///             features: yes, objective: yes, adversarial: no });
+/// ```
+macro_rules! net {
+    ($t:ty {
+        density: $d:ident,
+        sampler: $s:ident,
+        sequential: $q:ident,
+        encoder: $e:ident,
+        features: $f:ident,
+        objective: $o:ident,
+        adversarial: $a:ident $(,)?
+    }) => {
+        impl $crate::models::Net for $t {
+            fn as_any(&self) -> &dyn std::any::Any {
+                self
+            }
+            fn density(&self) -> Option<&dyn $crate::models::DensityModel> {
+                $crate::models::family::net!(@ $d self)
+            }
+            fn sampler(&self) -> Option<&dyn $crate::models::Sampler> {
+                $crate::models::family::net!(@ $s self)
+            }
+            fn sequential(&self) -> Option<&dyn $crate::models::Sequential> {
+                $crate::models::family::net!(@ $q self)
+            }
+            fn encoder(&self) -> Option<&dyn $crate::models::Encoder> {
+                $crate::models::family::net!(@ $e self)
+            }
+            fn features(&self) -> Option<&dyn $crate::models::Features> {
+                $crate::models::family::net!(@ $f self)
+            }
+            fn objective(&self) -> Option<&dyn $crate::models::Objective> {
+                $crate::models::family::net!(@ $o self)
+            }
+            fn adversarial(&self) -> Option<&dyn $crate::models::Adversarial> {
+                $crate::models::family::net!(@ $a self)
+            }
+        }
+    };
+    (@ yes $me:ident) => {
+        Some($me)
+    };
+    (@ no $me:ident) => {
+        None
+    };
+}
+pub(crate) use net;
+
 /// The mean negative log-likelihood as a training loss (explicit models:
 /// training and evaluation cannot disagree).
 pub fn nll_loss(log_prob: Tensor) -> Result<super::Losses> {
@@ -225,4 +279,46 @@ pub fn label_classes(data: &Dataset, what: &str) -> Result<usize> {
         )));
     };
     Ok(labels.iter().max().map(|m| *m as usize + 1).unwrap_or(0))
+}
+
+/// Refuses, by name, a model flag that `info`'s model does not take, saying
+/// which models do (`all`: the registry).
+pub fn refuse_flags_not_taken<'a>(
+    flags: &ModelFlags,
+    info: &ModelInfo,
+    all: impl Iterator<Item = &'a ModelInfo> + Clone,
+) -> Result<()> {
+    for flag in given(flags) {
+        let field = flag.trim_start_matches("--").replace('-', "_");
+        if !info.flags.contains(&field.as_str()) {
+            let takers: Vec<&str> =
+                all.clone().filter(|m| m.flags.contains(&field.as_str())).map(|m| m.name).collect();
+            return Err(Error::config(format!(
+                "{flag} does not apply to the {} model (it applies to: {})",
+                info.name,
+                takers.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The adversarial trainer's flags, for the models trained adversarially.
+pub fn check_trainer_flags<'a>(
+    given: &[String],
+    info: &ModelInfo,
+    all: impl Iterator<Item = &'a ModelInfo>,
+) -> Result<()> {
+    match given.first() {
+        Some(flag) if info.training != Training::Adversarial => {
+            let takers: Vec<&str> =
+                all.filter(|m| m.training == Training::Adversarial).map(|m| m.name).collect();
+            Err(Error::config(format!(
+                "{flag} does not apply to the {} model (it applies to the adversarial models: {})",
+                info.name,
+                takers.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
 }

@@ -1,14 +1,11 @@
 //! The model flags of `deepgen train`, declared once: clap reads them from the
 //! command line and serde from a program's TOML or JSON, into the same struct.
-//! Which models take a flag is said by each model's [`ModelInfo::flags`]
-//! (`super::ModelInfo`); a flag given to a model that does not list it is
-//! refused by name ([`ModelFlags::check_applies`]). A family reads the flags
-//! it lists in [`super::Family::configure`].
+//! Which models take a flag is said by each model's
+//! [`super::ModelInfo::flags`]; a flag given to a model that does not list it
+//! is refused by name ([`super::family::refuse_flags_not_taken`]). A family
+//! reads the flags it lists in [`super::Family::configure`].
 
 use serde::{Deserialize, Serialize};
-
-use super::family::{ModelInfo, Training};
-use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(default, deny_unknown_fields)]
@@ -109,51 +106,4 @@ pub fn given<T: Serialize>(flags: &T) -> Vec<String> {
         .filter(|(_, v)| !v.is_null() && *v != serde_json::Value::Bool(false))
         .map(|(k, _)| format!("--{}", k.replace('_', "-")))
         .collect()
-}
-
-impl ModelFlags {
-    /// Refuses, by name, a flag that `info`'s model does not take, saying
-    /// which models do (`all`: the registry).
-    pub fn check_applies<'a>(
-        &self,
-        info: &ModelInfo,
-        all: impl Iterator<Item = &'a ModelInfo> + Clone,
-    ) -> Result<()> {
-        for flag in given(self) {
-            let field = flag.trim_start_matches("--").replace('-', "_");
-            if !info.flags.contains(&field.as_str()) {
-                let takers: Vec<&str> = all
-                    .clone()
-                    .filter(|m| m.flags.contains(&field.as_str()))
-                    .map(|m| m.name)
-                    .collect();
-                return Err(Error::config(format!(
-                    "{flag} does not apply to the {} model (it applies to: {})",
-                    info.name,
-                    takers.join(", ")
-                )));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The adversarial trainer's flags, for the models trained adversarially.
-pub fn check_trainer_flags<'a>(
-    given: &[String],
-    info: &ModelInfo,
-    all: impl Iterator<Item = &'a ModelInfo>,
-) -> Result<()> {
-    match given.first() {
-        Some(flag) if info.training != Training::Adversarial => {
-            let takers: Vec<&str> =
-                all.filter(|m| m.training == Training::Adversarial).map(|m| m.name).collect();
-            Err(Error::config(format!(
-                "{flag} does not apply to the {} model (it applies to the adversarial models: {})",
-                info.name,
-                takers.join(", ")
-            )))
-        }
-        _ => Ok(()),
-    }
 }

@@ -871,238 +871,140 @@ impl Variant {
     }
 }
 
+const MLP: &str = "vectors, 2-D toy sets and flattened images (MLP players)";
+const CONV: &str =
+    "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP players";
+const BASE: &[&str] = &[
+    "hidden",
+    "latent",
+    "loss",
+    "divergence",
+    "d_hidden",
+    "g_norm",
+    "noise",
+    "pack",
+    "g_ema",
+    "arch",
+    "channels",
+];
+const CGAN: &[&str] = &[
+    "hidden",
+    "latent",
+    "loss",
+    "divergence",
+    "d_hidden",
+    "g_norm",
+    "noise",
+    "pack",
+    "g_ema",
+    "arch",
+    "channels",
+    "classes",
+];
+const INFOGAN: &[&str] = &[
+    "hidden",
+    "latent",
+    "loss",
+    "divergence",
+    "d_hidden",
+    "g_norm",
+    "noise",
+    "pack",
+    "g_ema",
+    "arch",
+    "channels",
+    "categorical",
+    "continuous",
+    "info_weight",
+];
+
+/// What every GAN variant offers: samples, critic features and the critic's
+/// anomaly score, no density (the conditional GAN differs, see `MODELS`).
+const fn variant(
+    name: &'static str,
+    summary: &'static str,
+    data: &'static str,
+    flags: &'static [&'static str],
+) -> ModelInfo {
+    ModelInfo {
+        name,
+        summary,
+        density: Density::None,
+        training: Training::Adversarial,
+        sampler: true,
+        completion: false,
+        encoder: false,
+        features: Some("the discriminator's last hidden layer"),
+        labels: Labels::Unused,
+        scores: &[ScoreKind::Disc],
+        data,
+        flags,
+    }
+}
+
 impl Family for GanConfig {
     const MODELS: &'static [ModelInfo] = &[
+        variant(
+            "gan",
+            "GAN (Goodfellow et al. 2014): MLP players, --loss minimax or \
+            non-saturating",
+            MLP,
+            BASE,
+        ),
+        variant(
+            "dcgan",
+            "DCGAN (Radford et al. 2016): transposed/strided convolutions, batch \
+            norm, LeakyReLU",
+            CONV,
+            BASE,
+        ),
         ModelInfo {
-            name: "gan",
-            summary: "GAN (Goodfellow et al. 2014): MLP players, --loss minimax or non-saturating",
-            density: Density::None,
-            training: Training::Adversarial,
-            sampler: true,
-            completion: false,
-            encoder: false,
-            features: Some("the discriminator's last hidden layer"),
-            labels: Labels::Unused,
-            scores: &[ScoreKind::Disc],
-            data: "vectors, 2-D toy sets and flattened images (MLP players)",
-            flags: &[
-                "hidden",
-                "latent",
-                "loss",
-                "divergence",
-                "d_hidden",
-                "g_norm",
-                "noise",
-                "pack",
-                "g_ema",
-                "arch",
-                "channels",
-            ],
-        },
-        ModelInfo {
-            name: "dcgan",
-            summary: "DCGAN (Radford et al. 2016): transposed/strided convolutions, batch norm, \
-            LeakyReLU",
-            density: Density::None,
-            training: Training::Adversarial,
-            sampler: true,
-            completion: false,
-            encoder: false,
-            features: Some("the discriminator's last hidden layer"),
-            labels: Labels::Unused,
-            scores: &[ScoreKind::Disc],
-            data:
-                "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP \
-            players",
-            flags: &[
-                "hidden",
-                "latent",
-                "loss",
-                "divergence",
-                "d_hidden",
-                "g_norm",
-                "noise",
-                "pack",
-                "g_ema",
-                "arch",
-                "channels",
-            ],
-        },
-        ModelInfo {
-            name: "cgan",
-            summary:
-                "conditional GAN (Mirza & Osindero 2014): one-hot labels to both players; sample \
-            --class K",
-            density: Density::None,
-            training: Training::Adversarial,
-            sampler: true,
-            completion: false,
-            encoder: false,
             features: None,
             labels: Labels::Condition,
             scores: &[],
-            data:
-                "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP \
-            players",
-            flags: &[
-                "hidden",
-                "latent",
-                "loss",
-                "divergence",
-                "d_hidden",
-                "g_norm",
-                "noise",
-                "pack",
-                "g_ema",
-                "arch",
-                "channels",
-                "classes",
-            ],
+            ..variant(
+                "cgan",
+                "conditional GAN (Mirza & Osindero 2014): one-hot labels to both \
+                players; sample --class K",
+                CONV,
+                CGAN,
+            )
         },
-        ModelInfo {
-            name: "infogan",
-            summary: "InfoGAN (Chen et al. 2016): categorical + continuous codes, Q head, \
+        variant(
+            "infogan",
+            "InfoGAN (Chen et al. 2016): categorical + continuous codes, Q head, \
             mutual-information bound",
-            density: Density::None,
-            training: Training::Adversarial,
-            sampler: true,
-            completion: false,
-            encoder: false,
-            features: Some("the discriminator's last hidden layer"),
-            labels: Labels::Unused,
-            scores: &[ScoreKind::Disc],
-            data:
-                "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP \
-            players",
-            flags: &[
-                "hidden",
-                "latent",
-                "loss",
-                "divergence",
-                "d_hidden",
-                "g_norm",
-                "noise",
-                "pack",
-                "g_ema",
-                "arch",
-                "channels",
-                "categorical",
-                "continuous",
-                "info_weight",
-            ],
-        },
-        ModelInfo {
-            name: "fgan",
-            summary: "f-GAN (Nowozin et al. 2016): --divergence kl, reverse-kl, js, pearson, \
+            CONV,
+            INFOGAN,
+        ),
+        variant(
+            "fgan",
+            "f-GAN (Nowozin et al. 2016): --divergence kl, reverse-kl, js, pearson, \
             hellinger or gan",
-            density: Density::None,
-            training: Training::Adversarial,
-            sampler: true,
-            completion: false,
-            encoder: false,
-            features: Some("the discriminator's last hidden layer"),
-            labels: Labels::Unused,
-            scores: &[ScoreKind::Disc],
-            data: "vectors, 2-D toy sets and flattened images (MLP players)",
-            flags: &[
-                "hidden",
-                "latent",
-                "loss",
-                "divergence",
-                "d_hidden",
-                "g_norm",
-                "noise",
-                "pack",
-                "g_ema",
-                "arch",
-                "channels",
-            ],
-        },
-        ModelInfo {
-            name: "wgan",
-            summary: "Wasserstein GAN (Arjovsky et al. 2017): weight clipping, n_critic 5, W1 \
+            MLP,
+            BASE,
+        ),
+        variant(
+            "wgan",
+            "Wasserstein GAN (Arjovsky et al. 2017): weight clipping, n_critic 5, W1 \
             estimate logged",
-            density: Density::None,
-            training: Training::Adversarial,
-            sampler: true,
-            completion: false,
-            encoder: false,
-            features: Some("the discriminator's last hidden layer"),
-            labels: Labels::Unused,
-            scores: &[ScoreKind::Disc],
-            data:
-                "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP \
-            players",
-            flags: &[
-                "hidden",
-                "latent",
-                "loss",
-                "divergence",
-                "d_hidden",
-                "g_norm",
-                "noise",
-                "pack",
-                "g_ema",
-                "arch",
-                "channels",
-            ],
-        },
-        ModelInfo {
-            name: "wgan-gp",
-            summary: "WGAN-GP (Gulrajani et al. 2017): gradient penalty (second-order gradients)",
-            density: Density::None,
-            training: Training::Adversarial,
-            sampler: true,
-            completion: false,
-            encoder: false,
-            features: Some("the discriminator's last hidden layer"),
-            labels: Labels::Unused,
-            scores: &[ScoreKind::Disc],
-            data:
-                "images: DCGAN players (--arch mlp for MLP players); vectors and 2-D toy sets: MLP \
-            players",
-            flags: &[
-                "hidden",
-                "latent",
-                "loss",
-                "divergence",
-                "d_hidden",
-                "g_norm",
-                "noise",
-                "pack",
-                "g_ema",
-                "arch",
-                "channels",
-            ],
-        },
-        ModelInfo {
-            name: "unrolled-gan",
-            summary:
-                "Unrolled GAN (Metz et al. 2017): generator loss through K differentiable critic \
-            updates",
-            density: Density::None,
-            training: Training::Adversarial,
-            sampler: true,
-            completion: false,
-            encoder: false,
-            features: Some("the discriminator's last hidden layer"),
-            labels: Labels::Unused,
-            scores: &[ScoreKind::Disc],
-            data: "vectors, 2-D toy sets and flattened images (MLP players)",
-            flags: &[
-                "hidden",
-                "latent",
-                "loss",
-                "divergence",
-                "d_hidden",
-                "g_norm",
-                "noise",
-                "pack",
-                "g_ema",
-                "arch",
-                "channels",
-            ],
-        },
+            CONV,
+            BASE,
+        ),
+        variant(
+            "wgan-gp",
+            "WGAN-GP (Gulrajani et al. 2017): gradient penalty (second-order \
+            gradients)",
+            CONV,
+            BASE,
+        ),
+        variant(
+            "unrolled-gan",
+            "Unrolled GAN (Metz et al. 2017): generator loss through K \
+            differentiable critic updates",
+            MLP,
+            BASE,
+        ),
     ];
 
     /// MLP players for vectors (the 2-D toy sets: Metz et al. 2017's 2x128

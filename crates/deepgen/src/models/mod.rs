@@ -258,7 +258,7 @@ macro_rules! registry {
                 data: &Dataset,
                 seed: u64,
             ) -> Result<()> {
-                flags.check_applies(self.info(), models())?;
+                family::refuse_flags_not_taken(flags, self.info(), models())?;
                 match self {
                     $(ModelConfig::$variant(c) => c.configure(flags, data, seed),)*
                 }

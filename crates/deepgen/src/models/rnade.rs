@@ -20,13 +20,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::models::family::net;
 use crate::models::family::*;
 use crate::models::Known;
-use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::models::{DensityModel, Losses, ModelFlags, Objective};
 use crate::nn::Params;
 use crate::recipe::TrainConfig;
 use crate::rng::Rng;
-use std::any::Any;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -269,32 +269,15 @@ impl Family for RnadeConfig {
     }
 }
 
-impl Net for Rnade {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn density(&self) -> Option<&dyn DensityModel> {
-        Some(self)
-    }
-    fn sampler(&self) -> Option<&dyn Sampler> {
-        Some(self)
-    }
-    fn sequential(&self) -> Option<&dyn Sequential> {
-        Some(self)
-    }
-    fn encoder(&self) -> Option<&dyn Encoder> {
-        None
-    }
-    fn features(&self) -> Option<&dyn Features> {
-        None
-    }
-    fn objective(&self) -> Option<&dyn Objective> {
-        Some(self)
-    }
-    fn adversarial(&self) -> Option<&dyn Adversarial> {
-        None
-    }
-}
+net!(Rnade {
+    density: yes,
+    sampler: yes,
+    sequential: yes,
+    encoder: no,
+    features: no,
+    objective: yes,
+    adversarial: no,
+});
 
 impl DensityModel for Rnade {
     fn log_prob(&self, x: &Tensor, _rng: &mut Rng) -> Result<Tensor> {

@@ -19,12 +19,12 @@ use serde::{Deserialize, Serialize};
 use crate::data::Dataset;
 use crate::dist;
 use crate::error::{Error, Result};
+use crate::models::family::net;
 use crate::models::family::*;
-use crate::models::{Adversarial, DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
+use crate::models::{DensityModel, Encoder, Losses, ModelFlags, Objective, Sampler};
 use crate::nn::{ops, Act, Linear, Params};
 use crate::recipe::TrainConfig;
 use crate::rng::{self, Rng};
-use std::any::Any;
 
 /// The decoder's observation model.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -299,32 +299,15 @@ impl Family for VaeConfig {
     }
 }
 
-impl Net for Vae {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn density(&self) -> Option<&dyn DensityModel> {
-        Some(self)
-    }
-    fn sampler(&self) -> Option<&dyn Sampler> {
-        Some(self)
-    }
-    fn sequential(&self) -> Option<&dyn Sequential> {
-        None
-    }
-    fn encoder(&self) -> Option<&dyn Encoder> {
-        Some(self)
-    }
-    fn features(&self) -> Option<&dyn Features> {
-        Some(self)
-    }
-    fn objective(&self) -> Option<&dyn Objective> {
-        Some(self)
-    }
-    fn adversarial(&self) -> Option<&dyn Adversarial> {
-        None
-    }
-}
+net!(Vae {
+    density: yes,
+    sampler: yes,
+    sequential: no,
+    encoder: yes,
+    features: yes,
+    objective: yes,
+    adversarial: no,
+});
 
 impl DensityModel for Vae {
     fn log_prob(&self, x: &Tensor, rng: &mut Rng) -> Result<Tensor> {

@@ -16,7 +16,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::models::flags::{check_trainer_flags, given};
+use crate::models::family::check_trainer_flags;
+use crate::models::flags::given;
 use crate::models::{models, ModelConfig, ModelFlags, ModelInfo, Training};
 use crate::recipe::TrainConfig;
 

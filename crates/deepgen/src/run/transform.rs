@@ -103,7 +103,8 @@ pub fn write_scores_csv(rep: &NllReport, out: &std::path::Path) -> Result<()> {
     crate::files::atomic_write(out, s.as_bytes())
 }
 
-/// Examples `[n, D]` as `.csv` (one row each) or `.npy` (shape `[n, ..shape]`), by `out`'s extension.
+/// Examples `[n, D]` as `.csv` (one row each) or `.npy` (shape `[n, ..shape]`), by `out`'s
+/// extension.
 pub fn write_rows(x: &candle_core::Tensor, shape: &[usize], out: &std::path::Path) -> Result<()> {
     let v = x.flatten_all()?.to_vec1::<f32>()?;
     let d: usize = shape.iter().product();
