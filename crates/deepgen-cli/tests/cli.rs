@@ -1209,3 +1209,32 @@ fn uses_detect_embed_probe_interpolate_classifier_and_the_report() {
         .unwrap()
         .contains("Test accuracy"));
 }
+
+/// `deepgen models` lists every registry entry with the capabilities its family declares,
+/// and `train --help` shows the defaults of the families' recipes.
+#[test]
+fn models_and_help_say_what_the_registry_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(tmp.path(), &["models", "--dim", "64"]);
+    let blocks: Vec<&str> = out.lines().collect();
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    for info in deepgen::models::models() {
+        let head = format!("{:<15} {}", info.name, info.summary);
+        let at = blocks.iter().position(|l| *l == head).unwrap_or_else(|| panic!("{head}\n{out}"));
+        let caps = blocks[at + 1];
+        assert!(caps.contains(&format!("sampling: {}", yes(info.sampler))), "{caps}");
+        assert!(caps.contains(&format!("completion: {}", yes(info.completion))), "{caps}");
+        assert!(caps.contains(&format!("encoder: {}", yes(info.encoder))), "{caps}");
+        assert!(caps.contains(&format!("data: {}", info.data)), "{caps}");
+        let scores = blocks[at + 2];
+        let kinds: Vec<&str> = info.scores.iter().map(|k| k.name()).collect();
+        let kinds = if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") };
+        assert!(scores.contains(&format!("--score): {kinds};")), "{scores}");
+        let features = format!("features (deepgen embed): {}", yes(info.features.is_some()));
+        assert!(scores.contains(&features), "{scores}");
+    }
+    let help = ok(tmp.path(), &["train", "--help"]);
+    let steps = deepgen::run::options::defaults_text(|t| t.steps.to_string(), |_| true);
+    assert!(help.contains(&steps) && steps.contains("4000 for vae"), "{help}");
+    assert!(help.contains("[models: made]"), "{help}");
+}

@@ -189,12 +189,13 @@ pub fn annotate(cmd: clap::Command) -> clap::Command {
         let help = format!("Model to train: {} [default: vae].", names.join(", "));
         a.help(help)
     });
-    let recipe_flags: [(&str, Shown); 6] = [
+    let recipe_flags: [(&str, Shown); 7] = [
         ("steps", |t| t.steps.to_string()),
         ("batch_size", |t| t.batch_size.to_string()),
         ("lr", |t| t.lr.to_string()),
         ("schedule", |t| format!("{:?}", t.schedule).to_lowercase()),
         ("beta1", |t| t.optimizer.beta1.to_string()),
+        ("beta2", |t| t.optimizer.beta2.to_string()),
         ("weight_decay", |t| t.optimizer.weight_decay.to_string()),
     ];
     for (id, value) in recipe_flags {
