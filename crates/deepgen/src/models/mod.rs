@@ -232,6 +232,17 @@ macro_rules! registry {
                 Err(unknown_model(name))
             }
 
+            /// What the model's family says about it: the `MODELS` entry of
+            /// its name (the registry test checks that every name has one).
+            pub fn info(&self) -> &'static ModelInfo {
+                match self {
+                    $(ModelConfig::$variant(c) => {
+                        let all = <$module::$config as Family>::MODELS;
+                        all.iter().find(|m| m.name == c.name()).unwrap_or(&all[0])
+                    })*
+                }
+            }
+
             pub fn name(&self) -> &'static str {
                 match self {
                     $(ModelConfig::$variant(c) => c.name(),)*
@@ -299,15 +310,6 @@ pub fn info(name: &str) -> Option<&'static ModelInfo> {
 }
 
 impl ModelConfig {
-    /// What the model's family says about it.
-    pub fn info(&self) -> &'static ModelInfo {
-        let n = self.name();
-        // Every family's `name()` is one of its `MODELS` (the registry test checks it).
-        models()
-            .find(|m| m.name == n)
-            .unwrap_or_else(|| models().next().expect("the registry is not empty"))
-    }
-
     /// Whether the model needs binary data.
     pub fn needs_binary(&self) -> bool {
         self.needs().binary
