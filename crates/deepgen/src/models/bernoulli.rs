@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::data::Dataset;
 use crate::dist::PixelOutput;
 use crate::error::Result;
-use crate::models::family::net;
 use crate::models::family::*;
+use crate::models::family::{explicit_sequential, net};
 use crate::models::Known;
-use crate::models::{DensityModel, Losses, ModelFlags, Objective};
+use crate::models::ModelFlags;
 use crate::nn::{ops, Params};
 use crate::recipe::TrainConfig;
 use crate::rng::Rng;
@@ -127,28 +127,4 @@ net!(Bernoulli {
     adversarial: no,
 });
 
-impl DensityModel for Bernoulli {
-    fn log_prob(&self, x: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
-        Bernoulli::log_prob(self, x)
-    }
-}
-
-impl Sequential for Bernoulli {
-    fn sample_ar(
-        &self,
-        n: usize,
-        known: Option<&Known>,
-        rng: &mut Rng,
-    ) -> Result<(Tensor, Vec<f64>)> {
-        Bernoulli::sample_ar(self, n, known, rng)
-    }
-    fn conditionals(&self, _x: &Tensor) -> Option<Result<Tensor>> {
-        None
-    }
-}
-
-impl Objective for Bernoulli {
-    fn loss(&self, x: &Tensor, _rng: &mut Rng) -> Result<Losses> {
-        nll_loss(Bernoulli::log_prob(self, x)?)
-    }
-}
+explicit_sequential!(Bernoulli { conditionals: none, objective: nll });

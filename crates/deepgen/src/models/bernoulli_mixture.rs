@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 use crate::data::Dataset;
 use crate::dist::PixelOutput;
 use crate::error::{Error, Result};
-use crate::models::family::net;
 use crate::models::family::*;
-use crate::models::{DensityModel, Known, Losses, ModelFlags, Objective};
+use crate::models::family::{explicit_sequential, net};
+use crate::models::{Known, ModelFlags};
 use crate::nn::{ops, Params};
 use crate::recipe::TrainConfig;
 use crate::rng::{self, Rng};
@@ -231,34 +231,10 @@ net!(BernoulliMixture {
     adversarial: no,
 });
 
-impl DensityModel for BernoulliMixture {
-    fn log_prob(&self, x: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
-        BernoulliMixture::log_prob(self, x)
-    }
-}
-
-impl Sequential for BernoulliMixture {
-    fn sample_ar(
-        &self,
-        n: usize,
-        known: Option<&Known>,
-        rng: &mut Rng,
-    ) -> Result<(Tensor, Vec<f64>)> {
-        BernoulliMixture::sample_ar(self, n, known, rng)
-    }
-    fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {
-        Some(self.conditional_logits(x).and_then(|t| Ok(t.unsqueeze(2)?)))
-    }
-}
+explicit_sequential!(BernoulliMixture { conditionals: logits(conditional_logits), objective: nll });
 
 impl Features for BernoulliMixture {
     fn features(&self, x: &Tensor) -> Result<Tensor> {
         self.responsibilities(x)
-    }
-}
-
-impl Objective for BernoulliMixture {
-    fn loss(&self, x: &Tensor, _rng: &mut Rng) -> Result<Losses> {
-        nll_loss(BernoulliMixture::log_prob(self, x)?)
     }
 }

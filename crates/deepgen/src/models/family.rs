@@ -230,6 +230,90 @@ macro_rules! net {
 }
 pub(crate) use net;
 
+/// Writes the capability traits of an explicit, sequential family from its
+/// network's own methods `log_prob(x)` and `sample_ar(n, known, rng)`:
+/// [`DensityModel`], [`Sequential`] (its `conditionals` from `none`, for
+/// independent values, `logits(method)`, one logit per value `[B, D]`, or
+/// `own`, the network's `conditionals(x)` `[B, D, P]`) and, with
+/// `objective: nll`, [`Objective`] as the mean of -log p (`objective: own`:
+/// the family writes its own).
+macro_rules! explicit_sequential {
+    ($t:ident { conditionals: $($c:ident)? $(($m:ident))?, objective: $o:ident $(,)? }) => {
+        impl $crate::models::DensityModel for $t {
+            fn log_prob(
+                &self,
+                x: &candle_core::Tensor,
+                _rng: &mut $crate::rng::Rng,
+            ) -> $crate::Result<candle_core::Tensor> {
+                $t::log_prob(self, x)
+            }
+        }
+
+        impl $crate::models::Sequential for $t {
+            fn sample_ar(
+                &self,
+                n: usize,
+                known: Option<&$crate::models::Known>,
+                rng: &mut $crate::rng::Rng,
+            ) -> $crate::Result<(candle_core::Tensor, Vec<f64>)> {
+                $t::sample_ar(self, n, known, rng)
+            }
+            fn conditionals(
+                &self,
+                x: &candle_core::Tensor,
+            ) -> Option<$crate::Result<candle_core::Tensor>> {
+                $crate::models::family::explicit_sequential!(@c [$($c)? $(($m))?] $t self x)
+            }
+        }
+
+        $crate::models::family::explicit_sequential!(@o $o $t);
+    };
+    (@c [none] $t:ident $me:ident $x:ident) => {{
+        let _ = $x;
+        None
+    }};
+    (@c [logits($m:ident)] $t:ident $me:ident $x:ident) => {
+        Some($t::$m($me, $x).and_then(|t| Ok(t.unsqueeze(2)?)))
+    };
+    (@c [own] $t:ident $me:ident $x:ident) => {
+        Some($t::conditionals($me, $x))
+    };
+    (@o nll $t:ident) => {
+        impl $crate::models::Objective for $t {
+            fn loss(
+                &self,
+                x: &candle_core::Tensor,
+                _rng: &mut $crate::rng::Rng,
+            ) -> $crate::Result<$crate::models::Losses> {
+                $crate::models::family::nll_loss($t::log_prob(self, x)?)
+            }
+        }
+    };
+    (@o own $t:ident) => {};
+}
+pub(crate) use explicit_sequential;
+
+/// What an image model with a per-pixel output needs of its data.
+pub fn pixel_needs(output: crate::dist::PixelOutput) -> Needs {
+    use crate::dist::PixelOutput;
+    Needs { binary: output == PixelOutput::Bernoulli, grey_levels: output == PixelOutput::Softmax }
+}
+
+/// `--channels`, `--layers` and `--output` of the PixelCNN and PixelRNN families.
+pub fn configure_pixels(
+    flags: &ModelFlags,
+    channels: &mut usize,
+    layers: &mut usize,
+    output: &mut crate::dist::PixelOutput,
+) -> Result<()> {
+    *channels = flags.channels.unwrap_or(*channels);
+    *layers = flags.layers.unwrap_or(*layers);
+    if let Some(o) = &flags.output {
+        *output = o.parse()?;
+    }
+    Ok(())
+}
+
 /// The mean negative log-likelihood as a training loss (explicit models:
 /// training and evaluation cannot disagree).
 pub fn nll_loss(log_prob: Tensor) -> Result<super::Losses> {

@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::data::Dataset;
 use crate::dist::PixelOutput;
 use crate::error::Result;
-use crate::models::family::net;
 use crate::models::family::*;
+use crate::models::family::{explicit_sequential, net};
 use crate::models::Known;
-use crate::models::{DensityModel, Losses, ModelFlags, Objective};
+use crate::models::ModelFlags;
 use crate::nn::{ops, Params};
 use crate::recipe::TrainConfig;
 use crate::rng::Rng;
@@ -144,28 +144,4 @@ net!(Fvsbn {
     adversarial: no,
 });
 
-impl DensityModel for Fvsbn {
-    fn log_prob(&self, x: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
-        Fvsbn::log_prob(self, x)
-    }
-}
-
-impl Sequential for Fvsbn {
-    fn sample_ar(
-        &self,
-        n: usize,
-        known: Option<&Known>,
-        rng: &mut Rng,
-    ) -> Result<(Tensor, Vec<f64>)> {
-        Fvsbn::sample_ar(self, n, known, rng)
-    }
-    fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {
-        Some(self.logits(x).and_then(|t| Ok(t.unsqueeze(2)?)))
-    }
-}
-
-impl Objective for Fvsbn {
-    fn loss(&self, x: &Tensor, _rng: &mut Rng) -> Result<Losses> {
-        nll_loss(Fvsbn::log_prob(self, x)?)
-    }
-}
+explicit_sequential!(Fvsbn { conditionals: logits(logits), objective: nll });

@@ -29,10 +29,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::models::family::net;
 use crate::models::family::*;
+use crate::models::family::{explicit_sequential, net};
 use crate::models::Known;
-use crate::models::{DensityModel, Losses, ModelFlags, Objective};
+use crate::models::{Losses, ModelFlags, Objective};
 use crate::nn::{ops, Act, Linear, Params};
 use crate::recipe::TrainConfig;
 use crate::rng::{self, Rng};
@@ -390,25 +390,7 @@ net!(Made {
     adversarial: no,
 });
 
-impl DensityModel for Made {
-    fn log_prob(&self, x: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
-        Made::log_prob(self, x)
-    }
-}
-
-impl Sequential for Made {
-    fn sample_ar(
-        &self,
-        n: usize,
-        known: Option<&Known>,
-        rng: &mut Rng,
-    ) -> Result<(Tensor, Vec<f64>)> {
-        Made::sample_ar(self, n, known, rng)
-    }
-    fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {
-        Some(self.logits(x).and_then(|t| Ok(t.unsqueeze(2)?)))
-    }
-}
+explicit_sequential!(Made { conditionals: logits(logits), objective: own });
 
 impl Features for Made {
     fn features(&self, x: &Tensor) -> Result<Tensor> {

@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::data::Dataset;
 use crate::dist::PixelOutput;
 use crate::error::Result;
-use crate::models::family::net;
 use crate::models::family::*;
+use crate::models::family::{explicit_sequential, net};
 use crate::models::Known;
-use crate::models::{DensityModel, Losses, ModelFlags, Objective};
+use crate::models::ModelFlags;
 use crate::nn::slices::f32s;
 use crate::nn::{ops, Params};
 use crate::recipe::TrainConfig;
@@ -382,34 +382,10 @@ net!(Nade {
     adversarial: no,
 });
 
-impl DensityModel for Nade {
-    fn log_prob(&self, x: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
-        Nade::log_prob(self, x)
-    }
-}
-
-impl Sequential for Nade {
-    fn sample_ar(
-        &self,
-        n: usize,
-        known: Option<&Known>,
-        rng: &mut Rng,
-    ) -> Result<(Tensor, Vec<f64>)> {
-        Nade::sample_ar(self, n, known, rng)
-    }
-    fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {
-        Some(self.logits(x).and_then(|t| Ok(t.unsqueeze(2)?)))
-    }
-}
+explicit_sequential!(Nade { conditionals: logits(logits), objective: nll });
 
 impl Features for Nade {
     fn features(&self, x: &Tensor) -> Result<Tensor> {
         Nade::features(self, x)
-    }
-}
-
-impl Objective for Nade {
-    fn loss(&self, x: &Tensor, _rng: &mut Rng) -> Result<Losses> {
-        nll_loss(Nade::log_prob(self, x)?)
     }
 }

@@ -45,10 +45,10 @@ use serde::{Deserialize, Serialize};
 use crate::data::Dataset;
 use crate::dist::PixelOutput;
 use crate::error::{Error, Result};
-use crate::models::family::net;
 use crate::models::family::*;
+use crate::models::family::{explicit_sequential, net};
+use crate::models::ModelFlags;
 use crate::models::{Canvas, Known};
-use crate::models::{DensityModel, Losses, ModelFlags, Objective};
 use crate::nn::conv::{gather, pointwise, pointwise_relu_in, raster_taps, MaskedConv, Tap};
 use crate::nn::lstm::{grid_lstm, Scan};
 use crate::nn::{ops, Act, Linear, Params};
@@ -531,19 +531,11 @@ impl Family for PixelRnnConfig {
     }
 
     fn needs(&self) -> Needs {
-        Needs {
-            binary: self.output == PixelOutput::Bernoulli,
-            grey_levels: self.output == PixelOutput::Softmax,
-        }
+        pixel_needs(self.output)
     }
 
     fn configure(&mut self, flags: &ModelFlags, _data: &Dataset, _seed: u64) -> Result<()> {
-        self.channels = flags.channels.unwrap_or(self.channels);
-        self.layers = flags.layers.unwrap_or(self.layers);
-        if let Some(o) = &flags.output {
-            self.output = o.parse()?;
-        }
-        Ok(())
+        configure_pixels(flags, &mut self.channels, &mut self.layers, &mut self.output)
     }
 
     fn build(&self, p: &mut Params, rng: &mut Rng, dev: &Device) -> Result<Box<dyn Net>> {
@@ -561,28 +553,4 @@ net!(PixelRnn {
     adversarial: no,
 });
 
-impl DensityModel for PixelRnn {
-    fn log_prob(&self, x: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
-        PixelRnn::log_prob(self, x)
-    }
-}
-
-impl Sequential for PixelRnn {
-    fn sample_ar(
-        &self,
-        n: usize,
-        known: Option<&Known>,
-        rng: &mut Rng,
-    ) -> Result<(Tensor, Vec<f64>)> {
-        PixelRnn::sample_ar(self, n, known, rng)
-    }
-    fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {
-        Some(PixelRnn::conditionals(self, x))
-    }
-}
-
-impl Objective for PixelRnn {
-    fn loss(&self, x: &Tensor, _rng: &mut Rng) -> Result<Losses> {
-        nll_loss(PixelRnn::log_prob(self, x)?)
-    }
-}
+explicit_sequential!(PixelRnn { conditionals: own, objective: nll });

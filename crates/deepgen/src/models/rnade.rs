@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::models::family::net;
 use crate::models::family::*;
+use crate::models::family::{explicit_sequential, net};
 use crate::models::Known;
-use crate::models::{DensityModel, Losses, ModelFlags, Objective};
+use crate::models::ModelFlags;
 use crate::nn::Params;
 use crate::recipe::TrainConfig;
 use crate::rng::Rng;
@@ -279,28 +279,4 @@ net!(Rnade {
     adversarial: no,
 });
 
-impl DensityModel for Rnade {
-    fn log_prob(&self, x: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
-        Rnade::log_prob(self, x)
-    }
-}
-
-impl Sequential for Rnade {
-    fn sample_ar(
-        &self,
-        n: usize,
-        known: Option<&Known>,
-        rng: &mut Rng,
-    ) -> Result<(Tensor, Vec<f64>)> {
-        Rnade::sample_ar(self, n, known, rng)
-    }
-    fn conditionals(&self, x: &Tensor) -> Option<Result<Tensor>> {
-        Some(Rnade::conditionals(self, x))
-    }
-}
-
-impl Objective for Rnade {
-    fn loss(&self, x: &Tensor, _rng: &mut Rng) -> Result<Losses> {
-        nll_loss(Rnade::log_prob(self, x)?)
-    }
-}
+explicit_sequential!(Rnade { conditionals: own, objective: nll });
