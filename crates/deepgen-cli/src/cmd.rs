@@ -1,6 +1,8 @@
 //! The subcommands. Each validates its arguments, calls the library and prints.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use candle_core::Device;
@@ -13,9 +15,43 @@ use crate::{CompleteArgs, InfoArgs, ModelsArgs, SampleArgs, ScoreArgs};
 
 pub(crate) use deepgen::run::config::positive;
 
-/// Draws training progress on stderr.
+/// Draws training progress on stderr, and tells training to stop after the first SIGINT or
+/// SIGTERM (a second one ends the process at once: `signal_hook`'s conditional shutdown).
 #[derive(Default)]
-struct Bar(Option<ProgressBar>);
+struct Bar(Option<ProgressBar>, Stop);
+
+/// The signals that stop training: set by the first SIGINT (`.0`) or SIGTERM (`.1`).
+#[derive(Default, Clone)]
+struct Stop(Arc<AtomicBool>, Arc<AtomicBool>);
+
+impl Stop {
+    fn install() -> Result<Self> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::flag;
+        let s = Stop::default();
+        // Order matters: the shutdown is registered first so that it sees the flag as it was
+        // before this signal set it (signal_hook's documented double-Ctrl-C pattern).
+        for (sig, f, code) in [(SIGINT, &s.0, 130), (SIGTERM, &s.1, 143)] {
+            flag::register_conditional_shutdown(sig, code, Arc::clone(f))?;
+            flag::register_conditional_shutdown(sig, code, Arc::clone(if sig == SIGINT { &s.1 } else { &s.0 }))?;
+            flag::register(sig, Arc::clone(f))?;
+        }
+        Ok(s)
+    }
+
+    fn requested(&self) -> bool {
+        self.0.load(Ordering::Relaxed) || self.1.load(Ordering::Relaxed)
+    }
+
+    /// The conventional exit code of the signal that stopped training.
+    fn exit_code(&self) -> u8 {
+        if self.1.load(Ordering::Relaxed) {
+            143
+        } else {
+            130
+        }
+    }
+}
 
 impl Watch for Bar {
     fn start(&mut self, line: &str, start: usize, total: usize) {
@@ -43,10 +79,39 @@ impl Watch for Bar {
     fn finish(&mut self, line: &str) {
         eprintln!("{line}");
     }
+    fn stop_requested(&self) -> bool {
+        let stop = self.1.requested();
+        if stop {
+            if let Some(pb) = &self.0 {
+                pb.abandon();
+            }
+        }
+        stop
+    }
 }
 
+/// A command's failure with the exit code it asks for (training stopped by a signal: 130 or 143).
+#[derive(Debug)]
+pub struct Exit(pub u8, pub deepgen::error::Error);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.1.fmt(f)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 pub fn train(a: TrainOptions) -> Result<()> {
-    let summary = run::train(&a, &mut Bar::default())?;
+    let stop = Stop::install()?;
+    let mut bar = Bar(None, stop.clone());
+    let summary = match run::train(&a, &mut bar) {
+        Ok(s) => s,
+        Err(e @ deepgen::error::Error::Interrupted { .. }) => {
+            return Err(Exit(stop.exit_code(), e).into())
+        }
+        Err(e) => return Err(e.into()),
+    };
     for l in &summary.lines {
         println!("{l}");
     }

@@ -249,6 +249,7 @@ fn main() -> ExitCode {
     let command = Cli::command()
         .mut_subcommand("train", annotate)
         .mut_subcommand("classifier", |c| c.mut_subcommand("train", annotate));
+    let command = negative_numbers_reach_the_validator(command);
     let cli = match command.try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(c) => c,
         Err(e)
@@ -262,6 +263,10 @@ fn main() -> ExitCode {
             e.exit()
         }
         Err(e) => {
+            if let Some(line) = negative_value(&e) {
+                eprintln!("error: {line}");
+                return ExitCode::from(2);
+            }
             // clap's message is several lines (problem, usage, hint); keep the problem's lines,
             // joined.
             let text = e.to_string();
@@ -290,7 +295,30 @@ fn main() -> ExitCode {
         Err(e) => {
             let msg = format!("{e:#}").replace('\n', " ");
             eprintln!("error: {msg}");
-            ExitCode::from(2)
+            ExitCode::from(e.downcast_ref::<cmd::Exit>().map(|x| x.0).unwrap_or(2))
         }
     }
+}
+
+/// Every flag that takes a value accepts a leading `-` digit as its value, so that `--seed -1`
+/// reaches the flag's parser (and [`negative_value`]) instead of reading as an unknown flag.
+fn negative_numbers_reach_the_validator(c: clap::Command) -> clap::Command {
+    c.mut_args(|a| if a.get_action().takes_values() { a.allow_negative_numbers(true) } else { a })
+        .mut_subcommands(negative_numbers_reach_the_validator)
+}
+
+/// `--seed must be >= 0, got -1` for a negative value given to an unsigned flag.
+fn negative_value(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    if !matches!(e.kind(), clap::error::ErrorKind::ValueValidation) {
+        return None;
+    }
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(v))) =
+        (e.get(ContextKind::InvalidArg), e.get(ContextKind::InvalidValue))
+    else {
+        return None;
+    };
+    let negative = v.strip_prefix('-').is_some_and(|d| d.parse::<f64>().is_ok());
+    let flag = arg.split_whitespace().next().unwrap_or(arg);
+    negative.then(|| format!("{flag} must be >= 0, got {v}"))
 }

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// A file could not be read or written. (The OS error is not marked as the source: it is
+    /// already in the message, and a caller printing the chain would print it twice.)
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
 
     /// A data file exists but its content is not what its format promises.
     #[error("{path}: {msg}")]
@@ -25,9 +26,23 @@ pub enum Error {
     #[error("{path}: {msg}")]
     Checkpoint { path: PathBuf, msg: String },
 
-    /// Training produced NaN or infinity.
-    #[error("non-finite loss at step {step} ({what}); the last good checkpoint is kept")]
-    NonFinite { step: usize, what: String },
+    /// Training produced NaN or infinity. `kept`: the step of the checkpoint left in place, if
+    /// any.
+    #[error("non-finite loss at step {step} ({what}); {}", kept_text(*.kept))]
+    NonFinite { step: usize, what: String, kept: Option<usize> },
+
+    /// A model whose parameters would not fit in memory (see [`crate::limits`]).
+    #[error(
+        "the model would hold {} parameters, more than the {budget} that fit in the memory \
+        available ({} at 16 bytes each: weights, gradients, two Adam moments); make it smaller",
+        params.map(|p| p.to_string()).unwrap_or_else(|| "more than 2^64".into()),
+        crate::limits::show_bytes(*budget as u64 * 16)
+    )]
+    TooLarge { params: Option<usize>, budget: usize },
+
+    /// Training stopped on SIGINT or SIGTERM after saving a checkpoint at `step`.
+    #[error("interrupted at step {step}: {}", resume_text(dir.as_deref()))]
+    Interrupted { step: usize, dir: Option<PathBuf> },
 
     /// An error from the tensor library.
     #[error("tensor error: {0}")]
@@ -36,9 +51,27 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+fn resume_text(dir: Option<&std::path::Path>) -> String {
+    match dir {
+        Some(d) => format!(
+            "the checkpoint is saved in {}; continue with `deepgen train --resume {}`",
+            d.display(),
+            d.display()
+        ),
+        None => "the checkpoint is saved".into(),
+    }
+}
+
+fn kept_text(kept: Option<usize>) -> String {
+    match kept {
+        Some(s) => format!("the checkpoint of step {s} is kept; resume from it with a lower --lr"),
+        None => "no checkpoint had been written yet (nothing to resume)".into(),
+    }
+}
+
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), err: source }
     }
     pub fn bad_file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
         Error::BadFile { path: path.into(), msg: msg.into() }

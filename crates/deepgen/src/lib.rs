@@ -46,6 +46,7 @@ pub mod dist;
 pub mod error;
 pub mod eval;
 pub mod files;
+pub mod limits;
 pub mod models;
 pub mod nn;
 pub mod optim;

@@ -5,15 +5,13 @@
 //! The header is checked before anything is allocated: the element count it
 //! claims is compared with the file (raw) or read with a bounded `take`
 //! (gzip), so a corrupt header asking for 10^12 items is an error, not an
-//! out-of-memory.
+//! out-of-memory; a payload that would not fit in memory once decoded
+//! ([`crate::limits`]) is refused before it is read (a gzip bomb).
 
 use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-
-/// Largest payload we accept (8 GiB): beyond it a header is taken to be corrupt.
-const MAX_BYTES: u64 = 8 << 30;
 
 /// The decoded content of one IDX file.
 #[derive(Debug, Clone)]
@@ -126,19 +124,21 @@ fn dims_of(raw: &[u8]) -> Vec<usize> {
 }
 
 fn payload_len(dims: &[usize], elem: usize, path: &Path) -> Result<u64> {
-    let mut n: u64 = elem as u64;
-    for &d in dims {
-        n = n.checked_mul(d as u64).filter(|&n| n <= MAX_BYTES).ok_or_else(|| {
-            Error::bad_file(
-                path,
-                format!(
-                    "IDX header claims dimensions {dims:?}, more than {} GiB: corrupt header?",
-                    MAX_BYTES >> 30
-                ),
-            )
-        })?;
+    let n = dims.iter().try_fold(elem as u64, |a, &d| a.checked_mul(d as u64));
+    // The raw bytes and the f32 values they become are held at once.
+    let decoded = n.and_then(|n| n.checked_mul(1 + 4 / elem as u64));
+    match (n, decoded) {
+        (Some(n), Some(b)) if b <= crate::limits::memory_bound() => Ok(n),
+        (_, b) => Err(Error::bad_file(
+            path,
+            format!(
+                "IDX header claims dimensions {dims:?} ({} once decoded), more than the {} \
+                of memory available: a corrupt header?",
+                b.map(crate::limits::show_bytes).unwrap_or_else(|| "more than 2^64 bytes".into()),
+                crate::limits::show_bytes(crate::limits::memory_bound())
+            ),
+        )),
     }
-    Ok(n)
 }
 
 fn finish(dims: Vec<usize>, elem: usize, data: Vec<u8>, need: u64, path: &Path) -> Result<Idx> {

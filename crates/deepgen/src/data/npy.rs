@@ -31,22 +31,31 @@ pub fn parse(b: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>, bool)> {
         Ok(header[at + key.len() + 2..].trim_start().trim_start_matches(':').trim_start())
     };
     let descr = field("descr")?;
-    let (size, kind) = if descr.starts_with("'<f4'") {
-        (4, 'f')
-    } else if descr.starts_with("'<f8'") {
-        (8, 'd')
-    } else if descr.starts_with("'|u1'") || descr.starts_with("'<u1'") {
-        (1, 'u')
-    } else {
-        let d: String = descr.chars().take(8).collect();
-        return Err(bad(format!("unsupported NPY dtype {d} (supported: <f4, <f8, |u1)")));
+    // The dtype is a quoted string: `'<f4'`.
+    let dtype = descr
+        .strip_prefix('\'')
+        .and_then(|d| d.split_once('\''))
+        .map(|(d, _)| d)
+        .ok_or_else(|| bad("NPY header's 'descr' is not a quoted dtype string".into()))?;
+    let (size, kind) = match dtype {
+        "<f4" => (4, 'f'),
+        "<f8" => (8, 'd'),
+        "|u1" | "<u1" => (1, 'u'),
+        d => {
+            let d: String = d.chars().take(24).collect();
+            return Err(bad(format!("unsupported NPY dtype `{d}` (supported: <f4, <f8, |u1)")));
+        }
     };
     if field("fortran_order")?.starts_with("True") {
         return Err(bad("Fortran-order NPY arrays are not supported; save with C order".into()));
     }
     let shape_s = field("shape")?;
-    let close = shape_s.find(')').ok_or_else(|| bad("NPY shape is not a tuple".into()))?;
-    let shape: Vec<usize> = shape_s[1..close]
+    let tuple = shape_s
+        .strip_prefix('(')
+        .and_then(|t| t.split_once(')'))
+        .map(|(t, _)| t)
+        .ok_or_else(|| bad("NPY shape is not a tuple".into()))?;
+    let shape: Vec<usize> = tuple
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())

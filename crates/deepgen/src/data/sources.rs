@@ -141,8 +141,13 @@ pub fn load_png_dir(dir: &Path) -> Result<Dataset> {
     let mut x = Vec::new();
     let mut shape: Option<(Vec<usize>, PathBuf)> = None;
     for f in &files {
-        let img =
-            image::open(f).map_err(|e| Error::bad_file(f, format!("cannot decode PNG: {e}")))?;
+        let img = decode_png(f)?;
+        if shape.is_none() {
+            // All images have one size: the first one tells how much the set needs.
+            let dim = img.width() as u64 * img.height() as u64 * 3;
+            let what = format!("png:{} ({} images)", dir.display(), files.len());
+            crate::limits::check_values(&what, dim * files.len() as u64, 4)?;
+        }
         let grey = matches!(
             img.color(),
             image::ColorType::L8
@@ -183,6 +188,34 @@ pub fn load_png_dir(dir: &Path) -> Result<Dataset> {
     }
     let shape = shape.map(|s| s.0).unwrap_or_default();
     Dataset::new(format!("png:{}", dir.display()), x, shape, None)
+}
+
+/// Decodes one PNG, its size checked against [`crate::limits::max_image_pixels`] from the header
+/// before any pixel is decoded (a 389 KB file can claim 20000x20000 pixels).
+fn decode_png(f: &Path) -> Result<image::DynamicImage> {
+    let bad = |e: image::ImageError| Error::bad_file(f, format!("cannot decode PNG: {e}"));
+    let open = || {
+        image::ImageReader::open(f)
+            .map_err(|e| Error::io(f, e))?
+            .with_guessed_format()
+            .map_err(|e| Error::io(f, e))
+    };
+    let (w, h) = open()?.into_dimensions().map_err(bad)?;
+    let max = crate::limits::max_image_pixels();
+    if w as u64 * h as u64 > max {
+        return Err(Error::bad_file(
+            f,
+            format!(
+                "image is {w}x{h} pixels, more than the {max} allowed \
+                (DEEPGEN_MAX_IMAGE_PIXELS raises the limit)"
+            ),
+        ));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(crate::limits::memory_bound());
+    let mut reader = open()?;
+    reader.limits(limits);
+    reader.decode().map_err(bad)
 }
 
 /// `csv:FILE`: numeric rows, all the same length. A first row that does not

@@ -330,11 +330,23 @@ pub struct Model {
 
 impl Model {
     /// Builds a model, initialising its parameters from `seed`.
+    /// Builds a model with fresh weights, refused with [`Error::TooLarge`]'s message (naming the
+    /// model) when its parameters would not fit in the memory available ([`crate::limits`]).
     pub fn new(config: &ModelConfig, seed: u64, dev: &Device) -> Result<Self> {
+        let budget = (crate::limits::memory_bound() / 16).min(usize::MAX as u64) as usize;
+        Self::new_within(config, seed, dev, budget).map_err(|e| match e {
+            Error::TooLarge { .. } => Error::config(format!("{}: {e}", config.name())),
+            e => e,
+        })
+    }
+
+    /// Builds a model of at most `budget` parameters; a larger one is [`Error::TooLarge`],
+    /// found before its tensors are allocated.
+    pub fn new_within(config: &ModelConfig, seed: u64, dev: &Device, budget: usize) -> Result<Self> {
         if config.dim() == 0 {
             return Err(Error::config("model dimension must be positive"));
         }
-        let mut p = Params::new();
+        let mut p = Params::with_budget(budget);
         let mut r = rng::derived(seed, "init", 0);
         let net = config.build(&mut p, &mut r, dev)?;
         Ok(Self { config: config.clone(), params: p, net })

@@ -11,6 +11,8 @@ use crate::rng::{self, Rng};
 #[derive(Clone, Debug, Default)]
 pub struct Params {
     vars: BTreeMap<String, Var>,
+    /// The most scalars the model may hold (see [`Params::room`]); `None`: no bound.
+    budget: Option<usize>,
 }
 
 impl Params {
@@ -18,8 +20,25 @@ impl Params {
         Self::default()
     }
 
+    /// Parameters that may hold at most `budget` scalars in all.
+    pub fn with_budget(budget: usize) -> Self {
+        Self { vars: BTreeMap::new(), budget: Some(budget) }
+    }
+
+    /// Checks, before a tensor of `shape` is allocated, that it fits in the budget: a model flag
+    /// with three zeros too many is refused here instead of aborting on a failed allocation.
+    pub fn room(&self, shape: &[usize]) -> Result<()> {
+        let Some(budget) = self.budget else { return Ok(()) };
+        let elems = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        match elems.and_then(|e| e.checked_add(self.count())) {
+            Some(total) if total <= budget => Ok(()),
+            total => Err(Error::TooLarge { params: total, budget }),
+        }
+    }
+
     /// Registers a tensor as a trainable variable under `name`.
     pub fn add(&mut self, name: &str, t: Tensor) -> Result<Tensor> {
+        self.room(t.dims())?;
         if self.vars.contains_key(name) {
             return Err(Error::config(format!("parameter `{name}` registered twice")));
         }
@@ -39,6 +58,7 @@ impl Params {
         rng: &mut Rng,
         dev: &Device,
     ) -> Result<Tensor> {
+        self.room(shape)?;
         let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
         let t = rng::uniform(rng, shape, -bound, bound, dev)?;
         self.add(name, t)
@@ -53,6 +73,7 @@ impl Params {
     }
 
     pub fn zeros(&mut self, name: &str, shape: &[usize], dev: &Device) -> Result<Tensor> {
+        self.room(shape)?;
         self.add(name, Tensor::zeros(shape, DType::F32, dev)?)
     }
 

@@ -16,6 +16,9 @@ pub trait Watch: Send {
     fn note(&mut self, line: &str);
     /// Training finished; `line` says how long it took.
     fn finish(&mut self, line: &str);
+    /// Asked after every step: true saves a checkpoint at that step and stops training with
+    /// [`crate::error::Error::Interrupted`] (the CLI answers Ctrl-C and SIGTERM so).
+    fn stop_requested(&self) -> bool;
 }
 
 /// A [`Watch`] that ignores everything (library use, tests).
@@ -26,6 +29,9 @@ impl Watch for Quiet {
     fn step(&mut self, _step: usize, _message: &str) {}
     fn note(&mut self, _line: &str) {}
     fn finish(&mut self, _line: &str) {}
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// The progress message of a step: the loss parts, sorted by name (the
@@ -104,9 +110,15 @@ impl Hooks for RunHooks<'_> {
         self.watch.note(&format!("step {step}: {} {val_nll:.3} nats", self.what));
         Ok(())
     }
+    /// The clock line goes into the metrics first: the checkpoint records the metrics' length,
+    /// so the two commit together.
     fn on_checkpoint(&mut self, model: &Model, opts: &[&Adam], step: usize) -> Result<()> {
-        self.dir.save(model, opts, step, self.seed)?;
         let elapsed = self.base_s + self.started.elapsed().as_secs_f64();
-        self.dir.append_metrics(&serde_json::json!({"step": step, "elapsed_s": elapsed}))
+        self.dir.append_metrics(&serde_json::json!({"step": step, "elapsed_s": elapsed}))?;
+        crate::files::fault_point("checkpoint:metrics-written");
+        self.dir.save(model, opts, step, self.seed)
+    }
+    fn stop_requested(&self) -> bool {
+        self.watch.stop_requested()
     }
 }

@@ -6,6 +6,7 @@
 //! evaluation report (`report`).
 
 pub mod artifacts;
+pub mod checkpoint;
 pub mod complete;
 pub mod config;
 pub mod detect;
@@ -19,6 +20,7 @@ pub mod train;
 pub mod transform;
 
 pub use artifacts::*;
+pub use checkpoint::{CheckpointInfo, RunLock};
 pub use complete::*;
 pub use dir::{atomic_write, read_safetensors, DataConfig, RunConfig, RunDir};
 pub use hooks::*;

@@ -9,7 +9,7 @@ use candle_core::Device;
 
 use super::config::{free_run_dir, new_run_config, positive};
 use super::options::TrainOptions;
-use super::{artifacts, hooks, transform, RunConfig, RunDir, Watch};
+use super::{artifacts, hooks, transform, RunConfig, RunDir, RunLock, Watch};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::modes::DEFAULT_MIN_SHARE;
@@ -37,17 +37,59 @@ pub fn device(name: Option<&str>) -> Result<Device> {
     }
 }
 
-/// A run to train: its directory, config, model and the step it starts at.
+/// A run to train: its directory, config, model and the step it starts at. Nothing on disk has
+/// changed yet: [`Prepared::accept`] makes the directory (or cuts a resumed run's metrics back to
+/// its checkpoint) once the data, the model and the optimizer state have all been accepted.
 struct Prepared {
     dir: RunDir,
     cfg: RunConfig,
     model: Model,
     start: usize,
+    /// A resumed run: the metrics bytes its checkpoint keeps.
+    resumed: Option<Vec<u8>>,
+    /// Held from acceptance to the end of training.
+    lock: Option<RunLock>,
+    /// A new run whose directory this call made (removed if it fails before any checkpoint).
+    made_dir: bool,
+}
+
+impl Prepared {
+    fn accept(&mut self) -> Result<()> {
+        match &self.resumed {
+            Some(metrics) => {
+                self.dir.accept_resume(metrics, self.start)?;
+                self.dir.write_config(&self.cfg)?;
+            }
+            None => {
+                self.made_dir = !self.dir.path.exists();
+                std::fs::create_dir_all(&self.dir.path).map_err(|e| Error::io(&self.dir.path, e))?;
+                self.lock = Some(self.dir.lock()?);
+                let _ = std::fs::remove_file(self.dir.file("metrics.jsonl"));
+                self.dir.write_config(&self.cfg)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a new run failed before its first checkpoint: removes what it wrote.
+    fn clean_up_failed(&self) {
+        if self.resumed.is_some() || self.dir.file("model.safetensors").exists() {
+            return;
+        }
+        if self.made_dir {
+            let _ = std::fs::remove_dir_all(&self.dir.path);
+        } else {
+            for f in ["config.toml", "metrics.jsonl", ".lock"] {
+                let _ = std::fs::remove_file(self.dir.file(f));
+            }
+        }
+    }
 }
 
 fn resume(o: &TrainOptions, path: &std::path::Path, dev: &Device) -> Result<Prepared> {
     o.check_resume()?;
     let dir = RunDir::open(path)?;
+    let lock = dir.lock()?;
     let mut cfg = dir.read_config()?;
     if let Some(m) = &o.model {
         if m != cfg.model.name() {
@@ -62,6 +104,7 @@ fn resume(o: &TrainOptions, path: &std::path::Path, dev: &Device) -> Result<Prep
     if let Some(s) = o.run.steps {
         cfg.train.steps = positive("--steps", s)?;
     }
+    let info = dir.checkpoint_info()?;
     let (model, step) = dir.load_model(dev)?;
     if model.config != cfg.model {
         return Err(Error::config(format!(
@@ -76,14 +119,22 @@ fn resume(o: &TrainOptions, path: &std::path::Path, dev: &Device) -> Result<Prep
         );
         return Err(Error::config(msg));
     }
-    dir.truncate_metrics(step)?;
-    dir.write_config(&cfg)?;
-    Ok(Prepared { dir, cfg, model, start: step })
+    let metrics = dir.metrics_to_keep(&info)?;
+    Ok(Prepared {
+        dir,
+        cfg,
+        model,
+        start: step,
+        resumed: Some(metrics),
+        lock: Some(lock),
+        made_dir: false,
+    })
 }
 
-fn create(o: &TrainOptions, dev: &Device) -> Result<Prepared> {
-    let cfg = new_run_config(o)?;
-    let path = o.run.out.clone().unwrap_or_else(|| free_run_dir(cfg.model.name()));
+/// Refuses an `--out` that holds anything but a deepgen run without a checkpoint (which a new run
+/// may replace: it has nothing to resume).
+fn check_out(path: &std::path::Path) -> Result<()> {
+    let flag = format!("--out {}", path.display());
     if path.join("model.safetensors").exists() {
         let msg = format!(
             "{}: already holds a run; continue it with --resume {} or choose another --out",
@@ -92,17 +143,37 @@ fn create(o: &TrainOptions, dev: &Device) -> Result<Prepared> {
         );
         return Err(Error::config(msg));
     }
-    let dir = RunDir::create(&path)?;
-    let _ = std::fs::remove_file(dir.file("metrics.jsonl"));
-    dir.write_config(&cfg)?;
+    if path.exists() && !path.is_dir() {
+        return Err(Error::config(format!("{flag}: is a file, not a directory")));
+    }
+    let Ok(rd) = std::fs::read_dir(path) else { return Ok(()) };
+    let names: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into()).collect();
+    let ours = |n: &str| matches!(n, "config.toml" | "metrics.jsonl" | ".lock") || n.contains(".tmp-");
+    let run_without_checkpoint = RunDir { path: path.to_path_buf() }.read_config().is_ok();
+    if names.iter().any(|n| !ours(n)) || (!names.is_empty() && !run_without_checkpoint) {
+        return Err(Error::config(format!(
+            "{flag}: the directory is not empty and holds no deepgen run; choose a new or empty \
+            directory"
+        )));
+    }
+    Ok(())
+}
+
+fn create(o: &TrainOptions, dev: &Device) -> Result<Prepared> {
+    let cfg = new_run_config(o)?;
+    let path = o.run.out.clone().unwrap_or_else(|| free_run_dir(cfg.model.name()));
+    check_out(&path)?;
     let model = Model::new(&cfg.model, cfg.seed, dev)?;
-    Ok(Prepared { dir, cfg, model, start: 0 })
+    let dir = RunDir { path };
+    Ok(Prepared { dir, cfg, model, start: 0, resumed: None, lock: None, made_dir: false })
 }
 
 /// Trains a new run (or continues one with `--resume`) and leaves its pictures.
+/// Nothing is written until the data, the model and (on resume) the optimizer state are accepted;
+/// a new run that fails before its first checkpoint leaves nothing behind.
 pub fn train(o: &TrainOptions, watch: &mut dyn Watch) -> Result<TrainSummary> {
     let dev = device(o.run.device.as_deref())?;
-    let p = match &o.run.resume {
+    let mut p = match &o.run.resume {
         Some(path) => resume(o, path, &dev)?,
         None => create(o, &dev)?,
     };
@@ -112,13 +183,22 @@ pub fn train(o: &TrainOptions, watch: &mut dyn Watch) -> Result<TrainSummary> {
         Some(v) => Some(transform::load_transformed(v, &p.cfg, false)?),
         None => None,
     };
-    let lines = match p.model.info().training {
+    let res = match p.model.info().training {
         Training::Adversarial => {
-            train_adversarial(&p, &train_data, val.as_ref().map(|v| &v.0), watch)?
+            train_adversarial(&mut p, &train_data, val.as_ref().map(|v| &v.0), watch)
         }
-        Training::Likelihood => train_likelihood(&p, &train_data, val.as_ref(), watch)?,
+        Training::Likelihood => train_likelihood(&mut p, &train_data, val.as_ref(), watch),
     };
-    Ok(TrainSummary { dir: p.dir.path.clone(), lines })
+    match res {
+        Ok(lines) => Ok(TrainSummary { dir: p.dir.path.clone(), lines }),
+        Err(Error::Interrupted { step, .. }) => {
+            Err(Error::Interrupted { step, dir: Some(p.dir.path.clone()) })
+        }
+        Err(e) => {
+            p.clean_up_failed();
+            Err(e)
+        }
+    }
 }
 
 fn finish_line(p: &Prepared, secs: f64, precision: usize) -> String {
@@ -131,17 +211,18 @@ fn finish_line(p: &Prepared, secs: f64, precision: usize) -> String {
 }
 
 fn train_likelihood(
-    p: &Prepared,
+    p: &mut Prepared,
     train_data: &Dataset,
     val: Option<&(Dataset, f64)>,
     watch: &mut dyn Watch,
 ) -> Result<Vec<String>> {
-    let (dir, cfg, model) = (&p.dir, &p.cfg, &p.model);
     let mut trainer =
-        LikelihoodTrainer::new(model, cfg.train.clone(), cfg.seed, cfg.data.binarize)?;
+        LikelihoodTrainer::new(&p.model, p.cfg.train.clone(), p.cfg.seed, p.cfg.data.binarize)?;
     if p.start > 0 {
-        dir.load_optimizers(&mut [&mut trainer.opt], p.start)?;
+        p.dir.load_optimizers(&mut [&mut trainer.opt], p.start)?;
     }
+    p.accept()?;
+    let (dir, cfg, model) = (&p.dir, &p.cfg, &p.model);
     let line = format!(
         "{} {} ({} parameters) on {} ({} examples of {} values, binarize {:?}) for {} steps, \
             batch {}, lr {}, seed {} -> {}",
@@ -207,18 +288,19 @@ fn train_likelihood(
 
 /// Training of the two-player models, then the pictures and the mode count that fit the model.
 fn train_adversarial(
-    p: &Prepared,
+    p: &mut Prepared,
     train_data: &Dataset,
     val: Option<&Dataset>,
     watch: &mut dyn Watch,
 ) -> Result<Vec<String>> {
-    let (dir, cfg, model) = (&p.dir, &p.cfg, &p.model);
     let mut trainer =
-        AdversarialTrainer::new(model, cfg.train.clone(), cfg.seed, cfg.data.binarize)?;
+        AdversarialTrainer::new(&p.model, p.cfg.train.clone(), p.cfg.seed, p.cfg.data.binarize)?;
     if p.start > 0 {
-        dir.load_optimizers(&mut [&mut trainer.g_opt, &mut trainer.d_opt], p.start)?;
+        p.dir.load_optimizers(&mut [&mut trainer.g_opt, &mut trainer.d_opt], p.start)?;
         trainer.set_step(p.start);
     }
+    p.accept()?;
+    let (dir, cfg, model) = (&p.dir, &p.cfg, &p.model);
     watch.start(&adversarial_start_line(p, &trainer, train_data), p.start, cfg.train.steps);
     let t0 = std::time::Instant::now();
     {

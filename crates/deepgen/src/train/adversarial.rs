@@ -486,6 +486,7 @@ impl AdversarialTrainer {
                 return Err(Error::NonFinite {
                     step: step + 1,
                     what: format!("critic loss = {d_loss_val}"),
+                    kept: None,
                 });
             }
             let grads = loss.backward()?;
@@ -505,6 +506,7 @@ impl AdversarialTrainer {
             return Err(Error::NonFinite {
                 step: step + 1,
                 what: format!("generator loss = {g_val}"),
+                kept: None,
             });
         }
         let grads = g_loss.backward()?;
@@ -513,6 +515,7 @@ impl AdversarialTrainer {
             return Err(Error::NonFinite {
                 step: step + 1,
                 what: format!("generator gradient norm = {grad_norm}"),
+                kept: None,
             });
         }
         let lr = self.cfg.lr_at(step);
@@ -548,14 +551,14 @@ impl AdversarialTrainer {
             .as_adversarial()
             .ok_or_else(|| Error::config("not an adversarial model"))?
             .check_data(train)?;
+        let mut kept = (self.step_count() > 0).then_some(self.step_count());
         while self.step_count() < self.cfg.steps {
             let s = self.step_count();
-            let rec = self.step(model, train, s)?;
+            let rec = self.step(model, train, s).map_err(|e| super::with_kept(e, kept))?;
             hooks.on_step(&rec)?;
             let done = self.step_count();
-            if done.is_multiple_of(self.cfg.eval_every) || done == self.cfg.steps {
-                hooks.on_checkpoint(model, &[&self.g_opt, &self.d_opt], done)?;
-            }
+            let due = done.is_multiple_of(self.cfg.eval_every) || done == self.cfg.steps;
+            kept = super::after_step(hooks, model, &[&self.g_opt, &self.d_opt], done, due, kept)?;
         }
         Ok(())
     }

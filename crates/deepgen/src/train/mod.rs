@@ -47,6 +47,40 @@ pub trait Hooks {
     fn on_checkpoint(&mut self, _model: &Model, _opts: &[&Adam], _step: usize) -> Result<()> {
         Ok(())
     }
+    /// Asked after every step: true stops training after a checkpoint at the current step, with
+    /// [`Error::Interrupted`] (the CLI's answer to Ctrl-C and SIGTERM).
+    fn stop_requested(&self) -> bool {
+        false
+    }
+}
+
+/// After a step: checkpoints when one is due (`due`) or a stop was asked for, then stops.
+/// Returns the step of the newest checkpoint.
+pub(crate) fn after_step(
+    hooks: &mut (dyn Hooks + Send),
+    model: &Model,
+    opts: &[&Adam],
+    done: usize,
+    due: bool,
+    kept: Option<usize>,
+) -> Result<Option<usize>> {
+    let stop = hooks.stop_requested();
+    if !(due || stop) {
+        return Ok(kept);
+    }
+    hooks.on_checkpoint(model, opts, done)?;
+    if stop {
+        return Err(Error::Interrupted { step: done, dir: None });
+    }
+    Ok(Some(done))
+}
+
+/// A non-finite step's error, saying which checkpoint (`kept`) is left in place.
+pub(crate) fn with_kept(e: Error, kept: Option<usize>) -> Error {
+    match e {
+        Error::NonFinite { step, what, .. } => Error::NonFinite { step, what, kept },
+        e => e,
+    }
 }
 
 /// Hooks that do nothing (library use, tests).
@@ -134,7 +168,8 @@ impl LikelihoodTrainer {
         let losses = model.loss_labelled(&x, labels, &mut r)?;
         let loss = losses.total.to_scalar::<f32>()? as f64;
         if !loss.is_finite() {
-            return Err(Error::NonFinite { step: step + 1, what: format!("loss = {loss}") });
+            let what = format!("loss = {loss}");
+            return Err(Error::NonFinite { step: step + 1, what, kept: None });
         }
         let grads = losses.total.backward()?;
         let grad_norm = self.opt.grad_norm(&grads)?;
@@ -142,6 +177,7 @@ impl LikelihoodTrainer {
             return Err(Error::NonFinite {
                 step: step + 1,
                 what: format!("gradient norm = {grad_norm}"),
+                kept: None,
             });
         }
         let scale = match self.cfg.grad_clip {
@@ -187,23 +223,26 @@ impl LikelihoodTrainer {
             .map(|(_, v)| v.device().clone())
             .unwrap_or(candle_core::Device::Cpu);
         let val = val.map(|v| v.take(self.cfg.eval_examples));
+        let mut kept = (self.opt.step > 0).then_some(self.opt.step);
         while self.opt.step < self.cfg.steps {
             let s = self.opt.step;
             let idx = self.batches.indices(train.n, s);
             let x = train.batch(&idx, &dev)?;
             let labels: Option<Vec<u32>> =
                 train.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect());
-            let rec = self.step_labelled(model, &x, labels.as_deref(), s)?;
+            let rec =
+                self.step_labelled(model, &x, labels.as_deref(), s).map_err(|e| with_kept(e, kept))?;
             hooks.on_step(&rec)?;
             let done = self.opt.step;
-            if done.is_multiple_of(self.cfg.eval_every) || done == self.cfg.steps {
+            let due = done.is_multiple_of(self.cfg.eval_every) || done == self.cfg.steps;
+            if due {
                 if let Some(v) = &val {
                     let mut r = rng::derived(self.seed, "val", done as u64);
                     let lp = model.log_probs(v, 256, &mut r)?;
                     hooks.on_eval(done, -lp.iter().sum::<f64>() / lp.len().max(1) as f64)?;
                 }
-                hooks.on_checkpoint(model, &[&self.opt], done)?;
             }
+            kept = after_step(hooks, model, &[&self.opt], done, due, kept)?;
         }
         Ok(())
     }
