@@ -162,8 +162,9 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         if k as usize >= g.cfg.classes {
             bail!("--class {k} is out of range: the run has classes 0..{}", g.cfg.classes - 1);
         }
-        let x = g.sample_with(n, Some(&vec![k; n]), &mut r)?;
-        run::write_examples(&model, &cfg, &x, &out, None)?;
+        let labels = vec![k; run::SAMPLE_CHUNK.min(n)];
+        let mut draw = |m: usize| g.sample_with(m, Some(&labels[..m]), &mut r);
+        run::write_drawn(&model, &cfg, n, &out, None, &mut draw)?;
     } else {
         run::write_samples(&model, &cfg, n, a.mean, &mut r, &out, background.as_ref())?;
     }
@@ -195,6 +196,9 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         cfg.seed = s;
     }
     let (data, log_det) = run::load_transformed(&a.data, &cfg, false)?;
+    for n in &data.notes {
+        eprintln!("{}: {n}", data.source);
+    }
     model.check_dim(data.dim(), &data.source)?;
     let mut r = rng::derived(cfg.seed, "test-nll", 0);
     let rep = run::score(&model, &data, log_det, batch, &mut r)?;
@@ -209,6 +213,8 @@ pub fn complete(a: CompleteArgs) -> Result<()> {
     let n = positive("-n", a.n)?;
     let samples = positive("--samples", a.samples)?;
     let (dir, cfg, model) = open_run(&a.run)?;
+    let what = format!("-n {n} --samples {samples}");
+    deepgen::limits::check_draws(&what, n.saturating_mul(samples), model.config.dim())?;
     let spec = match a.data.clone().or(cfg.data.val.clone()) {
         Some(s) => s,
         None => bail!("{}: the run has no validation data; pass --data", a.run.display()),

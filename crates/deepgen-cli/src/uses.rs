@@ -129,6 +129,8 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
     let (dir, cfg, model) = open_run(&a.run)?;
     let pairs = positive("--pairs", a.pairs)?;
     let steps = positive("--steps", a.steps)?;
+    let what = format!("--pairs {pairs} --steps {steps}");
+    deepgen::limits::check_draws(&what, pairs.saturating_mul(steps), model.config.dim())?;
     let data = if model.get::<Gan>().is_some() {
         None
     } else {
@@ -181,6 +183,7 @@ fn find_classifier(a: &EvalArgs, cfg: &RunConfig) -> (Option<(PathBuf, Model)>, 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let n = positive("-n", a.n)?;
     let (dir, cfg, model) = open_run(&a.run)?;
+    deepgen::limits::check_draws(&format!("-n {n}"), n, model.config.dim())?;
     if a.live_generator {
         match model.get::<Gan>() {
             Some(g) if g.g_ema.is_some() => {

@@ -91,6 +91,16 @@ pub fn check_values(what: &str, count: u64, size: u64) -> Result<()> {
     }
 }
 
+/// Bytes a drawn value may cost while it is made (the activations of the layers before it): a
+/// generous factor, so that only counts far too large for the machine are refused.
+pub const BYTES_PER_DRAWN_VALUE: u64 = 64;
+
+/// `count` examples of `dim` values drawn at once (`what`: the flag, e.g. `eval -n 1000000000`).
+pub fn check_draws(what: &str, count: usize, dim: usize) -> Result<()> {
+    let values = (count as u64).saturating_mul(dim as u64);
+    check_values(what, values, BYTES_PER_DRAWN_VALUE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -198,7 +198,14 @@ impl Adam {
                     ),
                 ));
             }
-            mv.set(&s.to_dtype(DType::F32)?.to_device(mv.device())?)?;
+            let s = s.to_dtype(DType::F32)?;
+            if s.flatten_all()?.to_vec1::<f32>()?.iter().any(|v| !v.is_finite()) {
+                return Err(Error::checkpoint(
+                    path,
+                    format!("optimizer state `{key}` holds a non-finite value: the file is damaged"),
+                ));
+            }
+            mv.set(&s.to_device(mv.device())?)?;
         }
         self.step = step;
         Ok(())

@@ -34,6 +34,9 @@ pub struct Dataset {
     /// Shape of one example: `[C, H, W]` for images, `[D]` otherwise.
     pub shape: Vec<usize>,
     pub labels: Option<Vec<u32>>,
+    /// What the reader decided that changes what the rows are (a CSV header line it skipped), to
+    /// be shown to the user: no row is dropped without a word.
+    pub notes: Vec<String>,
 }
 
 impl Dataset {
@@ -66,7 +69,7 @@ impl Dataset {
                 return Err(Error::Shape(format!("{source}: {} labels for {n} examples", l.len())));
             }
         }
-        Ok(Self { source, x, n, shape, labels })
+        Ok(Self { source, x, n, shape, labels, notes: vec![] })
     }
 
     /// Values per example.
@@ -108,6 +111,7 @@ impl Dataset {
             n,
             shape: self.shape.clone(),
             labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
+            notes: self.notes.clone(),
         }
     }
 

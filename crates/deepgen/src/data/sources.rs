@@ -218,39 +218,81 @@ fn decode_png(f: &Path) -> Result<image::DynamicImage> {
     reader.decode().map_err(bad)
 }
 
-/// `csv:FILE`: numeric rows, all the same length. A first row that does not
-/// parse as numbers is a header (the scikit-learn files' `569,30,malignant,benign` is one).
+/// `csv:FILE`: numeric rows, all the same length, separated by `,`, `;` or tabs (the
+/// separator of the first data line; a file mixing them is an error naming both). A UTF-8 byte
+/// order mark is skipped. A first line that does not parse as numbers is a header (the
+/// scikit-learn files' `569,30,malignant,benign` is one); skipping it is reported in the data
+/// set's notes.
 pub fn load_csv(path: &Path) -> Result<Dataset> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        Error::bad_file(path, format!("line {line}: not UTF-8 text (is this a CSV file?)"))
+    })?;
+    parse_csv(text, path)
+}
+
+/// The separator of a CSV line: `;` if it has one (such files often write decimal commas), else a
+/// tab, else `,`.
+fn separator(line: &str) -> char {
+    [';', '\t', ','].into_iter().find(|c| line.contains(*c)).unwrap_or(',')
+}
+
+fn sep_name(c: char) -> &'static str {
+    match c {
+        ',' => "`,`",
+        ';' => "`;`",
+        _ => "tab",
+    }
+}
+
+/// Parses CSV text (see [`load_csv`]); `path` names the file in errors.
+pub fn parse_csv(text: &str, path: &Path) -> Result<Dataset> {
     let lines: Vec<(usize, &str)> =
         text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
-    let parse_row = |l: &str| -> Option<Vec<f32>> {
-        l.split(',').map(|f| f.trim().parse::<f32>().ok()).collect()
+    let numbers = |l: &str, sep: char| -> bool {
+        l.split(sep).all(|f| f.trim().parse::<f32>().is_ok())
     };
     let mut rows = lines.as_slice();
-    if let Some((_, first)) = rows.first() {
-        if parse_row(first).is_none() {
+    let mut notes = vec![];
+    if let Some((ln, first)) = rows.first() {
+        let sep = rows.get(1).map(|(_, l)| separator(l)).unwrap_or_else(|| separator(first));
+        if !numbers(first, sep) {
+            let shown: String = first.chars().take(60).collect();
+            notes.push(format!("line {} taken as a header and skipped: `{shown}`", ln + 1));
             rows = &rows[1..];
         }
     }
-    let ncol = match rows.first() {
-        Some((_, l)) => l.split(',').count(),
-        None => return Err(Error::bad_file(path, "the CSV file is empty (no data rows)")),
+    let Some((_, first)) = rows.first() else {
+        return Err(Error::bad_file(path, "the CSV file is empty (no data rows)"));
     };
-    let mut x = Vec::with_capacity(rows.len() * ncol);
+    let sep = separator(first);
+    let ncol = first.split(sep).count();
+    let mut x = Vec::new();
     for (ln, l) in rows {
-        let fields: Vec<&str> = l.split(',').collect();
+        let fields: Vec<&str> = l.split(sep).collect();
         if fields.len() != ncol {
+            let other = [',', ';', '\t'].into_iter().find(|c| *c != sep && l.contains(*c));
+            let mixed = other
+                .map(|o| format!(" (it has {} where earlier lines use {})", sep_name(o), sep_name(sep)))
+                .unwrap_or_default();
             return Err(Error::bad_file(
                 path,
-                format!("line {}: {} columns, expected {ncol}", ln + 1, fields.len()),
+                format!(
+                    "line {}: {} columns separated by {}, expected {ncol}{mixed}",
+                    ln + 1,
+                    fields.len(),
+                    sep_name(sep)
+                ),
             ));
         }
         for (c, f) in fields.iter().enumerate() {
             let v: f32 = f.trim().parse().map_err(|_| {
+                let f: String = f.trim().chars().take(40).collect();
                 Error::bad_file(
                     path,
-                    format!("line {}, column {}: `{}` is not a number", ln + 1, c + 1, f.trim()),
+                    format!("line {}, column {}: `{f}` is not a number", ln + 1, c + 1),
                 )
             })?;
             if !v.is_finite() {
@@ -262,7 +304,9 @@ pub fn load_csv(path: &Path) -> Result<Dataset> {
             x.push(v);
         }
     }
-    Dataset::new(format!("csv:{}", path.display()), x, vec![ncol], None)
+    let mut d = Dataset::new(format!("csv:{}", path.display()), x, vec![ncol], None)?;
+    d.notes = notes;
+    Ok(d)
 }
 
 /// `npy:FILE`: `[N, D]`, `[N, H, W]` or `[N, C, H, W]`; u8 values are scaled by 1/255.

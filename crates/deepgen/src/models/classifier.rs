@@ -194,7 +194,7 @@ impl Family for ClassifierConfig {
             self.hidden = width("--hidden", h)?;
         }
         self.channels = flags.channels.unwrap_or(self.channels);
-        self.classes = label_classes(data, "the classifier")?.max(2);
+        self.classes = label_classes(data, "the classifier", None)?.max(2);
         Ok(())
     }
 

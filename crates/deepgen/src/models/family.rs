@@ -354,15 +354,37 @@ fn not_widths(flag: &str, h: &str) -> Error {
     Error::config(format!("{flag}: `{h}` is not a comma list of positive numbers"))
 }
 
-/// The number of classes of labelled data: its largest label + 1.
-pub fn label_classes(data: &Dataset, what: &str) -> Result<usize> {
+/// The number of classes of labelled data: `given` (`--classes`), which every label must be
+/// below, or else the largest label + 1, refused when most of those classes have no example (IDX
+/// labels that are all 200 do not make a model of 201 classes without a word).
+pub fn label_classes(data: &Dataset, what: &str, given: Option<usize>) -> Result<usize> {
     let Some(labels) = &data.labels else {
         return Err(Error::config(format!(
             "{}: {what} needs labelled data (this set has no labels)",
             data.source
         )));
     };
-    Ok(labels.iter().max().map(|m| *m as usize + 1).unwrap_or(0))
+    let Some(&max) = labels.iter().max() else { return Ok(given.unwrap_or(0)) };
+    if let Some(k) = given {
+        if let Some(i) = labels.iter().position(|&l| l as usize >= k) {
+            return Err(Error::config(format!(
+                "{}: label {} of example {i} is not below --classes {k}",
+                data.source, labels[i]
+            )));
+        }
+        return Ok(k);
+    }
+    let k = max as usize + 1;
+    // A set, not a table of k flags: a label of 4e9 must not allocate 4 GB.
+    let used = labels.iter().collect::<std::collections::HashSet<_>>().len();
+    if k > 10 && used * 2 < k {
+        return Err(Error::config(format!(
+            "{}: the labels use {used} of the {k} classes 0..{max} that the largest label \
+            implies; pass --classes {k} if that is meant",
+            data.source
+        )));
+    }
+    Ok(k)
 }
 
 /// Refuses, by name, a model flag that `info`'s model does not take, saying

@@ -1170,13 +1170,7 @@ impl Family for GanConfig {
             self.g_norm = true;
         }
         if self.variant == Variant::Cgan {
-            self.classes = match flags.classes {
-                Some(k) => {
-                    label_classes(data, "a conditional GAN")?;
-                    k
-                }
-                None => label_classes(data, "a conditional GAN")?.max(1),
-            };
+            self.classes = label_classes(data, "a conditional GAN", flags.classes)?.max(1);
         }
         if self.variant == Variant::Infogan {
             self.categorical = flags.categorical.unwrap_or(self.categorical);

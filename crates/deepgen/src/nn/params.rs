@@ -127,7 +127,18 @@ impl Params {
                     ),
                 ));
             }
-            var.set(&t.to_dtype(DType::F32)?.to_device(var.device())?)?;
+            let t = t.to_dtype(DType::F32)?;
+            let bad = t.flatten_all()?.to_vec1::<f32>()?.iter().position(|v| !v.is_finite());
+            if let Some(i) = bad {
+                return Err(Error::checkpoint(
+                    path,
+                    format!(
+                        "tensor `{name}` holds a non-finite value at index {i}: the checkpoint is \
+                        damaged (this is not a problem with the data)"
+                    ),
+                ));
+            }
+            var.set(&t.to_device(var.device())?)?;
         }
         if let Some(extra) = tensors.keys().find(|k| !self.vars.contains_key(*k)) {
             return Err(Error::checkpoint(

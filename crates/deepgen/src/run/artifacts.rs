@@ -29,11 +29,11 @@ pub fn write_samples(
     path: &Path,
     background: Option<&Dataset>,
 ) -> Result<()> {
-    let x = match (mean, model.get::<Vae>()) {
-        (true, Some(v)) => v.sample_mean(n, rng)?,
-        _ => model.sample(n, rng)?,
-    };
-    write_examples(model, cfg, &x, path, background)
+    let vae = model.get::<Vae>().filter(|_| mean);
+    super::stream::write_drawn(model, cfg, n, path, background, &mut |k| match vae {
+        Some(v) => v.sample_mean(k, rng),
+        None => model.sample(k, rng),
+    })
 }
 
 /// Writes examples `x` (`[n, D]`, the model's units) to `path` in data units,
@@ -223,16 +223,26 @@ pub fn write_adversarial_plot(dir: &RunDir, model_name: &str) -> Result<()> {
     )
 }
 
-/// Samples of a conditional GAN with one row per class (`per_class` columns), `[classes*per_class,
-/// D]`.
+/// Samples of a conditional GAN with one row per class (`per_class` columns, at most 10),
+/// `[rows*per_class, D]`: every class, or as many as [`crate::limits::MAX_GRID_IMAGES`] allows.
+/// Drawn in batches of [`SAMPLE_CHUNK`], so that many classes do not make one huge batch.
 pub fn class_rows(model: &Model, per_class: usize, rng: &mut Rng) -> Result<Tensor> {
     let g = model.get::<Gan>().filter(|g| g.cfg.classes > 0).ok_or_else(|| {
         Error::config(format!("the {} model is not class-conditional", model.name()))
     })?;
+    let per_class = per_class.clamp(1, 10);
+    let rows = g.cfg.classes.min(crate::limits::MAX_GRID_IMAGES / per_class);
     let labels: Vec<u32> =
-        (0..g.cfg.classes as u32).flat_map(|c| std::iter::repeat_n(c, per_class)).collect();
-    g.sample_with(labels.len(), Some(&labels), rng)
+        (0..rows as u32).flat_map(|c| std::iter::repeat_n(c, per_class)).collect();
+    let parts = labels
+        .chunks(SAMPLE_CHUNK)
+        .map(|l| g.sample_with(l.len(), Some(l), rng))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&parts, 0)?)
 }
+
+/// Samples drawn per batch when many are asked for (`deepgen sample -n`, class rows).
+pub const SAMPLE_CHUNK: usize = 1024;
 
 /// InfoGAN grids that vary one code at a time, each row with its own fixed noise z:
 /// `categorical.png` (row k: categorical value k, columns: different z),

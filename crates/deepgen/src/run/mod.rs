@@ -16,6 +16,7 @@ pub mod latent;
 pub mod options;
 pub mod report;
 mod report_text;
+pub mod stream;
 pub mod train;
 pub mod transform;
 
@@ -25,6 +26,7 @@ pub use complete::*;
 pub use dir::{atomic_write, read_safetensors, DataConfig, RunConfig, RunDir};
 pub use hooks::*;
 pub use latent::*;
+pub use stream::write_drawn;
 pub use options::TrainOptions;
 pub use train::{train, TrainSummary};
 pub use transform::*;
@@ -39,6 +41,13 @@ pub fn open(path: &Path) -> Result<(RunDir, RunConfig, Model)> {
     let dir = RunDir::open(path)?;
     let cfg = dir.read_config()?;
     let (model, _) = dir.load_model(&candle_core::Device::Cpu)?;
+    check_agree(path, &cfg, &model)?;
+    Ok((dir, cfg, model))
+}
+
+/// A run's `config.toml` and its checkpoint must describe one model, and the data shape must
+/// have the model's dimension: every command that opens a run refuses an edited config alike.
+pub fn check_agree(path: &Path, cfg: &RunConfig, model: &Model) -> Result<()> {
     if model.config.name() != cfg.model.name() {
         return Err(Error::config(format!(
             "{}: config.toml is for a {} model but model.safetensors holds a {}",
@@ -47,5 +56,21 @@ pub fn open(path: &Path) -> Result<(RunDir, RunConfig, Model)> {
             model.name()
         )));
     }
-    Ok((dir, cfg, model))
+    if model.config != cfg.model {
+        return Err(Error::config(format!(
+            "{}: config.toml and model.safetensors describe different models (was config.toml \
+            edited? the checkpoint's own config is in its metadata)",
+            path.display()
+        )));
+    }
+    let dim: usize = cfg.data.shape.iter().product();
+    if !cfg.data.shape.is_empty() && dim != model.config.dim() {
+        return Err(Error::config(format!(
+            "{}: config.toml gives the data shape {:?} ({dim} values) but the model takes {}",
+            path.display(),
+            cfg.data.shape,
+            model.config.dim()
+        )));
+    }
+    Ok(())
 }

@@ -106,12 +106,7 @@ fn resume(o: &TrainOptions, path: &std::path::Path, dev: &Device) -> Result<Prep
     }
     let info = dir.checkpoint_info()?;
     let (model, step) = dir.load_model(dev)?;
-    if model.config != cfg.model {
-        return Err(Error::config(format!(
-            "{}: config.toml and model.safetensors describe different models",
-            path.display()
-        )));
-    }
+    super::check_agree(path, &cfg, &model)?;
     if step >= cfg.train.steps {
         let msg = format!(
             "{}: the run is already at step {step}; pass --steps larger than {step} to continue",
@@ -183,6 +178,11 @@ pub fn train(o: &TrainOptions, watch: &mut dyn Watch) -> Result<TrainSummary> {
         Some(v) => Some(transform::load_transformed(v, &p.cfg, false)?),
         None => None,
     };
+    for d in std::iter::once(&train_data).chain(val.as_ref().map(|v| &v.0)) {
+        for n in &d.notes {
+            watch.note(&format!("{}: {n}", d.source));
+        }
+    }
     let res = match p.model.info().training {
         Training::Adversarial => {
             train_adversarial(&mut p, &train_data, val.as_ref().map(|v| &v.0), watch)
