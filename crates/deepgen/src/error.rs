@@ -83,3 +83,11 @@ impl Error {
         Error::Checkpoint { path: path.into(), msg: msg.into() }
     }
 }
+
+/// User text quoted in a message with its control characters escaped (`\n`, `\u{1b}`), so that
+/// a message stays one line and cannot drive the terminal.
+pub fn shown(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() })
+        .collect()
+}

@@ -138,9 +138,24 @@ fn csv_files() {
     let d = DataSpec::Csv(p).load(0).unwrap();
     assert_eq!((d.n, d.shape.clone()), (3, vec![2]));
     assert_eq!(d.x, vec![1.0, 2.0, 3.5, -4.0, 5.0, 0.6]);
+    assert_eq!(d.notes, vec!["line 1 taken as a header and skipped: `3,2,x,y`".to_string()]);
+    // A byte order mark does not turn the first row into a header; `;` and tabs separate too.
+    for (name, text) in [
+        ("bom.csv", &b"\xEF\xBB\xBF1,2\n3,4\n"[..]),
+        ("semi.csv", b"1;2\n3;4\n"),
+        ("tab.csv", b"1\t2\n3\t4\n"),
+        ("header-semi.csv", b"a;b\n1;2\n3;4\n"),
+    ] {
+        let d = DataSpec::Csv(write(tmp.path(), name, text)).load(0).unwrap();
+        assert_eq!((d.n, d.x.clone()), (2, vec![1.0, 2.0, 3.0, 4.0]), "{name}");
+        assert_eq!(d.notes.len(), usize::from(name.starts_with("header")), "{name}");
+    }
+    let e = DataSpec::Csv(write(tmp.path(), "bin.csv", b"1,2\n\xff\n")).load(0).unwrap_err();
+    assert!(e.to_string().contains("bin.csv: line 2: not UTF-8 text"), "{e}");
     for (name, text, want) in [
         ("nan.csv", "1,2\nnan,3\n", "line 2, column 1: value NaN is not finite"),
-        ("ragged.csv", "1,2\n3\n", "line 2: 1 columns, expected 2"),
+        ("ragged.csv", "1,2\n3\n", "line 2: 1 columns separated by `,`, expected 2"),
+        ("mixed.csv", "1;2\n3,4\n", "line 2: 1 columns separated by `;`, expected 2 (it has `,`"),
         ("word.csv", "1,2\n3,abc\n", "line 2, column 2: `abc` is not a number"),
         ("empty.csv", "", "empty"),
     ] {
@@ -182,7 +197,7 @@ fn npy_f64_u8_and_unsupported_dtypes() {
     assert_eq!((d.shape.clone(), d.x.clone()), (vec![1, 2, 2], vec![0.0, 0.2, 1.0, 0.4]));
     let p = write(tmp.path(), "i.npy", &npy::encode_raw("<i4", &[1, 1], &[1, 0, 0, 0]));
     let e = DataSpec::Npy(p).load(0).unwrap_err().to_string();
-    assert!(e.contains("i.npy") && e.contains("unsupported NPY dtype '<i4'"), "{e}");
+    assert!(e.contains("i.npy") && e.contains("unsupported NPY dtype `<i4` (supported: <f4, <f8, |u1)"), "{e}");
     let p = write(tmp.path(), "f.npy", &npy::encode_raw("<f4", &[1, 1], &[0, 0, 0, 0]));
     assert_eq!(DataSpec::Npy(p).load(0).unwrap().n, 1);
     let p = write(tmp.path(), "v.npy", &npy::encode_raw("<f4", &[4], &[0u8; 16]));

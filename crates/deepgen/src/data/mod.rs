@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::rng::{self, Rng};
 
-pub use sources::{load_csv, load_idx_prefix, load_png_dir};
+pub use sources::{
+    decode_png_bytes, load_csv, load_idx_prefix, load_png_dir, parse_csv, parse_csv_bytes,
+};
 
 /// Examples as rows.
 #[derive(Debug, Clone)]
@@ -255,6 +257,12 @@ pub enum DataSpec {
 impl std::str::FromStr for DataSpec {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
+        if s.chars().any(char::is_control) {
+            return Err(Error::config(format!(
+                "data spec `{}` contains a control character",
+                crate::error::shown(s)
+            )));
+        }
         // Modifiers are `+name[=value]` suffixes; a `+` that starts no known modifier stays part of
         // a path.
         let mut mods = Vec::new();

@@ -42,7 +42,7 @@ pub fn parse(b: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>, bool)> {
         "<f8" => (8, 'd'),
         "|u1" | "<u1" => (1, 'u'),
         d => {
-            let d: String = d.chars().take(24).collect();
+            let d = crate::error::shown(&d.chars().take(24).collect::<String>());
             return Err(bad(format!("unsupported NPY dtype `{d}` (supported: <f4, <f8, |u1)")));
         }
     };
@@ -60,7 +60,9 @@ pub fn parse(b: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>, bool)> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.parse::<usize>().map_err(|_| bad(format!("NPY shape entry `{s}` is not a number")))
+            s.parse::<usize>().map_err(|_| {
+                bad(format!("NPY shape entry `{}` is not a number", crate::error::shown(s)))
+            })
         })
         .collect::<Result<_>>()?;
     let n = shape

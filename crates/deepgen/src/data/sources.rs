@@ -193,14 +193,17 @@ pub fn load_png_dir(dir: &Path) -> Result<Dataset> {
 /// Decodes one PNG, its size checked against [`crate::limits::max_image_pixels`] from the header
 /// before any pixel is decoded (a 389 KB file can claim 20000x20000 pixels).
 fn decode_png(f: &Path) -> Result<image::DynamicImage> {
+    let bytes = std::fs::read(f).map_err(|e| Error::io(f, e))?;
+    decode_png_bytes(&bytes, f)
+}
+
+/// Decodes PNG bytes (see [`decode_png`]); `f` names the file in errors.
+pub fn decode_png_bytes(bytes: &[u8], f: &Path) -> Result<image::DynamicImage> {
     let bad = |e: image::ImageError| Error::bad_file(f, format!("cannot decode PNG: {e}"));
     let open = || {
-        image::ImageReader::open(f)
-            .map_err(|e| Error::io(f, e))?
-            .with_guessed_format()
-            .map_err(|e| Error::io(f, e))
+        image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Png)
     };
-    let (w, h) = open()?.into_dimensions().map_err(bad)?;
+    let (w, h) = open().into_dimensions().map_err(bad)?;
     let max = crate::limits::max_image_pixels();
     if w as u64 * h as u64 > max {
         return Err(Error::bad_file(
@@ -213,7 +216,7 @@ fn decode_png(f: &Path) -> Result<image::DynamicImage> {
     }
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(crate::limits::memory_bound());
-    let mut reader = open()?;
+    let mut reader = open();
     reader.limits(limits);
     reader.decode().map_err(bad)
 }
@@ -225,7 +228,12 @@ fn decode_png(f: &Path) -> Result<image::DynamicImage> {
 /// set's notes.
 pub fn load_csv(path: &Path) -> Result<Dataset> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    parse_csv_bytes(&bytes, path)
+}
+
+/// The bytes of a CSV file as a data set (see [`load_csv`]); `path` names it in errors.
+pub fn parse_csv_bytes(bytes: &[u8], path: &Path) -> Result<Dataset> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
         Error::bad_file(path, format!("line {line}: not UTF-8 text (is this a CSV file?)"))
@@ -257,9 +265,8 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Dataset> {
     let mut rows = lines.as_slice();
     let mut notes = vec![];
     if let Some((ln, first)) = rows.first() {
-        let sep = rows.get(1).map(|(_, l)| separator(l)).unwrap_or_else(|| separator(first));
-        if !numbers(first, sep) {
-            let shown: String = first.chars().take(60).collect();
+        if !numbers(first, separator(first)) {
+            let shown = crate::error::shown(&first.chars().take(60).collect::<String>());
             notes.push(format!("line {} taken as a header and skipped: `{shown}`", ln + 1));
             rows = &rows[1..];
         }
@@ -289,7 +296,7 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Dataset> {
         }
         for (c, f) in fields.iter().enumerate() {
             let v: f32 = f.trim().parse().map_err(|_| {
-                let f: String = f.trim().chars().take(40).collect();
+                let f = crate::error::shown(&f.trim().chars().take(40).collect::<String>());
                 Error::bad_file(
                     path,
                     format!("line {}, column {}: `{f}` is not a number", ln + 1, c + 1),

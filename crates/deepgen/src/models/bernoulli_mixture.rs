@@ -61,6 +61,7 @@ impl BernoulliMixture {
             return Err(Error::config("bernoulli-mixture: --components must be positive"));
         }
         let mix = p.zeros("mix", &[cfg.components], dev)?;
+        p.room(&[cfg.components, cfg.dim])?;
         let logits =
             p.add("logits", rng::uniform(rng, &[cfg.components, cfg.dim], -1.0, 1.0, dev)?)?;
         Ok(Self { mix, logits })

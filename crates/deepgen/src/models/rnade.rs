@@ -86,6 +86,7 @@ impl Rnade {
             }
         }
         let b = p.add("b", Tensor::from_vec(b0, (d, 3 * k), dev)?)?;
+        p.room(&[d, d])?; // the mask is no parameter, but as large as one
         let m: Vec<f32> = (0..d * d).map(|q| if q / d < q % d { 1.0 } else { 0.0 }).collect();
         let lower = Tensor::from_vec(m, (d, d), dev)?;
         Ok(Self { w, c, rho, v, b, lower, dim: d, k })

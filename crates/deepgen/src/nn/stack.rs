@@ -91,12 +91,14 @@ impl Stack {
 
     fn weight(
         &self,
+        p: &Params,
         shape: &[usize],
         fan_in: usize,
         init: Init,
         rng: &mut Rng,
     ) -> Result<(Tensor, Tensor)> {
         let n = *shape.last().unwrap_or(&1);
+        p.room(shape)?;
         Ok(match init {
             Init::Default => {
                 let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
@@ -122,7 +124,7 @@ impl Stack {
         init: Init,
         rng: &mut Rng,
     ) -> Result<&mut Self> {
-        let (w, b) = self.weight(&[self.out, n], self.out, init, rng)?;
+        let (w, b) = self.weight(p, &[self.out, n], self.out, init, rng)?;
         let w = self.register(p, &format!("{name}.weight"), w)?;
         let b = self.register(p, &format!("{name}.bias"), b)?;
         self.layers.push(Layer::Dense { w, b, relu });
@@ -143,7 +145,7 @@ impl Stack {
         rng: &mut Rng,
     ) -> Result<&mut Self> {
         let fan = g.k * g.k * c_in;
-        let (wt, b) = self.weight(&[fan, c_out], fan, init, rng)?;
+        let (wt, b) = self.weight(p, &[fan, c_out], fan, init, rng)?;
         let wi = self.register(p, &format!("{name}.weight"), wt)?;
         let bi = self.register(p, &format!("{name}.bias"), b)?;
         self.layers.push(Layer::Down { g, w: wi, b: bi });
@@ -164,7 +166,7 @@ impl Stack {
         rng: &mut Rng,
     ) -> Result<&mut Self> {
         let fan = g.k * g.k * c_in;
-        let (wt, _) = self.weight(&[c_in, g.k * g.k * c_out], fan, init, rng)?;
+        let (wt, _) = self.weight(p, &[c_in, g.k * g.k * c_out], fan, init, rng)?;
         let b = match init {
             Init::Default => {
                 let bound = 1.0 / (fan as f32).sqrt();
@@ -189,6 +191,7 @@ impl Stack {
         running: bool,
         rng: &mut Rng,
     ) -> Result<&mut Self> {
+        p.room(&[4 * c])?;
         let gamma = (rng::randn(rng, &[c], &self.dev)? * 0.02)? + 1.0;
         let gamma = self.register(p, &format!("{name}.weight"), gamma?)?;
         let beta =

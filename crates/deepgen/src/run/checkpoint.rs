@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 
-use super::dir::{read_safetensors, safetensors_bytes, RunDir};
+use super::dir::{parse_safetensors, read_safetensors, safetensors_bytes, RunDir};
 use crate::error::{Error, Result};
 use crate::files::atomic_write;
 use crate::models::{Model, ModelConfig};
@@ -131,27 +131,8 @@ impl RunDir {
     /// Returns the model and the step it was saved at.
     pub fn load_model(&self, dev: &Device) -> Result<(Model, usize)> {
         let p = self.file("model.safetensors");
-        let (tensors, meta) = read_safetensors(&p)?;
-        let cfg_json = meta.get("config").ok_or_else(|| {
-            Error::checkpoint(&p, "no model config in the metadata (not a deepgen checkpoint?)")
-        })?;
-        let cfg: ModelConfig = serde_json::from_str(cfg_json).map_err(|e| {
-            Error::checkpoint(&p, format!("model config in the metadata is invalid: {e}"))
-        })?;
-        let info = info_from(&meta, &p)?;
-        // A real checkpoint holds every parameter, so the model it describes is no larger than
-        // the tensors in the file: edited or damaged metadata cannot make us allocate more.
-        let stored: usize = tensors.values().map(|t| t.elem_count()).sum();
-        let model = Model::new_within(&cfg, info.seed, dev, stored).map_err(|e| match e {
-            Error::TooLarge { .. } => Error::checkpoint(
-                &p,
-                "the model config in the metadata describes more parameters than the file \
-                holds (a damaged or edited checkpoint)",
-            ),
-            e => e,
-        })?;
-        model.params.load(&tensors, &p)?;
-        Ok((model, info.step))
+        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        model_from_bytes(&bytes, &p, dev)
     }
 
     /// Restores the optimizer state saved with the model (each optimiser finds its own tensors).
@@ -247,4 +228,30 @@ fn info_from(meta: &HashMap<String, String>, p: &Path) -> Result<CheckpointInfo>
     let seed = meta.get("seed").and_then(|s| s.parse().ok()).unwrap_or(0);
     let metrics_bytes = meta.get("metrics_bytes").and_then(|s| s.parse().ok());
     Ok(CheckpointInfo { step, seed, metrics_bytes })
+}
+
+/// Rebuilds the model of a `model.safetensors` from its bytes (config from the metadata); `p`
+/// names the file in errors. Returns the model and the step it was saved at.
+pub fn model_from_bytes(bytes: &[u8], p: &Path, dev: &Device) -> Result<(Model, usize)> {
+    let (tensors, meta) = parse_safetensors(bytes, p)?;
+    let cfg_json = meta.get("config").ok_or_else(|| {
+        Error::checkpoint(p, "no model config in the metadata (not a deepgen checkpoint?)")
+    })?;
+    let cfg: ModelConfig = serde_json::from_str(cfg_json).map_err(|e| {
+        Error::checkpoint(p, format!("model config in the metadata is invalid: {e}"))
+    })?;
+    let info = info_from(&meta, p)?;
+    // A real checkpoint holds every parameter, so the model it describes is no larger than
+    // the tensors in the file: edited or damaged metadata cannot make us allocate more.
+    let stored: usize = tensors.values().map(|t| t.elem_count()).sum();
+    let model = Model::new_within(&cfg, info.seed, dev, stored).map_err(|e| match e {
+        Error::TooLarge { .. } => Error::checkpoint(
+            p,
+            "the model config in the metadata describes more parameters than the file \
+            holds (a damaged or edited checkpoint)",
+        ),
+        e => e,
+    })?;
+    model.params.load(&tensors, p)?;
+    Ok((model, info.step))
 }

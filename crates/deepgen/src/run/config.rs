@@ -34,9 +34,7 @@ pub fn free_run_dir(model: &str) -> PathBuf {
 fn read_config_file(o: &TrainOptions) -> Result<Option<RunConfig>> {
     let Some(p) = &o.run.config else { return Ok(None) };
     let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-    let cfg = toml::from_str(&text)
-        .map_err(|e| Error::config(format!("{}: {}", p.display(), e.message())))?;
-    Ok(Some(cfg))
+    Ok(Some(super::dir::parse_config(&text, p)?))
 }
 
 /// Builds the run config of a new run from options (over an optional config file).

@@ -63,10 +63,18 @@ pub(crate) fn safetensors_bytes(
 /// Reads a safetensors file: tensors and metadata.
 pub fn read_safetensors(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+    parse_safetensors(&bytes, path)
+}
+
+/// The tensors and metadata of safetensors bytes; `path` names the file in errors.
+pub fn parse_safetensors(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| Error::checkpoint(path, format!("not a valid safetensors file: {e}")))?;
     let meta = meta.metadata().clone().unwrap_or_default();
-    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+    let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
         .map_err(|e| Error::checkpoint(path, format!("cannot read tensors: {e}")))?;
     Ok((tensors, meta))
 }
@@ -112,7 +120,7 @@ impl RunDir {
     pub fn read_config(&self) -> Result<RunConfig> {
         let p = self.file("config.toml");
         let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-        toml::from_str(&text).map_err(|e| Error::bad_file(&p, e.message().to_string()))
+        parse_config(&text, &p)
     }
 
     /// Reads `metrics.jsonl`. A line that is not JSON is an error naming it, except a last line
@@ -122,6 +130,19 @@ impl RunDir {
         let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
         parse_metrics(&bytes, &p)
     }
+}
+
+/// A `config.toml`'s text as a run config; `p` names the file in errors, which are one line
+/// with the line number (toml's own messages span several lines).
+pub fn parse_config(text: &str, p: &Path) -> Result<RunConfig> {
+    toml::from_str(text).map_err(|e| {
+        let msg: Vec<&str> = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let at = e
+            .span()
+            .map(|s| format!("line {}: ", text[..s.start.min(text.len())].matches('\n').count() + 1))
+            .unwrap_or_default();
+        Error::bad_file(p, format!("{at}{}", msg.join(", ")))
+    })
 }
 
 /// The lines of a `metrics.jsonl` (see [`RunDir::metrics`]).
