@@ -22,7 +22,11 @@ fn main() -> std::process::ExitCode {
         ("fvsbn, digits, checkpoint every step", "train fvsbn --data digits --eval-every 1", 600),
         ("nade, digits, checkpoint every 5 steps", "train nade --data digits --eval-every 5", 300),
         ("vae, digits, checkpoint every 10 steps", "train vae --data digits --eval-every 10", 400),
-        ("gan, toy:ring8, checkpoint every 5 steps", "train gan --data toy:ring8 --eval-every 5", 300),
+        (
+            "gan, toy:ring8, checkpoint every 5 steps",
+            "train gan --data toy:ring8 --eval-every 5",
+            300,
+        ),
     ];
     println!(
         "| run | trials | resumed bit-identical | unresumable | killed during a checkpoint \

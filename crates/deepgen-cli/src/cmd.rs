@@ -33,7 +33,11 @@ impl Stop {
         // before this signal set it (signal_hook's documented double-Ctrl-C pattern).
         for (sig, f, code) in [(SIGINT, &s.0, 130), (SIGTERM, &s.1, 143)] {
             flag::register_conditional_shutdown(sig, code, Arc::clone(f))?;
-            flag::register_conditional_shutdown(sig, code, Arc::clone(if sig == SIGINT { &s.1 } else { &s.0 }))?;
+            flag::register_conditional_shutdown(
+                sig,
+                code,
+                Arc::clone(if sig == SIGINT { &s.1 } else { &s.0 }),
+            )?;
             flag::register(sig, Arc::clone(f))?;
         }
         Ok(s)

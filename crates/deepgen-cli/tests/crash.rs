@@ -138,4 +138,3 @@ fn a_second_signal_stops_at_once_and_the_checkpoint_before_it_resumes() {
     r.complete(d, "ref");
     assert!(r.fingerprint(&d.join("ref")) == r.fingerprint(&d.join("run")));
 }
-

@@ -202,7 +202,9 @@ impl Adam {
             if s.flatten_all()?.to_vec1::<f32>()?.iter().any(|v| !v.is_finite()) {
                 return Err(Error::checkpoint(
                     path,
-                    format!("optimizer state `{key}` holds a non-finite value: the file is damaged"),
+                    format!(
+                        "optimizer state `{key}` holds a non-finite value: the file is damaged"
+                    ),
                 ));
             }
             mv.set(&s.to_device(mv.device())?)?;

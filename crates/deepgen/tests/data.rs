@@ -197,7 +197,10 @@ fn npy_f64_u8_and_unsupported_dtypes() {
     assert_eq!((d.shape.clone(), d.x.clone()), (vec![1, 2, 2], vec![0.0, 0.2, 1.0, 0.4]));
     let p = write(tmp.path(), "i.npy", &npy::encode_raw("<i4", &[1, 1], &[1, 0, 0, 0]));
     let e = DataSpec::Npy(p).load(0).unwrap_err().to_string();
-    assert!(e.contains("i.npy") && e.contains("unsupported NPY dtype `<i4` (supported: <f4, <f8, |u1)"), "{e}");
+    assert!(
+        e.contains("i.npy") && e.contains("unsupported NPY dtype `<i4` (supported: <f4, <f8, |u1)"),
+        "{e}"
+    );
     let p = write(tmp.path(), "f.npy", &npy::encode_raw("<f4", &[1, 1], &[0, 0, 0, 0]));
     assert_eq!(DataSpec::Npy(p).load(0).unwrap().n, 1);
     let p = write(tmp.path(), "v.npy", &npy::encode_raw("<f4", &[4], &[0u8; 16]));

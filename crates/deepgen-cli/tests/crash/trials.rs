@@ -62,7 +62,11 @@ impl Recipe {
         let opt = run.join(deepgen::run::checkpoint::optimizer_file(self.steps));
         let m = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics");
         let metrics = m.lines().filter(|l| !l.contains("elapsed_s")).map(String::from).collect();
-        Fingerprint { weights: read(&run.join("model.safetensors")), optimizer: read(&opt), metrics }
+        Fingerprint {
+            weights: read(&run.join("model.safetensors")),
+            optimizer: read(&opt),
+            metrics,
+        }
     }
 }
 

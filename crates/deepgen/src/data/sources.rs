@@ -200,9 +200,8 @@ fn decode_png(f: &Path) -> Result<image::DynamicImage> {
 /// Decodes PNG bytes (see [`decode_png`]); `f` names the file in errors.
 pub fn decode_png_bytes(bytes: &[u8], f: &Path) -> Result<image::DynamicImage> {
     let bad = |e: image::ImageError| Error::bad_file(f, format!("cannot decode PNG: {e}"));
-    let open = || {
-        image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Png)
-    };
+    let open =
+        || image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Png);
     let (w, h) = open().into_dimensions().map_err(bad)?;
     let max = crate::limits::max_image_pixels();
     if w as u64 * h as u64 > max {
@@ -259,9 +258,8 @@ fn sep_name(c: char) -> &'static str {
 pub fn parse_csv(text: &str, path: &Path) -> Result<Dataset> {
     let lines: Vec<(usize, &str)> =
         text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
-    let numbers = |l: &str, sep: char| -> bool {
-        l.split(sep).all(|f| f.trim().parse::<f32>().is_ok())
-    };
+    let numbers =
+        |l: &str, sep: char| -> bool { l.split(sep).all(|f| f.trim().parse::<f32>().is_ok()) };
     let mut rows = lines.as_slice();
     let mut notes = vec![];
     if let Some((ln, first)) = rows.first() {
@@ -282,7 +280,9 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Dataset> {
         if fields.len() != ncol {
             let other = [',', ';', '\t'].into_iter().find(|c| *c != sep && l.contains(*c));
             let mixed = other
-                .map(|o| format!(" (it has {} where earlier lines use {})", sep_name(o), sep_name(sep)))
+                .map(|o| {
+                    format!(" (it has {} where earlier lines use {})", sep_name(o), sep_name(sep))
+                })
                 .unwrap_or_default();
             return Err(Error::bad_file(
                 path,

@@ -258,8 +258,7 @@ pub struct Threshold {
 
 impl Threshold {
     pub fn read(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let t: Threshold = serde_json::from_str(&text).map_err(|e| {
             Error::bad_file(path.display().to_string(), format!("not a threshold file: {e}"))
         })?;

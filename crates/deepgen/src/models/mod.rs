@@ -342,7 +342,12 @@ impl Model {
 
     /// Builds a model of at most `budget` parameters; a larger one is [`Error::TooLarge`],
     /// found before its tensors are allocated.
-    pub fn new_within(config: &ModelConfig, seed: u64, dev: &Device, budget: usize) -> Result<Self> {
+    pub fn new_within(
+        config: &ModelConfig,
+        seed: u64,
+        dev: &Device,
+        budget: usize,
+    ) -> Result<Self> {
         if config.dim() == 0 {
             return Err(Error::config("model dimension must be positive"));
         }

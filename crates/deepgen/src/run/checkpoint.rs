@@ -82,7 +82,8 @@ impl RunDir {
         let opt_name = optimizer_file(step);
         let op = self.file(&opt_name);
         let state: HashMap<String, Tensor> = opts.iter().flat_map(|o| o.state()).collect();
-        let ob = safetensors_bytes(&state, HashMap::from([("step".into(), step.to_string())]), &op)?;
+        let ob =
+            safetensors_bytes(&state, HashMap::from([("step".into(), step.to_string())]), &op)?;
         atomic_write(&op, &ob)?;
         crate::files::fault_point("checkpoint:optimizer-written");
         let meta = HashMap::from([
@@ -198,7 +199,10 @@ impl RunDir {
             _ => {
                 let lines = super::dir::parse_metrics(&bytes, &p)?;
                 let mut out = String::new();
-                for v in lines.iter().filter(|v| v["step"].as_u64().is_some_and(|s| s as usize <= info.step)) {
+                for v in lines
+                    .iter()
+                    .filter(|v| v["step"].as_u64().is_some_and(|s| s as usize <= info.step))
+                {
                     out.push_str(&v.to_string());
                     out.push('\n');
                 }
@@ -214,7 +218,8 @@ impl RunDir {
     pub fn accept_resume(&self, metrics: &[u8], step: usize) -> Result<()> {
         atomic_write(&self.file("metrics.jsonl"), metrics)?;
         let named = self.file(&optimizer_file(step));
-        let keep = if named.is_file() { optimizer_file(step) } else { "optimizer.safetensors".into() };
+        let keep =
+            if named.is_file() { optimizer_file(step) } else { "optimizer.safetensors".into() };
         self.remove_stale(Some(&keep));
         Ok(())
     }

@@ -139,7 +139,9 @@ pub fn parse_config(text: &str, p: &Path) -> Result<RunConfig> {
         let msg: Vec<&str> = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect();
         let at = e
             .span()
-            .map(|s| format!("line {}: ", text[..s.start.min(text.len())].matches('\n').count() + 1))
+            .map(|s| {
+                format!("line {}: ", text[..s.start.min(text.len())].matches('\n').count() + 1)
+            })
             .unwrap_or_default();
         Error::bad_file(p, format!("{at}{}", msg.join(", ")))
     })
@@ -149,7 +151,10 @@ pub fn parse_config(text: &str, p: &Path) -> Result<RunConfig> {
 pub fn parse_metrics(bytes: &[u8], p: &Path) -> Result<Vec<serde_json::Value>> {
     let complete = bytes.iter().rposition(|&b| b == b'\n').map(|i| i + 1).unwrap_or(0);
     let text = std::str::from_utf8(&bytes[..complete]).map_err(|e| {
-        Error::bad_file(p, format!("not UTF-8 text (byte {}); the run's metrics are damaged", e.valid_up_to()))
+        Error::bad_file(
+            p,
+            format!("not UTF-8 text (byte {}); the run's metrics are damaged", e.valid_up_to()),
+        )
     })?;
     let mut out = Vec::new();
     for (i, l) in text.lines().enumerate() {
@@ -157,7 +162,10 @@ pub fn parse_metrics(bytes: &[u8], p: &Path) -> Result<Vec<serde_json::Value>> {
             continue;
         }
         let v: serde_json::Value = serde_json::from_str(l).map_err(|e| {
-            Error::bad_file(p, format!("line {} is not a JSON object ({e}); the run's metrics are damaged", i + 1))
+            Error::bad_file(
+                p,
+                format!("line {} is not a JSON object ({e}); the run's metrics are damaged", i + 1),
+            )
         })?;
         if !v.is_object() {
             return Err(Error::bad_file(p, format!("line {} is not a JSON object", i + 1)));

@@ -23,11 +23,13 @@ pub mod transform;
 pub use artifacts::*;
 pub use checkpoint::{CheckpointInfo, RunLock};
 pub use complete::*;
-pub use dir::{atomic_write, parse_config, parse_safetensors, read_safetensors, DataConfig, RunConfig, RunDir};
+pub use dir::{
+    atomic_write, parse_config, parse_safetensors, read_safetensors, DataConfig, RunConfig, RunDir,
+};
 pub use hooks::*;
 pub use latent::*;
-pub use stream::write_drawn;
 pub use options::TrainOptions;
+pub use stream::write_drawn;
 pub use train::{train, TrainSummary};
 pub use transform::*;
 

@@ -56,9 +56,8 @@ pub fn write_drawn(
     }
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let res = stream(cfg, n, shape, &ext, &tmp, draw).and_then(|()| {
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-    });
+    let res = stream(cfg, n, shape, &ext, &tmp, draw)
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

@@ -62,7 +62,8 @@ impl Prepared {
             }
             None => {
                 self.made_dir = !self.dir.path.exists();
-                std::fs::create_dir_all(&self.dir.path).map_err(|e| Error::io(&self.dir.path, e))?;
+                std::fs::create_dir_all(&self.dir.path)
+                    .map_err(|e| Error::io(&self.dir.path, e))?;
                 self.lock = Some(self.dir.lock()?);
                 let _ = std::fs::remove_file(self.dir.file("metrics.jsonl"));
                 self.dir.write_config(&self.cfg)?;
@@ -143,7 +144,8 @@ fn check_out(path: &std::path::Path) -> Result<()> {
     }
     let Ok(rd) = std::fs::read_dir(path) else { return Ok(()) };
     let names: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into()).collect();
-    let ours = |n: &str| matches!(n, "config.toml" | "metrics.jsonl" | ".lock") || n.contains(".tmp-");
+    let ours =
+        |n: &str| matches!(n, "config.toml" | "metrics.jsonl" | ".lock") || n.contains(".tmp-");
     let run_without_checkpoint = RunDir { path: path.to_path_buf() }.read_config().is_ok();
     if names.iter().any(|n| !ours(n)) || (!names.is_empty() && !run_without_checkpoint) {
         return Err(Error::config(format!(

@@ -230,8 +230,9 @@ impl LikelihoodTrainer {
             let x = train.batch(&idx, &dev)?;
             let labels: Option<Vec<u32>> =
                 train.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect());
-            let rec =
-                self.step_labelled(model, &x, labels.as_deref(), s).map_err(|e| with_kept(e, kept))?;
+            let rec = self
+                .step_labelled(model, &x, labels.as_deref(), s)
+                .map_err(|e| with_kept(e, kept))?;
             hooks.on_step(&rec)?;
             let done = self.opt.step;
             let due = done.is_multiple_of(self.cfg.eval_every) || done == self.cfg.steps;

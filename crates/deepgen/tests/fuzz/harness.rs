@@ -13,8 +13,6 @@
 
 #![allow(dead_code)]
 
-
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -98,15 +96,20 @@ pub fn measure<T>(f: impl FnOnce() -> T) -> (T, usize) {
 // ---------------------------------------------------------------------------------------------
 // Targets.
 
+/// The call that parses one input: a valid result or a one-line error.
+pub type Parse = Box<dyn Fn(&[u8]) -> Result<(), String>>;
+/// Reframes a mutated input before the call.
+pub type Fix = fn(Vec<u8>, &mut ChaCha8Rng) -> Vec<u8>;
+
 /// A parser under test: its valid seeds and the call that parses one input.
 pub struct Target {
     pub name: &'static str,
     pub seeds: Vec<Vec<u8>>,
     /// Text formats also get dictionary tokens and number swaps.
     pub text: bool,
-    pub run: Box<dyn Fn(&[u8]) -> Result<(), String>>,
+    pub run: Parse,
     /// Restructures a mutated input before the call (the safetensors length prefix).
-    pub fix: Option<fn(Vec<u8>, &mut ChaCha8Rng) -> Vec<u8>>,
+    pub fix: Option<Fix>,
 }
 
 fn err(e: deepgen::error::Error) -> String {
@@ -262,8 +265,12 @@ fn checkpoint_target() -> Target {
         text: false,
         fix: Some(fix_safetensors),
         run: Box::new(|b| {
-            deepgen::run::checkpoint::model_from_bytes(b, Path::new("model.safetensors"), &Device::Cpu)
-                .map_err(err)?;
+            deepgen::run::checkpoint::model_from_bytes(
+                b,
+                Path::new("model.safetensors"),
+                &Device::Cpu,
+            )
+            .map_err(err)?;
             Ok(())
         }),
     }
@@ -385,8 +392,20 @@ fn gzip(b: &[u8]) -> Vec<u8> {
 const INTERESTING_U32: [u32; 10] =
     [0, 1, 2, 0x7f, 0xff, 0xffff, 0x10000, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff];
 const NUMBERS: [&str; 14] = [
-    "0", "-1", "1e30", "-1e30", "NaN", "inf", "99999999999", "4294967296", "18446744073709551616",
-    "1000000", "0.0", "-0", "65536", "3",
+    "0",
+    "-1",
+    "1e30",
+    "-1e30",
+    "NaN",
+    "inf",
+    "99999999999",
+    "4294967296",
+    "18446744073709551616",
+    "1000000",
+    "0.0",
+    "-0",
+    "65536",
+    "3",
 ];
 const TOKENS: [&str; 16] = [
     "\u{feff}", ",", ";", "\t", "\n", "+", ":", "=", "\"", "[", "]", "{", "}", "+only=", "+noise=",
@@ -531,7 +550,8 @@ pub fn fuzz(t: &Target, n: usize, seed: u64) -> Tally {
     std::panic::set_hook(Box::new(|_| {}));
     for _ in 0..n {
         let b = input(t, &mut r);
-        let (res, peak) = measure(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (t.run)(&b))));
+        let (res, peak) =
+            measure(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (t.run)(&b))));
         tally.inputs += 1;
         tally.peak_bytes = tally.peak_bytes.max(peak);
         if peak as u64 > BOUND + 16 * b.len() as u64 + (1 << 20) {
