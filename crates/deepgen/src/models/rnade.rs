@@ -86,7 +86,8 @@ impl Rnade {
             }
         }
         let b = p.add("b", Tensor::from_vec(b0, (d, 3 * k), dev)?)?;
-        p.room(&[d, d])?; // the mask is no parameter, but as large as one
+        // The mask is no parameter (a checkpoint does not hold it) but may be as large as one.
+        crate::limits::check_values("the rnade mask", (d as u64).saturating_mul(d as u64), 4)?;
         let m: Vec<f32> = (0..d * d).map(|q| if q / d < q % d { 1.0 } else { 0.0 }).collect();
         let lower = Tensor::from_vec(m, (d, d), dev)?;
         Ok(Self { w, c, rho, v, b, lower, dim: d, k })
