@@ -189,6 +189,9 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         if k == 0 {
             bail!("--iw-samples must be at least 1");
         }
+        // Every batch keeps k log-weights per example (and decodes up to 4096 rows at a time).
+        let what = format!("--iw-samples {k} with --batch-size {batch}");
+        deepgen::limits::check_draws(&what, k.saturating_mul(batch), 1)?;
         let ModelConfig::Vae(mut c) = model.config.clone() else {
             bail!("--iw-samples applies only to vae runs")
         };

@@ -19,12 +19,15 @@ pub fn positive(flag: &str, v: i64) -> Result<usize> {
     Ok(v as usize)
 }
 
-/// `runs/MODEL`, or `runs/MODEL-2`, ... if taken.
+/// `runs/MODEL`, or `runs/MODEL-2`, ... if taken (anything in it, or a file of that name).
 pub fn free_run_dir(model: &str) -> PathBuf {
     let base = PathBuf::from("runs");
     let mut p = base.join(model);
     let mut k = 2;
-    while p.join("model.safetensors").exists() || p.join("config.toml").exists() {
+    let taken = |p: &PathBuf| {
+        p.exists() && std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(true)
+    };
+    while taken(&p) {
         p = base.join(format!("{model}-{k}"));
         k += 1;
     }

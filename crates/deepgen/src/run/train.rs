@@ -64,7 +64,10 @@ impl Prepared {
                 self.made_dir = !self.dir.path.exists();
                 std::fs::create_dir_all(&self.dir.path)
                     .map_err(|e| Error::io(&self.dir.path, e))?;
-                self.lock = Some(self.dir.lock()?);
+                let lock = self.dir.lock()?;
+                // Checked again under the lock: another run may have finished there meanwhile.
+                check_out(&self.dir.path)?;
+                self.lock = Some(lock);
                 let _ = std::fs::remove_file(self.dir.file("metrics.jsonl"));
                 self.dir.write_config(&self.cfg)?;
             }
@@ -74,7 +77,9 @@ impl Prepared {
 
     /// After a new run failed before its first checkpoint: removes what it wrote.
     fn clean_up_failed(&self) {
-        if self.resumed.is_some() || self.dir.file("model.safetensors").exists() {
+        // Without the lock this call wrote nothing (another process may be training there).
+        let ours = self.lock.is_some() && self.resumed.is_none();
+        if !ours || self.dir.file("model.safetensors").exists() {
             return;
         }
         if self.made_dir {
@@ -143,9 +148,13 @@ fn check_out(path: &std::path::Path) -> Result<()> {
         return Err(Error::config(format!("{flag}: is a file, not a directory")));
     }
     let Ok(rd) = std::fs::read_dir(path) else { return Ok(()) };
-    let names: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into()).collect();
-    let ours =
-        |n: &str| matches!(n, "config.toml" | "metrics.jsonl" | ".lock") || n.contains(".tmp-");
+    // A lock and the temporary files of a killed write are ours whatever else is there.
+    let names: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into())
+        .filter(|n: &String| n != ".lock" && !n.contains(".tmp-"))
+        .collect();
+    let ours = |n: &str| matches!(n, "config.toml" | "metrics.jsonl");
     let run_without_checkpoint = RunDir { path: path.to_path_buf() }.read_config().is_ok();
     if names.iter().any(|n| !ours(n)) || (!names.is_empty() && !run_without_checkpoint) {
         return Err(Error::config(format!(
