@@ -36,7 +36,7 @@ pub enum Error {
         "the model would hold {} parameters, more than the {budget} that fit in the memory \
         available ({} at 16 bytes each: weights, gradients, two Adam moments); make it smaller",
         params.map(|p| p.to_string()).unwrap_or_else(|| "more than 2^64".into()),
-        crate::limits::show_bytes(*budget as u64 * 16)
+        show_bytes(*budget as u64 * 16)
     )]
     TooLarge { params: Option<usize>, budget: usize },
 
@@ -90,4 +90,14 @@ pub fn shown(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() })
         .collect()
+}
+
+/// Human-readable bytes: `3.2 GB`, `512 MB`.
+pub fn show_bytes(b: u64) -> String {
+    let gb = b as f64 / (1u64 << 30) as f64;
+    if gb >= 1.0 {
+        format!("{gb:.1} GB")
+    } else {
+        format!("{:.0} MB", (b as f64 / (1u64 << 20) as f64).max(1.0))
+    }
 }

@@ -10,6 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use crate::error::show_bytes;
 use crate::error::{Error, Result};
 
 /// The most pixels one image may have before it is decoded (`DEEPGEN_MAX_IMAGE_PIXELS` overrides):
@@ -65,16 +66,6 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
         _ => (s, 1),
     };
     num.trim().parse::<u64>().ok()?.checked_mul(mul)
-}
-
-/// Human-readable bytes: `3.2 GB`, `512 MB`.
-pub fn show_bytes(b: u64) -> String {
-    let gb = b as f64 / (1u64 << 30) as f64;
-    if gb >= 1.0 {
-        format!("{gb:.1} GB")
-    } else {
-        format!("{:.0} MB", (b as f64 / (1u64 << 20) as f64).max(1.0))
-    }
 }
 
 /// `count` values of `size` bytes each, or an error saying what would not fit.

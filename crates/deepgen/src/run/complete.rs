@@ -5,7 +5,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
-use super::artifacts::to_data_units;
+use super::examples::to_data_units;
 use super::RunConfig;
 use crate::data::Dataset;
 use crate::error::{Error, Result};

@@ -11,12 +11,12 @@ pub mod complete;
 pub mod config;
 pub mod detect;
 pub mod dir;
+pub mod examples;
 pub mod hooks;
 pub mod latent;
 pub mod options;
 pub mod report;
 mod report_text;
-pub mod stream;
 pub mod train;
 pub mod transform;
 
@@ -26,10 +26,10 @@ pub use complete::*;
 pub use dir::{
     atomic_write, parse_config, parse_safetensors, read_safetensors, DataConfig, RunConfig, RunDir,
 };
+pub use examples::*;
 pub use hooks::*;
 pub use latent::*;
 pub use options::TrainOptions;
-pub use stream::write_drawn;
 pub use train::{train, TrainSummary};
 pub use transform::*;
 

@@ -9,7 +9,7 @@ use candle_core::Device;
 
 use super::config::{free_run_dir, new_run_config, positive};
 use super::options::TrainOptions;
-use super::{artifacts, hooks, transform, RunConfig, RunDir, RunLock, Watch};
+use super::{artifacts, examples, hooks, transform, RunConfig, RunDir, RunLock, Watch};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::modes::DEFAULT_MIN_SHARE;
@@ -273,7 +273,7 @@ fn train_likelihood(
     }
     if train_data.is_image() || train_data.dim() == 2 {
         let mean = model.get::<Vae>().is_some();
-        artifacts::write_samples(
+        examples::write_samples(
             model,
             cfg,
             64,
@@ -285,7 +285,7 @@ fn train_likelihood(
         let recon_src = val.map(|v| &v.0).unwrap_or(train_data);
         artifacts::write_reconstructions(model, recon_src, 32, &dir.file("reconstructions.png"))?;
     } else {
-        artifacts::write_samples(model, cfg, 64, false, &mut r, &dir.file("samples.csv"), None)?;
+        examples::write_samples(model, cfg, 64, false, &mut r, &dir.file("samples.csv"), None)?;
     }
     artifacts::write_loss_plot(dir, model.name())?;
     if let Some((v, log_det)) = val {
@@ -327,11 +327,11 @@ fn train_adversarial(
     if let (Some(g), true) = (conditional, train_data.is_image()) {
         // One row per class: `classes` rows of `classes` samples make a square grid.
         let rows = artifacts::class_rows(model, g.cfg.classes, &mut r)?;
-        artifacts::write_examples(model, cfg, &rows, &dir.file("samples.png"), None)?;
+        examples::write_examples(model, cfg, &rows, &dir.file("samples.png"), None)?;
         wrote.push(dir.file("samples.png"));
     } else if train_data.is_image() || train_data.dim() == 2 {
         let n = if train_data.dim() == 2 { 2500 } else { 64 };
-        artifacts::write_samples(
+        examples::write_samples(
             model,
             cfg,
             n,
@@ -342,7 +342,7 @@ fn train_adversarial(
         )?;
         wrote.push(dir.file("samples.png"));
     } else {
-        artifacts::write_samples(model, cfg, 64, false, &mut r, &dir.file("samples.csv"), None)?;
+        examples::write_samples(model, cfg, 64, false, &mut r, &dir.file("samples.csv"), None)?;
         wrote.push(dir.file("samples.csv"));
     }
     wrote.extend(artifacts::write_info_grids(model, &mut r, &dir.path)?);
