@@ -239,3 +239,27 @@ fn a_run_is_trained_by_one_process_at_a_time() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("another deepgen process is training this run"), "{err}");
 }
+
+#[test]
+fn runs_saved_before_the_one_unit_checkpoint_still_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    train_fvsbn(d, "old", "5");
+    train_fvsbn(d, "new", "10");
+    // The earlier layout: one `optimizer.safetensors`.
+    std::fs::rename(d.join("old/optimizer-5.safetensors"), d.join("old/optimizer.safetensors"))
+        .unwrap();
+    ok(d, &["train", "--resume", "old", "--steps", "10"]);
+    assert!(!d.join("old/optimizer.safetensors").exists(), "the old file was not replaced");
+    let weights = |run: &str| {
+        let (t, _) =
+            deepgen::run::read_safetensors(&d.join(run).join("model.safetensors")).unwrap();
+        let mut v: Vec<(String, Vec<f32>)> = t
+            .iter()
+            .map(|(k, t)| (k.clone(), t.flatten_all().unwrap().to_vec1().unwrap()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    assert!(weights("old") == weights("new"));
+}
