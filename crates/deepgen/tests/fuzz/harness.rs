@@ -224,6 +224,21 @@ fn png_target() -> Target {
     }
 }
 
+/// A folder of PNGs: a valid `a.png` of 6x5 grey pixels beside the mutated `b.png` (the
+/// folder reader's checks: one size and colour type for all, the data set's size).
+fn png_folder_target() -> Target {
+    let mut t = png_target();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join("a.png"), &t.seeds[0]).expect("write a.png");
+    t.name = "PNG folder";
+    t.run = Box::new(move |b| {
+        std::fs::write(dir.path().join("b.png"), b).map_err(|e| e.to_string())?;
+        data::load_png_dir(dir.path()).map_err(err)?;
+        Ok(())
+    });
+    t
+}
+
 /// `model.safetensors` bytes of a freshly built tiny model.
 fn checkpoint_bytes(name: &str, shape: &[usize]) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -374,6 +389,7 @@ pub fn targets() -> Vec<Target> {
         npy_target(),
         csv_target(),
         png_target(),
+        png_folder_target(),
         checkpoint_target(),
         config_target(),
         spec_target(),
