@@ -276,3 +276,45 @@ fn datasets_reject_nan_and_bad_shapes() {
     assert!(Dataset::new("src", vec![1.0, 2.0, 3.0], vec![2], None).is_err());
     assert!(Dataset::new("src", vec![1.0, 2.0], vec![2], Some(vec![1, 2])).is_err());
 }
+
+#[test]
+fn domain_modifiers_thick_thin_tint_upscale() {
+    let load = |s: &str| s.parse::<DataSpec>().unwrap().load(0);
+    let base = load("mnist:test").unwrap();
+    let mean = |d: &deepgen::data::Dataset| d.x.iter().sum::<f32>() / d.x.len() as f32;
+    let (thick, thin) = (load("mnist:test+thick").unwrap(), load("mnist:test+thin").unwrap());
+    assert!(mean(&thick) > 1.5 * mean(&base) && mean(&thin) < 0.7 * mean(&base));
+    assert!(mean(&load("mnist:test+thick=2").unwrap()) > mean(&thick));
+    assert_eq!(thick.labels, base.labels);
+    // A colour: grey times the colour's RGB, three planes.
+    let digits = load("digits").unwrap();
+    let green = load("digits+tint=green").unwrap();
+    assert_eq!((green.shape.clone(), green.n), (vec![3, 8, 8], digits.n));
+    for i in [0, 700, 1499] {
+        let (g, r) = (green.row(i), digits.row(i));
+        assert!(g[..64].iter().chain(&g[128..]).all(|&v| v == 0.0));
+        assert_eq!(&g[64..128], r);
+    }
+    // The 8x8 digits at 28x28: bilinear keeps the ink about where it was.
+    let up = load("digits+upscale=28").unwrap();
+    assert_eq!((up.shape.clone(), up.n), (vec![1, 28, 28], digits.n));
+    assert!(up.x.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert!((mean(&up) - mean(&digits)).abs() < 0.02, "{} vs {}", mean(&up), mean(&digits));
+    // Colour images round-trip through NPY.
+    let tmp = tempfile::tempdir().unwrap();
+    let p = write(tmp.path(), "c.npy", &npy::encode_f32(&[green.n, 3, 8, 8], &green.x));
+    let back = DataSpec::Npy(p).load(0).unwrap();
+    assert_eq!((back.shape, back.x), (green.shape.clone(), green.x.clone()));
+    for (spec, want) in [
+        ("digits+tint=mauve", "unknown colour `mauve` (expected red, green, blue"),
+        ("digits+tint", "`tint` needs a colour"),
+        ("digits+tint=red+tint=red", "colours one-channel images, these have 3 channels"),
+        ("toy:ring8+thick", "`thick and thin` needs images"),
+        ("digits+thin=9", "the number of steps must be 1 to 8"),
+        ("digits+upscale=0", "needs a side of 1 to 1024 pixels"),
+        ("digits+upscale=x", "needs a side of 1 to 1024 pixels"),
+    ] {
+        let e = spec.parse::<DataSpec>().and_then(|s| s.load(0)).unwrap_err().to_string();
+        assert!(e.contains(want), "{spec}: {e}");
+    }
+}

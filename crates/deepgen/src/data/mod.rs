@@ -7,6 +7,7 @@
 //! select classes or corrupt the rows ([`modify`]).
 //! Image pixels are scaled to [0, 1]; CSV and float NPY values are kept as they are.
 
+pub mod domains;
 pub mod idx;
 pub mod modify;
 pub mod npy;

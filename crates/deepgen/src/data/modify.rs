@@ -27,9 +27,22 @@ pub enum Modifier {
     Flip,
     /// Halve the digit: each image scaled to half size and centred on a blank canvas.
     Shrink,
+    /// Thicker strokes: grey dilation by the 3x3 cross, K times ([`super::domains`]).
+    Thick(usize),
+    /// Thinner strokes: grey erosion by the 3x3 cross, K times.
+    Thin(usize),
+    /// A one-channel image in a colour: `[1, H, W]` -> `[3, H, W]`.
+    Tint(String, [f32; 3]),
+    /// Bilinear resampling of every image to N x N (the 8x8 UCI digits at 28x28: a second
+    /// hand-writing domain beside MNIST).
+    Upscale(usize),
 }
 
-pub const NAMES: &str = "only=L, without=L, noise[=S], uniform, invert, rotate, flip, shrink";
+pub const NAMES: &str = "only=L, without=L, noise[=S], uniform, invert, rotate, flip, shrink, \
+    thick[=K], thin[=K], tint=COLOUR, upscale=N";
+
+/// The largest side `+upscale` makes.
+pub const MAX_UPSCALE: usize = 1024;
 
 impl Modifier {
     /// Parses `name[=arg]`; `None` when `name` is not a modifier.
@@ -73,6 +86,31 @@ impl Modifier {
             "rotate" => none(Modifier::Rotate),
             "flip" => none(Modifier::Flip),
             "shrink" => none(Modifier::Shrink),
+            "thick" | "thin" => {
+                let k = match arg {
+                    None => Ok(1),
+                    Some(a) => match a.parse::<usize>() {
+                        Ok(k) if (1..=8).contains(&k) => Ok(k),
+                        _ => Err(Error::config(format!(
+                            "data modifier `{s}`: the number of steps must be 1 to 8"
+                        ))),
+                    },
+                };
+                k.map(|k| if name == "thick" { Modifier::Thick(k) } else { Modifier::Thin(k) })
+            }
+            "tint" => match arg {
+                Some(c) => super::domains::colour(c)
+                    .map(|rgb| Modifier::Tint(c.to_string(), rgb))
+                    .map_err(|e| Error::config(format!("data modifier `{s}`: {e}"))),
+                None => Err(Error::config("data modifier `tint` needs a colour, e.g. tint=red")),
+            },
+            "upscale" => match arg.map(str::parse::<usize>) {
+                Some(Ok(n)) if (1..=MAX_UPSCALE).contains(&n) => Ok(Modifier::Upscale(n)),
+                _ => Err(Error::config(format!(
+                    "data modifier `{s}` needs a side of 1 to {MAX_UPSCALE} pixels, e.g. \
+                    upscale=28"
+                ))),
+            },
             _ => return None,
         })
     }
@@ -110,8 +148,40 @@ impl Modifier {
                 None => Ok(()),
             }
         };
+        match self {
+            Modifier::Tint(_, rgb) => {
+                let (c, h, w) = Self::image_dims(&d, "tint")?;
+                if c != 1 {
+                    return Err(Error::config(format!(
+                        "{source}: `tint` colours one-channel images, these have {c} channels"
+                    )));
+                }
+                unit(&d, "tint")?;
+                let x: Vec<f32> =
+                    d.x.chunks(h * w).flat_map(|g| super::domains::tint(g, *rgb)).collect();
+                return Dataset::new(source, x, vec![3, h, w], d.labels.clone());
+            }
+            Modifier::Upscale(n) => {
+                let (c, h, w) = Self::image_dims(&d, "upscale")?;
+                let values = (d.n as u64) * (c as u64) * (*n as u64) * (*n as u64);
+                crate::limits::check_values(source, values, 4)?;
+                let x = super::domains::resize(&d.x, h, w, *n, *n);
+                return Dataset::new(source, x, vec![c, *n, *n], d.labels.clone());
+            }
+            Modifier::Thick(k) | Modifier::Thin(k) => {
+                let (_, h, w) = Self::image_dims(&d, "thick and thin")?;
+                let mut x = d.x.clone();
+                for _ in 0..*k {
+                    super::domains::morph(&mut x, h, w, matches!(self, Modifier::Thick(_)));
+                }
+                return Dataset::new(source, x, d.shape.clone(), d.labels.clone());
+            }
+            _ => {}
+        }
         let mut x = d.x.clone();
         match self {
+            // Each of these returned above.
+            Modifier::Tint(..) | Modifier::Upscale(_) | Modifier::Thick(_) | Modifier::Thin(_) => {}
             Modifier::Only(l) => return keep(d, &|y| l.contains(&y)),
             Modifier::Without(l) => return keep(d, &|y| !l.contains(&y)),
             Modifier::Noise(s) => {
