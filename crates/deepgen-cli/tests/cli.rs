@@ -1209,3 +1209,17 @@ fn models_and_help_say_what_the_registry_says() {
     assert!(help.contains(&steps) && steps.contains("4000 for vae"), "{help}");
     assert!(help.contains("[models: made]"), "{help}");
 }
+
+#[test]
+fn a_dcgan_trains_on_colour_domains_of_the_digits_and_samples_colour() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let data = "digits+upscale=16+thick+tint=red";
+    ok(d, &["train", "dcgan", "--data", data, "--steps", "2", "--batch-size", "16", "--out", "c"]);
+    ok(d, &["sample", "c", "-n", "4", "--out", "s.npy"]);
+    let (shape, v, _) = deepgen::data::npy::read_file(&d.join("s.npy")).unwrap();
+    assert_eq!((shape, v.len()), (vec![4, 3, 16, 16], 4 * 3 * 256));
+    ok(d, &["sample", "c", "-n", "4", "--out", "s.png"]);
+    let img = image::open(d.join("s.png")).unwrap();
+    assert!(matches!(img.color(), image::ColorType::Rgb8 | image::ColorType::Rgba8));
+}
