@@ -1296,3 +1296,26 @@ fn a_packed_critic_judges_each_group_as_one_example() {
     let e = Model::new(&ModelConfig::Gan(c), 0, &Device::Cpu).err().unwrap().to_string();
     assert!(e.contains("--pack") && e.contains("InfoGAN"), "{e}");
 }
+
+#[test]
+fn least_squares_losses_match_the_hand_computation_and_mao_et_al() {
+    let t = |v: &[f32]| Tensor::from_vec(v.to_vec(), v.len(), &Device::Cpu).unwrap();
+    let (vr, vf) = (t(&[1.0, 0.5]), t(&[0.0, 0.5]));
+    let terms = GanLoss::LeastSquares.critic(&vr, &vf).unwrap();
+    // 1/2 mean((0, 0.25)) + 1/2 mean((0, 0.25)) = 0.125; the estimate is its negative.
+    assert!((terms.loss.to_scalar::<f32>().unwrap() - 0.125).abs() < 1e-7);
+    assert!((terms.estimate.to_scalar::<f32>().unwrap() + 0.125).abs() < 1e-7);
+    // Generator: 1/2 mean((1, 0.25)) = 0.3125.
+    let g = GanLoss::LeastSquares.generator(&vf).unwrap().to_scalar::<f32>().unwrap();
+    assert!((g - 0.3125).abs() < 1e-7);
+    // Gradients by hand: d/dvr_i = (vr_i - 1) / n, d/dvf_i = vf_i / n (n = 2 each), so the
+    // critic's optimum is v = 1 on real and 0 on generated examples (eq. 9, b = 1, a = 0).
+    let (r, f) = (Var::from_tensor(&vr).unwrap(), Var::from_tensor(&vf).unwrap());
+    let loss = GanLoss::LeastSquares.critic(r.as_tensor(), f.as_tensor()).unwrap().loss;
+    let grads = loss.backward().unwrap();
+    let gr = grads.get(r.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+    let gf = grads.get(f.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!((gr, gf), (vec![0.0, -0.25], vec![0.0, 0.25]));
+    assert_eq!("lsgan".parse::<GanLoss>().unwrap(), GanLoss::LeastSquares);
+    assert_eq!(GanLoss::LeastSquares.name(), "least squares");
+}

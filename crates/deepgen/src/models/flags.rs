@@ -40,8 +40,8 @@ pub struct ModelFlags {
     /// Latent dimension: VAE and AAE codes, GAN noise z.
     #[arg(long)]
     pub latent: Option<usize>,
-    /// GANs: the objective: minimax, non-saturating, wasserstein, or an f-divergence
-    /// (kl, reverse-kl, js, pearson, hellinger, gan).
+    /// GANs: the objective: minimax, non-saturating, wasserstein, lsgan (least squares), or an
+    /// f-divergence (kl, reverse-kl, js, pearson, hellinger, gan).
     #[arg(long)]
     pub loss: Option<String>,
     /// f-GAN: the divergence (kl, reverse-kl, js, pearson, hellinger, gan) [default: js].

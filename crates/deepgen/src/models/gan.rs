@@ -156,6 +156,10 @@ pub enum GanLoss {
     /// Wasserstein critic: maximise E_P[v] - E_Q[v] (a 1-Lipschitz constraint comes from clipping
     /// or a gradient penalty).
     Wasserstein,
+    /// Least squares (LSGAN, Mao et al. 2017, eq. 9 with a = 0, b = c = 1): the critic minimises
+    /// 1/2 E_P[(v - 1)^2] + 1/2 E_Q[v^2], the generator 1/2 E_Q[(v - 1)^2] (CycleGAN's reference
+    /// code uses these targets, with the generator's 1/2 dropped).
+    LeastSquares,
 }
 
 /// The terms of one critic update: its loss and the estimate it optimises.
@@ -186,6 +190,10 @@ impl GanLoss {
                 let est = (vr.mean_all()? - vf.mean_all()?)?;
                 (est.neg()?, est)
             }
+            GanLoss::LeastSquares => {
+                let l = (((vr - 1.0)?.sqr()?.mean_all()? + vf.sqr()?.mean_all()?)? * 0.5)?;
+                (l.clone(), l.neg()?)
+            }
         };
         Ok(CriticTerms { loss, estimate })
     }
@@ -197,6 +205,7 @@ impl GanLoss {
             GanLoss::NonSaturating => softplus(&vf.neg()?)?.mean_all()?,
             GanLoss::F(d) => d.t_and_conjugate(vf)?.0.mean_all()?.neg()?,
             GanLoss::Wasserstein => vf.mean_all()?.neg()?,
+            GanLoss::LeastSquares => ((vf - 1.0)?.sqr()?.mean_all()? * 0.5)?,
         })
     }
 
@@ -206,6 +215,7 @@ impl GanLoss {
             GanLoss::NonSaturating => "non-saturating".into(),
             GanLoss::F(d) => format!("f-GAN {}", d.name()),
             GanLoss::Wasserstein => "wasserstein".into(),
+            GanLoss::LeastSquares => "least squares".into(),
         }
     }
 }
@@ -217,11 +227,12 @@ impl std::str::FromStr for GanLoss {
             "minimax" => Ok(GanLoss::Minimax),
             "non-saturating" | "ns" => Ok(GanLoss::NonSaturating),
             "wasserstein" => Ok(GanLoss::Wasserstein),
+            "lsgan" | "least-squares" => Ok(GanLoss::LeastSquares),
             other => match other.parse::<Divergence>() {
                 Ok(d) => Ok(GanLoss::F(d)),
                 Err(_) => Err(Error::config(format!(
                     "unknown GAN loss `{s}` (expected minimax, non-saturating, wasserstein, \
-                     or an f-divergence: kl, reverse-kl, js, pearson, hellinger, gan)"
+                     lsgan, or an f-divergence: kl, reverse-kl, js, pearson, hellinger, gan)"
                 ))),
             },
         }
