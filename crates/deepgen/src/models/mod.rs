@@ -16,6 +16,7 @@ pub mod family;
 pub mod flags;
 pub mod fvsbn;
 pub mod gan;
+pub mod image_pool;
 pub mod made;
 pub mod nade;
 pub mod pixelcnn;
