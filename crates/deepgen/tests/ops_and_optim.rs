@@ -212,3 +212,35 @@ fn fused_linear_backward_paths_agree() {
         }
     }
 }
+
+#[test]
+fn instance_norm_normalises_each_channel_of_each_example_and_its_gradient_is_right() {
+    // [B=2, H*W=6, C=3], channels last as the convolutions lay them out.
+    let mut r = rng::rng(3);
+    let x = rng::randn(&mut r, &[2, 2, 3, 3], &Device::Cpu).unwrap().affine(2.0, 0.7).unwrap();
+    let y = deepgen::nn::stack::instance_norm(&x).unwrap();
+    let y = y.reshape((2, 6, 3)).unwrap().to_vec3::<f32>().unwrap();
+    for ex in &y {
+        for c in 0..3 {
+            let v: Vec<f64> = ex.iter().map(|row| row[c] as f64).collect();
+            let mean = v.iter().sum::<f64>() / 6.0;
+            let var = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 6.0;
+            assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3, "mean {mean}, var {var}");
+        }
+    }
+    // d/dx of a weighted sum of the outputs against central differences.
+    let xv = Var::from_tensor(&x).unwrap();
+    let w = rng::randn(&mut r, &[2, 2, 3, 3], &Device::Cpu).unwrap();
+    let f = || -> f64 {
+        let y = deepgen::nn::stack::instance_norm(xv.as_tensor()).unwrap();
+        (y * &w).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64
+    };
+    let loss = (deepgen::nn::stack::instance_norm(xv.as_tensor()).unwrap() * &w)
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let grads = loss.backward().unwrap();
+    let n =
+        assert_grads_match_fd_vars(&[("x".into(), xv.clone())], &f, &grads, 1, 1e-2, 2e-2, "in");
+    assert_eq!(n, 36);
+}

@@ -38,6 +38,10 @@ enum Layer {
         beta: usize,
         stats: Option<(Var, Var)>,
     },
+    /// Instance norm (Ulyanov et al. 2016): each example's channels (the last axis) normalised
+    /// over its other axes, without learned scale or shift, as CycleGAN's reference generators
+    /// use it (`InstanceNorm2d(affine=False)`, eps 1e-5).
+    InstanceNorm,
     /// Reshape to `[B, dims...]`.
     Reshape(Vec<usize>),
     Act(Act),
@@ -212,6 +216,12 @@ impl Stack {
         Ok(self)
     }
 
+    /// Instance norm of every channel of every example (see [`Layer::InstanceNorm`]).
+    pub fn instance_norm(&mut self) -> &mut Self {
+        self.layers.push(Layer::InstanceNorm);
+        self
+    }
+
     pub fn reshape(&mut self, dims: &[usize]) -> &mut Self {
         self.layers.push(Layer::Reshape(dims.to_vec()));
         self
@@ -277,6 +287,7 @@ impl Stack {
                     fused_act = fused;
                     y
                 }
+                Layer::InstanceNorm => instance_norm(&h)?,
                 Layer::Reshape(d) => {
                     let mut s = vec![b];
                     s.extend_from_slice(d);
@@ -303,6 +314,17 @@ impl Stack {
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.forward_with(x, &self.tensors(), train, train)
     }
+}
+
+/// `[B, ..., C]` with each (example, channel) normalised to mean 0 and variance 1 (biased, as
+/// PyTorch's instance norm) over the middle axes, eps 1e-5.
+pub fn instance_norm(h: &Tensor) -> Result<Tensor> {
+    let dims = h.dims().to_vec();
+    let (b, c) = (dims[0], *dims.last().unwrap_or(&1));
+    let x = h.reshape((b, (), c))?;
+    let xc = x.broadcast_sub(&x.mean_keepdim(1)?)?;
+    let var = xc.sqr()?.mean_keepdim(1)?;
+    Ok(xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?.reshape(dims)?)
 }
 
 /// Batch norm with batch statistics over the rows of `[N, C]` as one op: y = (x - mean) / sqrt(var
