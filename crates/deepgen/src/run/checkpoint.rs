@@ -114,7 +114,11 @@ impl RunDir {
             let old_opt = name.starts_with("optimizer")
                 && name.ends_with(".safetensors")
                 && Some(name.as_str()) != keep;
-            let tmp = name.starts_with('.') && name.contains(".tmp-");
+            // Only a checkpoint's own leftovers: another command may be writing into the run.
+            let tmp = [".model.safetensors", ".optimizer", ".metrics.jsonl", ".config.toml"]
+                .iter()
+                .any(|p| name.starts_with(p))
+                && name.contains(".tmp-");
             if old_opt || tmp {
                 let _ = std::fs::remove_file(e.path());
             }
