@@ -53,6 +53,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed,
         data: DataConfig {
             train: "mnist".into(),
+            train_b: None,
+            val_b: None,
             val: Some("mnist:test".into()),
             binarize: Binarize::Static,
             shape: vec![1, 28, 28],

@@ -38,6 +38,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed,
         data: DataConfig {
             train: "mnist".into(),
+            train_b: None,
+            val_b: None,
             val: None,
             binarize: Binarize::None,
             shape: vec![1, 28, 28],

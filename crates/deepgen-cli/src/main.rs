@@ -51,6 +51,9 @@ enum Command {
     Probe(ProbeArgs),
     /// Latent interpolations (linear or spherical) for models with a latent space.
     Interpolate(InterpolateArgs),
+    /// Image-to-image translation with a CycleGAN or StarGAN run: a PNG grid (input,
+    /// translation, reconstruction per row) or an NPY array of the translations.
+    Translate(TranslateArgs),
     /// The digit classifier behind FID on MNIST, the Inception score and mode counts.
     Classifier {
         #[command(subcommand)]
@@ -63,6 +66,29 @@ enum ClassifierCommand {
     /// Train a classifier p(y|x) on labelled data [default: mnist -> runs/classifier]; all
     /// `deepgen train` flags apply.
     Train(TrainOptions),
+}
+
+#[derive(Args)]
+pub struct TranslateArgs {
+    /// Run directory (a cyclegan or stargan run).
+    pub run: std::path::PathBuf,
+    /// Images to translate [default: the held-out set of the source domain].
+    #[arg(long)]
+    pub data: Option<String>,
+    /// CycleGAN: translate B -> A (default A -> B).
+    #[arg(long)]
+    pub reverse: bool,
+    /// StarGAN: target attributes, comma-separated (`thick,red`; `not-thick` or `thick=0`
+    /// clears one); unnamed attributes keep the input's own [default for a PNG: one column per
+    /// single-attribute change].
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Number of inputs.
+    #[arg(short = 'n', long = "num", default_value_t = 8, allow_negative_numbers = true)]
+    pub n: i64,
+    /// Output: .png grid or .npy float32 [N, C, H, W] in [0, 1].
+    #[arg(long)]
+    pub out: std::path::PathBuf,
 }
 
 #[derive(Args)]
@@ -142,9 +168,11 @@ pub struct EvalArgs {
     /// Run directory.
     pub run: std::path::PathBuf,
     /// Classifier run for FID on MNIST, Inception score and class coverage [default:
-    /// runs/classifier if present].
-    #[arg(long)]
-    pub classifier: Option<std::path::PathBuf>,
+    /// runs/classifier if present]; for a translation run, the classifiers of its domains and
+    /// attributes, comma-separated (matched by the data they were trained on; classifier runs
+    /// under runs/ are found too).
+    #[arg(long, value_delimiter = ',')]
+    pub classifier: Vec<std::path::PathBuf>,
     /// Samples drawn for mode coverage and the sample-quality metrics.
     #[arg(short = 'n', long = "num", default_value_t = 2500, allow_negative_numbers = true)]
     pub n: i64,
@@ -288,6 +316,7 @@ fn main() -> ExitCode {
         Command::Embed(a) => uses::embed(a),
         Command::Probe(a) => uses::probe(a),
         Command::Interpolate(a) => uses::interpolate(a),
+        Command::Translate(a) => uses::translate(a),
         Command::Classifier { command: ClassifierCommand::Train(a) } => cmd::train_classifier(a),
     };
     match res {

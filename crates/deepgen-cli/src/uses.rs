@@ -16,7 +16,7 @@ use deepgen::run;
 use deepgen::run::{RunConfig, RunDir};
 
 use crate::cmd::{open_run, positive};
-use crate::{EmbedArgs, EvalArgs, InterpolateArgs, ProbeArgs};
+use crate::{EmbedArgs, EvalArgs, InterpolateArgs, ProbeArgs, TranslateArgs};
 use deepgen::run::detect::DetectOptions;
 
 fn held_out(cfg: &RunConfig, run: &Path) -> Result<String> {
@@ -125,6 +125,22 @@ pub fn probe(a: ProbeArgs) -> Result<()> {
     Ok(())
 }
 
+pub fn translate(a: TranslateArgs) -> Result<()> {
+    let n = positive("--num", a.n)?;
+    let o = run::translate::TranslateOptions {
+        run: a.run,
+        data: a.data,
+        reverse: a.reverse,
+        to: a.to,
+        n,
+        out: a.out,
+    };
+    for line in run::translate::translate(&o)? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 pub fn interpolate(a: InterpolateArgs) -> Result<()> {
     let (dir, cfg, model) = open_run(&a.run)?;
     let pairs = positive("--pairs", a.pairs)?;
@@ -161,7 +177,7 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
 /// The classifier for the sample-quality metrics: `--classifier DIR`, else `runs/classifier` if it
 /// exists.
 fn find_classifier(a: &EvalArgs, cfg: &RunConfig) -> (Option<(PathBuf, Model)>, Option<String>) {
-    let path = a.classifier.clone().unwrap_or_else(|| PathBuf::from("runs/classifier"));
+    let path = a.classifier.first().cloned().unwrap_or_else(|| PathBuf::from("runs/classifier"));
     if !path.join("model.safetensors").is_file() {
         let why = format!(
             "no classifier run at `{}`: train one with `deepgen classifier train --data {}` \
@@ -200,7 +216,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&min_share) {
         bail!("--min-share must be between 0 and 1, got {min_share}");
     }
-    if let Some(c) = &a.classifier {
+    for c in &a.classifier {
         // An explicit classifier must load: a typo should not silently drop the FID.
         let d = RunDir::open(c)?;
         let (m, _) = d.load_model(&Device::Cpu)?;
@@ -218,7 +234,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 .collect::<deepgen::Result<Vec<deepgen::run::report::Section>>>()?,
         )
     };
-    let (classifier, no_classifier) = find_classifier(&a, &cfg);
+    let translation = model.as_translator().is_some();
+    let (classifier, no_classifier) =
+        if translation { (None, None) } else { find_classifier(&a, &cfg) };
     let out = a.out.clone().unwrap_or_else(|| dir.file("report"));
     let opts = deepgen::run::report::ReportOptions {
         samples: n,
@@ -228,6 +246,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         min_share,
         out,
         only,
+        classifiers: a.classifier.clone(),
     };
     let t0 = std::time::Instant::now();
     let rep = deepgen::run::report::write_report(&dir, &cfg, &model, &opts)?;

@@ -11,12 +11,16 @@ use crate::optim::AdamConfig;
 
 /// Learning-rate schedule after warm-up.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Schedule {
     #[default]
     Constant,
     /// Cosine decay from `lr` to 0 over the run (Loshchilov & Hutter 2017, no restarts).
     Cosine,
+    /// Constant for the first half of the run, then linear decay to 0 over the second half
+    /// (CycleGAN's `linear` policy, Zhu et al. 2017 Sec. 7.1; StarGAN's decay, Choi et al. 2018
+    /// Sec. 4.3).
+    LinearDecay,
 }
 
 impl std::str::FromStr for Schedule {
@@ -25,9 +29,10 @@ impl std::str::FromStr for Schedule {
         match s {
             "constant" => Ok(Schedule::Constant),
             "cosine" => Ok(Schedule::Cosine),
-            _ => {
-                Err(Error::config(format!("unknown schedule `{s}` (expected constant or cosine)")))
-            }
+            "linear-decay" => Ok(Schedule::LinearDecay),
+            _ => Err(Error::config(format!(
+                "unknown schedule `{s}` (expected constant, cosine or linear-decay)"
+            ))),
         }
     }
 }
@@ -130,6 +135,17 @@ impl TrainConfig {
                 let span = self.steps.saturating_sub(self.warmup).max(1) as f64;
                 let t = (step.saturating_sub(self.warmup) as f64 / span).min(1.0);
                 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+            Schedule::LinearDecay => {
+                // Step s of the second half runs at (steps - s) / (steps - half): the last step at
+                // 1 / (steps - half), as the reference's (n_epochs_decay + 1) divisor.
+                let half = self.steps / 2;
+                if step < half {
+                    1.0
+                } else {
+                    (self.steps.saturating_sub(step) as f64 / (self.steps - half).max(1) as f64)
+                        .min(1.0)
+                }
             }
         };
         warm * decay

@@ -651,6 +651,8 @@ fn a_standardised_toy_run_is_counted_and_drawn_in_data_units() {
     let (mean, std) = (vec![2.0f32, -4.0], vec![1e-3f32, 1e-3]);
     let data = DataConfig {
         train: "toy:grid25".into(),
+        train_b: None,
+        val_b: None,
         val: None,
         binarize: Binarize::None,
         shape: vec![2],

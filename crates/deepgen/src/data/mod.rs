@@ -7,6 +7,7 @@
 //! select classes or corrupt the rows ([`modify`]).
 //! Image pixels are scaled to [0, 1]; CSV and float NPY values are kept as they are.
 
+pub mod attributes;
 pub mod domains;
 pub mod idx;
 pub mod modify;
@@ -40,6 +41,8 @@ pub struct Dataset {
     /// What the reader decided that changes what the rows are (a CSV header line it skipped), to
     /// be shown to the user: no row is dropped without a word.
     pub notes: Vec<String>,
+    /// Attribute labels (StarGAN's domains), when the source has them.
+    pub attributes: Option<attributes::Attributes>,
 }
 
 impl Dataset {
@@ -72,7 +75,7 @@ impl Dataset {
                 return Err(Error::Shape(format!("{source}: {} labels for {n} examples", l.len())));
             }
         }
-        Ok(Self { source, x, n, shape, labels, notes: vec![] })
+        Ok(Self { source, x, n, shape, labels, notes: vec![], attributes: None })
     }
 
     /// Values per example.
@@ -115,6 +118,7 @@ impl Dataset {
             shape: self.shape.clone(),
             labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
             notes: self.notes.clone(),
+            attributes: self.attributes.as_ref().map(|a| a.select(&(0..n).collect::<Vec<_>>())),
         }
     }
 
@@ -399,8 +403,23 @@ impl DataSpec {
                     all.labels.map(|l| l[lo..hi].to_vec()),
                 )
             }
-            DataSpec::Idx(p) => sources::load_idx_prefix(p),
-            DataSpec::Png(p) => sources::load_png_dir(p),
+            DataSpec::Idx(p) => {
+                let mut d = sources::load_idx_prefix(p)?;
+                let beside = std::path::PathBuf::from(format!("{}-attributes.csv", p.display()));
+                if beside.is_file() {
+                    d.attributes = Some(attributes::read_csv(&beside, d.n, None)?);
+                }
+                Ok(d)
+            }
+            DataSpec::Png(p) => {
+                let mut d = sources::load_png_dir(p)?;
+                let beside = p.join("attributes.csv");
+                if beside.is_file() {
+                    let files = sources::png_names(p)?;
+                    d.attributes = Some(attributes::read_csv(&beside, d.n, Some(&files))?);
+                }
+                Ok(d)
+            }
             DataSpec::Csv(p) => sources::load_csv(p),
             DataSpec::Npy(p) => sources::load_npy(p),
             DataSpec::Toy { kind, test } => {

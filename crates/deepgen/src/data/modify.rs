@@ -36,10 +36,19 @@ pub enum Modifier {
     /// Bilinear resampling of every image to N x N (the 8x8 UCI digits at 28x28: a second
     /// hand-writing domain beside MNIST).
     Upscale(usize),
+    /// Part K of N: the examples i with i * N / n == K - 1 (contiguous blocks), so that two
+    /// domains drawn from one set share no example (`mnist+part=1/2`, `mnist+invert+part=2/2`).
+    Part(usize, usize),
+    /// StarGAN's five digit attributes (colour red|green|blue, thick, invert), drawn per image
+    /// ([`super::attributes`]).
+    Attributes,
+    /// The labels become the value indices of attribute NAME (an attribute classifier's
+    /// targets: `deepgen classifier train --data mnist+attributes+label=colour`).
+    Label(String),
 }
 
 pub const NAMES: &str = "only=L, without=L, noise[=S], uniform, invert, rotate, flip, shrink, \
-    thick[=K], thin[=K], tint=COLOUR, upscale=N";
+    thick[=K], thin[=K], tint=COLOUR, upscale=N, part=K/N, attributes, label=ATTRIBUTE";
 
 /// The largest side `+upscale` makes.
 pub const MAX_UPSCALE: usize = 1024;
@@ -111,6 +120,24 @@ impl Modifier {
                     upscale=28"
                 ))),
             },
+            "attributes" => none(Modifier::Attributes),
+            "label" => match arg {
+                Some(a) if !a.trim().is_empty() => Ok(Modifier::Label(a.trim().to_string())),
+                _ => Err(Error::config(
+                    "data modifier `label` needs an attribute name, e.g. label=colour",
+                )),
+            },
+            "part" => {
+                let parsed = arg.and_then(|a| a.split_once('/')).and_then(|(k, n)| {
+                    Some((k.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?))
+                });
+                match parsed {
+                    Some((k, n)) if n >= 1 && (1..=n).contains(&k) => Ok(Modifier::Part(k, n)),
+                    _ => Err(Error::config(format!(
+                        "data modifier `{s}` needs K/N with 1 <= K <= N, e.g. part=1/2"
+                    ))),
+                }
+            }
             _ => return None,
         })
     }
@@ -125,8 +152,55 @@ impl Modifier {
         }
     }
 
-    /// Applies the modifier; `source` is the new spec text (it also seeds the noise).
+    /// Applies the modifier; `source` is the new spec text (it also seeds the noise). Attribute
+    /// labels follow their examples.
     pub fn apply(&self, d: Dataset, source: &str) -> Result<Dataset> {
+        let attrs = d.attributes.clone();
+        let kept: Option<Vec<usize>> = match self {
+            Modifier::Part(k, parts) => {
+                let n = d.n;
+                let idx: Vec<usize> = (0..n).filter(|i| i * parts / n == k - 1).collect();
+                if idx.is_empty() {
+                    return Err(Error::config(format!("{source}: no examples are left")));
+                }
+                let x: Vec<f32> = idx.iter().flat_map(|&i| d.row(i).iter().copied()).collect();
+                let labels = d.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect());
+                let mut out = Dataset::new(source, x, d.shape.clone(), labels)?;
+                out.attributes = attrs.map(|a| a.select(&idx));
+                return Ok(out);
+            }
+            Modifier::Attributes => return super::attributes::digits_with_attributes(&d, source),
+            Modifier::Label(name) => {
+                let a = d.attributes.as_ref().ok_or_else(|| {
+                    Error::config(format!("{source}: the data has no attributes to label by"))
+                })?;
+                let j = a.columns.iter().position(|c| c.name == *name).ok_or_else(|| {
+                    Error::config(format!(
+                        "{source}: unknown attribute `{name}` (the data has {})",
+                        super::attributes::describe(&a.columns)
+                    ))
+                })?;
+                let labels = (0..d.n).map(|i| a.row(i)[j]).collect();
+                let mut out = Dataset::new(source, d.x.clone(), d.shape.clone(), Some(labels))?;
+                out.attributes = attrs;
+                return Ok(out);
+            }
+            Modifier::Only(l) | Modifier::Without(l) => d.labels.as_ref().map(|y| {
+                (0..d.n)
+                    .filter(|&i| l.contains(&y[i]) == matches!(self, Modifier::Only(_)))
+                    .collect()
+            }),
+            _ => None,
+        };
+        let mut out = self.apply_values(d, source)?;
+        out.attributes = match kept {
+            Some(idx) => attrs.map(|a| a.select(&idx)),
+            None => attrs,
+        };
+        Ok(out)
+    }
+
+    fn apply_values(&self, d: Dataset, source: &str) -> Result<Dataset> {
         let dim = d.dim();
         let keep = |d: Dataset, f: &dyn Fn(u32) -> bool| -> Result<Dataset> {
             let labels = d.labels.as_ref().ok_or_else(|| {
@@ -181,7 +255,13 @@ impl Modifier {
         let mut x = d.x.clone();
         match self {
             // Each of these returned above.
-            Modifier::Tint(..) | Modifier::Upscale(_) | Modifier::Thick(_) | Modifier::Thin(_) => {}
+            Modifier::Tint(..)
+            | Modifier::Upscale(_)
+            | Modifier::Thick(_)
+            | Modifier::Thin(_)
+            | Modifier::Part(..)
+            | Modifier::Attributes
+            | Modifier::Label(_) => {}
             Modifier::Only(l) => return keep(d, &|y| l.contains(&y)),
             Modifier::Without(l) => return keep(d, &|y| !l.contains(&y)),
             Modifier::Noise(s) => {

@@ -125,8 +125,8 @@ pub fn load_idx_prefix(prefix: &Path) -> Result<Dataset> {
     Ok(d)
 }
 
-/// `png:DIR`: every `.png` in DIR (sorted by name), greyscale or RGB, all one size.
-pub fn load_png_dir(dir: &Path) -> Result<Dataset> {
+/// The `.png` files of a folder, sorted by name: the rows of `png:DIR`.
+fn png_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut files: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -138,6 +138,20 @@ pub fn load_png_dir(dir: &Path) -> Result<Dataset> {
     if files.is_empty() {
         return Err(Error::bad_file(dir, "no .png files in this folder"));
     }
+    Ok(files)
+}
+
+/// The file names of `png:DIR`'s rows, in row order (what an attributes file names).
+pub fn png_names(dir: &Path) -> Result<Vec<String>> {
+    Ok(png_files(dir)?
+        .iter()
+        .map(|f| f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default())
+        .collect())
+}
+
+/// `png:DIR`: every `.png` in DIR (sorted by name), greyscale or RGB, all one size.
+pub fn load_png_dir(dir: &Path) -> Result<Dataset> {
+    let files = png_files(dir)?;
     let mut x = Vec::new();
     let mut shape: Option<(Vec<usize>, PathBuf)> = None;
     for f in &files {

@@ -245,7 +245,12 @@ impl Adversarial for Aae {
     fn info_loss(&self, _q: &Tensor, _codes: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
         Ok(None)
     }
-    fn generator_extra(&self, x: &Tensor, fake: &Side) -> Result<Vec<(&'static str, Tensor)>> {
+    fn generator_extra(
+        &self,
+        x: &Tensor,
+        fake: &Side,
+        _q: Option<&Tensor>,
+    ) -> Result<Vec<(&'static str, Tensor)>> {
         Ok(vec![("recon", self.recon_loss(x, &fake.x)?)])
     }
     fn info_weight(&self) -> f64 {
@@ -340,6 +345,7 @@ net!(Aae {
     features: yes,
     objective: no,
     adversarial: yes,
+    translator: no,
 });
 
 impl Sampler for Aae {

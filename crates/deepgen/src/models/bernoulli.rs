@@ -125,6 +125,7 @@ net!(Bernoulli {
     features: no,
     objective: yes,
     adversarial: no,
+    translator: no,
 });
 
 explicit_sequential!(Bernoulli { conditionals: none, objective: nll });

@@ -230,6 +230,7 @@ net!(BernoulliMixture {
     features: yes,
     objective: yes,
     adversarial: no,
+    translator: no,
 });
 
 explicit_sequential!(BernoulliMixture { conditionals: logits(conditional_logits), objective: nll });

@@ -211,6 +211,7 @@ net!(Classifier {
     features: yes,
     objective: yes,
     adversarial: no,
+    translator: no,
 });
 
 impl Features for Classifier {

@@ -14,7 +14,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::flags::{given, ModelFlags};
-use super::{Adversarial, DensityModel, Encoder, Known, Objective, Sampler};
+use super::{Adversarial, DensityModel, Encoder, Known, Objective, Sampler, Translator};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::Params;
@@ -174,6 +174,8 @@ pub trait Net: Send + Sync + 'static {
     /// What the likelihood trainer minimises, for the likelihood-trained models.
     fn objective(&self) -> Option<&dyn Objective>;
     fn adversarial(&self) -> Option<&dyn Adversarial>;
+    /// Image-to-image translation (CycleGAN, StarGAN): `deepgen translate`.
+    fn translator(&self) -> Option<&dyn Translator>;
 }
 
 /// Writes a family's [`Net`] impl from its answers: for each capability,
@@ -182,7 +184,7 @@ pub trait Net: Send + Sync + 'static {
 ///
 /// ```ignore
 /// net!(Nade { density: yes, sampler: yes, sequential: yes, encoder: no,
-///             features: yes, objective: yes, adversarial: no });
+///             features: yes, objective: yes, adversarial: no, translator: no });
 /// ```
 macro_rules! net {
     ($t:ty {
@@ -192,7 +194,8 @@ macro_rules! net {
         encoder: $e:ident,
         features: $f:ident,
         objective: $o:ident,
-        adversarial: $a:ident $(,)?
+        adversarial: $a:ident,
+        translator: $tr:ident $(,)?
     }) => {
         impl $crate::models::Net for $t {
             fn as_any(&self) -> &dyn std::any::Any {
@@ -218,6 +221,9 @@ macro_rules! net {
             }
             fn adversarial(&self) -> Option<&dyn $crate::models::Adversarial> {
                 $crate::models::family::net!(@ $a self)
+            }
+            fn translator(&self) -> Option<&dyn $crate::models::Translator> {
+                $crate::models::family::net!(@ $tr self)
             }
         }
     };

@@ -17,7 +17,8 @@ pub struct ModelFlags {
     /// Feature maps per layer (PixelCNN, PixelRNN, DCGAN players, classifier).
     #[arg(long)]
     pub channels: Option<usize>,
-    /// PixelCNN residual blocks or gated layers; PixelRNN LSTM layers.
+    /// PixelCNN residual blocks or gated layers; PixelRNN LSTM layers; CycleGAN and StarGAN
+    /// generator residual blocks.
     #[arg(long)]
     pub layers: Option<usize>,
     /// Output per pixel: bernoulli (binary images) or softmax (256 grey levels).
@@ -89,6 +90,23 @@ pub struct ModelFlags {
     /// VAE importance samples k for log p(x).
     #[arg(long)]
     pub iw_samples: Option<usize>,
+    /// CycleGAN: weight lambda of the cycle-consistency L1 terms [default: 10].
+    #[arg(long, allow_negative_numbers = true)]
+    pub cycle_weight: Option<f64>,
+    /// CycleGAN: weight of the identity terms, as a multiple of the cycle weight; 0 turns them
+    /// off [default: 0.5].
+    #[arg(long, allow_negative_numbers = true)]
+    pub identity_weight: Option<f64>,
+    /// CycleGAN: generated images kept for the critics; 0 shows them only the latest
+    /// [default: 50].
+    #[arg(long, allow_negative_numbers = true)]
+    pub pool_size: Option<i64>,
+    /// StarGAN: weight of the domain-classification terms [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub cls_weight: Option<f64>,
+    /// StarGAN: weight of the reconstruction L1 term [default: 10].
+    #[arg(long, allow_negative_numbers = true)]
+    pub rec_weight: Option<f64>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -142,6 +142,7 @@ net!(Fvsbn {
     features: no,
     objective: yes,
     adversarial: no,
+    translator: no,
 });
 
 explicit_sequential!(Fvsbn { conditionals: logits(logits), objective: nll });

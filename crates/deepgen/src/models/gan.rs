@@ -782,7 +782,12 @@ impl Adversarial for Gan {
         Ok(Some((nll, bound)))
     }
 
-    fn generator_extra(&self, _x: &Tensor, _fake: &Side) -> Result<Vec<(&'static str, Tensor)>> {
+    fn generator_extra(
+        &self,
+        _x: &Tensor,
+        _fake: &Side,
+        _q: Option<&Tensor>,
+    ) -> Result<Vec<(&'static str, Tensor)>> {
         Ok(vec![])
     }
 
@@ -1229,6 +1234,9 @@ impl Net for Gan {
     }
     fn adversarial(&self) -> Option<&dyn Adversarial> {
         Some(self)
+    }
+    fn translator(&self) -> Option<&dyn super::Translator> {
+        None
     }
 }
 

@@ -388,6 +388,7 @@ net!(Made {
     features: yes,
     objective: yes,
     adversarial: no,
+    translator: no,
 });
 
 explicit_sequential!(Made { conditionals: logits(logits), objective: own });

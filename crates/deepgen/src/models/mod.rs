@@ -12,6 +12,7 @@ pub mod aae;
 pub mod bernoulli;
 pub mod bernoulli_mixture;
 pub mod classifier;
+pub mod cyclegan;
 pub mod family;
 pub mod flags;
 pub mod fvsbn;
@@ -22,6 +23,8 @@ pub mod nade;
 pub mod pixelcnn;
 pub mod pixelrnn;
 pub mod rnade;
+pub mod stargan;
+pub mod translation;
 pub mod vae;
 
 pub use candle_core::{DType, Device, Tensor};
@@ -36,6 +39,7 @@ use crate::rng::{self, Rng};
 pub use aae::{Aae, AaeConfig, Prior, Recon};
 pub use bernoulli::{Bernoulli, BernoulliConfig};
 pub use classifier::{Classifier, ClassifierConfig};
+pub use cyclegan::{CycleGan, CycleGanConfig};
 pub use fvsbn::{Fvsbn, FvsbnConfig};
 pub use gan::{Arch, Divergence, Gan, GanConfig, GanLoss, GenOutput, Noise, Variant};
 pub use made::{Made, MadeConfig};
@@ -43,6 +47,8 @@ pub use nade::{Nade, NadeConfig};
 pub use pixelcnn::{PixelCnn, PixelCnnConfig};
 pub use pixelrnn::{Cell, PixelRnn, PixelRnnConfig};
 pub use rnade::{Rnade, RnadeConfig};
+pub use stargan::{StarGan, StarGanConfig};
+pub use translation::{Domains, Target, Translator};
 pub use vae::{Likelihood, Vae, VaeConfig};
 
 pub use crate::dist::PixelOutput;
@@ -78,6 +84,17 @@ pub struct Side {
     pub codes: Option<Tensor>,
 }
 
+/// What the adversarial trainer appends to each training example of a batch row, for the
+/// translation games: `x` is then `[B, D + D_b + A]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchRows {
+    /// An example of the second domain (CycleGAN's unpaired B, drawn by its own seeded
+    /// shuffle), `D_b = D` values.
+    pub domain_b: bool,
+    /// The example's encoded attributes (StarGAN), `A` values.
+    pub attributes: bool,
+}
+
 /// Two players, for [`crate::train::AdversarialTrainer`]: the model says what
 /// is real, what is generated and how the critic scores them under any
 /// weights (its own, or the unrolled ones); the trainer owns the loop,
@@ -96,8 +113,29 @@ pub trait Adversarial {
     fn critic(&self, s: &Side, ws: &[Tensor]) -> Result<(Tensor, Option<Tensor>)>;
     /// InfoGAN: (-E log Q(c | x), the lower bound on I(c; G(z, c))), from the Q head's output.
     fn info_loss(&self, q: &Tensor, codes: &Tensor) -> Result<Option<(Tensor, Tensor)>>;
-    /// Extra generator-side losses (the AAE's reconstruction), named.
-    fn generator_extra(&self, x: &Tensor, fake: &Side) -> Result<Vec<(&'static str, Tensor)>>;
+    /// Extra generator-side losses (the AAE's reconstruction, CycleGAN's cycle and identity
+    /// terms, StarGAN's classification and reconstruction), named; `q` is the critic's second
+    /// head on `fake` (StarGAN's domain classifier).
+    fn generator_extra(
+        &self,
+        x: &Tensor,
+        fake: &Side,
+        q: Option<&Tensor>,
+    ) -> Result<Vec<(&'static str, Tensor)>>;
+    /// The critic's terms from its second head on the real batch (StarGAN's domain
+    /// classification of real images), named and weighted; empty for other games.
+    fn real_head_loss(&self, _q: &Tensor, _real: &Side) -> Result<Vec<(&'static str, Tensor)>> {
+        Ok(vec![])
+    }
+    /// The generated batch as the critic sees it (CycleGAN: drawn from a history of generated
+    /// images, [`image_pool`]); by default the batch itself.
+    fn critic_fakes(&self, fake: Side, _rng: &mut Rng) -> Result<Side> {
+        Ok(fake)
+    }
+    /// What a batch row holds besides the training example: see [`BatchRows`].
+    fn batch_rows(&self) -> BatchRows {
+        BatchRows::default()
+    }
     fn info_weight(&self) -> f64;
     /// Weight of the adversarial term in the generator's loss.
     fn adv_weight(&self) -> f64 {
@@ -297,6 +335,8 @@ registry! {
     "vae" => Vae(vae::VaeConfig),
     "gan" => Gan(gan::GanConfig),
     "aae" => Aae(aae::AaeConfig),
+    "cyclegan" => CycleGan(cyclegan::CycleGanConfig),
+    "stargan" => StarGan(stargan::StarGanConfig),
     "classifier" => Classifier(classifier::ClassifierConfig),
 }
 
@@ -413,6 +453,11 @@ impl Model {
     /// The two players, for the adversarial models (GANs, AAE).
     pub fn as_adversarial(&self) -> Option<&dyn Adversarial> {
         self.net.adversarial()
+    }
+
+    /// Image-to-image translation (CycleGAN, StarGAN).
+    pub fn as_translator(&self) -> Option<&dyn Translator> {
+        self.net.translator()
     }
 
     /// Whether [`Model::features`] works for this model.

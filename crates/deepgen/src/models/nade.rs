@@ -380,6 +380,7 @@ net!(Nade {
     features: yes,
     objective: yes,
     adversarial: no,
+    translator: no,
 });
 
 explicit_sequential!(Nade { conditionals: logits(logits), objective: nll });

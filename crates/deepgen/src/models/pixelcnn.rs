@@ -370,6 +370,7 @@ net!(PixelCnn {
     features: no,
     objective: yes,
     adversarial: no,
+    translator: no,
 });
 
 explicit_sequential!(PixelCnn { conditionals: own, objective: nll });

@@ -551,6 +551,7 @@ net!(PixelRnn {
     features: no,
     objective: yes,
     adversarial: no,
+    translator: no,
 });
 
 explicit_sequential!(PixelRnn { conditionals: own, objective: nll });

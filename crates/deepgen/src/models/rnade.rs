@@ -279,6 +279,7 @@ net!(Rnade {
     features: no,
     objective: yes,
     adversarial: no,
+    translator: no,
 });
 
 explicit_sequential!(Rnade { conditionals: own, objective: nll });

@@ -307,6 +307,7 @@ net!(Vae {
     features: yes,
     objective: yes,
     adversarial: no,
+    translator: no,
 });
 
 impl DensityModel for Vae {

@@ -42,6 +42,20 @@ enum Layer {
     /// over its other axes, without learned scale or shift, as CycleGAN's reference generators
     /// use it (`InstanceNorm2d(affine=False)`, eps 1e-5).
     InstanceNorm,
+    /// Instance norm with a learned per-channel scale and shift (`InstanceNorm2d(affine=True)`,
+    /// StarGAN's generator).
+    InstanceNormAffine {
+        gamma: usize,
+        beta: usize,
+    },
+    /// Pads an image map `[B, H, W, C]` by `p` pixels on each side with its reflection
+    /// (`nn.ReflectionPad2d`, CycleGAN's generators): the border pixel is not repeated.
+    ReflectPad(usize),
+    /// Remembers the current activation, the input of a residual block.
+    Save,
+    /// Adds the activation remembered by the matching [`Layer::Save`] (the skip connection of a
+    /// residual block, He et al. 2016).
+    AddSaved,
     /// Reshape to `[B, dims...]`.
     Reshape(Vec<usize>),
     Act(Act),
@@ -222,6 +236,41 @@ impl Stack {
         self
     }
 
+    /// Instance norm with a learned scale (initialised to 1) and shift (0) per channel.
+    pub fn instance_norm_affine(
+        &mut self,
+        p: &mut Params,
+        name: &str,
+        c: usize,
+    ) -> Result<&mut Self> {
+        p.room(&[2 * c])?;
+        let gamma =
+            self.register(p, &format!("{name}.weight"), Tensor::ones(c, DType::F32, &self.dev)?)?;
+        let beta =
+            self.register(p, &format!("{name}.bias"), Tensor::zeros(c, DType::F32, &self.dev)?)?;
+        self.layers.push(Layer::InstanceNormAffine { gamma, beta });
+        Ok(self)
+    }
+
+    /// Reflection padding by `p` pixels (see [`Layer::ReflectPad`]).
+    pub fn reflect_pad(&mut self, p: usize) -> &mut Self {
+        self.layers.push(Layer::ReflectPad(p));
+        self
+    }
+
+    /// Starts a residual block: the layers until [`Stack::add_saved`] compute f(x), and the block
+    /// outputs x + f(x).
+    pub fn save(&mut self) -> &mut Self {
+        self.layers.push(Layer::Save);
+        self
+    }
+
+    /// Ends a residual block started by [`Stack::save`].
+    pub fn add_saved(&mut self) -> &mut Self {
+        self.layers.push(Layer::AddSaved);
+        self
+    }
+
     pub fn reshape(&mut self, dims: &[usize]) -> &mut Self {
         self.layers.push(Layer::Reshape(dims.to_vec()));
         self
@@ -258,6 +307,7 @@ impl Stack {
         let b = x.dim(0)?;
         let mut h = x.clone();
         let mut fused_act = false;
+        let mut saved: Vec<Tensor> = vec![];
         for (i, l) in self.layers.iter().enumerate() {
             if std::mem::take(&mut fused_act) {
                 continue;
@@ -288,6 +338,20 @@ impl Stack {
                     y
                 }
                 Layer::InstanceNorm => instance_norm(&h)?,
+                Layer::InstanceNormAffine { gamma, beta } => {
+                    instance_norm(&h)?.broadcast_mul(&ws[*gamma])?.broadcast_add(&ws[*beta])?
+                }
+                Layer::ReflectPad(p) => reflect_pad(&h, *p)?,
+                Layer::Save => {
+                    saved.push(h.clone());
+                    h
+                }
+                Layer::AddSaved => {
+                    let skip = saved.pop().ok_or_else(|| {
+                        Error::config(format!("{}: a residual add without its start", self.prefix))
+                    })?;
+                    (h + skip)?
+                }
                 Layer::Reshape(d) => {
                     let mut s = vec![b];
                     s.extend_from_slice(d);
@@ -314,6 +378,28 @@ impl Stack {
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.forward_with(x, &self.tensors(), train, train)
     }
+}
+
+/// `[B, H, W, C]` padded by `p` on both sides of H and W with the reflection about the border
+/// pixel (PyTorch's `ReflectionPad2d`: row -1 is row 1). Needs `p < H` and `p < W`.
+pub fn reflect_pad(h: &Tensor, p: usize) -> Result<Tensor> {
+    if p == 0 {
+        return Ok(h.clone());
+    }
+    let (_, hh, ww, _) = h.dims4()?;
+    if p >= hh || p >= ww {
+        return Err(Error::Shape(format!("reflection padding of {p} on a {hh}x{ww} map")));
+    }
+    let index = |n: usize| -> Vec<u32> {
+        let mut v: Vec<u32> = (1..=p).rev().map(|i| i as u32).collect();
+        v.extend(0..n as u32);
+        v.extend((n - 1 - p..n - 1).rev().map(|i| i as u32));
+        v
+    };
+    let dev = h.device();
+    let rows = Tensor::new(index(hh), dev)?;
+    let cols = Tensor::new(index(ww), dev)?;
+    Ok(h.contiguous()?.index_select(&rows, 1)?.index_select(&cols, 2)?)
 }
 
 /// `[B, ..., C]` with each (example, channel) normalised to mean 0 and variance 1 (biased, as

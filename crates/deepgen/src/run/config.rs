@@ -107,8 +107,78 @@ pub fn new_run_config(o: &TrainOptions) -> Result<RunConfig> {
             )));
         }
     }
-    let data = DataConfig { train: data_spec, val, binarize, shape: raw.shape.clone(), mean, std };
+    let (train_spec, train_b, val_b) = second_domain(o, file.as_ref(), &model, &spec, &raw)?;
+    let data = DataConfig {
+        train: train_spec.unwrap_or(data_spec),
+        val,
+        train_b,
+        val_b,
+        binarize,
+        shape: raw.shape.clone(),
+        mean,
+        std,
+    };
     Ok(RunConfig { seed, data, train, model })
+}
+
+/// A two-domain model's second domain (`--data-b`): (A's spec when it changes, B's spec, B's
+/// held-out spec). Domains drawn from one base set get disjoint halves (`+part=1/2`,
+/// `+part=2/2`), so that no example appears in both.
+#[allow(clippy::type_complexity)]
+fn second_domain(
+    o: &TrainOptions,
+    file: Option<&RunConfig>,
+    model: &ModelConfig,
+    spec: &DataSpec,
+    raw: &crate::data::Dataset,
+) -> Result<(Option<String>, Option<String>, Option<String>)> {
+    let two = model.info().name == "cyclegan";
+    let given = o.run.data_b.clone().or(file.and_then(|f| f.data.train_b.clone()));
+    let Some(b) = given else {
+        if two {
+            return Err(Error::config(format!(
+                "the {} model translates between two domains: give the second with --data-b \
+                (e.g. --data mnist --data-b mnist+invert)",
+                model.name()
+            )));
+        }
+        return Ok((None, None, None));
+    };
+    if !two {
+        return Err(Error::config(format!(
+            "--data-b applies only to two-domain models (cyclegan), not {}",
+            model.name()
+        )));
+    }
+    if file.is_some_and(|f| f.data.train_b.as_deref() == Some(&b)) && o.run.data.is_none() {
+        // A config file already holds the split specs.
+        let f = file.and_then(|f| f.data.val_b.clone());
+        return Ok((None, Some(b), f));
+    }
+    let spec_b: DataSpec = b.parse().map_err(|e| Error::config(format!("--data-b: {e}")))?;
+    let raw_b = spec_b.load(0)?;
+    if raw_b.shape != raw.shape {
+        return Err(Error::Shape(format!(
+            "--data-b {b}: images of shape {:?}, but --data {} has {:?}; both domains need one \
+            shape (a modifier such as +tint or +upscale=N can make them agree)",
+            raw_b.shape, raw.source, raw.shape
+        )));
+    }
+    let val_b = spec_b.held_out().map(|s| s.to_string());
+    let base = |s: &DataSpec| match s {
+        DataSpec::Modified { base, .. } => base.to_string(),
+        other => other.to_string(),
+    };
+    let split = |s: &DataSpec| match s {
+        DataSpec::Modified { mods, .. } => {
+            mods.iter().any(|(_, m)| matches!(m, crate::data::modify::Modifier::Part(..)))
+        }
+        _ => false,
+    };
+    if base(spec) == base(&spec_b) && !split(spec) && !split(&spec_b) {
+        return Ok((Some(format!("{spec}+part=1/2")), Some(format!("{b}+part=2/2")), val_b));
+    }
+    Ok((None, Some(b), val_b))
 }
 
 fn apply_run_flags(o: &TrainOptions, train: &mut TrainConfig) -> Result<()> {

@@ -37,6 +37,11 @@ pub struct DataConfig {
     /// Validation data spec, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val: Option<String>,
+    /// A two-domain model's second domain (CycleGAN's B) and its held-out set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_b: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_b: Option<String>,
     pub binarize: Binarize,
     /// Shape of one example (`[C, H, W]` for images, `[D]` otherwise), so that
     /// sampling needs no data file.

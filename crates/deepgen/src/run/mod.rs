@@ -19,6 +19,8 @@ pub mod report;
 mod report_text;
 pub mod train;
 pub mod transform;
+pub mod translate;
+pub mod translate_eval;
 
 pub use artifacts::*;
 pub use checkpoint::{CheckpointInfo, RunLock};

@@ -43,6 +43,10 @@ pub struct RunFlags {
     /// toy:ring8, toy:grid25 [default: mnist].
     #[arg(long)]
     pub data: Option<String>,
+    /// CycleGAN: the second domain B (unpaired with --data). When both come from one set
+    /// (mnist and mnist+invert), A is its first half and B its second, so no example is in both.
+    #[arg(long)]
+    pub data_b: Option<String>,
     /// Validation data for the periodic NLL [default: the held-out split of embedded and toy
     /// sets; none otherwise].
     #[arg(long)]
@@ -59,7 +63,8 @@ pub struct RunFlags {
     /// Learning rate (Adam; the generator's for adversarial models).
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
-    /// Learning-rate schedule: constant or cosine.
+    /// Learning-rate schedule: constant, cosine or linear-decay (constant, then to 0 over the
+    /// second half).
     #[arg(long)]
     pub schedule: Option<String>,
     /// Linear warm-up steps.
@@ -111,7 +116,7 @@ pub struct CriticFlags {
     /// Adversarial models: the critic's learning rate.
     #[arg(long, allow_negative_numbers = true)]
     pub d_lr: Option<f64>,
-    /// Adversarial models: the critic's learning-rate schedule, constant or cosine
+    /// Adversarial models: the critic's learning-rate schedule, constant, cosine or linear-decay
     /// [default: the generator's, --schedule].
     #[arg(long)]
     pub d_schedule: Option<String>,

@@ -35,6 +35,8 @@ pub struct ReportOptions {
     pub out: PathBuf,
     /// Only these sections (`deepgen eval --only`); `None` writes every section that applies.
     pub only: Option<Vec<Section>>,
+    /// Classifier runs given for a translation run's domains (others are found under `runs/`).
+    pub classifiers: Vec<PathBuf>,
 }
 
 /// The sections of a report, by the names `deepgen eval --only` takes.
@@ -49,10 +51,11 @@ pub enum Section {
     Anomaly,
     Probe,
     Latent,
+    Translation,
 }
 
 impl Section {
-    pub const ALL: [Section; 9] = [
+    pub const ALL: [Section; 10] = [
         Section::Classification,
         Section::Density,
         Section::Samples,
@@ -62,6 +65,7 @@ impl Section {
         Section::Anomaly,
         Section::Probe,
         Section::Latent,
+        Section::Translation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +79,7 @@ impl Section {
             Section::Anomaly => "anomaly",
             Section::Probe => "probe",
             Section::Latent => "latent",
+            Section::Translation => "translation",
         }
     }
 
@@ -105,6 +110,7 @@ impl Section {
                             || model.get::<Aae>().is_some()
                             || model.get::<Gan>().is_some())
                 }
+                Section::Translation => model.as_translator().is_some(),
             })
             .collect()
     }
@@ -260,6 +266,22 @@ pub fn write_report(
             }
             Section::Latent => r.section("Latent space: interpolations", |r| {
                 latent(r, model, cfg, held_data, opts)
+            }),
+            Section::Translation => r.section("Translation", |r| {
+                let known = super::translate_eval::find_classifiers(
+                    &opts.classifiers,
+                    std::path::Path::new("runs"),
+                )?;
+                let f =
+                    super::translate_eval::evaluate(cfg, model, &known, opts.samples, opts.seed)?;
+                r.md.push_str(&f.md);
+                r.summary.extend(f.summary);
+                for p in super::translate::write_previews(model, cfg, &r.out)? {
+                    let name =
+                        p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                    r.image(&name, "input, translation, reconstruction per row");
+                }
+                Ok(())
             }),
         }
     }

@@ -189,14 +189,19 @@ pub fn train(o: &TrainOptions, watch: &mut dyn Watch) -> Result<TrainSummary> {
         Some(v) => Some(transform::load_transformed(v, &p.cfg, false)?),
         None => None,
     };
-    for d in std::iter::once(&train_data).chain(val.as_ref().map(|v| &v.0)) {
+    let train_b = match &p.cfg.data.train_b {
+        Some(b) => Some(transform::load_transformed(b, &p.cfg, true)?.0),
+        None => None,
+    };
+    for d in std::iter::once(&train_data).chain(val.as_ref().map(|v| &v.0)).chain(train_b.as_ref())
+    {
         for n in &d.notes {
             watch.note(&format!("{}: {n}", d.source));
         }
     }
     let res = match p.model.info().training {
         Training::Adversarial => {
-            train_adversarial(&mut p, &train_data, val.as_ref().map(|v| &v.0), watch)
+            train_adversarial(&mut p, &train_data, train_b, val.as_ref().map(|v| &v.0), watch)
         }
         Training::Likelihood => train_likelihood(&mut p, &train_data, val.as_ref(), watch),
     };
@@ -301,11 +306,15 @@ fn train_likelihood(
 fn train_adversarial(
     p: &mut Prepared,
     train_data: &Dataset,
+    train_b: Option<Dataset>,
     val: Option<&Dataset>,
     watch: &mut dyn Watch,
 ) -> Result<Vec<String>> {
     let mut trainer =
         AdversarialTrainer::new(&p.model, p.cfg.train.clone(), p.cfg.seed, p.cfg.data.binarize)?;
+    if let Some(b) = train_b {
+        trainer = trainer.with_domain_b(b);
+    }
     if p.start > 0 {
         p.dir.load_optimizers(&mut [&mut trainer.g_opt, &mut trainer.d_opt], p.start)?;
         trainer.set_step(p.start);
@@ -324,7 +333,9 @@ fn train_adversarial(
     let mut r = rng::derived(cfg.seed, "final-samples", 0);
     let mut wrote: Vec<PathBuf> = vec![];
     let conditional = model.get::<Gan>().filter(|g| g.cfg.classes > 0);
-    if let (Some(g), true) = (conditional, train_data.is_image()) {
+    if model.as_translator().is_some() {
+        wrote.extend(super::translate::write_previews(model, cfg, &dir.path)?);
+    } else if let (Some(g), true) = (conditional, train_data.is_image()) {
         // One row per class: `classes` rows of `classes` samples make a square grid.
         let rows = artifacts::class_rows(model, g.cfg.classes, &mut r)?;
         examples::write_examples(model, cfg, &rows, &dir.file("samples.png"), None)?;
@@ -379,8 +390,14 @@ fn adversarial_start_line(
     let (dir, cfg, model) = (&p.dir, &p.cfg, &p.model);
     let adv = &trainer.adv;
     let gan = model.get::<Gan>();
-    let loss =
-        gan.map(|g| g.cfg.loss.name()).unwrap_or_else(|| "non-saturating (codes vs prior)".into());
+    let loss = match (gan, model.get::<crate::models::Aae>()) {
+        (None, Some(_)) => "non-saturating (codes vs prior)".into(),
+        _ => model.as_adversarial().map(|g| g.loss().name()).unwrap_or_default(),
+    };
+    let second = trainer
+        .domain_b()
+        .map(|b| format!(" <-> {} ({} examples)", b.source, b.n))
+        .unwrap_or_default();
     let unroll = if adv.unroll > 0 {
         let first = if adv.first_order { " (first order)" } else { "" };
         let one = if adv.unroll_same_batch { " (one batch)" } else { "" };
@@ -394,7 +411,8 @@ fn adversarial_start_line(
     let uniform =
         gan.filter(|g| g.cfg.noise == crate::models::Noise::Uniform).map(|_| ", uniform noise");
     format!(
-        "{} {} ({} parameters, {loss}) on {} ({} examples of {} values) for {} steps, batch {}, \
+        "{} {} ({} parameters, {loss}) on {} ({} examples of {} values){second} for {} steps, \
+            batch {}, \
             lr {} (critic {}{}), n_critic {}{}{}{unroll}{}{}, seed {} -> {}",
         if p.start > 0 { "resuming" } else { "training" },
         model.name(),

@@ -8,6 +8,10 @@
 //! then one generator update. Randomness is a pure function of (seed, step):
 //! critic update i of iteration s draws from `derived(seed, "critic", s*n + i)`,
 //! the generator update from `derived(seed, "generator", s)`.
+//!
+//! The translation games take more than one example per batch row ([`BatchRows`]): CycleGAN an
+//! example of its second domain, drawn by a shuffle of its own (`derived(seed, "shuffle-b",
+//! epoch)`), StarGAN the example's attribute vector; the game splits the row.
 
 use std::collections::HashMap;
 
@@ -16,7 +20,7 @@ use candle_core::{Tensor, Var};
 use super::{Adam, AdversarialConfig, Batches, Hooks, StepRecord, TrainConfig};
 use crate::data::{binarize_batch, Binarize, Dataset};
 use crate::error::{Error, Result};
-use crate::models::{Adversarial, Model, Side};
+use crate::models::{Adversarial, BatchRows, Model, Side};
 use crate::nn::{with_create_graph, Params};
 use crate::rng;
 
@@ -81,6 +85,8 @@ pub struct AdversarialTrainer {
     pub seed: u64,
     pub binarize: Binarize,
     batches: Batches,
+    /// The second domain of a two-domain game (CycleGAN's B) and its batch order.
+    domain_b: Option<(Dataset, Batches)>,
 }
 
 impl AdversarialTrainer {
@@ -98,7 +104,19 @@ impl AdversarialTrainer {
         let d_opt = Adam::new(&subset(&model.params, &d_names)?, cfg.optimizer)?;
         let g_opt = Adam::new(&subset(&model.params, &game.g_names())?, cfg.optimizer)?;
         let batches = Batches::new(seed, cfg.batch_size);
-        Ok(Self { cfg, adv, d_opt, g_opt, seed, binarize, batches })
+        Ok(Self { cfg, adv, d_opt, g_opt, seed, binarize, batches, domain_b: None })
+    }
+
+    /// Gives a two-domain game (CycleGAN) its second, unpaired domain.
+    pub fn with_domain_b(mut self, b: Dataset) -> Self {
+        let batches = Batches::other(self.seed, self.cfg.batch_size, "shuffle-b");
+        self.domain_b = Some((b, batches));
+        self
+    }
+
+    /// The second domain of a two-domain game, if given.
+    pub fn domain_b(&self) -> Option<&Dataset> {
+        self.domain_b.as_ref().map(|(d, _)| d)
     }
 
     /// Completed iterations (generator updates).
@@ -118,17 +136,37 @@ impl AdversarialTrainer {
         self.d_opt.step = step * self.adv.n_critic;
     }
 
+    /// Batch `k`: the examples (with what [`BatchRows`] asks for appended) and their labels.
     fn data(
         &mut self,
         train: &Dataset,
         k: usize,
+        rows: BatchRows,
         dev: &candle_core::Device,
         r: &mut rng::Rng,
     ) -> Result<(Tensor, Option<Vec<u32>>)> {
         let idx = self.batches.indices(train.n, k);
         let x = train.batch(&idx, dev)?;
-        let x = if self.binarize == Binarize::Dynamic { binarize_batch(&x, r)? } else { x };
+        let mut x = if self.binarize == Binarize::Dynamic { binarize_batch(&x, r)? } else { x };
         let labels = train.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect());
+        if rows.domain_b {
+            let (b, batches) = self.domain_b.as_mut().ok_or_else(|| {
+                Error::config(
+                    "this model translates between two domains: give the second one (--data-b)",
+                )
+            })?;
+            let xb = b.batch(&batches.indices(b.n, k), dev)?;
+            let xb = if self.binarize == Binarize::Dynamic { binarize_batch(&xb, r)? } else { xb };
+            x = Tensor::cat(&[&x, &xb], 1)?;
+        }
+        if rows.attributes {
+            let a = train.attributes.as_ref().ok_or_else(|| {
+                Error::config(format!("{}: the data has no attribute labels", train.source))
+            })?;
+            let w = crate::data::attributes::width(&a.columns);
+            let enc = Tensor::from_vec(a.encode_rows(&idx), (idx.len(), w), dev)?;
+            x = Tensor::cat(&[&x, &enc], 1)?;
+        }
         Ok((x, labels))
     }
 
@@ -140,11 +178,17 @@ impl AdversarialTrainer {
         ws: &[Tensor],
         parts: &mut Vec<(&'static str, Tensor)>,
     ) -> Result<Tensor> {
-        let (vr, _) = game.critic(real, ws)?;
+        let (vr, qr) = game.critic(real, ws)?;
         let (vf, q) = game.critic(fake, ws)?;
         let terms = game.loss().critic(&vr, &vf)?;
         parts.push(("critic_estimate", terms.estimate.clone()));
         let mut loss = terms.loss;
+        if let Some(qr) = &qr {
+            for (name, t) in game.real_head_loss(qr, real)? {
+                loss = (loss + &t)?;
+                parts.push((name, t));
+            }
+        }
         if let (Some(q), Some(c)) = (q, fake.codes.as_ref()) {
             if let Some((nll, bound)) = game.info_loss(&q, c)? {
                 loss = (loss + (nll * game.info_weight())?)?;
@@ -374,7 +418,7 @@ impl AdversarialTrainer {
         let adv = game.loss().generator(&vf)?;
         parts.push(("g_adv", adv.clone()));
         let mut loss = (adv * game.adv_weight())?;
-        if let (Some(q), Some(c)) = (q, critic_side.codes.as_ref()) {
+        if let (Some(q), Some(c)) = (&q, critic_side.codes.as_ref()) {
             if let Some((nll, _)) = game.info_loss(&q, c)? {
                 loss = (loss + (nll * game.info_weight())?)?;
             }
@@ -382,7 +426,7 @@ impl AdversarialTrainer {
         if second {
             loss = (loss.detach() + Self::reverse_through_look_ahead(&la, &loss, &final_w)?)?;
         }
-        for (name, t) in game.generator_extra(x, &fake)? {
+        for (name, t) in game.generator_extra(x, &fake, q.as_ref())? {
             loss = (loss + &t)?;
             parts.push((name, t));
         }
@@ -468,10 +512,11 @@ impl AdversarialTrainer {
         for i in 0..self.adv.n_critic {
             let k = step * self.adv.n_critic + i;
             let mut r = rng::derived(self.seed, "critic", k as u64);
-            let (x, labels) = self.data(train, k, &dev, &mut r)?;
+            let (x, labels) = self.data(train, k, game.batch_rows(), &dev, &mut r)?;
             let real = game.real(&x, labels.as_deref(), &mut r)?;
             let fake = game.fake(&x, labels.as_deref(), &mut r)?;
             let fake = Side { x: fake.x.detach(), cond: fake.cond, codes: fake.codes };
+            let fake = game.critic_fakes(fake, &mut r)?;
             let ws: Vec<Tensor> = d_vars.iter().map(|v| v.as_tensor().clone()).collect();
             parts.clear();
             let mut loss = Self::critic_loss(game, &real, &fake, &ws, &mut parts)?;
@@ -547,10 +592,19 @@ impl AdversarialTrainer {
         hooks: &mut (dyn Hooks + Send),
     ) -> Result<()> {
         model.check_dim(train.dim(), &train.source)?;
-        model
-            .as_adversarial()
-            .ok_or_else(|| Error::config("not an adversarial model"))?
-            .check_data(train)?;
+        let game =
+            model.as_adversarial().ok_or_else(|| Error::config("not an adversarial model"))?;
+        game.check_data(train)?;
+        if game.batch_rows().domain_b {
+            let (b, _) = self.domain_b.as_ref().ok_or_else(|| {
+                Error::config(format!(
+                    "the {} model translates between two domains: give the second one \
+                    (--data-b)",
+                    model.name()
+                ))
+            })?;
+            model.check_dim(b.dim(), &b.source)?;
+        }
         let mut kept = (self.step_count() > 0).then_some(self.step_count());
         while self.step_count() < self.cfg.steps {
             let s = self.step_count();

@@ -93,11 +93,18 @@ pub(crate) struct Batches {
     seed: u64,
     size: usize,
     perm: Option<(usize, Vec<usize>)>,
+    /// The purpose the epoch permutations are derived under.
+    purpose: &'static str,
 }
 
 impl Batches {
     pub(crate) fn new(seed: u64, size: usize) -> Self {
-        Self { seed, size, perm: None }
+        Self { seed, size, perm: None, purpose: "shuffle" }
+    }
+
+    /// A second, independent batch order over another set (CycleGAN's domain B).
+    pub(crate) fn other(seed: u64, size: usize, purpose: &'static str) -> Self {
+        Self { seed, size, perm: None, purpose }
     }
 
     /// The example indices of (0-based) batch `k` of a set of `n`.
@@ -108,7 +115,7 @@ impl Batches {
         let perm = match &self.perm {
             Some((e, p)) if *e == epoch => p,
             _ => {
-                let mut r = rng::derived(self.seed, "shuffle", epoch as u64);
+                let mut r = rng::derived(self.seed, self.purpose, epoch as u64);
                 &self.perm.insert((epoch, rng::permutation(&mut r, n))).1
             }
         };

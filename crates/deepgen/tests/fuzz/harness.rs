@@ -296,6 +296,8 @@ fn config_text(name: &str, shape: &[usize]) -> Vec<u8> {
         seed: 5,
         data: DataConfig {
             train: "digits".into(),
+            train_b: None,
+            val_b: None,
             val: Some("digits:test".into()),
             binarize: data::Binarize::Static,
             shape: shape.to_vec(),
