@@ -363,6 +363,9 @@ pub fn info(a: InfoArgs) -> Result<()> {
         cfg.data.binarize,
         cfg.data.val.as_ref().map(|v| format!(", validation {v}")).unwrap_or_default()
     );
+    if let Some(t) = model.as_translator() {
+        println!("domains:    {}", run::translate::describe_domains(t, &cfg));
+    }
     if let Ok(m) = dir.metrics() {
         if let Some(l) = m.iter().rev().find(|v| v["loss"].is_number()) {
             println!(

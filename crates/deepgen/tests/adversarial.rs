@@ -762,7 +762,10 @@ fn every_adversarial_model_trains_saves_loads_and_resumes_exactly() {
     deepgen::enable_second_order();
     let adversarial =
         deepgen::models::models().filter(|m| m.training == deepgen::models::Training::Adversarial);
-    for name in adversarial.map(|m| m.name) {
+    // The translation models need a second domain or attributes: their resume is tested end to
+    // end in crates/deepgen-cli/tests/translation.rs.
+    let translation = |n: &str| matches!(n, "cyclegan" | "stargan");
+    for name in adversarial.map(|m| m.name).filter(|n| !translation(n)) {
         let image = !matches!(name, "gan" | "fgan" | "unrolled-gan");
         let data = if image { digits8(64) } else { toy(64) };
         let mut cfg = ModelConfig::preset(name, &data.shape, true).unwrap();

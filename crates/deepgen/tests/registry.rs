@@ -14,7 +14,11 @@ use deepgen::run::{self, Quiet, TrainOptions};
 
 fn options(name: &str, out: &std::path::Path) -> TrainOptions {
     let mut o = TrainOptions::for_model(name);
-    o.run.data = Some("digits".into());
+    // The translation models take two domains, or attribute labels.
+    o.run.data = Some(if name == "stargan" { "digits+attributes" } else { "digits" }.into());
+    if name == "cyclegan" {
+        o.run.data_b = Some("digits+invert".into());
+    }
     o.run.steps = Some(1);
     o.run.batch_size = Some(16);
     o.run.out = Some(out.to_path_buf());
@@ -53,7 +57,8 @@ fn every_registry_entry_trains_saves_loads_and_does_what_it_says() {
             "{name}"
         );
 
-        let (data, _) = run::load_transformed("digits:test", &cfg, false).unwrap();
+        let held = cfg.data.val.clone().unwrap_or_else(|| "digits:test".into());
+        let (data, _) = run::load_transformed(&held, &cfg, false).unwrap();
         let x = data.batch(&(0..6).collect::<Vec<_>>(), &Device::Cpu).unwrap();
         check_capabilities(&model, info, &x, &data);
         assert_eq!(ScoreKind::supported(name), info.scores.to_vec());
@@ -106,6 +111,24 @@ fn check_capabilities(
         info.training == Training::Adversarial,
         "{name}: adversarial"
     );
+    let translates = matches!(name, "cyclegan" | "stargan");
+    assert_eq!(model.as_translator().is_some(), translates, "{name}: translator");
+    if let Some(t) = model.as_translator() {
+        let to = match t.domains() {
+            deepgen::models::Domains::Pair => deepgen::models::Target::B,
+            deepgen::models::Domains::Attributes(cols) => {
+                let mut enc = vec![];
+                for _ in 0..n {
+                    deepgen::data::attributes::encode(&cols, &vec![0; cols.len()], &mut enc);
+                }
+                let w = deepgen::data::attributes::width(&cols);
+                deepgen::models::Target::Encoded(
+                    Tensor::from_vec(enc, (n, w), &Device::Cpu).unwrap(),
+                )
+            }
+        };
+        assert_eq!(t.translate(x, &to).unwrap().dims(), x.dims(), "{name}: translation shape");
+    }
     let loss = deepgen::models::Objective::loss_labelled(model, x, Some(&[0; 6][..n]), &mut r);
     assert_eq!(loss.is_ok(), info.training == Training::Likelihood, "{name}: likelihood objective");
     let labelled = model.log_probs(&data.take(6), 6, &mut r);

@@ -367,14 +367,16 @@ pub fn parse_csv(
     }
     let k = attr_names.len();
     let mut cells: Vec<Vec<String>> = vec![Vec::new(); n];
-    let mut seen = 0usize;
-    for (ln, line) in lines {
+    let by_name: std::collections::HashMap<&str, usize> = files
+        .map(|f| f.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect())
+        .unwrap_or_default();
+    for (seen, (ln, line)) in lines.enumerate() {
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
         if f.len() != names.len() {
             return Err(bad(ln + 1, format!("{} fields, the header has {}", f.len(), names.len())));
         }
         let row = match files {
-            Some(files) => files.iter().position(|x| x == f[0]).ok_or_else(|| {
+            Some(_) => by_name.get(f[0]).copied().ok_or_else(|| {
                 bad(
                     ln + 1,
                     format!("`{}` is not an image of the folder", crate::error::shown(f[0])),
@@ -391,7 +393,6 @@ pub fn parse_csv(
             return Err(bad(ln + 1, format!("a second row for image {}", row + 1)));
         }
         cells[row] = f[usize::from(keyed)..].iter().map(|s| s.to_string()).collect();
-        seen += 1;
     }
     if let Some(i) = cells.iter().position(Vec::is_empty) {
         let which = files.map(|f| f[i].clone()).unwrap_or_else(|| format!("row {}", i + 1));

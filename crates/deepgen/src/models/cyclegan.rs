@@ -14,7 +14,8 @@
 //! without a factor 1/2.
 //!
 //! Players, scaled to 28-32 px ([`super::translation`]): ResNet generators with instance norm
-//! and reflection padding (ngf = `channels`, default 32, 6 residual blocks as the reference's
+//! and reflection padding (ngf = `channels`, default 16 for 28 px images where the paper has 64
+//! for 256 px; 6 residual blocks as the reference's
 //! `resnet_6blocks` for 128 px); PatchGAN critics as the reference's `NLayerDiscriminator` with
 //! `n_layers=1` (a 4x4 stride-2 convolution, LeakyReLU 0.2; a 4x4 stride-1 convolution,
 //! instance norm, LeakyReLU; a 4x4 stride-1 convolution to one channel): each of the 12x12
@@ -391,7 +392,7 @@ impl Family for CycleGanConfig {
     fn preset(_name: &str, shape: &[usize], _unit_data: bool) -> Result<Self> {
         Ok(Self {
             shape: shape.to_vec(),
-            channels: 32,
+            channels: 16,
             blocks: 6,
             cycle_weight: 10.0,
             identity_weight: 0.5,

@@ -83,7 +83,11 @@ impl StarGanConfig {
         if self.blocks > 64 {
             return Err(Error::config("--layers (residual blocks) must be at most 64"));
         }
-        if h >> self.critic_layers == 0 || w >> self.critic_layers == 0 {
+        if self.critic_layers == 0
+            || self.critic_layers > 16
+            || h >> self.critic_layers == 0
+            || w >> self.critic_layers == 0
+        {
             return Err(Error::config(format!(
                 "stargan: {h}x{w} images are too small for {} critic downsamplings",
                 self.critic_layers
@@ -155,7 +159,7 @@ impl StarGan {
         let mut d = Stack::new("d", c * h * w, dev);
         let (mut hh, mut ww, mut cc) = (h, w, c);
         for i in 0..cfg.critic_layers {
-            let out = 2 * cfg.channels << i;
+            let out = (2 * cfg.channels) << i;
             d.down(p, &format!("conv{i}"), s, (hh, ww, cc), out, Init::Default, rng)?
                 .act(Act::Leaky(0.01));
             (hh, ww, cc) = (s.lo(hh), s.lo(ww), out);
@@ -356,7 +360,8 @@ impl Family for StarGanConfig {
     fn preset(_name: &str, shape: &[usize], _unit_data: bool) -> Result<Self> {
         Ok(Self {
             shape: shape.to_vec(),
-            attributes: vec![],
+            // The embedded digits' attributes until `configure` reads the data's.
+            attributes: attributes::digit_columns(),
             channels: 16,
             blocks: 6,
             critic_layers: 3,

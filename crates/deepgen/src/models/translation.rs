@@ -91,7 +91,7 @@ pub fn resnet_generator(
     rng: &mut Rng,
     dev: &Device,
 ) -> Result<Stack> {
-    if s.h % 4 != 0 || s.w % 4 != 0 || s.h < 8 || s.w < 8 {
+    if !s.h.is_multiple_of(4) || !s.w.is_multiple_of(4) || s.h < 8 || s.w < 8 {
         return Err(Error::config(format!(
             "the translation generators downsample twice: image sides must be multiples of 4 \
             and at least 8, not {}x{}",

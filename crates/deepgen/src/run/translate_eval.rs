@@ -162,13 +162,16 @@ pub fn evaluate(
     Ok(f)
 }
 
+/// Where a chunk of inputs goes and how it comes back.
+type Directions<'a> = &'a dyn Fn(&[usize]) -> Result<(Target, Target)>;
+
 /// Translates rows in chunks: (translations, reconstructions), flat.
 fn through(
     model: &Model,
     t: &dyn Translator,
     data: &Dataset,
     idx: &[usize],
-    to: &dyn Fn(&[usize]) -> Result<(Target, Target)>,
+    to: Directions,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let _ = model;
     let (mut y, mut r) = (vec![], vec![]);

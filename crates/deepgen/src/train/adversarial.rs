@@ -419,7 +419,7 @@ impl AdversarialTrainer {
         parts.push(("g_adv", adv.clone()));
         let mut loss = (adv * game.adv_weight())?;
         if let (Some(q), Some(c)) = (&q, critic_side.codes.as_ref()) {
-            if let Some((nll, _)) = game.info_loss(&q, c)? {
+            if let Some((nll, _)) = game.info_loss(q, c)? {
                 loss = (loss + (nll * game.info_weight())?)?;
             }
         }
