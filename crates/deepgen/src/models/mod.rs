@@ -599,6 +599,10 @@ impl Sampler for Model {
     fn sample(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
         match self.net.sampler() {
             Some(s) => s.sample(n, rng),
+            None if self.net.translator().is_some() => Err(Error::config(format!(
+                "the {} model translates images and does not sample: use deepgen translate",
+                self.name()
+            ))),
             None => Err(Error::config(format!(
                 "the {} is not a generative model: it cannot sample",
                 self.name()

@@ -110,16 +110,16 @@ fn missing(spec: &str) -> String {
 }
 
 /// The predicted class of each row under a classifier run.
-fn predict(c: &Model, rows: &[f32], d: usize) -> Result<Vec<u32>> {
+pub fn predict(c: &Model, rows: &[f32], d: usize) -> Result<Vec<u32>> {
     let (probs, _, k, _) = classify(c, rows, d)?;
     Ok(probs.chunks(k).map(|p| crate::nn::argmax(p) as u32).collect())
 }
 
-fn share(pred: &[u32], want: &[u32]) -> f64 {
+pub fn share(pred: &[u32], want: &[u32]) -> f64 {
     pred.iter().zip(want).filter(|(p, w)| p == w).count() as f64 / want.len().max(1) as f64
 }
 
-fn mean_l1(a: &[f32], b: &[f32]) -> f64 {
+pub fn mean_l1(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64).sum::<f64>() / a.len().max(1) as f64
 }
 
