@@ -100,32 +100,23 @@ pub fn encode(cols: &[Attribute], vals: &[u32], out: &mut Vec<f32>) {
 
 /// Value indices from an encoded vector (the largest entry of a group; > 0.5 for a binary one).
 pub fn decode(cols: &[Attribute], enc: &[f32]) -> Vec<u32> {
-    let mut at = 0;
-    cols.iter()
-        .map(|c| {
-            let w = c.width();
-            let part = &enc[at..at + w];
-            at += w;
-            if c.is_binary() {
-                (part[0] > 0.5) as u32
-            } else {
-                crate::nn::argmax(part) as u32
-            }
-        })
-        .collect()
+    decode_at(cols, enc, 0.5)
 }
 
 /// Value indices from the critic's classification logits: the largest logit of a group, a
 /// positive logit for a binary attribute.
 pub fn decode_logits(cols: &[Attribute], logits: &[f32]) -> Vec<u32> {
+    decode_at(cols, logits, 0.0)
+}
+
+fn decode_at(cols: &[Attribute], v: &[f32], threshold: f32) -> Vec<u32> {
     let mut at = 0;
     cols.iter()
         .map(|c| {
-            let w = c.width();
-            let part = &logits[at..at + w];
-            at += w;
+            let part = &v[at..at + c.width()];
+            at += c.width();
             if c.is_binary() {
-                (part[0] > 0.0) as u32
+                (part[0] > threshold) as u32
             } else {
                 crate::nn::argmax(part) as u32
             }

@@ -43,8 +43,9 @@ use super::translation::{self, l1, Domains, ResnetSpec, Target, Translator};
 use super::{Adversarial, BatchRows, Side};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::models::family::net;
 use crate::models::family::*;
-use crate::models::{DensityModel, Encoder, Features, ModelFlags, Objective, Sampler, Sequential};
+use crate::models::ModelFlags;
 use crate::nn::conv::Strided;
 use crate::nn::stack::{Init, Stack};
 use crate::nn::{Act, Params};
@@ -451,32 +452,13 @@ impl Family for CycleGanConfig {
     }
 }
 
-impl Net for CycleGan {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn density(&self) -> Option<&dyn DensityModel> {
-        None
-    }
-    fn sampler(&self) -> Option<&dyn Sampler> {
-        None
-    }
-    fn sequential(&self) -> Option<&dyn Sequential> {
-        None
-    }
-    fn encoder(&self) -> Option<&dyn Encoder> {
-        None
-    }
-    fn features(&self) -> Option<&dyn Features> {
-        None
-    }
-    fn objective(&self) -> Option<&dyn Objective> {
-        None
-    }
-    fn adversarial(&self) -> Option<&dyn Adversarial> {
-        Some(self)
-    }
-    fn translator(&self) -> Option<&dyn Translator> {
-        Some(self)
-    }
-}
+net!(CycleGan {
+    density: no,
+    sampler: no,
+    sequential: no,
+    encoder: no,
+    features: no,
+    objective: no,
+    adversarial: yes,
+    translator: yes,
+});

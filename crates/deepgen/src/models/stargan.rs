@@ -37,8 +37,9 @@ use super::{Adversarial, BatchRows, Side};
 use crate::data::attributes::{self, Attribute};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::models::family::net;
 use crate::models::family::*;
-use crate::models::{DensityModel, Encoder, Features, ModelFlags, Objective, Sampler, Sequential};
+use crate::models::ModelFlags;
 use crate::nn::conv::Strided;
 use crate::nn::ops::softplus;
 use crate::nn::stack::{Init, Stack};
@@ -426,32 +427,13 @@ impl Family for StarGanConfig {
     }
 }
 
-impl Net for StarGan {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn density(&self) -> Option<&dyn DensityModel> {
-        None
-    }
-    fn sampler(&self) -> Option<&dyn Sampler> {
-        None
-    }
-    fn sequential(&self) -> Option<&dyn Sequential> {
-        None
-    }
-    fn encoder(&self) -> Option<&dyn Encoder> {
-        None
-    }
-    fn features(&self) -> Option<&dyn Features> {
-        None
-    }
-    fn objective(&self) -> Option<&dyn Objective> {
-        None
-    }
-    fn adversarial(&self) -> Option<&dyn Adversarial> {
-        Some(self)
-    }
-    fn translator(&self) -> Option<&dyn Translator> {
-        Some(self)
-    }
-}
+net!(StarGan {
+    density: no,
+    sampler: no,
+    sequential: no,
+    encoder: no,
+    features: no,
+    objective: no,
+    adversarial: yes,
+    translator: yes,
+});

@@ -134,6 +134,55 @@ fn pct(v: f64) -> String {
     format!("{:.1} %", 100.0 * v)
 }
 
+/// The images each comparison classifies: the translations, the inputs (the identity map) and
+/// the true images, when known.
+struct Images<'a> {
+    y: &'a [f32],
+    x: &'a [f32],
+    truth: Option<&'a [f32]>,
+    d: usize,
+}
+
+/// Writes a table row: the share of translations, inputs and true images that classifier `c`
+/// gives the values `want`; returns the first two.
+fn scored_row(
+    md: &mut String,
+    what: &str,
+    c: &Known,
+    im: &Images,
+    want: &[u32],
+) -> Result<(f64, f64)> {
+    let acc = share(&predict(&c.model, im.y, im.d)?, want);
+    let ident = share(&predict(&c.model, im.x, im.d)?, want);
+    let tru =
+        im.truth.map(|tr| predict(&c.model, tr, im.d).map(|p| pct(share(&p, want)))).transpose()?;
+    let _ = writeln!(
+        md,
+        "| {what} (`{}`) | {} | {} | {} |",
+        c.path.display(),
+        pct(acc),
+        pct(ident),
+        tru.unwrap_or_else(|| "-".into())
+    );
+    Ok((acc, ident))
+}
+
+/// Writes the table's header, the round trip's L1 (`back` against the inputs) and the L1 to the
+/// true images when known; returns the round trip's.
+fn l1_rows(md: &mut String, what: &str, back: &[f32], im: &Images) -> f64 {
+    let _ = writeln!(
+        md,
+        "| measure | translation | identity map | true transform |\n|---|---|---|---|"
+    );
+    let round = mean_l1(back, im.x);
+    let _ = writeln!(md, "| {what} | {round:.4} | 0 | 0 |");
+    if let Some(tr) = im.truth {
+        let (t, i) = (mean_l1(im.y, tr), mean_l1(im.x, tr));
+        let _ = writeln!(md, "| L1 to the true image | {t:.4} | {i:.4} | 0 |");
+    }
+    round
+}
+
 /// What the translation section found.
 pub struct Found {
     pub md: String,
@@ -233,45 +282,24 @@ fn cyclegan_direction(
             " The sets are not paired: the true transform is unknown."
         }
     );
-    let _ = writeln!(
-        f.md,
-        "| measure | translation | identity map | true transform |\n|---|---|---|---|"
-    );
-    let cyc = mean_l1(&r, &x);
-    let _ = writeln!(f.md, "| cycle L1 (pixels in [0, 1]) | {cyc:.4} | 0 | 0 |");
-    if let Some(tr) = &truth {
-        let _ = writeln!(
-            f.md,
-            "| L1 to the true image | {:.4} | {:.4} | 0 |",
-            mean_l1(&y, tr),
-            mean_l1(&x, tr)
-        );
-    }
+    let im = Images { y: &y, x: &x, truth: truth.as_deref(), d };
+    let cyc = l1_rows(&mut f.md, "cycle L1 (pixels in [0, 1])", &r, &im);
     let mut summary = format!("{name}: cycle L1 {cyc:.4}");
     match (classifier_for(known, &dst_train), src.labels.as_ref()) {
         (Some(c), Some(labels)) => {
-            let want = &labels[..n];
-            let acc = share(&predict(&c.model, &y, d)?, want);
-            let ident = share(&predict(&c.model, &x, d)?, want);
-            let tru = truth
-                .as_ref()
-                .map(|tr| predict(&c.model, tr, d).map(|p| pct(share(&p, want))))
-                .transpose()?;
-            let _ = writeln!(
-                f.md,
-                "| label preservation (classifier of the target domain, `{}`) | {} | {} | {} |",
-                c.path.display(),
-                pct(acc),
-                pct(ident),
-                tru.unwrap_or_else(|| "-".into())
-            );
+            let what = "label preservation (classifier of the target domain)";
+            let (acc, ident) = scored_row(&mut f.md, what, c, &im, &labels[..n])?;
             let h = n / 2;
             if h >= 2 {
                 let far = rows(&dst, &(h..2 * h).collect::<Vec<_>>());
                 let fid_t = fid(&c.model, &y[..h * d], &far, d)?;
                 let fid_i = fid(&c.model, &x[..h * d], &far, d)?;
                 let floor = fid(&c.model, &rows(&dst, &(0..h).collect::<Vec<_>>()), &far, d)?;
-                let _ = writeln!(f.md, "| FID on the classifier's features, {h} against {h} real target images | {fid_t:.2} | {fid_i:.2} | {floor:.2} (real target images) |");
+                let _ = writeln!(
+                    f.md,
+                    "| FID on the classifier's features, {h} against {h} real target images | \
+                    {fid_t:.2} | {fid_i:.2} | {floor:.2} (real target images) |"
+                );
                 summary.push_str(&format!(
                     ", label preservation {} (identity {}), FID {fid_t:.2} (floor {floor:.2})",
                     pct(acc),
@@ -348,25 +376,14 @@ fn stargan(
         data.source,
         attributes::describe(cols),
         if truth.is_some() {
-            " The true image of each translation is known (the same digit drawn with the target attributes)."
+            " The true image of each translation is known (the same digit drawn with the \
+            target attributes)."
         } else {
             ""
         }
     );
-    let _ = writeln!(
-        f.md,
-        "| measure | translation | identity map | true transform |\n|---|---|---|---|"
-    );
-    let rec_l1 = mean_l1(&rec, &x);
-    let _ = writeln!(f.md, "| reconstruction L1, G(G(x, c'), c) against x | {rec_l1:.4} | 0 | 0 |");
-    if let Some(tr) = &truth {
-        let _ = writeln!(
-            f.md,
-            "| L1 to the true image | {:.4} | {:.4} | 0 |",
-            mean_l1(&y, tr),
-            mean_l1(&x, tr)
-        );
-    }
+    let im = Images { y: &y, x: &x, truth: truth.as_deref(), d };
+    let rec_l1 = l1_rows(&mut f.md, "reconstruction L1, G(G(x, c'), c) against x", &rec, &im);
     let mut summary = format!("stargan: reconstruction L1 {rec_l1:.4}");
     let mut accs = vec![];
     for (j, c) in cols.iter().enumerate() {
@@ -381,21 +398,8 @@ fn stargan(
             continue;
         };
         let want: Vec<u32> = target.iter().map(|v| v[j]).collect();
-        let acc = share(&predict(&k.model, &y, d)?, &want);
-        let ident = share(&predict(&k.model, &x, d)?, &want);
-        let tru = truth
-            .as_ref()
-            .map(|tr| predict(&k.model, tr, d).map(|p| pct(share(&p, &want))))
-            .transpose()?;
-        let _ = writeln!(
-            f.md,
-            "| attribute `{}` accuracy (`{}`) | {} | {} | {} |",
-            c.name,
-            k.path.display(),
-            pct(acc),
-            pct(ident),
-            tru.unwrap_or_else(|| "-".into())
-        );
+        let what = format!("attribute `{}` accuracy", c.name);
+        let (acc, _) = scored_row(&mut f.md, &what, k, &im, &want)?;
         accs.push((c.name.clone(), acc));
     }
     if !accs.is_empty() {
@@ -408,27 +412,17 @@ fn stargan(
     }
     match (classifier_for(known, &cfg.data.train), data.labels.as_ref()) {
         (Some(c), Some(labels)) => {
-            let want = &labels[..n];
-            let acc = share(&predict(&c.model, &y, d)?, want);
-            let ident = share(&predict(&c.model, &x, d)?, want);
-            let tru = truth
-                .as_ref()
-                .map(|tr| predict(&c.model, tr, d).map(|p| pct(share(&p, want))))
-                .transpose()?;
-            let _ = writeln!(
-                f.md,
-                "| label preservation (`{}`) | {} | {} | {} |",
-                c.path.display(),
-                pct(acc),
-                pct(ident),
-                tru.unwrap_or_else(|| "-".into())
-            );
+            let (acc, _) = scored_row(&mut f.md, "label preservation", c, &im, &labels[..n])?;
             let h = n / 2;
             if h >= 2 {
                 let far = x[h * d..2 * h * d].to_vec();
                 let fid_t = fid(&c.model, &y[..h * d], &far, d)?;
                 let floor = fid(&c.model, &x[..h * d], &far, d)?;
-                let _ = writeln!(f.md, "| FID on the classifier's features, {h} against {h} real images | {fid_t:.2} | {floor:.2} (real images, the floor) | |");
+                let _ = writeln!(
+                    f.md,
+                    "| FID on the classifier's features, {h} against {h} real images | \
+                    {fid_t:.2} | {floor:.2} (real images, the floor) | |"
+                );
                 summary.push_str(&format!(
                     ", label preservation {}, FID {fid_t:.2} (floor {floor:.2})",
                     pct(acc)
