@@ -185,6 +185,23 @@ fn every_digit_is_drawn_with_its_own_attributes_and_labels_follow() {
 }
 
 #[test]
+fn padding_frames_each_image_with_background() {
+    let load = |s: &str| s.parse::<DataSpec>().unwrap().load(0).unwrap();
+    let (d, p) = (load("digits:test"), load("digits:test+pad=2"));
+    assert_eq!((p.n, p.shape.clone()), (d.n, vec![1, 12, 12]));
+    for i in [0, 7] {
+        let row = p.row(i);
+        for y in 0..12 {
+            for x in 0..12 {
+                let inside = (2..10).contains(&y) && (2..10).contains(&x);
+                let want = if inside { d.row(i)[(y - 2) * 8 + x - 2] } else { 0.0 };
+                assert_eq!(row[y * 12 + x], want);
+            }
+        }
+    }
+}
+
+#[test]
 fn two_parts_of_a_set_share_no_example_and_cover_it() {
     let all = DataSpec::Digits { test: false }.load(0).unwrap();
     let load = |s: &str| s.parse::<DataSpec>().unwrap().load(0).unwrap();

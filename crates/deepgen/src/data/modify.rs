@@ -36,6 +36,9 @@ pub enum Modifier {
     /// Bilinear resampling of every image to N x N (the 8x8 UCI digits at 28x28: a second
     /// hand-writing domain beside MNIST).
     Upscale(usize),
+    /// A border of N background (0) pixels on every side: `digits+upscale=20+pad=4` frames the
+    /// UCI digits in 28 x 28 as MNIST frames its 20 x 20 digits.
+    Pad(usize),
     /// Part K of N: the examples i with i * N / n == K - 1 (contiguous blocks), so that two
     /// domains drawn from one set share no example (`mnist+part=1/2`, `mnist+invert+part=2/2`).
     Part(usize, usize),
@@ -48,7 +51,7 @@ pub enum Modifier {
 }
 
 pub const NAMES: &str = "only=L, without=L, noise[=S], uniform, invert, rotate, flip, shrink, \
-    thick[=K], thin[=K], tint=COLOUR, upscale=N, part=K/N, attributes, label=ATTRIBUTE";
+    thick[=K], thin[=K], tint=COLOUR, upscale=N, pad=N, part=K/N, attributes, label=ATTRIBUTE";
 
 /// The largest side `+upscale` makes.
 pub const MAX_UPSCALE: usize = 1024;
@@ -121,6 +124,12 @@ impl Modifier {
                 ))),
             },
             "attributes" => none(Modifier::Attributes),
+            "pad" => match arg.map(str::parse::<usize>) {
+                Some(Ok(n)) if (1..=MAX_UPSCALE).contains(&n) => Ok(Modifier::Pad(n)),
+                _ => Err(Error::config(format!(
+                    "data modifier `{s}` needs a border of 1 to {MAX_UPSCALE} pixels, e.g. pad=4"
+                ))),
+            },
             "label" => match arg {
                 Some(a) if !a.trim().is_empty() => Ok(Modifier::Label(a.trim().to_string())),
                 _ => Err(Error::config(
@@ -242,6 +251,20 @@ impl Modifier {
                 let x = super::domains::resize(&d.x, h, w, *n, *n);
                 return Dataset::new(source, x, vec![c, *n, *n], d.labels.clone());
             }
+            Modifier::Pad(p) => {
+                let (c, h, w) = Self::image_dims(&d, "pad")?;
+                let (nh, nw) = (h + 2 * p, w + 2 * p);
+                let values = (d.n as u64) * (c as u64) * (nh as u64) * (nw as u64);
+                crate::limits::check_values(source, values, 4)?;
+                let mut x = vec![0f32; d.n * c * nh * nw];
+                for (k, plane) in d.x.chunks(h * w).enumerate() {
+                    let out = &mut x[k * nh * nw..(k + 1) * nh * nw];
+                    for (i, row) in plane.chunks(w).enumerate() {
+                        out[(i + p) * nw + p..(i + p) * nw + p + w].copy_from_slice(row);
+                    }
+                }
+                return Dataset::new(source, x, vec![c, nh, nw], d.labels.clone());
+            }
             Modifier::Thick(k) | Modifier::Thin(k) => {
                 let (_, h, w) = Self::image_dims(&d, "thick and thin")?;
                 let mut x = d.x.clone();
@@ -260,6 +283,7 @@ impl Modifier {
             | Modifier::Thick(_)
             | Modifier::Thin(_)
             | Modifier::Part(..)
+            | Modifier::Pad(_)
             | Modifier::Attributes
             | Modifier::Label(_) => {}
             Modifier::Only(l) => return keep(d, &|y| l.contains(&y)),
