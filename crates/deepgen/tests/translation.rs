@@ -370,6 +370,7 @@ fn stargan_targets_are_the_batch_labels_shuffled_and_reconstruction_goes_back() 
         critic_layers: 2,
         cls_weight: 1.0,
         rec_weight: 10.0,
+        identity_weight: 0.0,
     };
     let m = tiny(ModelConfig::StarGan(cfg), 2);
     let s = m.get::<StarGan>().unwrap();

@@ -94,7 +94,8 @@ pub struct ModelFlags {
     #[arg(long, allow_negative_numbers = true)]
     pub cycle_weight: Option<f64>,
     /// CycleGAN: weight of the identity terms, as a multiple of the cycle weight; 0 turns them
-    /// off [default: 0.5].
+    /// off [default: 0.5]. StarGAN: weight of |G(x, c) - x| on the input's own labels, not in
+    /// the paper [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     pub identity_weight: Option<f64>,
     /// CycleGAN: generated images kept for the critics; 0 shows them only the latest

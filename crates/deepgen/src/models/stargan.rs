@@ -26,7 +26,8 @@
 //! the heads have biases (the reference has none; harmless before a loss), the instance norm
 //! always uses the example's own statistics (the reference's `track_running_stats=True` is never
 //! switched to eval mode in its test code, so it does the same), and the trainer draws a fresh
-//! target permutation for the generator's step.
+//! target permutation for the generator's step. `--identity-weight W` adds CycleGAN's identity
+//! term W |G(x, c) - x| (c the input's own labels), which the paper does not have (default 0).
 
 use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,10 @@ pub struct StarGanConfig {
     pub critic_layers: usize,
     pub cls_weight: f64,
     pub rec_weight: f64,
+    /// Not in the paper: CycleGAN's identity term lambda_id |G(x, c) - x| on the input's own
+    /// labels (0, the default, is the paper's objective).
+    #[serde(default)]
+    pub identity_weight: f64,
 }
 
 impl StarGanConfig {
@@ -94,7 +99,11 @@ impl StarGanConfig {
                 self.critic_layers
             )));
         }
-        for (flag, v) in [("--cls-weight", self.cls_weight), ("--rec-weight", self.rec_weight)] {
+        for (flag, v) in [
+            ("--cls-weight", self.cls_weight),
+            ("--rec-weight", self.rec_weight),
+            ("--identity-weight", self.identity_weight),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(Error::config(format!("{flag} must be a number >= 0, got {v}")));
             }
@@ -310,7 +319,12 @@ impl Adversarial for StarGan {
         let cls = (classification_loss(&self.cfg.attributes, q, c_trg)? * self.cfg.cls_weight)?;
         let rec = self.generate(&fake.x, &c_org)?;
         let rec = (l1(&px, &rec)? * self.cfg.rec_weight)?;
-        Ok(vec![("g_cls", cls), ("g_rec", rec)])
+        let mut out = vec![("g_cls", cls), ("g_rec", rec)];
+        if self.cfg.identity_weight > 0.0 {
+            let same = self.generate(&px, &c_org)?;
+            out.push(("g_identity", (l1(&px, &same)? * self.cfg.identity_weight)?));
+        }
+        Ok(out)
     }
 
     fn info_weight(&self) -> f64 {
@@ -355,7 +369,7 @@ impl Family for StarGanConfig {
         scores: &[],
         data: "images with attribute labels: mnist+attributes, or attributes.csv beside a PNG \
             folder or IDX set",
-        flags: &["channels", "layers", "cls_weight", "rec_weight"],
+        flags: &["channels", "layers", "cls_weight", "rec_weight", "identity_weight"],
     }];
 
     fn preset(_name: &str, shape: &[usize], _unit_data: bool) -> Result<Self> {
@@ -368,6 +382,7 @@ impl Family for StarGanConfig {
             critic_layers: 3,
             cls_weight: 1.0,
             rec_weight: 10.0,
+            identity_weight: 0.0,
         })
     }
 
@@ -419,6 +434,7 @@ impl Family for StarGanConfig {
         self.blocks = flags.layers.unwrap_or(self.blocks);
         self.cls_weight = flags.cls_weight.unwrap_or(self.cls_weight);
         self.rec_weight = flags.rec_weight.unwrap_or(self.rec_weight);
+        self.identity_weight = flags.identity_weight.unwrap_or(self.identity_weight);
         self.check()
     }
 
