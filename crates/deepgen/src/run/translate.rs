@@ -320,6 +320,9 @@ pub fn grid_rows(
     changes: Option<&[Change]>,
 ) -> Result<GridRows> {
     let idx: Vec<usize> = (0..n.min(data.n)).collect();
+    if idx.is_empty() {
+        return Err(Error::config(format!("{}: no images to translate", data.source)));
+    }
     let x = data.batch(&idx, &Device::Cpu)?;
     let rows_of = |parts: &[Vec<Vec<f32>>]| -> Vec<f32> {
         let mut v = vec![];
