@@ -105,6 +105,9 @@ fn cyclegan_refuses_a_missing_or_mismatched_second_domain() {
     let mut odd = vec!["train", "cyclegan", "--data", "toy:ring8", "--data-b", "toy:ring8"];
     odd.extend(["--steps", "1", "--out", "x"]);
     fails(d, &odd, "translates images of 1 or 3 channels");
+    let mut small = base.to_vec();
+    small.extend(["--data-b", "digits+only=3+part=1/20", "--batch-size", "16"]);
+    fails(d, &small, "fewer than --batch-size 16");
     let vae = ["train", "vae", "--data", "digits", "--data-b", "digits", "--steps", "1"];
     fails(d, &vae, "--data-b applies only to two-domain models");
     assert!(!d.join("x").exists(), "a refused run writes nothing");

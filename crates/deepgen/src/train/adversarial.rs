@@ -604,6 +604,14 @@ impl AdversarialTrainer {
                 ))
             })?;
             model.check_dim(b.dim(), &b.source)?;
+            // One row holds an example of each domain: both must fill a batch.
+            if let Some(d) = [train, b].into_iter().find(|d| d.n < self.cfg.batch_size) {
+                return Err(Error::config(format!(
+                    "{}: {} examples, fewer than --batch-size {} (each batch row pairs an \
+                    example of each domain)",
+                    d.source, d.n, self.cfg.batch_size
+                )));
+            }
         }
         let mut kept = (self.step_count() > 0).then_some(self.step_count());
         while self.step_count() < self.cfg.steps {
