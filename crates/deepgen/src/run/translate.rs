@@ -64,14 +64,6 @@ pub fn default_inputs(cfg: &RunConfig, reverse: bool) -> String {
     }
 }
 
-/// One direction of translation for a batch: where each input goes and how it comes back.
-pub struct Plan {
-    pub to: Target,
-    pub back: Target,
-    /// StarGAN: the target value indices of each input.
-    pub target_values: Option<Vec<Vec<u32>>>,
-}
-
 /// The StarGAN attributes of inputs: their labels when the data has the run's attributes,
 /// otherwise the critic's estimate.
 pub fn input_attributes(

@@ -203,7 +203,7 @@ pub fn evaluate(
     match t.domains() {
         Domains::Pair => {
             for reverse in [false, true] {
-                cyclegan_direction(&mut f, cfg, model, t, known, n, reverse)?;
+                cyclegan_direction(&mut f, cfg, t, known, n, reverse)?;
             }
         }
         Domains::Attributes(cols) => stargan(&mut f, cfg, model, t, &cols, known, n, seed)?,
@@ -216,13 +216,11 @@ type Directions<'a> = &'a dyn Fn(&[usize]) -> Result<(Target, Target)>;
 
 /// Translates rows in chunks: (translations, reconstructions), flat.
 fn through(
-    model: &Model,
     t: &dyn Translator,
     data: &Dataset,
     idx: &[usize],
     to: Directions,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
-    let _ = model;
     let (mut y, mut r) = (vec![], vec![]);
     for chunk in idx.chunks(256) {
         let x = data.batch(chunk, &Device::Cpu)?;
@@ -246,11 +244,9 @@ fn paired(a: &Dataset, b: &Dataset) -> bool {
     base(&a.source) == base(&b.source) && a.n == b.n && a.labels.is_some() && a.labels == b.labels
 }
 
-#[allow(clippy::too_many_arguments)]
 fn cyclegan_direction(
     f: &mut Found,
     cfg: &RunConfig,
-    model: &Model,
     t: &dyn Translator,
     known: &[Known],
     n: usize,
@@ -269,7 +265,7 @@ fn cyclegan_direction(
     let idx: Vec<usize> = (0..n).collect();
     let d = src.dim();
     let (fwd, back) = if reverse { (Target::A, Target::B) } else { (Target::B, Target::A) };
-    let (y, r) = through(model, t, &src, &idx, &|_| Ok((fwd.clone(), back.clone())))?;
+    let (y, r) = through(t, &src, &idx, &|_| Ok((fwd.clone(), back.clone())))?;
     let x = rows(&src, &idx);
     let truth = paired(&src, &dst).then(|| rows(&dst, &idx));
     let _ = writeln!(f.md, "\n### {name}: {} -> {}\n", src.source, dst.source);
@@ -350,7 +346,7 @@ fn stargan(
     let mut r: Rng = rng::derived(seed, "translate-eval", 0);
     let target: Vec<Vec<u32>> =
         (0..n).map(|_| cols.iter().map(|c| r.gen_range(0..c.count() as u32)).collect()).collect();
-    let (y, rec) = through(model, t, &data, &idx, &|chunk| {
+    let (y, rec) = through(t, &data, &idx, &|chunk| {
         let tv: Vec<Vec<u32>> = chunk.iter().map(|&i| target[i].clone()).collect();
         let ov: Vec<Vec<u32>> = chunk.iter().map(|&i| orig[i].clone()).collect();
         Ok((
