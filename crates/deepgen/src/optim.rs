@@ -117,6 +117,9 @@ impl InplaceOp2 for Update {
 pub struct Adam {
     pub cfg: AdamConfig,
     pub step: usize,
+    /// The step the bias correction counts from (0, or where [`Adam::restart`] zeroed the
+    /// moments): update t uses beta^(step - since).
+    pub since: usize,
     slots: Vec<(String, Var, Var)>,
 }
 
@@ -127,7 +130,17 @@ impl Adam {
             let mv = Var::zeros((2, var.elem_count()), DType::F32, var.device())?;
             slots.push((name.clone(), var.clone(), mv));
         }
-        Ok(Self { cfg, step: 0, slots })
+        Ok(Self { cfg, step: 0, since: 0, slots })
+    }
+
+    /// Forgets the moments, as a fresh optimiser would have them, and counts the bias correction
+    /// from the current step (Progressive GAN's reset at each new resolution).
+    pub fn restart(&mut self) -> Result<()> {
+        for (_, _, mv) in &self.slots {
+            mv.set(&mv.as_tensor().zeros_like()?)?;
+        }
+        self.since = self.step;
+        Ok(())
     }
 
     /// Global L2 norm of the gradients of every parameter.
@@ -144,7 +157,7 @@ impl Adam {
     /// One update at learning rate `lr`; gradients are multiplied by `scale` (clipping).
     pub fn step(&mut self, grads: &GradStore, lr: f64, scale: f64) -> Result<()> {
         self.step += 1;
-        let t = self.step as i32;
+        let t = (self.step - self.since.min(self.step - 1)) as i32;
         let c = &self.cfg;
         let moments = Moments { b1: c.beta1 as f32, b2: c.beta2 as f32, scale: scale as f32 };
         let update = Update {

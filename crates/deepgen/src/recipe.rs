@@ -166,6 +166,10 @@ pub struct AdversarialConfig {
     /// WGAN-GP: weight lambda of E[(||grad_x D(x_hat)||_2 - 1)^2] at random interpolates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gp: Option<f64>,
+    /// Progressive GAN: weight epsilon of the drift term epsilon E[D(x)^2] on real examples,
+    /// which keeps a Wasserstein critic's output near 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<f64>,
     /// Unrolled GAN: critic optimiser steps K the generator looks ahead through.
     #[serde(default)]
     pub unroll: usize,
@@ -192,6 +196,7 @@ impl Default for AdversarialConfig {
             n_critic: 1,
             clip: None,
             gp: None,
+            drift: None,
             unroll: 0,
             first_order: false,
             unroll_same_batch: false,
@@ -219,6 +224,11 @@ impl AdversarialConfig {
         if let Some(g) = self.gp {
             if !(g.is_finite() && g >= 0.0) {
                 return Err(Error::config(format!("--gp must be non-negative, got {g}")));
+            }
+        }
+        if let Some(d) = self.drift {
+            if !(d.is_finite() && d >= 0.0) {
+                return Err(Error::config(format!("--drift must be non-negative, got {d}")));
             }
         }
         if self.first_order && self.unroll == 0 {

@@ -780,9 +780,18 @@ fn every_adversarial_model_trains_saves_loads_and_resumes_exactly() {
                 c.hidden = vec![8];
                 c.d_hidden = vec![8];
             }
+            // Phases of 16 images: the checkpoint falls in the 8x8 fade-in.
+            ModelConfig::ProGan(c) => {
+                (c.channels, c.latent, c.stabilise_images, c.fade_images) = (4, 4, 16, 32);
+            }
             _ => unreachable!(),
         }
         let adv = match name {
+            "progan" => AdversarialConfig {
+                gp: Some(10.0),
+                drift: Some(0.001),
+                ..AdversarialConfig::default()
+            },
             "wgan" => {
                 AdversarialConfig { n_critic: 2, clip: Some(0.05), ..AdversarialConfig::default() }
             }

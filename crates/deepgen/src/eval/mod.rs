@@ -5,8 +5,10 @@ use crate::error::Result;
 pub mod anomaly;
 pub mod features;
 pub mod modes;
+pub mod ms_ssim;
 pub mod quality;
 pub mod scores;
+pub mod swd;
 
 use crate::models::Model;
 use crate::rng::Rng;

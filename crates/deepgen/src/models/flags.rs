@@ -108,6 +108,25 @@ pub struct ModelFlags {
     /// StarGAN: weight of the reconstruction L1 term [default: 10].
     #[arg(long, allow_negative_numbers = true)]
     pub rec_weight: Option<f64>,
+    /// ProGAN: the resolution training starts at, a power of two [default: 4].
+    #[arg(long)]
+    pub start_res: Option<usize>,
+    /// ProGAN: the resolution growth stops at, a power of two [default: the data's side, padded
+    /// to a power of two].
+    #[arg(long)]
+    pub max_res: Option<usize>,
+    /// ProGAN: images shown while each resolution stabilises [default: the recipe's images over
+    /// the number of phases].
+    #[arg(long)]
+    pub stabilise_images: Option<u64>,
+    /// ProGAN: images shown while each new resolution fades in; 0 grows at once [default: as
+    /// --stabilise-images].
+    #[arg(long)]
+    pub fade_images: Option<u64>,
+    /// ProGAN: examples per minibatch-standard-deviation group; the batch size must be a
+    /// multiple [default: 4].
+    #[arg(long)]
+    pub group_size: Option<usize>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -498,22 +498,8 @@ impl Gan {
         } else {
             None
         };
-        let g_ema = if cfg.ema > 0.0 {
-            let mut avg = Vec::with_capacity(g.vars.len());
-            for (name, v) in g.names.iter().zip(&g.vars) {
-                let name = format!("g_ema.{}", name.strip_prefix("g.").unwrap_or(name));
-                // `copy`: a fresh tensor, so the average never aliases the live weight.
-                p.add(&name, v.as_tensor().copy()?)?;
-                avg.push(
-                    p.get(&name)
-                        .cloned()
-                        .ok_or_else(|| Error::config(format!("parameter {name} vanished")))?,
-                );
-            }
-            Some(avg)
-        } else {
-            None
-        };
+        let g_ema =
+            if cfg.ema > 0.0 { Some(super::ema::register(p, &g.names, &g.vars)?) } else { None };
         Ok(Self { cfg: cfg.clone(), g, d, v_head, q_head, g_ema, dev: dev.clone() })
     }
 
@@ -573,10 +559,10 @@ impl Gan {
     /// Makes the weight average (if any) a copy of the live weights, in memory:
     /// `deepgen eval --live-generator` compares the two on one run.
     pub fn use_live_weights(&self) -> Result<()> {
-        for (a, w) in self.g_ema.iter().flatten().zip(&self.g.vars) {
-            a.set(&w.as_tensor().copy()?)?;
+        match &self.g_ema {
+            Some(avg) => super::ema::copy_live(avg, &self.g.vars),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// `n` draws of the generator's noise z, `[n, latent]`, from the configured distribution.
@@ -800,13 +786,10 @@ impl Adversarial for Gan {
     }
 
     fn after_generator_step(&self) -> Result<()> {
-        if let Some(avg) = &self.g_ema {
-            let beta = self.cfg.ema;
-            for (a, w) in avg.iter().zip(&self.g.vars) {
-                a.set(&((a.as_tensor() * beta)? + (w.as_tensor().detach() * (1.0 - beta))?)?)?;
-            }
+        match &self.g_ema {
+            Some(avg) => super::ema::update(avg, &self.g.vars, self.cfg.ema),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn check_data(&self, data: &crate::data::Dataset) -> Result<()> {

@@ -13,6 +13,7 @@ pub mod bernoulli;
 pub mod bernoulli_mixture;
 pub mod classifier;
 pub mod cyclegan;
+pub mod ema;
 pub mod family;
 pub mod flags;
 pub mod fvsbn;
@@ -22,6 +23,7 @@ pub mod made;
 pub mod nade;
 pub mod pixelcnn;
 pub mod pixelrnn;
+pub mod progan;
 pub mod rnade;
 pub mod stargan;
 pub mod translation;
@@ -99,6 +101,19 @@ pub struct BatchRows {
 /// is real, what is generated and how the critic scores them under any
 /// weights (its own, or the unrolled ones); the trainer owns the loop,
 /// the two optimisers, n_critic, penalties, clipping and unrolling.
+/// Where a growing game stands ([`Adversarial::progress`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// The examples shown at which the current phase began: both optimisers restart there.
+    pub phase_start: u64,
+    /// The side of the images the players make and judge now.
+    pub resolution: usize,
+    /// The fade-in weight of the newest layers, 1 when the networks are stable.
+    pub alpha: f64,
+    /// The phase in words, for the progress bar ("16x16 fading in, alpha 0.42").
+    pub label: String,
+}
+
 pub trait Adversarial {
     /// The critic's weights, in the order [`Adversarial::critic`] takes them.
     fn d_weights(&self) -> Vec<(String, candle_core::Var)>;
@@ -147,6 +162,22 @@ pub trait Adversarial {
     }
     /// Called after every generator update (the GAN's weight average, `--g-ema`).
     fn after_generator_step(&self) -> Result<()> {
+        Ok(())
+    }
+    /// A game whose players change as training goes (Progressive GAN's growing resolution): its
+    /// position after `images` examples shown to the critic, without changing the game; None for
+    /// a fixed game.
+    fn progress(&self, _images: u64) -> Option<Progress> {
+        None
+    }
+    /// Moves the game to its position after `images` examples shown (see
+    /// [`Adversarial::progress`]); the trainer calls it before every iteration.
+    fn advance(&self, _images: u64) -> Result<()> {
+        Ok(())
+    }
+    /// Refuses a batch size the critic cannot take (ProGAN's minibatch standard deviation groups),
+    /// naming the flag.
+    fn check_batch(&self, _batch_size: usize) -> Result<()> {
         Ok(())
     }
     /// Refuses training data the game cannot use (a conditional GAN's unlabelled or out-of-range
@@ -337,6 +368,7 @@ registry! {
     "aae" => Aae(aae::AaeConfig),
     "cyclegan" => CycleGan(cyclegan::CycleGanConfig),
     "stargan" => StarGan(stargan::StarGanConfig),
+    "progan" => ProGan(progan::ProGanConfig),
     "classifier" => Classifier(classifier::ClassifierConfig),
 }
 

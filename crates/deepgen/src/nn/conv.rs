@@ -566,7 +566,22 @@ impl CustomOp3 for DownOp {
             if self.1.is_some() {
                 candle_core::bail!("conv: the fused activation has no graph-building backward");
             }
-            let (dx, dw, db) = down_composed_grads(self.0, x, w, grad)?;
+            let g = self.0;
+            let (_, h, wd, c) = x.dims4()?;
+            if g.hi(g.lo(h)) != h || g.hi(g.lo(wd)) != wd {
+                let (dx, dw, db) = down_composed_grads(g, x, w, grad)?;
+                return Ok((Some(dx), Some(dw), Some(db)));
+            }
+            // dx = col2im(grad W^T): the transposed convolution with weight W^T, itself one op
+            // in the graph (its backward is this op's forward).
+            let zero = Tensor::zeros(c, w.dtype(), w.device())?;
+            let dx = grad.contiguous()?.apply_op3(&w.t()?.contiguous()?, &zero, UpOp(g))?;
+            if super::inputs_only() {
+                let (_, dw, db) =
+                    super::graph::without_create_graph(|| self.bwd(x, w, bias, y, grad))?;
+                return Ok((Some(dx), dw, db));
+            }
+            let (_, dw, db) = down_composed_grads(g, x, w, grad)?;
             return Ok((Some(dx), Some(dw), Some(db)));
         }
         let (b, h, wd, c) = x.dims4()?;
@@ -657,7 +672,17 @@ impl CustomOp3 for UpOp {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         use super::fused::read;
         if super::create_graph() {
-            let (dx, dw, db) = up_composed_grads(self.0, x, w, bias, grad)?;
+            // dx = im2col(grad) W^T: the strided convolution with weight W^T, one op in the graph.
+            let c = x.dim(3)?;
+            let zero = Tensor::zeros(c, w.dtype(), w.device())?;
+            let dx =
+                grad.contiguous()?.apply_op3(&w.t()?.contiguous()?, &zero, DownOp(self.0, None))?;
+            if super::inputs_only() {
+                let (_, dw, db) =
+                    super::graph::without_create_graph(|| self.bwd(x, w, bias, _y, grad))?;
+                return Ok((Some(dx), dw, db));
+            }
+            let (_, dw, db) = up_composed_grads(self.0, x, w, bias, grad)?;
             return Ok((Some(dx), Some(dw), Some(db)));
         }
         let (b, h, wd, c) = x.dims4()?;
@@ -842,7 +867,10 @@ pub(crate) fn conv_down_act(
     b: &Tensor,
     act: Option<f32>,
 ) -> Result<(Tensor, bool)> {
-    if x.device().is_cpu() && !super::create_graph() {
+    if x.device().is_cpu() {
+        // Under create_graph the activation stays a separate op: the graph-building backward
+        // differentiates the convolution alone.
+        let act = if super::create_graph() { None } else { act };
         return Ok((x.contiguous()?.apply_op3(w, b, DownOp(g, act))?, act.is_some()));
     }
     Ok((down_composed(g, x, w, b)?, false))
@@ -854,7 +882,7 @@ pub(crate) fn conv_down_act(
 /// # Shapes
 /// `x: [B, H, W, in]` -> `[B, (H-1)s + k - 2p, (W-1)s + k - 2p, out]`
 pub fn conv_up(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && !super::create_graph() {
+    if x.device().is_cpu() {
         return Ok(x.contiguous()?.apply_op3(w, b, UpOp(g))?);
     }
     Ok(up_composed(g, x, w, b)?)

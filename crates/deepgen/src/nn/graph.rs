@@ -5,6 +5,7 @@ use std::cell::Cell;
 
 thread_local! {
     static CREATE_GRAPH: Cell<bool> = const { Cell::new(false) };
+    static INPUTS_ONLY: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Whether deepgen's fused ops build a differentiable graph in their backward
@@ -19,6 +20,31 @@ pub fn create_graph() -> bool {
 /// `backward(create_graph=True)`), restoring the previous setting after.
 pub fn with_create_graph<T>(f: impl FnOnce() -> T) -> T {
     let prev = CREATE_GRAPH.with(|c| c.replace(true));
+    let out = f();
+    CREATE_GRAPH.with(|c| c.set(prev));
+    out
+}
+
+/// Whether the graph-building backward passes may skip the weights' gradients: set by
+/// [`with_input_graph`] when only the gradient at the input is read (gradient penalties).
+pub fn inputs_only() -> bool {
+    INPUTS_ONLY.with(|c| c.get())
+}
+
+/// [`with_create_graph`] for a backward pass whose only use is the gradient at the input (a
+/// gradient penalty's dD/dx): the fused convolutions then give their weight gradients as plain
+/// values, not as graphs that would be built and never read.
+pub fn with_input_graph<T>(f: impl FnOnce() -> T) -> T {
+    let prev = INPUTS_ONLY.with(|c| c.replace(true));
+    let out = with_create_graph(f);
+    INPUTS_ONLY.with(|c| c.set(prev));
+    out
+}
+
+/// Runs `f` with [`create_graph`] off (the weights' gradients in an inputs-only pass: plain
+/// values, no graph).
+pub(crate) fn without_create_graph<T>(f: impl FnOnce() -> T) -> T {
+    let prev = CREATE_GRAPH.with(|c| c.replace(false));
     let out = f();
     CREATE_GRAPH.with(|c| c.set(prev));
     out

@@ -30,7 +30,7 @@ pub use act::Act;
 pub use classes::{argmax, one_hot};
 pub use gemm::sum_rows;
 pub(crate) use gemm::{gemm, gemm_at_b};
-pub use graph::{create_graph, with_create_graph};
+pub use graph::{create_graph, inputs_only, with_create_graph, with_input_graph};
 pub use linear::Linear;
 pub use params::Params;
 pub(crate) use scratch::with_scratch;

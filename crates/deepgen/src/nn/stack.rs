@@ -3,7 +3,12 @@
 //! discriminator after K differentiable optimiser steps, for Unrolled GANs).
 //!
 //! Layers: dense, strided convolution, transposed convolution, batch norm,
-//! reshape, activations. Channels-last image maps (`[B, H, W, C]`).
+//! reshape, activations, and Progressive GAN's pixel norm, nearest-neighbour upsampling, average
+//! pooling and minibatch standard deviation. Channels-last image maps (`[B, H, W, C]`).
+//!
+//! Weights made with [`Init::Equalized`] are stored N(0, 1) and multiplied by their He constant
+//! `gain / sqrt(fan_in)` at every forward pass (Karras et al. 2018, Sec. 4.1, "equalized learning
+//! rate"), so Adam's per-weight step size is the same for every layer.
 
 use candle_core::{DType, Device, Tensor, Var};
 use rayon::prelude::*;
@@ -17,20 +22,24 @@ use crate::rng::{self, Rng};
 #[derive(Clone, Debug)]
 enum Layer {
     /// Weight and bias indices into the weight list; ReLU fused when `relu`.
+    /// `scale`: the run-time weight multiplier of an equalised layer (1 otherwise).
     Dense {
         w: usize,
         b: usize,
         relu: bool,
+        scale: f64,
     },
     Down {
         g: Strided,
         w: usize,
         b: usize,
+        scale: f64,
     },
     Up {
         g: Strided,
         w: usize,
         b: usize,
+        scale: f64,
     },
     /// Batch norm over every axis but the last; running statistics (buffers) for eval mode.
     Norm {
@@ -56,6 +65,17 @@ enum Layer {
     /// Adds the activation remembered by the matching [`Layer::Save`] (the skip connection of a
     /// residual block, He et al. 2016).
     AddSaved,
+    /// Pixelwise feature normalisation (Karras et al. 2018, eq. in Sec. 4.2): each pixel's feature
+    /// vector divided by sqrt(mean of its squares + 1e-8).
+    PixelNorm,
+    /// Nearest-neighbour upsampling by 2 of an image map.
+    Upsample2,
+    /// 2x2 average pooling of an image map.
+    AvgPool2,
+    /// Minibatch standard deviation (Karras et al. 2018, Sec. 3): one feature map appended, the
+    /// mean over features and pixels of the standard deviation within groups of this many
+    /// examples.
+    MinibatchStddev(usize),
     /// Reshape to `[B, dims...]`.
     Reshape(Vec<usize>),
     Act(Act),
@@ -81,6 +101,20 @@ pub enum Init {
     Default,
     /// N(0, std^2) weights, zero biases (DCGAN: std 0.02).
     Normal(f32),
+    /// Equalised learning rate: N(0, 1) weights scaled by `gain / sqrt(fan_in)` at every forward
+    /// pass, zero biases (Progressive GAN; gain sqrt(2) for layers before a leaky ReLU).
+    Equalized(f32),
+}
+
+impl Init {
+    /// The run-time weight multiplier of a layer with `fan_in` inputs: the He constant for
+    /// equalised layers, 1 otherwise.
+    pub fn scale(self, fan_in: usize) -> f64 {
+        match self {
+            Init::Equalized(gain) => gain as f64 / (fan_in.max(1) as f64).sqrt(),
+            _ => 1.0,
+        }
+    }
 }
 
 impl Stack {
@@ -129,6 +163,9 @@ impl Stack {
                 (rng::randn(rng, shape, &self.dev)? * s as f64)?,
                 Tensor::zeros(n, DType::F32, &self.dev)?,
             ),
+            Init::Equalized(_) => {
+                (rng::randn(rng, shape, &self.dev)?, Tensor::zeros(n, DType::F32, &self.dev)?)
+            }
         })
     }
 
@@ -145,7 +182,7 @@ impl Stack {
         let (w, b) = self.weight(p, &[self.out, n], self.out, init, rng)?;
         let w = self.register(p, &format!("{name}.weight"), w)?;
         let b = self.register(p, &format!("{name}.bias"), b)?;
-        self.layers.push(Layer::Dense { w, b, relu });
+        self.layers.push(Layer::Dense { w, b, relu, scale: init.scale(self.out) });
         self.out = n;
         Ok(self)
     }
@@ -166,7 +203,7 @@ impl Stack {
         let (wt, b) = self.weight(p, &[fan, c_out], fan, init, rng)?;
         let wi = self.register(p, &format!("{name}.weight"), wt)?;
         let bi = self.register(p, &format!("{name}.bias"), b)?;
-        self.layers.push(Layer::Down { g, w: wi, b: bi });
+        self.layers.push(Layer::Down { g, w: wi, b: bi, scale: init.scale(fan) });
         self.out = g.lo(h) * g.lo(w) * c_out;
         Ok(self)
     }
@@ -190,11 +227,11 @@ impl Stack {
                 let bound = 1.0 / (fan as f32).sqrt();
                 rng::uniform(rng, &[c_out], -bound, bound, &self.dev)?
             }
-            Init::Normal(_) => Tensor::zeros(c_out, DType::F32, &self.dev)?,
+            Init::Normal(_) | Init::Equalized(_) => Tensor::zeros(c_out, DType::F32, &self.dev)?,
         };
         let wi = self.register(p, &format!("{name}.weight"), wt)?;
         let bi = self.register(p, &format!("{name}.bias"), b)?;
-        self.layers.push(Layer::Up { g, w: wi, b: bi });
+        self.layers.push(Layer::Up { g, w: wi, b: bi, scale: init.scale(fan) });
         self.out = g.hi(h) * g.hi(w) * c_out;
         Ok(self)
     }
@@ -271,6 +308,34 @@ impl Stack {
         self
     }
 
+    /// Pixelwise feature normalisation (see [`Layer::PixelNorm`]).
+    pub fn pixel_norm(&mut self) -> &mut Self {
+        self.layers.push(Layer::PixelNorm);
+        self
+    }
+
+    /// Nearest-neighbour upsampling by 2; `self.out` quadruples.
+    pub fn upsample2(&mut self) -> &mut Self {
+        self.layers.push(Layer::Upsample2);
+        self.out *= 4;
+        self
+    }
+
+    /// 2x2 average pooling; `self.out` is divided by 4.
+    pub fn avg_pool2(&mut self) -> &mut Self {
+        self.layers.push(Layer::AvgPool2);
+        self.out /= 4;
+        self
+    }
+
+    /// Minibatch standard deviation over groups of `group` examples, on an `h x w` map (one
+    /// feature map more).
+    pub fn minibatch_stddev(&mut self, group: usize, (h, w): (usize, usize)) -> &mut Self {
+        self.layers.push(Layer::MinibatchStddev(group));
+        self.out += h * w;
+        self
+    }
+
     pub fn reshape(&mut self, dims: &[usize]) -> &mut Self {
         self.layers.push(Layer::Reshape(dims.to_vec()));
         self
@@ -313,17 +378,20 @@ impl Stack {
                 continue;
             }
             h = match l {
-                Layer::Dense { w, b: bi, relu } => {
+                Layer::Dense { w, b: bi, relu, scale } => {
                     let x2 = if h.rank() == 2 { h } else { h.reshape((b, ()))? };
-                    Linear { w: ws[*w].clone(), b: ws[*bi].clone() }
+                    Linear { w: scaled(&ws[*w], *scale)?, b: ws[*bi].clone() }
                         .forward_act(&x2, if *relu { Act::Relu } else { Act::Identity })?
                 }
-                Layer::Down { g, w, b: bi } => {
-                    let (y, fused) = conv_down_act(*g, &h, &ws[*w], &ws[*bi], self.leaky_after(i))?;
+                Layer::Down { g, w, b: bi, scale } => {
+                    let wt = scaled(&ws[*w], *scale)?;
+                    let (y, fused) = conv_down_act(*g, &h, &wt, &ws[*bi], self.leaky_after(i))?;
                     fused_act = fused;
                     y
                 }
-                Layer::Up { g, w, b: bi } => conv_up(*g, &h, &ws[*w], &ws[*bi])?,
+                Layer::Up { g, w, b: bi, scale } => {
+                    conv_up(*g, &h, &scaled(&ws[*w], *scale)?, &ws[*bi])?
+                }
                 Layer::Norm { gamma, beta, stats } => {
                     let (y, fused) = batch_norm(
                         &h,
@@ -352,6 +420,10 @@ impl Stack {
                     })?;
                     (h + skip)?
                 }
+                Layer::PixelNorm => pixel_norm(&h)?,
+                Layer::Upsample2 => upsample2(&h)?,
+                Layer::AvgPool2 => avg_pool2(&h)?,
+                Layer::MinibatchStddev(g) => minibatch_stddev(&h, *g)?,
                 Layer::Reshape(d) => {
                     let mut s = vec![b];
                     s.extend_from_slice(d);
@@ -378,6 +450,58 @@ impl Stack {
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.forward_with(x, &self.tensors(), train, train)
     }
+}
+
+/// The weight an equalised layer uses: `w * scale` (the variable itself when `scale` is 1).
+fn scaled(w: &Tensor, scale: f64) -> Result<Tensor> {
+    Ok(if scale == 1.0 { w.clone() } else { (w * scale)? })
+}
+
+/// `[..., C]` with each feature vector (the last axis) divided by sqrt(mean(x^2) + 1e-8), Progressive
+/// GAN's pixel norm (the reference's `pixel_norm`, epsilon 1e-8).
+pub fn pixel_norm(h: &Tensor) -> Result<Tensor> {
+    let ms = h.sqr()?.mean_keepdim(h.rank() - 1)?;
+    Ok(h.broadcast_div(&(ms + 1e-8)?.sqrt()?)?)
+}
+
+/// `[B, H, W, C]` -> `[B, 2H, 2W, C]`, every pixel repeated in a 2x2 block (nearest neighbour).
+pub fn upsample2(h: &Tensor) -> Result<Tensor> {
+    let (b, hh, ww, c) = h.dims4()?;
+    Ok(h.reshape((b, hh, 1, ww, 1, c))?
+        .broadcast_as((b, hh, 2, ww, 2, c))?
+        .contiguous()?
+        .reshape((b, 2 * hh, 2 * ww, c))?)
+}
+
+/// `[B, H, W, C]` -> `[B, H/2, W/2, C]`, the mean of each 2x2 block (H and W even).
+pub fn avg_pool2(h: &Tensor) -> Result<Tensor> {
+    let (b, hh, ww, c) = h.dims4()?;
+    if hh % 2 != 0 || ww % 2 != 0 {
+        return Err(Error::Shape(format!("2x2 average pooling of a {hh}x{ww} map")));
+    }
+    Ok((h.reshape((b, hh / 2, 2, ww / 2, 2, c))?.sum(4)?.sum(2)? * 0.25)?)
+}
+
+/// Minibatch standard deviation of `[B, H, W, C]` -> `[B, H, W, C + 1]`, as the reference's
+/// `minibatch_stddev_layer`: the batch splits into groups of `g = min(group, B)` examples, example
+/// i in group i mod (B / g); within each group the standard deviation of every feature at every
+/// pixel (sqrt(var + 1e-8), var biased), averaged over features and pixels, is appended to each
+/// member as a constant map. B must be a multiple of g.
+pub fn minibatch_stddev(h: &Tensor, group: usize) -> Result<Tensor> {
+    let (b, hh, ww, c) = h.dims4()?;
+    let g = group.min(b).max(1);
+    if !b.is_multiple_of(g) {
+        return Err(Error::config(format!(
+            "the minibatch standard deviation takes groups of {g} examples (--group-size): a             batch of {b} is not a multiple of {g}"
+        )));
+    }
+    let m = b / g;
+    let y = h.reshape((g, m, hh * ww * c))?;
+    let centred = y.broadcast_sub(&y.mean_keepdim(0)?)?;
+    let sd = (centred.sqr()?.mean(0)? + 1e-8)?.sqrt()?; // [m, hwc]
+    let s = sd.mean_keepdim(1)?; // [m, 1]
+    let s = s.reshape((1, m, 1))?.broadcast_as((g, m, hh * ww))?.reshape((b, hh, ww, 1))?;
+    Ok(Tensor::cat(&[h, &s.contiguous()?], 3)?)
 }
 
 /// `[B, H, W, C]` padded by `p` on both sides of H and W with the reflection about the border

@@ -232,6 +232,9 @@ fn apply_critic_flags(f: &CriticFlags, c: &mut crate::recipe::AdversarialConfig)
     if f.gp.is_some() {
         c.gp = f.gp;
     }
+    if f.drift.is_some() {
+        c.drift = f.drift;
+    }
     if let Some(k) = f.unroll {
         c.unroll = k;
     }

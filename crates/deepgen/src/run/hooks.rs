@@ -39,14 +39,18 @@ impl Watch for Quiet {
 /// generator's adversarial term, which `g` already is).
 pub fn step_message(r: &StepRecord, adversarial: bool) -> String {
     if adversarial {
+        // A growing game's phase leads ("16x16 fading in, alpha 0.42"); its numbers are in it.
         let mut p: Vec<String> = r
             .parts
             .iter()
-            .filter(|(k, _)| k.as_str() != "g_adv")
+            .filter(|(k, _)| !matches!(k.as_str(), "g_adv" | "resolution" | "alpha"))
             .map(|(k, v)| format!("{k} {v:.3}"))
             .collect();
         p.sort();
-        p.join(" ")
+        match &r.phase {
+            Some(phase) => format!("{phase}: {}", p.join(" ")),
+            None => p.join(" "),
+        }
     } else {
         let mut p: Vec<String> = r
             .parts
@@ -117,6 +121,9 @@ impl Hooks for RunHooks<'_> {
         self.dir.append_metrics(&serde_json::json!({"step": step, "elapsed_s": elapsed}))?;
         crate::files::fault_point("checkpoint:metrics-written");
         self.dir.save(model, opts, step, self.seed)
+    }
+    fn on_stable_phase_end(&mut self, model: &Model, _step: usize) -> Result<()> {
+        super::growth::snapshot(self.dir, model, self.seed)
     }
     fn stop_requested(&self) -> bool {
         self.watch.stop_requested()

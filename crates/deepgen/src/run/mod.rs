@@ -12,6 +12,7 @@ pub mod config;
 pub mod detect;
 pub mod dir;
 pub mod examples;
+pub mod growth;
 pub mod hooks;
 pub mod latent;
 pub mod options;

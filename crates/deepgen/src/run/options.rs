@@ -129,6 +129,9 @@ pub struct CriticFlags {
     /// Gradient-penalty weight lambda.
     #[arg(long, allow_negative_numbers = true)]
     pub gp: Option<f64>,
+    /// Weight epsilon of the drift penalty epsilon E[D(x)^2] on real examples (Progressive GAN).
+    #[arg(long, allow_negative_numbers = true)]
+    pub drift: Option<f64>,
     /// Unrolled GAN: critic steps K to differentiate through.
     #[arg(long)]
     pub unroll: Option<usize>,
@@ -207,11 +210,12 @@ pub fn annotate(cmd: clap::Command) -> clap::Command {
         let text = defaults_text(value, |_| true);
         cmd = cmd.mut_arg(id, |a| append_help(a, &format!("[default: {text}]")));
     }
-    let critic_flags: [(&str, ShownIf); 5] = [
+    let critic_flags: [(&str, ShownIf); 6] = [
         ("d_lr", |t| t.adversarial.as_ref().map(|c| c.d_lr.to_string())),
         ("n_critic", |t| t.adversarial.as_ref().map(|c| c.n_critic.to_string())),
         ("clip", |t| t.adversarial.as_ref().and_then(|c| c.clip).map(|v| v.to_string())),
         ("gp", |t| t.adversarial.as_ref().and_then(|c| c.gp).map(|v| v.to_string())),
+        ("drift", |t| t.adversarial.as_ref().and_then(|c| c.drift).map(|v| v.to_string())),
         ("unroll", |t| t.adversarial.as_ref().map(|c| c.unroll.to_string())),
     ];
     for (id, value) in critic_flags {

@@ -333,6 +333,10 @@ fn train_adversarial(
     let mut r = rng::derived(cfg.seed, "final-samples", 0);
     let mut wrote: Vec<PathBuf> = vec![];
     let conditional = model.get::<Gan>().filter(|g| g.cfg.classes > 0);
+    if model.get::<crate::models::progan::ProGan>().is_some() {
+        super::growth::snapshot(dir, model, cfg.seed)?;
+        wrote.push(dir.file("growth.png"));
+    }
     if model.as_translator().is_some() {
         wrote.extend(super::translate::write_previews(model, cfg, &dir.path)?);
     } else if let (Some(g), true) = (conditional, train_data.is_image()) {

@@ -20,8 +20,8 @@ use candle_core::{Tensor, Var};
 use super::{Adam, AdversarialConfig, Batches, Hooks, StepRecord, TrainConfig};
 use crate::data::{binarize_batch, Binarize, Dataset};
 use crate::error::{Error, Result};
-use crate::models::{Adversarial, BatchRows, Model, Side};
-use crate::nn::{with_create_graph, Params};
+use crate::models::{Adversarial, BatchRows, Model, Progress, Side};
+use crate::nn::{with_create_graph, with_input_graph, Params};
 use crate::rng;
 
 /// The critic's look-ahead ([`AdversarialTrainer::unrolled_weights`]).
@@ -103,6 +103,7 @@ impl AdversarialTrainer {
         let d_names: Vec<String> = game.d_weights().into_iter().map(|(n, _)| n).collect();
         let d_opt = Adam::new(&subset(&model.params, &d_names)?, cfg.optimizer)?;
         let g_opt = Adam::new(&subset(&model.params, &game.g_names())?, cfg.optimizer)?;
+        game.check_batch(cfg.batch_size)?;
         let batches = Batches::new(seed, cfg.batch_size);
         Ok(Self { cfg, adv, d_opt, g_opt, seed, binarize, batches, domain_b: None })
     }
@@ -170,12 +171,14 @@ impl AdversarialTrainer {
         Ok((x, labels))
     }
 
-    /// The critic's loss on (real, fake) under weights `ws`, with InfoGAN's term; parts logged.
+    /// The critic's loss on (real, fake) under weights `ws`, with InfoGAN's term and the drift
+    /// penalty epsilon E[D(x)^2] on the real batch; parts logged.
     fn critic_loss(
         game: &dyn Adversarial,
         real: &Side,
         fake: &Side,
         ws: &[Tensor],
+        drift: Option<f64>,
         parts: &mut Vec<(&'static str, Tensor)>,
     ) -> Result<Tensor> {
         let (vr, qr) = game.critic(real, ws)?;
@@ -183,6 +186,11 @@ impl AdversarialTrainer {
         let terms = game.loss().critic(&vr, &vf)?;
         parts.push(("critic_estimate", terms.estimate.clone()));
         let mut loss = terms.loss;
+        if let Some(eps) = drift {
+            let d = (vr.sqr()?.mean_all()? * eps)?;
+            parts.push(("drift", d.clone()));
+            loss = (loss + d)?;
+        }
         if let Some(qr) = &qr {
             for (name, t) in game.real_head_loss(qr, real)? {
                 loss = (loss + &t)?;
@@ -215,7 +223,7 @@ impl AdversarialTrainer {
         let xf = fake.x.detach();
         let xhat = (xr.broadcast_mul(&e)? + xf.broadcast_mul(&(1.0 - &e)?)?)?;
         let xhat = Var::from_tensor(&xhat)?;
-        with_create_graph(|| -> Result<Tensor> {
+        with_input_graph(|| -> Result<Tensor> {
             let side = Side { x: xhat.as_tensor().clone(), cond: real.cond.clone(), codes: None };
             let (v, _) = game.critic(&side, ws)?;
             let grads = v.sum_all()?.backward()?;
@@ -340,7 +348,8 @@ impl AdversarialTrainer {
             };
             let seen = &out.fakes[fake].1;
             let step = || -> Result<candle_core::backprop::GradStore> {
-                let loss = Self::critic_loss(game, real, seen, &probed, &mut vec![])?;
+                let loss =
+                    Self::critic_loss(game, real, seen, &probed, self.adv.drift, &mut vec![])?;
                 Ok(loss.backward()?)
             };
             let grads = if second { with_create_graph(step)? } else { step()? };
@@ -495,10 +504,39 @@ impl AdversarialTrainer {
         })
     }
 
+    /// Examples the critic sees per iteration.
+    fn per_step(&self) -> u64 {
+        (self.cfg.batch_size * self.adv.n_critic) as u64
+    }
+
+    /// The first iteration of the phase a growing game is in after `images` examples shown.
+    fn phase_start_step(&self, p: &Progress) -> usize {
+        p.phase_start.div_ceil(self.per_step()) as usize
+    }
+
+    /// Moves a growing game to iteration `step` and restarts both optimisers where a phase
+    /// begins (Karras et al.'s reference code resets Adam whenever the level of detail crosses
+    /// an integer: at every fade-in and every stabilisation); on resume the bias correction's
+    /// origin is recomputed from the step, so a mid-phase resume continues exactly.
+    fn advance(&mut self, game: &dyn Adversarial, step: usize) -> Result<Option<Progress>> {
+        let images = step as u64 * self.per_step();
+        let Some(p) = game.progress(images) else { return Ok(None) };
+        game.advance(images)?;
+        let start = self.phase_start_step(&p);
+        if start == step && step > 0 && self.g_opt.since != step {
+            self.g_opt.restart()?;
+            self.d_opt.restart()?;
+        }
+        self.g_opt.since = start;
+        self.d_opt.since = start * self.adv.n_critic;
+        Ok(Some(p))
+    }
+
     /// One iteration: `n_critic` critic updates, one generator update. `step` is 0-based.
     pub fn step(&mut self, model: &Model, train: &Dataset, step: usize) -> Result<StepRecord> {
         let game =
             model.as_adversarial().ok_or_else(|| Error::config("not an adversarial model"))?;
+        let progress = self.advance(game, step)?;
         let dev = model
             .params
             .vars()
@@ -519,7 +557,7 @@ impl AdversarialTrainer {
             let fake = game.critic_fakes(fake, &mut r)?;
             let ws: Vec<Tensor> = d_vars.iter().map(|v| v.as_tensor().clone()).collect();
             parts.clear();
-            let mut loss = Self::critic_loss(game, &real, &fake, &ws, &mut parts)?;
+            let mut loss = Self::critic_loss(game, &real, &fake, &ws, self.adv.drift, &mut parts)?;
             parts.push(("d_loss", loss.clone()));
             if let Some(l) = self.adv.gp {
                 let gp = Self::gradient_penalty(game, &real, &fake, &ws, l, &mut r)?;
@@ -571,7 +609,12 @@ impl AdversarialTrainer {
             out.insert(k.to_string(), v.to_scalar::<f32>()? as f64);
         }
         out.insert("g_loss".into(), g_val);
-        Ok(StepRecord { step: step + 1, loss: d_loss_val, parts: out, lr, grad_norm })
+        if let Some(p) = &progress {
+            out.insert("resolution".into(), p.resolution as f64);
+            out.insert("alpha".into(), p.alpha);
+        }
+        let phase = progress.map(|p| p.label);
+        Ok(StepRecord { step: step + 1, loss: d_loss_val, parts: out, lr, grad_norm, phase })
     }
 
     /// Trains up to `cfg.steps` iterations (see [`super::LikelihoodTrainer::fit`] for the thread
@@ -619,6 +662,14 @@ impl AdversarialTrainer {
             let rec = self.step(model, train, s).map_err(|e| super::with_kept(e, kept))?;
             hooks.on_step(&rec)?;
             let done = self.step_count();
+            // The last iteration of a stable phase: the run draws that resolution's samples.
+            let now = game.progress(s as u64 * self.per_step());
+            let next = game.progress(done as u64 * self.per_step());
+            if let (Some(now), Some(next)) = (now, next) {
+                if now.alpha == 1.0 && self.phase_start_step(&next) == done && done > s {
+                    hooks.on_stable_phase_end(model, done)?;
+                }
+            }
             let due = done.is_multiple_of(self.cfg.eval_every) || done == self.cfg.steps;
             kept = super::after_step(hooks, model, &[&self.g_opt, &self.d_opt], done, due, kept)?;
         }

@@ -32,6 +32,9 @@ pub struct StepRecord {
     pub parts: HashMap<String, f64>,
     pub lr: f64,
     pub grad_norm: f64,
+    /// A growing game's phase in words ("16x16 fading in, alpha 0.42"), for the progress bar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
 }
 
 /// Called by the trainer; the CLI draws progress and writes the run directory here.
@@ -45,6 +48,11 @@ pub trait Hooks {
     /// After `step` updates: the model and its optimisers (one, or the generator's then the
     /// critic's).
     fn on_checkpoint(&mut self, _model: &Model, _opts: &[&Adam], _step: usize) -> Result<()> {
+        Ok(())
+    }
+    /// A growing game (ProGAN) finished a phase at `step` with its networks stable (not fading):
+    /// the run writes that resolution's row of the growth strip.
+    fn on_stable_phase_end(&mut self, _model: &Model, _step: usize) -> Result<()> {
         Ok(())
     }
     /// Asked after every step: true stops training after a checkpoint at the current step, with
@@ -197,7 +205,7 @@ impl LikelihoodTrainer {
         for (k, v) in &losses.parts {
             parts.insert(k.to_string(), v.to_scalar::<f32>()? as f64);
         }
-        Ok(StepRecord { step: step + 1, loss, parts, lr, grad_norm })
+        Ok(StepRecord { step: step + 1, loss, parts, lr, grad_norm, phase: None })
     }
 
     /// Trains from the optimizer's current step up to `cfg.steps` (on a worker of [`in_pool`]'s
