@@ -54,16 +54,7 @@ fn a_progan_run_grows_resumes_mid_fade_exactly_and_is_evaluated_without_a_networ
     progan(d, "half", "6");
     ok(d, &["train", "--resume", "half", "--steps", "14"]);
     assert_eq!(m, metrics(&d.join("half")));
-    let weights = |run: &str| {
-        let (t, _) =
-            deepgen::run::read_safetensors(&d.join(run).join("model.safetensors")).unwrap();
-        let mut v: Vec<(String, Vec<f32>)> = t
-            .into_iter()
-            .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    };
+    let weights = |run: &str| common::weights(&d.join(run));
     let (a, b) = (weights("full"), weights("half"));
     assert!(a.iter().any(|(k, _)| k.starts_with("g_ema.")), "the average is saved");
     assert!(a == b, "the resumed run's weights differ");

@@ -51,16 +51,7 @@ fn a_cyclegan_run_trains_on_disjoint_halves_translates_both_ways_and_resumes_exa
     cyclegan(d, "half", "2");
     ok(d, &["train", "--resume", "half", "--steps", "4"]);
     assert_eq!(metrics(&d.join("full")), metrics(&d.join("half")));
-    let weights = |run: &str| {
-        let (t, _) =
-            deepgen::run::read_safetensors(&d.join(run).join("model.safetensors")).unwrap();
-        let mut v: Vec<(String, Vec<f32>)> = t
-            .into_iter()
-            .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    };
+    let weights = |run: &str| common::weights(&d.join(run));
     let (full, half) = (weights("full"), weights("half"));
     assert!(full.iter().any(|(k, v)| k == "pool.a" && v.iter().any(|x| *x != 0.0)));
     assert!(full == half, "the resumed run's weights and pools differ");

@@ -39,3 +39,14 @@ pub fn fails(dir: &Path, args: &[&str], want: &str) -> String {
     assert!(err.contains(want), "{args:?}: expected `{want}` in: {err}");
     err
 }
+
+/// Every tensor of a run's `model.safetensors`, sorted by name.
+pub fn weights(run: &Path) -> Vec<(String, Vec<f32>)> {
+    let (t, _) = deepgen::run::read_safetensors(&run.join("model.safetensors")).unwrap();
+    let mut v: Vec<(String, Vec<f32>)> = t
+        .into_iter()
+        .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}

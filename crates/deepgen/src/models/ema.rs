@@ -8,6 +8,16 @@ use candle_core::Var;
 use crate::error::{Error, Result};
 use crate::nn::Params;
 
+/// Refuses a decay outside [0, 1), naming `--g-ema`.
+pub fn check(beta: f64) -> Result<()> {
+    if !(0.0..1.0).contains(&beta) {
+        return Err(Error::config(format!(
+            "--g-ema must be in [0, 1) (a decay such as 0.999), got {beta}"
+        )));
+    }
+    Ok(())
+}
+
 /// Registers `g_ema.{name}` (for each live weight `g.{name}`) as a copy of the live weight.
 pub fn register(p: &mut Params, names: &[String], vars: &[Var]) -> Result<Vec<Var>> {
     let mut avg = Vec::with_capacity(vars.len());

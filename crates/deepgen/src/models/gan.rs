@@ -398,12 +398,7 @@ impl GanConfig {
         if self.pack == 0 {
             return Err(Error::config("--pack must be at least 1"));
         }
-        if !(0.0..1.0).contains(&self.ema) {
-            return Err(Error::config(format!(
-                "--g-ema must be in [0, 1) (a decay such as 0.999), got {}",
-                self.ema
-            )));
-        }
+        super::ema::check(self.ema)?;
         if self.pack > 1 && self.is_info() {
             return Err(Error::config(
                 "--pack does not combine with InfoGAN codes (the Q head \

@@ -141,12 +141,7 @@ impl ProGanConfig {
         if self.group_size == 0 {
             return Err(Error::config("--group-size must be at least 1"));
         }
-        if !(0.0..1.0).contains(&self.ema) {
-            return Err(Error::config(format!(
-                "--g-ema must be in [0, 1) (a decay such as 0.999), got {}",
-                self.ema
-            )));
-        }
+        super::ema::check(self.ema)?;
         Ok(())
     }
 

@@ -508,13 +508,7 @@ fn quality(
         .ok_or_else(|| Error::config(format!("{} is not a classifier run", cpath.display())))?;
     let mut g = rng::derived(opts.seed, "report-quality", 0);
     let n = opts.samples;
-    let mut fake = Vec::with_capacity(n * real.dim());
-    let mut left = n;
-    while left > 0 {
-        let b = left.min(500);
-        fake.extend(model.sample(b, &mut g)?.flatten_all()?.to_vec1::<f32>()?);
-        left -= b;
-    }
+    let fake = draw(model, n, &mut g)?;
     let stacked = real.shape[0] == 3 && c.cfg.shape.len() == 3 && c.cfg.shape[0] == 1;
     let _ = writeln!(
         r.md,
@@ -578,6 +572,18 @@ fn quality(
     Ok(())
 }
 
+/// `n` samples as one row-major vector, drawn 500 at a time.
+fn draw(model: &Model, n: usize, g: &mut rng::Rng) -> Result<Vec<f32>> {
+    let mut fake = Vec::with_capacity(n * model.config.dim());
+    let mut left = n;
+    while left > 0 {
+        let b = left.min(500);
+        fake.extend(model.sample(b, g)?.flatten_all()?.to_vec1::<f32>()?);
+        left -= b;
+    }
+    Ok(fake)
+}
+
 /// Karras et al.'s sliced Wasserstein distance between samples and held-out images over a
 /// Laplacian pyramid, and the MS-SSIM of sample pairs beside that of real pairs.
 fn statistics(
@@ -593,13 +599,7 @@ fn statistics(
         return Err(Error::config(format!("{}: too few held-out images for SWD", real.source)));
     }
     let mut g = rng::derived(opts.seed, "report-swd", 0);
-    let mut fake = Vec::with_capacity(n * real.dim());
-    let mut left = n;
-    while left > 0 {
-        let b = left.min(500);
-        fake.extend(model.sample(b, &mut g)?.flatten_all()?.to_vec1::<f32>()?);
-        left -= b;
-    }
+    let fake = draw(model, n, &mut g)?;
     let real_x = swd::Images::new(real.x[..n * real.dim()].to_vec(), &real.shape)?;
     let fake_x = swd::Images::new(fake, &real.shape)?;
     let rep = swd::swd(&real_x, &fake_x, &mut g)?;
