@@ -366,6 +366,10 @@ pub fn info(a: InfoArgs) -> Result<()> {
     if let Some(t) = model.as_translator() {
         println!("domains:    {}", run::translate::describe_domains(t, &cfg));
     }
+    if let Some(g) = model.get::<deepgen::models::progan::ProGan>() {
+        let images = g.images_shown()?;
+        println!("growth:     {} after {images} images shown", g.current()?.label);
+    }
     if let Ok(m) = dir.metrics() {
         if let Some(l) = m.iter().rev().find(|v| v["loss"].is_number()) {
             println!(

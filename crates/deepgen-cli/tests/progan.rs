@@ -58,6 +58,8 @@ fn a_progan_run_grows_resumes_mid_fade_exactly_and_is_evaluated_without_a_networ
     let (a, b) = (weights("full"), weights("half"));
     assert!(a.iter().any(|(k, _)| k.starts_with("g_ema.")), "the average is saved");
     assert!(a == b, "the resumed run's weights differ");
+    let info = ok(d, &["info", "full"]);
+    assert!(info.contains("growth:     8x8 stable after 52 images shown"), "{info}");
     // Sampling uses the weight average at the resolution reached, shown at the data's size.
     ok(d, &["sample", "full", "-n", "5", "--out", "s.npy"]);
     let (shape, v, _) = deepgen::data::npy::read_file(&d.join("s.npy")).unwrap();
