@@ -3,6 +3,8 @@
 //! players and of the real images at alpha 0 and 1; optimiser restarts and a bit-identical
 //! resume in the middle of a fade; the batch-size check; SWD and MS-SSIM.
 
+mod common;
+
 use candle_core::{Device, Tensor};
 use deepgen::data::{Binarize, Dataset};
 use deepgen::eval::ms_ssim::{mean_ms_ssim, ms_ssim};
@@ -17,9 +19,7 @@ use deepgen::rng;
 use deepgen::run::RunDir;
 use deepgen::train::AdversarialTrainer;
 
-fn vec1(t: &Tensor) -> Vec<f32> {
-    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-}
+use common::vec1;
 
 fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
@@ -339,4 +339,43 @@ fn ms_ssim_is_one_for_equal_images_symmetric_and_matches_a_hand_value_for_flat_o
     // 28-px images reach an odd side at the third scale: still defined.
     let d = images(v[..2 * 28 * 28].to_vec(), &[1, 28, 28]);
     assert!(mean_ms_ssim(&d, 1).unwrap().is_finite());
+}
+
+/// The gradient penalty through ProGAN's critic (equalised 1x1 and 3x3 convolutions, average
+/// pooling, the fade-in blend, minibatch stddev, dense layers), differentiated again with
+/// respect to the critic's weights, against central finite differences: the graph-building
+/// backward of the fused convolutions (dx as the adjoint op) is exact.
+#[test]
+fn the_gradient_penalty_through_the_progan_critic_matches_finite_differences() {
+    deepgen::enable_second_order();
+    let data = digits();
+    let m = model(&tiny(&data.shape, 16, 32), 3);
+    let game = m.as_adversarial().unwrap();
+    game.advance(32).unwrap(); // 8x8 fading in, alpha 0.5
+    let x = data.batch(&(0..8).collect::<Vec<_>>(), &Device::Cpu).unwrap();
+    let all = game.d_weights();
+    // Biases start at exactly 0, and the padded border makes pre-activations exactly 0 there:
+    // a leaky ReLU's kink, where finite differences jump. Random biases move off it.
+    let mut r = rng::rng(8);
+    for (n, v) in &all {
+        if n.ends_with(".bias") {
+            v.set(&(rng::randn(&mut r, v.dims(), &Device::Cpu).unwrap() * 0.1).unwrap()).unwrap();
+        }
+    }
+    // The biases after the minibatch stddev do not change the gradient with respect to the
+    // input (only leaky ReLUs follow them, whose second derivative is 0): no gradient at all.
+    let after = |n: &str| n.starts_with("d.final.") && n.ends_with(".bias");
+    let vars: Vec<_> = all.iter().filter(|(n, _)| !after(n)).cloned().collect();
+    let penalty = || -> Tensor {
+        let mut r = rng::rng(4);
+        let real = game.real(&x, None, &mut r).unwrap();
+        let fake = game.fake(&x, None, &mut r).unwrap();
+        let ws: Vec<Tensor> = all.iter().map(|(_, v)| v.as_tensor().clone()).collect();
+        AdversarialTrainer::gradient_penalty(game, &real, &fake, &ws, 10.0, &mut r).unwrap()
+    };
+    let grads = penalty().backward().unwrap();
+    let f = || penalty().to_dtype(candle_core::DType::F64).unwrap().to_scalar::<f64>().unwrap();
+    assert!(f() > 0.0);
+    let n = common::assert_grads_match_fd_vars(&vars, &f, &grads, 7, 1e-3, 3e-2, "progan GP");
+    assert!(n > 50, "{n} entries checked");
 }
