@@ -371,10 +371,18 @@ impl ProGan {
         Ok(v.squeeze(1)?)
     }
 
+    /// The data's (C, H, W).
+    fn chw(&self) -> Result<(usize, usize, usize)> {
+        match self.cfg.shape[..] {
+            [c, h, w] => Ok((c, h, w)),
+            _ => Err(Error::Shape(format!("progan: shape {:?} is not [C, H, W]", self.cfg.shape))),
+        }
+    }
+
     /// Data rows `[B, C*H*W]` in [0, 1] as the critic sees them at `resolution` and `alpha`:
     /// padded to the square side, average-pooled down, blended while fading.
     pub fn real_maps(&self, x: &Tensor, resolution: usize, alpha: f64) -> Result<Tensor> {
-        let [c, h, w] = self.cfg.shape[..] else { unreachable!("checked shape") };
+        let (c, h, w) = self.chw()?;
         let side = self.cfg.side();
         let b = x.dim(0)?;
         if x.dim(1)? != c * h * w {
@@ -403,7 +411,7 @@ impl ProGan {
     /// Generator maps `[n, r, r, C]` (network space) to data rows `[n, C*H*W]` in [0, 1]:
     /// upsampled (nearest) to the padded side and cropped.
     pub fn to_rows(&self, y: &Tensor) -> Result<Tensor> {
-        let [c, h, w] = self.cfg.shape[..] else { unreachable!("checked shape") };
+        let (c, h, w) = self.chw()?;
         let side = self.cfg.side();
         let n = y.dim(0)?;
         let mut y = y.clone();
@@ -412,7 +420,9 @@ impl ProGan {
         }
         let (top, left) = ((side - h) / 2, (side - w) / 2);
         let y = y.narrow(1, top, h)?.narrow(2, left, w)?.permute((0, 3, 1, 2))?;
-        debug_assert_eq!(y.dim(1)?, c);
+        if y.dim(1)? != c {
+            return Err(Error::Shape(format!("progan: {} channels made, {c} expected", y.dim(1)?)));
+        }
         Ok(((y.reshape((n, ()))? + 1.0)? * 0.5)?.clamp(0f32, 1f32)?)
     }
 
