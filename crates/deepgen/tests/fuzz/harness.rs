@@ -341,6 +341,9 @@ fn spec_target() -> Target {
         "toy:grid25:test+uniform",
         "csv:some/file+name.csv+noise",
         "mnist:test+only=0,1",
+        "digits+attributes+label=thick",
+        "digits+part=1/2+pad=4",
+        "digits+tint=red+upscale=16",
     ]
     .iter()
     .map(|s| s.as_bytes().to_vec())
@@ -425,9 +428,9 @@ const NUMBERS: [&str; 14] = [
     "65536",
     "3",
 ];
-const TOKENS: [&str; 16] = [
+const TOKENS: [&str; 18] = [
     "\u{feff}", ",", ";", "\t", "\n", "+", ":", "=", "\"", "[", "]", "{", "}", "+only=", "+noise=",
-    "'",
+    "'", "+part=", "+pad=",
 ];
 
 /// `text` with one digit run replaced by an interesting number.
