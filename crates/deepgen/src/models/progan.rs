@@ -37,7 +37,7 @@
 //! channel; the batch size stays the same at every resolution (the reference's `minibatch_dict`
 //! halves it at high resolutions, for GPU memory); data whose sides are not a power of two are
 //! padded, centred, to the next power-of-two square with the background value 0 (MNIST's 28 to
-//! 32, as the paper pads its MNIST to 32 for Stacked MNIST) and samples are cropped back.
+//! 32) and samples are cropped back.
 
 use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
