@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use candle_core::Device;
-use deepgen::models::{self as registry, Density, Gan, Labels, Model, ModelConfig, Training};
+use deepgen::models::{
+    self as registry, Density, Gan, Labels, Model, ModelConfig, TextGan, Training,
+};
 use deepgen::rng;
 use deepgen::run::{self, RunConfig, RunDir, TrainOptions, Watch};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -155,6 +157,39 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     };
     let mut r = rng::rng(a.seed.unwrap_or(cfg.seed));
     let t0 = std::time::Instant::now();
+    if !a.text.is_empty() && a.class.is_some() {
+        bail!("--text and --class: give one condition");
+    }
+    if !a.text.is_empty() {
+        let g = model.get::<TextGan>().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--text applies only to text-conditional runs (text-gan); {} is a {} run",
+                a.run.display(),
+                model.name()
+            )
+        })?;
+        let total = n.saturating_mul(a.text.len());
+        deepgen::limits::check_draws(
+            &format!("-n {n} for {} captions", a.text.len()),
+            total,
+            model.config.dim(),
+        )?;
+        let captions: Vec<String> = a.text.iter().flat_map(|t| vec![t.clone(); n]).collect();
+        let x = g.sample_captions(&captions, &mut r)?;
+        if out.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("png")) {
+            run::write_grid(&model, &cfg, &x, n, &out)?;
+        } else {
+            run::write_examples(&model, &cfg, &x, &out, None)?;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "wrote {total} samples for {} caption(s) from {} to {} in {secs:.2} s",
+            a.text.len(),
+            model.name(),
+            out.display()
+        );
+        return Ok(());
+    }
     if let Some(k) = a.class {
         let g = model.get::<Gan>().filter(|g| g.cfg.classes > 0).ok_or_else(|| {
             anyhow::anyhow!(

@@ -140,6 +140,10 @@ pub struct InterpolateArgs {
     pub out: Option<std::path::PathBuf>,
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Text GANs: the two captions at the ends (`--text A --text B`); each row keeps one noise
+    /// vector.
+    #[arg(long)]
+    pub text: Vec<String>,
 }
 
 #[derive(Args)]
@@ -161,6 +165,10 @@ pub struct SampleArgs {
     /// Conditional GANs: draw every sample of this class.
     #[arg(long)]
     pub class: Option<u32>,
+    /// Text GANs: draw the samples for this caption (repeat for several: a grid row of -n
+    /// samples per caption).
+    #[arg(long)]
+    pub text: Vec<String>,
 }
 
 #[derive(Args)]
@@ -189,8 +197,12 @@ pub struct EvalArgs {
     /// GANs trained with --g-ema: evaluate the live generator instead of its weight average.
     #[arg(long)]
     pub live_generator: bool,
+    /// Text GANs: a text-matcher run trained apart from the GAN's own encoder, the judge of
+    /// R-precision.
+    #[arg(long, value_name = "RUN")]
+    pub matcher: Option<std::path::PathBuf>,
     /// Only these report sections, comma-separated: classification, density, samples, modes,
-    /// quality, codes, anomaly, probe, latent
+    /// quality, swd, codes, anomaly, probe, latent, translation, text
     /// (e.g. `--only modes` for a quick mode count on a toy run) [default: every section that
     /// applies].
     #[arg(long, value_delimiter = ',')]

@@ -3,7 +3,7 @@
 //! (the digit classifier behind the sample-quality metrics) and `eval` (the
 //! one report).
 
-use deepgen::models::{Classifier, Gan};
+use deepgen::models::{Classifier, Gan, Matcher, TextGan};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
@@ -147,6 +147,31 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
     let steps = positive("--steps", a.steps)?;
     let what = format!("--pairs {pairs} --steps {steps}");
     deepgen::limits::check_draws(&what, pairs.saturating_mul(steps), model.config.dim())?;
+    if !a.text.is_empty() {
+        let g = model.get::<TextGan>().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--text applies only to text-conditional runs (text-gan); {} is a {} run",
+                a.run.display(),
+                model.name()
+            )
+        })?;
+        let [from, to] = &a.text[..] else {
+            bail!("--text: give exactly two captions, the ends (--text A --text B)");
+        };
+        let mut r = rng::derived(a.seed.unwrap_or(cfg.seed), "interpolate", 0);
+        let x = g.interpolate(from, to, pairs, steps, &mut r)?;
+        let out = a.out.clone().unwrap_or_else(|| dir.file("interpolation-text.png"));
+        if out.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("png")) {
+            run::write_grid(&model, &cfg, &x, steps, &out)?;
+        } else {
+            run::write_examples(&model, &cfg, &x, &out, None)?;
+        }
+        println!(
+            "wrote {pairs} interpolations of {steps} steps from `{from}` to `{to}` to {}",
+            out.display()
+        );
+        return Ok(());
+    }
     let data = if model.get::<Gan>().is_some() {
         None
     } else {
@@ -237,8 +262,19 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let translation = model.as_translator().is_some();
     let (classifier, no_classifier) =
         if translation { (None, None) } else { find_classifier(&a, &cfg) };
+    let matcher = match &a.matcher {
+        Some(p) => {
+            let (m, _) = RunDir::open(p)?.load_model(&Device::Cpu)?;
+            if m.get::<Matcher>().is_none() {
+                bail!("--matcher {}: holds a {} run, not a text-matcher", p.display(), m.name());
+            }
+            Some((p.clone(), m))
+        }
+        None => None,
+    };
     let out = a.out.clone().unwrap_or_else(|| dir.file("report"));
     let opts = deepgen::run::report::ReportOptions {
+        matcher,
         samples: n,
         classifier,
         no_classifier,

@@ -15,7 +15,20 @@ use deepgen::run::{self, Quiet, TrainOptions};
 fn options(name: &str, out: &std::path::Path) -> TrainOptions {
     let mut o = TrainOptions::for_model(name);
     // The translation models take two domains, or attribute labels.
-    o.run.data = Some(if name == "stargan" { "digits+attributes" } else { "digits" }.into());
+    o.run.data = Some(
+        match name {
+            "stargan" => "digits+attributes",
+            "text-matcher" | "text-gan" => "digits+captions",
+            _ => "digits",
+        }
+        .into(),
+    );
+    // The text GAN's encoder is the text matcher's, trained earlier in the walk (the registry
+    // lists it first).
+    if name == "text-gan" {
+        o.model_flags.text_encoder =
+            out.parent().map(|p| p.join("text-matcher").display().to_string());
+    }
     if name == "cyclegan" {
         o.run.data_b = Some("digits+invert".into());
     }
@@ -129,7 +142,10 @@ fn check_capabilities(
         };
         assert_eq!(t.translate(x, &to).unwrap().dims(), x.dims(), "{name}: translation shape");
     }
-    let loss = deepgen::models::Objective::loss_labelled(model, x, Some(&[0; 6][..n]), &mut r);
+    // A model that reads captions gets them in its batch rows, as its trainer gives them.
+    let idx: Vec<usize> = (0..n).collect();
+    let rows = deepgen::train::batch_rows(model.vocab(), data, &idx, &Device::Cpu, &mut r).unwrap();
+    let loss = deepgen::models::Objective::loss_labelled(model, &rows, Some(&[0; 6][..n]), &mut r);
     assert_eq!(loss.is_ok(), info.training == Training::Likelihood, "{name}: likelihood objective");
     let labelled = model.log_probs(&data.take(6), 6, &mut r);
     let scored = info.density != Density::None || info.labels == Labels::Target;

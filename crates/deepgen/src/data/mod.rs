@@ -8,6 +8,7 @@
 //! Image pixels are scaled to [0, 1]; CSV and float NPY values are kept as they are.
 
 pub mod attributes;
+pub mod captions;
 pub mod domains;
 pub mod idx;
 pub mod modify;
@@ -43,6 +44,8 @@ pub struct Dataset {
     pub notes: Vec<String>,
     /// Attribute labels (StarGAN's domains), when the source has them.
     pub attributes: Option<attributes::Attributes>,
+    /// Captions (the text-conditional GAN's conditions), when the source has them.
+    pub captions: Option<captions::Captions>,
 }
 
 impl Dataset {
@@ -75,7 +78,7 @@ impl Dataset {
                 return Err(Error::Shape(format!("{source}: {} labels for {n} examples", l.len())));
             }
         }
-        Ok(Self { source, x, n, shape, labels, notes: vec![], attributes: None })
+        Ok(Self { source, x, n, shape, labels, notes: vec![], attributes: None, captions: None })
     }
 
     /// Values per example.
@@ -119,6 +122,7 @@ impl Dataset {
             labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
             notes: self.notes.clone(),
             attributes: self.attributes.as_ref().map(|a| a.select(&(0..n).collect::<Vec<_>>())),
+            captions: self.captions.as_ref().map(|c| c.select(&(0..n).collect::<Vec<_>>())),
         }
     }
 
@@ -409,6 +413,10 @@ impl DataSpec {
                 if beside.is_file() {
                     d.attributes = Some(attributes::read_csv(&beside, d.n, None)?);
                 }
+                let beside = std::path::PathBuf::from(format!("{}-captions.txt", p.display()));
+                if beside.is_file() {
+                    d.captions = Some(captions::read_file(&beside, d.n, None)?);
+                }
                 Ok(d)
             }
             DataSpec::Png(p) => {
@@ -417,6 +425,11 @@ impl DataSpec {
                 if beside.is_file() {
                     let files = sources::png_names(p)?;
                     d.attributes = Some(attributes::read_csv(&beside, d.n, Some(&files))?);
+                }
+                let beside = p.join("captions.txt");
+                if beside.is_file() {
+                    let files = sources::png_names(p)?;
+                    d.captions = Some(captions::read_file(&beside, d.n, Some(&files))?);
                 }
                 Ok(d)
             }

@@ -48,10 +48,17 @@ pub enum Modifier {
     /// The labels become the value indices of attribute NAME (an attribute classifier's
     /// targets: `deepgen classifier train --data mnist+attributes+label=colour`).
     Label(String),
+    /// Captions of the embedded digits from their labels and measured attributes
+    /// ([`super::captions`]).
+    Captions,
+    /// The examples whose built-in captions state no held-out attribute combination (training).
+    Seen,
+    /// The examples whose built-in captions state a held-out combination (evaluation).
+    Unseen,
 }
 
 pub const NAMES: &str = "only=L, without=L, noise[=S], uniform, invert, rotate, flip, shrink, \
-    thick[=K], thin[=K], tint=COLOUR, upscale=N, pad=N, part=K/N, attributes, label=ATTRIBUTE";
+    thick[=K], thin[=K], tint=COLOUR, upscale=N, pad=N, part=K/N, attributes, label=ATTRIBUTE, captions, seen, unseen";
 
 /// The largest side `+upscale` makes.
 pub const MAX_UPSCALE: usize = 1024;
@@ -124,6 +131,9 @@ impl Modifier {
                 ))),
             },
             "attributes" => none(Modifier::Attributes),
+            "captions" => none(Modifier::Captions),
+            "seen" => none(Modifier::Seen),
+            "unseen" => none(Modifier::Unseen),
             "pad" => match arg.map(str::parse::<usize>) {
                 Some(Ok(n)) if (1..=MAX_UPSCALE).contains(&n) => Ok(Modifier::Pad(n)),
                 _ => Err(Error::config(format!(
@@ -162,23 +172,37 @@ impl Modifier {
     }
 
     /// Applies the modifier; `source` is the new spec text (it also seeds the noise). Attribute
-    /// labels follow their examples.
+    /// labels and captions follow their examples.
     pub fn apply(&self, d: Dataset, source: &str) -> Result<Dataset> {
-        let attrs = d.attributes.clone();
+        let (attrs, captions, n0) = (d.attributes.clone(), d.captions.clone(), d.n);
+        // The rows a subset keeps, in order (None: every row, one for one).
         let kept: Option<Vec<usize>> = match self {
             Modifier::Part(k, parts) => {
                 let n = d.n;
-                let idx: Vec<usize> = (0..n).filter(|i| i * parts / n == k - 1).collect();
+                Some((0..n).filter(|i| i * parts / n == k - 1).collect())
+            }
+            Modifier::Seen | Modifier::Unseen => {
+                Some(super::captions::held_out_rows(&d, source, *self == Modifier::Unseen)?)
+            }
+            Modifier::Only(l) | Modifier::Without(l) => d.labels.as_ref().map(|y| {
+                (0..d.n)
+                    .filter(|&i| l.contains(&y[i]) == matches!(self, Modifier::Only(_)))
+                    .collect()
+            }),
+            _ => None,
+        };
+        let mut out = match self {
+            Modifier::Part(..) | Modifier::Seen | Modifier::Unseen => {
+                let idx = kept.as_deref().unwrap_or_default();
                 if idx.is_empty() {
                     return Err(Error::config(format!("{source}: no examples are left")));
                 }
                 let x: Vec<f32> = idx.iter().flat_map(|&i| d.row(i).iter().copied()).collect();
                 let labels = d.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect());
-                let mut out = Dataset::new(source, x, d.shape.clone(), labels)?;
-                out.attributes = attrs.map(|a| a.select(&idx));
-                return Ok(out);
+                Dataset::new(source, x, d.shape.clone(), labels)?
             }
-            Modifier::Attributes => return super::attributes::digits_with_attributes(&d, source),
+            Modifier::Attributes => super::attributes::digits_with_attributes(&d, source)?,
+            Modifier::Captions => return super::captions::digits_with_captions(&d, source),
             Modifier::Label(name) => {
                 let a = d.attributes.as_ref().ok_or_else(|| {
                     Error::config(format!("{source}: the data has no attributes to label by"))
@@ -190,22 +214,29 @@ impl Modifier {
                     ))
                 })?;
                 let labels = (0..d.n).map(|i| a.row(i)[j]).collect();
-                let mut out = Dataset::new(source, d.x.clone(), d.shape.clone(), Some(labels))?;
-                out.attributes = attrs;
-                return Ok(out);
+                Dataset::new(source, d.x.clone(), d.shape.clone(), Some(labels))?
             }
-            Modifier::Only(l) | Modifier::Without(l) => d.labels.as_ref().map(|y| {
-                (0..d.n)
-                    .filter(|&i| l.contains(&y[i]) == matches!(self, Modifier::Only(_)))
-                    .collect()
-            }),
-            _ => None,
+            _ => self.apply_values(d, source)?,
         };
-        let mut out = self.apply_values(d, source)?;
-        out.attributes = match kept {
-            Some(idx) => attrs.map(|a| a.select(&idx)),
-            None => attrs,
+        if *self != Modifier::Attributes {
+            out.attributes = match &kept {
+                Some(idx) => attrs.map(|a| a.select(idx)),
+                None => attrs,
+            };
+        }
+        out.captions = match &kept {
+            Some(idx) => captions.map(|c| c.select(idx)),
+            None => captions,
         };
+        if matches!(self, Modifier::Seen | Modifier::Unseen) {
+            let which = if *self == Modifier::Seen { "held-out" } else { "seen" };
+            out.notes.push(format!(
+                "{} of {} images left out: their captions state {which} attribute combinations \
+                (thick and leaning left for even digits, thin and leaning right for odd digits)",
+                n0 - out.n,
+                n0
+            ));
+        }
         Ok(out)
     }
 
@@ -285,7 +316,10 @@ impl Modifier {
             | Modifier::Part(..)
             | Modifier::Pad(_)
             | Modifier::Attributes
-            | Modifier::Label(_) => {}
+            | Modifier::Label(_)
+            | Modifier::Captions
+            | Modifier::Seen
+            | Modifier::Unseen => {}
             Modifier::Only(l) => return keep(d, &|y| l.contains(&y)),
             Modifier::Without(l) => return keep(d, &|y| !l.contains(&y)),
             Modifier::Noise(s) => {

@@ -127,6 +127,19 @@ pub struct ModelFlags {
     /// multiple [default: 4].
     #[arg(long)]
     pub group_size: Option<usize>,
+    /// Text GAN: the text-matcher run whose text encoder embeds the captions (kept fixed while
+    /// the GAN trains).
+    #[arg(long, value_name = "RUN")]
+    pub text_encoder: Option<String>,
+    /// Text GAN: gan, cls (GAN-CLS's matching-aware critic), int (GAN-INT's interpolated
+    /// captions) or int-cls [default: int-cls].
+    #[arg(long)]
+    pub text_variant: Option<String>,
+    /// The text encoder's configuration, read from the `--text-encoder` run by the run layer
+    /// before the model is configured (not a flag).
+    #[arg(skip)]
+    #[serde(skip)]
+    pub text_encoder_config: Option<super::matcher::TextEncoderConfig>,
 }
 
 fn is_false(b: &bool) -> bool {

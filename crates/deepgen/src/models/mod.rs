@@ -20,18 +20,21 @@ pub mod fvsbn;
 pub mod gan;
 pub mod image_pool;
 pub mod made;
+pub mod matcher;
 pub mod nade;
 pub mod pixelcnn;
 pub mod pixelrnn;
 pub mod progan;
 pub mod rnade;
 pub mod stargan;
+pub mod textgan;
 pub mod translation;
 pub mod vae;
 
 pub use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::data::captions::Vocab;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::Params;
@@ -45,11 +48,13 @@ pub use cyclegan::{CycleGan, CycleGanConfig};
 pub use fvsbn::{Fvsbn, FvsbnConfig};
 pub use gan::{Arch, Divergence, Gan, GanConfig, GanLoss, GenOutput, Noise, Variant};
 pub use made::{Made, MadeConfig};
+pub use matcher::{Matcher, MatcherConfig, TextEncoder};
 pub use nade::{Nade, NadeConfig};
 pub use pixelcnn::{PixelCnn, PixelCnnConfig};
 pub use pixelrnn::{Cell, PixelRnn, PixelRnnConfig};
 pub use rnade::{Rnade, RnadeConfig};
 pub use stargan::{StarGan, StarGanConfig};
+pub use textgan::{TextGan, TextGanConfig, TextVariant};
 pub use translation::{Domains, Target, Translator};
 pub use vae::{Likelihood, Vae, VaeConfig};
 
@@ -180,6 +185,17 @@ pub trait Adversarial {
     fn check_batch(&self, _batch_size: usize) -> Result<()> {
         Ok(())
     }
+    /// The words of the captions the game reads (the text-conditional GAN), as
+    /// [`Objective::vocab`].
+    fn vocab(&self) -> Option<&Vocab> {
+        None
+    }
+    /// GAN-CLS's third kind of critic input (Reed et al. 2016, Alg. 1): real images with
+    /// mismatching conditions, scored as fakes beside the generated batch (the critic's fake
+    /// term is then the mean over both, the reference's weight 1/2 each); None for other games.
+    fn mismatched(&self, _real: &Side, _rng: &mut Rng) -> Result<Option<Side>> {
+        Ok(None)
+    }
     /// Refuses training data the game cannot use (a conditional GAN's unlabelled or out-of-range
     /// data).
     fn check_data(&self, _data: &crate::data::Dataset) -> Result<()> {
@@ -258,6 +274,11 @@ pub trait Objective {
     /// target ([`Labels::Target`]: the classifier); the others model x.
     fn log_prob_labels(&self, _x: &Tensor, _labels: &[u32]) -> Result<Tensor> {
         Err(Error::config("this model does not model labels"))
+    }
+    /// The words of the captions the model reads: the trainer then appends one caption of each
+    /// example, as [`Vocab::row`]'s word ids, to its batch row.
+    fn vocab(&self) -> Option<&Vocab> {
+        None
     }
 }
 
@@ -369,6 +390,8 @@ registry! {
     "cyclegan" => CycleGan(cyclegan::CycleGanConfig),
     "stargan" => StarGan(stargan::StarGanConfig),
     "progan" => ProGan(progan::ProGanConfig),
+    "text-matcher" => Matcher(matcher::MatcherConfig),
+    "text-gan" => TextGan(textgan::TextGanConfig),
     "classifier" => Classifier(classifier::ClassifierConfig),
 }
 
@@ -479,6 +502,15 @@ impl Model {
                 d + g
             }
             None => self.params.count(),
+        }
+    }
+
+    /// The words of the captions the model reads, when it reads captions.
+    pub fn vocab(&self) -> Option<&Vocab> {
+        match (self.net.objective(), self.net.adversarial()) {
+            (Some(o), _) if o.vocab().is_some() => o.vocab(),
+            (_, Some(a)) => a.vocab(),
+            _ => None,
         }
     }
 

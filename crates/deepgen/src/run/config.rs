@@ -63,7 +63,9 @@ pub fn new_run_config(o: &TrainOptions) -> Result<RunConfig> {
         Some(f) if f.model.name() == name && f.model.dim() == raw.dim() => f.model.clone(),
         _ => ModelConfig::preset(&name, &raw.shape, in_unit)?,
     };
-    model.configure(&o.model_flags, &raw, seed)?;
+    let mut flags = o.model_flags.clone();
+    super::pretrained::read_text_encoder(&name, &mut flags)?;
+    model.configure(&flags, &raw, seed)?;
     o.check_critic(model.info())?;
 
     let binarize = match &a.binarize {

@@ -16,6 +16,7 @@ pub mod growth;
 pub mod hooks;
 pub mod latent;
 pub mod options;
+pub mod pretrained;
 pub mod report;
 mod report_text;
 pub mod train;

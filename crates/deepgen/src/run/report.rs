@@ -2,7 +2,7 @@
 //! `report.md` with its pictures beside it. Each section says what was
 //! measured, on what, and how; a section that cannot apply says why instead.
 
-use crate::models::{Aae, Classifier, Density, Gan, Labels, Vae};
+use crate::models::{Aae, Classifier, Density, Gan, Labels, TextGan, Vae};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -37,6 +37,8 @@ pub struct ReportOptions {
     pub only: Option<Vec<Section>>,
     /// Classifier runs given for a translation run's domains (others are found under `runs/`).
     pub classifiers: Vec<PathBuf>,
+    /// A text-matcher run trained apart from a text GAN's encoder (R-precision).
+    pub matcher: Option<(PathBuf, Model)>,
 }
 
 /// The sections of a report, by the names `deepgen eval --only` takes.
@@ -53,10 +55,11 @@ pub enum Section {
     Probe,
     Latent,
     Translation,
+    Text,
 }
 
 impl Section {
-    pub const ALL: [Section; 11] = [
+    pub const ALL: [Section; 12] = [
         Section::Classification,
         Section::Density,
         Section::Samples,
@@ -68,6 +71,7 @@ impl Section {
         Section::Probe,
         Section::Latent,
         Section::Translation,
+        Section::Text,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +87,7 @@ impl Section {
             Section::Probe => "probe",
             Section::Latent => "latent",
             Section::Translation => "translation",
+            Section::Text => "text",
         }
     }
 
@@ -118,6 +123,7 @@ impl Section {
                             || model.get::<Gan>().is_some())
                 }
                 Section::Translation => model.as_translator().is_some(),
+                Section::Text => model.get::<TextGan>().is_some(),
             })
             .collect()
     }
@@ -293,6 +299,9 @@ pub fn write_report(
                     r.image(&name, "input, translation, reconstruction per row");
                 }
                 Ok(())
+            }),
+            Section::Text => r.section("Text: does the image say what the caption says?", |r| {
+                text(r, model, cfg, held_data, opts)
             }),
         }
     }
@@ -903,5 +912,69 @@ fn latent(
         "Each row walks from {ends} to the other in 10 steps: linear (left picture) and spherical \
             (right).\n\n![linear](interpolation-linear.png) ![spherical](interpolation-slerp.png)"
     );
+    Ok(())
+}
+
+/// Caption consistency and R-precision of a text GAN, on the held-out captions and, for the
+/// embedded digits' captions, on the held-out attribute combinations (`+seen` becomes `+unseen`).
+fn text(
+    r: &mut Report,
+    model: &Model,
+    cfg: &RunConfig,
+    held: Option<&Dataset>,
+    opts: &ReportOptions,
+) -> Result<()> {
+    let g = model.get::<TextGan>().ok_or_else(|| Error::config("not a text GAN"))?;
+    let Some((cpath, classifier)) = &opts.classifier else {
+        return Err(Error::config(
+            opts.no_classifier
+                .clone()
+                .unwrap_or_else(|| "no classifier run given (--classifier DIR)".into()),
+        ));
+    };
+    let c = classifier
+        .get::<Classifier>()
+        .ok_or_else(|| Error::config(format!("{} is not a classifier run", cpath.display())))?;
+    let matcher = opts.matcher.as_ref().and_then(|(_, m)| m.get::<crate::models::Matcher>());
+    let held = need(held)?;
+    let _ = writeln!(
+        r.md,
+        "Digits by the classifier `{}`; attributes measured on each image as the built-in \
+        captions measure them; R-precision by {}.\n",
+        cpath.display(),
+        match &opts.matcher {
+            Some((p, _)) => format!("the matcher `{}`", p.display()),
+            None => "no matcher (give --matcher RUN)".into(),
+        }
+    );
+    let s = crate::eval::captions::evaluate(g, c, matcher, held, held, opts.samples, opts.seed)?;
+    r.md.push_str(&s.table(&format!("Held-out `{}`", held.source)));
+    r.summary.push(s.line(&held.source));
+    if let Some(spec) = held_out_spec(cfg).filter(|s| s.contains("+seen")) {
+        let unseen = spec.replace("+seen", "+unseen");
+        let scored = run::load_transformed(&unseen, cfg, false).and_then(|(d, _)| {
+            crate::eval::captions::evaluate(g, c, matcher, &d, held, opts.samples, opts.seed)
+        });
+        r.md.push('\n');
+        match scored {
+            Ok(u) => {
+                r.md.push_str(&u.table(&format!("Held-out attribute combinations `{unseen}`")));
+                r.summary.push(u.line(&unseen));
+            }
+            Err(e) => {
+                let _ = writeln!(r.md, "Held-out attribute combinations `{unseen}`: {e}.");
+            }
+        }
+    }
+    let mut rr = rng::derived(opts.seed, "text-grid", 0);
+    let captions = crate::eval::captions::captions_for(held, 8, &mut rr)?;
+    let rows: Vec<String> = captions.iter().flat_map(|t| vec![t.clone(); 8]).collect();
+    let x = g.sample_captions(&rows, &mut rr)?;
+    super::write_grid(model, cfg, &x, 8, &r.file("text.png"))?;
+    r.image("text.png", "eight samples per held-out caption");
+    let _ = writeln!(r.md, "Rows of `text.png`, top to bottom:\n");
+    for (i, t) in captions.iter().enumerate() {
+        let _ = writeln!(r.md, "{}. {t}", i + 1);
+    }
     Ok(())
 }

@@ -13,7 +13,7 @@ use super::{artifacts, examples, hooks, transform, RunConfig, RunDir, RunLock, W
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::modes::DEFAULT_MIN_SHARE;
-use crate::models::{Gan, Labels, Model, Training, Vae};
+use crate::models::{Density, Gan, Labels, Model, Training, Vae};
 use crate::rng;
 use crate::train::{AdversarialTrainer, LikelihoodTrainer};
 
@@ -170,6 +170,7 @@ fn create(o: &TrainOptions, dev: &Device) -> Result<Prepared> {
     let path = o.run.out.clone().unwrap_or_else(|| free_run_dir(cfg.model.name()));
     check_out(&path)?;
     let model = Model::new(&cfg.model, cfg.seed, dev)?;
+    super::pretrained::attach(&model, &o.model_flags)?;
     let dir = RunDir { path };
     Ok(Prepared { dir, cfg, model, start: 0, resumed: None, lock: None, made_dir: false })
 }
@@ -257,7 +258,13 @@ fn train_likelihood(
     );
     watch.start(&line, p.start, cfg.train.steps);
     let target = model.info().labels == Labels::Target;
-    let what = if target { "validation -log p(y|x)" } else { "validation NLL" };
+    // A model without a density or labels to score (the text matcher) reports its own loss.
+    let own_loss = !target && model.info().density == Density::None;
+    let what = match (target, own_loss) {
+        (true, _) => "validation -log p(y|x)",
+        (_, true) => "validation loss",
+        _ => "validation NLL",
+    };
     let t0 = std::time::Instant::now();
     {
         let mut hooks = hooks::RunHooks::new(dir, cfg.seed, watch, what, false);
@@ -272,6 +279,14 @@ fn train_likelihood(
         artifacts::write_loss_plot(dir, model.name())?;
         if let Some((v, _)) = val {
             lines.push(crate::eval::features::accuracy_line(model, v)?);
+        }
+        lines.push(format!("run directory: {}", dir.path.display()));
+        return Ok(lines);
+    }
+    if own_loss {
+        artifacts::write_loss_plot(dir, model.name())?;
+        if let (Some((v, _)), Some(m)) = (val, model.get::<crate::models::Matcher>()) {
+            lines.push(crate::eval::captions::matcher_line(m, v, cfg.seed)?);
         }
         lines.push(format!("run directory: {}", dir.path.display()));
         return Ok(lines);

@@ -143,12 +143,18 @@ impl AdversarialTrainer {
         train: &Dataset,
         k: usize,
         rows: BatchRows,
+        vocab: Option<&crate::data::captions::Vocab>,
         dev: &candle_core::Device,
         r: &mut rng::Rng,
     ) -> Result<(Tensor, Option<Vec<u32>>)> {
         let idx = self.batches.indices(train.n, k);
         let x = train.batch(&idx, dev)?;
         let mut x = if self.binarize == Binarize::Dynamic { binarize_batch(&x, r)? } else { x };
+        if let Some(v) = vocab {
+            let c = crate::models::matcher::captions_of(train, "model")?;
+            let ids = Tensor::from_vec(v.rows(c, &idx, r)?, (idx.len(), v.max_words), dev)?;
+            x = Tensor::cat(&[&x, &ids], 1)?;
+        }
         let labels = train.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect());
         if rows.domain_b {
             let (b, batches) = self.domain_b.as_mut().ok_or_else(|| {
@@ -171,19 +177,27 @@ impl AdversarialTrainer {
         Ok((x, labels))
     }
 
-    /// The critic's loss on (real, fake) under weights `ws`, with InfoGAN's term and the drift
-    /// penalty epsilon E[D(x)^2] on the real batch; parts logged.
-    fn critic_loss(
+    /// The critic's loss on (real, fake) under weights `ws`, with GAN-CLS's mismatched pairs
+    /// scored as fakes beside `fake`, InfoGAN's term and the drift penalty epsilon E[D(x)^2] on
+    /// the real batch; parts logged.
+    pub fn critic_loss(
         game: &dyn Adversarial,
         real: &Side,
         fake: &Side,
+        mismatched: Option<&Side>,
         ws: &[Tensor],
         drift: Option<f64>,
         parts: &mut Vec<(&'static str, Tensor)>,
     ) -> Result<Tensor> {
         let (vr, qr) = game.critic(real, ws)?;
         let (vf, q) = game.critic(fake, ws)?;
-        let terms = game.loss().critic(&vr, &vf)?;
+        let terms = match mismatched {
+            Some(m) => {
+                let (vm, _) = game.critic(m, ws)?;
+                game.loss().critic(&vr, &Tensor::cat(&[&vf, &vm], 0)?)?
+            }
+            None => game.loss().critic(&vr, &vf)?,
+        };
         parts.push(("critic_estimate", terms.estimate.clone()));
         let mut loss = terms.loss;
         if let Some(eps) = drift {
@@ -348,8 +362,15 @@ impl AdversarialTrainer {
             };
             let seen = &out.fakes[fake].1;
             let step = || -> Result<candle_core::backprop::GradStore> {
-                let loss =
-                    Self::critic_loss(game, real, seen, &probed, self.adv.drift, &mut vec![])?;
+                let loss = Self::critic_loss(
+                    game,
+                    real,
+                    seen,
+                    None,
+                    &probed,
+                    self.adv.drift,
+                    &mut vec![],
+                )?;
                 Ok(loss.backward()?)
             };
             let grads = if second { with_create_graph(step)? } else { step()? };
@@ -550,14 +571,23 @@ impl AdversarialTrainer {
         for i in 0..self.adv.n_critic {
             let k = step * self.adv.n_critic + i;
             let mut r = rng::derived(self.seed, "critic", k as u64);
-            let (x, labels) = self.data(train, k, game.batch_rows(), &dev, &mut r)?;
+            let (x, labels) = self.data(train, k, game.batch_rows(), game.vocab(), &dev, &mut r)?;
             let real = game.real(&x, labels.as_deref(), &mut r)?;
             let fake = game.fake(&x, labels.as_deref(), &mut r)?;
             let fake = Side { x: fake.x.detach(), cond: fake.cond, codes: fake.codes };
             let fake = game.critic_fakes(fake, &mut r)?;
             let ws: Vec<Tensor> = d_vars.iter().map(|v| v.as_tensor().clone()).collect();
             parts.clear();
-            let mut loss = Self::critic_loss(game, &real, &fake, &ws, self.adv.drift, &mut parts)?;
+            let wrong = game.mismatched(&real, &mut r)?;
+            let mut loss = Self::critic_loss(
+                game,
+                &real,
+                &fake,
+                wrong.as_ref(),
+                &ws,
+                self.adv.drift,
+                &mut parts,
+            )?;
             parts.push(("d_loss", loss.clone()));
             if let Some(l) = self.adv.gp {
                 let gp = Self::gradient_penalty(game, &real, &fake, &ws, l, &mut r)?;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{binarize_batch, Binarize, Dataset};
 use crate::error::{Error, Result};
-use crate::models::{Model, Objective};
+use crate::models::{Density, Labels, Model, Objective};
 use crate::rng;
 
 pub use crate::optim::{Adam, AdamConfig};
@@ -242,7 +242,8 @@ impl LikelihoodTrainer {
         while self.opt.step < self.cfg.steps {
             let s = self.opt.step;
             let idx = self.batches.indices(train.n, s);
-            let x = train.batch(&idx, &dev)?;
+            let mut r = rng::derived(self.seed, "captions", s as u64);
+            let x = batch_rows(model.vocab(), train, &idx, &dev, &mut r)?;
             let labels: Option<Vec<u32>> =
                 train.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect());
             let rec = self
@@ -254,12 +255,51 @@ impl LikelihoodTrainer {
             if due {
                 if let Some(v) = &val {
                     let mut r = rng::derived(self.seed, "val", done as u64);
-                    let lp = model.log_probs(v, 256, &mut r)?;
-                    hooks.on_eval(done, -lp.iter().sum::<f64>() / lp.len().max(1) as f64)?;
+                    hooks.on_eval(done, validation(model, v, self.cfg.batch_size, &mut r)?)?;
                 }
             }
             kept = after_step(hooks, model, &[&self.opt], done, due, kept)?;
         }
         Ok(())
     }
+}
+
+/// The batch rows of examples `idx`: the examples, and when the model reads captions (`vocab`)
+/// one caption of each drawn with `rng`, as word ids.
+pub fn batch_rows(
+    vocab: Option<&crate::data::captions::Vocab>,
+    data: &Dataset,
+    idx: &[usize],
+    dev: &candle_core::Device,
+    rng: &mut rng::Rng,
+) -> Result<Tensor> {
+    let x = data.batch(idx, dev)?;
+    let Some(v) = vocab else { return Ok(x) };
+    let c = crate::models::matcher::captions_of(data, "model")?;
+    let ids = Tensor::from_vec(v.rows(c, idx, rng)?, (idx.len(), v.max_words), dev)?;
+    Ok(Tensor::cat(&[&x, &ids], 1)?)
+}
+
+/// The validation value: the mean -log p(x) (the classifier: -log p(y | x)); for a model without
+/// a density (the text matcher), its training loss on the validation set in batches of `batch`.
+fn validation(model: &Model, v: &Dataset, batch: usize, r: &mut rng::Rng) -> Result<f64> {
+    let info = model.info();
+    if info.density != Density::None || info.labels == Labels::Target {
+        let lp = model.log_probs(v, 256, r)?;
+        return Ok(-lp.iter().sum::<f64>() / lp.len().max(1) as f64);
+    }
+    let dev = model
+        .params
+        .vars()
+        .next()
+        .map(|(_, v)| v.device().clone())
+        .unwrap_or(candle_core::Device::Cpu);
+    let idx: Vec<usize> = (0..v.n).collect();
+    let (mut sum, mut count) = (0f64, 0usize);
+    for chunk in idx.chunks(batch.max(2)).filter(|c| c.len() >= 2) {
+        let x = batch_rows(model.vocab(), v, chunk, &dev, r)?;
+        sum += model.loss(&x, r)?.total.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+        count += chunk.len();
+    }
+    Ok(sum / count.max(1) as f64)
 }
