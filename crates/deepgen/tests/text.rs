@@ -207,7 +207,10 @@ fn gan_cls_scores_real_pairs_mismatched_pairs_and_fakes_as_the_paper_weighs_them
     let mut r = rng::rng(5);
     let real = game.real(&x, Some(&labels), &mut r).unwrap();
     let fake = game.fake(&x, Some(&labels), &mut r).unwrap();
-    let wrong = game.mismatched(&real, &mut r).unwrap().expect("GAN-CLS has mismatched pairs");
+    let extras = game.extra_fakes(&real, &fake, &mut r).unwrap();
+    assert_eq!(extras.len(), 1, "GAN-CLS has one kind of mismatched pair");
+    let (wrong, weight) = extras[0].clone();
+    assert_eq!(weight, 0.5);
     // The mismatched pairs are the real images with the caption of an image of another digit.
     assert_eq!(vec1(&wrong.x), vec1(&real.x));
     let h = real.cond.as_ref().unwrap().to_vec2::<f32>().unwrap();
@@ -226,22 +229,23 @@ fn gan_cls_scores_real_pairs_mismatched_pairs_and_fakes_as_the_paper_weighs_them
     let want =
         mean(&vr, &|a| softplus(-a)) + 0.5 * mean(&vf, &softplus) + 0.5 * mean(&vw, &softplus);
     let mut parts = vec![];
-    let got =
-        AdversarialTrainer::critic_loss(game, &real, &fake, Some(&wrong), &ws, None, &mut parts)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap() as f64;
-    assert!((got - want).abs() < 1e-5, "{got} vs {want}");
-    // Without the mismatched pairs (GAN), the plain conditional GAN's loss.
-    let plain = AdversarialTrainer::critic_loss(game, &real, &fake, None, &ws, None, &mut parts)
+    let got = AdversarialTrainer::critic_loss(game, &real, &fake, &extras, &ws, None, &mut parts)
         .unwrap()
         .to_scalar::<f32>()
         .unwrap() as f64;
+    assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    // Without the mismatched pairs (GAN), the plain conditional GAN's loss.
+    let gan = text_gan(&data, TextVariant::Gan, 2);
+    let plain_game = gan.as_adversarial().unwrap();
+    let plain =
+        AdversarialTrainer::critic_loss(plain_game, &real, &fake, &[], &ws, None, &mut parts)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64;
     let want = mean(&vr, &|a| softplus(-a)) + mean(&vf, &softplus);
     assert!((plain - want).abs() < 1e-5, "{plain} vs {want}");
-    let gan = text_gan(&data, TextVariant::Gan, 2);
-    let real = gan.as_adversarial().unwrap().real(&x, Some(&labels), &mut r).unwrap();
-    assert!(gan.as_adversarial().unwrap().mismatched(&real, &mut r).unwrap().is_none());
+    let real = plain_game.real(&x, Some(&labels), &mut r).unwrap();
+    assert!(plain_game.extra_fakes(&real, &fake, &mut r).unwrap().is_empty());
 }
 
 #[test]

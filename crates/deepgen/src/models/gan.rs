@@ -198,6 +198,17 @@ impl GanLoss {
         Ok(CriticTerms { loss, estimate })
     }
 
+    /// The part of [`GanLoss::critic`]'s loss that comes from the examples it calls fake, `[B]`
+    /// raw outputs (the loss is separable: a real term plus this one).
+    pub fn fake_term(&self, vf: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            GanLoss::Minimax | GanLoss::NonSaturating => softplus(vf)?.mean_all()?,
+            GanLoss::F(d) => d.t_and_conjugate(vf)?.1.mean_all()?,
+            GanLoss::Wasserstein => vf.mean_all()?,
+            GanLoss::LeastSquares => (vf.sqr()?.mean_all()? * 0.5)?,
+        })
+    }
+
     /// The generator's loss from the critic's raw outputs on generated examples.
     pub fn generator(&self, vf: &Tensor) -> Result<Tensor> {
         Ok(match self {

@@ -190,11 +190,17 @@ pub trait Adversarial {
     fn vocab(&self) -> Option<&Vocab> {
         None
     }
-    /// GAN-CLS's third kind of critic input (Reed et al. 2016, Alg. 1): real images with
-    /// mismatching conditions, scored as fakes beside the generated batch (the critic's fake
-    /// term is then the mean over both, the reference's weight 1/2 each); None for other games.
-    fn mismatched(&self, _real: &Side, _rng: &mut Rng) -> Result<Option<Side>> {
-        Ok(None)
+    /// Examples the critic should also call fake, beside the generated batch, each with its
+    /// weight in the critic's loss: GAN-CLS's real images with mismatching captions (Reed et al.
+    /// 2016, Alg. 1), the puzzle GAN's real images with another image's parts. `fake` is the
+    /// generated batch as the critic sees it. None for other games.
+    fn extra_fakes(&self, _real: &Side, _fake: &Side, _rng: &mut Rng) -> Result<Vec<(Side, f64)>> {
+        Ok(vec![])
+    }
+    /// The weight of the generated batch's term in the critic's loss (1; GAN-CLS: 1/2, the other
+    /// half going to the mismatched pairs).
+    fn fake_weight(&self) -> f64 {
+        1.0
     }
     /// Refuses training data the game cannot use (a conditional GAN's unlabelled or out-of-range
     /// data).

@@ -97,6 +97,10 @@ impl std::str::FromStr for TextVariant {
 /// caption (its sample grids, `deepgen eval`).
 pub const KEPT_CAPTIONS: usize = 512;
 
+/// GAN-CLS's weight on the mismatched pairs (the reference's `cls_weight`), the generated batch
+/// taking the rest.
+pub const CLS_WEIGHT: f64 = 0.5;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TextGanConfig {
@@ -264,6 +268,36 @@ impl TextGan {
         Ok((((x.narrow(1, 0, d)? * 2.0)? - 1.0)?, h))
     }
 
+    /// GAN-CLS's real images with mismatching captions: each row gets the caption of another
+    /// row with another label (any other row when the data has no labels); None without CLS.
+    pub fn mismatched(&self, real: &Side, rng: &mut Rng) -> Result<Option<Side>> {
+        use rand::Rng as _;
+        if !self.cfg.variant.cls() {
+            return Ok(None);
+        }
+
+        let h = real.cond.as_ref().ok_or_else(|| Error::config("text-gan: no text"))?;
+        let b = h.dim(0)?;
+        if b < 2 {
+            return Err(Error::config("GAN-CLS needs batches of at least 2 (--batch-size)"));
+        }
+        let labels = real.codes.as_ref().map(|c| c.to_vec1::<f32>()).transpose()?;
+        let mut pick = Vec::with_capacity(b);
+        for i in 0..b {
+            let others: Vec<u32> = (0..b as u32)
+                .filter(|&j| j as usize != i)
+                .filter(|&j| labels.as_ref().is_none_or(|l| l[j as usize] != l[i]))
+                .collect();
+            pick.push(if others.is_empty() {
+                ((i + rng.gen_range(1..b)) % b) as u32
+            } else {
+                others[rng.gen_range(0..others.len())]
+            });
+        }
+        let wrong = h.index_select(&Tensor::new(pick, &self.dev)?, 0)?;
+        Ok(Some(Side { x: real.x.clone(), cond: Some(wrong), codes: None }))
+    }
+
     /// The generator's real rows of a fake batch of `total` rows: GAN-INT appends B/2
     /// interpolated rows to B (so B = ceil(2 total / 3)).
     fn matched_rows(&self, total: usize) -> usize {
@@ -351,31 +385,21 @@ impl Adversarial for TextGan {
         Ok(Side { x: fake.x.narrow(0, 0, b)?, cond, codes: None })
     }
 
-    fn mismatched(&self, real: &Side, rng: &mut Rng) -> Result<Option<Side>> {
-        use rand::Rng as _;
-        if !self.cfg.variant.cls() {
-            return Ok(None);
+    /// GAN-CLS: the real images with mismatching captions, weight 1/2 (and the generated batch
+    /// 1/2, [`Adversarial::fake_weight`]).
+    fn extra_fakes(&self, real: &Side, _fake: &Side, rng: &mut Rng) -> Result<Vec<(Side, f64)>> {
+        Ok(match self.mismatched(real, rng)? {
+            Some(w) => vec![(w, CLS_WEIGHT)],
+            None => vec![],
+        })
+    }
+
+    fn fake_weight(&self) -> f64 {
+        if self.cfg.variant.cls() {
+            1.0 - CLS_WEIGHT
+        } else {
+            1.0
         }
-        let h = real.cond.as_ref().ok_or_else(|| Error::config("text-gan: no text"))?;
-        let b = h.dim(0)?;
-        if b < 2 {
-            return Err(Error::config("GAN-CLS needs batches of at least 2 (--batch-size)"));
-        }
-        let labels = real.codes.as_ref().map(|c| c.to_vec1::<f32>()).transpose()?;
-        let mut pick = Vec::with_capacity(b);
-        for i in 0..b {
-            let others: Vec<u32> = (0..b as u32)
-                .filter(|&j| j as usize != i)
-                .filter(|&j| labels.as_ref().is_none_or(|l| l[j as usize] != l[i]))
-                .collect();
-            pick.push(if others.is_empty() {
-                ((i + rng.gen_range(1..b)) % b) as u32
-            } else {
-                others[rng.gen_range(0..others.len())]
-            });
-        }
-        let wrong = h.index_select(&Tensor::new(pick, &self.dev)?, 0)?;
-        Ok(Some(Side { x: real.x.clone(), cond: Some(wrong), codes: None }))
     }
 
     fn critic(&self, s: &Side, ws: &[Tensor]) -> Result<(Tensor, Option<Tensor>)> {

@@ -177,29 +177,35 @@ impl AdversarialTrainer {
         Ok((x, labels))
     }
 
-    /// The critic's loss on (real, fake) under weights `ws`, with GAN-CLS's mismatched pairs
-    /// scored as fakes beside `fake`, InfoGAN's term and the drift penalty epsilon E[D(x)^2] on
+    /// The critic's loss on (real, fake) under weights `ws`, with the game's further fakes
+    /// (`extras`, weighted; [`Adversarial::extra_fakes`]), InfoGAN's term and the drift penalty epsilon E[D(x)^2] on
     /// the real batch; parts logged.
     pub fn critic_loss(
         game: &dyn Adversarial,
         real: &Side,
         fake: &Side,
-        mismatched: Option<&Side>,
+        extras: &[(Side, f64)],
         ws: &[Tensor],
         drift: Option<f64>,
         parts: &mut Vec<(&'static str, Tensor)>,
     ) -> Result<Tensor> {
         let (vr, qr) = game.critic(real, ws)?;
         let (vf, q) = game.critic(fake, ws)?;
-        let terms = match mismatched {
-            Some(m) => {
-                let (vm, _) = game.critic(m, ws)?;
-                game.loss().critic(&vr, &Tensor::cat(&[&vf, &vm], 0)?)?
-            }
-            None => game.loss().critic(&vr, &vf)?,
-        };
+        let terms = game.loss().critic(&vr, &vf)?;
         parts.push(("critic_estimate", terms.estimate.clone()));
         let mut loss = terms.loss;
+        // Further fakes (GAN-CLS, the puzzle GAN): the loss is a real term plus weighted fake
+        // terms, the generated batch's weighted by the game's `fake_weight`.
+        if !extras.is_empty() {
+            let w = game.fake_weight();
+            if w != 1.0 {
+                loss = (loss + (game.loss().fake_term(&vf)? * (w - 1.0))?)?;
+            }
+            for (side, w) in extras {
+                let (ve, _) = game.critic(side, ws)?;
+                loss = (loss + (game.loss().fake_term(&ve)? * *w)?)?;
+            }
+        }
         if let Some(eps) = drift {
             let d = (vr.sqr()?.mean_all()? * eps)?;
             parts.push(("drift", d.clone()));
@@ -362,15 +368,8 @@ impl AdversarialTrainer {
             };
             let seen = &out.fakes[fake].1;
             let step = || -> Result<candle_core::backprop::GradStore> {
-                let loss = Self::critic_loss(
-                    game,
-                    real,
-                    seen,
-                    None,
-                    &probed,
-                    self.adv.drift,
-                    &mut vec![],
-                )?;
+                let loss =
+                    Self::critic_loss(game, real, seen, &[], &probed, self.adv.drift, &mut vec![])?;
                 Ok(loss.backward()?)
             };
             let grads = if second { with_create_graph(step)? } else { step()? };
@@ -578,16 +577,9 @@ impl AdversarialTrainer {
             let fake = game.critic_fakes(fake, &mut r)?;
             let ws: Vec<Tensor> = d_vars.iter().map(|v| v.as_tensor().clone()).collect();
             parts.clear();
-            let wrong = game.mismatched(&real, &mut r)?;
-            let mut loss = Self::critic_loss(
-                game,
-                &real,
-                &fake,
-                wrong.as_ref(),
-                &ws,
-                self.adv.drift,
-                &mut parts,
-            )?;
+            let extras = game.extra_fakes(&real, &fake, &mut r)?;
+            let mut loss =
+                Self::critic_loss(game, &real, &fake, &extras, &ws, self.adv.drift, &mut parts)?;
             parts.push(("d_loss", loss.clone()));
             if let Some(l) = self.adv.gp {
                 let gp = Self::gradient_penalty(game, &real, &fake, &ws, l, &mut r)?;
