@@ -54,6 +54,10 @@ enum Command {
     /// Image-to-image translation with a CycleGAN or StarGAN run: a PNG grid (input,
     /// translation, reconstruction per row) or an NPY array of the translations.
     Translate(TranslateArgs),
+    /// Part to whole with a puzzle-gan run: the whole image and the patches' mask from key
+    /// patches (PNG files, or cut from a data set's images), as a PNG (patches, mask, whole per
+    /// row) or an NPY array of the wholes.
+    Assemble(AssembleArgs),
     /// The digit classifier behind FID on MNIST, the Inception score and mode counts.
     Classifier {
         #[command(subcommand)]
@@ -144,6 +148,29 @@ pub struct InterpolateArgs {
     /// vector.
     #[arg(long)]
     pub text: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct AssembleArgs {
+    /// Run directory (puzzle-gan).
+    pub run: std::path::PathBuf,
+    /// The key patches, comma-separated PNG files (square, one size, at most the image's side).
+    #[arg(long, value_delimiter = ',')]
+    pub patches: Vec<std::path::PathBuf>,
+    /// Cut the patches from this data set's first images instead [default: the run's held-out
+    /// data].
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Wholes: one per image of --data, or draws of z for --patches.
+    #[arg(short = 'n', long = "num", default_value_t = 8, allow_negative_numbers = true)]
+    pub n: i64,
+    /// Output .png (patches, mask, whole per row) or .npy/.csv (the wholes) [default:
+    /// RUN/assembly.png].
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Seed for the patch places and z [default: the run's seed].
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Args)]
@@ -329,6 +356,7 @@ fn main() -> ExitCode {
         Command::Probe(a) => uses::probe(a),
         Command::Interpolate(a) => uses::interpolate(a),
         Command::Translate(a) => uses::translate(a),
+        Command::Assemble(a) => uses::assemble(a),
         Command::Classifier { command: ClassifierCommand::Train(a) } => cmd::train_classifier(a),
     };
     match res {

@@ -16,7 +16,7 @@ use deepgen::run;
 use deepgen::run::{RunConfig, RunDir};
 
 use crate::cmd::{open_run, positive};
-use crate::{EmbedArgs, EvalArgs, InterpolateArgs, ProbeArgs, TranslateArgs};
+use crate::{AssembleArgs, EmbedArgs, EvalArgs, InterpolateArgs, ProbeArgs, TranslateArgs};
 use deepgen::run::detect::DetectOptions;
 
 fn held_out(cfg: &RunConfig, run: &Path) -> Result<String> {
@@ -290,5 +290,30 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         println!("{l}");
     }
     println!("wrote {} in {:.1} s", rep.path.display(), t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+pub fn assemble(a: AssembleArgs) -> Result<()> {
+    let n = positive("-n", a.n)?;
+    let (dir, cfg, model) = open_run(&a.run)?;
+    run::assemble::puzzle(&model, &a.run)?;
+    deepgen::limits::check_draws(&format!("-n {n}"), n, model.config.dim())?;
+    let seed = a.seed.unwrap_or(cfg.seed);
+    let out = a.out.clone().unwrap_or_else(|| dir.file("assembly.png"));
+    if !a.patches.is_empty() {
+        if a.data.is_some() {
+            bail!("--patches and --data: give one source of patches");
+        }
+        run::assemble::from_files(&model, &cfg, &a.patches, n, seed, &out)?;
+        println!("wrote {n} wholes from {} patches to {}", a.patches.len(), out.display());
+        return Ok(());
+    }
+    let spec = match &a.data {
+        Some(s) => s.clone(),
+        None => held_out(&cfg, &a.run)?,
+    };
+    let (data, _) = run::load_transformed(&spec, &cfg, false)?;
+    run::assemble::from_data(&model, &cfg, &data, n, seed, &out)?;
+    println!("wrote {} wholes from patches of {} to {}", n.min(data.n), data.source, out.display());
     Ok(())
 }

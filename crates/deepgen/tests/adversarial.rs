@@ -786,6 +786,7 @@ fn every_adversarial_model_trains_saves_loads_and_resumes_exactly() {
             ModelConfig::ProGan(c) => {
                 (c.channels, c.latent, c.stabilise_images, c.fade_images) = (4, 4, 16, 32);
             }
+            ModelConfig::PuzzleGan(c) => (c.channels, c.latent, c.features) = (4, 4, 8),
             _ => unreachable!(),
         }
         let adv = match name {
@@ -824,7 +825,16 @@ fn every_adversarial_model_trains_saves_loads_and_resumes_exactly() {
                 "{name}: {n} differs after resuming"
             );
         }
-        let s = deepgen::models::Sampler::sample(&back, 5, &mut rng::rng(0)).unwrap();
+        // The puzzle GAN makes wholes from patches, not samples.
+        let s = match back.get::<deepgen::models::PuzzleGan>() {
+            Some(p) => {
+                let x = data.batch(&(0..5).collect::<Vec<_>>(), &Device::Cpu).unwrap();
+                let cuts = p.cut_rows(&x, &mut rng::rng(0)).unwrap();
+                let sets: Vec<_> = cuts.iter().map(|c| c.patches.clone()).collect();
+                p.assemble(&sets, p.cfg.patch_size, &mut rng::rng(0)).unwrap().images
+            }
+            None => deepgen::models::Sampler::sample(&back, 5, &mut rng::rng(0)).unwrap(),
+        };
         assert_eq!(s.dims(), &[5, data.dim()], "{name}");
         assert!(vec1(&s).iter().all(|v| v.is_finite()), "{name}: non-finite samples");
     }

@@ -13,7 +13,8 @@ pub mod domains;
 pub mod idx;
 pub mod modify;
 pub mod npy;
-mod sources;
+pub mod patches;
+pub(crate) mod sources;
 pub mod toy;
 
 use std::path::PathBuf;

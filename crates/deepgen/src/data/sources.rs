@@ -204,6 +204,29 @@ pub fn load_png_dir(dir: &Path) -> Result<Dataset> {
     Dataset::new(format!("png:{}", dir.display()), x, shape, None)
 }
 
+/// One PNG as `[C, H, W]` values in [0, 1] (C = 1 for greyscale, 3 otherwise) and its shape.
+pub fn read_png(f: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
+    let img = decode_png(f)?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let grey = matches!(
+        img.color(),
+        image::ColorType::L8
+            | image::ColorType::L16
+            | image::ColorType::La8
+            | image::ColorType::La16
+    );
+    if grey {
+        let x = img.to_luma8().into_raw().into_iter().map(|v| v as f32 / 255.0).collect();
+        return Ok((x, vec![1, h, w]));
+    }
+    let rgb = img.to_rgb8();
+    let mut x = Vec::with_capacity(3 * h * w);
+    for c in 0..3 {
+        x.extend(rgb.pixels().map(|p| p.0[c] as f32 / 255.0));
+    }
+    Ok((x, vec![3, h, w]))
+}
+
 /// Decodes one PNG, its size checked against [`crate::limits::max_image_pixels`] from the header
 /// before any pixel is decoded (a 389 KB file can claim 20000x20000 pixels).
 fn decode_png(f: &Path) -> Result<image::DynamicImage> {

@@ -3,6 +3,7 @@
 use crate::data::Dataset;
 use crate::error::Result;
 pub mod anomaly;
+pub mod assembly;
 pub mod captions;
 pub mod features;
 pub mod modes;

@@ -135,6 +135,19 @@ pub struct ModelFlags {
     /// captions) or int-cls [default: int-cls].
     #[arg(long)]
     pub text_variant: Option<String>,
+    /// Puzzle GAN: key patches per image [default: 3].
+    #[arg(long)]
+    pub patches: Option<usize>,
+    /// Puzzle GAN: the side of a key patch in pixels [default: 40 % of the image's side].
+    #[arg(long)]
+    pub patch_size: Option<usize>,
+    /// Puzzle GAN: weight of the mask L1 term [default: 50].
+    #[arg(long, allow_negative_numbers = true)]
+    pub mask_weight: Option<f64>,
+    /// Puzzle GAN: weight of the appearance L1 term (the generated image under its mask against
+    /// the real one under the true mask) [default: 50].
+    #[arg(long, allow_negative_numbers = true)]
+    pub appearance_weight: Option<f64>,
     /// The text encoder's configuration, read from the `--text-encoder` run by the run layer
     /// before the model is configured (not a flag).
     #[arg(skip)]

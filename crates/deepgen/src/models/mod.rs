@@ -25,6 +25,7 @@ pub mod nade;
 pub mod pixelcnn;
 pub mod pixelrnn;
 pub mod progan;
+pub mod puzzle;
 pub mod rnade;
 pub mod stargan;
 pub mod textgan;
@@ -52,6 +53,7 @@ pub use matcher::{Matcher, MatcherConfig, TextEncoder};
 pub use nade::{Nade, NadeConfig};
 pub use pixelcnn::{PixelCnn, PixelCnnConfig};
 pub use pixelrnn::{Cell, PixelRnn, PixelRnnConfig};
+pub use puzzle::{PuzzleGan, PuzzleGanConfig};
 pub use rnade::{Rnade, RnadeConfig};
 pub use stargan::{StarGan, StarGanConfig};
 pub use textgan::{TextGan, TextGanConfig, TextVariant};
@@ -398,6 +400,7 @@ registry! {
     "progan" => ProGan(progan::ProGanConfig),
     "text-matcher" => Matcher(matcher::MatcherConfig),
     "text-gan" => TextGan(textgan::TextGanConfig),
+    "puzzle-gan" => PuzzleGan(puzzle::PuzzleGanConfig),
     "classifier" => Classifier(classifier::ClassifierConfig),
 }
 

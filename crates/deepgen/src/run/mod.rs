@@ -6,6 +6,7 @@
 //! evaluation report (`report`).
 
 pub mod artifacts;
+pub mod assemble;
 pub mod checkpoint;
 pub mod complete;
 pub mod config;

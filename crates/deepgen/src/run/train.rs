@@ -354,6 +354,11 @@ fn train_adversarial(
     }
     if model.as_translator().is_some() {
         wrote.extend(super::translate::write_previews(model, cfg, &dir.path)?);
+    } else if model.get::<crate::models::PuzzleGan>().is_some() {
+        // Wholes from patches of held-out images (the training ones without held-out data).
+        let from = val.unwrap_or(train_data);
+        super::assemble::from_data(model, cfg, from, 8, cfg.seed, &dir.file("assembly.png"))?;
+        wrote.push(dir.file("assembly.png"));
     } else if let (Some(g), true) = (conditional, train_data.is_image()) {
         // One row per class: `classes` rows of `classes` samples make a square grid.
         let rows = artifacts::class_rows(model, g.cfg.classes, &mut r)?;
