@@ -157,6 +157,13 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     };
     let mut r = rng::rng(a.seed.unwrap_or(cfg.seed));
     let t0 = std::time::Instant::now();
+    if model.get::<deepgen::models::PuzzleGan>().is_some() {
+        bail!(
+            "{}: a puzzle-gan run makes wholes from key patches: use deepgen assemble {}",
+            a.run.display(),
+            a.run.display()
+        );
+    }
     if !a.text.is_empty() && a.class.is_some() {
         bail!("--text and --class: give one condition");
     }
@@ -404,6 +411,19 @@ pub fn info(a: InfoArgs) -> Result<()> {
     if let Some(g) = model.get::<deepgen::models::progan::ProGan>() {
         let images = g.images_shown()?;
         println!("growth:     {} after {images} images shown", g.current()?.label);
+    }
+    if let Some(g) = model.get::<TextGan>() {
+        let v = &g.cfg.text.vocab;
+        println!(
+            "text:       {}, encoder from {}, {} words, captions of up to {} words",
+            g.cfg.variant.name(),
+            g.cfg.text_encoder,
+            v.words.len(),
+            v.max_words
+        );
+    }
+    if let Some(p) = model.get::<deepgen::models::PuzzleGan>() {
+        println!("patches:    {} of {} px per image", p.cfg.patches, p.cfg.patch_size);
     }
     if let Ok(m) = dir.metrics() {
         if let Some(l) = m.iter().rev().find(|v| v["loss"].is_number()) {
