@@ -152,7 +152,7 @@ pub struct ModelFlags {
     /// before the model is configured (not a flag).
     #[arg(skip)]
     #[serde(skip)]
-    pub text_encoder_config: Option<super::matcher::TextEncoderConfig>,
+    pub text_encoder_config: Option<super::text_config::TextEncoderConfig>,
 }
 
 fn is_false(b: &bool) -> bool {

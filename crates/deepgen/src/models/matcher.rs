@@ -29,24 +29,12 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::family::net;
 use crate::models::family::*;
+pub use crate::models::text_config::TextEncoderConfig;
 use crate::models::ModelFlags;
 use crate::nn::stack::{Init, Stack};
 use crate::nn::Params;
 use crate::recipe::{Schedule, TrainConfig};
 use crate::rng::{self, Rng};
-
-/// The text encoder's shape and words.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TextEncoderConfig {
-    pub vocab: Vocab,
-    /// Word embedding width.
-    pub words: usize,
-    /// Convolution channels.
-    pub channels: usize,
-    /// The embedding's width.
-    pub dim: usize,
-}
 
 /// φ(t): caption word ids `[B, L]` (0 = padding) to embeddings `[B, dim]`.
 pub struct TextEncoder {

@@ -28,6 +28,7 @@ pub mod progan;
 pub mod puzzle;
 pub mod rnade;
 pub mod stargan;
+pub mod text_config;
 pub mod textgan;
 pub mod translation;
 pub mod vae;
