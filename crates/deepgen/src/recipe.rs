@@ -81,6 +81,23 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The DCGAN recipe (Radford et al. 2016) that the conditional GANs' reference code keeps
+    /// (Reed et al.'s `main_cls_int.lua`, Lee et al.'s `KeyPatchGan`): Adam(2e-4, 0.5, 0.999) for
+    /// both players, batch 64, one critic step per generator step, `steps` iterations.
+    pub fn dcgan_adam(steps: usize) -> Self {
+        let critic = AdversarialConfig { d_lr: 2e-4, ..AdversarialConfig::default() };
+        let mut t = TrainConfig {
+            steps,
+            batch_size: 64,
+            lr: 2e-4,
+            adversarial: Some(critic),
+            ..TrainConfig::default()
+        };
+        t.optimizer.beta1 = 0.5;
+        t.optimizer.beta2 = 0.999;
+        t
+    }
+
     /// Validates once; the message says what to change.
     pub fn check(&self) -> Result<()> {
         if self.steps == 0 {

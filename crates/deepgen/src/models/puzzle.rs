@@ -41,7 +41,7 @@ use crate::models::ModelFlags;
 use crate::nn::conv::Strided;
 use crate::nn::stack::{Init, Stack};
 use crate::nn::{Act, Params};
-use crate::recipe::{AdversarialConfig, TrainConfig};
+use crate::recipe::TrainConfig;
 use crate::rng::{self, Rng};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -382,17 +382,7 @@ impl Family for PuzzleGanConfig {
 
     /// The reference's Adam(2e-4, 0.5, 0.999) and batch 64; 2000 iterations.
     fn recipe(_name: &str, _shape: &[usize]) -> TrainConfig {
-        let critic = AdversarialConfig { d_lr: 2e-4, ..AdversarialConfig::default() };
-        let mut t = TrainConfig {
-            steps: 2000,
-            batch_size: 64,
-            lr: 2e-4,
-            adversarial: Some(critic),
-            ..TrainConfig::default()
-        };
-        t.optimizer.beta1 = 0.5;
-        t.optimizer.beta2 = 0.999;
-        t
+        TrainConfig::dcgan_adam(2000)
     }
 
     fn name(&self) -> &'static str {

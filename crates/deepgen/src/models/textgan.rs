@@ -43,7 +43,7 @@ use crate::models::ModelFlags;
 use crate::nn::conv::Strided;
 use crate::nn::stack::{Init, Stack};
 use crate::nn::{Act, Params};
-use crate::recipe::{AdversarialConfig, TrainConfig};
+use crate::recipe::TrainConfig;
 use crate::rng::{self, Rng};
 
 /// Which of the paper's four models (Sec. 5).
@@ -487,17 +487,7 @@ impl Family for TextGanConfig {
 
     /// The reference's Adam(2e-4, 0.5, 0.999) for both players and batch 64; 2000 iterations.
     fn recipe(_name: &str, _shape: &[usize]) -> TrainConfig {
-        let critic = AdversarialConfig { d_lr: 2e-4, ..AdversarialConfig::default() };
-        let mut t = TrainConfig {
-            steps: 2000,
-            batch_size: 64,
-            lr: 2e-4,
-            adversarial: Some(critic),
-            ..TrainConfig::default()
-        };
-        t.optimizer.beta1 = 0.5;
-        t.optimizer.beta2 = 0.999;
-        t
+        TrainConfig::dcgan_adam(2000)
     }
 
     fn name(&self) -> &'static str {

@@ -511,13 +511,7 @@ fn quality(
     held: Option<&Dataset>,
     opts: &ReportOptions,
 ) -> Result<()> {
-    let Some((cpath, classifier)) = &opts.classifier else {
-        return Err(Error::config(
-            opts.no_classifier
-                .clone()
-                .unwrap_or_else(|| "no classifier run given (--classifier DIR)".into()),
-        ));
-    };
+    let (cpath, classifier) = classifier_of(opts)?;
     let real = need(held)?;
     let c = classifier
         .get::<Classifier>()
@@ -659,13 +653,7 @@ fn statistics(
 /// values (fresh z and continuous codes from their priors), classifies them,
 /// and reports how well code values line up with classes.
 fn info_codes(r: &mut Report, model: &Model, opts: &ReportOptions) -> Result<()> {
-    let Some((cpath, classifier)) = &opts.classifier else {
-        return Err(Error::config(
-            opts.no_classifier
-                .clone()
-                .unwrap_or_else(|| "no classifier run given (--classifier DIR)".into()),
-        ));
-    };
+    let (cpath, classifier) = classifier_of(opts)?;
     let g = model.get::<Gan>().ok_or_else(|| Error::config("not a GAN"))?;
     let (k, m) = (g.cfg.categorical, g.cfg.continuous);
     let per = (opts.samples / k).max(1);
@@ -932,13 +920,7 @@ fn text(
     opts: &ReportOptions,
 ) -> Result<()> {
     let g = model.get::<TextGan>().ok_or_else(|| Error::config("not a text GAN"))?;
-    let Some((cpath, classifier)) = &opts.classifier else {
-        return Err(Error::config(
-            opts.no_classifier
-                .clone()
-                .unwrap_or_else(|| "no classifier run given (--classifier DIR)".into()),
-        ));
-    };
+    let (cpath, classifier) = classifier_of(opts)?;
     let c = classifier
         .get::<Classifier>()
         .ok_or_else(|| Error::config(format!("{} is not a classifier run", cpath.display())))?;
@@ -996,13 +978,7 @@ fn assembly(
     opts: &ReportOptions,
 ) -> Result<()> {
     let p = model.get::<PuzzleGan>().ok_or_else(|| Error::config("not a puzzle GAN"))?;
-    let Some((cpath, classifier)) = &opts.classifier else {
-        return Err(Error::config(
-            opts.no_classifier
-                .clone()
-                .unwrap_or_else(|| "no classifier run given (--classifier DIR)".into()),
-        ));
-    };
+    let (cpath, classifier) = classifier_of(opts)?;
     let held = need(held)?;
     let (train, _) = run::load_transformed(&cfg.data.train, cfg, false)?;
     let s = crate::eval::assembly::evaluate(p, classifier, held, &train, opts.samples, opts.seed)?;
@@ -1021,4 +997,16 @@ fn assembly(
     super::assemble::from_data(model, cfg, held, 8, opts.seed, &r.file("assembly.png"))?;
     r.image("assembly.png", "patches, generated mask, whole and the source image per row");
     Ok(())
+}
+
+/// The classifier run of the sample-quality sections, or why there is none.
+fn classifier_of(opts: &ReportOptions) -> Result<(&PathBuf, &Model)> {
+    match &opts.classifier {
+        Some((p, m)) => Ok((p, m)),
+        None => Err(Error::config(
+            opts.no_classifier
+                .clone()
+                .unwrap_or_else(|| "no classifier run given (--classifier DIR)".into()),
+        )),
+    }
 }
