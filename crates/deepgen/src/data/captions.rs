@@ -562,7 +562,12 @@ mod tests {
             seen.insert(w);
         }
         assert!(seen.len() > 20, "{} wordings", seen.len());
-        assert!(m.held_out());
+        // Thick and leaning left is held out for even digits only.
+        assert!(!m.held_out());
+        assert!(Meaning { digit: Some(8), ..m.clone() }.held_out());
+        let thin_right =
+            Meaning { thickness: Some(Level::Low), slant: Some(Level::High), ..m.clone() };
+        assert!(thin_right.held_out() && !Meaning { digit: Some(4), ..thin_right }.held_out());
         let plain = Meaning { digit: Some(3), ..Meaning::default() };
         assert_eq!(Meaning::parse(&plain.wording(&mut r)), plain);
         assert_eq!(Meaning::parse("a thick 7 leaning left").slant, Some(Level::Low));

@@ -344,6 +344,8 @@ fn spec_target() -> Target {
         "digits+attributes+label=thick",
         "digits+part=1/2+pad=4",
         "digits+tint=red+upscale=16",
+        "digits+captions+seen",
+        "digits+upscale=28+captions+unseen",
     ]
     .iter()
     .map(|s| s.as_bytes().to_vec())
