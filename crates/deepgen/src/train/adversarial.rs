@@ -150,11 +150,7 @@ impl AdversarialTrainer {
         let idx = self.batches.indices(train.n, k);
         let x = train.batch(&idx, dev)?;
         let mut x = if self.binarize == Binarize::Dynamic { binarize_batch(&x, r)? } else { x };
-        if let Some(v) = vocab {
-            let c = crate::models::matcher::captions_of(train, "model")?;
-            let ids = Tensor::from_vec(v.rows(c, &idx, r)?, (idx.len(), v.max_words), dev)?;
-            x = Tensor::cat(&[&x, &ids], 1)?;
-        }
+        x = super::with_captions(x, vocab, train, &idx, r)?;
         let labels = train.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect());
         if rows.domain_b {
             let (b, batches) = self.domain_b.as_mut().ok_or_else(|| {

@@ -178,8 +178,16 @@ impl LikelihoodTrainer {
         step: usize,
     ) -> Result<StepRecord> {
         let mut r = rng::derived(self.seed, "step", step as u64);
-        let x =
-            if self.binarize == Binarize::Dynamic { binarize_batch(x, &mut r)? } else { x.clone() };
+        // Only the example is binarized, not the caption ids a row may carry after it.
+        let d = model.config.dim();
+        let x = match (self.binarize, x.dim(1)? > d) {
+            (Binarize::Dynamic, false) => binarize_batch(x, &mut r)?,
+            (Binarize::Dynamic, true) => {
+                let ids = x.narrow(1, d, x.dim(1)? - d)?;
+                Tensor::cat(&[&binarize_batch(&x.narrow(1, 0, d)?, &mut r)?, &ids], 1)?
+            }
+            _ => x.clone(),
+        };
         let losses = model.loss_labelled(&x, labels, &mut r)?;
         let loss = losses.total.to_scalar::<f32>()? as f64;
         if !loss.is_finite() {
@@ -265,7 +273,7 @@ impl LikelihoodTrainer {
 }
 
 /// The batch rows of examples `idx`: the examples, and when the model reads captions (`vocab`)
-/// one caption of each drawn with `rng`, as word ids.
+/// one caption of each drawn with `rng`, as word ids ([`with_captions`]).
 pub fn batch_rows(
     vocab: Option<&crate::data::captions::Vocab>,
     data: &Dataset,
@@ -273,10 +281,21 @@ pub fn batch_rows(
     dev: &candle_core::Device,
     rng: &mut rng::Rng,
 ) -> Result<Tensor> {
-    let x = data.batch(idx, dev)?;
+    with_captions(data.batch(idx, dev)?, vocab, data, idx, rng)
+}
+
+/// Rows `x` of examples `idx` of `data` with, when the model reads captions (`vocab`), one
+/// caption of each appended as word ids, drawn with `rng`.
+pub fn with_captions(
+    x: Tensor,
+    vocab: Option<&crate::data::captions::Vocab>,
+    data: &Dataset,
+    idx: &[usize],
+    rng: &mut rng::Rng,
+) -> Result<Tensor> {
     let Some(v) = vocab else { return Ok(x) };
     let c = crate::models::matcher::captions_of(data, "model")?;
-    let ids = Tensor::from_vec(v.rows(c, idx, rng)?, (idx.len(), v.max_words), dev)?;
+    let ids = Tensor::from_vec(v.rows(c, idx, rng)?, (idx.len(), v.max_words), x.device())?;
     Ok(Tensor::cat(&[&x, &ids], 1)?)
 }
 
