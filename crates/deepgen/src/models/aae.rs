@@ -242,9 +242,6 @@ impl Adversarial for Aae {
     fn critic(&self, s: &Side, ws: &[Tensor]) -> Result<(Tensor, Option<Tensor>)> {
         Ok((self.d.forward_with(&s.x, ws, true, false)?.squeeze(1)?, None))
     }
-    fn info_loss(&self, _q: &Tensor, _codes: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
-        Ok(None)
-    }
     fn generator_extra(
         &self,
         x: &Tensor,
@@ -252,9 +249,6 @@ impl Adversarial for Aae {
         _q: Option<&Tensor>,
     ) -> Result<Vec<(&'static str, Tensor)>> {
         Ok(vec![("recon", self.recon_loss(x, &fake.x)?)])
-    }
-    fn info_weight(&self) -> f64 {
-        0.0
     }
     fn adv_weight(&self) -> f64 {
         self.cfg.adv_weight

@@ -308,10 +308,6 @@ impl Adversarial for CycleGan {
         Ok((Tensor::cat(&[&va, &vb], 1)?, None))
     }
 
-    fn info_loss(&self, _q: &Tensor, _codes: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
-        Ok(None)
-    }
-
     /// The cycle terms lambda (|F(G(a)) - a| + |G(F(b)) - b|) and the identity terms
     /// lambda lambda_id (|G(b) - b| + |F(a) - a|), means over pixels in [-1, 1].
     fn generator_extra(
@@ -334,10 +330,6 @@ impl Adversarial for CycleGan {
             out.push(("identity", ((l1(&idt_b, &b)? + l1(&idt_a, &a)?)? * w)?));
         }
         Ok(out)
-    }
-
-    fn info_weight(&self) -> f64 {
-        0.0
     }
 
     /// The generator's adversarial term is MSE(D_B(G(a)), 1) + MSE(D_A(F(b)), 1) as in the

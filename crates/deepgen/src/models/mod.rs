@@ -135,16 +135,21 @@ pub trait Adversarial {
     /// The critic's raw outputs `[B]` (and InfoGAN's Q head) under weights `ws`.
     fn critic(&self, s: &Side, ws: &[Tensor]) -> Result<(Tensor, Option<Tensor>)>;
     /// InfoGAN: (-E log Q(c | x), the lower bound on I(c; G(z, c))), from the Q head's output.
-    fn info_loss(&self, q: &Tensor, codes: &Tensor) -> Result<Option<(Tensor, Tensor)>>;
+    /// None for a game without InfoGAN codes (the default).
+    fn info_loss(&self, _q: &Tensor, _codes: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
+        Ok(None)
+    }
     /// Extra generator-side losses (the AAE's reconstruction, CycleGAN's cycle and identity
     /// terms, StarGAN's classification and reconstruction), named; `q` is the critic's second
     /// head on `fake` (StarGAN's domain classifier).
     fn generator_extra(
         &self,
-        x: &Tensor,
-        fake: &Side,
-        q: Option<&Tensor>,
-    ) -> Result<Vec<(&'static str, Tensor)>>;
+        _x: &Tensor,
+        _fake: &Side,
+        _q: Option<&Tensor>,
+    ) -> Result<Vec<(&'static str, Tensor)>> {
+        Ok(vec![])
+    }
     /// The critic's terms from its second head on the real batch (StarGAN's domain
     /// classification of real images), named and weighted; empty for other games.
     fn real_head_loss(&self, _q: &Tensor, _real: &Side) -> Result<Vec<(&'static str, Tensor)>> {
@@ -159,7 +164,10 @@ pub trait Adversarial {
     fn batch_rows(&self) -> BatchRows {
         BatchRows::default()
     }
-    fn info_weight(&self) -> f64;
+    /// The weight of InfoGAN's mutual-information term (0 without codes, the default).
+    fn info_weight(&self) -> f64 {
+        0.0
+    }
     /// Weight of the adversarial term in the generator's loss.
     fn adv_weight(&self) -> f64 {
         1.0

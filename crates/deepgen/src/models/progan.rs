@@ -479,23 +479,6 @@ impl Adversarial for ProGan {
         Ok((v, None))
     }
 
-    fn info_loss(&self, _q: &Tensor, _codes: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
-        Ok(None)
-    }
-
-    fn generator_extra(
-        &self,
-        _x: &Tensor,
-        _fake: &Side,
-        _q: Option<&Tensor>,
-    ) -> Result<Vec<(&'static str, Tensor)>> {
-        Ok(vec![])
-    }
-
-    fn info_weight(&self) -> f64 {
-        0.0
-    }
-
     fn after_generator_step(&self) -> Result<()> {
         match &self.g_ema {
             Some(avg) => super::ema::update(avg, &self.g_named().1, self.cfg.ema),

@@ -314,10 +314,6 @@ impl Adversarial for PuzzleGan {
         Ok(vec![(side(shuffled_parts), 1.0), (side(shuffled_background), 1.0)])
     }
 
-    fn info_loss(&self, _q: &Tensor, _codes: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
-        Ok(None)
-    }
-
     /// L_mask and L_appearance (`backward_G`).
     fn generator_extra(
         &self,
@@ -333,10 +329,6 @@ impl Adversarial for PuzzleGan {
         let real_part = (real * self.over_channels(truth)?)?;
         let l_appr = ((gen_part - real_part)?.abs()?.mean_all()? * self.cfg.appearance_weight)?;
         Ok(vec![("g_mask", l_mask), ("g_appearance", l_appr)])
-    }
-
-    fn info_weight(&self) -> f64 {
-        0.0
     }
 
     fn check_batch(&self, batch_size: usize) -> Result<()> {

@@ -293,13 +293,9 @@ impl Adversarial for StarGan {
         Ok((v, Some(q)))
     }
 
-    /// StarGAN's classification term is not InfoGAN's: it is on real images for the critic
-    /// ([`Adversarial::real_head_loss`]) and on translations for the generator
+    /// StarGAN's classification term is not InfoGAN's (it keeps the trait's `info_loss`): it is
+    /// on real images for the critic (here) and on translations for the generator
     /// ([`Adversarial::generator_extra`]).
-    fn info_loss(&self, _q: &Tensor, _codes: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
-        Ok(None)
-    }
-
     fn real_head_loss(&self, q: &Tensor, real: &Side) -> Result<Vec<(&'static str, Tensor)>> {
         let c = real.codes.as_ref().ok_or_else(|| Error::config("stargan: real labels missing"))?;
         let l = classification_loss(&self.cfg.attributes, q, c)?;
@@ -325,10 +321,6 @@ impl Adversarial for StarGan {
             out.push(("g_identity", (l1(&px, &same)? * self.cfg.identity_weight)?));
         }
         Ok(out)
-    }
-
-    fn info_weight(&self) -> f64 {
-        0.0
     }
 
     fn batch_rows(&self) -> BatchRows {

@@ -418,23 +418,6 @@ impl Adversarial for TextGan {
         Ok((v.reshape(b)?, None))
     }
 
-    fn info_loss(&self, _q: &Tensor, _codes: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
-        Ok(None)
-    }
-
-    fn generator_extra(
-        &self,
-        _x: &Tensor,
-        _fake: &Side,
-        _q: Option<&Tensor>,
-    ) -> Result<Vec<(&'static str, Tensor)>> {
-        Ok(vec![])
-    }
-
-    fn info_weight(&self) -> f64 {
-        0.0
-    }
-
     fn vocab(&self) -> Option<&Vocab> {
         Some(&self.cfg.text.vocab)
     }
