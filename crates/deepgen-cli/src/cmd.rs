@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use candle_core::Device;
-use deepgen::models::{
-    self as registry, Density, Gan, Labels, Model, ModelConfig, TextGan, Training,
-};
+use deepgen::models::{self as registry, Density, Labels, Model, ModelConfig, TextGan, Training};
 use deepgen::rng;
+use deepgen::run::infer::{self, Condition};
 use deepgen::run::{self, RunConfig, RunDir, TrainOptions, Watch};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -157,32 +156,26 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     };
     let mut r = rng::rng(a.seed.unwrap_or(cfg.seed));
     let t0 = std::time::Instant::now();
-    if model.get::<deepgen::models::PuzzleGan>().is_some() {
-        bail!(
-            "{}: a puzzle-gan run makes wholes from key patches: use deepgen assemble {}",
-            a.run.display(),
-            a.run.display()
-        );
-    }
     if !a.text.is_empty() && a.class.is_some() {
         bail!("--text and --class: give one condition");
     }
+    let what = a.run.display().to_string();
     if !a.text.is_empty() {
-        let g = model.get::<TextGan>().ok_or_else(|| {
-            anyhow::anyhow!(
-                "--text applies only to text-conditional runs (text-gan); {} is a {} run",
-                a.run.display(),
-                model.name()
-            )
-        })?;
+        for t in &a.text {
+            let cond = Condition::Text(t.clone());
+            infer::check_condition(&model, Some(&cond), &what).map_err(flag_named("--text"))?;
+        }
         let total = n.saturating_mul(a.text.len());
         deepgen::limits::check_draws(
             &format!("-n {n} for {} captions", a.text.len()),
             total,
             model.config.dim(),
         )?;
-        let captions: Vec<String> = a.text.iter().flat_map(|t| vec![t.clone(); n]).collect();
-        let x = g.sample_captions(&captions, &mut r)?;
+        let mut parts = Vec::with_capacity(a.text.len());
+        for t in &a.text {
+            parts.push(infer::draw(&model, n, Some(&Condition::Text(t.clone())), false, &mut r)?);
+        }
+        let x = candle_core::Tensor::cat(&parts, 0)?;
         if out.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("png")) {
             run::write_grid(&model, &cfg, &x, n, &out)?;
         } else {
@@ -197,19 +190,10 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         );
         return Ok(());
     }
-    if let Some(k) = a.class {
-        let g = model.get::<Gan>().filter(|g| g.cfg.classes > 0).ok_or_else(|| {
-            anyhow::anyhow!(
-                "--class applies only to conditional runs (cgan); {} is a {} run",
-                a.run.display(),
-                model.name()
-            )
-        })?;
-        if k as usize >= g.cfg.classes {
-            bail!("--class {k} is out of range: the run has classes 0..{}", g.cfg.classes - 1);
-        }
-        let labels = vec![k; run::SAMPLE_CHUNK.min(n)];
-        let mut draw = |m: usize| g.sample_with(m, Some(&labels[..m]), &mut r);
+    let cond = a.class.map(Condition::Class);
+    infer::check_condition(&model, cond.as_ref(), &what).map_err(flag_named("--class"))?;
+    if cond.is_some() {
+        let mut draw = |m: usize| infer::draw(&model, m, cond.as_ref(), false, &mut r);
         run::write_drawn(&model, &cfg, n, &out, None, &mut draw)?;
     } else {
         run::write_samples(&model, &cfg, n, a.mean, &mut r, &out, background.as_ref())?;
@@ -222,6 +206,17 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         n as f64 / secs.max(1e-9)
     );
     Ok(())
+}
+
+/// Prefixes a condition error with the flag that gave it (`--class 12 is out of range`).
+fn flag_named(flag: &'static str) -> impl Fn(deepgen::Error) -> anyhow::Error {
+    move |e| {
+        let m = e.to_string();
+        match m.strip_prefix("class ").or_else(|| m.strip_prefix("text ")) {
+            Some(rest) => anyhow::anyhow!("{flag} {rest}"),
+            None => e.into(),
+        }
+    }
 }
 
 pub fn score(a: ScoreArgs) -> Result<()> {

@@ -58,6 +58,9 @@ enum Command {
     /// patches (PNG files, or cut from a data set's images), as a PNG (patches, mask, whole per
     /// row) or an NPY array of the wholes.
     Assemble(AssembleArgs),
+    /// Serve trained runs over HTTP: a JSON API (sample, score, encode, decode, interpolate,
+    /// translate, complete) and a web page at `/`.
+    Serve(deepgen_serve::ServeOptions),
     /// The digit classifier behind FID on MNIST, the Inception score and mode counts.
     Classifier {
         #[command(subcommand)]
@@ -246,7 +249,7 @@ pub struct ScoreArgs {
     /// Per-example CSV: index,log_prob_nats,bits_per_dim.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
-    #[arg(long, default_value_t = 256, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = deepgen::run::SCORE_BATCH as i64, allow_negative_numbers = true)]
     pub batch_size: i64,
     /// VAE: importance samples k [default: the run's].
     #[arg(long)]
@@ -357,6 +360,7 @@ fn main() -> ExitCode {
         Command::Interpolate(a) => uses::interpolate(a),
         Command::Translate(a) => uses::translate(a),
         Command::Assemble(a) => uses::assemble(a),
+        Command::Serve(a) => uses::serve(a),
         Command::Classifier { command: ClassifierCommand::Train(a) } => cmd::train_classifier(a),
     };
     match res {

@@ -317,3 +317,13 @@ pub fn assemble(a: AssembleArgs) -> Result<()> {
     println!("wrote {} wholes from patches of {} to {}", n.min(data.n), data.source, out.display());
     Ok(())
 }
+
+/// `deepgen serve`: prints the address once the socket is bound, serves until SIGTERM or
+/// Ctrl-C.
+pub fn serve(a: deepgen_serve::ServeOptions) -> Result<()> {
+    a.check()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(deepgen_serve::serve(a, |addr| {
+        println!("deepgen serve: listening on http://{addr}/ (loading the runs)");
+    }))
+}

@@ -1,9 +1,11 @@
 //! The hooks that write a training run's metrics and checkpoints, and tell a
 //! [`Watch`] (the CLI's progress bar) how training goes.
 
-use super::RunDir;
+use super::tensorboard::EventWriter;
+use super::{RunConfig, RunDir};
 use crate::error::Result;
 use crate::models::Model;
+use crate::rng;
 use crate::train::{Adam, Hooks, StepRecord};
 
 /// What a training run tells its caller as it goes (the CLI draws a progress bar).
@@ -63,9 +65,10 @@ pub fn step_message(r: &StepRecord, adversarial: bool) -> String {
     }
 }
 
-/// Writes metrics and checkpoints as training goes, and reports progress.
+/// Writes metrics, TensorBoard events and checkpoints as training goes, and reports progress.
 pub struct RunHooks<'a> {
     pub dir: &'a RunDir,
+    pub cfg: &'a RunConfig,
     pub seed: u64,
     pub watch: &'a mut dyn Watch,
     /// What the validation number is ("validation NLL", "validation -log p(y|x)").
@@ -75,19 +78,49 @@ pub struct RunHooks<'a> {
     /// started.
     base_s: f64,
     started: std::time::Instant,
+    tb: EventWriter,
 }
 
 impl<'a> RunHooks<'a> {
-    /// Hooks for `dir`; the training clock continues from the last `elapsed_s` in its metrics.
+    /// Hooks for `dir`, training from step `start`; the training clock continues from the last
+    /// `elapsed_s` in its metrics.
     pub fn new(
         dir: &'a RunDir,
-        seed: u64,
+        cfg: &'a RunConfig,
+        start: usize,
         watch: &'a mut dyn Watch,
         what: &'static str,
         adversarial: bool,
     ) -> Self {
         let base_s = training_seconds(dir).unwrap_or(0.0);
-        Self { dir, seed, watch, what, adversarial, base_s, started: std::time::Instant::now() }
+        let tb = EventWriter::new(&dir.path, start);
+        let started = std::time::Instant::now();
+        Self { dir, cfg, seed: cfg.seed, watch, what, adversarial, base_s, started, tb }
+    }
+
+    /// The TensorBoard tag of the validation number.
+    fn val_tag(&self) -> &'static str {
+        match self.what {
+            "validation NLL" => "val/nll",
+            "validation -log p(y|x)" => "val/nll_labels",
+            _ => "val/loss",
+        }
+    }
+
+    /// The sample grid at a checkpoint, for the models that sample images.
+    fn sample_image(&mut self, model: &Model, step: usize) -> Result<()> {
+        let shape = &self.cfg.data.shape;
+        if shape.len() != 3 || !super::infer::capabilities(model).sample {
+            return Ok(());
+        }
+        let mut r = rng::derived(self.seed, "tensorboard", step as u64);
+        let x = crate::models::Sampler::sample(model, 16, &mut r)?;
+        let v = super::infer::to_data_values(&x, self.cfg)?;
+        let png = crate::viz::image_grid_png(&v, 16, shape, 4, 2)?;
+        // The grid's size, from the PNG header (IHDR: width, height at bytes 16..24).
+        let be = |i: usize| u32::from_be_bytes([png[i], png[i + 1], png[i + 2], png[i + 3]]);
+        let (w, h) = (be(16), be(20));
+        self.tb.image(step, "samples", png, w, h)
     }
 }
 
@@ -106,11 +139,21 @@ impl Hooks for RunHooks<'_> {
             v[k] = serde_json::json!(x);
         }
         self.dir.append_metrics(&v)?;
+        let mut tags = vec![
+            ("train/loss".to_string(), r.loss),
+            ("train/lr".to_string(), r.lr),
+            ("train/grad_norm".to_string(), r.grad_norm),
+        ];
+        let mut parts: Vec<_> = r.parts.iter().map(|(k, x)| (format!("train/{k}"), *x)).collect();
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        tags.extend(parts);
+        self.tb.scalars(r.step, &tags)?;
         self.watch.step(r.step, &step_message(r, self.adversarial));
         Ok(())
     }
     fn on_eval(&mut self, step: usize, val_nll: f64) -> Result<()> {
         self.dir.append_metrics(&serde_json::json!({"step": step, "val_nll": val_nll}))?;
+        self.tb.scalars(step, &[(self.val_tag().to_string(), val_nll)])?;
         self.watch.note(&format!("step {step}: {} {val_nll:.3} nats", self.what));
         Ok(())
     }
@@ -120,7 +163,9 @@ impl Hooks for RunHooks<'_> {
         let elapsed = self.base_s + self.started.elapsed().as_secs_f64();
         self.dir.append_metrics(&serde_json::json!({"step": step, "elapsed_s": elapsed}))?;
         crate::files::fault_point("checkpoint:metrics-written");
-        self.dir.save(model, opts, step, self.seed)
+        self.dir.save(model, opts, step, self.seed)?;
+        self.sample_image(model, step)?;
+        self.tb.flush()
     }
     fn on_stable_phase_end(&mut self, model: &Model, _step: usize) -> Result<()> {
         super::growth::snapshot(self.dir, model, self.seed)

@@ -267,7 +267,7 @@ fn train_likelihood(
     };
     let t0 = std::time::Instant::now();
     {
-        let mut hooks = hooks::RunHooks::new(dir, cfg.seed, watch, what, false);
+        let mut hooks = hooks::RunHooks::new(dir, cfg, p.start, watch, what, false);
         trainer.fit(model, train_data, val.map(|v| &v.0), &mut hooks)?;
     }
     watch.finish(&finish_line(p, t0.elapsed().as_secs_f64(), 1));
@@ -339,7 +339,7 @@ fn train_adversarial(
     watch.start(&adversarial_start_line(p, &trainer, train_data), p.start, cfg.train.steps);
     let t0 = std::time::Instant::now();
     {
-        let mut hooks = hooks::RunHooks::new(dir, cfg.seed, watch, "validation NLL", true);
+        let mut hooks = hooks::RunHooks::new(dir, cfg, p.start, watch, "validation NLL", true);
         trainer.fit(model, train_data, &mut hooks)?;
     }
     watch.finish(&finish_line(p, t0.elapsed().as_secs_f64(), 2));

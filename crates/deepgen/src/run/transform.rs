@@ -61,6 +61,9 @@ fn static_seed(seed: u64, source: &str) -> u64 {
     rand::Rng::gen(&mut r)
 }
 
+/// Examples scored per batch by `deepgen score` and the service.
+pub const SCORE_BATCH: usize = 256;
+
 /// The mean NLL of `data` with the run's transforms undone in the density.
 pub fn score(
     model: &Model,

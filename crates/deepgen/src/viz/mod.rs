@@ -10,6 +10,11 @@ use crate::error::{Error, Result};
 use crate::files::atomic_write;
 
 fn encode_png(rgb: &[u8], w: u32, h: u32, path: &Path) -> Result<()> {
+    atomic_write(path, &png_bytes(rgb, w, h, &path.display().to_string())?)
+}
+
+/// An RGB buffer as PNG bytes; `what` names the picture in errors.
+fn png_bytes(rgb: &[u8], w: u32, h: u32, what: &str) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     image::write_buffer_with_format(
         &mut std::io::Cursor::new(&mut out),
@@ -19,8 +24,8 @@ fn encode_png(rgb: &[u8], w: u32, h: u32, path: &Path) -> Result<()> {
         image::ExtendedColorType::Rgb8,
         image::ImageFormat::Png,
     )
-    .map_err(|e| Error::bad_file(path, format!("cannot encode PNG: {e}")))?;
-    atomic_write(path, &out)
+    .map_err(|e| Error::bad_file(what, format!("cannot encode PNG: {e}")))?;
+    Ok(out)
 }
 
 /// Tiles `n` images of shape `[C, H, W]` (values in [0, 1], clamped) into a
@@ -33,6 +38,18 @@ pub fn image_grid(
     scale: usize,
     path: &Path,
 ) -> Result<()> {
+    let png = image_grid_png(values, n, shape, cols, scale)?;
+    atomic_write(path, &png)
+}
+
+/// The grid of [`image_grid`] as PNG bytes (the service's answers, TensorBoard's images).
+pub fn image_grid_png(
+    values: &[f32],
+    n: usize,
+    shape: &[usize],
+    cols: usize,
+    scale: usize,
+) -> Result<Vec<u8>> {
     let (c, h, w) = match shape {
         [c, h, w] if *c == 1 || *c == 3 => (*c, *h, *w),
         [d] => (1, 1, *d),
@@ -64,7 +81,7 @@ pub fn image_grid(
             }
         }
     }
-    encode_png(&buf, gw as u32, gh as u32, path)
+    png_bytes(&buf, gw as u32, gh as u32, "image grid")
 }
 
 fn register_font() {
