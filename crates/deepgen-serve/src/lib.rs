@@ -32,48 +32,79 @@ use axum::Router;
 pub use state::AppState;
 
 /// Everything `deepgen serve` takes; the defaults are the service's.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct ServeOptions {
     /// Run directories to serve, each named by its directory (or NAME=RUN).
     #[arg(required = true)]
     pub runs: Vec<String>,
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = DEFAULT.addr)]
     pub addr: String,
     /// Inference calls run at once.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = DEFAULT.workers)]
     pub workers: usize,
     /// Calls that may wait for a worker; beyond them a request gets 503 with Retry-After.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = DEFAULT.queue)]
     pub queue: usize,
     /// Most samples (or latent points, or completions) one request may ask for.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = DEFAULT.max_samples)]
     pub max_samples: usize,
     /// Most examples one request may send.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = DEFAULT.max_rows)]
     pub max_rows: usize,
     /// Largest request body, in bytes.
-    #[arg(long, default_value_t = 8 << 20)]
+    #[arg(long, default_value_t = DEFAULT.max_body)]
     pub max_body: usize,
     /// Largest image a request may send, in pixels (checked from the PNG header).
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = DEFAULT.max_image_pixels)]
     pub max_image_pixels: u64,
     /// Seconds a request may wait and run before it gets 504.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = DEFAULT.timeout)]
     pub timeout: f64,
     /// No access log.
     #[arg(long)]
     pub quiet: bool,
 }
 
+/// The service's defaults, shared by the flags and [`ServeOptions::new`].
+struct Defaults {
+    addr: &'static str,
+    workers: usize,
+    queue: usize,
+    max_samples: usize,
+    max_rows: usize,
+    max_body: usize,
+    max_image_pixels: u64,
+    timeout: f64,
+}
+
+const DEFAULT: Defaults = Defaults {
+    addr: "127.0.0.1:8080",
+    workers: 2,
+    queue: 32,
+    max_samples: 256,
+    max_rows: 1024,
+    max_body: 8 << 20,
+    max_image_pixels: 1 << 20,
+    timeout: 30.0,
+};
+
 impl ServeOptions {
     /// The options with their defaults, serving `runs`.
     pub fn new(runs: Vec<String>) -> Self {
-        use clap::{Args, FromArgMatches};
-        let cmd = ServeOptions::augment_args(clap::Command::new("serve"));
-        let m = cmd.get_matches_from(["serve"].into_iter().chain(runs.iter().map(|s| s.as_str())));
-        // The only required argument is given, so parsing cannot fail.
-        ServeOptions::from_arg_matches(&m).unwrap_or_else(|_| unreachable!())
+        let d = DEFAULT;
+        Self {
+            runs,
+            addr: d.addr.to_string(),
+            workers: d.workers,
+            queue: d.queue,
+            max_samples: d.max_samples,
+            max_rows: d.max_rows,
+            max_body: d.max_body,
+            max_image_pixels: d.max_image_pixels,
+            timeout: d.timeout,
+            quiet: false,
+        }
     }
 
     pub fn check(&self) -> anyhow::Result<()> {
@@ -208,5 +239,23 @@ async fn shutdown_signal() -> &'static str {
     {
         ctrl_c.await;
         "Ctrl-C"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_library_defaults_are_the_flags_defaults() {
+        use clap::{Args, FromArgMatches};
+        let cmd = ServeOptions::augment_args(clap::Command::new("serve"));
+        let m = cmd.try_get_matches_from(["serve", "a", "b=c"]).unwrap();
+        let parsed = ServeOptions::from_arg_matches(&m).unwrap();
+        assert_eq!(parsed, ServeOptions::new(vec!["a".into(), "b=c".into()]));
+        assert!(parsed.check().is_ok());
+        let mut bad = parsed.clone();
+        bad.timeout = f64::NAN;
+        assert!(bad.check().unwrap_err().to_string().contains("--timeout"));
     }
 }
