@@ -107,20 +107,83 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
-pub fn train(a: TrainOptions) -> Result<()> {
-    let stop = Stop::install()?;
-    let mut bar = Bar(None, stop.clone());
-    let summary = match run::train(&a, &mut bar) {
-        Ok(s) => s,
-        Err(e @ deepgen::error::Error::Interrupted { .. }) => {
-            return Err(Exit(stop.exit_code(), e).into())
-        }
-        Err(e) => return Err(e.into()),
-    };
-    for l in &summary.lines {
-        println!("{l}");
+/// An exit code without a message: a data-parallel rank whose error rank 0 prints.
+#[derive(Debug)]
+pub struct Silent(pub u8);
+
+impl std::fmt::Display for Silent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
     }
-    Ok(())
+}
+
+impl std::error::Error for Silent {}
+
+impl Exit {
+    /// This failure's exit code, printed by another rank.
+    fn silent(self) -> anyhow::Error {
+        Silent(self.0).into()
+    }
+}
+
+/// The watch of a data-parallel rank other than 0: silent, but it hears this process's signals.
+struct Follower(Stop);
+
+impl Watch for Follower {
+    fn start(&mut self, _line: &str, _start: usize, _total: usize) {}
+    fn step(&mut self, _step: usize, _message: &str) {}
+    fn note(&mut self, _line: &str) {}
+    fn finish(&mut self, _line: &str) {}
+    fn stop_requested(&self) -> bool {
+        self.0.requested()
+    }
+}
+
+/// `deepgen train`, in one process or as one rank of `mpirun -np N deepgen train ...` (rank 0
+/// prints; an error every rank shares is printed by rank 0 alone).
+pub fn train(a: TrainOptions) -> Result<()> {
+    let launch = deepgen::parallel::launch()?;
+    let par = &launch.par;
+    let stop = Stop::install()?;
+    let res = if par.is_root() {
+        run::train_with(&a, &mut Bar(None, stop.clone()), par)
+    } else {
+        run::train_with(&a, &mut Follower(stop.clone()), par)
+    };
+    let e = match res {
+        Ok(summary) => {
+            for l in &summary.lines {
+                println!("{l}");
+            }
+            return Ok(());
+        }
+        Err(e) => e,
+    };
+    if par.must_abort(&e) {
+        // The other ranks wait for this one in a collective: end the whole job.
+        let msg = format!("rank {} of {}: {e}; stopping every rank", par.rank(), par.size());
+        crate::print_error(&msg);
+        par.communicator().abort(2);
+    }
+    let shared = matches!(
+        e,
+        deepgen::error::Error::Interrupted { .. }
+            | deepgen::error::Error::NonFinite { .. }
+            | deepgen::error::Error::Ranks(_)
+    );
+    let code = match e {
+        deepgen::error::Error::Interrupted { .. } => stop.exit_code(),
+        _ => 2,
+    };
+    if par.size() > 1 && shared && !par.is_root() {
+        return Err(Exit(code, e).silent());
+    }
+    if par.size() > 1 && !shared {
+        // This rank's own error (each rank that failed says so).
+        let e = deepgen::error::Error::Ranks(format!("rank {} of {}: {e}", par.rank(), par.size()));
+        return Err(Exit(code, e).into());
+    }
+    Err(Exit(code, e).into())
 }
 
 /// `deepgen classifier train`: `deepgen train classifier`, into runs/classifier by default.

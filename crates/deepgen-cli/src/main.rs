@@ -304,6 +304,8 @@ fn main() -> ExitCode {
     deepgen::enable_second_order();
     deepgen::tune_allocator();
     deepgen::tune_thread_pools();
+    // Under mpirun: each rank gets its share of the cores (before any thread starts).
+    deepgen::parallel::share_cores();
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()
@@ -365,12 +367,22 @@ fn main() -> ExitCode {
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<cmd::Silent>().is_some() => {
+            ExitCode::from(e.downcast_ref::<cmd::Silent>().map(|s| s.0).unwrap_or(2))
+        }
         Err(e) => {
             let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("error: {msg}");
+            print_error(&msg);
             ExitCode::from(e.downcast_ref::<cmd::Exit>().map(|x| x.0).unwrap_or(2))
         }
     }
+}
+
+/// Prints `error: MSG` on stderr in one write: under `mpirun` the line then reaches the terminal
+/// whole, not in the pieces `eprintln!` writes, between which the launcher's own lines land.
+pub(crate) fn print_error(msg: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("error: {msg}\n").as_bytes());
 }
 
 /// Every flag that takes a value accepts a leading `-` digit as its value, so that `--seed -1`

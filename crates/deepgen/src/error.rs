@@ -40,6 +40,11 @@ pub enum Error {
     )]
     TooLarge { params: Option<usize>, budget: usize },
 
+    /// Data-parallel ranks that disagree, or a rank that failed before training: every rank
+    /// returns this error alike (the CLI prints it once, from rank 0).
+    #[error("{0}")]
+    Ranks(String),
+
     /// Training stopped on SIGINT or SIGTERM after saving a checkpoint at `step`.
     #[error("interrupted at step {step}: {}", resume_text(dir.as_deref()))]
     Interrupted { step: usize, dir: Option<PathBuf> },

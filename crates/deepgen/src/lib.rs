@@ -50,6 +50,7 @@ pub mod limits;
 pub mod models;
 pub mod nn;
 pub mod optim;
+pub mod parallel;
 pub mod recipe;
 pub mod rng;
 pub mod run;

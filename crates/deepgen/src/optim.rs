@@ -176,6 +176,16 @@ impl Adam {
         Ok(())
     }
 
+    /// The parameters this optimiser steps, in its order.
+    pub fn vars(&self) -> Vec<Var> {
+        self.slots.iter().map(|(_, v, _)| v.clone()).collect()
+    }
+
+    /// The `[2, n]` moment tensors, in [`Adam::vars`]' order (broadcast at a data-parallel start).
+    pub fn moment_vars(&self) -> Vec<Var> {
+        self.slots.iter().map(|(_, _, mv)| mv.clone()).collect()
+    }
+
     /// (parameter, `[2, n]` moments) of every parameter, for differentiable look-ahead (unrolling).
     pub fn moments(&self) -> Vec<(Tensor, Tensor)> {
         self.slots

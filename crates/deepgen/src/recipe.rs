@@ -61,6 +61,19 @@ pub struct TrainConfig {
     /// Options of the adversarial trainer (two-player models only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adversarial: Option<AdversarialConfig>,
+    /// Shards per step: each step's batch is `shards` x `batch_size` examples, spread over the
+    /// data-parallel ranks (several per rank are computed in turn, summing gradients). The
+    /// run's computation depends on this, not on the number of ranks (`crate::parallel`).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub shards: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl Default for TrainConfig {
@@ -76,6 +89,7 @@ impl Default for TrainConfig {
             eval_examples: 500,
             optimizer: AdamConfig::default(),
             adversarial: None,
+            shards: 1,
         }
     }
 }
@@ -105,6 +119,9 @@ impl TrainConfig {
         }
         if self.batch_size == 0 {
             return Err(Error::config("--batch-size must be at least 1"));
+        }
+        if self.shards == 0 {
+            return Err(Error::config("--shards must be at least 1"));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::config(format!("--lr must be a positive number, got {}", self.lr)));

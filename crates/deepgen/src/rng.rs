@@ -29,6 +29,15 @@ pub fn derived(seed: u64, tag: &str, index: u64) -> Rng {
     Rng::seed_from_u64(splitmix(seed ^ splitmix(h ^ splitmix(index))))
 }
 
+/// The generator of shard `shard` of a data-parallel step ([`crate::parallel`]): shard 0's is
+/// [`derived`]'s, the stream training without shards uses, and every other shard has its own.
+pub fn shard(seed: u64, tag: &str, index: u64, shard: usize) -> Rng {
+    if shard == 0 {
+        return derived(seed, tag, index);
+    }
+    derived(seed ^ splitmix(0x5348_4152_4400_0000 ^ shard as u64), tag, index)
+}
+
 fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

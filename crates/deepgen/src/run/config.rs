@@ -197,6 +197,9 @@ fn apply_run_flags(o: &TrainOptions, train: &mut TrainConfig) -> Result<()> {
     if let Some(b) = a.batch_size {
         train.batch_size = positive("--batch-size", b)?;
     }
+    if let Some(s) = a.shards {
+        train.shards = positive("--shards", s)?;
+    }
     if let Some(lr) = a.lr {
         train.lr = lr;
     }

@@ -36,6 +36,18 @@ impl Watch for Quiet {
     }
 }
 
+/// The hooks of a data-parallel rank other than 0: it writes nothing, and passes a stop asked of
+/// it (SIGTERM to that process) on to the vote that stops every rank.
+pub struct Follower<'a> {
+    pub watch: &'a mut dyn Watch,
+}
+
+impl Hooks for Follower<'_> {
+    fn stop_requested(&self) -> bool {
+        self.watch.stop_requested()
+    }
+}
+
 /// The progress message of a step: the loss parts, sorted by name (the
 /// likelihood models' total first; the adversarial models without the
 /// generator's adversarial term, which `g` already is).

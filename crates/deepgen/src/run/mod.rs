@@ -37,7 +37,7 @@ pub use examples::*;
 pub use hooks::*;
 pub use latent::*;
 pub use options::TrainOptions;
-pub use train::{train, TrainSummary};
+pub use train::{train, train_with, TrainSummary};
 pub use transform::*;
 
 use std::path::Path;

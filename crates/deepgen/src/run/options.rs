@@ -107,6 +107,12 @@ pub struct RunFlags {
     /// Device: cpu (cuda needs a build with the cuda feature) [default: cpu].
     #[arg(long)]
     pub device: Option<String>,
+    /// Data-parallel shards per step: each step's batch is SHARDS x --batch-size examples, the
+    /// shards spread over the MPI ranks (`mpirun -np N`), several per rank computed in turn. The
+    /// result depends on SHARDS, not on the ranks; with --resume it may change (a new batch)
+    /// [default: the number of ranks; a resumed run keeps its own].
+    #[arg(long, allow_negative_numbers = true)]
+    pub shards: Option<i64>,
 }
 
 /// The adversarial trainer's flags.
@@ -152,7 +158,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// The flags that may change on `--resume`: the new total.
-const ON_RESUME: &[&str] = &["--steps", "--resume"];
+const ON_RESUME: &[&str] = &["--steps", "--resume", "--shards"];
 
 impl TrainOptions {
     /// Options for `deepgen train MODEL` with every other choice left to the library.
@@ -171,7 +177,7 @@ impl TrainOptions {
         match fixed {
             Some(flag) => Err(Error::config(format!(
                 "{flag} cannot be combined with --resume: the run's config.toml fixes it \
-                 (only --steps may change)"
+                 (only --steps and --shards may change)"
             ))),
             None => Ok(()),
         }

@@ -2,6 +2,11 @@
 //! reopen, with `--resume`) the run directory, train with the trainer the
 //! model's family names, then leave the pictures a newcomer can open and
 //! return what to print.
+//!
+//! Among data-parallel ranks ([`train_with`]) every rank reads the data and builds (or loads) the
+//! model; rank 0 alone makes or cuts the run directory, holds its lock, writes checkpoints,
+//! metrics and pictures, and returns lines to print. Each stage that can fail ends in a vote, so
+//! that one rank's error stops every rank instead of leaving them waiting in a collective.
 
 use std::path::PathBuf;
 
@@ -14,6 +19,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::modes::DEFAULT_MIN_SHARE;
 use crate::models::{Density, Gan, Labels, Model, Training, Vae};
+use crate::parallel::Parallel;
 use crate::rng;
 use crate::train::{AdversarialTrainer, LikelihoodTrainer};
 
@@ -92,10 +98,11 @@ impl Prepared {
     }
 }
 
-fn resume(o: &TrainOptions, path: &std::path::Path, dev: &Device) -> Result<Prepared> {
+fn resume(o: &TrainOptions, path: &std::path::Path, dev: &Device, root: bool) -> Result<Prepared> {
     o.check_resume()?;
     let dir = RunDir::open(path)?;
-    let lock = dir.lock()?;
+    // Only rank 0 writes, so only it locks; the others read what it will continue.
+    let lock = if root { Some(dir.lock()?) } else { None };
     let mut cfg = dir.read_config()?;
     if let Some(m) = &o.model {
         if m != cfg.model.name() {
@@ -110,6 +117,9 @@ fn resume(o: &TrainOptions, path: &std::path::Path, dev: &Device) -> Result<Prep
     if let Some(s) = o.run.steps {
         cfg.train.steps = positive("--steps", s)?;
     }
+    if let Some(s) = o.run.shards {
+        cfg.train.shards = positive("--shards", s)?;
+    }
     let info = dir.checkpoint_info()?;
     let (model, step) = dir.load_model(dev)?;
     super::check_agree(path, &cfg, &model)?;
@@ -121,15 +131,7 @@ fn resume(o: &TrainOptions, path: &std::path::Path, dev: &Device) -> Result<Prep
         return Err(Error::config(msg));
     }
     let metrics = dir.metrics_to_keep(&info)?;
-    Ok(Prepared {
-        dir,
-        cfg,
-        model,
-        start: step,
-        resumed: Some(metrics),
-        lock: Some(lock),
-        made_dir: false,
-    })
+    Ok(Prepared { dir, cfg, model, start: step, resumed: Some(metrics), lock, made_dir: false })
 }
 
 /// Refuses an `--out` that holds anything but a deepgen run without a checkpoint (which a new run
@@ -165,10 +167,15 @@ fn check_out(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn create(o: &TrainOptions, dev: &Device) -> Result<Prepared> {
-    let cfg = new_run_config(o)?;
+fn create(o: &TrainOptions, dev: &Device, par: &Parallel) -> Result<Prepared> {
+    let mut cfg = new_run_config(o)?;
+    if o.run.shards.is_none() {
+        cfg.train.shards = par.size();
+    }
     let path = o.run.out.clone().unwrap_or_else(|| free_run_dir(cfg.model.name()));
-    check_out(&path)?;
+    if par.is_root() {
+        check_out(&path)?;
+    }
     let model = Model::new(&cfg.model, cfg.seed, dev)?;
     super::pretrained::attach(&model, &o.model_flags)?;
     let dir = RunDir { path };
@@ -179,11 +186,13 @@ fn create(o: &TrainOptions, dev: &Device) -> Result<Prepared> {
 /// Nothing is written until the data, the model and (on resume) the optimizer state are accepted;
 /// a new run that fails before its first checkpoint leaves nothing behind.
 pub fn train(o: &TrainOptions, watch: &mut dyn Watch) -> Result<TrainSummary> {
-    let dev = device(o.run.device.as_deref())?;
-    let mut p = match &o.run.resume {
-        Some(path) => resume(o, path, &dev)?,
-        None => create(o, &dev)?,
-    };
+    train_with(o, watch, &Parallel::local())
+}
+
+/// The data of a run: training set, validation set with its log-determinant, second domain.
+type RunData = (Dataset, Option<(Dataset, f64)>, Option<Dataset>);
+
+fn load_data(p: &Prepared) -> Result<RunData> {
     let (train_data, _) = transform::load_transformed(&p.cfg.data.train, &p.cfg, true)?;
     p.model.check_dim(train_data.dim(), &train_data.source)?;
     let val = match &p.cfg.data.val {
@@ -194,6 +203,40 @@ pub fn train(o: &TrainOptions, watch: &mut dyn Watch) -> Result<TrainSummary> {
         Some(b) => Some(transform::load_transformed(b, &p.cfg, true)?.0),
         None => None,
     };
+    Ok((train_data, val, train_b))
+}
+
+/// `res` when every rank of `par` got its stage through; otherwise this rank's own error, or,
+/// on a rank whose stage went well, an error naming the ranks that failed.
+fn agreed<T>(par: &Parallel, res: Result<T>) -> Result<T> {
+    let failed = par.failed_ranks(res.is_err())?;
+    match res {
+        Err(e) => Err(e),
+        Ok(_) if !failed.is_empty() => {
+            let who: Vec<String> = failed.iter().map(|r| r.to_string()).collect();
+            Err(Error::Ranks(format!(
+                "rank {} of {} failed before training (its error is above); no rank trained",
+                who.join(", "),
+                par.size()
+            )))
+        }
+        Ok(t) => Ok(t),
+    }
+}
+
+/// [`train`] as one of the data-parallel ranks of `par`: every rank calls it alike.
+pub fn train_with(o: &TrainOptions, watch: &mut dyn Watch, par: &Parallel) -> Result<TrainSummary> {
+    let ready = (|| {
+        let dev = device(o.run.device.as_deref())?;
+        let p = match &o.run.resume {
+            Some(path) => resume(o, path, &dev, par.is_root())?,
+            None => create(o, &dev, par)?,
+        };
+        par.check_shards(p.cfg.train.shards)?;
+        let data = load_data(&p)?;
+        Ok((p, data))
+    })();
+    let (mut p, (train_data, val, train_b)) = agreed(par, ready)?;
     for d in std::iter::once(&train_data).chain(val.as_ref().map(|v| &v.0)).chain(train_b.as_ref())
     {
         for n in &d.notes {
@@ -202,9 +245,10 @@ pub fn train(o: &TrainOptions, watch: &mut dyn Watch) -> Result<TrainSummary> {
     }
     let res = match p.model.info().training {
         Training::Adversarial => {
-            train_adversarial(&mut p, &train_data, train_b, val.as_ref().map(|v| &v.0), watch)
+            let val = val.as_ref().map(|v| &v.0);
+            train_adversarial(&mut p, &train_data, train_b, val, watch, par)
         }
-        Training::Likelihood => train_likelihood(&mut p, &train_data, val.as_ref(), watch),
+        Training::Likelihood => train_likelihood(&mut p, &train_data, val.as_ref(), watch, par),
     };
     match res {
         Ok(lines) => Ok(TrainSummary { dir: p.dir.path.clone(), lines }),
@@ -218,13 +262,55 @@ pub fn train(o: &TrainOptions, watch: &mut dyn Watch) -> Result<TrainSummary> {
     }
 }
 
-fn finish_line(p: &Prepared, secs: f64, precision: usize) -> String {
+fn finish_line(p: &Prepared, secs: f64, precision: usize, par: &Parallel) -> String {
     let steps = p.cfg.train.steps - p.start;
     let rate = steps as f64 / secs.max(1e-9);
+    let ranks = if par.size() > 1 {
+        let (comm, _, calls) = par.comm_totals();
+        format!(
+            " on {} ranks (gradient all-reduce {:.2} ms per update; parameters identical on \
+            every rank at each checkpoint)",
+            par.size(),
+            comm * 1e3 / calls.max(1) as f64
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "trained {steps} steps in {secs:.1} s ({rate:.precision$} steps/s); checkpoint in {}",
+        "trained {steps} steps in {secs:.1} s ({rate:.precision$} steps/s){ranks}; checkpoint in \
+        {}",
         p.dir.path.display()
     )
+}
+
+/// What a start line says about shards and ranks ("" for one shard in one process).
+fn shards_text(p: &Prepared, par: &Parallel) -> String {
+    let s = p.cfg.train.shards;
+    if s == 1 && par.size() == 1 {
+        return String::new();
+    }
+    format!(
+        ", {s} shards of {} ({} per step) on {} rank(s) over {}",
+        p.cfg.train.batch_size,
+        s * p.cfg.train.batch_size,
+        par.size(),
+        par.communicator().describe()
+    )
+}
+
+/// Makes a stage's hooks: rank 0's write the run, the others' only pass a stop on.
+fn run_hooks<'a>(
+    p: &'a Prepared,
+    watch: &'a mut dyn Watch,
+    what: &'static str,
+    adversarial: bool,
+    par: &Parallel,
+) -> Box<dyn crate::train::Hooks + Send + 'a> {
+    if par.is_root() {
+        Box::new(hooks::RunHooks::new(&p.dir, &p.cfg, p.start, watch, what, adversarial))
+    } else {
+        Box::new(hooks::Follower { watch })
+    }
 }
 
 fn train_likelihood(
@@ -232,17 +318,25 @@ fn train_likelihood(
     train_data: &Dataset,
     val: Option<&(Dataset, f64)>,
     watch: &mut dyn Watch,
+    par: &Parallel,
 ) -> Result<Vec<String>> {
-    let mut trainer =
-        LikelihoodTrainer::new(&p.model, p.cfg.train.clone(), p.cfg.seed, p.cfg.data.binarize)?;
-    if p.start > 0 {
-        p.dir.load_optimizers(&mut [&mut trainer.opt], p.start)?;
-    }
-    p.accept()?;
+    let ready = (|| {
+        let (train, seed) = (p.cfg.train.clone(), p.cfg.seed);
+        let mut trainer = LikelihoodTrainer::new(&p.model, train, seed, p.cfg.data.binarize)?
+            .with_parallel(par.clone())?;
+        if p.start > 0 {
+            p.dir.load_optimizers(&mut [&mut trainer.opt], p.start)?;
+        }
+        if par.is_root() {
+            p.accept()?;
+        }
+        Ok(trainer)
+    })();
+    let mut trainer = agreed(par, ready)?;
     let (dir, cfg, model) = (&p.dir, &p.cfg, &p.model);
     let line = format!(
         "{} {} ({} parameters) on {} ({} examples of {} values, binarize {:?}) for {} steps, \
-            batch {}, lr {}, seed {} -> {}",
+            batch {}{}, lr {}, seed {} -> {}",
         if p.start > 0 { "resuming" } else { "training" },
         model.name(),
         model.trained_count(),
@@ -252,6 +346,7 @@ fn train_likelihood(
         cfg.data.binarize,
         cfg.train.steps,
         cfg.train.batch_size,
+        shards_text(p, par),
         cfg.train.lr,
         cfg.seed,
         dir.path.display()
@@ -267,10 +362,13 @@ fn train_likelihood(
     };
     let t0 = std::time::Instant::now();
     {
-        let mut hooks = hooks::RunHooks::new(dir, cfg, p.start, watch, what, false);
-        trainer.fit(model, train_data, val.map(|v| &v.0), &mut hooks)?;
+        let mut hooks = run_hooks(p, watch, what, false, par);
+        trainer.fit(model, train_data, val.map(|v| &v.0), hooks.as_mut())?;
     }
-    watch.finish(&finish_line(p, t0.elapsed().as_secs_f64(), 1));
+    watch.finish(&finish_line(p, t0.elapsed().as_secs_f64(), 1, par));
+    if !par.is_root() {
+        return Ok(vec![]);
+    }
 
     // Pictures a newcomer can open.
     let mut lines = vec![];
@@ -324,25 +422,37 @@ fn train_adversarial(
     train_b: Option<Dataset>,
     val: Option<&Dataset>,
     watch: &mut dyn Watch,
+    par: &Parallel,
 ) -> Result<Vec<String>> {
-    let mut trainer =
-        AdversarialTrainer::new(&p.model, p.cfg.train.clone(), p.cfg.seed, p.cfg.data.binarize)?;
-    if let Some(b) = train_b {
-        trainer = trainer.with_domain_b(b);
-    }
-    if p.start > 0 {
-        p.dir.load_optimizers(&mut [&mut trainer.g_opt, &mut trainer.d_opt], p.start)?;
-        trainer.set_step(p.start);
-    }
-    p.accept()?;
+    let ready = (|| {
+        let (train, seed) = (p.cfg.train.clone(), p.cfg.seed);
+        let mut trainer = AdversarialTrainer::new(&p.model, train, seed, p.cfg.data.binarize)?
+            .with_parallel(par.clone())?;
+        if let Some(b) = train_b {
+            trainer = trainer.with_domain_b(b);
+        }
+        if p.start > 0 {
+            p.dir.load_optimizers(&mut [&mut trainer.g_opt, &mut trainer.d_opt], p.start)?;
+            trainer.set_step(p.start);
+        }
+        if par.is_root() {
+            p.accept()?;
+        }
+        Ok(trainer)
+    })();
+    let mut trainer = agreed(par, ready)?;
     let (dir, cfg, model) = (&p.dir, &p.cfg, &p.model);
-    watch.start(&adversarial_start_line(p, &trainer, train_data), p.start, cfg.train.steps);
+    let line = adversarial_start_line(p, &trainer, train_data, par);
+    watch.start(&line, p.start, cfg.train.steps);
     let t0 = std::time::Instant::now();
     {
-        let mut hooks = hooks::RunHooks::new(dir, cfg, p.start, watch, "validation NLL", true);
-        trainer.fit(model, train_data, &mut hooks)?;
+        let mut hooks = run_hooks(p, watch, "validation NLL", true, par);
+        trainer.fit(model, train_data, hooks.as_mut())?;
     }
-    watch.finish(&finish_line(p, t0.elapsed().as_secs_f64(), 2));
+    watch.finish(&finish_line(p, t0.elapsed().as_secs_f64(), 2, par));
+    if !par.is_root() {
+        return Ok(vec![]);
+    }
 
     let mut lines = vec![];
     let mut r = rng::derived(cfg.seed, "final-samples", 0);
@@ -410,6 +520,7 @@ fn adversarial_start_line(
     p: &Prepared,
     trainer: &AdversarialTrainer,
     train_data: &Dataset,
+    par: &Parallel,
 ) -> String {
     let (dir, cfg, model) = (&p.dir, &p.cfg, &p.model);
     let adv = &trainer.adv;
@@ -436,7 +547,7 @@ fn adversarial_start_line(
         gan.filter(|g| g.cfg.noise == crate::models::Noise::Uniform).map(|_| ", uniform noise");
     format!(
         "{} {} ({} parameters, {loss}) on {} ({} examples of {} values){second} for {} steps, \
-            batch {}, \
+            batch {}{}, \
             lr {} (critic {}{}), n_critic {}{}{}{unroll}{}{}, seed {} -> {}",
         if p.start > 0 { "resuming" } else { "training" },
         model.name(),
@@ -446,6 +557,7 @@ fn adversarial_start_line(
         train_data.dim(),
         cfg.train.steps,
         cfg.train.batch_size,
+        shards_text(p, par),
         cfg.train.lr,
         adv.d_lr,
         adv.d_schedule.map(|s| format!(", {s:?} schedule").to_lowercase()).unwrap_or_default(),

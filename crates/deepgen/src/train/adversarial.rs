@@ -12,6 +12,12 @@
 //! The translation games take more than one example per batch row ([`BatchRows`]): CycleGAN an
 //! example of its second domain, drawn by a shuffle of its own (`derived(seed, "shuffle-b",
 //! epoch)`), StarGAN the example's attribute vector; the game splits the row.
+//!
+//! Data-parallel (`crate::parallel`): every update (each critic update and the generator's) is
+//! the mean of the step's shards' gradients; shard j's draws come from `rng::shard(seed, tag,
+//! index, j)`, shard 0's being the streams above. Unrolling looks ahead on each shard's own
+//! batch (the look-ahead's inner critic steps are not all-reduced), and a game's buffers (batch
+//! norm's running statistics, CycleGAN's image pool) are rank 0's after every iteration.
 
 use std::collections::HashMap;
 
@@ -22,6 +28,7 @@ use crate::data::{binarize_batch, Binarize, Dataset};
 use crate::error::{Error, Result};
 use crate::models::{Adversarial, BatchRows, Model, Progress, Side};
 use crate::nn::{with_create_graph, with_input_graph, Params};
+use crate::parallel::{GradSum, Parallel};
 use crate::rng;
 
 /// The critic's look-ahead ([`AdversarialTrainer::unrolled_weights`]).
@@ -84,6 +91,8 @@ pub struct AdversarialTrainer {
     pub g_opt: Adam,
     pub seed: u64,
     pub binarize: Binarize,
+    /// The ranks this trainer's shards are spread over (one process by default).
+    pub par: Parallel,
     batches: Batches,
     /// The second domain of a two-domain game (CycleGAN's B) and its batch order.
     domain_b: Option<(Dataset, Batches)>,
@@ -104,13 +113,21 @@ impl AdversarialTrainer {
         let d_opt = Adam::new(&subset(&model.params, &d_names)?, cfg.optimizer)?;
         let g_opt = Adam::new(&subset(&model.params, &game.g_names())?, cfg.optimizer)?;
         game.check_batch(cfg.batch_size)?;
-        let batches = Batches::new(seed, cfg.batch_size);
-        Ok(Self { cfg, adv, d_opt, g_opt, seed, binarize, batches, domain_b: None })
+        let batches = Batches::new(seed, cfg.batch_size * cfg.shards);
+        let par = Parallel::local();
+        Ok(Self { cfg, adv, d_opt, g_opt, seed, binarize, par, batches, domain_b: None })
+    }
+
+    /// Spreads the shards over the ranks of `par` (data-parallel training).
+    pub fn with_parallel(mut self, par: Parallel) -> Result<Self> {
+        par.check_shards(self.cfg.shards)?;
+        self.par = par;
+        Ok(self)
     }
 
     /// Gives a two-domain game (CycleGAN) its second, unpaired domain.
     pub fn with_domain_b(mut self, b: Dataset) -> Self {
-        let batches = Batches::other(self.seed, self.cfg.batch_size, "shuffle-b");
+        let batches = Batches::other(self.seed, self.cfg.batch_size * self.cfg.shards, "shuffle-b");
         self.domain_b = Some((b, batches));
         self
     }
@@ -137,17 +154,25 @@ impl AdversarialTrainer {
         self.d_opt.step = step * self.adv.n_critic;
     }
 
-    /// Batch `k`: the examples (with what [`BatchRows`] asks for appended) and their labels.
+    /// Shard `shard` of batch `k`: the examples (with what [`BatchRows`] asks for appended) and
+    /// their labels.
+    #[allow(clippy::too_many_arguments)]
     fn data(
         &mut self,
         train: &Dataset,
         k: usize,
+        shard: usize,
         rows: BatchRows,
         vocab: Option<&crate::data::captions::Vocab>,
         dev: &candle_core::Device,
         r: &mut rng::Rng,
     ) -> Result<(Tensor, Option<Vec<u32>>)> {
-        let idx = self.batches.indices(train.n, k);
+        let shards = self.cfg.shards;
+        let cut = |idx: Vec<usize>| {
+            let b = idx.len() / shards;
+            idx[shard * b..(shard + 1) * b].to_vec()
+        };
+        let idx = cut(self.batches.indices(train.n, k));
         let x = train.batch(&idx, dev)?;
         let mut x = if self.binarize == Binarize::Dynamic { binarize_batch(&x, r)? } else { x };
         x = super::with_captions(x, vocab, train, &idx, r)?;
@@ -158,7 +183,7 @@ impl AdversarialTrainer {
                     "this model translates between two domains: give the second one (--data-b)",
                 )
             })?;
-            let xb = b.batch(&batches.indices(b.n, k), dev)?;
+            let xb = b.batch(&cut(batches.indices(b.n, k)), dev)?;
             let xb = if self.binarize == Binarize::Dynamic { binarize_batch(&xb, r)? } else { xb };
             x = Tensor::cat(&[&x, &xb], 1)?;
         }
@@ -520,9 +545,10 @@ impl AdversarialTrainer {
         })
     }
 
-    /// Examples the critic sees per iteration.
+    /// Examples the critic sees per iteration (over all shards: a growing game's schedule counts
+    /// the images shown, so more shards per step reach each phase in fewer steps).
     fn per_step(&self) -> u64 {
-        (self.cfg.batch_size * self.adv.n_critic) as u64
+        (self.cfg.batch_size * self.cfg.shards * self.adv.n_critic) as u64
     }
 
     /// The first iteration of the phase a growing game is in after `images` examples shown.
@@ -560,79 +586,119 @@ impl AdversarialTrainer {
             .map(|(_, v)| v.device().clone())
             .unwrap_or(candle_core::Device::Cpu);
         let d_vars: Vec<Var> = game.d_weights().into_iter().map(|(_, v)| v).collect();
-        let mut parts: Vec<(&'static str, Tensor)> = Vec::new();
-        let mut last = None;
+        let par = self.par.clone();
+        let (owned, total) = (par.owned(self.cfg.shards), self.cfg.shards);
+        let alone = total == 1 && par.size() == 1;
+        let mut parts: Vec<(String, f64)> = Vec::new();
+        let mut last = Vec::new();
         let mut d_loss_val = 0.0;
         for i in 0..self.adv.n_critic {
             let k = step * self.adv.n_critic + i;
-            let mut r = rng::derived(self.seed, "critic", k as u64);
-            let (x, labels) = self.data(train, k, game.batch_rows(), game.vocab(), &dev, &mut r)?;
-            let real = game.real(&x, labels.as_deref(), &mut r)?;
-            let fake = game.fake(&x, labels.as_deref(), &mut r)?;
-            let fake = Side { x: fake.x.detach(), cond: fake.cond, codes: fake.codes };
-            let fake = game.critic_fakes(fake, &mut r)?;
-            let ws: Vec<Tensor> = d_vars.iter().map(|v| v.as_tensor().clone()).collect();
-            parts.clear();
-            let extras = game.extra_fakes(&real, &fake, &mut r)?;
-            let mut loss =
-                Self::critic_loss(game, &real, &fake, &extras, &ws, self.adv.drift, &mut parts)?;
-            parts.push(("d_loss", loss.clone()));
-            if let Some(l) = self.adv.gp {
-                let gp = Self::gradient_penalty(game, &real, &fake, &ws, l, &mut r)?;
-                parts.push(("gp", gp.clone()));
-                loss = (loss + gp)?;
+            let mut sum = GradSum::new(&par, self.d_opt.vars(), total);
+            last.clear();
+            for &j in &owned {
+                let mut r = rng::shard(self.seed, "critic", k as u64, j);
+                let rows = game.batch_rows();
+                let (x, labels) = self.data(train, k, j, rows, game.vocab(), &dev, &mut r)?;
+                let real = game.real(&x, labels.as_deref(), &mut r)?;
+                let fake = game.fake(&x, labels.as_deref(), &mut r)?;
+                let fake = Side { x: fake.x.detach(), cond: fake.cond, codes: fake.codes };
+                let fake = game.critic_fakes(fake, &mut r)?;
+                let ws: Vec<Tensor> = d_vars.iter().map(|v| v.as_tensor().clone()).collect();
+                let mut shard_parts = Vec::new();
+                let extras = game.extra_fakes(&real, &fake, &mut r)?;
+                let drift = self.adv.drift;
+                let mut loss =
+                    Self::critic_loss(game, &real, &fake, &extras, &ws, drift, &mut shard_parts)?;
+                shard_parts.push(("d_loss", loss.clone()));
+                if let Some(l) = self.adv.gp {
+                    let gp = Self::gradient_penalty(game, &real, &fake, &ws, l, &mut r)?;
+                    shard_parts.push(("gp", gp.clone()));
+                    loss = (loss + gp)?;
+                }
+                let value = loss.to_scalar::<f32>()? as f64;
+                if !value.is_finite() && alone {
+                    return Err(Self::non_finite(step, "critic loss", value));
+                }
+                let mut scalars = values(&shard_parts)?;
+                scalars.push((CRITIC.into(), value));
+                sum.add(loss.backward()?, scalars)?;
+                last.push((x, labels));
             }
-            d_loss_val = loss.to_scalar::<f32>()? as f64;
+            let (grads, mut scalars) = sum.reduce()?;
+            d_loss_val = take(&mut scalars, CRITIC);
             if !d_loss_val.is_finite() {
-                return Err(Error::NonFinite {
-                    step: step + 1,
-                    what: format!("critic loss = {d_loss_val}"),
-                    kept: None,
-                });
+                return Err(Self::non_finite(step, "critic loss", d_loss_val));
             }
-            let grads = loss.backward()?;
+            parts = scalars;
             self.d_opt.step(&grads, self.d_lr_at(step), 1.0)?;
             if let Some(c) = self.adv.clip {
                 for v in &d_vars {
                     v.set(&v.as_tensor().clamp(-c, c)?)?;
                 }
             }
-            last = Some((x, labels));
         }
-        let (x, labels) = last.ok_or_else(|| Error::config("n_critic must be at least 1"))?;
-        let mut r = rng::derived(self.seed, "generator", step as u64);
-        let g_loss = self.generator_loss(game, &x, labels.as_deref(), &mut r, &mut parts)?;
-        let g_val = g_loss.to_scalar::<f32>()? as f64;
+        if last.is_empty() {
+            return Err(Error::config("n_critic must be at least 1"));
+        }
+        let mut sum = GradSum::new(&par, self.g_opt.vars(), total);
+        for (&j, (x, labels)) in owned.iter().zip(&last) {
+            let mut r = rng::shard(self.seed, "generator", step as u64, j);
+            let mut g_parts = Vec::new();
+            let g_loss = self.generator_loss(game, x, labels.as_deref(), &mut r, &mut g_parts)?;
+            let value = g_loss.to_scalar::<f32>()? as f64;
+            if !value.is_finite() && alone {
+                return Err(Self::non_finite(step, "generator loss", value));
+            }
+            let mut scalars = values(&g_parts)?;
+            scalars.push(("g_loss".into(), value));
+            sum.add(g_loss.backward()?, scalars)?;
+        }
+        let (grads, g_scalars) = sum.reduce()?;
+        let g_val = g_scalars.iter().find(|(k, _)| k == "g_loss").map_or(f64::NAN, |(_, v)| *v);
         if !g_val.is_finite() {
-            return Err(Error::NonFinite {
-                step: step + 1,
-                what: format!("generator loss = {g_val}"),
-                kept: None,
-            });
+            return Err(Self::non_finite(step, "generator loss", g_val));
         }
-        let grads = g_loss.backward()?;
         let grad_norm = self.g_opt.grad_norm(&grads)?;
         if !grad_norm.is_finite() {
-            return Err(Error::NonFinite {
-                step: step + 1,
-                what: format!("generator gradient norm = {grad_norm}"),
-                kept: None,
-            });
+            return Err(Self::non_finite(step, "generator gradient norm", grad_norm));
         }
         let lr = self.cfg.lr_at(step);
         self.g_opt.step(&grads, lr, 1.0)?;
         game.after_generator_step()?;
-        let mut out = HashMap::new();
-        for (k, v) in &parts {
-            out.insert(k.to_string(), v.to_scalar::<f32>()? as f64);
+        if par.size() > 1 {
+            par.broadcast_vars(&self.buffers(model))?;
         }
-        out.insert("g_loss".into(), g_val);
+        let mut out: HashMap<String, f64> = parts.into_iter().collect();
+        out.extend(g_scalars);
         if let Some(p) = &progress {
             out.insert("resolution".into(), p.resolution as f64);
             out.insert("alpha".into(), p.alpha);
         }
         let phase = progress.map(|p| p.label);
         Ok(StepRecord { step: step + 1, loss: d_loss_val, parts: out, lr, grad_norm, phase })
+    }
+
+    fn non_finite(step: usize, what: &str, value: f64) -> Error {
+        Error::NonFinite { step: step + 1, what: format!("{what} = {value}"), kept: None }
+    }
+
+    /// The model's state no optimiser trains (batch norm's running statistics, the generator's
+    /// average, CycleGAN's image pool): rank 0's is every rank's after each iteration.
+    fn buffers(&self, model: &Model) -> Vec<Var> {
+        let trained: std::collections::HashSet<_> = self
+            .d_opt
+            .vars()
+            .iter()
+            .chain(&self.g_opt.vars())
+            .map(|v| v.as_tensor().id())
+            .collect();
+        model
+            .params
+            .vars()
+            .filter(|(_, v)| !trained.contains(&v.as_tensor().id()))
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Trains up to `cfg.steps` iterations (see [`super::LikelihoodTrainer::fit`] for the thread
@@ -674,6 +740,13 @@ impl AdversarialTrainer {
                 )));
             }
         }
+        super::check_fills(train, self.cfg.batch_size, self.cfg.shards)?;
+        if let Some((b, _)) = &self.domain_b {
+            super::check_fills(b, self.cfg.batch_size, self.cfg.shards)?;
+        }
+        let par = self.par.clone();
+        par.start(&model.params, &[&self.g_opt, &self.d_opt])?;
+        par.set_training(true);
         let mut kept = (self.step_count() > 0).then_some(self.step_count());
         while self.step_count() < self.cfg.steps {
             let s = self.step_count();
@@ -689,8 +762,26 @@ impl AdversarialTrainer {
                 }
             }
             let due = done.is_multiple_of(self.cfg.eval_every) || done == self.cfg.steps;
-            kept = super::after_step(hooks, model, &[&self.g_opt, &self.d_opt], done, due, kept)?;
+            let opts = [&self.g_opt, &self.d_opt];
+            kept = super::after_step(hooks, model, &opts, done, due, kept, &par)?;
         }
+        par.set_training(false);
         Ok(())
+    }
+}
+
+/// The name the critic's total loss (with its penalty) travels under among a shard's values.
+const CRITIC: &str = "\u{0}critic";
+
+/// Logged tensors as (name, value) pairs.
+fn values(parts: &[(&'static str, Tensor)]) -> Result<Vec<(String, f64)>> {
+    parts.iter().map(|(k, v)| Ok((k.to_string(), v.to_scalar::<f32>()? as f64))).collect()
+}
+
+/// Removes `name`'s value from `scalars` (NaN when absent).
+fn take(scalars: &mut Vec<(String, f64)>, name: &str) -> f64 {
+    match scalars.iter().position(|(k, _)| k == name) {
+        Some(i) => scalars.remove(i).1,
+        None => f64::NAN,
     }
 }

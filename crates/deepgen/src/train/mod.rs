@@ -6,6 +6,10 @@
 //! permutation drawn from `derived(seed, "shuffle", e)`, step s's noise from
 //! `derived(seed, "step", s)`. With the optimizer state saved, a resumed run
 //! computes exactly what the uninterrupted run would have.
+//!
+//! Data-parallel training (`crate::parallel`) cuts each step's batch into `cfg.shards` shards;
+//! shard j draws from `rng::shard(seed, "step", s, j)` (shard 0's stream is the one above), each
+//! rank computes its shards, and the trainer steps on the mean of all shards' gradients.
 
 pub mod adversarial;
 
@@ -17,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{binarize_batch, Binarize, Dataset};
 use crate::error::{Error, Result};
 use crate::models::{Density, Labels, Model, Objective};
+use crate::parallel::{GradSum, Parallel};
 use crate::rng;
 
 pub use crate::optim::{Adam, AdamConfig};
@@ -63,7 +68,9 @@ pub trait Hooks {
 }
 
 /// After a step: checkpoints when one is due (`due`) or a stop was asked for, then stops.
-/// Returns the step of the newest checkpoint.
+/// Returns the step of the newest checkpoint. Among the ranks of `par`, a stop asked of any rank
+/// stops every rank at the same step, and every checkpoint first checks that all ranks hold the same parameters (only rank 0's
+/// hooks write).
 pub(crate) fn after_step(
     hooks: &mut (dyn Hooks + Send),
     model: &Model,
@@ -71,11 +78,13 @@ pub(crate) fn after_step(
     done: usize,
     due: bool,
     kept: Option<usize>,
+    par: &Parallel,
 ) -> Result<Option<usize>> {
-    let stop = hooks.stop_requested();
+    let stop = par.any(hooks.stop_requested())?;
     if !(due || stop) {
         return Ok(kept);
     }
+    par.check_identical(&model.params, done)?;
     hooks.on_checkpoint(model, opts, done)?;
     if stop {
         return Err(Error::Interrupted { step: done, dir: None });
@@ -153,6 +162,8 @@ pub struct LikelihoodTrainer {
     pub opt: Adam,
     pub seed: u64,
     pub binarize: Binarize,
+    /// The ranks this trainer's shards are spread over (one process by default).
+    pub par: Parallel,
     batches: Batches,
 }
 
@@ -160,8 +171,15 @@ impl LikelihoodTrainer {
     pub fn new(model: &Model, cfg: TrainConfig, seed: u64, binarize: Binarize) -> Result<Self> {
         cfg.check()?;
         let opt = Adam::new(&model.params, cfg.optimizer)?;
-        let batches = Batches::new(seed, cfg.batch_size);
-        Ok(Self { cfg, opt, seed, binarize, batches })
+        let batches = Batches::new(seed, cfg.batch_size * cfg.shards);
+        Ok(Self { cfg, opt, seed, binarize, par: Parallel::local(), batches })
+    }
+
+    /// Spreads the shards over the ranks of `par` (data-parallel training).
+    pub fn with_parallel(mut self, par: Parallel) -> Result<Self> {
+        par.check_shards(self.cfg.shards)?;
+        self.par = par;
+        Ok(self)
     }
 
     /// One update on batch `x` as (0-based) step `step`.
@@ -170,6 +188,7 @@ impl LikelihoodTrainer {
     }
 
     /// One update on batch `x` with its labels (used by models that read them: the classifier).
+    /// One process, one shard: see [`Self::step_shards`] for data-parallel steps.
     pub fn step_labelled(
         &mut self,
         model: &Model,
@@ -177,24 +196,66 @@ impl LikelihoodTrainer {
         labels: Option<&[u32]>,
         step: usize,
     ) -> Result<StepRecord> {
-        let mut r = rng::derived(self.seed, "step", step as u64);
-        // Only the example is binarized, not the caption ids a row may carry after it.
-        let d = model.config.dim();
-        let x = match (self.binarize, x.dim(1)? > d) {
-            (Binarize::Dynamic, false) => binarize_batch(x, &mut r)?,
-            (Binarize::Dynamic, true) => {
-                let ids = x.narrow(1, d, x.dim(1)? - d)?;
-                Tensor::cat(&[&binarize_batch(&x.narrow(1, 0, d)?, &mut r)?, &ids], 1)?
+        let shard = Shard { index: 0, x: x.clone(), labels: labels.map(|l| l.to_vec()) };
+        let par = Parallel::local();
+        self.update(model, &[shard], 1, &par, step)
+    }
+
+    /// One update from this rank's `shards` of a step of `self.cfg.shards` shards: each shard's
+    /// gradients, all-reduced over the ranks of [`Self::par`], averaged.
+    pub fn step_shards(
+        &mut self,
+        model: &Model,
+        shards: &[Shard],
+        step: usize,
+    ) -> Result<StepRecord> {
+        let par = self.par.clone();
+        self.update(model, shards, self.cfg.shards, &par, step)
+    }
+
+    fn update(
+        &mut self,
+        model: &Model,
+        shards: &[Shard],
+        total: usize,
+        par: &Parallel,
+        step: usize,
+    ) -> Result<StepRecord> {
+        let mut sum = GradSum::new(par, self.opt.vars(), total);
+        for s in shards {
+            let mut r = rng::shard(self.seed, "step", step as u64, s.index);
+            // Only the example is binarized, not the caption ids a row may carry after it.
+            let d = model.config.dim();
+            let x = &s.x;
+            let x = match (self.binarize, x.dim(1)? > d) {
+                (Binarize::Dynamic, false) => binarize_batch(x, &mut r)?,
+                (Binarize::Dynamic, true) => {
+                    let ids = x.narrow(1, d, x.dim(1)? - d)?;
+                    Tensor::cat(&[&binarize_batch(&x.narrow(1, 0, d)?, &mut r)?, &ids], 1)?
+                }
+                _ => x.clone(),
+            };
+            let losses = model.loss_labelled(&x, s.labels.as_deref(), &mut r)?;
+            let loss = losses.total.to_scalar::<f32>()? as f64;
+            // Alone, a non-finite loss stops before its backward pass; among ranks, after the
+            // all-reduce, where every rank sees it.
+            if !loss.is_finite() && total == 1 && par.size() == 1 {
+                let what = format!("loss = {loss}");
+                return Err(Error::NonFinite { step: step + 1, what, kept: None });
             }
-            _ => x.clone(),
-        };
-        let losses = model.loss_labelled(&x, labels, &mut r)?;
-        let loss = losses.total.to_scalar::<f32>()? as f64;
+            let mut scalars = vec![(LOSS.to_string(), loss)];
+            for (k, v) in &losses.parts {
+                scalars.push((k.to_string(), v.to_scalar::<f32>()? as f64));
+            }
+            sum.add(losses.total.backward()?, scalars)?;
+        }
+        let (grads, mut scalars) = sum.reduce()?;
+        let at = scalars.iter().position(|(k, _)| k == LOSS);
+        let loss = at.map(|i| scalars.remove(i).1).unwrap_or(f64::NAN);
         if !loss.is_finite() {
             let what = format!("loss = {loss}");
             return Err(Error::NonFinite { step: step + 1, what, kept: None });
         }
-        let grads = losses.total.backward()?;
         let grad_norm = self.opt.grad_norm(&grads)?;
         if !grad_norm.is_finite() {
             return Err(Error::NonFinite {
@@ -209,10 +270,7 @@ impl LikelihoodTrainer {
         };
         let lr = self.cfg.lr_at(step);
         self.opt.step(&grads, lr, scale)?;
-        let mut parts = HashMap::new();
-        for (k, v) in &losses.parts {
-            parts.insert(k.to_string(), v.to_scalar::<f32>()? as f64);
-        }
+        let parts: HashMap<String, f64> = scalars.into_iter().collect();
         Ok(StepRecord { step: step + 1, loss, parts, lr, grad_norm, phase: None })
     }
 
@@ -246,30 +304,60 @@ impl LikelihoodTrainer {
             .map(|(_, v)| v.device().clone())
             .unwrap_or(candle_core::Device::Cpu);
         let val = val.map(|v| v.take(self.cfg.eval_examples));
+        check_fills(train, self.cfg.batch_size, self.cfg.shards)?;
+        let par = self.par.clone();
+        par.start(&model.params, &[&self.opt])?;
+        par.set_training(true);
         let mut kept = (self.opt.step > 0).then_some(self.opt.step);
         while self.opt.step < self.cfg.steps {
             let s = self.opt.step;
             let idx = self.batches.indices(train.n, s);
-            let mut r = rng::derived(self.seed, "captions", s as u64);
-            let x = batch_rows(model.vocab(), train, &idx, &dev, &mut r)?;
-            let labels: Option<Vec<u32>> =
-                train.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect());
-            let rec = self
-                .step_labelled(model, &x, labels.as_deref(), s)
-                .map_err(|e| with_kept(e, kept))?;
+            let b = idx.len() / self.cfg.shards;
+            let mut shards = vec![];
+            for j in par.owned(self.cfg.shards) {
+                let idx = &idx[j * b..(j + 1) * b];
+                let mut r = rng::shard(self.seed, "captions", s as u64, j);
+                let x = batch_rows(model.vocab(), train, idx, &dev, &mut r)?;
+                let labels = train.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect());
+                shards.push(Shard { index: j, x, labels });
+            }
+            let rec = self.step_shards(model, &shards, s).map_err(|e| with_kept(e, kept))?;
             hooks.on_step(&rec)?;
             let done = self.opt.step;
             let due = done.is_multiple_of(self.cfg.eval_every) || done == self.cfg.steps;
-            if due {
+            if due && par.is_root() {
                 if let Some(v) = &val {
                     let mut r = rng::derived(self.seed, "val", done as u64);
                     hooks.on_eval(done, validation(model, v, self.cfg.batch_size, &mut r)?)?;
                 }
             }
-            kept = after_step(hooks, model, &[&self.opt], done, due, kept)?;
+            kept = after_step(hooks, model, &[&self.opt], done, due, kept, &par)?;
         }
+        par.set_training(false);
         Ok(())
     }
+}
+
+/// The name the loss travels under among the logged values of a shard.
+const LOSS: &str = "\u{0}loss";
+
+/// One shard of a step's batch: its index among the step's shards (which names its noise
+/// stream), its rows and their labels.
+pub struct Shard {
+    pub index: usize,
+    pub x: Tensor,
+    pub labels: Option<Vec<u32>>,
+}
+
+/// Refuses a set smaller than one step's batch (`shards` x `batch`): the shards would overlap.
+pub(crate) fn check_fills(data: &Dataset, batch: usize, shards: usize) -> Result<()> {
+    if shards > 1 && data.n < batch * shards {
+        return Err(Error::config(format!(
+            "{}: {} examples, fewer than a step's batch of {shards} shards x --batch-size {batch}",
+            data.source, data.n
+        )));
+    }
+    Ok(())
 }
 
 /// The batch rows of examples `idx`: the examples, and when the model reads captions (`vocab`)
