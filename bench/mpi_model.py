@@ -43,7 +43,7 @@ def main():
                           statistics.median(r["examples_per_s"] for r in rs),
                           statistics.median(r["allreduce_ms"] for r in rs))
         b = next(r["batch"] for r in rows if r["model"] == m)
-        log = next(logs.glob(f"{m}-1x2-*.log")).read_text()
+        log = next(logs.glob(f"{m}-1x2-*-a.log")).read_text()
         params = int(re.search(r"\((\d+) parameters", log).group(1))
         updates = 2 if "critic" in log else 1
         summary[m] = (b, params, updates, med)

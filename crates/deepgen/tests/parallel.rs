@@ -15,11 +15,14 @@ use deepgen::models::{Model, ModelConfig};
 use deepgen::parallel::{Communicator, GradSum, Parallel};
 use deepgen::train::{AdversarialTrainer, LikelihoodTrainer, NoHooks, TrainConfig};
 
+/// What the thread ranks share: a barrier, the float buffer and the byte buffer.
+type Shared = (Barrier, Mutex<Vec<f32>>, Mutex<Vec<u8>>);
+
 /// `size` ranks as threads: every collective meets at a barrier around one shared buffer.
 struct Threads {
     rank: usize,
     size: usize,
-    shared: Arc<(Barrier, Mutex<Vec<f32>>, Mutex<Vec<u8>>)>,
+    shared: Arc<Shared>,
 }
 
 fn group(size: usize) -> Vec<Parallel> {
