@@ -26,10 +26,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         times.sort_by(|a, b| a.total_cmp(b));
         if comm.rank() == 0 {
             let med = times[times.len() / 2];
+            let rate = bytes as f64 / med / 1e9;
+            let ranks = comm.size();
             println!(
-                "{{\"ranks\": {}, \"bytes\": {bytes}, \"median_s\": {med:.9}, \"gb_per_s\": {:.3}}}",
-                comm.size(),
-                bytes as f64 / med / 1e9
+                "{{\"ranks\": {ranks}, \"bytes\": {bytes}, \"median_s\": {med:.9}, \
+                \"gb_per_s\": {rate:.3}}}"
             );
         }
     }

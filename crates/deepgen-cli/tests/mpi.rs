@@ -19,7 +19,7 @@ fn mpirun(dir: &Path, n: usize) -> Command {
     let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"]
         .into_iter()
         .find(|p| Path::new(p).exists())
-        .expect("mpirun not found: install Open MPI (apt-get install openmpi-bin), as scripts/test.sh does");
+        .expect("mpirun not found: install Open MPI (openmpi-bin), as scripts/test.sh does");
     let mut c = Command::new(mpirun);
     c.args(["-np", &n.to_string(), "--oversubscribe"])
         .arg(env!("CARGO_BIN_EXE_deepgen"))

@@ -27,7 +27,8 @@
 //! gradient as PyTorch's autograd has, so the all-reduce starts after the backward pass ends.
 //!
 //! NCCL (multi-GPU) is left ready, not written: a communicator over NCCL would implement the
-//! same trait on device buffers (its unique id broadcast over MPI by [`Communicator::broadcast_bytes`]);
+//! same trait on device buffers (its unique id broadcast over MPI by
+//! [`Communicator::broadcast_bytes`]);
 //! [`GradSum`] is the only place that moves gradient bytes.
 
 pub mod reduce;
@@ -185,6 +186,8 @@ pub fn share_cores() {
 #[derive(Default)]
 struct Stats {
     nanos: AtomicU64,
+    /// Flattening gradients into the buffer and back out.
+    packing: AtomicU64,
     bytes: AtomicU64,
     calls: AtomicU64,
 }
@@ -374,6 +377,15 @@ impl Parallel {
         self.stats.nanos.fetch_add((secs * 1e9) as u64, Ordering::Relaxed);
         self.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_packing(&self, secs: f64) {
+        self.stats.packing.fetch_add((secs * 1e9) as u64, Ordering::Relaxed);
+    }
+
+    /// Seconds spent flattening gradients into all-reduce buffers and back, in this process.
+    pub fn packing_secs(&self) -> f64 {
+        self.stats.packing.load(Ordering::Relaxed) as f64 * 1e-9
     }
 
     /// Seconds, bytes and calls of gradient all-reduce so far in this process.

@@ -48,21 +48,32 @@ impl<'a> GradSum<'a> {
             self.scalars = scalars;
             return Ok(());
         }
+        let t0 = Instant::now();
         if self.offsets.is_empty() {
-            let mut off = 0;
+            // The first shard is copied in (one pass over the bytes, not a zero fill and an add).
+            let total: usize = self.vars.iter().map(|v| v.elem_count()).sum();
+            self.buf = Vec::with_capacity(total + self.vars.len());
+            let mut counts = Vec::with_capacity(self.vars.len());
             for v in &self.vars {
-                self.offsets.push(off);
-                off += v.elem_count();
+                self.offsets.push(self.buf.len());
+                let g = grads.get(v.as_tensor());
+                match g {
+                    Some(g) => extend_with(&mut self.buf, g, v.elem_count())?,
+                    None => self.buf.resize(self.buf.len() + v.elem_count(), 0.0),
+                }
+                counts.push(g.is_some() as u8 as f32);
             }
-            self.buf = vec![0.0; off + self.vars.len()];
+            self.buf.extend(counts);
+        } else {
+            let counts = self.buf.len() - self.vars.len();
+            for (i, v) in self.vars.iter().enumerate() {
+                let Some(g) = grads.get(v.as_tensor()) else { continue };
+                let dst = &mut self.buf[self.offsets[i]..self.offsets[i] + v.elem_count()];
+                add_into(dst, g)?;
+                self.buf[counts + i] += 1.0;
+            }
         }
-        let counts = self.buf.len() - self.vars.len();
-        for (i, v) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(v.as_tensor()) else { continue };
-            let dst = &mut self.buf[self.offsets[i]..self.offsets[i] + v.elem_count()];
-            add_into(dst, g)?;
-            self.buf[counts + i] += 1.0;
-        }
+        self.par.record_packing(t0.elapsed().as_secs_f64());
         if self.scalars.is_empty() {
             self.scalars = scalars;
         } else {
@@ -98,6 +109,7 @@ impl<'a> GradSum<'a> {
             self.par.communicator().all_reduce_sum(chunk)?;
         }
         self.par.record(t0.elapsed().as_secs_f64(), self.buf.len() * 4);
+        let t1 = Instant::now();
         let inv = 1.0 / self.shards as f32;
         let counts = grads_and_counts - self.vars.len();
         for (i, v) in self.vars.iter().enumerate() {
@@ -117,33 +129,44 @@ impl<'a> GradSum<'a> {
             .zip(&self.buf[grads_and_counts..])
             .map(|((n, _), &s)| (n.clone(), s as f64 / self.shards as f64))
             .collect();
+        self.par.record_packing(t1.elapsed().as_secs_f64());
         Ok((store, scalars))
     }
 }
 
-/// `dst += g`, reading a contiguous f32 CPU gradient in place (others through a copy).
+/// Appends the `n` values of gradient `g` to `buf`.
+fn extend_with(buf: &mut Vec<f32>, g: &Tensor, n: usize) -> Result<()> {
+    with_values(g, n, |src| buf.extend_from_slice(src))
+}
+
+/// `dst += g`.
 fn add_into(dst: &mut [f32], g: &Tensor) -> Result<()> {
-    if dst.len() != g.elem_count() {
+    with_values(g, dst.len(), |src| {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d += s;
+        }
+    })
+}
+
+/// Calls `f` with the `n` f32 values of gradient `g`: read in place from contiguous CPU storage,
+/// through a copy otherwise.
+fn with_values(g: &Tensor, n: usize, f: impl FnOnce(&[f32])) -> Result<()> {
+    if n != g.elem_count() {
         return Err(Error::Shape(format!(
-            "a gradient of {} values for a parameter of {}",
-            g.elem_count(),
-            dst.len()
+            "a gradient of {} values for a parameter of {n}",
+            g.elem_count()
         )));
     }
     {
         let (s, l) = g.storage_and_layout();
         if let Storage::Cpu(c) = &*s {
             if let Ok(src) = f32s(c, l, "gradient") {
-                for (d, s) in dst.iter_mut().zip(src) {
-                    *d += s;
-                }
+                f(src);
                 return Ok(());
             }
         }
     }
     let src = g.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-    for (d, s) in dst.iter_mut().zip(&src) {
-        *d += s;
-    }
+    f(&src);
     Ok(())
 }

@@ -267,11 +267,13 @@ fn finish_line(p: &Prepared, secs: f64, precision: usize, par: &Parallel) -> Str
     let rate = steps as f64 / secs.max(1e-9);
     let ranks = if par.size() > 1 {
         let (comm, _, calls) = par.comm_totals();
+        let per = |s: f64| s * 1e3 / calls.max(1) as f64;
         format!(
-            " on {} ranks (gradient all-reduce {:.2} ms per update; parameters identical on \
-            every rank at each checkpoint)",
+            " on {} ranks (gradient all-reduce {:.2} ms per update, packing {:.2} ms; parameters \
+            identical on every rank at each checkpoint)",
             par.size(),
-            comm * 1e3 / calls.max(1) as f64
+            per(comm),
+            per(par.packing_secs())
         )
     } else {
         String::new()

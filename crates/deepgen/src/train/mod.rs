@@ -69,8 +69,8 @@ pub trait Hooks {
 
 /// After a step: checkpoints when one is due (`due`) or a stop was asked for, then stops.
 /// Returns the step of the newest checkpoint. Among the ranks of `par`, a stop asked of any rank
-/// stops every rank at the same step, and every checkpoint first checks that all ranks hold the same parameters (only rank 0's
-/// hooks write).
+/// stops every rank at the same step, and every checkpoint first checks that all ranks hold the
+/// same parameters (only rank 0's hooks write).
 pub(crate) fn after_step(
     hooks: &mut (dyn Hooks + Send),
     model: &Model,
