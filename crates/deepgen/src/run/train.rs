@@ -169,7 +169,8 @@ fn check_out(path: &std::path::Path) -> Result<()> {
 
 fn create(o: &TrainOptions, dev: &Device, par: &Parallel) -> Result<Prepared> {
     let mut cfg = new_run_config(o)?;
-    if o.run.shards.is_none() {
+    // One shard per rank unless the flag (or a --config file) chose a number.
+    if o.run.shards.is_none() && cfg.train.shards == 1 {
         cfg.train.shards = par.size();
     }
     let path = o.run.out.clone().unwrap_or_else(|| free_run_dir(cfg.model.name()));
