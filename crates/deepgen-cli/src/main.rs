@@ -348,6 +348,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !matches!(cli.command, Command::Serve(_)) {
+        stdout_pipe_closes_quietly();
+    }
     let res = match cli.command {
         Command::Train(a) => cmd::train(a),
         Command::Sample(a) => cmd::sample(a),
@@ -375,6 +378,18 @@ fn main() -> ExitCode {
             print_error(&msg);
             ExitCode::from(e.downcast_ref::<cmd::Exit>().map(|x| x.0).unwrap_or(2))
         }
+    }
+}
+
+/// `deepgen info RUN | head`: when the reader of stdout goes away, end as Unix tools do (by
+/// SIGPIPE, silently) instead of panicking in `println!`. Rust ignores SIGPIPE so that a write to
+/// a closed socket returns an error; the service keeps that (a client that hangs up must not end
+/// the server), every other command restores the default.
+fn stdout_pipe_closes_quietly() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -1210,6 +1210,23 @@ fn models_and_help_say_what_the_registry_says() {
     assert!(help.contains("[models: made]"), "{help}");
 }
 
+/// `deepgen models | head -1`: a reader that has gone away ends the command as Unix tools end
+/// (by SIGPIPE), with no panic and no "internal error" line.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_deepgen"))
+        .arg("models")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("internal error") && !err.contains("panicked"), "{err}");
+    assert_eq!(o.status.signal(), Some(13), "{:?}: {err}", o.status);
+}
+
 #[test]
 fn a_dcgan_trains_on_colour_domains_of_the_digits_and_samples_colour() {
     let tmp = tempfile::tempdir().unwrap();
