@@ -351,6 +351,19 @@ fn main() -> ExitCode {
     if !matches!(cli.command, Command::Serve(_)) {
         stdout_pipe_closes_quietly();
     }
+    // Only training is data-parallel: N copies of another command would race for its outputs.
+    let trains = matches!(cli.command, Command::Train(_) | Command::Classifier { .. });
+    if let (false, Some((rank, size))) = (trains, deepgen::parallel::launched_rank()) {
+        if size > 1 {
+            if rank == 0 {
+                print_error(&format!(
+                    "started by an MPI launcher with {size} ranks: only `deepgen train` runs \
+                    data-parallel; run this command without mpirun"
+                ));
+            }
+            return ExitCode::from(2);
+        }
+    }
     let res = match cli.command {
         Command::Train(a) => cmd::train(a),
         Command::Sample(a) => cmd::sample(a),

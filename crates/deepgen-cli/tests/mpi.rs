@@ -315,4 +315,11 @@ fn a_rank_that_fails_before_training_stops_all_with_one_message() {
     assert!(!o.status.success());
     assert!(err.contains("--shards 1: fewer shards than the 2 ranks"), "{err}");
     assert!(!d.join("x").exists());
+    // Only training is data-parallel: another command under mpirun is refused, once.
+    let o = mpirun(d, 2).args(["models"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && o.stdout.is_empty());
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains("only `deepgen train` runs data-parallel"), "{err}");
 }

@@ -109,6 +109,15 @@ pub fn launched_by_mpi() -> bool {
         .any(|v| std::env::var_os(v).is_some())
 }
 
+/// (rank, ranks) as an MPI launcher set them for this process, before MPI starts (Open MPI's and
+/// MPICH's variables); None without a launcher.
+pub fn launched_rank() -> Option<(usize, usize)> {
+    let var =
+        |names: &[&str]| names.iter().find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok());
+    let size = var(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"])?;
+    Some((var(&["OMPI_COMM_WORLD_RANK", "PMI_RANK"]).unwrap_or(0), size))
+}
+
 /// The ranks the launcher says this machine runs, before MPI starts (Open MPI's and MPICH's
 /// variables; 1 without a launcher).
 pub fn local_ranks_from_env() -> usize {
