@@ -39,9 +39,6 @@ impl Communicator for Threads {
     fn size(&self) -> usize {
         self.size
     }
-    fn local_size(&self) -> usize {
-        self.size
-    }
     fn all_reduce_sum(&self, buf: &mut [f32]) -> Result<()> {
         let (b, acc, _) = &*self.shared;
         if self.rank == 0 {

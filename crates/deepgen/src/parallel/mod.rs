@@ -51,8 +51,6 @@ pub trait Communicator: Send + Sync {
     fn rank(&self) -> usize;
     /// The number of ranks.
     fn size(&self) -> usize;
-    /// The ranks on this machine (to share its cores among them).
-    fn local_size(&self) -> usize;
     /// Sums `buf` over all ranks, in place.
     fn all_reduce_sum(&self, buf: &mut [f32]) -> Result<()>;
     /// Copies `root`'s `buf` into every rank's (all of the same length).
@@ -76,9 +74,6 @@ impl Communicator for Local {
         0
     }
     fn size(&self) -> usize {
-        1
-    }
-    fn local_size(&self) -> usize {
         1
     }
     fn all_reduce_sum(&self, _buf: &mut [f32]) -> Result<()> {

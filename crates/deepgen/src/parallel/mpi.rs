@@ -26,7 +26,6 @@ pub struct Mpi {
     world: Mutex<World>,
     rank: usize,
     size: usize,
-    local_size: usize,
     library: String,
 }
 
@@ -51,11 +50,10 @@ pub fn init() -> Result<(MpiSession, Arc<Mpi>)> {
     let world = universe.world();
     let rank = world.rank() as usize;
     let size = world.size() as usize;
-    let local_size = world.split_shared(rank as i32).size() as usize;
     let library = mpi::environment::library_version()
         .map(|v| v.split(',').next().unwrap_or("MPI").trim().to_string())
         .unwrap_or_else(|_| "MPI".into());
-    let comm = Mpi { world: Mutex::new(World(world)), rank, size, local_size, library };
+    let comm = Mpi { world: Mutex::new(World(world)), rank, size, library };
     Ok((MpiSession { _universe: universe }, Arc::new(comm)))
 }
 
@@ -72,9 +70,6 @@ impl Communicator for Mpi {
     }
     fn size(&self) -> usize {
         self.size
-    }
-    fn local_size(&self) -> usize {
-        self.local_size
     }
     fn all_reduce_sum(&self, buf: &mut [f32]) -> Result<()> {
         // rsmpi has no MPI_IN_PLACE form: the send side is a copy.
