@@ -14,9 +14,13 @@ per-epoch permutation (drop last), `--warmup` untimed steps.
 
 PixelCNN: deepgen's `pixelcnn` preset (C=32 maps, 5 residual blocks; see the
 class), masked convolutions as dense kernels times a 0/1 mask (the usual
-PyTorch way); test NLL exact.
+PyTorch way); test NLL exact. MADE, the gated PixelCNN, the Row LSTM and the
+Diagonal BiLSTM: bench/torch_models.py, each deepgen's preset.
+With `--sample N`, N samples are drawn at once with the model's sampler
+(bench/torch_models.py says which) and timed.
 
-Usage: python torch_ref.py --model vae|nade|pixelcnn --data DIR [--steps N] [--batch N] [--threads 2] [--nade-impl cumsum|loop]
+Usage: python torch_ref.py --model vae|nade|made|pixelcnn|gated-pixelcnn|row-lstm|diagonal-bilstm
+       --data DIR [--steps N] [--batch N] [--threads 2] [--nade-impl cumsum|loop] [--sample N]
 """
 import argparse
 import json
@@ -27,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_models import MADE, NADE, GatedPixelCNN, PixelCNN, PixelRNN, bce_log_prob
 
 
 class VAE(nn.Module):
@@ -65,76 +71,6 @@ class VAE(nn.Module):
         return torch.logsumexp(w, 0) - math.log(w.shape[0])
 
 
-class NADE(nn.Module):
-    def __init__(self, d=784, h=500, impl="loop"):
-        super().__init__()
-        self.impl = impl
-        bw, bv = 1 / math.sqrt(d), 1 / math.sqrt(h)
-        self.W = nn.Parameter(torch.empty(h, d).uniform_(-bw, bw))
-        self.c = nn.Parameter(torch.zeros(h))
-        self.V = nn.Parameter(torch.empty(d, h).uniform_(-bv, bv))
-        self.b = nn.Parameter(torch.zeros(d))
-
-    def logits(self, x):
-        if self.impl == "loop":
-            # The recurrence a_{i+1} = a_i + W[:, i] x_i, one pixel at a time.
-            a = self.c.expand(x.shape[0], -1)
-            out = []
-            wt = self.W.t()
-            for i in range(x.shape[1]):
-                h = torch.sigmoid(a)
-                out.append(h @ self.V[i])
-                a = a + x[:, i:i + 1] * wt[i]
-            return torch.stack(out, 1) + self.b
-        # a_i = c + sum_{j<i} W[:, j] x_j, for every i at once: exclusive cumsum over pixels.
-        contrib = x.unsqueeze(2) * self.W.t().unsqueeze(0)          # [B, D, H]
-        a = torch.cumsum(contrib, dim=1) - contrib + self.c
-        return (torch.sigmoid(a) * self.V).sum(-1) + self.b
-
-    def log_prob(self, x):
-        return -F.binary_cross_entropy_with_logits(self.logits(x), x, reduction="none").sum(1)
-
-    def loss(self, x):
-        return -self.log_prob(x).mean()
-
-
-class MaskedConv2d(nn.Conv2d):
-    """A k x k convolution with the PixelCNN mask (A: centre excluded, B: included), one colour channel."""
-
-    def __init__(self, cin, cout, k, mask):
-        super().__init__(cin, cout, k, padding=k // 2)
-        m = torch.ones_like(self.weight)
-        m[:, :, k // 2, k // 2 + (1 if mask == "B" else 0):] = 0
-        m[:, :, k // 2 + 1:] = 0
-        self.register_buffer("mask", m)
-
-    def forward(self, x):
-        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
-
-
-class PixelCNN(nn.Module):
-    """deepgen's `pixelcnn` (models/pixelcnn.rs): 7x7 mask A conv to C maps, residual blocks
-    x + 1x1(relu(3x3_B(relu(1x1(relu x))))) with C/2 inner maps, relu -> 1x1 -> relu -> 1x1 -> logit."""
-
-    def __init__(self, c=32, layers=5):
-        super().__init__()
-        self.inp = MaskedConv2d(1, c, 7, "A")
-        self.blocks = nn.ModuleList(nn.ModuleList([nn.Conv2d(c, c // 2, 1), MaskedConv2d(c // 2, c // 2, 3, "B"), nn.Conv2d(c // 2, c, 1)]) for _ in range(layers))
-        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, 1), nn.ReLU(), nn.Conv2d(c, 1, 1))
-
-    def logits(self, x):
-        h = self.inp(x.view(-1, 1, 28, 28))
-        for a, conv, b in self.blocks:
-            h = h + b(F.relu(conv(F.relu(a(F.relu(h))))))
-        return self.head(h).view(x.shape[0], -1)
-
-    def log_prob(self, x):
-        return -F.binary_cross_entropy_with_logits(self.logits(x), x, reduction="none").sum(1)
-
-    def loss(self, x):
-        return -self.log_prob(x).mean()
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="vae")
@@ -145,14 +81,24 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--nade-impl", default="loop", choices=["cumsum", "loop"])
-    p.add_argument("--channels", type=int, default=32)
-    p.add_argument("--layers", type=int, default=5)
+    p.add_argument("--channels", type=int, default=0, help="0: the preset's")
+    p.add_argument("--layers", type=int, default=0, help="0: the preset's")
+    p.add_argument("--sample", type=int, default=0)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     train = torch.from_numpy(np.load(f"{a.data}/train.npy"))
     test = torch.from_numpy(np.load(f"{a.data}/test.npy"))
-    model = {"vae": lambda: VAE(), "nade": lambda: NADE(impl=a.nade_impl), "pixelcnn": lambda: PixelCNN(a.channels, a.layers)}[a.model]()
+    model = {
+        "vae": lambda: VAE(), "nade": lambda: NADE(impl=a.nade_impl), "made": lambda: MADE(seed=a.seed),
+        "pixelcnn": lambda: PixelCNN(a.channels or 32, a.layers or 5),
+        "gated-pixelcnn": lambda: GatedPixelCNN(a.channels or 16, a.layers),
+        "row-lstm": lambda: PixelRNN("row", a.channels or 32, a.layers or 2),
+        "diagonal-bilstm": lambda: PixelRNN("diagonal", a.channels or 32, a.layers or 2),
+    }[a.model]()
+    if not hasattr(model, "loss"):
+        model.log_prob = lambda x, m=model: bce_log_prob(m.logits(x), x)
+        model.loss = lambda x, m=model: -m.log_prob(x).mean()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     n = train.shape[0]
     per_epoch = n // a.batch
@@ -176,10 +122,15 @@ def main():
     t0 = time.perf_counter()
     with torch.no_grad():
         lp = torch.cat([model.log_prob(test[i:i + 250]) for i in range(0, test.shape[0], 250)])
+    extra = {}
+    if a.sample:
+        t1 = time.perf_counter()
+        model.sample(a.sample)
+        extra["samples_per_s"] = round(a.sample / (time.perf_counter() - t1), 2)
     print(json.dumps({
         "impl": f"pytorch {torch.__version__}" + (f" ({a.nade_impl})" if a.model == "nade" else ""), "model": a.model, "steps": a.steps, "batch": a.batch,
         "steps_per_s": round((a.steps - a.warmup) / secs, 3), "final_train_loss": round(loss, 3),
-        "test_nll_nats": round(-lp.mean().item(), 3), "eval_s": round(time.perf_counter() - t0, 1),
+        "test_nll_nats": round(-lp.mean().item(), 3), "eval_s": round(time.perf_counter() - t0, 1), **extra,
     }))
 
 

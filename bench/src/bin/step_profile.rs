@@ -2,7 +2,10 @@
 //! unless given) into forward, backward and optimizer time, on random
 //! binary images: `cargo run --release -p deepgen-bench --bin step_profile -- MODEL [BATCH]
 //! [STEPS]`
-//! (e.g. `vae 128 100`, `pixelcnn 128 5`).
+//! (e.g. `vae 128 100`, `pixelcnn 128 5`). Also prints the step's matrix-product
+//! FLOPs (`deepgen::nn::gemm_flops`, the products deepgen's kernels run) and
+//! their rate over the whole step, for bench/RESULTS.md's fraction of the
+//! machine's GEMM peak (`gemm_peak`).
 use deepgen::models::{Device, Model, ModelConfig, Objective};
 use deepgen::train::{Adam, AdamConfig};
 use std::time::Instant;
@@ -26,7 +29,9 @@ fn run() {
     let v = deepgen::rng::bernoulli(&mut r, &vec![0.2; b * 784]);
     let x = deepgen::models::Tensor::from_vec(v, (b, 784), &Device::Cpu).unwrap();
     let (mut tf, mut tb, mut to) = (0.0, 0.0, 0.0);
+    let mut flops = 0u64;
     for i in 0..n + 1 {
+        let f0 = deepgen::nn::gemm_flops();
         let t0 = Instant::now();
         let l = m.loss(&x, &mut r).unwrap();
         let _ = l.total.to_scalar::<f32>().unwrap();
@@ -36,15 +41,20 @@ fn run() {
         opt.step(&g, 1e-3, 1.0).unwrap();
         let t3 = Instant::now();
         if i >= 1 {
+            flops += deepgen::nn::gemm_flops() - f0;
             tf += (t1 - t0).as_secs_f64();
             tb += (t2 - t1).as_secs_f64();
             to += (t3 - t2).as_secs_f64();
         }
     }
+    let step = (tf + tb + to) / n as f64;
+    let gflop = flops as f64 / n as f64 / 1e9;
     println!(
-        "{name} batch {b}: forward {:.2} ms, backward {:.2} ms, adam {:.2} ms",
+        "{name} batch {b}: forward {:.2} ms, backward {:.2} ms, adam {:.2} ms; \
+         matrix products {gflop:.3} GFLOP per step, {:.1} GFLOP/s over the step",
         tf * 1e3 / n as f64,
         tb * 1e3 / n as f64,
-        to * 1e3 / n as f64
+        to * 1e3 / n as f64,
+        gflop / step
     );
 }

@@ -77,24 +77,29 @@ impl PixelOutput {
         })
     }
 
+    /// Draws a Bernoulli pixel of logit `z` from the uniform `u()` (called only
+    /// when the pixel is not `known`); returns the value and its log-probability.
+    #[inline]
+    pub fn bernoulli(z: f32, known: Option<f32>, u: impl FnOnce() -> f64) -> (f32, f64) {
+        let z = z as f64;
+        let x = known.map(|v| if v >= 0.5 { 1.0 } else { 0.0 }).unwrap_or_else(|| {
+            if u() < 1.0 / (1.0 + (-z).exp()) {
+                1.0
+            } else {
+                0.0
+            }
+        });
+        // log sigma(z) or log(1 - sigma(z)) = -softplus(-z) or -softplus(z)
+        let s = if x > 0.5 { -z } else { z };
+        (x as f32, -(s.max(0.0) + (-s.abs()).exp().ln_1p()))
+    }
+
     /// Draws one pixel from its parameters (or keeps `known`); returns the
     /// value and its log-probability.
     pub fn draw(&self, p: &[f32], known: Option<f32>, rng: &mut crate::rng::Rng) -> (f32, f64) {
         use rand::Rng as _;
         match self {
-            PixelOutput::Bernoulli => {
-                let z = p[0] as f64;
-                let x = known.map(|v| if v >= 0.5 { 1.0 } else { 0.0 }).unwrap_or_else(|| {
-                    if rng.gen::<f64>() < 1.0 / (1.0 + (-z).exp()) {
-                        1.0
-                    } else {
-                        0.0
-                    }
-                });
-                // log sigma(z) or log(1 - sigma(z)) = -softplus(-z) or -softplus(z)
-                let s = if x > 0.5 { -z } else { z };
-                (x as f32, -(s.max(0.0) + (-s.abs()).exp().ln_1p()))
-            }
+            PixelOutput::Bernoulli => Self::bernoulli(p[0], known, || rng.gen::<f64>()),
             PixelOutput::Softmax => {
                 let m = p.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
                 let w: Vec<f64> = p.iter().map(|&z| (z as f64 - m).exp()).collect();

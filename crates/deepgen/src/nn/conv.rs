@@ -52,6 +52,27 @@ fn dims4(l: &Layout) -> candle_core::Result<(usize, usize, usize, usize)> {
 }
 
 impl Gather {
+    /// One image's columns `o` ([H*W, T*C]) from its map `xi` ([H*W, C]), every value
+    /// written (zeros for taps outside the image), so `o` may hold anything before.
+    fn fill(&self, h: usize, w: usize, c: usize, xi: &[f32], o: &mut [f32]) {
+        let t = self.taps.len();
+        for y in 0..h {
+            for x in 0..w {
+                let row = (y * w + x) * t * c;
+                for (k, &(dy, dx)) in self.taps.iter().enumerate() {
+                    let (sy, sx) = (y as i32 + dy, x as i32 + dx);
+                    let dst = &mut o[row + k * c..row + (k + 1) * c];
+                    if sy >= 0 && sx >= 0 && (sy as usize) < h && (sx as usize) < w {
+                        let src = (sy as usize * w + sx as usize) * c;
+                        dst.copy_from_slice(&xi[src..src + c]);
+                    } else {
+                        dst.fill(0.0);
+                    }
+                }
+            }
+        }
+    }
+
     /// Calls `f(src_offset, dst_offset)` for every in-image (pixel, tap) pair of image `b`.
     #[inline]
     fn for_each(&self, h: usize, w: usize, c: usize, mut f: impl FnMut(usize, usize)) {
@@ -235,15 +256,22 @@ struct ConvOp {
 }
 
 impl ConvOp {
-    fn cols(&self, x: &[f32], (b, h, w, c): (usize, usize, usize, usize)) -> Vec<f32> {
+    /// `f` on the im2col columns of `x` ([B*H*W, T*C]), built in a reused scratch buffer
+    /// (a fresh zeroed one per call was ~10% of the PixelCNN step in page zeroing and memset).
+    fn with_cols<R>(
+        &self,
+        x: &[f32],
+        (b, h, w, c): (usize, usize, usize, usize),
+        f: impl FnOnce(&[f32]) -> R,
+    ) -> R {
         let t = self.gather.taps.len();
         let per = h * w * t * c;
-        let mut out = vec![0f32; b * per];
-        out.par_chunks_mut(per.max(1)).zip(x.par_chunks((h * w * c).max(1))).for_each(|(o, xi)| {
-            self.gather
-                .for_each(h, w, c, |src, dst| o[dst..dst + c].copy_from_slice(&xi[src..src + c]));
-        });
-        out
+        super::with_scratch(b * per, |out| {
+            out.par_chunks_mut(per.max(1))
+                .zip(x.par_chunks((h * w * c).max(1)))
+                .for_each(|(o, xi)| self.gather.fill(h, w, c, xi, o));
+            f(out)
+        })
     }
 }
 
@@ -283,12 +311,10 @@ impl CustomOp3 for ConvOp {
         };
         let (w, bias) = (f(ws, wl)?, f(bs, bl)?);
         let m = dims.0 * dims.1 * dims.2;
-        let cols = self.cols(x, dims);
-        let mut y = vec![0f32; m * n];
-        for row in y.chunks_mut(n) {
-            row.copy_from_slice(&bias);
-        }
-        super::gemm(m, n, k, &mut y, &cols, false, &w, false, true, true);
+        let mut y = bias.repeat(m);
+        self.with_cols(x, dims, |cols| {
+            super::gemm(m, n, k, &mut y, cols, false, &w, false, true, true)
+        });
         if self.act == Act::Relu {
             y.iter_mut().for_each(|v| *v = v.max(0.0));
         }
@@ -309,27 +335,32 @@ impl CustomOp3 for ConvOp {
         let m = dims.0 * dims.1 * dims.2;
         let (dz, db) = super::fused::pre_activation_grad(grad, y, self.act, n)?;
         let dw = if w.track_op() {
-            Some(read(x, |xv| super::gemm_at_b(k, n, m, &self.cols(xv, dims), &dz))?)
+            Some(read(x, |xv| {
+                self.with_cols(xv, dims, |cols| super::gemm_at_b(k, n, m, cols, &dz))
+            })?)
         } else {
             None
         };
         let dx = if x.track_op() {
-            let mut dcols = vec![0f32; m * k];
-            read(w, |wv| super::gemm(m, k, n, &mut dcols, &dz, false, wv, true, false, true))?;
             let (b, h, wd, c) = dims;
             let t = self.gather.taps.len();
             let per = h * wd * c;
             let mut dx = vec![0f32; b * per];
-            dx.par_chunks_mut(per.max(1)).zip(dcols.par_chunks((h * wd * t * c).max(1))).for_each(
-                |(d, gi)| {
-                    self.gather.for_each(h, wd, c, |src, dst| {
-                        d[src..src + c]
-                            .iter_mut()
-                            .zip(&gi[dst..dst + c])
-                            .for_each(|(a, &v)| *a += v)
+            // The product overwrites every value (no accumulation), so scratch will do.
+            super::with_scratch(m * k, |dcols| -> candle_core::Result<()> {
+                read(w, |wv| super::gemm(m, k, n, dcols, &dz, false, wv, true, false, true))?;
+                dx.par_chunks_mut(per.max(1))
+                    .zip(dcols.par_chunks((h * wd * t * c).max(1)))
+                    .for_each(|(d, gi)| {
+                        self.gather.for_each(h, wd, c, |src, dst| {
+                            d[src..src + c]
+                                .iter_mut()
+                                .zip(&gi[dst..dst + c])
+                                .for_each(|(a, &v)| *a += v)
+                        });
                     });
-                },
-            );
+                Ok(())
+            })?;
             Some(Tensor::from_vec(dx, x.shape(), x.device())?)
         } else {
             None

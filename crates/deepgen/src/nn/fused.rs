@@ -53,16 +53,14 @@ impl CustomOp3 for LinearOp {
                 bl.shape()
             );
         }
-        let mut y = vec![0f32; m * n];
-        for row in y.chunks_mut(n) {
-            row.copy_from_slice(b);
-        }
+        let mut y = b.repeat(m);
         let threads = candle_core::utils::get_num_threads();
         let par = if threads > 1 && m * n * k > 4096 {
             gemm::Parallelism::Rayon(threads)
         } else {
             gemm::Parallelism::None
         };
+        super::gemm::count_flops(m, n, k);
         // SAFETY: the three buffers are contiguous row-major with the
         // lengths checked above (x: m*k, w: k*n, y: m*n); y is exclusively owned.
         unsafe {
@@ -175,6 +173,7 @@ impl LinearOp {
                 dw = super::gemm_at_b(k, n, m, xv, &dz);
                 return;
             }
+            super::gemm::count_flops(k, n, m);
             // SAFETY: lengths: x m*k, dz m*n, dw k*n, all contiguous; dw exclusively owned.
             unsafe {
                 gemm::gemm(
@@ -206,6 +205,7 @@ impl LinearOp {
                 debug_assert_eq!(wv.len(), k * n);
                 // dx [m, k] = dz [m, n] W^T [n, k]; W^T read through strides (row step 1, column
                 // step n).
+                super::gemm::count_flops(m, k, n);
                 // SAFETY: lengths: dz m*n, w k*n, dx m*k, all contiguous; dx exclusively owned.
                 unsafe {
                     gemm::gemm(

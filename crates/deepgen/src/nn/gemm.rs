@@ -2,7 +2,32 @@
 //! across threads for large products; the reduction-heavy `a^T b` of weight
 //! gradients; column sums as a product.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use candle_core::Tensor;
+
+/// Floating-point operations (2 m n k each) of the products run by [`gemm`].
+static FLOPS: AtomicU64 = AtomicU64::new(0);
+
+/// The floating-point operations (2 m n k per product) of every matrix product
+/// deepgen's own kernels ran since the process started: the fused dense layers,
+/// the convolutions and the LSTM scans (products candle runs itself, through
+/// `Tensor::matmul`, are not counted). `step_profile` divides its difference
+/// over a step by the step's time.
+pub fn gemm_flops() -> u64 {
+    FLOPS.load(Ordering::Relaxed)
+}
+
+/// Counts a product that calls the `gemm` crate directly (the fused dense layer).
+pub(crate) fn count_flops(m: usize, n: usize, k: usize) {
+    FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
+}
+
+/// `dst [m, n] = a [m, k] b [k, n]` (row-major) on all threads, the path a training step's large
+/// products take: for measuring the machine's GEMM rate (`bench/src/bin/gemm_peak.rs`).
+pub fn matmul_slices(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], b: &[f32]) {
+    gemm(m, n, k, dst, a, false, b, false, false, true);
+}
 
 /// The column sums of a 2-D tensor, `[B, N] -> [N]`, as the product
 /// ones[1, B] x t: differentiable (it stays in the graph when
@@ -62,6 +87,7 @@ pub(crate) fn gemm(
         return;
     }
     assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n, "gemm: buffers too small");
+    FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
     let (a_cs, a_rs) = if a_t { (m as isize, 1) } else { (1, k as isize) };
     let (b_cs, b_rs) = if b_t { (k as isize, 1) } else { (1, n as isize) };
     let par = if parallel && threads > 1 && m * n * k > 32768 {
@@ -112,6 +138,8 @@ pub(crate) fn gemm_row_blocks(
 ) {
     use rayon::prelude::*;
     assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n, "gemm: buffers too small");
+    FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
+    FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
     let (a_cs, a_rs) = if a_t { (m as isize, 1) } else { (1, k as isize) };
     let (b_cs, b_rs) = if b_t { (k as isize, 1) } else { (1, n as isize) };
     let rows = m.div_ceil(parts.max(1)).max(1);

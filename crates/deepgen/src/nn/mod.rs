@@ -23,13 +23,14 @@ pub mod lstm;
 pub mod ops;
 pub mod params;
 mod scratch;
+pub(crate) mod simd;
 pub(crate) mod slices;
 pub mod stack;
 
 pub use act::Act;
 pub use classes::{argmax, one_hot};
-pub use gemm::sum_rows;
 pub(crate) use gemm::{gemm, gemm_at_b};
+pub use gemm::{gemm_flops, matmul_slices, sum_rows};
 pub use graph::{create_graph, inputs_only, with_create_graph, with_input_graph};
 pub use linear::Linear;
 pub use params::Params;
