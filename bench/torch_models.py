@@ -19,11 +19,17 @@ def bce_log_prob(logits, x):
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
 
 
+# Pixels the naive sampler draws (all of them unless bench/torch_ref.py's --sample-pixels says
+# fewer): each costs one full forward pass whatever its index, so timing the first K pixels and
+# scaling by D/K measures the whole sampler without running it for minutes.
+PIXELS = [H * W]
+
+
 @torch.no_grad()
 def naive_sample(model, n):
     """Raster-order sampling by one full forward pass per pixel (pytorch-generative's way)."""
     x = torch.zeros(n, H * W)
-    for i in range(H * W):
+    for i in range(PIXELS[0]):
         p = torch.sigmoid(model.logits(x)[:, i])
         x[:, i] = torch.bernoulli(p)
     return x
