@@ -9,8 +9,9 @@
 //! fused CPU kernels (`fused`), the activations (`act`), matrix products
 //! (`gemm`), per-thread scratch buffers (`scratch`), the create-graph switch
 //! (`graph`), CPU storage access (`slices`), class vectors (`classes`), fused
-//! element-wise ops (`ops`), convolutions (`conv`), the grid LSTM (`lstm`)
-//! and sequential networks over substitutable weights (`stack`).
+//! element-wise ops (`ops`), run-time SIMD dispatch and lane-explicit sums
+//! (`simd`), convolutions (`conv`), the grid LSTM (`lstm`) and sequential
+//! networks over substitutable weights (`stack`).
 
 pub mod act;
 pub mod classes;
