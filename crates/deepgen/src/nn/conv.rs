@@ -55,36 +55,33 @@ impl Gather {
     /// One image's columns `o` ([H*W, T*C]) from its map `xi` ([H*W, C]), every value
     /// written (zeros for taps outside the image), so `o` may hold anything before.
     fn fill(&self, h: usize, w: usize, c: usize, xi: &[f32], o: &mut [f32]) {
-        let t = self.taps.len();
-        for y in 0..h {
-            for x in 0..w {
-                let row = (y * w + x) * t * c;
-                for (k, &(dy, dx)) in self.taps.iter().enumerate() {
-                    let (sy, sx) = (y as i32 + dy, x as i32 + dx);
-                    let dst = &mut o[row + k * c..row + (k + 1) * c];
-                    if sy >= 0 && sx >= 0 && (sy as usize) < h && (sx as usize) < w {
-                        let src = (sy as usize * w + sx as usize) * c;
-                        dst.copy_from_slice(&xi[src..src + c]);
-                    } else {
-                        dst.fill(0.0);
-                    }
-                }
-            }
-        }
+        self.visit(h, w, c, |src, dst| match src {
+            Some(src) => o[dst..dst + c].copy_from_slice(&xi[src..src + c]),
+            None => o[dst..dst + c].fill(0.0),
+        });
     }
 
     /// Calls `f(src_offset, dst_offset)` for every in-image (pixel, tap) pair of image `b`.
     #[inline]
     fn for_each(&self, h: usize, w: usize, c: usize, mut f: impl FnMut(usize, usize)) {
+        self.visit(h, w, c, |src, dst| {
+            if let Some(src) = src {
+                f(src, dst)
+            }
+        });
+    }
+
+    /// Calls `f(src_offset or None outside the image, dst_offset)` for every (pixel, tap) pair.
+    #[inline(always)]
+    fn visit(&self, h: usize, w: usize, c: usize, mut f: impl FnMut(Option<usize>, usize)) {
         let t = self.taps.len();
         for y in 0..h {
             for x in 0..w {
                 let row = (y * w + x) * t * c;
                 for (k, &(dy, dx)) in self.taps.iter().enumerate() {
                     let (sy, sx) = (y as i32 + dy, x as i32 + dx);
-                    if sy >= 0 && sx >= 0 && (sy as usize) < h && (sx as usize) < w {
-                        f((sy as usize * w + sx as usize) * c, row + k * c);
-                    }
+                    let inside = sy >= 0 && sx >= 0 && (sy as usize) < h && (sx as usize) < w;
+                    f(inside.then(|| (sy as usize * w + sx as usize) * c), row + k * c);
                 }
             }
         }
