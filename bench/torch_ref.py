@@ -95,7 +95,7 @@ def main():
     model = {
         "vae": lambda: VAE(), "nade": lambda: NADE(impl=a.nade_impl), "made": lambda: MADE(seed=a.seed),
         "pixelcnn": lambda: PixelCNN(a.channels or 32, a.layers or 5),
-        "gated-pixelcnn": lambda: GatedPixelCNN(a.channels or 16, a.layers),
+        "gated-pixelcnn": lambda: GatedPixelCNN(a.channels or 16, a.layers or 5),
         "row-lstm": lambda: PixelRNN("row", a.channels or 32, a.layers or 2),
         "diagonal-bilstm": lambda: PixelRNN("diagonal", a.channels or 32, a.layers or 2),
     }[a.model]()

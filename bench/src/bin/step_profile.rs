@@ -29,19 +29,21 @@ fn run() {
     let v = deepgen::rng::bernoulli(&mut r, &vec![0.2; b * 784]);
     let x = deepgen::models::Tensor::from_vec(v, (b, 784), &Device::Cpu).unwrap();
     let (mut tf, mut tb, mut to) = (0.0, 0.0, 0.0);
-    let mut flops = 0u64;
+    let (mut flops, mut fwd_flops) = (0u64, 0u64);
     for i in 0..n + 1 {
         let f0 = deepgen::nn::gemm_flops();
         let t0 = Instant::now();
         let l = m.loss(&x, &mut r).unwrap();
         let _ = l.total.to_scalar::<f32>().unwrap();
         let t1 = Instant::now();
+        let f1 = deepgen::nn::gemm_flops();
         let g = l.total.backward().unwrap();
         let t2 = Instant::now();
         opt.step(&g, 1e-3, 1.0).unwrap();
         let t3 = Instant::now();
         if i >= 1 {
             flops += deepgen::nn::gemm_flops() - f0;
+            fwd_flops += f1 - f0;
             tf += (t1 - t0).as_secs_f64();
             tb += (t2 - t1).as_secs_f64();
             to += (t3 - t2).as_secs_f64();
@@ -49,9 +51,11 @@ fn run() {
     }
     let step = (tf + tb + to) / n as f64;
     let gflop = flops as f64 / n as f64 / 1e9;
+    let fwd_gflop = fwd_flops as f64 / n as f64 / 1e9;
     println!(
         "{name} batch {b}: forward {:.2} ms, backward {:.2} ms, adam {:.2} ms; \
-         matrix products {gflop:.3} GFLOP per step, {:.1} GFLOP/s over the step",
+         matrix products {gflop:.3} GFLOP per step ({fwd_gflop:.3} forward), \
+         {:.1} GFLOP/s over the step",
         tf * 1e3 / n as f64,
         tb * 1e3 / n as f64,
         to * 1e3 / n as f64,

@@ -139,7 +139,6 @@ pub(crate) fn gemm_row_blocks(
     use rayon::prelude::*;
     assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n, "gemm: buffers too small");
     FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
-    FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
     let (a_cs, a_rs) = if a_t { (m as isize, 1) } else { (1, k as isize) };
     let (b_cs, b_rs) = if b_t { (k as isize, 1) } else { (1, n as isize) };
     let rows = m.div_ceil(parts.max(1)).max(1);

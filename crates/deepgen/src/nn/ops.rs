@@ -305,24 +305,32 @@ impl CustomOp1 for GatedTanh {
     ) -> candle_core::Result<Option<Tensor>> {
         let c2 = arg.dim(candle_core::D::Minus1)?;
         let c = c2 / 2;
-        let gv = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let block = 1024usize;
-        let dx = crate::nn::fused::read(arg, |xv| {
-            let mut dx = vec![0f32; xv.len()];
-            dx.par_chunks_mut(block * c2)
-                .zip(xv.par_chunks(block * c2))
-                .zip(gv.par_chunks(block * c))
-                .for_each(|((db, xb), gb)| {
-                    for ((d, row), g) in db.chunks_mut(c2).zip(xb.chunks(c2)).zip(gb.chunks(c)) {
-                        for j in 0..c {
-                            let (t, s) = (tanh_f32(row[j]), sigmoid_fast(row[c + j]));
-                            d[j] = g[j] * s * (1.0 - t * t);
-                            d[c + j] = g[j] * t * s * (1.0 - s);
+        // The gradient is read in place (no copy); each row's two halves are separate slices of
+        // equal length, so the loop has no bounds checks and vectorises.
+        let dx = crate::nn::fused::read(&grad.contiguous()?, |gv| {
+            crate::nn::fused::read(arg, |xv| {
+                let mut dx = vec![0f32; xv.len()];
+                dx.par_chunks_mut(block * c2)
+                    .zip(xv.par_chunks(block * c2))
+                    .zip(gv.par_chunks(block * c))
+                    .for_each(|((db, xb), gb)| {
+                        for ((d, row), g) in db.chunks_mut(c2).zip(xb.chunks(c2)).zip(gb.chunks(c))
+                        {
+                            let (da, db) = d.split_at_mut(c);
+                            let (a, b) = row.split_at(c);
+                            for ((((da, db), &a), &b), &g) in
+                                da.iter_mut().zip(db.iter_mut()).zip(a).zip(b).zip(g)
+                            {
+                                let (t, s) = (tanh_f32(a), sigmoid_fast(b));
+                                *da = g * s * (1.0 - t * t);
+                                *db = g * t * s * (1.0 - s);
+                            }
                         }
-                    }
-                });
-            dx
-        })?;
+                    });
+                dx
+            })
+        })??;
         Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
     }
 }
