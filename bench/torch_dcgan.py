@@ -61,13 +61,15 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu/run.sh)")
     ap.add_argument("--careful", action="store_true",
                     help="what deepgen's trainer does: the critic's fake batch under no_grad, the critic frozen during the generator's update")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    x = torch.from_numpy(np.load(a.data)).float().view(-1, 1, 28, 28)
-    g, d = G(), D()
+    torch.set_default_device(a.device)
+    x = torch.from_numpy(np.load(a.data)).float().view(-1, 1, 28, 28).to(a.device)
+    g, d = G().to(a.device), D().to(a.device)
     for m in list(g.modules()) + list(d.modules()):
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0, 0.02)
@@ -101,9 +103,11 @@ def main():
         og.step()
         if a.careful:
             d.requires_grad_(True)
+    if a.device != "cpu":
+        torch.cuda.synchronize()
     sps = (a.steps - a.warmup) / (time.perf_counter() - t0)
     params = sum(p.numel() for p in g.parameters()) + sum(p.numel() for p in d.parameters())
-    print(json.dumps({"impl": "pytorch-careful" if a.careful else "pytorch", "model": "dcgan", "torch": torch.__version__, "steps": a.steps, "batch": a.batch,
+    print(json.dumps({"impl": "pytorch-careful" if a.careful else "pytorch", "device": a.device, "model": "dcgan", "torch": torch.__version__, "steps": a.steps, "batch": a.batch,
                       "params": params, "steps_per_s": round(sps, 3), "d_loss": round(ld.item(), 4), "g_loss": round(lg.item(), 4)}))
 
 

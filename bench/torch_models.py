@@ -250,8 +250,8 @@ class MADE(nn.Module):
     def __init__(self, d=784, h=500, seed=0):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        m0 = torch.arange(1, d + 1)
-        m1 = torch.randint(1, d, (h,), generator=g)
+        m0 = torch.arange(1, d + 1, device="cpu")
+        m1 = torch.randint(1, d, (h,), generator=g, device="cpu")
         self.register_buffer("mask1", (m1[:, None] >= m0[None, :]).float())   # [H, D]
         self.register_buffer("mask2", (m0[:, None] > m1[None, :]).float())    # [D, H]
         self.l1, self.l2 = nn.Linear(d, h), nn.Linear(h, d)

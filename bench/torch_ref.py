@@ -81,6 +81,7 @@ def main():
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu/run.sh)")
     p.add_argument("--nade-impl", default="loop", choices=["cumsum", "loop"])
     p.add_argument("--channels", type=int, default=0, help="0: the preset's")
     p.add_argument("--layers", type=int, default=0, help="0: the preset's")
@@ -90,15 +91,17 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    train = torch.from_numpy(np.load(f"{a.data}/train.npy"))
-    test = torch.from_numpy(np.load(f"{a.data}/test.npy"))
+    # Every tensor a model or a loss makes lands on the device; the batch order stays a CPU draw.
+    torch.set_default_device(a.device)
+    train = torch.from_numpy(np.load(f"{a.data}/train.npy")).to(a.device)
+    test = torch.from_numpy(np.load(f"{a.data}/test.npy")).to(a.device)
     model = {
         "vae": lambda: VAE(), "nade": lambda: NADE(impl=a.nade_impl), "made": lambda: MADE(seed=a.seed),
         "pixelcnn": lambda: PixelCNN(a.channels or 32, a.layers or 5),
         "gated-pixelcnn": lambda: GatedPixelCNN(a.channels or 16, a.layers or 5),
         "row-lstm": lambda: PixelRNN("row", a.channels or 32, a.layers or 2),
         "diagonal-bilstm": lambda: PixelRNN("diagonal", a.channels or 32, a.layers or 2),
-    }[a.model]()
+    }[a.model]().to(a.device)
     if not hasattr(model, "loss"):
         model.log_prob = lambda x, m=model: bce_log_prob(m.logits(x), x)
         model.loss = lambda x, m=model: -m.log_prob(x).mean()
@@ -111,7 +114,7 @@ def main():
     loss = float("nan")
     for s in range(a.steps):
         if s % per_epoch == 0:
-            perm = torch.randperm(n, generator=g)
+            perm = torch.randperm(n, generator=g, device="cpu").to(a.device)
         k = s % per_epoch
         x = train[perm[k * a.batch:(k + 1) * a.batch]]
         if s == a.warmup:
@@ -130,13 +133,15 @@ def main():
         torch_models.PIXELS[0] = a.sample_pixels
         t1 = time.perf_counter()
         model.sample(a.sample)
+        if a.device != "cpu":
+            torch.cuda.synchronize()
         secs = time.perf_counter() - t1
         if not isinstance(model, NADE):   # NADE's sampler always runs all pixels
             secs *= 784 / a.sample_pixels
             extra["sample_pixels_timed"] = a.sample_pixels
         extra["samples_per_s"] = round(a.sample / secs, 2)
     print(json.dumps({
-        "impl": f"pytorch {torch.__version__}" + (f" ({a.nade_impl})" if a.model == "nade" else ""), "model": a.model, "steps": a.steps, "batch": a.batch,
+        "impl": f"pytorch {torch.__version__}" + (f" ({a.nade_impl})" if a.model == "nade" else ""), "device": a.device, "model": a.model, "steps": a.steps, "batch": a.batch,
         "steps_per_s": round((a.steps - a.warmup) / secs, 3), "final_train_loss": round(loss, 3),
         "test_nll_nats": round(-lp.mean().item(), 3), "eval_s": round(time.perf_counter() - t0, 1), **extra,
     }))

@@ -6,7 +6,7 @@
 //! writes the binarized train and test sets as NPY for the PyTorch script.
 //!
 //! Usage: deepgen-bench --model NAME [--steps N] [--batch N] [--warmup N] [--seed N] [--lr X]
-//!        [--hidden H] [--channels C] [--layers L] [--export DIR]
+//!        [--hidden H] [--channels C] [--layers L] [--export DIR] [--device cpu|cuda]
 
 use std::time::Instant;
 
@@ -27,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch: usize = arg(&args, "--batch", "128").parse()?;
     let warmup: usize = arg(&args, "--warmup", "20").parse()?;
     let seed: u64 = arg(&args, "--seed", "0").parse()?;
+    let dev = run::device(Some(&arg(&args, "--device", "cpu")))?;
     let image = ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"]
         .contains(&model_name.as_str());
     let shape: &[usize] = if image { &[1, 28, 28] } else { &[784] };
@@ -83,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )?;
         }
     }
-    let m = Model::new(&cfg.model, seed, &candle_core_device())?;
+    let m = Model::new(&cfg.model, seed, &dev)?;
     let mut t = LikelihoodTrainer::new(&m, cfg.train.clone(), seed, Binarize::Static)?;
     let mut timer = Timer::new(warmup);
     t.fit(&m, &train, None, &mut timer)?;
@@ -102,11 +103,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = m.sample(n_samples, &mut r)?;
         let fast = n_samples as f64 / t0.elapsed().as_secs_f64();
         sampling = format!(", \"samples_per_s\": {fast:.2}");
-        if args.iter().any(|a| a == "--naive")
-            && m.conditionals(&test.batch(&[0], &candle_core_device())?).is_some()
+        if args.iter().any(|a| a == "--naive") && m.conditionals(&test.batch(&[0], &dev)?).is_some()
         {
             let t0 = Instant::now();
-            naive_sample(&m, n_samples, &mut r)?;
+            naive_sample(&m, n_samples, &mut r, &dev)?;
             sampling += &format!(
                 ", \"naive_samples_per_s\": {:.3}",
                 n_samples as f64 / t0.elapsed().as_secs_f64()
@@ -114,9 +114,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!(
-        "{{\"impl\": \"deepgen\", \"model\": \"{model_name}\", \"steps\": {steps}, \"batch\": \
+        "{{\"impl\": \"deepgen\", \"device\": \"{}\", \"model\": \"{model_name}\", \"steps\": {steps}, \"batch\": \
             {batch}, \"lr\": {lr}, \"steps_per_s\": {sps:.3}, \"final_train_loss\": {:.3}, \
             \"test_nll_nats\": {:.3}, \"eval_s\": {eval_s:.1}{sampling}}}",
+        arg(&args, "--device", "cpu"),
         timer.last.as_ref().map(|r| r.loss).unwrap_or(f64::NAN),
         rep.nats,
     );
@@ -128,11 +129,12 @@ fn naive_sample(
     m: &Model,
     n: usize,
     r: &mut deepgen::rng::Rng,
+    dev: &deepgen::models::Device,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let d = m.config.dim();
     let mut x = vec![0f32; n * d];
     for i in 0..d {
-        let t = deepgen::models::Tensor::from_vec(x.clone(), (n, d), &candle_core_device())?;
+        let t = deepgen::models::Tensor::from_vec(x.clone(), (n, d), dev)?;
         let p = m.conditionals(&t).ok_or("not autoregressive")??;
         let p = p.narrow(1, i, 1)?.flatten_all()?.to_vec1::<f32>()?;
         for s in 0..n {
@@ -140,8 +142,4 @@ fn naive_sample(
         }
     }
     Ok(())
-}
-
-fn candle_core_device() -> deepgen::models::Device {
-    deepgen::models::Device::Cpu
 }

@@ -5,7 +5,7 @@
 //! one generator update (z drawn fresh again).
 //!
 //! Usage: gan_bench [--model dcgan] [--steps N] [--batch N] [--warmup N] [--seed N] [--samples
-//! FILE.png] [--export FILE.npy]
+//! FILE.png] [--export FILE.npy] [--device cpu|cuda]
 
 use deepgen::data::Binarize;
 use deepgen::models::{ModelConfig, Sampler};
@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch: usize = arg(&args, "--batch", "64").parse()?;
     let warmup: usize = arg(&args, "--warmup", "20").parse()?;
     let seed: u64 = arg(&args, "--seed", "0").parse()?;
+    let device = arg(&args, "--device", "cpu");
+    let dev = deepgen::run::device(Some(&device))?;
     let model = ModelConfig::preset(&name, &[1, 28, 28], true)?;
     let adv = AdversarialConfig { d_lr: 2e-4, ..AdversarialConfig::default() };
     let mut train = TrainConfig {
@@ -56,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             deepgen::data::npy::encode_f32(&[data.n, data.dim()], &data.x),
         )?;
     }
-    let m = deepgen::models::Model::new(&cfg.model, seed, &deepgen::models::Device::Cpu)?;
+    let m = deepgen::models::Model::new(&cfg.model, seed, &dev)?;
     let mut t = AdversarialTrainer::new(&m, cfg.train.clone(), seed, Binarize::None)?;
     let mut timer = Timer::new(warmup);
     t.fit(&m, &data, &mut timer)?;
@@ -84,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
     }
     println!(
-        "{{\"impl\": \"deepgen\", \"model\": \"{name}\", \"steps\": {steps}, \"batch\": \
+        "{{\"impl\": \"deepgen\", \"device\": \"{device}\", \"model\": \"{name}\", \"steps\": {steps}, \"batch\": \
         {batch}, \"params\": {}, \"steps_per_s\": {:.3}, {}}}",
         m.params.count(),
         sps,

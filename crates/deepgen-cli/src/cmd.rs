@@ -209,7 +209,8 @@ pub(crate) fn open_run(path: &Path) -> Result<(RunDir, RunConfig, Model)> {
 
 pub fn sample(a: SampleArgs) -> Result<()> {
     let n = positive("-n", a.n)?;
-    let (dir, cfg, model) = open_run(&a.run)?;
+    let dev = run::device(a.device.as_deref())?;
+    let (dir, cfg, model) = run::open_on(&a.run, &dev)?;
     let out = a.out.clone().unwrap_or_else(|| dir.file("samples.png"));
     // For 2-D data the training points, if still readable, are drawn behind the samples.
     let background = if model.config.dim() == 2 {
@@ -284,7 +285,8 @@ fn flag_named(flag: &'static str) -> impl Fn(deepgen::Error) -> anyhow::Error {
 
 pub fn score(a: ScoreArgs) -> Result<()> {
     let batch = positive("--batch-size", a.batch_size)?;
-    let (_dir, mut cfg, mut model) = open_run(&a.run)?;
+    let dev = run::device(a.device.as_deref())?;
+    let (_dir, mut cfg, mut model) = run::open_on(&a.run, &dev)?;
     if let Some(k) = a.iw_samples {
         if k == 0 {
             bail!("--iw-samples must be at least 1");

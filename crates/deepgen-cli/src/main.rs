@@ -199,6 +199,9 @@ pub struct SampleArgs {
     /// samples per caption).
     #[arg(long)]
     pub text: Vec<String>,
+    /// Device for the model: cpu, cuda or cuda:N (a build with the cuda feature) [default: cpu].
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 #[derive(Args)]
@@ -257,6 +260,9 @@ pub struct ScoreArgs {
     /// Seed for static binarization and importance sampling [default: the run's seed].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Device for the model: cpu, cuda or cuda:N (a build with the cuda feature) [default: cpu].
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 #[derive(Args)]

@@ -113,6 +113,22 @@ impl InplaceOp2 for Update {
     }
 }
 
+/// [`Moments`] then [`Update`] as candle ops, for devices without deepgen's CPU kernels (a GPU):
+/// the same formulas, with temporaries.
+fn portable_step(var: &Var, mv: &Var, g: &Tensor, mo: &Moments, up: &Update) -> Result<()> {
+    let g = (g * mo.scale as f64)?;
+    let (m, v) = (mv.as_tensor().get(0)?, mv.as_tensor().get(1)?);
+    let m = ((m * mo.b1 as f64)? + (&g * (1.0 - mo.b1) as f64)?)?;
+    let v = ((v * mo.b2 as f64)? + (g.sqr()? * (1.0 - mo.b2) as f64)?)?;
+    let step =
+        ((&m * (1.0 / up.c1) as f64)? / ((&v * (1.0 / up.c2) as f64)?.sqrt()? + up.eps as f64)?)?;
+    let p = var.as_tensor().flatten_all()?;
+    let p = ((p * (1.0 - up.lr * up.wd) as f64)? - (step * up.lr as f64)?)?;
+    var.set(&p.reshape(var.shape())?)?;
+    mv.set(&Tensor::stack(&[m, v], 0)?)?;
+    Ok(())
+}
+
 /// Adam with its state: one `[2, n]` moment tensor per parameter, and the step count.
 pub struct Adam {
     pub cfg: AdamConfig,
@@ -170,8 +186,12 @@ impl Adam {
         for (_, var, mv) in &self.slots {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
             let g = g.flatten_all()?.contiguous()?;
-            mv.as_tensor().inplace_op2(&g, &moments)?;
-            var.as_tensor().inplace_op2(mv.as_tensor(), &update)?;
+            if crate::nn::cpu_kernels(g.device()) {
+                mv.as_tensor().inplace_op2(&g, &moments)?;
+                var.as_tensor().inplace_op2(mv.as_tensor(), &update)?;
+            } else {
+                portable_step(var, mv, &g, &moments, &update)?;
+            }
         }
         Ok(())
     }

@@ -10,33 +10,11 @@ use deepgen::models::{
     models, Density, DensityModel, Encoder, Labels, Model, ModelConfig, Sampler, Training,
 };
 use deepgen::rng;
-use deepgen::run::{self, Quiet, TrainOptions};
+use deepgen::run::{self, Quiet};
 
-fn options(name: &str, out: &std::path::Path) -> TrainOptions {
-    let mut o = TrainOptions::for_model(name);
-    // The translation models take two domains, or attribute labels.
-    o.run.data = Some(
-        match name {
-            "stargan" => "digits+attributes",
-            "text-matcher" | "text-gan" => "digits+captions",
-            _ => "digits",
-        }
-        .into(),
-    );
-    // The text GAN's encoder is the text matcher's, trained earlier in the walk (the registry
-    // lists it first).
-    if name == "text-gan" {
-        o.model_flags.text_encoder =
-            out.parent().map(|p| p.join("text-matcher").display().to_string());
-    }
-    if name == "cyclegan" {
-        o.run.data_b = Some("digits+invert".into());
-    }
-    o.run.steps = Some(1);
-    o.run.batch_size = Some(16);
-    o.run.out = Some(out.to_path_buf());
-    o
-}
+mod agreement;
+
+use agreement::walk_options as options;
 
 #[test]
 fn every_registry_entry_trains_saves_loads_and_does_what_it_says() {

@@ -493,6 +493,20 @@ impl Model {
         self.params.vars().next().map(|(_, v)| v.device().clone()).unwrap_or(Device::Cpu)
     }
 
+    /// The device the weights live on.
+    pub fn device(&self) -> Device {
+        self.net_device()
+    }
+
+    /// The same model with its weights copied to `dev` (a GPU-trained model's pictures and
+    /// scores after training are computed from a host copy).
+    pub fn to_device(&self, dev: &Device) -> Result<Self> {
+        let fresh = Model::new(&self.config, 0, dev)?;
+        let tensors = self.params.vars().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        fresh.params.load(&tensors, std::path::Path::new("(the trained model)"))?;
+        Ok(fresh)
+    }
+
     pub fn info(&self) -> &'static ModelInfo {
         self.config.info()
     }

@@ -62,6 +62,9 @@ impl Nade {
     /// # Shapes
     /// `x: [B, D]` -> `[B, D]`
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        if !crate::nn::cpu_kernels(x.device()) {
+            return self.logits_portable(x);
+        }
         // [D+1, H]: V with c as the last row.
         let vc = Tensor::cat(&[&self.v, &self.c.unsqueeze(0)?], 0)?;
         let x = x.contiguous()?;
@@ -70,6 +73,27 @@ impl Nade {
             &vc,
             NadeDot { dim: self.dim, hidden: self.hidden },
         )?;
+        Ok(dot.broadcast_add(&self.b)?)
+    }
+
+    /// [`Nade::logits`] as candle ops, for devices without deepgen's CPU kernel (a GPU): all D
+    /// pre-activations at once as one batched product with a strictly triangular mask,
+    /// `a[b, :, i] = c + sum_{j<i} W[:, j] x[b, j]`, in place of the O(H) recurrence. That is
+    /// O(B H D^2) multiply-adds instead of O(B H D) (a GPU does them in a few large products
+    /// instead of D small steps) and `[B, H, D]` values per intermediate.
+    fn logits_portable(&self, x: &Tensor) -> Result<Tensor> {
+        let d = self.dim;
+        // mask[j, i] = 1 where j < i.
+        let mask = Tensor::triu2(d, x.dtype(), x.device())?.sub(&Tensor::eye(
+            d,
+            x.dtype(),
+            x.device(),
+        )?)?;
+        let (b, h) = (x.dim(0)?, self.hidden);
+        let xw = self.w.unsqueeze(0)?.broadcast_mul(&x.unsqueeze(1)?)?.reshape((b * h, d))?;
+        let a = xw.matmul(&mask)?.reshape((b, h, d))?.broadcast_add(&self.c.reshape((1, h, 1))?)?;
+        let s = ops::sigmoid(&a)?;
+        let dot = s.broadcast_mul(&self.v.t()?.unsqueeze(0)?)?.sum(1)?; // [B, D]
         Ok(dot.broadcast_add(&self.b)?)
     }
 

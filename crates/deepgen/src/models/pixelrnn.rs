@@ -264,7 +264,7 @@ impl PixelRnn {
     /// # Shapes
     /// `img: [B, H, W, 1]` -> `[B, H, W, P]`
     pub fn forward_image(&self, img: &Tensor) -> Result<Tensor> {
-        let fused = img.device().is_cpu() && !crate::nn::create_graph();
+        let fused = crate::nn::cpu_kernels(img.device()) && !crate::nn::create_graph();
         self.forward_image_with(img, fused)
     }
 

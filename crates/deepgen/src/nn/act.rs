@@ -31,18 +31,28 @@ impl Act {
             Act::Identity => h.clone(),
             // max(x, 0) is the leaky op with slope 0: one parallel pass each way
             // instead of candle's comparison, cast and product in the backward pass.
-            Act::Relu if h.device().is_cpu() && !super::create_graph() => {
+            Act::Relu if crate::nn::cpu_kernels(h.device()) && !super::create_graph() => {
                 h.contiguous()?.apply_op1(Leaky(0.0))?
             }
-            Act::Relu => h.relu()?,
-            Act::Leaky(s) if h.device().is_cpu() && !super::create_graph() => {
+            Act::Relu => leaky_ops(h, 0.0)?,
+            Act::Leaky(s) if crate::nn::cpu_kernels(h.device()) && !super::create_graph() => {
                 h.contiguous()?.apply_op1(Leaky(s))?
             }
-            Act::Leaky(s) => h.maximum(&(h * s as f64)?)?,
+            Act::Leaky(s) => leaky_ops(h, s as f64)?,
             Act::Tanh => h.tanh()?,
             Act::Sigmoid => super::ops::sigmoid(h)?,
         })
     }
+}
+
+/// max(x, s x) as candle ops, x times a slope that is 1 where x > 0 and s elsewhere (a constant
+/// of the graph): its gradient at x = 0 is s, as the fused kernel's and PyTorch's are. candle's
+/// own `relu` passes the whole gradient at 0 and its `maximum` half to each side, and exact
+/// zeros are common (a channel that instance norm maps to 0, a dead unit's output): the two
+/// paths then trained differently.
+pub(crate) fn leaky_ops(h: &Tensor, s: f64) -> candle_core::Result<Tensor> {
+    let slope = ((h.gt(0f32)?.to_dtype(h.dtype())? * (1.0 - s))? + s)?;
+    h * slope
 }
 
 /// max(x, a x) in one pass; its backward scales the gradient by 1 or a (from the output's sign).

@@ -137,7 +137,7 @@ impl CustomOp1 for Gather {
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let (b, h, w, c) = arg.dims4()?;
-        if super::create_graph() || !arg.device().is_cpu() {
+        if super::create_graph() || !crate::nn::cpu_kernels(arg.device()) {
             return Ok(Some(scatter_composed(&self.taps, grad, (b, h, w, c))?));
         }
         let t = self.taps.len();
@@ -208,7 +208,7 @@ pub fn gather(x: &Tensor, taps: &[Tap]) -> Result<Tensor> {
     if taps.is_empty() {
         return Err(Error::config("a convolution needs at least one tap"));
     }
-    if x.device().is_cpu() && !super::create_graph() {
+    if crate::nn::cpu_kernels(x.device()) && !super::create_graph() {
         Ok(x.contiguous()?.apply_op1(Gather { taps: taps.to_vec() })?)
     } else {
         Ok(gather_composed(taps, x)?)
@@ -244,7 +244,7 @@ impl MaskedConv {
         if !act.fuses_into_gemm() {
             return act.apply(&self.forward(x, Act::Identity)?);
         }
-        if x.device().is_cpu() && !super::create_graph() {
+        if crate::nn::cpu_kernels(x.device()) && !super::create_graph() {
             return Ok(x.contiguous()?.apply_op3(
                 &self.lin.w,
                 &self.lin.b,
@@ -917,7 +917,7 @@ pub(crate) fn conv_down_act(
     b: &Tensor,
     act: Option<f32>,
 ) -> Result<(Tensor, bool)> {
-    if x.device().is_cpu() {
+    if crate::nn::cpu_kernels(x.device()) {
         // Under create_graph the activation stays a separate op: the graph-building backward
         // differentiates the convolution alone.
         let act = if super::create_graph() { None } else { act };
@@ -932,7 +932,7 @@ pub(crate) fn conv_down_act(
 /// # Shapes
 /// `x: [B, H, W, in]` -> `[B, (H-1)s + k - 2p, (W-1)s + k - 2p, out]`
 pub fn conv_up(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() {
+    if crate::nn::cpu_kernels(x.device()) {
         return Ok(x.contiguous()?.apply_op3(w, b, UpOp(g))?);
     }
     Ok(up_composed(g, x, w, b)?)

@@ -100,7 +100,7 @@ impl CustomOp3 for LinearOp {
         y: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        if !super::create_graph() && x.device().is_cpu() {
+        if !super::create_graph() && crate::nn::cpu_kernels(x.device()) {
             return self.bwd_direct(x, w, b, y, grad);
         }
         if self.in_relu {

@@ -1,11 +1,47 @@
 //! The create-graph switch: whether deepgen's fused ops build a
-//! differentiable graph in their backward passes.
+//! differentiable graph in their backward passes; and the portable switch:
+//! whether they run at all.
 
 use std::cell::Cell;
+
+use candle_core::Device;
 
 thread_local! {
     static CREATE_GRAPH: Cell<bool> = const { Cell::new(false) };
     static INPUTS_ONLY: Cell<bool> = const { Cell::new(false) };
+    static PORTABLE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether deepgen's own CPU kernels (the fused custom ops) serve tensors on `dev`: on the CPU,
+/// unless [`with_portable_ops`] is on. Everywhere else (a CUDA device) the same math runs as
+/// candle ops, which every candle backend has. Every custom op is applied behind this test.
+pub fn cpu_kernels(dev: &Device) -> bool {
+    dev.is_cpu() && !portable()
+}
+
+/// Whether [`with_portable_ops`] is on for this thread (the trainers carry it onto their worker
+/// thread).
+pub(crate) fn portable() -> bool {
+    PORTABLE.with(|c| c.get())
+}
+
+/// Runs `f` with [`with_portable_ops`] on when `on`, else as it is.
+pub(crate) fn with_portable_if<T>(on: bool, f: impl FnOnce() -> T) -> T {
+    if on {
+        with_portable_ops(f)
+    } else {
+        f()
+    }
+}
+
+/// Runs `f` on this thread with deepgen's CPU kernels off, as on a GPU: every op takes its
+/// candle-op path. The tests compare the two paths on the CPU (tests/portable.rs), so the math a
+/// CUDA device runs is checked on machines without one.
+pub fn with_portable_ops<T>(f: impl FnOnce() -> T) -> T {
+    let prev = PORTABLE.with(|c| c.replace(true));
+    let out = f();
+    PORTABLE.with(|c| c.set(prev));
+    out
 }
 
 /// Whether deepgen's fused ops build a differentiable graph in their backward

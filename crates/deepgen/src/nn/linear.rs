@@ -41,7 +41,7 @@ impl Linear {
     /// `x: [B, in]` -> `[B, out]`
     pub fn forward_act(&self, x: &Tensor, act: Act) -> Result<Tensor> {
         let fusable = act.fuses_into_gemm();
-        if x.device().is_cpu() && x.rank() == 2 && fusable {
+        if crate::nn::cpu_kernels(x.device()) && x.rank() == 2 && fusable {
             return Ok(x.contiguous()?.apply_op3(
                 &self.w,
                 &self.b,
@@ -51,7 +51,7 @@ impl Linear {
         let y = x.broadcast_matmul(&self.w)?.broadcast_add(&self.b)?;
         Ok(match act {
             Act::Identity => y,
-            Act::Relu => y.relu()?,
+            Act::Relu => super::act::leaky_ops(&y, 0.0)?,
             other => other.apply(&y)?,
         })
     }
@@ -63,13 +63,13 @@ impl Linear {
     /// `x: [B, in]` -> `[B, out]`
     pub fn forward_relu_in(&self, x: &Tensor, act: Act) -> Result<Tensor> {
         let fusable = act.fuses_into_gemm();
-        if x.device().is_cpu() && x.rank() == 2 && !create_graph() && fusable {
+        if crate::nn::cpu_kernels(x.device()) && x.rank() == 2 && !create_graph() && fusable {
             return Ok(x.contiguous()?.apply_op3(
                 &self.w,
                 &self.b,
                 fused::LinearOp { act, in_relu: true },
             )?);
         }
-        self.forward_act(&x.relu()?, act)
+        self.forward_act(&super::act::leaky_ops(x, 0.0)?, act)
     }
 }

@@ -18,7 +18,7 @@ pub mod classes;
 pub mod conv;
 pub mod fused;
 pub(crate) mod gemm;
-mod graph;
+pub(crate) mod graph;
 pub mod linear;
 pub mod lstm;
 pub mod ops;
@@ -32,7 +32,9 @@ pub use act::Act;
 pub use classes::{argmax, one_hot};
 pub(crate) use gemm::{gemm, gemm_at_b};
 pub use gemm::{gemm_flops, matmul_slices, sum_rows};
-pub use graph::{create_graph, inputs_only, with_create_graph, with_input_graph};
+pub use graph::{
+    cpu_kernels, create_graph, inputs_only, with_create_graph, with_input_graph, with_portable_ops,
+};
 pub use linear::Linear;
 pub use params::Params;
 pub(crate) use scratch::with_scratch;

@@ -51,7 +51,7 @@ impl CustomOp1 for Sigmoid {
 
 /// Logistic sigmoid, differentiable (twice).
 pub fn sigmoid(z: &Tensor) -> candle_core::Result<Tensor> {
-    if z.device().is_cpu() {
+    if crate::nn::cpu_kernels(z.device()) {
         z.contiguous()?.apply_op1(Sigmoid)
     } else {
         (z.neg()?.exp()? + 1.0)?.recip()
@@ -97,7 +97,7 @@ impl CustomOp2 for BernoulliLogits {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        if !crate::nn::create_graph() && z.device().is_cpu() && !x.track_op() {
+        if !crate::nn::create_graph() && crate::nn::cpu_kernels(z.device()) && !x.track_op() {
             // One pass, no graph: d/dz = g (x - sigma(z)); the targets are data.
             let (zv, xv) = (z.flatten_all()?.to_vec1::<f32>()?, x.flatten_all()?.to_vec1::<f32>()?);
             let gv = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
@@ -120,7 +120,7 @@ impl CustomOp2 for BernoulliLogits {
 /// # Shapes
 /// `z`, `x`: the same shape -> that shape.
 pub fn bernoulli_log_prob_logits(z: &Tensor, x: &Tensor) -> candle_core::Result<Tensor> {
-    if z.device().is_cpu() {
+    if crate::nn::cpu_kernels(z.device()) {
         z.contiguous()?.apply_op2(&x.contiguous()?, BernoulliLogits)
     } else {
         (x * z)? - softplus(z)?
@@ -249,7 +249,7 @@ fn log_sum_exp(row: &[f32]) -> f32 {
 /// # Shapes
 /// `z: [N, K]`, `x: [N]` -> `[N]`
 pub fn categorical_log_prob_levels(z: &Tensor, x: &Tensor) -> candle_core::Result<Tensor> {
-    if z.device().is_cpu() && !crate::nn::create_graph() {
+    if crate::nn::cpu_kernels(z.device()) && !crate::nn::create_graph() {
         return z.contiguous()?.apply_op2(&x.contiguous()?, CategoricalLevels);
     }
     let k = z.dim(1)?;
@@ -348,7 +348,7 @@ fn tanh_f32(x: f32) -> f32 {
 /// `tanh(x[..., :C]) * sigmoid(x[..., C:])` for a last dimension of 2C.
 /// Fused (first-order) on CPU; candle ops elsewhere and under `with_create_graph`.
 pub fn gated_tanh(x: &Tensor) -> candle_core::Result<Tensor> {
-    if x.device().is_cpu() && !crate::nn::create_graph() {
+    if crate::nn::cpu_kernels(x.device()) && !crate::nn::create_graph() {
         return x.contiguous()?.apply_op1(GatedTanh);
     }
     let last = x.rank() - 1;

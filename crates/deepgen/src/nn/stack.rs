@@ -739,7 +739,8 @@ fn batch_norm(
     let c = *dims.last().unwrap_or(&1);
     let x = h.reshape(((), c))?;
     let n = x.dim(0)?;
-    let fused = x.device().is_cpu() && !super::create_graph() && (train || stats.is_none());
+    let fused =
+        crate::nn::cpu_kernels(x.device()) && !super::create_graph() && (train || stats.is_none());
     if fused {
         // The batch statistics once, for the running averages, the forward and the backward pass.
         let xc = x.contiguous()?;

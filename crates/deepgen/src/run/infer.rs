@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use serde::Serialize;
 
 use super::{open, RunConfig, RunDir};
@@ -320,7 +320,7 @@ pub fn decode(model: &Model, z: &Tensor, class: Option<u32>, rng: &mut Rng) -> R
                 c - 1
             )))
         }
-        (c, Some(k)) => Some(crate::nn::one_hot(&vec![k; n], c, &Device::Cpu)?),
+        (c, Some(k)) => Some(crate::nn::one_hot(&vec![k; n], c, z.device())?),
         _ => Some(g.sample_condition(n, rng)?),
     };
     g.generate(z, cond.as_ref(), false)

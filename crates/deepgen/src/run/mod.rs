@@ -37,7 +37,7 @@ pub use examples::*;
 pub use hooks::*;
 pub use latent::*;
 pub use options::TrainOptions;
-pub use train::{train, train_with, TrainSummary};
+pub use train::{device, train, train_with, TrainSummary};
 pub use transform::*;
 
 use std::path::Path;
@@ -47,9 +47,14 @@ use crate::models::Model;
 
 /// Opens a run directory: its config and its model, checked to agree.
 pub fn open(path: &Path) -> Result<(RunDir, RunConfig, Model)> {
+    open_on(path, &candle_core::Device::Cpu)
+}
+
+/// [`open`] with the model's weights on `dev` (`deepgen sample --device cuda`).
+pub fn open_on(path: &Path, dev: &candle_core::Device) -> Result<(RunDir, RunConfig, Model)> {
     let dir = RunDir::open(path)?;
     let cfg = dir.read_config()?;
-    let (model, _) = dir.load_model(&candle_core::Device::Cpu)?;
+    let (model, _) = dir.load_model(dev)?;
     check_agree(path, &cfg, &model)?;
     Ok((dir, cfg, model))
 }

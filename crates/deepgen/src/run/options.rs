@@ -104,7 +104,8 @@ pub struct RunFlags {
     /// Continue the run in this directory exactly where its last checkpoint stopped.
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// Device: cpu (cuda needs a build with the cuda feature) [default: cpu].
+    /// Device: cpu, cuda or cuda:N (a build with the cuda feature: scripts/build-cuda.sh); may
+    /// change on --resume [default: cpu].
     #[arg(long)]
     pub device: Option<String>,
     /// Data-parallel shards per step: each step's batch is SHARDS x --batch-size examples, the
@@ -157,8 +158,10 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// The flags that may change on `--resume`: the new total.
-const ON_RESUME: &[&str] = &["--steps", "--resume", "--shards"];
+/// The flags that may change on `--resume`: the new total, the shards, and the device (a
+/// checkpoint holds no device: one written on a GPU resumes on the CPU and back; the numbers then
+/// continue to within the two devices' rounding, not bit for bit).
+const ON_RESUME: &[&str] = &["--steps", "--resume", "--shards", "--device"];
 
 impl TrainOptions {
     /// Options for `deepgen train MODEL` with every other choice left to the library.
@@ -168,16 +171,14 @@ impl TrainOptions {
 
     /// Refuses the flags that `--resume` cannot change: the run's config.toml fixes them.
     pub fn check_resume(&self) -> Result<()> {
-        let cpu = self.run.device.as_deref() == Some("cpu");
         let mut all = given(&self.run);
         all.extend(given(&self.model_flags));
         all.extend(given(&self.critic));
-        let fixed =
-            all.iter().find(|f| !(ON_RESUME.contains(&f.as_str()) || cpu && *f == "--device"));
+        let fixed = all.iter().find(|f| !ON_RESUME.contains(&f.as_str()));
         match fixed {
             Some(flag) => Err(Error::config(format!(
                 "{flag} cannot be combined with --resume: the run's config.toml fixes it \
-                 (only --steps and --shards may change)"
+                 (only --steps, --shards and --device may change)"
             ))),
             None => Ok(()),
         }

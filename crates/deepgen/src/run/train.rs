@@ -30,17 +30,65 @@ pub struct TrainSummary {
     pub lines: Vec<String>,
 }
 
-/// The device named by `--device`.
+/// The device named by `--device`: `cpu`, or `cuda` / `cuda:N` (the N-th GPU) in a build with
+/// the `cuda` feature.
 pub fn device(name: Option<&str>) -> Result<Device> {
     match name.unwrap_or("cpu") {
         "cpu" => Ok(Device::Cpu),
-        "cuda" => {
-            Err(Error::config("--device cuda: this build has no CUDA support; use --device cpu"))
-        }
-        other => {
-            Err(Error::config(format!("--device: unknown device `{other}` (expected cpu or cuda)")))
+        "cuda" => cuda_device(0),
+        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => cuda_device(n),
+            _ => Err(Error::config(format!(
+                "--device: unknown device `{other}` (expected cpu, cuda or cuda:N)"
+            ))),
+        },
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(n: usize) -> Result<Device> {
+    // cudarc loads libcuda and the CUDA libraries with dlopen on first use, and panics when one
+    // is missing: that panic is caught here (with the panic hook quiet meanwhile, so that it does
+    // not print an internal error) and said in one line.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let made = std::panic::catch_unwind(|| Device::new_cuda(n));
+    std::panic::set_hook(hook);
+    match made {
+        Ok(Ok(dev)) => Ok(dev),
+        Ok(Err(e)) => Err(Error::config(format!(
+            "--device cuda:{n}: cannot use the GPU: {}",
+            e.to_string().lines().next().unwrap_or("unknown CUDA error")
+        ))),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("the CUDA libraries could not be loaded");
+            // cudarc's message goes on to list every file name it tried.
+            let why = why.split(" - searched").next().unwrap_or(why);
+            Err(Error::config(format!(
+                "--device cuda:{n}: no usable CUDA driver or library on this machine ({why}); \
+                use --device cpu"
+            )))
         }
     }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(_: usize) -> Result<Device> {
+    Err(Error::config(
+        "--device cuda: this build has no CUDA support (build it with scripts/build-cuda.sh); use \
+        --device cpu",
+    ))
+}
+
+/// A host copy of a model trained on another device, for the pictures and scores after training:
+/// they are a few batches, and their code makes its inputs on the CPU. None for a CPU model.
+fn on_host(model: &Model) -> Result<Option<Model>> {
+    let dev = model.device();
+    Ok(if dev.is_cpu() { None } else { Some(model.to_device(&Device::Cpu)?) })
 }
 
 /// A run to train: its directory, config, model and the step it starts at. Nothing on disk has
@@ -372,6 +420,8 @@ fn train_likelihood(
     if !par.is_root() {
         return Ok(vec![]);
     }
+    let host = on_host(model)?;
+    let model = host.as_ref().unwrap_or(model);
 
     // Pictures a newcomer can open.
     let mut lines = vec![];
@@ -456,6 +506,8 @@ fn train_adversarial(
     if !par.is_root() {
         return Ok(vec![]);
     }
+    let host = on_host(model)?;
+    let model = host.as_ref().unwrap_or(model);
 
     let mut lines = vec![];
     let mut r = rng::derived(cfg.seed, "final-samples", 0);

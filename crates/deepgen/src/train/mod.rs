@@ -153,7 +153,9 @@ pub(crate) fn in_pool<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T
         .num_threads(candle_core::utils::get_num_threads())
         .build()
         .map_err(|e| Error::config(format!("cannot start worker threads: {e}")))?;
-    pool.install(f)
+    // The portable switch is per thread: the worker takes the caller's.
+    let portable = crate::nn::graph::portable();
+    pool.install(move || crate::nn::graph::with_portable_if(portable, f))
 }
 
 /// Maximum-likelihood (or ELBO) training of any [`Objective`].

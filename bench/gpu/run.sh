@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Issue 29's GPU check, for a GPU machine with no Rust toolchain and no network: it builds
+# nothing. It runs the binaries scripts/build-cuda.sh put in dist/cuda/ (the `deepgen` CLI,
+# `deepgen-bench`, and the release build of crates/deepgen/tests/gpu.rs), writes everything to
+# $OUT (default gpu-out/), and keeps going when a stage fails, so one run says all it can.
+# Each stage has its own time limit; the whole takes about 6 minutes on an H200.
+#   bench/gpu/run.sh                      # PY=python3 with torch (CUDA); OUT=gpu-out
+# Stages (files in $OUT):
+#   env.txt        GPU, driver, torch, the libraries found
+#   cli.txt        deepgen train/sample/score --device cuda on the embedded digits; a resume on
+#                  the CPU; a bad device index refused in one line
+#   gpu-test.txt   tests/gpu.rs: every model's two steps on cuda against the CPU, resume across
+#                  devices, GPU sampling and scoring
+#   bench.jsonl    steps/s on the GPU, deepgen and PyTorch eager in interleaved pairs
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-$PWD/gpu-out}
+PY=${PY:-python3}
+PAIRS=${PAIRS:-2}
+mkdir -p "$OUT"
+stage() { echo "== $* ($(date +%T))" | tee -a "$OUT/log.txt"; }
+# The binaries come xz-compressed (scripts/build-cuda.sh); Python's lzma unpacks them.
+D=${TMPDIR:-/tmp}/deepgen-cuda
+mkdir -p "$D"
+for f in dist/cuda/*.xz; do
+  b=$D/$(basename "$f" .xz)
+  "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$f" "$b"
+  chmod +x "$b"
+done
+
+# cudarc opens the driver (libcuda, on the system path) and cuBLAS, cuRAND and NVRTC by name at
+# run time: PyTorch's NVIDIA wheels carry the latter.
+libs=$("$PY" - <<'PYEOF' 2>/dev/null
+import glob, os
+try:
+    import nvidia
+    roots = list(nvidia.__path__)
+except ImportError:
+    roots = []
+try:
+    import torch
+    roots.append(os.path.join(os.path.dirname(torch.__file__), "lib"))
+except ImportError:
+    pass
+dirs = set()
+for r in roots:
+    for p in glob.glob(os.path.join(r, "**", "lib*.so*"), recursive=True):
+        dirs.add(os.path.dirname(p))
+print(":".join(sorted(dirs)))
+PYEOF
+)
+export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+stage env
+{
+  nvidia-smi 2>&1 | head -15
+  "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())'
+  ls -la "$D"
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+  for l in libcuda.so.1 libcublas.so libcublasLt.so libcurand.so libnvrtc.so; do
+    printf '%s: ' "$l"; ldconfig -p | grep -m1 "$l" || echo "(not in ldconfig)"
+  done
+  nproc
+} > "$OUT/env.txt" 2>&1
+
+stage cli
+(
+  set -x
+  R=$OUT/runs
+  timeout 120 "$D/deepgen" train nade --steps 200 --device cuda --out "$R/nade"
+  timeout 60 "$D/deepgen" sample "$R/nade" -n 16 --device cuda --out "$OUT/nade-cuda.png"
+  timeout 60 "$D/deepgen" score "$R/nade" --data digits:test --device cuda
+  timeout 60 "$D/deepgen" score "$R/nade" --data digits:test --device cpu
+  timeout 120 "$D/deepgen" train nade --resume "$R/nade" --steps 300 --device cpu
+  timeout 120 "$D/deepgen" train dcgan --steps 200 --device cuda --out "$R/dcgan"
+  timeout 60 "$D/deepgen" sample "$R/dcgan" -n 64 --device cuda --out "$OUT/dcgan-cuda.png"
+  timeout 30 "$D/deepgen" train nade --steps 1 --device cuda:7 --out "$R/bad"; echo "exit $?"
+) > "$OUT/cli.txt" 2>&1
+
+stage gpu-test
+timeout 240 "$D/gpu-test" --test-threads 1 > "$OUT/gpu-test.txt" 2>&1
+echo "exit $?" >> "$OUT/gpu-test.txt"
+
+stage bench
+DATA=$OUT/bench-data
+B=$D/deepgen-bench
+"$B" --model vae --steps 2 --warmup 1 --export "$DATA" > /dev/null 2>> "$OUT/log.txt"
+T="$PY bench/torch_ref.py --data $DATA --device cuda --threads 8"
+run() { timeout 60 "$@" >> "$OUT/bench.jsonl" 2>> "$OUT/bench-err.txt" || echo "{\"failed\": \"$*\"}" >> "$OUT/bench.jsonl"; }
+pair() { # model batch steps warmup [torch-only flags]
+  local m=$1 b=$2 s=$3 w=$4; shift 4
+  for _ in $(seq "$PAIRS"); do
+    run "$B" --model "$m" --batch "$b" --steps "$s" --warmup "$w" --device cuda
+    run $T --model "$m" --batch "$b" --steps "$s" --warmup "$w" "$@"
+  done
+}
+pair vae 128 300 30
+pair nade 128 100 10 --nade-impl cumsum
+pair made 64 300 30
+pair pixelcnn 64 100 10
+pair gated-pixelcnn 64 60 10
+pair row-lstm 64 30 5
+"$D/gan_bench" --steps 2 --warmup 1 --export "$DATA/mnist-grey.npy" > /dev/null 2>&1
+for _ in $(seq "$PAIRS"); do
+  run "$D/gan_bench" --steps 200 --warmup 20 --device cuda
+  run $PY bench/torch_dcgan.py --data "$DATA/mnist-grey.npy" --steps 200 --warmup 20 --device cuda
+done
+
+# The families with no PyTorch reference here: deepgen's own steps/s on the GPU and on this
+# machine's CPU cores, from `deepgen train`'s last line.
+stage families
+fam() { # name device steps [flags]
+  local m=$1 dev=$2 s=$3; shift 3
+  echo "# $m on $dev" >> "$OUT/families.txt"
+  timeout 90 "$D/deepgen" train "$m" --steps "$s" --device "$dev" --out "$OUT/fam/$m-$dev" "$@" \
+    2>&1 | grep -E "^trained|steps/s|error" >> "$OUT/families.txt"
+}
+for m in cyclegan stargan progan puzzle-gan; do
+  data=digits; b=()
+  case $m in
+    cyclegan) b=(--data-b digits+invert) ;;
+    stargan) data=digits+attributes ;;
+  esac
+  for dev in cuda cpu; do fam "$m" "$dev" 40 --data "$data" "${b[@]}"; done
+done
+stage done

@@ -1,0 +1,88 @@
+//! The CUDA backend against the CPU (issue 29). Built only with the `cuda` feature and run on a
+//! machine with a CUDA device (bench/gpu/run.sh runs this binary there; it has no GPU in CI):
+//! - every registered model trains two steps on `cuda` and on the CPU through the `deepgen
+//!   train` workflow, and the two agree: the first step's losses, loss parts and gradient norms
+//!   to 1e-3 relative, the second's losses to 2e-2, parameters to rounding ([`TOL`]);
+//! - a checkpoint written on the GPU resumes on the CPU (and one from the CPU on the GPU), and
+//!   continues as an all-CPU run does;
+//! - a GPU model samples and scores: the scores agree with the CPU's.
+//!
+//! Every model is tried even when one fails, and each failure is reported: a GPU machine's time
+//! is short. Without a CUDA device every test fails, saying so.
+#![cfg(feature = "cuda")]
+
+mod agreement;
+
+use agreement::{assert_agree, each, resume, tolerance, train, Tolerance};
+use candle_core::Device;
+use deepgen::models::models;
+use deepgen::run;
+
+/// The GPU's float sums run in other orders (cuBLAS, candle's reductions) than the CPU's, and its
+/// transcendental functions round differently: ten times the CPU-vs-portable metric tolerance.
+const TOL: Tolerance = Tolerance { metric: 1e-3, later: 2e-2, param_mean: 0.02, param_max: 3.0 };
+
+/// The ill-conditioned translation networks (tests/portable.rs, `TOL_IN`), ten times looser too.
+const TOL_IN: Tolerance = Tolerance { metric: 1e-2, later: 5e-2, param_mean: 0.5, param_max: 3.0 };
+
+fn gpu() -> Device {
+    run::device(Some("cuda")).unwrap_or_else(|e| panic!("this test needs a CUDA device: {e}"))
+}
+
+#[test]
+fn every_model_trains_alike_on_the_gpu_and_the_cpu() {
+    deepgen::enable_second_order();
+    gpu();
+    let tmp = tempfile::tempdir().unwrap();
+    let names: Vec<&str> = models().map(|m| m.name).collect();
+    each(&names, |name| {
+        let cpu = train(name, &tmp.path().join("cpu"), 2, None, false);
+        let cuda = train(name, &tmp.path().join("cuda"), 2, Some("cuda"), false);
+        assert_agree(name, "cpu vs cuda", &cpu, &cuda, tolerance(name, TOL, TOL_IN));
+    });
+}
+
+#[test]
+fn a_checkpoint_resumes_across_devices() {
+    deepgen::enable_second_order();
+    gpu();
+    let tmp = tempfile::tempdir().unwrap();
+    let names = ["nade", "pixelcnn", "vae", "dcgan", "wgan-gp", "cyclegan"];
+    each(&names, |name| {
+        let whole = train(name, &tmp.path().join("whole"), 2, None, false);
+        train(name, &tmp.path().join("g2c"), 1, Some("cuda"), false);
+        let g2c = resume(&tmp.path().join("g2c").join(name), 2, Some("cpu"), false);
+        let tol = tolerance(name, TOL, TOL_IN);
+        assert_agree(name, "cpu, vs cuda then cpu", &whole, &g2c, tol);
+        train(name, &tmp.path().join("c2g"), 1, None, false);
+        let c2g = resume(&tmp.path().join("c2g").join(name), 2, Some("cuda"), false);
+        assert_agree(name, "cpu, vs cpu then cuda", &whole, &c2g, tol);
+    });
+}
+
+#[test]
+fn a_gpu_model_samples_and_scores_as_on_the_cpu() {
+    deepgen::enable_second_order();
+    let dev = gpu();
+    let tmp = tempfile::tempdir().unwrap();
+    let names = ["bernoulli", "nade", "made", "pixelcnn", "gated-pixelcnn", "row-lstm", "vae"];
+    each(&names, |name| {
+        let dir = train(name, tmp.path(), 1, None, false).dir;
+        let (_, cfg, cpu) = run::open(&dir).unwrap();
+        let (_, _, cuda) = run::open_on(&dir, &dev).unwrap();
+        assert!(cuda.device().is_cuda());
+        let (data, log_det) = run::load_transformed("digits:test", &cfg, false).unwrap();
+        let score = |m| {
+            let mut r = deepgen::rng::derived(cfg.seed, "test-nll", 0);
+            run::score(m, &data, log_det, 256, &mut r).unwrap()
+        };
+        let (a, b) = (score(&cpu), score(&cuda));
+        let (x, y) = (a.nats, b.nats);
+        assert!((x - y).abs() <= 1e-3 * (1.0 + x.abs()), "{name}: NLL {x} on cpu, {y} on cuda");
+        let mut r = deepgen::rng::rng(1);
+        let s = deepgen::run::infer::draw(&cuda, 8, None, false, &mut r).unwrap();
+        assert_eq!(s.dims(), [8, cfg.model.dim()]);
+        let v = s.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(v.iter().all(|v| v.is_finite()), "{name}: samples not finite");
+    });
+}
