@@ -3,8 +3,10 @@
 # nothing. It runs the binaries scripts/build-cuda.sh put in dist/cuda/ (the `deepgen` CLI,
 # `deepgen-bench`, and the release build of crates/deepgen/tests/gpu.rs), writes everything to
 # $OUT (default gpu-out/), and keeps going when a stage fails, so one run says all it can.
-# Each stage has its own time limit; the whole takes about 6 minutes on an H200.
+# Each stage has its own time limit; the whole should take about 8 minutes on an H200 (a dry run
+# on 2 CPU cores, DEV=cpu PAIRS=1, takes 6).
 #   bench/gpu/run.sh                      # PY=python3 with torch (CUDA); OUT=gpu-out
+#   DEV=cpu PY=.venv/bin/python THREADS=2 bench/gpu/run.sh   # the dry run on a CPU machine
 # Stages (files in $OUT):
 #   env.txt        GPU, driver, torch, the libraries found
 #   cli.txt        deepgen train/sample/score --device cuda on the embedded digits; a resume on
@@ -17,6 +19,8 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}
 PY=${PY:-python3}
 PAIRS=${PAIRS:-2}
+# DEV=cpu runs every stage on the CPU: a dry run of this script on a machine without a GPU.
+DEV=${DEV:-cuda}
 mkdir -p "$OUT"
 stage() { echo "== $* ($(date +%T))" | tee -a "$OUT/log.txt"; }
 # The binaries come xz-compressed (scripts/build-cuda.sh); Python's lzma unpacks them.
@@ -67,14 +71,14 @@ stage cli
 (
   set -x
   R=$OUT/runs
-  timeout 120 "$D/deepgen" train nade --steps 200 --device cuda --out "$R/nade"
-  timeout 60 "$D/deepgen" sample "$R/nade" -n 16 --device cuda --out "$OUT/nade-cuda.png"
-  timeout 60 "$D/deepgen" score "$R/nade" --data digits:test --device cuda
-  timeout 60 "$D/deepgen" score "$R/nade" --data digits:test --device cpu
+  timeout 120 "$D/deepgen" train nade --steps 200 --device $DEV --out "$R/nade"
+  timeout 60 "$D/deepgen" sample "$R/nade" -n 16 --device $DEV --out "$OUT/nade-cuda.png"
+  timeout 60 "$D/deepgen" score "$R/nade" --data mnist:test --device $DEV
+  timeout 60 "$D/deepgen" score "$R/nade" --data mnist:test --device cpu
   timeout 120 "$D/deepgen" train nade --resume "$R/nade" --steps 300 --device cpu
-  timeout 120 "$D/deepgen" train dcgan --steps 200 --device cuda --out "$R/dcgan"
-  timeout 60 "$D/deepgen" sample "$R/dcgan" -n 64 --device cuda --out "$OUT/dcgan-cuda.png"
-  timeout 30 "$D/deepgen" train nade --steps 1 --device cuda:7 --out "$R/bad"; echo "exit $?"
+  timeout 120 "$D/deepgen" train dcgan --steps 200 --device $DEV --out "$R/dcgan"
+  timeout 60 "$D/deepgen" sample "$R/dcgan" -n 64 --device $DEV --out "$OUT/dcgan-cuda.png"
+  timeout 30 "$D/deepgen" train nade --steps 1 --device $DEV:7 --out "$R/bad"; echo "exit $?"
 ) > "$OUT/cli.txt" 2>&1
 
 stage gpu-test
@@ -85,12 +89,16 @@ stage bench
 DATA=$OUT/bench-data
 B=$D/deepgen-bench
 "$B" --model vae --steps 2 --warmup 1 --export "$DATA" > /dev/null 2>> "$OUT/log.txt"
-T="$PY bench/torch_ref.py --data $DATA --device cuda --threads 8"
-run() { timeout 60 "$@" >> "$OUT/bench.jsonl" 2>> "$OUT/bench-err.txt" || echo "{\"failed\": \"$*\"}" >> "$OUT/bench.jsonl"; }
+T="$PY bench/torch_ref.py --data $DATA --device $DEV --threads ${THREADS:-8}"
+run() { # one timed run: its JSON line, or what failed and how (124: over the time limit)
+  timeout 60 "$@" >> "$OUT/bench.jsonl" 2>> "$OUT/bench-err.txt"
+  local rc=$?
+  [ $rc -eq 0 ] || echo "{\"failed\": \"$*\", \"exit\": $rc}" >> "$OUT/bench.jsonl"
+}
 pair() { # model batch steps warmup [torch-only flags]
   local m=$1 b=$2 s=$3 w=$4; shift 4
   for _ in $(seq "$PAIRS"); do
-    run "$B" --model "$m" --batch "$b" --steps "$s" --warmup "$w" --device cuda
+    run "$B" --model "$m" --batch "$b" --steps "$s" --warmup "$w" --device $DEV
     run $T --model "$m" --batch "$b" --steps "$s" --warmup "$w" "$@"
   done
 }
@@ -102,12 +110,16 @@ pair gated-pixelcnn 64 60 10
 pair row-lstm 64 30 5
 "$D/gan_bench" --steps 2 --warmup 1 --export "$DATA/mnist-grey.npy" > /dev/null 2>&1
 for _ in $(seq "$PAIRS"); do
-  run "$D/gan_bench" --steps 200 --warmup 20 --device cuda
-  run $PY bench/torch_dcgan.py --data "$DATA/mnist-grey.npy" --steps 200 --warmup 20 --device cuda
+  run "$D/gan_bench" --steps 200 --warmup 20 --device $DEV
+  run $PY bench/torch_dcgan.py --data "$DATA/mnist-grey.npy" --steps 200 --warmup 20 --device $DEV --threads ${THREADS:-8}
+done
+for _ in $(seq "$PAIRS"); do
+  run "$D/gan_bench" --model cyclegan --batch 8 --steps 60 --warmup 10 --device $DEV
+  run $PY bench/torch_cyclegan.py --data "$DATA/mnist-grey.npy" --steps 60 --warmup 10 --device $DEV --threads ${THREADS:-8}
 done
 
-# The families with no PyTorch reference here: deepgen's own steps/s on the GPU and on this
-# machine's CPU cores, from `deepgen train`'s last line.
+# The new GAN families, deepgen's own steps/s on the GPU and on this machine's CPU cores, from
+# `deepgen train`'s last line (only CycleGAN has a PyTorch reference here, above).
 stage families
 fam() { # name device steps [flags]
   local m=$1 dev=$2 s=$3; shift 3
@@ -116,11 +128,11 @@ fam() { # name device steps [flags]
     2>&1 | grep -E "^trained|steps/s|error" >> "$OUT/families.txt"
 }
 for m in cyclegan stargan progan puzzle-gan; do
-  data=digits; b=()
+  data=mnist; b=()
   case $m in
-    cyclegan) b=(--data-b digits+invert) ;;
-    stargan) data=digits+attributes ;;
+    cyclegan) b=(--data-b mnist+invert) ;;
+    stargan) data=mnist+attributes ;;
   esac
-  for dev in cuda cpu; do fam "$m" "$dev" 40 --data "$data" "${b[@]}"; done
+  for dev in $(printf '%s\n' "$DEV" cpu | sort -u); do fam "$m" "$dev" 40 --data "$data" "${b[@]}"; done
 done
 stage done

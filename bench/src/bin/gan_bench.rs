@@ -4,8 +4,11 @@
 //! critic update on a real batch and a generated one (z drawn fresh), then
 //! one generator update (z drawn fresh again).
 //!
+//! A two-domain game (`--model cyclegan`) takes its second domain from `--data-b SPEC` (default
+//! `mnist+invert`; the protocol of `bench/torch_cyclegan.py`, batch 8 by `--batch 8`).
+//!
 //! Usage: gan_bench [--model dcgan] [--steps N] [--batch N] [--warmup N] [--seed N] [--samples
-//! FILE.png] [--export FILE.npy] [--device cpu|cuda]
+//! FILE.png] [--export FILE.npy] [--data-b SPEC] [--device cpu|cuda]
 
 use deepgen::data::Binarize;
 use deepgen::models::{ModelConfig, Sampler};
@@ -60,6 +63,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let m = deepgen::models::Model::new(&cfg.model, seed, &dev)?;
     let mut t = AdversarialTrainer::new(&m, cfg.train.clone(), seed, Binarize::None)?;
+    if name == "cyclegan" {
+        let spec = arg(&args, "--data-b", "mnist+invert");
+        t = t.with_domain_b(deepgen::run::load_transformed(&spec, &cfg, true)?.0);
+    }
     let mut timer = Timer::new(warmup);
     t.fit(&m, &data, &mut timer)?;
     let sps = timer.steps_per_s(steps);
@@ -88,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{{\"impl\": \"deepgen\", \"device\": \"{device}\", \"model\": \"{name}\", \"steps\": {steps}, \"batch\": \
         {batch}, \"params\": {}, \"steps_per_s\": {:.3}, {}}}",
-        m.params.count(),
+        m.trained_count(),
         sps,
         last
     );
