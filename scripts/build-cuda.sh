@@ -36,7 +36,7 @@ cargo build --release -p deepgen-cli -p deepgen-bench --features deepgen-cli/cud
 # The GPU agreement test (crates/deepgen/tests/gpu.rs), built in release: its one binary is run
 # on the GPU machine, which has no Rust toolchain.
 test_bin=$(cargo test --release -p deepgen --features cuda --test gpu --no-run \
-  --message-format=json "$@" 2> /dev/null \
+  --message-format=json-render-diagnostics "$@" \
   | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 dist=dist/cuda
 rm -rf "$dist" && mkdir -p "$dist"

@@ -3,8 +3,8 @@
 //! temporaries per parameter per step (measured: 50 ms of a 77 ms VAE step);
 //! here the moments live in one `[2, n]` tensor per parameter and are updated
 //! in place from the gradient (pass 1), then the parameter is updated in place
-//! from the moments (pass 2). CPU kernels now; a CUDA kernel slots into the
-//! same two `InplaceOp2`s.
+//! from the moments (pass 2). CPU kernels, and with the `cuda` feature the same two passes as
+//! CUDA kernels (compiled by NVRTC at first use); on any other device, candle ops.
 
 use std::collections::HashMap;
 
@@ -50,6 +50,16 @@ impl InplaceOp2 for Moments {
     fn name(&self) -> &'static str {
         "deepgen-adam-moments"
     }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        mv: &mut candle_core::CudaStorage,
+        ml: &Layout,
+        g: &candle_core::CudaStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<()> {
+        cuda::launch("deepgen_adam_moments", mv, ml, g, gl, 2, &[self.b1, self.b2, self.scale])
+    }
     fn cpu_fwd(
         &self,
         mv: &mut CpuStorage,
@@ -89,6 +99,17 @@ impl InplaceOp2 for Update {
     fn name(&self) -> &'static str {
         "deepgen-adam-update"
     }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        p: &mut candle_core::CudaStorage,
+        pl: &Layout,
+        mv: &candle_core::CudaStorage,
+        ml: &Layout,
+    ) -> candle_core::Result<()> {
+        let k = [self.lr, 1.0 - self.lr * self.wd, 1.0 / self.c1, 1.0 / self.c2, self.eps];
+        cuda::launch("deepgen_adam_update", p, pl, mv, ml, 1, &k)
+    }
     fn cpu_fwd(
         &self,
         p: &mut CpuStorage,
@@ -109,6 +130,96 @@ impl InplaceOp2 for Update {
                 }
             },
         );
+        Ok(())
+    }
+}
+
+/// Whether the two passes run as deepgen's CUDA kernels ([`cuda`]) for tensors on `dev`.
+fn cuda_kernels(dev: &candle_core::Device) -> bool {
+    cfg!(feature = "cuda") && dev.is_cuda() && !crate::nn::graph::portable()
+}
+
+/// The two passes as CUDA kernels, compiled by NVRTC when first used on a device (candle caches
+/// the module per device): one thread per parameter value, the CPU kernels' formulas. The
+/// compiler may contract a multiply and an add into one FMA, so values can differ from the CPU
+/// kernels' by rounding (tests/gpu.rs holds them to the portable ops on the same GPU).
+#[cfg(feature = "cuda")]
+mod cuda {
+    use std::sync::OnceLock;
+
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+    use candle_core::cuda_backend::cudarc::nvrtc;
+    use candle_core::cuda_backend::WrapErr;
+    use candle_core::{CudaStorage, Layout};
+
+    const SRC: &str = r#"
+extern "C" __global__ void deepgen_adam_moments(float* mv, const float* g, unsigned int n,
+                                                float b1, float b2, float s) {
+    unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        float gi = g[i] * s;
+        mv[i] = b1 * mv[i] + (1.0f - b1) * gi;
+        mv[n + i] = b2 * mv[n + i] + (1.0f - b2) * gi * gi;
+    }
+}
+extern "C" __global__ void deepgen_adam_update(float* p, const float* mv, unsigned int n,
+                                               float lr, float decay, float ic1, float ic2,
+                                               float eps) {
+    unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        p[i] = p[i] * decay - lr * (mv[i] * ic1) / (sqrtf(mv[n + i] * ic2) + eps);
+    }
+}
+"#;
+
+    fn ptx() -> candle_core::Result<&'static str> {
+        static PTX: OnceLock<Result<String, String>> = OnceLock::new();
+        let made = PTX
+            .get_or_init(|| nvrtc::compile_ptx(SRC).map(|p| p.to_src()).map_err(|e| e.to_string()));
+        match made {
+            Ok(p) => Ok(p),
+            Err(e) => candle_core::bail!("Adam's CUDA kernels did not compile (NVRTC): {e}"),
+        }
+    }
+
+    /// Runs `name` on `dst` (`dst_per` x n values, written in place) and `src` ((3 - `dst_per`)
+    /// x n values), with the f32 constants `k` after the length n.
+    pub fn launch(
+        name: &str,
+        dst: &mut CudaStorage,
+        dl: &Layout,
+        src: &CudaStorage,
+        sl: &Layout,
+        dst_per: usize,
+        k: &[f32],
+    ) -> candle_core::Result<()> {
+        let (Some((d0, d1)), Some((s0, s1))) = (dl.contiguous_offsets(), sl.contiguous_offsets())
+        else {
+            candle_core::bail!("{name}: the optimizer's tensors must be contiguous");
+        };
+        // Moments: dst is [2, n] against a gradient of n; update: dst is n against [2, n].
+        let n = if dst_per == 2 { s1 - s0 } else { d1 - d0 };
+        if (d1 - d0) != dst_per * n || (s1 - s0) != (3 - dst_per) * n {
+            candle_core::bail!("{name}: {} and {} values do not fit", d1 - d0, s1 - s0);
+        }
+        let Ok(n32) = u32::try_from(n) else {
+            candle_core::bail!("{name}: {n} values are more than one launch takes");
+        };
+        let dev = dst.device().clone();
+        let func = dev.get_or_load_custom_func(name, "deepgen_adam", ptx()?)?;
+        let src = src.as_cuda_slice::<f32>()?.slice(s0..s1);
+        let mut dst = dst.as_cuda_slice_mut::<f32>()?.slice_mut(d0..d1);
+        let mut b = func.builder();
+        b.arg(&mut dst);
+        b.arg(&src);
+        b.arg(&n32);
+        for v in k {
+            b.arg(v);
+        }
+        // SAFETY: the kernel reads n (or 2n) values of src and writes n (or 2n) of dst, the
+        // sizes checked above; one thread per value, bounds-checked in the kernel.
+        unsafe { b.launch(LaunchConfig::for_num_elems(n32)) }.w()?;
         Ok(())
     }
 }
@@ -186,7 +297,7 @@ impl Adam {
         for (_, var, mv) in &self.slots {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
             let g = g.flatten_all()?.contiguous()?;
-            if crate::nn::cpu_kernels(g.device()) {
+            if crate::nn::cpu_kernels(g.device()) || cuda_kernels(g.device()) {
                 mv.as_tensor().inplace_op2(&g, &moments)?;
                 var.as_tensor().inplace_op2(mv.as_tensor(), &update)?;
             } else {

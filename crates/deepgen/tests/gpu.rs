@@ -5,7 +5,8 @@
 //!   to 1e-3 relative, the second's losses to 2e-2, parameters to rounding ([`TOL`]);
 //! - a checkpoint written on the GPU resumes on the CPU (and one from the CPU on the GPU), and
 //!   continues as an all-CPU run does;
-//! - a GPU model samples and scores: the scores agree with the CPU's.
+//! - a GPU model samples and scores: the scores agree with the CPU's;
+//! - Adam's CUDA kernels agree with its candle-op form on the same GPU, and with the CPU.
 //!
 //! Every model is tried even when one fails, and each failure is reported: a GPU machine's time
 //! is short. Without a CUDA device every test fails, saying so.
@@ -85,4 +86,49 @@ fn a_gpu_model_samples_and_scores_as_on_the_cpu() {
         let v = s.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert!(v.iter().all(|v| v.is_finite()), "{name}: samples not finite");
     });
+}
+
+#[test]
+fn adams_cuda_kernels_agree_with_its_candle_ops_and_the_cpu() {
+    let dev = gpu();
+    // Parameters from one value to more than one launch block's worth.
+    let shapes: [&[usize]; 4] = [&[1], &[7, 3], &[300, 513], &[1 << 17]];
+    let run = |dev: &Device, portable: bool| -> Vec<Vec<f32>> {
+        let mut p = deepgen::nn::Params::new();
+        let mut r = deepgen::rng::rng(5);
+        for (i, s) in shapes.iter().enumerate() {
+            p.add(&format!("w{i}"), deepgen::rng::randn(&mut r, s, dev).unwrap()).unwrap();
+        }
+        let mut adam =
+            deepgen::optim::Adam::new(&p, deepgen::optim::AdamConfig::default()).unwrap();
+        for step in 0..3 {
+            let loss = p
+                .vars()
+                .map(|(_, v)| {
+                    let t = v.as_tensor();
+                    (t.sqr().unwrap() * (step + 1) as f64).unwrap().sum_all().unwrap()
+                })
+                .reduce(|a, b| (a + b).unwrap())
+                .unwrap();
+            let grads = loss.backward().unwrap();
+            if portable {
+                deepgen::nn::with_portable_ops(|| adam.step(&grads, 1e-2, 0.5))
+            } else {
+                adam.step(&grads, 1e-2, 0.5)
+            }
+            .unwrap();
+        }
+        p.vars()
+            .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect()
+    };
+    let kernels = run(&dev, false);
+    let ops = run(&dev, true);
+    let cpu = run(&Device::Cpu, false);
+    for ((k, o), c) in kernels.iter().zip(&ops).zip(&cpu) {
+        for ((k, o), c) in k.iter().zip(o).zip(c) {
+            assert!((k - o).abs() <= 1e-5 * (1.0 + o.abs()), "kernel {k} vs candle ops {o}");
+            assert!((k - c).abs() <= 1e-5 * (1.0 + c.abs()), "kernel {k} vs cpu {c}");
+        }
+    }
 }
