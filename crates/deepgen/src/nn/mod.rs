@@ -19,6 +19,7 @@ pub mod conv;
 pub mod fused;
 pub(crate) mod gemm;
 pub(crate) mod graph;
+pub(crate) mod instance_norm;
 pub mod linear;
 pub mod lstm;
 pub mod ops;

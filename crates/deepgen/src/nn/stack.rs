@@ -527,14 +527,23 @@ pub fn reflect_pad(h: &Tensor, p: usize) -> Result<Tensor> {
 }
 
 /// `[B, ..., C]` with each (example, channel) normalised to mean 0 and variance 1 (biased, as
-/// PyTorch's instance norm) over the middle axes, eps 1e-5.
+/// PyTorch's instance norm) over the middle axes, eps 1e-5: one fused op on the CPU
+/// ([`super::instance_norm`]), candle ops elsewhere and under `create_graph`.
 pub fn instance_norm(h: &Tensor) -> Result<Tensor> {
     let dims = h.dims().to_vec();
     let (b, c) = (dims[0], *dims.last().unwrap_or(&1));
     let x = h.reshape((b, (), c))?;
+    if crate::nn::cpu_kernels(x.device()) && !super::create_graph() {
+        let op = super::instance_norm::InstanceNormOp;
+        return Ok(x.contiguous()?.apply_op1(op)?.reshape(dims)?);
+    }
+    // Shifted by each channel's first value first (exact for values near it, and instance norm
+    // is shift-invariant): an f32 mean of a channel of small spread on a large offset otherwise
+    // loses the digits the normalisation then magnifies.
+    let x = x.broadcast_sub(&x.narrow(1, 0, 1)?.detach())?;
     let xc = x.broadcast_sub(&x.mean_keepdim(1)?)?;
     let var = xc.sqr()?.mean_keepdim(1)?;
-    Ok(xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?.reshape(dims)?)
+    Ok(xc.broadcast_div(&(var + super::instance_norm::EPS)?.sqrt()?)?.reshape(dims)?)
 }
 
 /// Batch norm with batch statistics over the rows of `[N, C]` as one op: y = (x - mean) / sqrt(var
