@@ -251,10 +251,38 @@ impl MaskedConv {
                 ConvOp { gather: Gather { taps: self.taps.clone() }, act },
             )?);
         }
-        let (b, h, w, _) = x.dims4()?;
-        let y = self.lin.forward_act(&gather(x, &self.taps)?, act)?;
-        let out = y.dim(1)?;
-        Ok(y.reshape((b, h, w, out))?)
+        let y = self.dense(x)?.broadcast_add(&self.lin.b)?;
+        Ok(act.apply(&y)?)
+    }
+
+    /// The convolution as one dense candle `conv2d` whose (2p+1) x (2p+1) kernel holds the taps'
+    /// weights and zeros elsewhere (the way PyTorch writes a masked convolution), p the farthest
+    /// tap: on a GPU a few large kernels, where gathering the taps as shifted copies took four
+    /// per tap. The kernel is an `index_select` of the weight rows (and one zero row), so the
+    /// weights' gradient is the taps' part of the dense kernel's.
+    fn dense(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, _, _, c) = x.dims4()?;
+        let out = self.lin.w.dim(1)?;
+        let p = self.taps.iter().map(|t| t.0.unsigned_abs().max(t.1.unsigned_abs())).max();
+        let p = p.unwrap_or(0) as usize;
+        let k = 2 * p + 1;
+        let zero_row = (self.taps.len() * c) as u32;
+        let mut rows = vec![zero_row; k * k * c];
+        for (t, &(dy, dx)) in self.taps.iter().enumerate() {
+            let at = ((dy + p as i32) as usize * k + (dx + p as i32) as usize) * c;
+            for ch in 0..c {
+                rows[at + ch] = (t * c + ch) as u32;
+            }
+        }
+        let dev = x.device();
+        let w = Tensor::cat(&[&self.lin.w, &Tensor::zeros((1, out), self.lin.w.dtype(), dev)?], 0)?;
+        let kern = w
+            .index_select(&Tensor::from_vec(rows, k * k * c, dev)?, 0)?
+            .reshape((k, k, c, out))?
+            .permute((3, 2, 0, 1))?
+            .contiguous()?;
+        let y = x.permute((0, 3, 1, 2))?.contiguous()?.conv2d(&kern, p, 1, 1, 1)?;
+        Ok(y.permute((0, 2, 3, 1))?)
     }
 
     /// How far the kernel reaches: (up, left, right), in pixels.
