@@ -775,7 +775,8 @@ const CRITIC: &str = "\u{0}critic";
 
 /// Logged tensors as (name, value) pairs.
 fn values(parts: &[(&'static str, Tensor)]) -> Result<Vec<(String, f64)>> {
-    parts.iter().map(|(k, v)| Ok((k.to_string(), v.to_scalar::<f32>()? as f64))).collect()
+    let read = super::scalars_of(&parts.iter().map(|(_, v)| v).collect::<Vec<_>>())?;
+    Ok(parts.iter().zip(read).map(|((k, _), v)| (k.to_string(), v)).collect())
 }
 
 /// Removes `name`'s value from `scalars` (NaN when absent).

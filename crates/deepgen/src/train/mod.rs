@@ -140,6 +140,16 @@ impl Batches {
     }
 }
 
+/// The values of scalar tensors, read back in one transfer.
+pub(crate) fn scalars_of(ts: &[&Tensor]) -> Result<Vec<f64>> {
+    if ts.is_empty() {
+        return Ok(vec![]);
+    }
+    let flat: Vec<Tensor> =
+        ts.iter().map(|t| t.flatten_all()).collect::<candle_core::Result<_>>()?;
+    Ok(Tensor::cat(&flat, 0)?.to_vec1::<f32>()?.iter().map(|v| *v as f64).collect())
+}
+
 /// Runs a training loop on a worker of a rayon pool of `get_num_threads()`
 /// threads, the pool the matrix products and element-wise kernels split
 /// their work in: the calling thread is then one of the workers instead of
@@ -238,7 +248,11 @@ impl LikelihoodTrainer {
                 _ => x.clone(),
             };
             let losses = model.loss_labelled(&x, s.labels.as_deref(), &mut r)?;
-            let loss = losses.total.to_scalar::<f32>()? as f64;
+            // The loss and its parts in one read-back (one GPU synchronisation).
+            let mut all = vec![&losses.total];
+            all.extend(losses.parts.iter().map(|(_, v)| v));
+            let read = scalars_of(&all)?;
+            let loss = read[0];
             // Alone, a non-finite loss stops before its backward pass; among ranks, after the
             // all-reduce, where every rank sees it.
             if !loss.is_finite() && total == 1 && par.size() == 1 {
@@ -246,8 +260,8 @@ impl LikelihoodTrainer {
                 return Err(Error::NonFinite { step: step + 1, what, kept: None });
             }
             let mut scalars = vec![(LOSS.to_string(), loss)];
-            for (k, v) in &losses.parts {
-                scalars.push((k.to_string(), v.to_scalar::<f32>()? as f64));
+            for ((k, _), v) in losses.parts.iter().zip(&read[1..]) {
+                scalars.push((k.to_string(), *v));
             }
             sum.add(losses.total.backward()?, scalars)?;
         }
