@@ -252,7 +252,7 @@ impl MaskedConv {
             )?);
         }
         let y = self.dense(x)?.broadcast_add(&self.lin.b)?;
-        Ok(act.apply(&y)?)
+        act.apply(&y)
     }
 
     /// The convolution as one dense candle `conv2d` whose (2p+1) x (2p+1) kernel holds the taps'
