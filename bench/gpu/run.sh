@@ -53,6 +53,10 @@ for r in roots:
 print(":".join(sorted(dirs)))
 PYEOF
 )
+# A system CUDA toolkit, where there is one, as a second place to look.
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -d "$d" ] && libs="${libs:+$libs:}$d"
+done
 export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 stage env
