@@ -47,6 +47,24 @@ pub fn device(name: Option<&str>) -> Result<Device> {
 
 #[cfg(feature = "cuda")]
 fn cuda_device(n: usize) -> Result<Device> {
+    use candle_core::cuda_backend::cudarc::{cublas, curand, driver, nvrtc};
+    // The libraries cudarc opens by name (NVRTC compiles deepgen's own kernels): a missing one
+    // is named here, before anything would panic for it.
+    // SAFETY: each check only tries to dlopen the library's usual file names.
+    let found = unsafe {
+        [
+            ("the CUDA driver (libcuda)", driver::sys::is_culib_present()),
+            ("cuBLAS (libcublas)", cublas::sys::is_culib_present()),
+            ("cuRAND (libcurand)", curand::sys::is_culib_present()),
+            ("NVRTC (libnvrtc)", nvrtc::sys::is_culib_present()),
+        ]
+    };
+    if let Some((what, _)) = found.iter().find(|(_, ok)| !ok) {
+        return Err(Error::config(format!(
+            "--device cuda:{n}: {what} is not on this machine's library path (LD_LIBRARY_PATH); \
+            use --device cpu"
+        )));
+    }
     // cudarc loads libcuda and the CUDA libraries with dlopen on first use, and panics when one
     // is missing: that panic is caught here (with the panic hook quiet meanwhile, so that it does
     // not print an internal error) and said in one line.
