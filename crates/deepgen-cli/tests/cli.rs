@@ -232,6 +232,16 @@ fn bad_inputs_fail_cleanly() {
         "--latent does not apply to the nade model (it applies to: vae, gan",
     );
     fails(d, &["train", "nade", "--device", "tpu"], "unknown device");
+    fails(d, &["train", "nade", "--device", "cuda:one"], "unknown device `cuda:one`");
+    fails(d, &["sample", "f", "--device", "tpu"], "unknown device");
+    fails(d, &["score", "f", "--data", "digits:test", "--device", "gpu"], "unknown device");
+    if !cfg!(feature = "cuda") {
+        fails(d, &["train", "nade", "--device", "cuda"], "this build has no CUDA support");
+    }
+    // The device is no part of a run: a resume may name one, and sample and score take one.
+    ok(d, &["train", "--resume", "f", "--steps", "3", "--device", "cpu"]);
+    ok(d, &["sample", "f", "-n", "4", "--device", "cpu", "--out", "f/four.png"]);
+    ok(d, &["score", "f", "--data", "digits:test", "--device", "cpu"]);
     fails(d, &["train", "--frobnicate"], "unexpected argument '--frobnicate'");
     fails(d, &["sample"], "required arguments were not provided");
     // Resume of a directory with no checkpoint, or none at all.
