@@ -22,7 +22,12 @@ fn run() {
     let n: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5);
     let image =
         ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"].contains(&name.as_str());
-    let cfg = ModelConfig::preset(&name, if image { &[1, 28, 28] } else { &[784] }, true).unwrap();
+    let shape: &[usize] = if image { &[1, 28, 28] } else { &[784] };
+    // The model name comes from the command line: an unknown one is a message, not a panic.
+    let cfg = ModelConfig::preset(&name, shape, true).unwrap_or_else(|e| {
+        eprintln!("step_profile: {e}");
+        std::process::exit(2)
+    });
     let m = Model::new(&cfg, 0, &Device::Cpu).unwrap();
     let mut opt = Adam::new(&m.params, AdamConfig::default()).unwrap();
     let mut r = deepgen::rng::rng(0);

@@ -12,6 +12,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::fused::read;
 use super::slices::f32s;
 
 pub(crate) const EPS: f64 = 1e-5;
@@ -71,34 +72,38 @@ impl CustomOp1 for InstanceNormOp {
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let (b, sp, c) = arg.dims3()?;
-        let x = arg.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let y = res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let g = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let per = (sp * c).max(1);
-        let mut dx = vec![0f32; b * sp * c];
-        dx.par_chunks_mut(per)
-            .zip(x.par_chunks(per))
-            .zip(y.par_chunks(per).zip(g.par_chunks(per)))
-            .for_each(|((dx, x), (y, g))| {
-                let (_, inv) = stats(x, c);
-                let (mut mg, mut mgy) = (vec![0f64; c], vec![0f64; c]);
-                for (yr, gr) in y.chunks_exact(c).zip(g.chunks_exact(c)) {
-                    for (((a, b), &yv), &gv) in mg.iter_mut().zip(mgy.iter_mut()).zip(yr).zip(gr) {
-                        *a += gv as f64;
-                        *b += (gv * yv) as f64;
-                    }
-                }
-                let n = sp.max(1) as f64;
-                let mg: Vec<f32> = mg.iter().map(|v| (v / n) as f32).collect();
-                let mgy: Vec<f32> = mgy.iter().map(|v| (v / n) as f32).collect();
-                for ((dr, yr), gr) in
-                    dx.chunks_exact_mut(c).zip(y.chunks_exact(c)).zip(g.chunks_exact(c))
-                {
-                    for (k, d) in dr.iter_mut().enumerate() {
-                        *d = (inv[k] * (gr[k] - mg[k] - yr[k] * mgy[k]) as f64) as f32;
-                    }
-                }
-            });
+        // The input, output and gradient read in place where they are contiguous CPU tensors.
+        let dx = read(arg, |x| read(res, |y| read(grad, |g| backward(x, y, g, sp, c, per))))???;
         Ok(Some(Tensor::from_vec(dx, (b, sp, c), arg.device())?))
     }
+}
+
+/// dx for every example: `x`, `y`, `g` and the result are `[B, S, C]`, `per` = S C.
+fn backward(x: &[f32], y: &[f32], g: &[f32], sp: usize, c: usize, per: usize) -> Vec<f32> {
+    let mut dx = vec![0f32; x.len()];
+    dx.par_chunks_mut(per)
+        .zip(x.par_chunks(per))
+        .zip(y.par_chunks(per).zip(g.par_chunks(per)))
+        .for_each(|((dx, x), (y, g))| {
+            let (_, inv) = stats(x, c);
+            let (mut mg, mut mgy) = (vec![0f64; c], vec![0f64; c]);
+            for (yr, gr) in y.chunks_exact(c).zip(g.chunks_exact(c)) {
+                for (((a, b), &yv), &gv) in mg.iter_mut().zip(mgy.iter_mut()).zip(yr).zip(gr) {
+                    *a += gv as f64;
+                    *b += (gv * yv) as f64;
+                }
+            }
+            let n = sp.max(1) as f64;
+            let mg: Vec<f32> = mg.iter().map(|v| (v / n) as f32).collect();
+            let mgy: Vec<f32> = mgy.iter().map(|v| (v / n) as f32).collect();
+            for ((dr, yr), gr) in
+                dx.chunks_exact_mut(c).zip(y.chunks_exact(c)).zip(g.chunks_exact(c))
+            {
+                for (k, d) in dr.iter_mut().enumerate() {
+                    *d = (inv[k] * (gr[k] - mg[k] - yr[k] * mgy[k]) as f64) as f32;
+                }
+            }
+        });
+    dx
 }
