@@ -121,9 +121,14 @@ for _ in $(seq "$PAIRS"); do
   run "$D/gan_bench" --model cyclegan --batch 8 --steps 60 --warmup 10 --device $DEV
   run $PY bench/torch_cyclegan.py --data "$DATA/mnist-grey.npy" --steps 60 --warmup 10 --device $DEV --threads ${THREADS:-8}
 done
+"$D/gan_bench" --model stargan --steps 2 --warmup 1 --export "$DATA/stargan.npy" > /dev/null 2>&1
+for _ in $(seq "$PAIRS"); do
+  run "$D/gan_bench" --model stargan --steps 30 --warmup 5 --device $DEV
+  run $PY bench/torch_stargan.py --data "$DATA/stargan.npy" --steps 30 --warmup 5 --device $DEV --threads ${THREADS:-8}
+done
 
 # The new GAN families, deepgen's own steps/s on the GPU and on this machine's CPU cores, from
-# `deepgen train`'s last line (only CycleGAN has a PyTorch reference here, above).
+# `deepgen train`'s last line (CycleGAN and StarGAN have PyTorch references, above).
 stage families
 fam() { # name device steps [flags]
   local m=$1 dev=$2 s=$3; shift 3

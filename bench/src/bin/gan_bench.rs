@@ -1,19 +1,25 @@
-//! Times the adversarial trainer on MNIST (grey levels in [0, 1], the
-//! embedded 8,000 training digits), the protocol of `bench/torch_dcgan.py`:
-//! `--warmup` untimed iterations, then the rest timed. One iteration = one
-//! critic update on a real batch and a generated one (z drawn fresh), then
-//! one generator update (z drawn fresh again).
+//! Times the adversarial trainer on the embedded digits with a family's own recipe (its
+//! optimiser, n_critic, gradient penalty), the protocol of the `bench/torch_*.py` scripts:
+//! `--warmup` untimed iterations, then the rest timed. One iteration = the recipe's critic
+//! updates (each on its own batch), then one generator update.
 //!
-//! A two-domain game (`--model cyclegan`) takes its second domain from `--data-b SPEC` (default
-//! `mnist+invert`; the protocol of `bench/torch_cyclegan.py`, batch 8 by `--batch 8`).
+//! - `dcgan` (default): MNIST grey levels in [0, 1], `bench/torch_dcgan.py`.
+//! - `cyclegan`: the second domain from `--data-b SPEC` (default `mnist+invert`),
+//!   `bench/torch_cyclegan.py` (batch 8 by `--batch 8`).
+//! - `stargan`: `--data` defaults to `mnist+attributes` (tinted, thickened, inverted digits and
+//!   their attribute vectors), `bench/torch_stargan.py` (batch 16, 5 critic steps with a
+//!   gradient penalty per generator step).
 //!
-//! Usage: gan_bench [--model dcgan] [--steps N] [--batch N] [--warmup N] [--seed N] [--samples
-//! FILE.png] [--export FILE.npy] [--data-b SPEC] [--device cpu|cuda]
+//! `--export FILE.npy` writes the training images as rows (and, for a set with attributes,
+//! their encoded attribute vectors to `FILE-attributes.npy`) for the PyTorch scripts.
+//!
+//! Usage: gan_bench [--model dcgan] [--data SPEC] [--steps N] [--batch N] [--warmup N] [--seed N]
+//! [--samples FILE.png] [--export FILE.npy] [--data-b SPEC] [--device cpu|cuda]
 
-use deepgen::data::Binarize;
-use deepgen::models::{ModelConfig, Sampler};
+use deepgen::data::{attributes, Binarize};
+use deepgen::models::{ModelConfig, ModelFlags, Sampler};
 use deepgen::run::{DataConfig, RunConfig};
-use deepgen::train::{AdversarialConfig, AdversarialTrainer, TrainConfig};
+use deepgen::train::AdversarialTrainer;
 use deepgen_bench::{arg, Timer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,50 +28,62 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     deepgen::tune_thread_pools();
     let args: Vec<String> = std::env::args().collect();
     let name = arg(&args, "--model", "dcgan");
+    let spec = arg(&args, "--data", if name == "stargan" { "mnist+attributes" } else { "mnist" });
     let steps: usize = arg(&args, "--steps", "120").parse()?;
-    let batch: usize = arg(&args, "--batch", "64").parse()?;
     let warmup: usize = arg(&args, "--warmup", "20").parse()?;
     let seed: u64 = arg(&args, "--seed", "0").parse()?;
     let device = arg(&args, "--device", "cpu");
     let dev = deepgen::run::device(Some(&device))?;
-    let model = ModelConfig::preset(&name, &[1, 28, 28], true)?;
-    let adv = AdversarialConfig { d_lr: 2e-4, ..AdversarialConfig::default() };
-    let mut train = TrainConfig {
-        steps,
-        batch_size: batch,
-        lr: 2e-4,
-        eval_every: steps,
-        adversarial: Some(adv),
-        ..TrainConfig::default()
+    let data_cfg = |shape: Vec<usize>| DataConfig {
+        train: spec.clone(),
+        train_b: None,
+        val_b: None,
+        val: None,
+        binarize: Binarize::None,
+        shape,
+        mean: vec![],
+        std: vec![],
     };
-    train.optimizer.beta1 = 0.5;
-    let cfg = RunConfig {
+    // The data first: its shape and attributes configure the model, as `deepgen train` does.
+    let mut cfg = RunConfig {
         seed,
-        data: DataConfig {
-            train: "mnist".into(),
-            train_b: None,
-            val_b: None,
-            val: None,
-            binarize: Binarize::None,
-            shape: vec![1, 28, 28],
-            mean: vec![],
-            std: vec![],
-        },
-        train,
-        model,
+        data: data_cfg(vec![1, 28, 28]),
+        train: ModelConfig::recipe(&name, &[1, 28, 28])?,
+        model: ModelConfig::preset(&name, &[1, 28, 28], true)?,
     };
-    let (data, _) = deepgen::run::load_transformed("mnist", &cfg, true)?;
+    let (data, _) = deepgen::run::load_transformed(&spec, &cfg, true)?;
+    cfg.data = data_cfg(data.shape.clone());
+    cfg.model = ModelConfig::preset(&name, &data.shape, true)?;
+    cfg.model.configure(&ModelFlags::default(), &data, seed)?;
+    let mut train = ModelConfig::recipe(&name, &data.shape)?;
+    train.steps = steps;
+    train.eval_every = steps;
+    train.batch_size = arg(&args, "--batch", &train.batch_size.to_string()).parse()?;
+    cfg.train = train;
+    if cfg.train.adversarial.is_none() {
+        return Err(format!("gan_bench: {name} is not an adversarial model").into());
+    }
     if args.iter().any(|a| a == "--export") {
-        std::fs::write(
-            arg(&args, "--export", "mnist-grey.npy"),
-            deepgen::data::npy::encode_f32(&[data.n, data.dim()], &data.x),
-        )?;
+        let path = arg(&args, "--export", "mnist-grey.npy");
+        std::fs::write(&path, deepgen::data::npy::encode_f32(&[data.n, data.dim()], &data.x))?;
+        if let Some(a) = &data.attributes {
+            let k = attributes::width(&a.columns);
+            let mut enc = Vec::with_capacity(data.n * k);
+            for row in a.values.chunks(a.columns.len()) {
+                attributes::encode(&a.columns, row, &mut enc);
+            }
+            let stem = path.strip_suffix(".npy").unwrap_or(&path);
+            std::fs::write(
+                format!("{stem}-attributes.npy"),
+                deepgen::data::npy::encode_f32(&[data.n, k], &enc),
+            )?;
+        }
     }
     let m = deepgen::models::Model::new(&cfg.model, seed, &dev)?;
     let mut t = AdversarialTrainer::new(&m, cfg.train.clone(), seed, Binarize::None)?;
     if name == "cyclegan" {
-        let spec = arg(&args, "--data-b", "mnist+invert");
-        t = t.with_domain_b(deepgen::run::load_transformed(&spec, &cfg, true)?.0);
+        let spec_b = arg(&args, "--data-b", "mnist+invert");
+        t = t.with_domain_b(deepgen::run::load_transformed(&spec_b, &cfg, true)?.0);
     }
     let mut timer = Timer::new(warmup);
     t.fit(&m, &data, &mut timer)?;
@@ -86,7 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         deepgen::viz::image_grid(
             &x.flatten_all()?.to_vec1::<f32>()?,
             64,
-            &[1, 28, 28],
+            &data.shape,
             8,
             2,
             std::path::Path::new(&arg(&args, "--samples", "samples.png")),
@@ -94,7 +112,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "{{\"impl\": \"deepgen\", \"device\": \"{device}\", \"model\": \"{name}\", \"steps\": {steps}, \"batch\": \
-        {batch}, \"params\": {}, \"steps_per_s\": {:.3}, {}}}",
+        {}, \"params\": {}, \"steps_per_s\": {:.3}, {}}}",
+        cfg.train.batch_size,
         m.trained_count(),
         sps,
         last

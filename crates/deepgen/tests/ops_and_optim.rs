@@ -305,3 +305,53 @@ fn instance_norm_matches_the_definition_in_f64() {
         }
     }
 }
+
+/// The fused affine instance norm (StarGAN's) against its candle-op form, instance norm then a
+/// broadcast scale and shift, forward and every gradient; and its weight gradients against the
+/// hand formulas dgamma = sum g xhat, dbeta = sum g over examples and positions.
+#[test]
+fn affine_instance_norm_agrees_with_its_candle_ops_and_the_weight_gradients_by_hand() {
+    use deepgen::nn::stack::{instance_norm, instance_norm_affine};
+    let mut r = rng::rng(12);
+    let (b, s, c) = (3, 20, 5);
+    let x = rng::randn(&mut r, &[b, 4, 5, c], &Device::Cpu).unwrap().affine(3.0, -2.0).unwrap();
+    let x = Var::from_tensor(&x).unwrap();
+    let gamma = Var::from_tensor(&rng::randn(&mut r, &[c], &Device::Cpu).unwrap()).unwrap();
+    let beta = Var::from_tensor(&rng::randn(&mut r, &[c], &Device::Cpu).unwrap()).unwrap();
+    let g = rng::randn(&mut r, &[b, 4, 5, c], &Device::Cpu).unwrap();
+    let run = |portable: bool| {
+        let go = || {
+            let y = instance_norm_affine(x.as_tensor(), gamma.as_tensor(), beta.as_tensor());
+            let y = y.unwrap();
+            let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let of = |v: &Var| vec1(grads.get(v.as_tensor()).unwrap());
+            (vec1(&y), of(&x), of(&gamma), of(&beta))
+        };
+        if portable {
+            deepgen::nn::with_portable_ops(go)
+        } else {
+            go()
+        }
+    };
+    let (fused, portable) = (run(false), run(true));
+    let close = |a: &[f32], e: &[f32], tol: f32, what: &str| {
+        assert_eq!(a.len(), e.len(), "{what}");
+        for (k, (u, v)) in a.iter().zip(e).enumerate() {
+            assert!((u - v).abs() < tol * (1.0 + v.abs()), "{what}[{k}]: {u} vs {v}");
+        }
+    };
+    close(&fused.0, &portable.0, 1e-5, "y");
+    close(&fused.1, &portable.1, 1e-4, "dx");
+    close(&fused.2, &portable.2, 1e-4, "dgamma");
+    close(&fused.3, &portable.3, 1e-4, "dbeta");
+    // By hand from the plain instance norm's output.
+    let xhat = vec1(&instance_norm(x.as_tensor()).unwrap());
+    let gv = vec1(&g);
+    let (mut dgamma, mut dbeta) = (vec![0f32; c], vec![0f32; c]);
+    for k in 0..b * s * c {
+        dgamma[k % c] += gv[k] * xhat[k];
+        dbeta[k % c] += gv[k];
+    }
+    close(&fused.2, &dgamma, 1e-4, "dgamma by hand");
+    close(&fused.3, &dbeta, 1e-4, "dbeta by hand");
+}
