@@ -176,36 +176,44 @@ pub(crate) fn gemm_row_blocks(
 
 #[cfg(test)]
 mod tests {
-    /// The row-block GEMM equals a plain triple loop for every transposition and with accumulation.
+    /// The row-block GEMM and the plain one equal a triple loop for every transposition and with
+    /// accumulation, for a wide product and narrow ones (n = 3, an RGB output layer; n = 1, a
+    /// critic's score).
     #[test]
-    fn row_block_gemm_matches_a_triple_loop() {
-        let (m, n, k) = (301, 37, 53);
-        let val = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) / 250.0;
-        let a: Vec<f32> = (0..m * k).map(val).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| val(i + 17)).collect();
-        for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
-            for accumulate in [false, true] {
-                let start: Vec<f32> = (0..m * n).map(|i| val(i + 3)).collect();
-                let mut want = start.clone();
-                for i in 0..m {
-                    for j in 0..n {
-                        let mut acc = 0f64;
-                        for p in 0..k {
-                            let x = if a_t { a[p * m + i] } else { a[i * k + p] };
-                            let y = if b_t { b[j * k + p] } else { b[p * n + j] };
-                            acc += x as f64 * y as f64;
+    fn gemm_matches_a_triple_loop() {
+        for (m, n, k) in [(301, 37, 53), (301, 3, 53), (200, 1, 9)] {
+            let val = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) / 250.0;
+            let a: Vec<f32> = (0..m * k).map(val).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| val(i + 17)).collect();
+            for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+                for accumulate in [false, true] {
+                    let start: Vec<f32> = (0..m * n).map(|i| val(i + 3)).collect();
+                    let mut want = start.clone();
+                    for i in 0..m {
+                        for j in 0..n {
+                            let mut acc = 0f64;
+                            for p in 0..k {
+                                let x = if a_t { a[p * m + i] } else { a[i * k + p] };
+                                let y = if b_t { b[j * k + p] } else { b[p * n + j] };
+                                acc += x as f64 * y as f64;
+                            }
+                            want[i * n + j] =
+                                acc as f32 + if accumulate { start[i * n + j] } else { 0.0 };
                         }
-                        want[i * n + j] =
-                            acc as f32 + if accumulate { start[i * n + j] } else { 0.0 };
                     }
-                }
-                let mut got = start.clone();
-                super::gemm_row_blocks(m, n, k, &mut got, &a, a_t, &b, b_t, accumulate, 3);
-                for (g, w) in got.iter().zip(&want) {
-                    assert!(
-                        (g - w).abs() < 1e-3 * (1.0 + w.abs()),
-                        "a_t {a_t} b_t {b_t} accumulate {accumulate}: {g} vs {w}"
-                    );
+                    let mut blocks = start.clone();
+                    super::gemm_row_blocks(m, n, k, &mut blocks, &a, a_t, &b, b_t, accumulate, 3);
+                    let mut plain = start.clone();
+                    super::gemm(m, n, k, &mut plain, &a, a_t, &b, b_t, accumulate, false);
+                    for got in [&blocks, &plain] {
+                        for (g, w) in got.iter().zip(&want) {
+                            assert!(
+                                (g - w).abs() < 1e-3 * (1.0 + w.abs()),
+                                "{m}x{n}x{k} a_t {a_t} b_t {b_t} accumulate {accumulate}: \
+                                 {g} vs {w}"
+                            );
+                        }
+                    }
                 }
             }
         }
