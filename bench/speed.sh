@@ -46,6 +46,10 @@ for i in $(seq "$PAIRS"); do
   target/release/gan_bench --model stargan --steps 16 --warmup 3
   $PY bench/torch_stargan.py --data "$DATA/stargan.npy" --steps 16 --warmup 3 --threads 2
 done
+for i in $(seq "$PAIRS"); do
+  target/release/gan_bench --model progan --start-res 32 --steps 20 --warmup 4
+  $PY bench/torch_progan.py --data "$DATA/mnist-grey.npy" --steps 20 --warmup 4 --threads 2
+done
 echo "# sampling: N samples at once (2 training steps first, only to have a model); PyTorch's"
 echo "# naive samplers are timed on their first 56 pixels and scaled to 784 (torch_models.PIXELS)"
 for spec in "nade 64" "made 64" "pixelcnn 16" "gated-pixelcnn 16" "row-lstm 16" "diagonal-bilstm 16"; do

@@ -13,7 +13,8 @@
 #                  the CPU; a bad device index refused in one line
 #   gpu-test.txt   tests/gpu.rs: every model's two steps on cuda against the CPU, resume across
 #                  devices, GPU sampling and scoring
-#   bench.jsonl    steps/s on the GPU, deepgen and PyTorch eager in interleaved pairs
+#   bench.jsonl    steps/s on the GPU, deepgen and PyTorch eager in interleaved pairs (VAE, NADE,
+#                  MADE, PixelCNNs, Row LSTM, DCGAN, CycleGAN, StarGAN, ProGAN at 32x32)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}
@@ -126,9 +127,14 @@ for _ in $(seq "$PAIRS"); do
   run "$D/gan_bench" --model stargan --steps 30 --warmup 5 --device $DEV
   run $PY bench/torch_stargan.py --data "$DATA/stargan.npy" --steps 30 --warmup 5 --device $DEV --threads ${THREADS:-8}
 done
+for _ in $(seq "$PAIRS"); do
+  run "$D/gan_bench" --model progan --start-res 32 --steps 40 --warmup 8 --device $DEV
+  run $PY bench/torch_progan.py --data "$DATA/mnist-grey.npy" --steps 40 --warmup 8 --device $DEV --threads ${THREADS:-8}
+done
 
 # The new GAN families, deepgen's own steps/s on the GPU and on this machine's CPU cores, from
-# `deepgen train`'s last line (CycleGAN and StarGAN have PyTorch references, above).
+# `deepgen train`'s last line, growing (CycleGAN, StarGAN and fixed-size ProGAN have PyTorch
+# references, above).
 stage families
 fam() { # name device steps [flags]
   local m=$1 dev=$2 s=$3; shift 3

@@ -9,12 +9,14 @@
 //! - `stargan`: `--data` defaults to `mnist+attributes` (tinted, thickened, inverted digits and
 //!   their attribute vectors), `bench/torch_stargan.py` (batch 16, 5 critic steps with a
 //!   gradient penalty per generator step).
+//! - `progan --start-res 32`: the full-size networks at 32x32 (the data padded), no growing,
+//!   `bench/torch_progan.py`.
 //!
 //! `--export FILE.npy` writes the training images as rows (and, for a set with attributes,
 //! their encoded attribute vectors to `FILE-attributes.npy`) for the PyTorch scripts.
 //!
 //! Usage: gan_bench [--model dcgan] [--data SPEC] [--steps N] [--batch N] [--warmup N] [--seed N]
-//! [--samples FILE.png] [--export FILE.npy] [--data-b SPEC] [--device cpu|cuda]
+//! [--samples FILE.png] [--export FILE.npy] [--data-b SPEC] [--start-res N] [--device cpu|cuda]
 
 use deepgen::data::{attributes, Binarize};
 use deepgen::models::{ModelConfig, ModelFlags, Sampler};
@@ -54,7 +56,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (data, _) = deepgen::run::load_transformed(&spec, &cfg, true)?;
     cfg.data = data_cfg(data.shape.clone());
     cfg.model = ModelConfig::preset(&name, &data.shape, true)?;
-    cfg.model.configure(&ModelFlags::default(), &data, seed)?;
+    // `--start-res N` (ProGAN): start growing at N; N = the padded side trains at one
+    // resolution, the protocol of `bench/torch_progan.py`.
+    let start_res = args.iter().any(|a| a == "--start-res");
+    let flags = ModelFlags {
+        start_res: start_res.then(|| arg(&args, "--start-res", "4").parse()).transpose()?,
+        ..ModelFlags::default()
+    };
+    cfg.model.configure(&flags, &data, seed)?;
     let mut train = ModelConfig::recipe(&name, &data.shape)?;
     train.steps = steps;
     train.eval_every = steps;
