@@ -355,3 +355,61 @@ fn affine_instance_norm_agrees_with_its_candle_ops_and_the_weight_gradients_by_h
     close(&fused.2, &dgamma, 1e-4, "dgamma by hand");
     close(&fused.3, &dbeta, 1e-4, "dbeta by hand");
 }
+
+/// Progressive GAN's pixel norm: the fused CPU op and its candle-op form agree on the output and
+/// on dx, and dx matches central differences of an f64 evaluation of sum(g * y).
+#[test]
+fn pixel_norm_agrees_with_its_candle_ops_and_finite_differences() {
+    use deepgen::nn::stack::pixel_norm;
+    let mut r = rng::rng(21);
+    let (b, h, w, c) = (2, 3, 4, 6);
+    let x = rng::randn(&mut r, &[b, h, w, c], &Device::Cpu).unwrap().affine(2.0, 0.5).unwrap();
+    let x = Var::from_tensor(&x).unwrap();
+    let g = rng::randn(&mut r, &[b, h, w, c], &Device::Cpu).unwrap();
+    let run = |portable: bool| {
+        let go = || {
+            let y = pixel_norm(x.as_tensor()).unwrap();
+            assert_eq!(y.dims(), x.as_tensor().dims());
+            let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            (vec1(&y), vec1(grads.get(x.as_tensor()).unwrap()))
+        };
+        if portable {
+            deepgen::nn::with_portable_ops(go)
+        } else {
+            go()
+        }
+    };
+    let (fused, portable) = (run(false), run(true));
+    let close = |a: &[f32], e: &[f32], tol: f32, what: &str| {
+        assert_eq!(a.len(), e.len(), "{what}");
+        for (k, (u, v)) in a.iter().zip(e).enumerate() {
+            assert!((u - v).abs() < tol * (1.0 + v.abs()), "{what}[{k}]: {u} vs {v}");
+        }
+    };
+    close(&fused.0, &portable.0, 1e-5, "y");
+    close(&fused.1, &portable.1, 1e-4, "dx");
+    // sum(g * y) in f64 for one vector, and its central differences in each coordinate.
+    let (xv, gv) = (vec1(x.as_tensor()), vec1(&g));
+    let loss = |v: &[f64], gr: &[f32]| {
+        let ms = v.iter().map(|a| a * a).sum::<f64>() / c as f64;
+        let inv = 1.0 / (ms + 1e-8).sqrt();
+        v.iter().zip(gr).map(|(a, &gg)| a * inv * gg as f64).sum::<f64>()
+    };
+    let mut fd = vec![0f32; xv.len()];
+    for (row, (xr, gr)) in xv.chunks(c).zip(gv.chunks(c)).enumerate() {
+        for k in 0..c {
+            let mut v: Vec<f64> = xr.iter().map(|&a| a as f64).collect();
+            let e = 1e-6;
+            v[k] += e;
+            let up = loss(&v, gr);
+            v[k] -= 2.0 * e;
+            fd[row * c + k] = ((up - loss(&v, gr)) / (2.0 * e)) as f32;
+        }
+    }
+    close(&fused.1, &fd, 1e-4, "dx against finite differences");
+    // y has unit mean square per vector.
+    for yr in fused.0.chunks(c) {
+        let ms = yr.iter().map(|v| v * v).sum::<f32>() / c as f32;
+        assert!((ms - 1.0).abs() < 1e-5, "mean square {ms}");
+    }
+}

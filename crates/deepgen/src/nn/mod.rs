@@ -24,6 +24,7 @@ pub mod linear;
 pub mod lstm;
 pub mod ops;
 pub mod params;
+pub(crate) mod pixel_norm;
 mod scratch;
 pub(crate) mod simd;
 pub(crate) mod slices;

@@ -458,10 +458,16 @@ fn scaled(w: &Tensor, scale: f64) -> Result<Tensor> {
 }
 
 /// `[..., C]` with each feature vector (the last axis) divided by sqrt(mean(x^2) + 1e-8), Progressive
-/// GAN's pixel norm (the reference's `pixel_norm`, epsilon 1e-8).
+/// GAN's pixel norm (the reference's `pixel_norm`, epsilon 1e-8): one fused op on the CPU
+/// ([`super::pixel_norm`]) unless the graph is kept for a second derivative.
 pub fn pixel_norm(h: &Tensor) -> Result<Tensor> {
+    let c = *h.dims().last().unwrap_or(&1);
+    if c > 0 && crate::nn::cpu_kernels(h.device()) && !super::create_graph() {
+        let x = h.contiguous()?.reshape(((), c))?;
+        return Ok(x.apply_op1(super::pixel_norm::PixelNormOp)?.reshape(h.dims())?);
+    }
     let ms = h.sqr()?.mean_keepdim(h.rank() - 1)?;
-    Ok(h.broadcast_div(&(ms + 1e-8)?.sqrt()?)?)
+    Ok(h.broadcast_div(&(ms + super::pixel_norm::EPS as f64)?.sqrt()?)?)
 }
 
 /// `[B, H, W, C]` -> `[B, 2H, 2W, C]`, every pixel repeated in a 2x2 block (nearest neighbour).
