@@ -278,20 +278,13 @@ fn instance_norm_matches_the_definition_in_f64() {
     }
     let x = Var::from_tensor(&Tensor::from_vec(v, (b, s, 1, c), &Device::Cpu).unwrap()).unwrap();
     let gt = Tensor::from_vec(g, (b, s, 1, c), &Device::Cpu).unwrap();
-    let run = |portable: bool| {
-        let go = || {
-            let y = instance_norm(x.as_tensor()).unwrap();
-            let grads = (&y * &gt).unwrap().sum_all().unwrap().backward().unwrap();
-            (vec1(&y), vec1(grads.get(x.as_tensor()).unwrap()))
-        };
-        if portable {
-            deepgen::nn::with_portable_ops(go)
-        } else {
-            go()
-        }
-    };
-    for (portable, tol) in [(false, 1e-5), (true, 1e-5)] {
-        let (y, dx) = run(portable);
+    let runs = fused_and_portable(|| {
+        let y = instance_norm(x.as_tensor()).unwrap();
+        let grads = (&y * &gt).unwrap().sum_all().unwrap().backward().unwrap();
+        (vec1(&y), vec1(grads.get(x.as_tensor()).unwrap()))
+    });
+    let tol = 1e-5;
+    for (portable, (y, dx)) in [(false, runs.0), (true, runs.1)] {
         // dx is up to 1/sqrt(eps) = 316 times g: compare on that scale.
         for (k, (a, e)) in y.iter().zip(&y_ref).enumerate() {
             assert!(
@@ -319,27 +312,13 @@ fn affine_instance_norm_agrees_with_its_candle_ops_and_the_weight_gradients_by_h
     let gamma = Var::from_tensor(&rng::randn(&mut r, &[c], &Device::Cpu).unwrap()).unwrap();
     let beta = Var::from_tensor(&rng::randn(&mut r, &[c], &Device::Cpu).unwrap()).unwrap();
     let g = rng::randn(&mut r, &[b, 4, 5, c], &Device::Cpu).unwrap();
-    let run = |portable: bool| {
-        let go = || {
-            let y = instance_norm_affine(x.as_tensor(), gamma.as_tensor(), beta.as_tensor());
-            let y = y.unwrap();
-            let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
-            let of = |v: &Var| vec1(grads.get(v.as_tensor()).unwrap());
-            (vec1(&y), of(&x), of(&gamma), of(&beta))
-        };
-        if portable {
-            deepgen::nn::with_portable_ops(go)
-        } else {
-            go()
-        }
-    };
-    let (fused, portable) = (run(false), run(true));
-    let close = |a: &[f32], e: &[f32], tol: f32, what: &str| {
-        assert_eq!(a.len(), e.len(), "{what}");
-        for (k, (u, v)) in a.iter().zip(e).enumerate() {
-            assert!((u - v).abs() < tol * (1.0 + v.abs()), "{what}[{k}]: {u} vs {v}");
-        }
-    };
+    let (fused, portable) = fused_and_portable(|| {
+        let y = instance_norm_affine(x.as_tensor(), gamma.as_tensor(), beta.as_tensor());
+        let y = y.unwrap();
+        let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let of = |v: &Var| vec1(grads.get(v.as_tensor()).unwrap());
+        (vec1(&y), of(&x), of(&gamma), of(&beta))
+    });
     close(&fused.0, &portable.0, 1e-5, "y");
     close(&fused.1, &portable.1, 1e-4, "dx");
     close(&fused.2, &portable.2, 1e-4, "dgamma");
@@ -366,26 +345,12 @@ fn pixel_norm_agrees_with_its_candle_ops_and_finite_differences() {
     let x = rng::randn(&mut r, &[b, h, w, c], &Device::Cpu).unwrap().affine(2.0, 0.5).unwrap();
     let x = Var::from_tensor(&x).unwrap();
     let g = rng::randn(&mut r, &[b, h, w, c], &Device::Cpu).unwrap();
-    let run = |portable: bool| {
-        let go = || {
-            let y = pixel_norm(x.as_tensor()).unwrap();
-            assert_eq!(y.dims(), x.as_tensor().dims());
-            let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
-            (vec1(&y), vec1(grads.get(x.as_tensor()).unwrap()))
-        };
-        if portable {
-            deepgen::nn::with_portable_ops(go)
-        } else {
-            go()
-        }
-    };
-    let (fused, portable) = (run(false), run(true));
-    let close = |a: &[f32], e: &[f32], tol: f32, what: &str| {
-        assert_eq!(a.len(), e.len(), "{what}");
-        for (k, (u, v)) in a.iter().zip(e).enumerate() {
-            assert!((u - v).abs() < tol * (1.0 + v.abs()), "{what}[{k}]: {u} vs {v}");
-        }
-    };
+    let (fused, portable) = fused_and_portable(|| {
+        let y = pixel_norm(x.as_tensor()).unwrap();
+        assert_eq!(y.dims(), x.as_tensor().dims());
+        let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        (vec1(&y), vec1(grads.get(x.as_tensor()).unwrap()))
+    });
     close(&fused.0, &portable.0, 1e-5, "y");
     close(&fused.1, &portable.1, 1e-4, "dx");
     // sum(g * y) in f64 for one vector, and its central differences in each coordinate.
@@ -411,5 +376,18 @@ fn pixel_norm_agrees_with_its_candle_ops_and_finite_differences() {
     for yr in fused.0.chunks(c) {
         let ms = yr.iter().map(|v| v * v).sum::<f32>() / c as f32;
         assert!((ms - 1.0).abs() < 1e-5, "mean square {ms}");
+    }
+}
+
+/// `go` with deepgen's CPU kernels, then with the candle-op paths a GPU takes.
+fn fused_and_portable<T>(go: impl Fn() -> T) -> (T, T) {
+    (go(), deepgen::nn::with_portable_ops(&go))
+}
+
+/// Every value of `a` within `tol` (relative, plus absolute 1) of `e`'s.
+fn close(a: &[f32], e: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), e.len(), "{what}");
+    for (k, (u, v)) in a.iter().zip(e).enumerate() {
+        assert!((u - v).abs() < tol * (1.0 + v.abs()), "{what}[{k}]: {u} vs {v}");
     }
 }
