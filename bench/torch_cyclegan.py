@@ -21,15 +21,13 @@ digits inverted (deepgen's `mnist+invert`), batches of each from their own permu
 Usage: python torch_cyclegan.py --data mnist-grey.npy [--steps 60] [--warmup 10] [--threads 2]
        [--device cpu|cuda]
 """
-import argparse
-import json
 import random
-import time
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+import torch_gan_common as common
 
 
 def same(c_in, c_out, k):
@@ -87,19 +85,8 @@ class Pool:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu/run.sh)")
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
+    a = common.parse(60, 10, 8)
     random.seed(a.seed)
-    torch.set_default_device(a.device)
     xa = torch.from_numpy(np.load(a.data)).float().view(-1, 1, 28, 28).to(a.device) * 2 - 1
     xb = -xa
     g_ab, g_ba, d_a, d_b = generator(), generator(), critic(), critic()
@@ -111,18 +98,12 @@ def main():
     og = torch.optim.Adam(list(g_ab.parameters()) + list(g_ba.parameters()), 2e-4, betas=(0.5, 0.999))
     od = torch.optim.Adam(list(d_a.parameters()) + list(d_b.parameters()), 2e-4, betas=(0.5, 0.999))
     pool_a, pool_b = Pool(), Pool()
-    rng = np.random.default_rng(a.seed)
-    n = len(xa)
-    pa, pb, k = rng.permutation(n), rng.permutation(n), 0
+    batches, timer = common.Batches(len(xa), a.batch, a.seed, k=2), common.Timer(a)
     mse = lambda v, t: ((v - t) ** 2).mean()
-    t0 = None
     for step in range(a.steps):
-        if step == a.warmup:
-            t0 = time.perf_counter()
-        if (k + 1) * a.batch > n:
-            pa, pb, k = rng.permutation(n), rng.permutation(n), 0
-        ra, rb = xa[pa[k * a.batch:(k + 1) * a.batch]], xb[pb[k * a.batch:(k + 1) * a.batch]]
-        k += 1
+        timer.tick(step)
+        ia, ib = batches.next()
+        ra, rb = xa[ia], xb[ib]
         with torch.no_grad():
             fa, fb = pool_a.query(g_ba(rb)), pool_b.query(g_ab(ra))
         la = 0.5 * (mse(d_a(ra), 1) + mse(d_a(fa), 0))
@@ -143,14 +124,7 @@ def main():
         og.step()
         d_a.requires_grad_(True)
         d_b.requires_grad_(True)
-    if a.device != "cpu":
-        torch.cuda.synchronize()
-    sps = (a.steps - a.warmup) / (time.perf_counter() - t0)
-    params = sum(p.numel() for net in (g_ab, g_ba, d_a, d_b) for p in net.parameters())
-    print(json.dumps({"impl": "pytorch", "device": a.device, "model": "cyclegan", "torch": torch.__version__,
-                      "steps": a.steps, "batch": a.batch, "params": params, "steps_per_s": round(sps, 3),
-                      "d_loss": round(ld.item(), 4), "g_loss": round(lg.item(), 4)}))
-
+    timer.report("cyclegan", (g_ab, g_ba, d_a, d_b), ld, lg)
 
 if __name__ == "__main__":
     main()

@@ -21,15 +21,14 @@ Data: `gan_bench --steps 2 --warmup 1 --export FILE.npy` (the grey digits).
 Usage: python torch_progan.py --data mnist-grey.npy [--steps 30] [--warmup 5] [--threads 2]
        [--res 32] [--device cpu|cuda]
 """
-import argparse
-import json
 import math
-import time
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import torch_gan_common as common
 
 SQRT2 = math.sqrt(2.0)
 
@@ -118,19 +117,7 @@ class Critic(nn.Module):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--res", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu/run.sh)")
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    torch.set_default_device(a.device)
+    a = common.parse(30, 5, 64, lambda ap: ap.add_argument("--res", type=int, default=32))
     x_all = torch.from_numpy(np.load(a.data)).float().view(-1, 1, 28, 28).to(a.device)
     x_all = F.pad(x_all, (2, 2, 2, 2)) * 2 - 1
     x_all = F.avg_pool2d(x_all, 32 // a.res) if a.res < 32 else x_all
@@ -138,25 +125,10 @@ def main():
     g_avg = [p.detach().clone() for p in g.parameters()]
     opt = dict(lr=1e-3, betas=(0.0, 0.99), eps=1e-8)
     og, od = torch.optim.Adam(g.parameters(), **opt), torch.optim.Adam(d.parameters(), **opt)
-    rng = np.random.default_rng(a.seed)
-    n, b = len(x_all), a.batch
-    perm, k = rng.permutation(n), 0
-
-    def batch():
-        nonlocal perm, k
-        if (k + 1) * b > n:
-            perm, k = rng.permutation(n), 0
-        idx = perm[k * b:(k + 1) * b]
-        k += 1
-        return x_all[idx]
-
-    t0 = None
+    b, batches, timer = a.batch, common.Batches(len(x_all), a.batch, a.seed), common.Timer(a)
     for step in range(a.steps):
-        if step == a.warmup:
-            if a.device != "cpu":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-        x = batch()
+        timer.tick(step)
+        x = x_all[batches.next()]
         with torch.no_grad():
             fake = g(torch.randn(b, 128))
         v_real, v_fake = d(x), d(fake)
@@ -176,15 +148,7 @@ def main():
         d.requires_grad_(True)
         with torch.no_grad():
             torch._foreach_lerp_(g_avg, [p.detach() for p in g.parameters()], 1 - 0.999)
-    if a.device != "cpu":
-        torch.cuda.synchronize()
-    sps = (a.steps - a.warmup) / (time.perf_counter() - t0)
-    params = sum(p.numel() for net in (g, d) for p in net.parameters())
-    print(json.dumps({"impl": "pytorch", "device": a.device, "model": "progan", "torch": torch.__version__,
-                      "resolution": a.res, "steps": a.steps, "batch": b, "params": params,
-                      "steps_per_s": round(sps, 3), "d_loss": round(ld.item(), 4),
-                      "g_loss": round(lg.item(), 4)}))
-
+    timer.report("progan", (g, d), ld, lg, resolution=a.res)
 
 if __name__ == "__main__":
     main()

@@ -23,14 +23,12 @@ Data: `gan_bench --model stargan --export FILE.npy` (FILE.npy and FILE-attribute
 Usage: python torch_stargan.py --data stargan.npy [--steps 20] [--warmup 3] [--threads 2]
        [--device cpu|cuda]
 """
-import argparse
-import json
-import time
-
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import torch_gan_common as common
 
 
 def norm(c):
@@ -89,43 +87,21 @@ def classification(logits, target):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--n-critic", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu/run.sh)")
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    torch.set_default_device(a.device)
+    a = common.parse(20, 3, 16, lambda ap: ap.add_argument("--n-critic", type=int, default=5))
     x_all = torch.from_numpy(np.load(a.data)).float().view(-1, 3, 28, 28).to(a.device) * 2 - 1
     c_all = torch.from_numpy(np.load(a.data[:-len(".npy")] + "-attributes.npy")).float().to(a.device)
     assert c_all.shape == (len(x_all), 5), c_all.shape
     g, d = Generator(), Critic()
     og = torch.optim.Adam(g.parameters(), 1e-4, betas=(0.5, 0.999))
     od = torch.optim.Adam(d.parameters(), 1e-4, betas=(0.5, 0.999))
-    rng = np.random.default_rng(a.seed)
-    n, b = len(x_all), a.batch
-    perm, k = rng.permutation(n), 0
+    b, batches, timer = a.batch, common.Batches(len(x_all), a.batch, a.seed), common.Timer(a)
 
     def batch():
-        nonlocal perm, k
-        if (k + 1) * b > n:
-            perm, k = rng.permutation(n), 0
-        idx = perm[k * b:(k + 1) * b]
-        k += 1
+        idx = batches.next()
         return x_all[idx], c_all[idx]
 
-    t0 = None
     for step in range(a.steps):
-        if step == a.warmup:
-            if a.device != "cpu":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
+        timer.tick(step)
         for _ in range(a.n_critic):
             x, c = batch()
             c_trg = c[torch.randperm(b)]
@@ -152,14 +128,7 @@ def main():
         lg.backward()
         og.step()
         d.requires_grad_(True)
-    if a.device != "cpu":
-        torch.cuda.synchronize()
-    sps = (a.steps - a.warmup) / (time.perf_counter() - t0)
-    params = sum(p.numel() for net in (g, d) for p in net.parameters())
-    print(json.dumps({"impl": "pytorch", "device": a.device, "model": "stargan", "torch": torch.__version__,
-                      "steps": a.steps, "batch": b, "params": params, "steps_per_s": round(sps, 3),
-                      "d_loss": round(ld.item(), 4), "g_loss": round(lg.item(), 4)}))
-
+    timer.report("stargan", (g, d), ld, lg)
 
 if __name__ == "__main__":
     main()
