@@ -15,9 +15,22 @@ use rand::SeedableRng;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
+    let fail = |msg: String| {
+        eprintln!("crash: {msg}");
+        std::process::ExitCode::from(2)
+    };
+    let n: usize = match args.get(1).map(|s| s.parse::<usize>()) {
+        None => 20,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            return fail(format!("TRIALS must be a positive whole number, got {:?}", args[1]))
+        }
+    };
     let bin = args.get(2).cloned().unwrap_or_else(|| "target/release/deepgen".into());
-    let bin = std::fs::canonicalize(&bin).expect("the deepgen binary (build it first)");
+    let bin = match std::fs::canonicalize(&bin) {
+        Ok(b) => b,
+        Err(e) => return fail(format!("{bin}: {e} (the deepgen binary: build it first)")),
+    };
     let runs = [
         ("fvsbn, digits, checkpoint every step", "train fvsbn --data digits --eval-every 1", 600),
         ("nade, digits, checkpoint every 5 steps", "train nade --data digits --eval-every 5", 300),
@@ -35,7 +48,10 @@ fn main() -> std::process::ExitCode {
     println!("|---|---|---|---|---|---|---|");
     let mut all_ok = true;
     for (k, (what, args, steps)) in runs.iter().enumerate() {
-        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let tmp = match tempfile::tempdir() {
+            Ok(t) => t,
+            Err(e) => return fail(format!("a temporary directory: {e}")),
+        };
         let d = tmp.path();
         let mut args: Vec<String> = args.split(' ').map(String::from).collect();
         args.extend(["--seed".into(), "3".into()]);

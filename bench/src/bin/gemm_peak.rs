@@ -10,8 +10,19 @@ use std::time::Instant;
 fn main() {
     deepgen::tune_allocator();
     deepgen::tune_thread_pools();
-    let reps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(20);
-    rayon::ThreadPoolBuilder::new().build().unwrap().install(|| {
+    let reps: usize = match std::env::args().nth(1).map(|s| (s.parse::<usize>(), s)) {
+        None => 20,
+        Some((Ok(r), _)) if r > 0 => r,
+        Some((_, s)) => {
+            eprintln!("gemm_peak: REPS must be a positive whole number, got {s:?}");
+            std::process::exit(2)
+        }
+    };
+    let pool = rayon::ThreadPoolBuilder::new().build().unwrap_or_else(|e| {
+        eprintln!("gemm_peak: a thread pool: {e}");
+        std::process::exit(2)
+    });
+    pool.install(|| {
         // (m, n, k): a square product, then the VAE's widest layer at batch 128 forward
         // (128 x 784 -> 512) and its weight gradient (784 x 128 -> 512), and a PixelCNN
         // 1x1 layer at batch 128 (all 100,352 pixels, 32 -> 16 maps).

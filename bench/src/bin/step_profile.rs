@@ -13,38 +13,51 @@ fn main() {
     deepgen::enable_second_order();
     deepgen::tune_allocator();
     deepgen::tune_thread_pools();
-    rayon::ThreadPoolBuilder::new().build().unwrap().install(run)
+    // Everything on the command line can be wrong: one line and exit 2, never a panic.
+    let pool = rayon::ThreadPoolBuilder::new().build();
+    let out = pool.map_err(|e| e.to_string()).and_then(|p| p.install(run));
+    if let Err(e) = out {
+        eprintln!("step_profile: {e}");
+        std::process::exit(2)
+    }
 }
-fn run() {
+
+fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     let name = args.get(1).cloned().unwrap_or_else(|| "pixelcnn".into());
-    let b: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(128);
-    let n: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let count = |i: usize, what: &str, default: usize| -> Result<usize, String> {
+        match args.get(i) {
+            None => Ok(default),
+            Some(s) => match s.parse::<usize>() {
+                Ok(v) if v > 0 => Ok(v),
+                _ => Err(format!("{what} must be a positive whole number, got {s:?}")),
+            },
+        }
+    };
+    let (b, n) = (count(2, "BATCH", 128)?, count(3, "STEPS", 5)?);
     let image =
         ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"].contains(&name.as_str());
     let shape: &[usize] = if image { &[1, 28, 28] } else { &[784] };
-    // The model name comes from the command line: an unknown one is a message, not a panic.
-    let cfg = ModelConfig::preset(&name, shape, true).unwrap_or_else(|e| {
-        eprintln!("step_profile: {e}");
-        std::process::exit(2)
-    });
-    let m = Model::new(&cfg, 0, &Device::Cpu).unwrap();
-    let mut opt = Adam::new(&m.params, AdamConfig::default()).unwrap();
+    let e = |e: deepgen::Error| format!("{name}: {e}");
+    let cfg = ModelConfig::preset(&name, shape, true).map_err(e)?;
+    let m = Model::new(&cfg, 0, &Device::Cpu).map_err(e)?;
+    let mut opt = Adam::new(&m.params, AdamConfig::default()).map_err(e)?;
     let mut r = deepgen::rng::rng(0);
     let v = deepgen::rng::bernoulli(&mut r, &vec![0.2; b * 784]);
-    let x = deepgen::models::Tensor::from_vec(v, (b, 784), &Device::Cpu).unwrap();
+    let c = |e: candle_core::Error| format!("{name}: {e}");
+    let x = deepgen::models::Tensor::from_vec(v, (b, 784), &Device::Cpu).map_err(c)?;
     let (mut tf, mut tb, mut to) = (0.0, 0.0, 0.0);
     let (mut flops, mut fwd_flops) = (0u64, 0u64);
     for i in 0..n + 1 {
         let f0 = deepgen::nn::gemm_flops();
         let t0 = Instant::now();
-        let l = m.loss(&x, &mut r).unwrap();
-        let _ = l.total.to_scalar::<f32>().unwrap();
+        let l = m.loss(&x, &mut r).map_err(e)?;
+        let _ = l.total.to_scalar::<f32>().map_err(c)?;
         let t1 = Instant::now();
         let f1 = deepgen::nn::gemm_flops();
-        let g = l.total.backward().unwrap();
+        let g = l.total.backward().map_err(c)?;
         let t2 = Instant::now();
-        opt.step(&g, 1e-3, 1.0).unwrap();
+        opt.step(&g, 1e-3, 1.0).map_err(e)?;
         let t3 = Instant::now();
         if i >= 1 {
             flops += deepgen::nn::gemm_flops() - f0;
@@ -66,4 +79,5 @@ fn run() {
         to * 1e3 / n as f64,
         gflop / step
     );
+    Ok(())
 }
