@@ -50,6 +50,15 @@ for i in $(seq "$PAIRS"); do
   target/release/gan_bench --model progan --start-res 32 --steps 20 --warmup 4
   $PY bench/torch_progan.py --data "$DATA/mnist-grey.npy" --steps 20 --warmup 4 --threads 2
 done
+target/release/gan_bench --model text-gan --steps 2 --warmup 1 --export "$DATA/text.npy" > /dev/null
+for i in $(seq "$PAIRS"); do
+  target/release/gan_bench --model text-gan --steps 60 --warmup 10
+  $PY bench/torch_textgan.py --data "$DATA/text.npy" --steps 60 --warmup 10 --threads 2
+done
+for i in $(seq "$PAIRS"); do
+  target/release/gan_bench --model puzzle-gan --steps 60 --warmup 10
+  $PY bench/torch_puzzle.py --data "$DATA/mnist-grey.npy" --steps 60 --warmup 10 --threads 2
+done
 echo "# sampling: N samples at once (2 training steps first, only to have a model); PyTorch's"
 echo "# naive samplers are timed on their first 56 pixels and scaled to 784 (torch_models.PIXELS)"
 for spec in "nade 64" "made 64" "pixelcnn 16" "gated-pixelcnn 16" "row-lstm 16" "diagonal-bilstm 16"; do

@@ -131,10 +131,19 @@ for _ in $(seq "$PAIRS"); do
   run "$D/gan_bench" --model progan --start-res 32 --steps 40 --warmup 8 --device $DEV
   run $PY bench/torch_progan.py --data "$DATA/mnist-grey.npy" --steps 40 --warmup 8 --device $DEV --threads ${THREADS:-8}
 done
+"$D/gan_bench" --model text-gan --steps 2 --warmup 1 --export "$DATA/text.npy" > /dev/null 2>&1
+for _ in $(seq "$PAIRS"); do
+  run "$D/gan_bench" --model text-gan --steps 200 --warmup 20 --device $DEV
+  run $PY bench/torch_textgan.py --data "$DATA/text.npy" --steps 200 --warmup 20 --device $DEV --threads ${THREADS:-8}
+done
+for _ in $(seq "$PAIRS"); do
+  run "$D/gan_bench" --model puzzle-gan --steps 200 --warmup 20 --device $DEV
+  run $PY bench/torch_puzzle.py --data "$DATA/mnist-grey.npy" --steps 200 --warmup 20 --device $DEV --threads ${THREADS:-8}
+done
 
 # The new GAN families, deepgen's own steps/s on the GPU and on this machine's CPU cores, from
-# `deepgen train`'s last line, growing (CycleGAN, StarGAN and fixed-size ProGAN have PyTorch
-# references, above).
+# `deepgen train`'s last line, growing (CycleGAN, StarGAN, fixed-size ProGAN, the text GAN
+# and the puzzle GAN have PyTorch references, above).
 stage families
 fam() { # name device steps [flags]
   local m=$1 dev=$2 s=$3; shift 3

@@ -11,9 +11,15 @@
 //!   gradient penalty per generator step).
 //! - `progan --start-res 32`: the full-size networks at 32x32 (the data padded), no growing,
 //!   `bench/torch_progan.py`.
+//! - `text-gan`: `--data` defaults to `mnist+captions+seen`; the fixed text encoder is the
+//!   matcher's shape with its initial (untrained) weights, as a speed run needs no trained one
+//!   (`--text-encoder` is not read here); `bench/torch_textgan.py`.
+//! - `puzzle-gan`: `bench/torch_puzzle.py`.
 //!
-//! `--export FILE.npy` writes the training images as rows (and, for a set with attributes,
-//! their encoded attribute vectors to `FILE-attributes.npy`) for the PyTorch scripts.
+//! `--export FILE.npy` writes the training images as rows for the PyTorch scripts, and beside
+//! it, when the set has them: the encoded attribute vectors (`FILE-attributes.npy`), the labels
+//! (`FILE-labels.npy`, as f32) and every image's captions as word ids (`FILE-captions.npy`,
+//! `[N, K, L]` f32, id 0 padding a caption, an image with fewer than K captions repeating them).
 //!
 //! Usage: gan_bench [--model dcgan] [--data SPEC] [--steps N] [--batch N] [--warmup N] [--seed N]
 //! [--samples FILE.png] [--export FILE.npy] [--data-b SPEC] [--start-res N] [--device cpu|cuda]
@@ -30,7 +36,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     deepgen::tune_thread_pools();
     let args: Vec<String> = std::env::args().collect();
     let name = arg(&args, "--model", "dcgan");
-    let spec = arg(&args, "--data", if name == "stargan" { "mnist+attributes" } else { "mnist" });
+    let default_data = match name.as_str() {
+        "stargan" => "mnist+attributes",
+        "text-gan" => "mnist+captions+seen",
+        _ => "mnist",
+    };
+    let spec = arg(&args, "--data", default_data);
     let steps: usize = arg(&args, "--steps", "120").parse()?;
     let warmup: usize = arg(&args, "--warmup", "20").parse()?;
     let seed: u64 = arg(&args, "--seed", "0").parse()?;
@@ -59,10 +70,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `--start-res N` (ProGAN): start growing at N; N = the padded side trains at one
     // resolution, the protocol of `bench/torch_progan.py`.
     let start_res = args.iter().any(|a| a == "--start-res");
-    let flags = ModelFlags {
+    let mut flags = ModelFlags {
         start_res: start_res.then(|| arg(&args, "--start-res", "4").parse()).transpose()?,
         ..ModelFlags::default()
     };
+    if name == "text-gan" {
+        let c = deepgen::models::matcher::captions_of(&data, "text-gan")?;
+        let vocab = deepgen::data::captions::Vocab::build(c, &spec)?;
+        flags.text_encoder_config = Some(deepgen::models::matcher::text_config(vocab));
+        flags.text_encoder = Some("untrained (gan_bench)".into());
+    }
     cfg.model.configure(&flags, &data, seed)?;
     let mut train = ModelConfig::recipe(&name, &data.shape)?;
     train.steps = steps;
@@ -75,18 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.iter().any(|a| a == "--export") {
         let path = arg(&args, "--export", "mnist-grey.npy");
         std::fs::write(&path, deepgen::data::npy::encode_f32(&[data.n, data.dim()], &data.x))?;
-        if let Some(a) = &data.attributes {
-            let k = attributes::width(&a.columns);
-            let mut enc = Vec::with_capacity(data.n * k);
-            for row in a.values.chunks(a.columns.len()) {
-                attributes::encode(&a.columns, row, &mut enc);
-            }
-            let stem = path.strip_suffix(".npy").unwrap_or(&path);
-            std::fs::write(
-                format!("{stem}-attributes.npy"),
-                deepgen::data::npy::encode_f32(&[data.n, k], &enc),
-            )?;
-        }
+        export_beside(&path, &data, flags.text_encoder_config.as_ref().map(|t| &t.vocab))?;
     }
     let m = deepgen::models::Model::new(&cfg.model, seed, &dev)?;
     let mut t = AdversarialTrainer::new(&m, cfg.train.clone(), seed, Binarize::None)?;
@@ -127,5 +133,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sps,
         last
     );
+    Ok(())
+}
+
+/// The attribute vectors, labels and captions of `data` beside the exported images at `path`.
+fn export_beside(
+    path: &str,
+    data: &deepgen::data::Dataset,
+    vocab: Option<&deepgen::data::captions::Vocab>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use deepgen::data::npy::encode_f32;
+    let stem = path.strip_suffix(".npy").unwrap_or(path);
+    if let Some(a) = &data.attributes {
+        let k = attributes::width(&a.columns);
+        let mut enc = Vec::with_capacity(data.n * k);
+        for row in a.values.chunks(a.columns.len()) {
+            attributes::encode(&a.columns, row, &mut enc);
+        }
+        std::fs::write(format!("{stem}-attributes.npy"), encode_f32(&[data.n, k], &enc))?;
+    }
+    if let Some(l) = &data.labels {
+        let v: Vec<f32> = l.iter().map(|&v| v as f32).collect();
+        std::fs::write(format!("{stem}-labels.npy"), encode_f32(&[data.n], &v))?;
+    }
+    if let (Some(c), Some(vocab)) = (&data.captions, vocab) {
+        let k = c.texts.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(data.n * k * vocab.max_words);
+        for texts in &c.texts {
+            if texts.is_empty() {
+                return Err("gan_bench --export: an image without captions".into());
+            }
+            for j in 0..k {
+                ids.extend(vocab.row(&texts[j % texts.len()])?);
+            }
+        }
+        let dims = [data.n, k, vocab.max_words];
+        std::fs::write(format!("{stem}-captions.npy"), encode_f32(&dims, &ids))?;
+    }
     Ok(())
 }
