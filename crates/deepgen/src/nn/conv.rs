@@ -465,15 +465,17 @@ impl Strided {
         (lo - 1) * self.stride + self.k - 2 * self.pad
     }
 
-    /// Calls `f(hi_offset, col_offset)` for every in-image (low pixel, tap) pair of one image,
-    /// offsets in units of `c` channels: columns are `[Hl*Wl, k*k*c]`, tap-major.
+    /// Calls `f(hi_offset, col_offset, len)` for every in-image run of one kernel row's taps at
+    /// one low pixel of one image: a kernel row's taps are neighbouring pixels, so their values
+    /// are contiguous on both sides (`len` = the taps inside the image times `c`). Columns are
+    /// `[Hl*Wl, k*k*c]`, tap-major.
     #[inline]
-    fn for_each(
+    fn for_each_row(
         &self,
         (hh, wh): (usize, usize),
         (hl, wl): (usize, usize),
         c: usize,
-        mut f: impl FnMut(usize, usize),
+        mut f: impl FnMut(usize, usize, usize),
     ) {
         let (k, s, p) = (self.k, self.stride as isize, self.pad as isize);
         for i in 0..hl {
@@ -483,12 +485,12 @@ impl Strided {
                     continue;
                 }
                 for j in 0..wl {
-                    let row = (i * wl + j) * k * k * c;
-                    for kx in 0..k {
-                        let x = s * j as isize - p + kx as isize;
-                        if x >= 0 && x < wh as isize {
-                            f((y as usize * wh + x as usize) * c, row + (ky * k + kx) * c);
-                        }
+                    let x0 = s * j as isize - p;
+                    let lo = (-x0).clamp(0, k as isize) as usize;
+                    let hi = (wh as isize - x0).clamp(0, k as isize) as usize;
+                    if lo < hi {
+                        let at = (y as usize * wh + (x0 + lo as isize) as usize) * c;
+                        f(at, ((i * wl + j) * k + ky) * k * c + lo * c, (hi - lo) * c);
                     }
                 }
             }
@@ -577,8 +579,10 @@ impl Strided {
         out.par_chunks_mut(per.max(1))
             .zip(cols.par_chunks((lo.0 * lo.1 * self.k * self.k * c).max(1)))
             .for_each(|(o, ci)| {
-                self.for_each(hi, lo, c, |dst, src| {
-                    o[dst..dst + c].iter_mut().zip(&ci[src..src + c]).for_each(|(a, &v)| *a += v)
+                // A run per kernel row, not a call per tap (c values each: one at c = 1, the
+                // generators' output layers, where the per-tap calls were 3 % of a text-GAN step).
+                self.for_each_row(hi, lo, c, |dst, src, n| {
+                    o[dst..dst + n].iter_mut().zip(&ci[src..src + n]).for_each(|(a, &v)| *a += v)
                 });
             });
         out
@@ -627,13 +631,9 @@ impl CustomOp3 for DownOp {
             super::gemm(m, n, k, &mut y, cols, false, wv, false, true, true)
         });
         if let Some(a) = self.1 {
-            y.par_chunks_mut(1 << 14).for_each(|c| {
-                c.iter_mut().for_each(|v| {
-                    if *v < 0.0 {
-                        *v *= a
-                    }
-                })
-            });
+            // A select, not a branch (see the batch norm's forward in stack.rs).
+            y.par_chunks_mut(1 << 14)
+                .for_each(|c| c.iter_mut().for_each(|v| *v = if *v < 0.0 { *v * a } else { *v }));
         }
         Ok((CpuStorage::F32(y), Shape::from((b, hl, wlo, n))))
     }

@@ -653,18 +653,16 @@ impl candle_core::CustomOp3 for NormOp {
         let act = self.act;
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(PAR_ROWS * c).zip(x.par_chunks(PAR_ROWS * c)).for_each(|(yb, xb)| {
+            // One pass, the slope as a select: a branch on the sign mispredicts on half the
+            // values and keeps the loop scalar (it was 8 % of a text-GAN step).
+            let slope = act.unwrap_or(1.0);
             for (yr, xr) in yb.chunks_mut(c).zip(xb.chunks(c)) {
-                yr.iter_mut()
-                    .zip(xr)
-                    .zip(scale.iter().zip(&shift))
-                    .for_each(|((y, &x), (&s, &t))| *y = x * s + t);
-                if let Some(a) = act {
-                    yr.iter_mut().for_each(|y| {
-                        if *y < 0.0 {
-                            *y *= a
-                        }
-                    });
-                }
+                yr.iter_mut().zip(xr).zip(scale.iter().zip(&shift)).for_each(
+                    |((y, &x), (&s, &t))| {
+                        let v = x * s + t;
+                        *y = if v < 0.0 { v * slope } else { v };
+                    },
+                );
             }
         });
         Ok((candle_core::CpuStorage::F32(y), xl.shape().clone()))
