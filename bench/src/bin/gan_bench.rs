@@ -101,7 +101,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t = t.with_domain_b(deepgen::run::load_transformed(&spec_b, &cfg, true)?.0);
     }
     let mut timer = Timer::new(warmup);
+    let flops0 = deepgen::nn::gemm_flops();
     t.fit(&m, &data, &mut timer)?;
+    // The matrix products deepgen's kernels ran per iteration (PyTorch's count of the same
+    // recipe: bench/torch_flops.py).
+    let gflop = (deepgen::nn::gemm_flops() - flops0) as f64 / steps.max(1) as f64 / 1e9;
     let sps = timer.steps_per_s(steps);
     let last = timer
         .last
@@ -127,10 +131,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "{{\"impl\": \"deepgen\", \"device\": \"{device}\", \"model\": \"{name}\", \"steps\": {steps}, \"batch\": \
-        {}, \"params\": {}, \"steps_per_s\": {:.3}, {}}}",
+        {}, \"params\": {}, \"steps_per_s\": {:.3}, \"gemm_gflop_per_step\": {:.3}, {}}}",
         cfg.train.batch_size,
         m.trained_count(),
         sps,
+        gflop,
         last
     );
     Ok(())

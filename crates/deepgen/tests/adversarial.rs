@@ -684,24 +684,36 @@ fn a_standardised_toy_run_is_counted_and_drawn_in_data_units() {
     }
 }
 
+/// The fused strided and transposed convolutions (and their backward passes) against candle's
+/// conv2d: the DCGAN's 4x4 stride 2, and the "same" 3x3 and 7x7 stride-1 layers that run
+/// without im2col (`nn/same_conv.rs`).
 #[test]
 fn strided_and_transposed_convolutions_match_candle() {
-    let g = Strided { k: 4, stride: 2, pad: 1 };
+    for (k, stride, pad, side) in [(4, 2, 1, 6), (3, 1, 1, 6), (7, 1, 3, 12)] {
+        convolutions_match_candle(Strided { k, stride, pad }, side);
+    }
+}
+
+fn convolutions_match_candle(g: Strided, side: usize) {
     let mut r = rng::rng(5);
     let dev = Device::Cpu;
-    let x = Var::from_tensor(&rng::randn(&mut r, &[2, 6, 6, 3], &dev).unwrap()).unwrap();
-    let w = Var::from_tensor(&rng::randn(&mut r, &[16 * 3, 5], &dev).unwrap()).unwrap();
+    let kk = g.k * g.k;
+    let lo = g.lo(side);
+    let x = Var::from_tensor(&rng::randn(&mut r, &[2, side, side, 3], &dev).unwrap()).unwrap();
+    let w = Var::from_tensor(&rng::randn(&mut r, &[kk * 3, 5], &dev).unwrap()).unwrap();
     let b = Var::from_tensor(&rng::randn(&mut r, &[5], &dev).unwrap()).unwrap();
-    let wu = Var::from_tensor(&rng::randn(&mut r, &[5, 16 * 2], &dev).unwrap()).unwrap();
+    let wu = Var::from_tensor(&rng::randn(&mut r, &[5, kk * 2], &dev).unwrap()).unwrap();
     let bu = Var::from_tensor(&rng::randn(&mut r, &[2], &dev).unwrap()).unwrap();
-    let weights = rng::randn(&mut r, &[2, 6, 6, 2], &dev).unwrap();
-    // down 6x6x3 -> 3x3x5, up 3x3x5 -> 6x6x2, a weighted sum.
-    let run = |composed: bool| {
+    let weights = rng::randn(&mut r, &[2, side, side, 2], &dev).unwrap();
+    // down side^2 x 3 -> lo^2 x 5, up lo^2 x 5 -> side^2 x 2, a weighted sum.
+    // 0: the fused kernels; 1: their graph-building backward passes; 2: candle's conv2d and
+    // conv_transpose2d throughout (portable ops).
+    let run = |mode: usize| {
         let f = || {
             let h = conv_down(g, x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
-            assert_eq!(h.dims(), &[2, 3, 3, 5]);
+            assert_eq!(h.dims(), &[2, lo, lo, 5]);
             let y = conv_up(g, &h.tanh().unwrap(), wu.as_tensor(), bu.as_tensor()).unwrap();
-            assert_eq!(y.dims(), &[2, 6, 6, 2]);
+            assert_eq!(y.dims(), &[2, side, side, 2]);
             let l = (y * &weights).unwrap().sum_all().unwrap();
             let gr = l.backward().unwrap();
             let gs: Vec<Vec<f32>> = [&x, &w, &b, &wu, &bu]
@@ -710,21 +722,26 @@ fn strided_and_transposed_convolutions_match_candle() {
                 .collect();
             (l.to_scalar::<f32>().unwrap(), gs)
         };
-        if composed {
-            with_create_graph(f)
-        } else {
-            f()
+        match mode {
+            0 => f(),
+            1 => with_create_graph(f),
+            _ => deepgen::nn::with_portable_ops(f),
         }
     };
-    let (la, ga) = run(false);
-    let (lb, gb) = run(true);
-    assert!((la - lb).abs() < 1e-3 * (1.0 + la.abs()), "fused {la} vs candle {lb}");
-    for (i, (a, b)) in ga.iter().zip(&gb).enumerate() {
-        for (u, v) in a.iter().zip(b) {
-            assert!(
-                (u - v).abs() < 1e-3 * (1.0 + v.abs()),
-                "gradient {i}: fused {u} vs candle {v}"
-            );
+    let (lc, gc) = run(2);
+    for mode in [0, 1] {
+        let (la, ga) = run(mode);
+        assert!(
+            (la - lc).abs() < 1e-3 * (1.0 + lc.abs()),
+            "{g:?} mode {mode}: {la} vs candle {lc}"
+        );
+        for (i, (a, b)) in ga.iter().zip(&gc).enumerate() {
+            for (u, v) in a.iter().zip(b) {
+                assert!(
+                    (u - v).abs() < 1e-3 * (1.0 + v.abs()),
+                    "{g:?} mode {mode} gradient {i}: {u} vs candle {v}"
+                );
+            }
         }
     }
 }

@@ -19,6 +19,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::same_conv;
 use super::slices::f32s;
 use super::{Act, Linear, Params};
 use crate::error::{Error, Result};
@@ -465,6 +466,16 @@ impl Strided {
         (lo - 1) * self.stride + self.k - 2 * self.pad
     }
 
+    /// The implicit-GEMM geometry when this convolution over `h x w` images is a "same" one
+    /// that [`same_conv`] runs faster than im2col.
+    fn same(&self, h: usize, w: usize) -> Option<same_conv::Same> {
+        same_conv::eligible(self.k, self.stride, self.pad, h, w).then_some(same_conv::Same {
+            k: self.k,
+            h,
+            w,
+        })
+    }
+
     /// Calls `f(hi_offset, col_offset, len)` for every in-image run of one kernel row's taps at
     /// one low pixel of one image: a kernel row's taps are neighbouring pixels, so their values
     /// are contiguous on both sides (`len` = the taps inside the image times `c`). Columns are
@@ -622,14 +633,19 @@ impl CustomOp3 for DownOp {
             (f32s(xs, xl, "input")?, f32s(ws, wl, "weight")?, f32s(bs, bl, "bias")?);
         let (hl, wlo) = (g.lo(h), g.lo(w));
         let m = b * hl * wlo;
-        // Bias rows written directly (no zero fill first).
-        let mut y = Vec::with_capacity(m * n);
-        for _ in 0..m {
-            y.extend_from_slice(bias);
-        }
-        g.with_im2col(x, b, (h, w), c, |cols| {
-            super::gemm(m, n, k, &mut y, cols, false, wv, false, true, true)
-        });
+        let mut y = if let Some(s) = g.same(h, w) {
+            same_conv::forward(s, x, c, wv, n, Some(bias))
+        } else {
+            // Bias rows written directly (no zero fill first).
+            let mut y = Vec::with_capacity(m * n);
+            for _ in 0..m {
+                y.extend_from_slice(bias);
+            }
+            g.with_im2col(x, b, (h, w), c, |cols| {
+                super::gemm(m, n, k, &mut y, cols, false, wv, false, true, true)
+            });
+            y
+        };
         if let Some(a) = self.1 {
             // A select, not a branch (see the batch norm's forward in stack.rs).
             y.par_chunks_mut(1 << 14)
@@ -677,15 +693,22 @@ impl CustomOp3 for DownOp {
             Some(a) => super::fused::leaky_pre_activation_grad(grad, y, a, n)?,
             None => super::fused::pre_activation_grad(grad, grad, Act::Identity, n)?,
         };
+        let same = g.same(h, wd);
         // Constant weights (the critic during the generator's update) need no weight gradient.
-        let dw = if w.track_op() {
+        let dw = if !w.track_op() {
+            None
+        } else if let Some(s) = same {
+            Some(read(x, |xv| same_conv::weight_grad(s, xv, c, &dz, n))?)
+        } else {
             Some(read(x, |xv| {
                 g.with_im2col(xv, b, (h, wd), c, |cols| super::gemm_at_b(k, n, m, cols, &dz))
             })?)
-        } else {
-            None
         };
-        let dx = if x.track_op() {
+        let dx = if let (true, Some(s)) = (x.track_op(), same) {
+            let flipped = read(w, |wv| same_conv::flipped(wv, g.k, c, n))?;
+            let dx = same_conv::forward(s, &dz, n, &flipped, c, None);
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?)
+        } else if x.track_op() {
             // The GEMM overwrites the whole scratch buffer (no accumulation).
             let dx = super::with_scratch(m * k, |dcols| -> candle_core::Result<Vec<f32>> {
                 read(w, |wv| super::gemm(m, k, n, dcols, &dz, false, wv, true, false, true))?;
@@ -739,6 +762,11 @@ impl CustomOp3 for UpOp {
             (f32s(xs, xl, "input")?, f32s(ws, wl, "weight")?, f32s(bs, bl, "bias")?);
         let m = b * h * w;
         let (hh, wh) = (g.hi(h), g.hi(w));
+        if let Some(s) = g.same(h, w) {
+            let down = same_conv::up_as_down(wv, g.k, c, n);
+            let y = same_conv::forward(s, x, c, &down, n, Some(bias));
+            return Ok((CpuStorage::F32(y), Shape::from((b, hh, wh, n))));
+        }
         // The GEMM overwrites the whole scratch buffer (no accumulation).
         let y = super::with_scratch(m * kn, |cols| {
             super::gemm(m, kn, c, cols, x, false, wv, false, false, true);
@@ -783,6 +811,26 @@ impl CustomOp3 for UpOp {
             }
             db
         })?;
+        if let Some(s) = g.same(h, wd) {
+            // The input gradient is the same convolution of grad with W^T; the weight gradient
+            // that of the convolution from grad to x, transposed.
+            let dw = if w.track_op() {
+                let d = read(grad, |gv| read(x, |xv| same_conv::weight_grad(s, gv, n, xv, c)))??;
+                Some(Tensor::from_vec(same_conv::transposed(&d, kn, c), w.shape(), w.device())?)
+            } else {
+                None
+            };
+            let dx = if x.track_op() {
+                let wt = read(w, |wv| same_conv::transposed(wv, c, kn))?;
+                let dx = read(grad, |gv| same_conv::forward(s, gv, n, &wt, c, None))?;
+                Some(Tensor::from_vec(dx, x.shape(), x.device())?)
+            } else {
+                None
+            };
+            let db =
+                if bias.track_op() { Some(Tensor::from_vec(db, n, w.device())?) } else { None };
+            return Ok((dx, dw, db));
+        }
         let (dw, dx) = read(grad, |gv| {
             g.with_im2col(gv, b, (hh, wh), n, |dcols| -> candle_core::Result<_> {
                 let dw = if w.track_op() {

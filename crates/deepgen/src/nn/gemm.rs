@@ -122,6 +122,64 @@ pub(crate) fn gemm(
     }
 }
 
+/// `dst [m, n] (+)= a b` on one thread, `dst` row-major and each operand read with explicit
+/// (row, column) strides, so that an operand's rows may overlap in memory: the implicit im2col
+/// of [`super::same_conv`], whose row r starts c values after row r - 1.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_strided(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    (b_rs, b_cs): (usize, usize),
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // The last element each operand's strides reach lies inside its slice.
+    assert!(
+        dst.len() >= m * n
+            && (m - 1) * a_rs + (k - 1) * a_cs < a.len()
+            && (k - 1) * b_rs + (n - 1) * b_cs < b.len(),
+        "gemm_strided: buffers too small"
+    );
+    FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
+    // SAFETY: every index the strides reach is inside its slice (asserted above); the operands
+    // are only read (overlapping rows are fine), dst is exclusively borrowed and its rows are
+    // disjoint.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// [`gemm`] as `parts` single-threaded GEMMs over blocks of dst rows, in parallel.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_row_blocks(

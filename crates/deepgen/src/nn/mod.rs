@@ -10,7 +10,7 @@
 //! (`gemm`), per-thread scratch buffers (`scratch`), the create-graph switch
 //! (`graph`), CPU storage access (`slices`), class vectors (`classes`), fused
 //! element-wise ops (`ops`), run-time SIMD dispatch and lane-explicit sums
-//! (`simd`), convolutions (`conv`), the grid LSTM (`lstm`) and sequential
+//! (`simd`), convolutions (`conv`; stride-1 "same" ones without im2col: `same_conv`), the grid LSTM (`lstm`) and sequential
 //! networks over substitutable weights (`stack`).
 
 pub mod act;
@@ -25,6 +25,7 @@ pub mod lstm;
 pub mod ops;
 pub mod params;
 pub(crate) mod pixel_norm;
+pub(crate) mod same_conv;
 mod scratch;
 pub(crate) mod simd;
 pub(crate) mod slices;
