@@ -685,11 +685,11 @@ fn a_standardised_toy_run_is_counted_and_drawn_in_data_units() {
 }
 
 /// The fused strided and transposed convolutions (and their backward passes) against candle's
-/// conv2d: the DCGAN's 4x4 stride 2, and the "same" 3x3 and 7x7 stride-1 layers that run
+/// conv2d: the DCGAN's 4x4 stride 2, and stride-1 3x3 and 7x7 layers, padded and not, that run
 /// without im2col (`nn/same_conv.rs`).
 #[test]
 fn strided_and_transposed_convolutions_match_candle() {
-    for (k, stride, pad, side) in [(4, 2, 1, 6), (3, 1, 1, 6), (7, 1, 3, 12)] {
+    for (k, stride, pad, side) in [(4, 2, 1, 6), (3, 1, 1, 6), (7, 1, 3, 12), (3, 1, 0, 8)] {
         convolutions_match_candle(Strided { k, stride, pad }, side);
     }
 }

@@ -471,9 +471,20 @@ impl Strided {
     fn same(&self, h: usize, w: usize) -> Option<same_conv::Same> {
         same_conv::eligible(self.k, self.stride, self.pad, h, w).then_some(same_conv::Same {
             k: self.k,
+            pad: self.pad,
             h,
             w,
         })
+    }
+
+    /// The transposed convolution over `h x w` low-resolution images as a [`same_conv`] one
+    /// (stride 1: padding k - 1 - p, the taps reversed), where that applies and pays.
+    fn same_up(&self, h: usize, w: usize) -> Option<same_conv::Same> {
+        if self.stride != 1 || self.pad >= self.k {
+            return None;
+        }
+        let s = same_conv::Same { k: self.k, pad: self.k - 1 - self.pad, h, w };
+        s.eligible().then_some(s)
     }
 
     /// Calls `f(hi_offset, col_offset, len)` for every in-image run of one kernel row's taps at
@@ -704,7 +715,8 @@ impl CustomOp3 for DownOp {
                 g.with_im2col(xv, b, (h, wd), c, |cols| super::gemm_at_b(k, n, m, cols, &dz))
             })?)
         };
-        let dx = if let (true, Some(s)) = (x.track_op(), same) {
+        let back = same.map(|s| s.adjoint()).filter(|s| s.eligible());
+        let dx = if let (true, Some(s)) = (x.track_op(), back) {
             let flipped = read(w, |wv| same_conv::flipped(wv, g.k, c, n))?;
             let dx = same_conv::forward(s, &dz, n, &flipped, c, None);
             Some(Tensor::from_vec(dx, x.shape(), x.device())?)
@@ -762,7 +774,7 @@ impl CustomOp3 for UpOp {
             (f32s(xs, xl, "input")?, f32s(ws, wl, "weight")?, f32s(bs, bl, "bias")?);
         let m = b * h * w;
         let (hh, wh) = (g.hi(h), g.hi(w));
-        if let Some(s) = g.same(h, w) {
+        if let Some(s) = g.same_up(h, w) {
             let down = same_conv::up_as_down(wv, g.k, c, n);
             let y = same_conv::forward(s, x, c, &down, n, Some(bias));
             return Ok((CpuStorage::F32(y), Shape::from((b, hh, wh, n))));
@@ -811,9 +823,10 @@ impl CustomOp3 for UpOp {
             }
             db
         })?;
-        if let Some(s) = g.same(h, wd) {
-            // The input gradient is the same convolution of grad with W^T; the weight gradient
-            // that of the convolution from grad to x, transposed.
+        if let Some(s) = g.same(hh, wh) {
+            // This op is the adjoint of the convolution `s` from grad's size to x's: x's
+            // gradient is that convolution of grad with W^T, the weight gradient its weight
+            // gradient from grad to x, transposed.
             let dw = if w.track_op() {
                 let d = read(grad, |gv| read(x, |xv| same_conv::weight_grad(s, gv, n, xv, c)))??;
                 Some(Tensor::from_vec(same_conv::transposed(&d, kn, c), w.shape(), w.device())?)
