@@ -391,3 +391,40 @@ fn close(a: &[f32], e: &[f32], tol: f32, what: &str) {
         assert!((u - v).abs() < tol * (1.0 + v.abs()), "{what}[{k}]: {u} vs {v}");
     }
 }
+
+/// ProGAN's 2x2 average pooling and nearest upsampling as fused ops (`nn/resample.rs`) against
+/// their candle-op forms: values, gradients, and the gradient of a gradient (the penalty's
+/// graph-building backward) through a squared pooling and upsampling.
+#[test]
+fn pooling_and_upsampling_agree_with_their_candle_ops_to_second_order() {
+    use deepgen::nn::stack::{avg_pool2, upsample2};
+    use deepgen::nn::with_create_graph;
+    let mut r = rng::rng(23);
+    let (b, h, w, c) = (2, 4, 6, 3);
+    let x = Var::from_tensor(&rng::randn(&mut r, &[b, h, w, c], &Device::Cpu).unwrap()).unwrap();
+    let g = rng::randn(&mut r, &[b, h, w, c], &Device::Cpu).unwrap();
+    let v = rng::randn(&mut r, &[b, h, w, c], &Device::Cpu).unwrap();
+    let (fused, portable) = fused_and_portable(|| {
+        with_create_graph(|| {
+            let p = avg_pool2(x.as_tensor()).unwrap();
+            assert_eq!(p.dims(), &[b, h / 2, w / 2, c]);
+            let y = upsample2(&p.sqr().unwrap()).unwrap();
+            assert_eq!(y.dims(), &[b, h, w, c]);
+            let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let dx = grads.get(x.as_tensor()).unwrap().clone();
+            let second = (&dx * &v).unwrap().sum_all().unwrap().backward().unwrap();
+            (vec1(&y), vec1(&dx), vec1(second.get(x.as_tensor()).unwrap()))
+        })
+    });
+    close(&fused.0, &portable.0, 1e-5, "y");
+    close(&fused.1, &portable.1, 1e-5, "dx");
+    close(&fused.2, &portable.2, 1e-5, "d(dx . v)/dx");
+    // By hand at one input: y = upsample(p^2), p = mean of a 2x2 block, so
+    // dL/dx = (sum of g over the block's 4 output pixels) * 2 p / 4.
+    let (xv, gv) = (vec1(x.as_tensor()), vec1(&g));
+    let at = |i: usize, j: usize, k: usize| (i * w + j) * c + k;
+    let p = (xv[at(0, 0, 1)] + xv[at(0, 1, 1)] + xv[at(1, 0, 1)] + xv[at(1, 1, 1)]) / 4.0;
+    let gs = gv[at(0, 0, 1)] + gv[at(0, 1, 1)] + gv[at(1, 0, 1)] + gv[at(1, 1, 1)];
+    let want = gs * 2.0 * p / 4.0;
+    assert!((fused.1[at(1, 1, 1)] - want).abs() < 1e-5 * (1.0 + want.abs()));
+}

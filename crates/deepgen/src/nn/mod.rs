@@ -9,9 +9,10 @@
 //! fused CPU kernels (`fused`), the activations (`act`), matrix products
 //! (`gemm`), per-thread scratch buffers (`scratch`), the create-graph switch
 //! (`graph`), CPU storage access (`slices`), class vectors (`classes`), fused
-//! element-wise ops (`ops`), run-time SIMD dispatch and lane-explicit sums
-//! (`simd`), convolutions (`conv`; stride-1 "same" ones without im2col: `same_conv`), the grid LSTM (`lstm`) and sequential
-//! networks over substitutable weights (`stack`).
+//! element-wise ops (`ops`), 2x2 pooling and upsampling (`resample`), run-time
+//! SIMD dispatch and lane-explicit sums (`simd`), convolutions (`conv`; the
+//! stride-1 ones without im2col: `same_conv`), the grid LSTM (`lstm`) and
+//! sequential networks over substitutable weights (`stack`).
 
 pub mod act;
 pub mod classes;
@@ -25,6 +26,7 @@ pub mod lstm;
 pub mod ops;
 pub mod params;
 pub(crate) mod pixel_norm;
+pub(crate) mod resample;
 pub(crate) mod same_conv;
 mod scratch;
 pub(crate) mod simd;

@@ -473,6 +473,11 @@ pub fn pixel_norm(h: &Tensor) -> Result<Tensor> {
 /// `[B, H, W, C]` -> `[B, 2H, 2W, C]`, every pixel repeated in a 2x2 block (nearest neighbour).
 pub fn upsample2(h: &Tensor) -> Result<Tensor> {
     let (b, hh, ww, c) = h.dims4()?;
+    if super::cpu_kernels(h.device()) {
+        return Ok(h
+            .contiguous()?
+            .apply_op1(super::resample::Resample { up: true, scale: 1.0 })?);
+    }
     Ok(h.reshape((b, hh, 1, ww, 1, c))?
         .broadcast_as((b, hh, 2, ww, 2, c))?
         .contiguous()?
@@ -484,6 +489,10 @@ pub fn avg_pool2(h: &Tensor) -> Result<Tensor> {
     let (b, hh, ww, c) = h.dims4()?;
     if hh % 2 != 0 || ww % 2 != 0 {
         return Err(Error::Shape(format!("2x2 average pooling of a {hh}x{ww} map")));
+    }
+    if super::cpu_kernels(h.device()) {
+        let op = super::resample::Resample { up: false, scale: 0.25 };
+        return Ok(h.contiguous()?.apply_op1(op)?);
     }
     Ok((h.reshape((b, hh / 2, 2, ww / 2, 2, c))?.sum(4)?.sum(2)? * 0.25)?)
 }
@@ -498,7 +507,8 @@ pub fn minibatch_stddev(h: &Tensor, group: usize) -> Result<Tensor> {
     let g = group.min(b).max(1);
     if !b.is_multiple_of(g) {
         return Err(Error::config(format!(
-            "the minibatch standard deviation takes groups of {g} examples (--group-size): a             batch of {b} is not a multiple of {g}"
+            "the minibatch standard deviation takes groups of {g} examples (--group-size): a \
+            batch of {b} is not a multiple of {g}"
         )));
     }
     let m = b / g;
