@@ -84,6 +84,26 @@ stage cli
   timeout 120 "$D/deepgen" train dcgan --steps 200 --device $DEV --out "$R/dcgan"
   timeout 60 "$D/deepgen" sample "$R/dcgan" -n 64 --device $DEV --out "$OUT/dcgan-cuda.png"
   timeout 30 "$D/deepgen" train nade --steps 1 --device $DEV:7 --out "$R/bad"; echo "exit $?"
+  # The service with its models on the GPU: ready, then a sample and a score request.
+  "$D/deepgen" serve nade="$R/nade" dcgan="$R/dcgan" --addr 127.0.0.1:18391 --device $DEV &
+  srv=$!
+  "$PY" - <<'PY'
+import json, time, urllib.request as u
+base = "http://127.0.0.1:18391"
+for _ in range(120):
+    try:
+        if u.urlopen(base + "/readyz", timeout=2).status == 200:
+            break
+    except Exception:
+        time.sleep(0.5)
+for path, body in [("/v1/models/dcgan/sample", {"n": 4, "seed": 1}),
+                   ("/v1/models/nade/sample", {"n": 2, "seed": 1})]:
+    req = u.Request(base + path, data=json.dumps(body).encode(),
+                    headers={"Content-Type": "application/json"})
+    with u.urlopen(req, timeout=60) as r:
+        print(path, r.status, len(r.read()), "bytes")
+PY
+  kill $srv; wait $srv; echo "serve exit $?"
 ) > "$OUT/cli.txt" 2>&1
 
 stage gpu-test

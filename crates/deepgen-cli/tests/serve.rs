@@ -64,7 +64,7 @@ fn serve_over_a_socket_matches_the_cli_and_stops_on_sigterm() {
         .collect();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_deepgen"))
-        .args(["serve", "v", "--addr", "127.0.0.1:0"])
+        .args(["serve", "v", "--addr", "127.0.0.1:0", "--device", "cpu"])
         .current_dir(d)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -165,4 +165,9 @@ fn serve_refuses_bad_runs_and_flags_in_one_line() {
     fails(d, &["serve", "x=nope", "--workers", "0"], "--workers must be at least 1");
     fails(d, &["serve", "bad name=nope"], "a run's name may hold");
     fails(d, &["serve", "nope", "--addr", "not-an-address"], "--addr not-an-address");
+    // The device before any run is read.
+    fails(d, &["serve", "nope", "--device", "tpu"], "unknown device");
+    if !cfg!(feature = "cuda") {
+        fails(d, &["serve", "nope", "--device", "cuda"], "this build has no CUDA support");
+    }
 }

@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use deepgen::models::{Gan, TextGan};
 use deepgen::rng;
 use deepgen::run::infer::{self, Condition};
@@ -260,7 +260,7 @@ async fn encode(State(s): St, Path(name): Path<String>, req: Request) -> ApiResu
         .run(move || {
             let (data, _) = dataset(&e, ex, &source)?;
             let x = data
-                .batch(&(0..data.n).collect::<Vec<_>>(), &Device::Cpu)
+                .batch(&(0..data.n).collect::<Vec<_>>(), &e.run.model.device())
                 .map_err(|err| ApiError::from_lib("rows", err))?;
             let z =
                 infer::encode(&e.run.model, &x).map_err(|err| ApiError::from_lib("rows", err))?;
@@ -321,7 +321,7 @@ async fn decode(
     let seed = q.seed.unwrap_or(e.run.cfg.seed);
     s.pool
         .run(move || {
-            let zt = Tensor::from_vec(z, (n, l), &Device::Cpu).map_err(lib_err)?;
+            let zt = Tensor::from_vec(z, (n, l), &e.run.model.device()).map_err(lib_err)?;
             let mut r = rng::derived(seed, "decode", 0);
             let x = infer::decode(&e.run.model, &zt, q.class, &mut r)
                 .map_err(|err| ApiError::from_lib("class", err))?;
@@ -423,7 +423,7 @@ async fn interpolate(
                 (None, Some(ex)) => {
                     let (data, _) = dataset(&e, ex, "request")?;
                     let x = data
-                        .batch(&[0, 1], &Device::Cpu)
+                        .batch(&[0, 1], &e.run.model.device())
                         .map_err(|err| ApiError::from_lib("rows", err))?;
                     let z = infer::encode(m, &x).map_err(|err| ApiError::from_lib("rows", err))?;
                     z.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(lib_err)?
@@ -432,7 +432,7 @@ async fn interpolate(
             };
             let clip = m.get::<Gan>().and_then(|g| g.cfg.noise.bound());
             let path = deepgen::run::latent_path(&z, l, steps, slerp, clip);
-            let zt = Tensor::from_vec(path, (steps, l), &Device::Cpu).map_err(lib_err)?;
+            let zt = Tensor::from_vec(path, (steps, l), &e.run.model.device()).map_err(lib_err)?;
             let x = infer::decode(m, &zt, class, &mut r)
                 .map_err(|err| ApiError::from_lib("class", err))?;
             let v = values(&e, &x)?;
@@ -450,7 +450,7 @@ fn prior_draws(
 ) -> ApiResult<Vec<f32>> {
     let z = match m.get::<Gan>() {
         Some(g) => g.draw_z(k, r),
-        None => rng::randn(r, &[k, l], &Device::Cpu).map_err(Into::into),
+        None => rng::randn(r, &[k, l], &m.device()).map_err(Into::into),
     };
     let z = z.map_err(|err| ApiError::from_lib("model", err))?;
     z.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(lib_err)
@@ -502,8 +502,9 @@ async fn translate(
             let (data, _) = deepgen::run::apply_transforms(&mut d, &e.run.cfg, false)
                 .map_err(|err| ApiError::from_lib("rows", err))?;
             let idx: Vec<usize> = (0..n).collect();
-            let x =
-                data.batch(&idx, &Device::Cpu).map_err(|err| ApiError::from_lib("rows", err))?;
+            let x = data
+                .batch(&idx, &e.run.model.device())
+                .map_err(|err| ApiError::from_lib("rows", err))?;
             let (y, back) = deepgen::run::translate::translate_batch(
                 m,
                 t,

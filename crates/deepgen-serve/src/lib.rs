@@ -64,6 +64,10 @@ pub struct ServeOptions {
     /// No access log.
     #[arg(long)]
     pub quiet: bool,
+    /// Device for the models: cpu, cuda or cuda:N (a build with the cuda feature) [default:
+    /// cpu].
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 /// The service's defaults, shared by the flags and [`ServeOptions::new`].
@@ -104,6 +108,7 @@ impl ServeOptions {
             max_image_pixels: d.max_image_pixels,
             timeout: d.timeout,
             quiet: false,
+            device: None,
         }
     }
 
@@ -125,7 +130,14 @@ impl ServeOptions {
         if !(self.timeout.is_finite() && self.timeout > 0.0) {
             anyhow::bail!("--timeout must be a positive number of seconds");
         }
+        self.device()?;
         Ok(())
+    }
+
+    /// The device `--device` names (refused in one line before any run is read: a bad name, a
+    /// build without CUDA, a missing GPU).
+    pub fn device(&self) -> anyhow::Result<candle_core::Device> {
+        Ok(deepgen::run::device(self.device.as_deref())?)
     }
 }
 
@@ -147,7 +159,7 @@ pub fn router(state: Arc<AppState>, access_log: bool) -> Router {
 pub fn app(o: &ServeOptions) -> anyhow::Result<(Arc<AppState>, Router)> {
     o.check()?;
     let state = Arc::new(AppState::new(o));
-    let _ = state.models.set(state::load(&o.runs)?);
+    let _ = state.models.set(state::load(&o.runs, &o.device()?)?);
     Ok((state.clone(), router(state, !o.quiet)))
 }
 
@@ -185,8 +197,9 @@ pub async fn serve(o: ServeOptions, ready: impl FnOnce(SocketAddr)) -> anyhow::R
     ready(addr);
     let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<String>();
     let specs = o.runs.clone();
+    let dev = o.device()?;
     let loading = state.clone();
-    tokio::task::spawn_blocking(move || match state::load(&specs) {
+    tokio::task::spawn_blocking(move || match state::load(&specs, &dev) {
         Ok(m) => {
             let names: Vec<String> = m.iter().map(|e| e.name.clone()).collect();
             let _ = loading.models.set(m);

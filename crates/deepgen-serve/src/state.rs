@@ -84,15 +84,15 @@ pub fn name_and_path(spec: &str) -> anyhow::Result<(String, PathBuf)> {
     Ok((name, path))
 }
 
-/// Opens every run (the slow part of starting: each checkpoint is read once).
-pub fn load(specs: &[String]) -> anyhow::Result<Vec<Arc<Entry>>> {
+/// Opens every run onto `dev` (the slow part of starting: each checkpoint is read once).
+pub fn load(specs: &[String], dev: &candle_core::Device) -> anyhow::Result<Vec<Arc<Entry>>> {
     let mut out: Vec<Arc<Entry>> = Vec::new();
     for spec in specs {
         let (name, path) = name_and_path(spec)?;
         if out.iter().any(|e| e.name == name) {
             anyhow::bail!("two runs are named `{name}`: name them apart with NAME=RUN");
         }
-        let run = Loaded::open(&path)?;
+        let run = Loaded::open_on(&path, dev)?;
         let caps = infer::capabilities(&run.model);
         out.push(Arc::new(Entry { name, run, caps }));
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Tensor;
 use serde::Serialize;
 
-use super::{open, RunConfig, RunDir};
+use super::{RunConfig, RunDir};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::scores::{self, Threshold};
@@ -31,7 +31,12 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn open(path: &Path) -> Result<Self> {
-        let (dir, cfg, model) = open(path)?;
+        Self::open_on(path, &candle_core::Device::Cpu)
+    }
+
+    /// [`Loaded::open`] with the model on `dev`.
+    pub fn open_on(path: &Path, dev: &candle_core::Device) -> Result<Self> {
+        let (dir, cfg, model) = super::open_on(path, dev)?;
         let step = dir.checkpoint_info().map(|i| i.step).unwrap_or(0);
         let file = dir.file("detect/threshold.json");
         let threshold = if file.is_file() { Some(Threshold::read(&file)?) } else { None };
