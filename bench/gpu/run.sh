@@ -10,11 +10,13 @@
 # Stages (files in $OUT):
 #   env.txt        GPU, driver, torch, the libraries found
 #   cli.txt        deepgen train/sample/score --device cuda on the embedded digits; a resume on
-#                  the CPU; a bad device index refused in one line
+#                  the CPU; a bad device index refused in one line; deepgen serve --device cuda
+#                  answering two sample requests
 #   gpu-test.txt   tests/gpu.rs: every model's two steps on cuda against the CPU, resume across
 #                  devices, GPU sampling and scoring
 #   bench.jsonl    steps/s on the GPU, deepgen and PyTorch eager in interleaved pairs (VAE, NADE,
-#                  MADE, PixelCNNs, Row LSTM, DCGAN, CycleGAN, StarGAN, ProGAN at 32x32)
+#                  MADE, PixelCNNs, Row LSTM, DCGAN, CycleGAN, StarGAN, ProGAN at 32x32, the
+#                  text GAN, the puzzle GAN)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}
