@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import torch_gan_common as common
+
 
 class G(nn.Module):
     def __init__(self, z=100, ch=64):
@@ -70,10 +72,7 @@ def main():
     torch.set_default_device(a.device)
     x = torch.from_numpy(np.load(a.data)).float().view(-1, 1, 28, 28).to(a.device)
     g, d = G().to(a.device), D().to(a.device)
-    for m in list(g.modules()) + list(d.modules()):
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0, 0.02)
-            nn.init.zeros_(m.bias)
+    common.normal_init(g, d)
     og = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
     od = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
     rng = np.random.default_rng(a.seed)

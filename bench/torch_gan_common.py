@@ -1,6 +1,7 @@
-"""What the PyTorch GAN references (torch_cyclegan.py, torch_stargan.py, torch_progan.py) share:
-the command line, the epoch-shuffled minibatches, the timer and the one JSON line they print,
-the fields `gan_bench` prints."""
+"""What the PyTorch GAN references (torch_cyclegan.py, torch_stargan.py, torch_progan.py,
+torch_textgan.py, torch_puzzle.py; torch_dcgan.py its initialisation) share: the command line,
+the epoch-shuffled minibatches, the timer and the one JSON line they print (the fields
+`gan_bench` prints), the DCGAN initialisation and an optimiser step."""
 import argparse
 import json
 import time
@@ -27,6 +28,24 @@ def parse(steps, warmup, batch, extra=None):
     torch.manual_seed(a.seed)
     torch.set_default_device(a.device)
     return a
+
+
+def normal_init(*nets, std=0.02):
+    """N(0, std) weights and zero biases for every convolution and dense layer of `nets`
+    (deepgen's Init::Normal(0.02), the DCGAN-family presets)."""
+    import torch.nn as nn
+    for net in nets:
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                nn.init.normal_(m.weight, 0, std)
+                nn.init.zeros_(m.bias)
+
+
+def update(opt, loss):
+    """One optimiser step on `loss`, the gradients cleared first."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
 
 
 class Batches:

@@ -92,10 +92,7 @@ def main():
     enc = TextEncoder(int(caps.max()))
     enc.requires_grad_(False)
     g, d = Generator(), Critic()
-    for m in list(g.modules()) + list(d.modules()):
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0, 0.02)
-            nn.init.zeros_(m.bias)
+    common.normal_init(g, d)
     og = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
     od = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
     b, batches, timer = a.batch, common.Batches(len(x_all), a.batch, a.seed), common.Timer(a)
@@ -119,15 +116,11 @@ def main():
         wrong = h[torch.multinomial(others, 1).squeeze(1)]
         ld = (F.softplus(-d(x, h)).mean() + 0.5 * F.softplus(d(fake, h)).mean()
               + 0.5 * F.softplus(d(x, wrong)).mean())
-        od.zero_grad(set_to_none=True)
-        ld.backward()
-        od.step()
+        common.update(od, ld)
         d.requires_grad_(False)
         fake, hg = generated(h)
         lg = F.softplus(-d(fake, hg)).mean()
-        og.zero_grad(set_to_none=True)
-        lg.backward()
-        og.step()
+        common.update(og, lg)
         d.requires_grad_(True)
     timer.report("text-gan", (g, d), ld, lg)
 

@@ -98,28 +98,40 @@ pub(crate) fn gemm(
     // SAFETY: the slices hold at least m*k, k*n and m*n values (asserted above),
     // read with the strides of their row-major layouts; dst is exclusively borrowed.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        raw_gemm(
+            (m, n, k),
             dst.as_mut_ptr(),
-            1,
-            n as isize,
             accumulate,
             a.as_ptr(),
-            a_cs,
-            a_rs,
+            (a_rs, a_cs),
             b.as_ptr(),
-            b_cs,
-            b_rs,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
+            (b_rs, b_cs),
             par,
-        );
+        )
     }
+}
+
+/// The `gemm` crate's `dst [m, n] (+)= a b` (alpha 1, beta 1), `dst` row-major, `a` and `b` read
+/// with (row, column) strides.
+///
+/// # Safety
+/// Every index the strides reach from each pointer lies inside its buffer; nothing else writes
+/// `dst` meanwhile.
+#[allow(clippy::too_many_arguments)]
+unsafe fn raw_gemm(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    accumulate: bool,
+    a: *const f32,
+    (a_rs, a_cs): (isize, isize),
+    b: *const f32,
+    (b_rs, b_cs): (isize, isize),
+    par: gemm::Parallelism,
+) {
+    gemm::gemm(
+        m, n, k, dst, 1, n as isize, accumulate, a, a_cs, a_rs, b, b_cs, b_rs, 1.0f32, 1.0f32,
+        false, false, false, par,
+    );
 }
 
 /// `dst [m, n] (+)= a b` on one thread, `dst` row-major and each operand read with explicit
@@ -156,27 +168,16 @@ pub(crate) fn gemm_strided(
     // are only read (overlapping rows are fine), dst is exclusively borrowed and its rows are
     // disjoint.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        raw_gemm(
+            (m, n, k),
             dst.as_mut_ptr(),
-            1,
-            n as isize,
             accumulate,
             a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
+            (a_rs as isize, a_cs as isize),
             b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
+            (b_rs as isize, b_cs as isize),
             gemm::Parallelism::None,
-        );
+        )
     }
 }
 
@@ -207,27 +208,16 @@ pub(crate) fn gemm_row_blocks(
         // SAFETY: rows r0..r0+r of a (offset a_off, same strides) and of dst (this
         // chunk) lie within the asserted lengths; each chunk of dst has one task.
         unsafe {
-            gemm::gemm(
-                r,
-                n,
-                k,
+            raw_gemm(
+                (r, n, k),
                 d.as_mut_ptr(),
-                1,
-                n as isize,
                 accumulate,
                 a.as_ptr().add(a_off),
-                a_cs,
-                a_rs,
+                (a_rs, a_cs),
                 b.as_ptr(),
-                b_cs,
-                b_rs,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
+                (b_rs, b_cs),
                 gemm::Parallelism::None,
-            );
+            )
         }
     });
 }
