@@ -41,6 +41,6 @@ echo "# DCGAN (the dcgan preset) speed: three interleaved pairs of 70 iterations
 target/release/gan_bench --steps 21 --warmup 20 --export "$DATA/mnist-grey.npy" > /dev/null
 for i in 1 2 3; do
   target/release/gan_bench --steps 70 --warmup 10 --seed "$SEED"
-  $PY bench/torch_dcgan.py --data "$DATA/mnist-grey.npy" --steps 70 --warmup 10 --threads 2 --seed "$SEED"
+  $PY bench/torch_dcgan.py --data "$DATA/mnist-grey.npy" --steps 70 --warmup 10 --threads 2 --seed "$SEED" --careful
 done
 echo "# Mode collapse on the toy mixtures: bench/modes_table.sh (~50 min)"

@@ -35,7 +35,7 @@ pair diagonal-bilstm 64 8 2
 target/release/gan_bench --steps 21 --warmup 20 --export "$DATA/mnist-grey.npy" > /dev/null
 for i in $(seq "$PAIRS"); do
   target/release/gan_bench --steps 50 --warmup 10
-  $PY bench/torch_dcgan.py --data "$DATA/mnist-grey.npy" --steps 50 --warmup 10 --threads 2
+  $PY bench/torch_dcgan.py --data "$DATA/mnist-grey.npy" --steps 50 --warmup 10 --threads 2 --careful
 done
 for i in $(seq "$PAIRS"); do
   target/release/gan_bench --model cyclegan --batch 8 --steps 30 --warmup 5

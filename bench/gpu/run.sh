@@ -138,7 +138,7 @@ pair row-lstm 64 30 5
 "$D/gan_bench" --steps 2 --warmup 1 --export "$DATA/mnist-grey.npy" > /dev/null 2>&1
 for _ in $(seq "$PAIRS"); do
   run "$D/gan_bench" --steps 200 --warmup 20 --device $DEV
-  run $PY bench/torch_dcgan.py --data "$DATA/mnist-grey.npy" --steps 200 --warmup 20 --device $DEV --threads ${THREADS:-8}
+  run $PY bench/torch_dcgan.py --data "$DATA/mnist-grey.npy" --steps 200 --warmup 20 --device $DEV --threads ${THREADS:-8} --careful
 done
 for _ in $(seq "$PAIRS"); do
   run "$D/gan_bench" --model cyclegan --batch 8 --steps 60 --warmup 10 --device $DEV
