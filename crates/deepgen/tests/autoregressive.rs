@@ -489,3 +489,38 @@ fn fused_lstm_scans_equal_the_literal_skew_formulation() {
         }
     }
 }
+
+/// NADE's candle-op path (a GPU's; `nn/portable`), the blocked prefix sum over pixels, gives the
+/// fused recurrence's logits and weight gradients, for sides that fill the blocks (D = 9: 3 x 3)
+/// and that leave one partly empty (D = 7, 11: padded).
+#[test]
+fn nade_blocked_prefix_matches_the_recurrence() {
+    use deepgen::models::{Nade, NadeConfig};
+    use deepgen::nn::Params;
+    for d in [7, 9, 11] {
+        let dev = Device::Cpu;
+        let mut r = rng::rng(d as u64);
+        let mut p = Params::default();
+        let nade = Nade::new(&mut p, &NadeConfig { dim: d, hidden: 5 }, &mut r, &dev).unwrap();
+        let x = rng::randn(&mut r, &[6, d], &dev).unwrap().gt(0f32).unwrap();
+        let x = x.to_dtype(candle_core::DType::F32).unwrap();
+        let g = rng::randn(&mut r, &[6, d], &dev).unwrap();
+        let run = || {
+            let l = nade.logits(&x).unwrap();
+            let grads = (&l * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let dw: Vec<f32> = p
+                .vars()
+                .map(|(_, v)| grads.get(v.as_tensor()).unwrap().flatten_all().unwrap())
+                .flat_map(|t| t.to_vec1::<f32>().unwrap())
+                .collect();
+            (l.flatten_all().unwrap().to_vec1::<f32>().unwrap(), dw)
+        };
+        let (fused, portable) = (run(), deepgen::nn::with_portable_ops(run));
+        for (what, a, e) in [("logits", &fused.0, &portable.0), ("grads", &fused.1, &portable.1)] {
+            assert_eq!(a.len(), e.len());
+            for (u, v) in a.iter().zip(e.iter()) {
+                assert!((u - v).abs() < 1e-4 * (1.0 + v.abs()), "D = {d} {what}: {u} vs {v}");
+            }
+        }
+    }
+}

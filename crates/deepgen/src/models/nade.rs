@@ -77,21 +77,35 @@ impl Nade {
     }
 
     /// [`Nade::logits`] as candle ops, for devices without deepgen's CPU kernel (a GPU): all D
-    /// pre-activations at once as one batched product with a strictly triangular mask,
-    /// `a[b, :, i] = c + sum_{j<i} W[:, j] x[b, j]`, in place of the O(H) recurrence. That is
-    /// O(B H D^2) multiply-adds instead of O(B H D) (a GPU does them in a few large products
-    /// instead of D small steps) and `[B, H, D]` values per intermediate.
+    /// pre-activations at once, `a[b, :, i] = c + sum_{j<i} W[:, j] x[b, j]`, an exclusive
+    /// prefix sum of the terms `W[:, j] x[b, j]` along the pixels, in place of the O(H)
+    /// recurrence (a GPU does a few large products instead of D small steps). The prefix is
+    /// blocked: the pixels in blocks of T ~ sqrt(D), a product with a strictly triangular T x T
+    /// mask within each block and one with an nb x nb mask over the blocks' totals, so
+    /// O(B H D (T + nb)) multiply-adds where one D x D mask took O(B H D^2) (28x fewer at
+    /// D = 784). `[B, H, D]` values per intermediate.
     fn logits_portable(&self, x: &Tensor) -> Result<Tensor> {
-        let d = self.dim;
-        // mask[j, i] = 1 where j < i.
-        let mask = Tensor::triu2(d, x.dtype(), x.device())?.sub(&Tensor::eye(
-            d,
-            x.dtype(),
-            x.device(),
-        )?)?;
-        let (b, h) = (x.dim(0)?, self.hidden);
+        let (d, (b, h)) = (self.dim, (x.dim(0)?, self.hidden));
+        let t = ((d as f64).sqrt().ceil() as usize).max(1);
+        let nb = d.div_ceil(t);
+        // strict(n)[j, i] = 1 where j < i.
+        let strict = |n: usize| -> Result<Tensor> {
+            let eye = Tensor::eye(n, x.dtype(), x.device())?;
+            Ok(Tensor::triu2(n, x.dtype(), x.device())?.sub(&eye)?)
+        };
         let xw = self.w.unsqueeze(0)?.broadcast_mul(&x.unsqueeze(1)?)?.reshape((b * h, d))?;
-        let a = xw.matmul(&mask)?.reshape((b, h, d))?.broadcast_add(&self.c.reshape((1, h, 1))?)?;
+        let xw = if nb * t > d {
+            let pad = Tensor::zeros((b * h, nb * t - d), x.dtype(), x.device())?;
+            Tensor::cat(&[&xw, &pad], 1)?
+        } else {
+            xw
+        };
+        let blocks = xw.reshape((b * h * nb, t))?;
+        let within = blocks.matmul(&strict(t)?)?.reshape((b * h, nb, t))?;
+        let totals = blocks.sum(1)?.reshape((b * h, nb))?;
+        let before = totals.matmul(&strict(nb)?)?.reshape((b * h, nb, 1))?;
+        let a = within.broadcast_add(&before)?.reshape((b * h, nb * t))?.narrow(1, 0, d)?;
+        let a = a.reshape((b, h, d))?.broadcast_add(&self.c.reshape((1, h, 1))?)?;
         let s = ops::sigmoid(&a)?;
         let dot = s.broadcast_mul(&self.v.t()?.unsqueeze(0)?)?.sum(1)?; // [B, D]
         Ok(dot.broadcast_add(&self.b)?)
