@@ -1,7 +1,7 @@
 //! Splits one training step of any model on MNIST-shaped data (batch 128
 //! unless given) into forward, backward and optimizer time, on random
 //! binary images: `cargo run --release -p deepgen-bench --bin step_profile -- MODEL [BATCH]
-//! [STEPS]`
+//! [STEPS] [portable]` (`portable`: the candle-op paths a GPU takes, on the CPU)
 //! (e.g. `vae 128 100`, `pixelcnn 128 5`). Also prints the step's matrix-product
 //! FLOPs (`deepgen::nn::gemm_flops`, the products deepgen's kernels run) and
 //! their rate over the whole step, for bench/RESULTS.md's fraction of the
@@ -35,6 +35,22 @@ fn run() -> Result<(), String> {
         }
     };
     let (b, n) = (count(2, "BATCH", 128)?, count(3, "STEPS", 5)?);
+    let portable = match args.get(4).map(String::as_str) {
+        None => false,
+        Some("portable") => true,
+        Some(other) => {
+            return Err(format!("the fourth argument may only be `portable`, not {other:?}"))
+        }
+    };
+    if portable {
+        deepgen::nn::with_portable_ops(|| profile(&name, b, n))
+    } else {
+        profile(&name, b, n)
+    }
+}
+
+fn profile(name: &str, b: usize, n: usize) -> Result<(), String> {
+    let name = name.to_string();
     let image =
         ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"].contains(&name.as_str());
     let shape: &[usize] = if image { &[1, 28, 28] } else { &[784] };
