@@ -10,10 +10,12 @@
 # Stages (files in $OUT):
 #   env.txt        GPU, driver, torch, the libraries found
 #   cli.txt        deepgen train/sample/score --device cuda on the embedded digits; a resume on
-#                  the CPU; a bad device index refused in one line; deepgen serve --device cuda
-#                  answering two sample requests
+#                  the CPU; a bad device index refused in one line; eval, detect, embed (against
+#                  the CPU's features), probe, interpolate, complete, translate and assemble with
+#                  --device cuda; deepgen serve --device cuda answering two sample requests
 #   gpu-test.txt   tests/gpu.rs: every model's two steps on cuda against the CPU, resume across
-#                  devices, GPU sampling and scoring
+#                  devices, GPU sampling and scoring, every model's inference calls (features,
+#                  codes, translations against the CPU; the whole eval report; detect)
 #   bench.jsonl    steps/s on the GPU, deepgen and PyTorch eager in interleaved pairs (VAE, NADE,
 #                  MADE, PixelCNNs, Row LSTM, DCGAN, CycleGAN, StarGAN, ProGAN at 32x32, the
 #                  text GAN, the puzzle GAN)
@@ -86,6 +88,22 @@ stage cli
   timeout 120 "$D/deepgen" train dcgan --steps 200 --device $DEV --out "$R/dcgan"
   timeout 60 "$D/deepgen" sample "$R/dcgan" -n 64 --device $DEV --out "$OUT/dcgan-cuda.png"
   timeout 30 "$D/deepgen" train nade --steps 1 --device $DEV:7 --out "$R/bad"; echo "exit $?"
+  # Every other command with its model on the GPU (and eval's classifier with it).
+  timeout 120 "$D/deepgen" classifier train --steps 200 --device $DEV --out "$R/classifier"
+  timeout 120 "$D/deepgen" eval "$R/dcgan" -n 500 --classifier "$R/classifier" --device $DEV
+  timeout 120 "$D/deepgen" eval "$R/nade" -n 100 --only density,anomaly,probe --device $DEV
+  timeout 60 "$D/deepgen" detect "$R/nade" --anomalies mnist:test+invert --device $DEV
+  timeout 60 "$D/deepgen" embed "$R/dcgan" --out "$OUT/dcgan-features.npy" --device $DEV
+  timeout 60 "$D/deepgen" embed "$R/dcgan" --out "$OUT/dcgan-features-cpu.npy" --device cpu
+  "$PY" -c 'import numpy as n, sys; a, b = n.load(sys.argv[1]), n.load(sys.argv[2]); print("embed cuda vs cpu: max |diff|", abs(a - b).max(), "of", abs(b).max())' "$OUT/dcgan-features.npy" "$OUT/dcgan-features-cpu.npy"
+  timeout 60 "$D/deepgen" probe "$R/dcgan" --device $DEV
+  timeout 60 "$D/deepgen" interpolate "$R/dcgan" --slerp --out "$OUT/dcgan-slerp.png" --device $DEV
+  timeout 120 "$D/deepgen" complete "$R/nade" -n 4 --samples 2 --out "$OUT/nade-complete.png" --device $DEV
+  timeout 120 "$D/deepgen" train cyclegan --steps 50 --device $DEV --out "$R/cyclegan"
+  timeout 60 "$D/deepgen" translate "$R/cyclegan" -n 8 --out "$OUT/cyclegan-cuda.png" --device $DEV
+  timeout 120 "$D/deepgen" eval "$R/cyclegan" -n 200 --classifier "$R/classifier" --device $DEV
+  timeout 120 "$D/deepgen" train puzzle-gan --steps 50 --device $DEV --out "$R/puzzle"
+  timeout 60 "$D/deepgen" assemble "$R/puzzle" -n 8 --out "$OUT/puzzle-cuda.png" --device $DEV
   # The service with its models on the GPU: ready, then a sample and a score request.
   "$D/deepgen" serve nade="$R/nade" dcgan="$R/dcgan" --addr 127.0.0.1:18391 --device $DEV &
   srv=$!
@@ -109,8 +127,13 @@ PY
 ) > "$OUT/cli.txt" 2>&1
 
 stage gpu-test
-timeout 240 "$D/gpu-test" --test-threads 1 > "$OUT/gpu-test.txt" 2>&1
-echo "exit $?" >> "$OUT/gpu-test.txt"
+# One test at a time, each under its own limit: a slow one does not take the others' time.
+for t in every_model_trains_alike_on_the_gpu_and_the_cpu:150 a_checkpoint_resumes_across_devices:60 \
+    a_gpu_model_samples_and_scores_as_on_the_cpu:40 every_model_infers_on_the_gpu_as_on_the_cpu:150 \
+    adams_cuda_kernels_agree_with_its_candle_ops_and_the_cpu:20; do
+  timeout "${t#*:}" "$D/gpu-test" --exact "${t%%:*}" --nocapture >> "$OUT/gpu-test.txt" 2>&1
+  echo "${t%%:*}: exit $?" >> "$OUT/gpu-test.txt"
+done
 
 stage bench
 DATA=$OUT/bench-data

@@ -203,14 +203,14 @@ pub fn train_classifier(mut a: TrainOptions) -> Result<()> {
     train(a)
 }
 
-pub(crate) fn open_run(path: &Path) -> Result<(RunDir, RunConfig, Model)> {
-    Ok(run::open(path)?)
+/// Opens a run with its model on `--device` (`on`).
+pub(crate) fn open_run(path: &Path, on: &crate::On) -> Result<(RunDir, RunConfig, Model)> {
+    Ok(run::open_on(path, &run::device(on.device.as_deref())?)?)
 }
 
 pub fn sample(a: SampleArgs) -> Result<()> {
     let n = positive("-n", a.n)?;
-    let dev = run::device(a.device.as_deref())?;
-    let (dir, cfg, model) = run::open_on(&a.run, &dev)?;
+    let (dir, cfg, model) = open_run(&a.run, &a.on)?;
     let out = a.out.clone().unwrap_or_else(|| dir.file("samples.png"));
     // For 2-D data the training points, if still readable, are drawn behind the samples.
     let background = if model.config.dim() == 2 {
@@ -285,8 +285,7 @@ fn flag_named(flag: &'static str) -> impl Fn(deepgen::Error) -> anyhow::Error {
 
 pub fn score(a: ScoreArgs) -> Result<()> {
     let batch = positive("--batch-size", a.batch_size)?;
-    let dev = run::device(a.device.as_deref())?;
-    let (_dir, mut cfg, mut model) = run::open_on(&a.run, &dev)?;
+    let (_dir, mut cfg, mut model) = open_run(&a.run, &a.on)?;
     if let Some(k) = a.iw_samples {
         if k == 0 {
             bail!("--iw-samples must be at least 1");
@@ -321,7 +320,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
 pub fn complete(a: CompleteArgs) -> Result<()> {
     let n = positive("-n", a.n)?;
     let samples = positive("--samples", a.samples)?;
-    let (dir, cfg, model) = open_run(&a.run)?;
+    let (dir, cfg, model) = open_run(&a.run, &a.on)?;
     let what = format!("-n {n} --samples {samples}");
     deepgen::limits::check_draws(&what, n.saturating_mul(samples), model.config.dim())?;
     let spec = match a.data.clone().or(cfg.data.val.clone()) {
@@ -443,8 +442,8 @@ pub fn models(a: ModelsArgs) -> Result<()> {
 }
 
 pub fn info(a: InfoArgs) -> Result<()> {
-    let (dir, cfg, model) = open_run(&a.run)?;
-    let (_, step) = dir.load_model(&Device::Cpu)?;
+    let (dir, cfg, model) = run::open(&a.run)?;
+    let step = dir.checkpoint_info()?.step;
     println!("run:        {}", dir.path.display());
     println!("model:      {} ({})", model.name(), model.config.info().summary);
     let table = if model.config.needs_binary() {

@@ -75,6 +75,14 @@ enum ClassifierCommand {
     Train(TrainOptions),
 }
 
+/// Where a command runs its model (and the classifiers or matcher it reads).
+#[derive(Args)]
+pub struct On {
+    /// Device for the model: cpu, cuda or cuda:N (a build with the cuda feature) [default: cpu].
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
 #[derive(Args)]
 pub struct TranslateArgs {
     /// Run directory (a cyclegan or stargan run).
@@ -96,6 +104,8 @@ pub struct TranslateArgs {
     /// Output: .png grid or .npy float32 [N, C, H, W] in [0, 1].
     #[arg(long)]
     pub out: std::path::PathBuf,
+    #[command(flatten)]
+    pub on: On,
 }
 
 #[derive(Args)]
@@ -109,6 +119,8 @@ pub struct EmbedArgs {
     /// column).
     #[arg(long)]
     pub out: std::path::PathBuf,
+    #[command(flatten)]
+    pub on: On,
 }
 
 #[derive(Args)]
@@ -123,6 +135,8 @@ pub struct ProbeArgs {
     pub test: Option<String>,
     #[arg(long)]
     pub seed: Option<u64>,
+    #[command(flatten)]
+    pub on: On,
 }
 
 #[derive(Args)]
@@ -151,6 +165,8 @@ pub struct InterpolateArgs {
     /// vector.
     #[arg(long)]
     pub text: Vec<String>,
+    #[command(flatten)]
+    pub on: On,
 }
 
 #[derive(Args)]
@@ -174,6 +190,8 @@ pub struct AssembleArgs {
     /// Seed for the patch places and z [default: the run's seed].
     #[arg(long)]
     pub seed: Option<u64>,
+    #[command(flatten)]
+    pub on: On,
 }
 
 #[derive(Args)]
@@ -199,9 +217,8 @@ pub struct SampleArgs {
     /// samples per caption).
     #[arg(long)]
     pub text: Vec<String>,
-    /// Device for the model: cpu, cuda or cuda:N (a build with the cuda feature) [default: cpu].
-    #[arg(long)]
-    pub device: Option<String>,
+    #[command(flatten)]
+    pub on: On,
 }
 
 #[derive(Args)]
@@ -240,6 +257,8 @@ pub struct EvalArgs {
     /// applies].
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    #[command(flatten)]
+    pub on: On,
 }
 
 #[derive(Args)]
@@ -260,9 +279,8 @@ pub struct ScoreArgs {
     /// Seed for static binarization and importance sampling [default: the run's seed].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Device for the model: cpu, cuda or cuda:N (a build with the cuda feature) [default: cpu].
-    #[arg(long)]
-    pub device: Option<String>,
+    #[command(flatten)]
+    pub on: On,
 }
 
 #[derive(Args)]
@@ -290,6 +308,8 @@ pub struct CompleteArgs {
     /// Seed for the draws [default: the run's seed].
     #[arg(long)]
     pub seed: Option<u64>,
+    #[command(flatten)]
+    pub on: On,
 }
 
 #[derive(Args)]

@@ -31,7 +31,7 @@ pub fn detect(a: &DetectOptions) -> Result<()> {
 }
 
 pub fn embed(a: EmbedArgs) -> Result<()> {
-    let (_dir, cfg, model) = open_run(&a.run)?;
+    let (_dir, cfg, model) = open_run(&a.run, &a.on)?;
     let spec = match &a.data {
         Some(s) => s.clone(),
         None => held_out(&cfg, &a.run)?,
@@ -82,7 +82,7 @@ pub fn embed(a: EmbedArgs) -> Result<()> {
 }
 
 pub fn probe(a: ProbeArgs) -> Result<()> {
-    let (_dir, cfg, model) = open_run(&a.run)?;
+    let (_dir, cfg, model) = open_run(&a.run, &a.on)?;
     let train_spec = a.train.clone().unwrap_or_else(|| cfg.data.train.clone());
     let test_spec = match &a.test {
         Some(s) => s.clone(),
@@ -134,6 +134,7 @@ pub fn translate(a: TranslateArgs) -> Result<()> {
         to: a.to,
         n,
         out: a.out,
+        device: a.on.device,
     };
     for line in run::translate::translate(&o)? {
         println!("{line}");
@@ -142,7 +143,7 @@ pub fn translate(a: TranslateArgs) -> Result<()> {
 }
 
 pub fn interpolate(a: InterpolateArgs) -> Result<()> {
-    let (dir, cfg, model) = open_run(&a.run)?;
+    let (dir, cfg, model) = open_run(&a.run, &a.on)?;
     let pairs = positive("--pairs", a.pairs)?;
     let steps = positive("--steps", a.steps)?;
     let what = format!("--pairs {pairs} --steps {steps}");
@@ -201,7 +202,11 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
 
 /// The classifier for the sample-quality metrics: `--classifier DIR`, else `runs/classifier` if it
 /// exists.
-fn find_classifier(a: &EvalArgs, cfg: &RunConfig) -> (Option<(PathBuf, Model)>, Option<String>) {
+fn find_classifier(
+    a: &EvalArgs,
+    cfg: &RunConfig,
+    dev: &Device,
+) -> (Option<(PathBuf, Model)>, Option<String>) {
     let path = a.classifier.first().cloned().unwrap_or_else(|| PathBuf::from("runs/classifier"));
     if !path.join("model.safetensors").is_file() {
         let why = format!(
@@ -212,7 +217,7 @@ fn find_classifier(a: &EvalArgs, cfg: &RunConfig) -> (Option<(PathBuf, Model)>, 
         );
         return (None, Some(why));
     }
-    match RunDir::open(&path).and_then(|d| d.load_model(&Device::Cpu)) {
+    match RunDir::open(&path).and_then(|d| d.load_model(dev)) {
         Ok((m, _)) if m.get::<Classifier>().is_some() => (Some((path, m)), None),
         Ok((m, _)) => {
             (None, Some(format!("`{}` holds a {} run, not a classifier", path.display(), m.name())))
@@ -223,7 +228,7 @@ fn find_classifier(a: &EvalArgs, cfg: &RunConfig) -> (Option<(PathBuf, Model)>, 
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let n = positive("-n", a.n)?;
-    let (dir, cfg, model) = open_run(&a.run)?;
+    let (dir, cfg, model) = open_run(&a.run, &a.on)?;
     deepgen::limits::check_draws(&format!("-n {n}"), n, model.config.dim())?;
     if a.live_generator {
         match model.get::<Gan>() {
@@ -244,7 +249,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     for c in &a.classifier {
         // An explicit classifier must load: a typo should not silently drop the FID.
         let d = RunDir::open(c)?;
-        let (m, _) = d.load_model(&Device::Cpu)?;
+        let (m, _) = d.load_model(&model.device())?;
         if m.get::<Classifier>().is_none() {
             bail!("--classifier {}: holds a {} run, not a classifier", c.display(), m.name());
         }
@@ -261,10 +266,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     };
     let translation = model.as_translator().is_some();
     let (classifier, no_classifier) =
-        if translation { (None, None) } else { find_classifier(&a, &cfg) };
+        if translation { (None, None) } else { find_classifier(&a, &cfg, &model.device()) };
     let matcher = match &a.matcher {
         Some(p) => {
-            let (m, _) = RunDir::open(p)?.load_model(&Device::Cpu)?;
+            let (m, _) = RunDir::open(p)?.load_model(&model.device())?;
             if m.get::<Matcher>().is_none() {
                 bail!("--matcher {}: holds a {} run, not a text-matcher", p.display(), m.name());
             }
@@ -295,7 +300,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 
 pub fn assemble(a: AssembleArgs) -> Result<()> {
     let n = positive("-n", a.n)?;
-    let (dir, cfg, model) = open_run(&a.run)?;
+    let (dir, cfg, model) = open_run(&a.run, &a.on)?;
     run::assemble::puzzle(&model, &a.run)?;
     deepgen::limits::check_draws(&format!("-n {n}"), n, model.config.dim())?;
     let seed = a.seed.unwrap_or(cfg.seed);

@@ -242,6 +242,23 @@ fn bad_inputs_fail_cleanly() {
     ok(d, &["train", "--resume", "f", "--steps", "3", "--device", "cpu"]);
     ok(d, &["sample", "f", "-n", "4", "--device", "cpu", "--out", "f/four.png"]);
     ok(d, &["score", "f", "--data", "digits:test", "--device", "cpu"]);
+    // Every command that runs a model takes --device, and refuses a bad one before any work.
+    let uses: [&[&str]; 8] = [
+        &["eval", "f"],
+        &["detect", "f", "--anomalies", "digits:test+invert"],
+        &["embed", "f", "--out", "f/e.npy"],
+        &["probe", "f"],
+        &["interpolate", "f"],
+        &["complete", "f"],
+        &["translate", "f", "--out", "f/t.png"],
+        &["assemble", "f"],
+    ];
+    for u in uses {
+        fails(d, &[u, &["--device", "tpu"]].concat(), "unknown device `tpu`");
+    }
+    ok(d, &["complete", "f", "-n", "2", "--samples", "1", "--device", "cpu", "--out", "f/c.png"]);
+    ok(d, &["detect", "f", "--anomalies", "digits:test+invert", "--device", "cpu"]);
+    ok(d, &["eval", "f", "--only", "density", "-n", "50", "--device", "cpu"]);
     fails(d, &["train", "--frobnicate"], "unexpected argument '--frobnicate'");
     fails(d, &["sample"], "required arguments were not provided");
     // Resume of a directory with no checkpoint, or none at all.

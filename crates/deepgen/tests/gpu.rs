@@ -6,6 +6,9 @@
 //! - a checkpoint written on the GPU resumes on the CPU (and one from the CPU on the GPU), and
 //!   continues as an all-CPU run does;
 //! - a GPU model samples and scores: the scores agree with the CPU's;
+//! - every inference command's library call (embed, eval's whole report, detect, translate,
+//!   assemble) runs with the model on the GPU, its features, codes and translations agreeing with
+//!   the CPU's to 1e-3 relative;
 //! - Adam's CUDA kernels agree with its candle-op form on the same GPU, and with the CPU.
 //!
 //! Every model is tried even when one fails, and each failure is reported: a GPU machine's time
@@ -85,6 +88,18 @@ fn a_gpu_model_samples_and_scores_as_on_the_cpu() {
         assert_eq!(s.dims(), [8, cfg.model.dim()]);
         let v = s.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert!(v.iter().all(|v| v.is_finite()), "{name}: samples not finite");
+    });
+}
+
+#[test]
+fn every_model_infers_on_the_gpu_as_on_the_cpu() {
+    deepgen::enable_second_order();
+    let dev = gpu();
+    let tmp = tempfile::tempdir().unwrap();
+    let judge = train("classifier", tmp.path(), 1, None, false).dir;
+    let names: Vec<&str> = models().map(|m| m.name).collect();
+    each(&names, |name| {
+        agreement::inference_agrees(name, &tmp.path().join("i"), &judge, &dev, false, 1e-3);
     });
 }
 

@@ -46,3 +46,17 @@ fn a_run_written_by_one_path_resumes_under_the_other() {
         assert_agree(name, "2 steps vs 1 step then 1 portable", &whole, &split, TOL);
     }
 }
+
+#[test]
+fn the_inference_commands_run_on_the_portable_ops() {
+    deepgen::enable_second_order();
+    let tmp = tempfile::tempdir().unwrap();
+    let judge = train("classifier", tmp.path(), 1, None, false).dir;
+    // One of each kind of inference: codes, features and AR completion, a GAN's latent space,
+    // translation by domain pair and by attributes, assembly, captions.
+    let names = ["vae", "nade", "dcgan", "cyclegan", "stargan", "puzzle-gan", "text-gan"];
+    each(&names, |name| {
+        let cpu = candle_core::Device::Cpu;
+        agreement::inference_agrees(name, &tmp.path().join("p"), &judge, &cpu, true, 1e-4);
+    });
+}

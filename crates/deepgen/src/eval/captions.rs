@@ -78,7 +78,8 @@ pub fn r_precision(
     let mut hits = 0;
     for start in (0..n).step_by(256) {
         let k = 256.min(n - start);
-        let v = m.embed_images(&images.narrow(0, start, k)?)?;
+        // The images may sit on another device than the matcher (its captions' embeddings).
+        let v = m.embed_images(&images.narrow(0, start, k)?.to_device(t.device())?)?;
         let s = v.matmul(&t.t()?)?.to_vec2::<f32>()?;
         for (r, row) in s.iter().enumerate() {
             let i = start + r;

@@ -17,7 +17,7 @@ use crate::rng;
 /// Features of every example of `data` (rows of `dim` values), in batches of 256.
 pub fn embed(model: &Model, data: &Dataset) -> Result<(Vec<f32>, usize)> {
     model.check_dim(data.dim(), &data.source)?;
-    let dev = model.params.vars().next().map(|(_, v)| v.device().clone()).unwrap_or(Device::Cpu);
+    let dev = model.device();
     let idx: Vec<usize> = (0..data.n).collect();
     let mut out = Vec::new();
     let mut dim = 0;
@@ -165,8 +165,9 @@ pub fn classify(
     }
     let (mut probs, mut feats) = (Vec::new(), Vec::new());
     let mut f_dim = 0;
+    let dev = classifier.device();
     for rows in x.chunks(256 * dim) {
-        let t = Tensor::from_vec(rows.to_vec(), (rows.len() / dim, dim), &Device::Cpu)?;
+        let t = Tensor::from_vec(rows.to_vec(), (rows.len() / dim, dim), &dev)?;
         let f = c.features(&t)?;
         f_dim = f.dim(1)?;
         feats.extend(f.flatten_all()?.to_vec1::<f32>()?);

@@ -6,7 +6,6 @@
 use crate::models::{Aae, Gan, Vae};
 use std::io::Cursor;
 
-use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use super::anomaly::{self, Detection};
@@ -143,7 +142,7 @@ pub fn base_score(
             if ok.is_empty() { "none".to_string() } else { ok.join(", ") }
         )));
     }
-    let dev = model.params.vars().next().map(|(_, v)| v.device().clone()).unwrap_or(Device::Cpu);
+    let dev = model.device();
     let mut out = Vec::with_capacity(data.n);
     let idx: Vec<usize> = (0..data.n).collect();
     for chunk in idx.chunks(256) {

@@ -5,7 +5,7 @@
 use crate::models::{Aae, Gan, Vae};
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
 use super::examples::{to_data_units, SAMPLE_CHUNK};
 use super::{RunConfig, RunDir};
@@ -46,7 +46,7 @@ pub fn write_reconstructions(model: &Model, data: &Dataset, n: usize, path: &Pat
     }
     let n = n.min(data.n);
     let idx: Vec<usize> = (0..n).collect();
-    let x = data.batch(&idx, &Device::Cpu)?;
+    let x = data.batch(&idx, &model.device())?;
     let r = vae.reconstruct(&x)?;
     originals_over(&x, &r, &data.shape, path)
 }
@@ -159,7 +159,7 @@ pub fn write_info_grids(
     let Some(g) = model.get::<Gan>().filter(|g| g.cfg.is_info()) else { return Ok(vec![]) };
     let (k, m, lat) = (g.cfg.categorical.max(1), g.cfg.continuous, g.cfg.latent);
     let cols = 10usize;
-    let dev = Device::Cpu;
+    let dev = model.device();
     let shape = &g.cfg.shape;
     let mut out = Vec::new();
     let grid = |codes: Vec<f32>, z: Tensor, name: &str| -> Result<std::path::PathBuf> {
@@ -213,7 +213,7 @@ pub fn write_latent_scatter(
     }
     let n = n.min(data.n);
     let idx: Vec<usize> = (0..n).collect();
-    let z = a.encode(&data.batch(&idx, &Device::Cpu)?)?.flatten_all()?.to_vec1::<f32>()?;
+    let z = a.encode(&data.batch(&idx, &model.device())?)?.flatten_all()?.to_vec1::<f32>()?;
     let prior = a.prior_sample(2000, rng)?.flatten_all()?.to_vec1::<f32>()?;
     let prior: Vec<[f32; 2]> = prior.chunks(2).map(|c| [c[0], c[1]]).collect();
     let pts: Vec<[f32; 2]> = z.chunks(2).map(|c| [c[0], c[1]]).collect();
@@ -265,7 +265,7 @@ pub fn write_aae_reconstructions(
     }
     let n = n.min(data.n);
     let idx: Vec<usize> = (0..n).collect();
-    let x = data.batch(&idx, &Device::Cpu)?;
+    let x = data.batch(&idx, &model.device())?;
     let r = a.decode(&a.encode(&x)?)?;
     originals_over(&x, &r, &data.shape, path)?;
     Ok(true)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{open, transform, RunConfig};
+use super::{open_on, transform, RunConfig};
 use crate::error::{Error, Result};
 use crate::eval::scores::{self, ScoreKind, Threshold};
 use crate::files::atomic_write;
@@ -49,6 +49,10 @@ pub struct DetectOptions {
     /// Seed for the split and stochastic scores [default: the run's seed].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Device for the model: cpu, cuda or cuda:N (a build with the cuda feature) [default: cpu].
+    #[arg(long)]
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 /// The run's held-out spec (its validation data, or the held-out split of its training data).
@@ -90,7 +94,7 @@ fn read_threshold(p: &Path) -> Result<(PathBuf, Threshold)> {
 
 /// Runs `deepgen detect`; returns the lines to print.
 pub fn detect(a: &DetectOptions) -> Result<Vec<String>> {
-    let (dir, cfg, model) = open(&a.run)?;
+    let (dir, cfg, model) = open_on(&a.run, &super::device(a.device.as_deref())?)?;
     let spec = match &a.data {
         Some(s) => s.clone(),
         None => held_out(&cfg, &a.run)?,

@@ -2,7 +2,7 @@
 
 use crate::models::{Aae, Gan, Vae};
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -71,7 +71,7 @@ pub fn interpolate(
     if steps < 2 || pairs == 0 {
         return Err(Error::config("interpolation needs at least 2 steps and 1 pair"));
     }
-    let dev = Device::Cpu;
+    let dev = model.device();
     let ends = |enc: &dyn Fn(&Tensor) -> Result<Tensor>| -> Result<(Vec<f32>, usize)> {
         let d = data.ok_or_else(|| {
             Error::config(format!(

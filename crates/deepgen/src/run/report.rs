@@ -7,8 +7,6 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::Device;
-
 use super::report_text::{self as txt, fill};
 use super::{RunConfig, RunDir};
 use crate::data::{DataSpec, Dataset};
@@ -210,7 +208,7 @@ pub fn write_report(
         }
     };
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
-    let (_, step) = dir.load_model(&Device::Cpu)?;
+    let step = dir.checkpoint_info()?.step;
     let info = model.config.info();
     let mut r =
         Report { md: String::new(), out: opts.out.clone(), summary: vec![], timings: vec![] };
@@ -292,6 +290,7 @@ pub fn write_report(
                 let known = super::translate_eval::find_classifiers(
                     &opts.classifiers,
                     std::path::Path::new("runs"),
+                    &model.device(),
                 )?;
                 let f =
                     super::translate_eval::evaluate(cfg, model, &known, opts.samples, opts.seed)?;
@@ -672,7 +671,7 @@ fn info_codes(r: &mut Report, model: &Model, opts: &ReportOptions) -> Result<()>
                     .enumerate()
                     .for_each(|(j, v)| *v = if j == code { 1.0 } else { 0.0 });
             }
-            let c = candle_core::Tensor::from_vec(c, (b, k + m), &Device::Cpu)?;
+            let c = candle_core::Tensor::from_vec(c, (b, k + m), &model.device())?;
             let z = g.draw_z(b, &mut rg)?;
             x.extend(g.generate(&z, Some(&c), false)?.flatten_all()?.to_vec1::<f32>()?);
             left -= b;

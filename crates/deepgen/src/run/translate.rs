@@ -27,6 +27,8 @@ pub struct TranslateOptions {
     pub to: Option<String>,
     pub n: usize,
     pub out: PathBuf,
+    /// Where the model runs: `cpu`, `cuda`, `cuda:N` [default: cpu].
+    pub device: Option<String>,
 }
 
 /// The translator of a run, or a clear refusal.
@@ -209,7 +211,7 @@ pub fn load_inputs(spec: &str, cfg: &RunConfig, t: &dyn Translator) -> Result<Da
 
 /// `deepgen translate`: writes the grid or the array, returns the lines to print.
 pub fn translate(o: &TranslateOptions) -> Result<Vec<String>> {
-    let (_, cfg, model) = super::open(&o.run)?;
+    let (_, cfg, model) = super::open_on(&o.run, &super::device(o.device.as_deref())?)?;
     let t = translator(&model, &o.run)?;
     let changes = check_direction(t, &cfg, o.reverse, o.to.as_deref())?;
     let ext = o.out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
@@ -236,7 +238,7 @@ pub fn translate(o: &TranslateOptions) -> Result<Vec<String>> {
         let mut out: Vec<f32> = Vec::with_capacity(n * d);
         for lo in (0..n).step_by(CHUNK) {
             let idx: Vec<usize> = (lo..(lo + CHUNK).min(n)).collect();
-            let x = data.batch(&idx, &Device::Cpu)?;
+            let x = data.batch(&idx, &model.device())?;
             let (y, _) =
                 translate_batch(&model, t, &data, &x, &idx, o.reverse, changes.as_deref())?;
             out.extend(y.clamp(0.0, 1.0)?.flatten_all()?.to_vec1::<f32>()?);
@@ -315,7 +317,7 @@ pub fn grid_rows(
     if idx.is_empty() {
         return Err(Error::config(format!("{}: no images to translate", data.source)));
     }
-    let x = data.batch(&idx, &Device::Cpu)?;
+    let x = data.batch(&idx, &model.device())?;
     let rows_of = |parts: &[Vec<Vec<f32>>]| -> Vec<f32> {
         let mut v = vec![];
         for i in 0..idx.len() {

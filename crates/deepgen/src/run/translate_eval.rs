@@ -59,8 +59,8 @@ pub fn domain_of(spec: &str) -> String {
     out
 }
 
-/// The classifier runs given and found under `runs/`.
-pub fn find_classifiers(given: &[PathBuf], runs: &Path) -> Result<Vec<Known>> {
+/// The classifier runs given and found under `runs/`, loaded on `dev` (the translation model's).
+pub fn find_classifiers(given: &[PathBuf], runs: &Path, dev: &Device) -> Result<Vec<Known>> {
     let mut paths: Vec<PathBuf> = given.to_vec();
     if let Ok(rd) = std::fs::read_dir(runs) {
         let mut found: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
@@ -75,7 +75,7 @@ pub fn find_classifiers(given: &[PathBuf], runs: &Path) -> Result<Vec<Known>> {
         let explicit = given.contains(&p);
         let loaded = RunDir::open(&p).and_then(|d| {
             let cfg = d.read_config()?;
-            let (m, _) = d.load_model(&Device::Cpu)?;
+            let (m, _) = d.load_model(dev)?;
             Ok((cfg, m))
         });
         match loaded {
@@ -203,7 +203,7 @@ pub fn evaluate(
     match t.domains() {
         Domains::Pair => {
             for reverse in [false, true] {
-                cyclegan_direction(&mut f, cfg, t, known, n, reverse)?;
+                cyclegan_direction(&mut f, cfg, model, t, known, n, reverse)?;
             }
         }
         Domains::Attributes(cols) => stargan(&mut f, cfg, model, t, &cols, known, n, seed)?,
@@ -217,13 +217,14 @@ type Directions<'a> = &'a dyn Fn(&[usize]) -> Result<(Target, Target)>;
 /// Translates rows in chunks: (translations, reconstructions), flat.
 fn through(
     t: &dyn Translator,
+    dev: &Device,
     data: &Dataset,
     idx: &[usize],
     to: Directions,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let (mut y, mut r) = (vec![], vec![]);
     for chunk in idx.chunks(256) {
-        let x = data.batch(chunk, &Device::Cpu)?;
+        let x = data.batch(chunk, dev)?;
         let (fwd, back) = to(chunk)?;
         let out = t.translate(&x, &fwd)?.clamp(0.0, 1.0)?;
         let rec = t.translate(&out, &back)?.clamp(0.0, 1.0)?;
@@ -247,6 +248,7 @@ fn paired(a: &Dataset, b: &Dataset) -> bool {
 fn cyclegan_direction(
     f: &mut Found,
     cfg: &RunConfig,
+    model: &Model,
     t: &dyn Translator,
     known: &[Known],
     n: usize,
@@ -265,7 +267,7 @@ fn cyclegan_direction(
     let idx: Vec<usize> = (0..n).collect();
     let d = src.dim();
     let (fwd, back) = if reverse { (Target::A, Target::B) } else { (Target::B, Target::A) };
-    let (y, r) = through(t, &src, &idx, &|_| Ok((fwd.clone(), back.clone())))?;
+    let (y, r) = through(t, &model.device(), &src, &idx, &|_| Ok((fwd.clone(), back.clone())))?;
     let x = rows(&src, &idx);
     let truth = paired(&src, &dst).then(|| rows(&dst, &idx));
     let _ = writeln!(f.md, "\n### {name}: {} -> {}\n", src.source, dst.source);
@@ -340,19 +342,17 @@ fn stargan(
     let idx: Vec<usize> = (0..n).collect();
     let d = data.dim();
     let x = rows(&data, &idx);
-    let xt = Tensor::from_vec(x.clone(), (n, d), &Device::Cpu)?;
+    let dev = model.device();
+    let xt = Tensor::from_vec(x.clone(), (n, d), &dev)?;
     let orig = translate::input_attributes(model, cols, &data, &xt, &idx)?;
     // Each input's target: every attribute drawn uniformly from its values (seeded).
     let mut r: Rng = rng::derived(seed, "translate-eval", 0);
     let target: Vec<Vec<u32>> =
         (0..n).map(|_| cols.iter().map(|c| r.gen_range(0..c.count() as u32)).collect()).collect();
-    let (y, rec) = through(t, &data, &idx, &|chunk| {
+    let (y, rec) = through(t, &dev, &data, &idx, &|chunk| {
         let tv: Vec<Vec<u32>> = chunk.iter().map(|&i| target[i].clone()).collect();
         let ov: Vec<Vec<u32>> = chunk.iter().map(|&i| orig[i].clone()).collect();
-        Ok((
-            Target::Encoded(encode(cols, &tv, &Device::Cpu)?),
-            Target::Encoded(encode(cols, &ov, &Device::Cpu)?),
-        ))
+        Ok((Target::Encoded(encode(cols, &tv, &dev)?), Target::Encoded(encode(cols, &ov, &dev)?)))
     })?;
     let digits = cols == attributes::digit_columns().as_slice();
     let truth: Option<Vec<f32>> = match (digits, grey_base(&spec, cfg)) {

@@ -241,3 +241,128 @@ pub fn each(names: &[&str], mut check: impl FnMut(&str)) {
         failed.join("\n")
     );
 }
+
+/// Every inference call the commands make (`deepgen embed`, `eval`, `detect`, `interpolate`,
+/// `complete`, `translate`, `assemble`), on a run of `name` trained one step on the CPU and
+/// loaded on `dev` (with the portable ops when `portable`): the features and codes agree with
+/// the CPU's to `tol` relative, and the whole evaluation report (every section that applies,
+/// a one-step classifier run as its judge, also on `dev`) and anomaly detection complete.
+/// `classifier` is that judge's run directory (trained once by the caller).
+pub fn inference_agrees(
+    name: &str,
+    root: &Path,
+    classifier: &Path,
+    dev: &candle_core::Device,
+    portable: bool,
+    tol: f32,
+) {
+    use deepgen::run::{infer, report};
+    let go = |f: &mut dyn FnMut()| {
+        if portable {
+            deepgen::nn::with_portable_ops(f)
+        } else {
+            f()
+        }
+    };
+    if name == "text-gan" && !root.join("text-matcher").is_dir() {
+        train("text-matcher", root, 1, None, false); // its caption encoder (walk_options)
+    }
+    let dir = train(name, root, 1, None, false).dir;
+    let (rd, cfg, cpu) = run::open(&dir).unwrap();
+    let (_, _, model) = run::open_on(&dir, dev).unwrap();
+    assert!(model.device().same_device(dev), "{name}: the model is not on {dev:?}");
+    let spec = report::held_out_spec(&cfg).unwrap_or_else(|| cfg.data.train.clone());
+    let (data, _) = run::load_transformed(&spec, &cfg, false).unwrap();
+    let close = |what: &str, a: &[f32], b: &[f32]| {
+        assert_eq!(a.len(), b.len(), "{name}: {what}: lengths");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            let ok = (x - y).abs() <= tol * (1.0 + x.abs().max(y.abs()));
+            assert!(ok, "{name}: {what} [{i}]: {x} on the cpu, {y} on {dev:?}");
+        }
+    };
+    let rows: Vec<usize> = (0..data.n.min(64)).collect();
+    if cpu.has_features() {
+        let (a, _) = deepgen::eval::features::embed(&cpu, &data).unwrap();
+        let mut b = vec![];
+        go(&mut || b = deepgen::eval::features::embed(&model, &data).unwrap().0);
+        close("features", &a, &b);
+    }
+    if matches!(infer::capabilities(&cpu).encode, "latent") {
+        let code = |m: &deepgen::models::Model| {
+            let x = data.batch(&rows, &m.device()).unwrap();
+            infer::encode(m, &x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        let a = code(&cpu);
+        let mut b = vec![];
+        go(&mut || b = code(&model));
+        close("codes", &a, &b);
+    }
+    if let Some(t) = cpu.as_translator() {
+        let x = data.batch(&rows, &candle_core::Device::Cpu).unwrap();
+        let changes = match t.domains() {
+            deepgen::models::Domains::Pair => None,
+            deepgen::models::Domains::Attributes(cols) => {
+                Some(vec![deepgen::data::attributes::Change { column: 0, value: 0 }])
+                    .filter(|_| !cols.is_empty())
+            }
+        };
+        let through = |m: &deepgen::models::Model, x: &candle_core::Tensor| {
+            let t = m.as_translator().unwrap();
+            let x = x.to_device(&m.device()).unwrap();
+            let (y, _) =
+                run::translate::translate_batch(m, t, &data, &x, &rows, false, changes.as_deref())
+                    .unwrap();
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        let a = through(&cpu, &x);
+        let mut b = vec![];
+        go(&mut || b = through(&model, &x));
+        close("translations", &a, &b);
+    }
+    // The judge reads images of the digits' size; toy runs go without one.
+    let (_, _, judge) = run::open_on(classifier, dev).unwrap();
+    let judge = (judge.config.dim() == cpu.config.dim()).then(|| (classifier.to_path_buf(), judge));
+    let out = root.join(format!("{name}-report"));
+    let opts = report::ReportOptions {
+        samples: 200,
+        no_classifier: judge.is_none().then(|| "a toy run".to_string()),
+        classifier: judge,
+        seed: cfg.seed,
+        min_share: deepgen::eval::modes::DEFAULT_MIN_SHARE,
+        out: out.clone(),
+        only: None,
+        classifiers: vec![],
+        matcher: None,
+    };
+    go(&mut || {
+        let rep = report::write_report(&rd, &cfg, &model, &opts)
+            .unwrap_or_else(|e| panic!("{name}: the report on {dev:?}: {e}"));
+        assert!(rep.path.is_file(), "{name}: no report.md");
+    });
+    if !cpu.info().scores.is_empty() {
+        let o = deepgen::run::detect::DetectOptions {
+            run: dir.clone(),
+            data: Some(spec.clone()),
+            anomalies: Some(format!("{spec}+invert")),
+            score: None,
+            threshold_from: None,
+            val_fraction: 0.5,
+            target_fpr: 0.05,
+            out: Some(root.join(format!("{name}-detect"))),
+            seed: None,
+            device: Some(device_name(dev)),
+        };
+        go(&mut || {
+            deepgen::run::detect::detect(&o)
+                .unwrap_or_else(|e| panic!("{name}: detect on {dev:?}: {e}"));
+        });
+    }
+}
+
+/// The `--device` name of `dev`.
+pub fn device_name(dev: &candle_core::Device) -> String {
+    match dev.location() {
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        _ => "cpu".into(),
+    }
+}
