@@ -19,6 +19,7 @@
 #   bench.jsonl    steps/s on the GPU, deepgen and PyTorch eager in interleaved pairs (VAE, NADE,
 #                  MADE, PixelCNNs, Row LSTM, DCGAN, CycleGAN, StarGAN, ProGAN at 32x32, the
 #                  text GAN, the puzzle GAN)
+#   profile.txt    forward, backward and Adam time of one GPU step of the likelihood models
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}
@@ -130,7 +131,8 @@ stage gpu-test
 # One test at a time, each under its own limit: a slow one does not take the others' time.
 for t in every_model_trains_alike_on_the_gpu_and_the_cpu:150 a_checkpoint_resumes_across_devices:60 \
     a_gpu_model_samples_and_scores_as_on_the_cpu:40 every_model_infers_on_the_gpu_as_on_the_cpu:150 \
-    adams_cuda_kernels_agree_with_its_candle_ops_and_the_cpu:20; do
+    adams_cuda_kernels_agree_with_its_candle_ops_and_the_cpu:20 \
+    nades_cuda_kernels_agree_with_its_candle_ops_and_the_cpu:30; do
   timeout "${t#*:}" "$D/gpu-test" --exact "${t%%:*}" --nocapture >> "$OUT/gpu-test.txt" 2>&1
   echo "${t%%:*}: exit $?" >> "$OUT/gpu-test.txt"
 done
@@ -184,6 +186,16 @@ done
 for _ in $(seq "$PAIRS"); do
   run "$D/gan_bench" --model puzzle-gan --steps 200 --warmup 20 --device $DEV
   run $PY bench/torch_puzzle.py --data "$DATA/mnist-grey.npy" --steps 200 --warmup 20 --device $DEV --threads ${THREADS:-8}
+done
+
+# Where a GPU step's time goes (forward, backward, Adam, each to a synchronisation) for the
+# models whose CPU kernels gave way to candle ops: what a CUDA kernel would have to beat.
+stage profile
+for mb in vae:128:50 nade:128:20 made:64:50 pixelcnn:64:20 gated-pixelcnn:64:10 row-lstm:64:5 \
+    diagonal-bilstm:64:3; do
+  IFS=: read -r m b s <<< "$mb"
+  timeout 60 "$D/step_profile" "$m" "$b" "$s" $DEV >> "$OUT/profile.txt" 2>&1 \
+    || echo "$m: exit $?" >> "$OUT/profile.txt"
 done
 
 # The new GAN families, deepgen's own steps/s on the GPU and on this machine's CPU cores, from

@@ -136,52 +136,20 @@ impl InplaceOp2 for Update {
 
 /// Whether the two passes run as deepgen's CUDA kernels ([`cuda`]) for tensors on `dev`.
 fn cuda_kernels(dev: &candle_core::Device) -> bool {
-    cfg!(feature = "cuda") && dev.is_cuda() && !crate::nn::graph::portable()
+    crate::nn::cuda_kernels(dev)
 }
 
-/// The two passes as CUDA kernels, compiled by NVRTC when first used on a device (candle caches
-/// the module per device): one thread per parameter value, the CPU kernels' formulas. The
-/// compiler may contract a multiply and an add into one FMA, so values can differ from the CPU
-/// kernels' by rounding (tests/gpu.rs holds them to the portable ops on the same GPU).
+/// The two passes as CUDA kernels (`nn::cuda::ADAM`), compiled by NVRTC when first used on a
+/// device (candle caches the module per device): one thread per parameter value, the CPU kernels'
+/// formulas. The compiler may contract a multiply and an add into one FMA, so values can differ
+/// from the CPU kernels' by rounding (tests/gpu.rs holds them to the portable ops on the same GPU,
+/// tests/cuda_kernels.rs the same source, compiled as C, to the CPU kernels).
 #[cfg(feature = "cuda")]
 mod cuda {
-    use std::sync::OnceLock;
-
     use candle_core::backend::BackendStorage;
     use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-    use candle_core::cuda_backend::cudarc::nvrtc;
     use candle_core::cuda_backend::WrapErr;
     use candle_core::{CudaStorage, Layout};
-
-    const SRC: &str = r#"
-extern "C" __global__ void deepgen_adam_moments(float* mv, const float* g, unsigned int n,
-                                                float b1, float b2, float s) {
-    unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) {
-        float gi = g[i] * s;
-        mv[i] = b1 * mv[i] + (1.0f - b1) * gi;
-        mv[n + i] = b2 * mv[n + i] + (1.0f - b2) * gi * gi;
-    }
-}
-extern "C" __global__ void deepgen_adam_update(float* p, const float* mv, unsigned int n,
-                                               float lr, float decay, float ic1, float ic2,
-                                               float eps) {
-    unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) {
-        p[i] = p[i] * decay - lr * (mv[i] * ic1) / (sqrtf(mv[n + i] * ic2) + eps);
-    }
-}
-"#;
-
-    fn ptx() -> candle_core::Result<&'static str> {
-        static PTX: OnceLock<Result<String, String>> = OnceLock::new();
-        let made = PTX
-            .get_or_init(|| nvrtc::compile_ptx(SRC).map(|p| p.to_src()).map_err(|e| e.to_string()));
-        match made {
-            Ok(p) => Ok(p),
-            Err(e) => candle_core::bail!("Adam's CUDA kernels did not compile (NVRTC): {e}"),
-        }
-    }
 
     /// Runs `name` on `dst` (`dst_per` x n values, written in place) and `src` ((3 - `dst_per`)
     /// x n values), with the f32 constants `k` after the length n.
@@ -207,7 +175,8 @@ extern "C" __global__ void deepgen_adam_update(float* p, const float* mv, unsign
             candle_core::bail!("{name}: {n} values are more than one launch takes");
         };
         let dev = dst.device().clone();
-        let func = dev.get_or_load_custom_func(name, "deepgen_adam", ptx()?)?;
+        let ptx = crate::nn::cuda::device::ptx("deepgen_adam", &[crate::nn::cuda::ADAM])?;
+        let func = dev.get_or_load_custom_func(name, "deepgen_adam", ptx)?;
         let src = src.as_cuda_slice::<f32>()?.slice(s0..s1);
         let mut dst = dst.as_cuda_slice_mut::<f32>()?.slice_mut(d0..d1);
         let mut b = func.builder();

@@ -9,7 +9,8 @@
 //! - every inference command's library call (embed, eval's whole report, detect, translate,
 //!   assemble) runs with the model on the GPU, its features, codes and translations agreeing with
 //!   the CPU's to 1e-3 relative;
-//! - Adam's CUDA kernels agree with its candle-op form on the same GPU, and with the CPU.
+//! - Adam's and NADE's CUDA kernels agree with their candle-op forms on the same GPU, and with
+//!   the CPU.
 //!
 //! Every model is tried even when one fails, and each failure is reported: a GPU machine's time
 //! is short. Without a CUDA device every test fails, saying so.
@@ -144,6 +145,53 @@ fn adams_cuda_kernels_agree_with_its_candle_ops_and_the_cpu() {
         for ((k, o), c) in k.iter().zip(o).zip(c) {
             assert!((k - o).abs() <= 1e-5 * (1.0 + o.abs()), "kernel {k} vs candle ops {o}");
             assert!((k - c).abs() <= 1e-5 * (1.0 + c.abs()), "kernel {k} vs cpu {c}");
+        }
+    }
+}
+
+#[test]
+fn nades_cuda_kernels_agree_with_its_candle_ops_and_the_cpu() {
+    use deepgen::models::{Model, ModelConfig, Nade, NadeConfig};
+    let dev = gpu();
+    // The real sizes, and a batch whose split leaves a partial group of examples.
+    let (b, d, h) = (33, 784, 500);
+    let cfg = ModelConfig::Nade(NadeConfig { dim: d, hidden: h });
+    let mut r = deepgen::rng::rng(2);
+    let xv = deepgen::rng::bernoulli(&mut r, &vec![0.3; b * d]);
+    let gv = deepgen::rng::randn(&mut r, &[b, d], &Device::Cpu).unwrap();
+    // Logits, then the gradients of sum(logits * g) for W, c, V, b and a differentiable x.
+    let run = |dev: &Device, portable: bool| -> Vec<Vec<f32>> {
+        let m = Model::new(&cfg, 3, dev).unwrap();
+        let x = candle_core::Var::from_vec(xv.clone(), (b, d), dev).unwrap();
+        let g = gv.to_device(dev).unwrap();
+        let go = || {
+            let nade = m.get::<Nade>().unwrap();
+            let l = nade.logits(x.as_tensor()).unwrap();
+            let grads = (&l * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut out = vec![l.flatten_all().unwrap().to_vec1::<f32>().unwrap()];
+            for n in ["W", "c", "V", "b"] {
+                let t = m.params.get(n).unwrap().as_tensor();
+                out.push(grads.get(t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            }
+            let dx = grads.get(x.as_tensor()).unwrap();
+            out.push(dx.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            out
+        };
+        if portable {
+            deepgen::nn::with_portable_ops(go)
+        } else {
+            go()
+        }
+    };
+    let kernels = run(&dev, false);
+    let ops = run(&dev, true);
+    let cpu = run(&Device::Cpu, false);
+    let names = ["logits", "dW", "dc", "dV", "db", "dx"];
+    for (((k, o), c), name) in kernels.iter().zip(&ops).zip(&cpu).zip(names) {
+        for (i, ((k, o), c)) in k.iter().zip(o).zip(c).enumerate() {
+            let ok = |a: f32, b: f32| (a - b).abs() <= 1e-3 * (1.0 + a.abs().max(b.abs()));
+            assert!(ok(*k, *o), "{name} [{i}]: kernel {k} vs candle ops {o}");
+            assert!(ok(*k, *c), "{name} [{i}]: kernel {k} vs cpu {c}");
         }
     }
 }

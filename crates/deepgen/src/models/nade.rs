@@ -23,6 +23,10 @@ use crate::nn::{ops, simd, Params};
 use crate::recipe::TrainConfig;
 use crate::rng::Rng;
 
+#[cfg(feature = "cuda")]
+#[path = "nade_gpu.rs"]
+mod gpu;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NadeConfig {
@@ -62,6 +66,10 @@ impl Nade {
     /// # Shapes
     /// `x: [B, D]` -> `[B, D]`
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if crate::nn::cuda_kernels(x.device()) {
+            return self.logits_cuda(x);
+        }
         if !crate::nn::cpu_kernels(x.device()) {
             return self.logits_portable(x);
         }
@@ -73,6 +81,17 @@ impl Nade {
             &vc,
             NadeDot { dim: self.dim, hidden: self.hidden },
         )?;
+        Ok(dot.broadcast_add(&self.b)?)
+    }
+
+    /// [`Nade::logits`] on a CUDA device: deepgen's kernels (`nn::cuda::NADE`, the recurrence
+    /// per thread), [`gpu::NadeCuda`].
+    #[cfg(feature = "cuda")]
+    fn logits_cuda(&self, x: &Tensor) -> Result<Tensor> {
+        let vc = Tensor::cat(&[&self.v, &self.c.unsqueeze(0)?], 0)?;
+        let wt = self.w.t()?.contiguous()?;
+        let op = gpu::NadeCuda { dim: self.dim, hidden: self.hidden };
+        let dot = x.contiguous()?.apply_op3(&wt, &vc, op)?;
         Ok(dot.broadcast_add(&self.b)?)
     }
 

@@ -19,6 +19,13 @@ pub fn cpu_kernels(dev: &Device) -> bool {
     dev.is_cpu() && !portable()
 }
 
+/// Whether deepgen's CUDA kernels (`nn::cuda`) serve tensors on `dev`: on a CUDA device in a
+/// build with the `cuda` feature, unless [`with_portable_ops`] is on (then candle ops, which
+/// `tests/gpu.rs` compares the kernels with).
+pub fn cuda_kernels(dev: &Device) -> bool {
+    cfg!(feature = "cuda") && dev.is_cuda() && !portable()
+}
+
 /// Whether [`with_portable_ops`] is on for this thread (the trainers carry it onto their worker
 /// thread).
 pub(crate) fn portable() -> bool {

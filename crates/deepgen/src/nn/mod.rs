@@ -17,6 +17,7 @@
 pub mod act;
 pub mod classes;
 pub mod conv;
+pub mod cuda;
 pub mod fused;
 pub(crate) mod gemm;
 pub(crate) mod graph;
@@ -38,7 +39,8 @@ pub use classes::{argmax, one_hot};
 pub(crate) use gemm::{gemm, gemm_at_b};
 pub use gemm::{gemm_flops, matmul_slices, sum_rows};
 pub use graph::{
-    cpu_kernels, create_graph, inputs_only, with_create_graph, with_input_graph, with_portable_ops,
+    cpu_kernels, create_graph, cuda_kernels, inputs_only, with_create_graph, with_input_graph,
+    with_portable_ops,
 };
 pub use linear::Linear;
 pub use params::Params;

@@ -1,0 +1,203 @@
+//! deepgen's CUDA kernels (`nn::cuda`) on any machine: each source is compiled as C by the
+//! system's C compiler (the one Rust links with; `CC` overrides it) behind `nn::cuda::C_SHIM`,
+//! and a driver runs every thread of each launch in turn. The kernels' threads share nothing
+//! (no shared memory, synchronisation or atomics), so this is the GPU's arithmetic up to
+//! floating-point contraction, and it must agree with deepgen's CPU kernels: NADE's logits and
+//! weight gradients against the fused recurrence (`deepgen-nade`), with odd sizes so that the
+//! last run of hidden units and the last group of examples are partial; Adam's two passes
+//! against the CPU optimiser. On a GPU, tests/gpu.rs then holds the compiled kernels to the
+//! candle-op paths.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use candle_core::{Device, Tensor};
+use deepgen::models::{Model, ModelConfig, Nade, NadeConfig};
+use deepgen::nn::cuda;
+
+/// The driver: reads a mode and its inputs (little-endian u32 sizes, then f32 arrays) on stdin,
+/// launches the kernels thread by thread, writes the outputs (f32) on stdout.
+const DRIVER: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+static unsigned int u32in(void) {
+    unsigned int v;
+    if (fread(&v, 4, 1, stdin) != 1) exit(3);
+    return v;
+}
+static float* f32in(size_t n) {
+    float* v = malloc(n * 4 + 4);
+    if (fread(v, 4, n, stdin) != n) exit(3);
+    return v;
+}
+static void out(const float* v, size_t n) { fwrite(v, 4, n, stdout); }
+/* Every thread of a launch of `threads` in blocks of 256, one after another. */
+#define LAUNCH(threads, call) \
+    for (size_t t_ = 0; t_ < (size_t)(threads); t_++) { \
+        blockDim.x = 256; blockIdx.x = (unsigned int)(t_ / 256); threadIdx.x = (unsigned int)(t_ % 256); \
+        call; \
+    }
+int main(void) {
+    unsigned int mode = u32in();
+    if (mode == 0) { /* NADE */
+        unsigned int nb = u32in(), d = u32in(), h = u32in(), hc = u32in(), per = u32in();
+        float *x = f32in((size_t)nb * d), *g = f32in((size_t)nb * d);
+        float *wt = f32in((size_t)d * h), *vc = f32in((size_t)(d + 1) * h);
+        unsigned int runs = (h + hc - 1) / hc, groups = (nb + per - 1) / per;
+        float* part = malloc((size_t)runs * nb * d * 4);
+        float* logits = malloc((size_t)nb * d * 4);
+        LAUNCH((size_t)nb * runs + 300, deepgen_nade_fwd(x, wt, vc, part, nb, d, h, hc));
+        LAUNCH((size_t)nb * d, deepgen_sum_parts(part, logits, nb * d, runs));
+        float *pdw = malloc((size_t)groups * d * h * 4), *pdv = malloc((size_t)groups * d * h * 4);
+        float* pdc = malloc((size_t)groups * h * 4);
+        float *dw = malloc((size_t)d * h * 4), *dv = malloc((size_t)d * h * 4), *dc = malloc(h * 4);
+        LAUNCH((size_t)groups * h + 300, deepgen_nade_bwd(x, g, wt, vc, pdw, pdv, pdc, nb, d, h, per));
+        LAUNCH((size_t)d * h, deepgen_sum_parts(pdw, dw, d * h, groups));
+        LAUNCH((size_t)d * h, deepgen_sum_parts(pdv, dv, d * h, groups));
+        LAUNCH(h, deepgen_sum_parts(pdc, dc, h, groups));
+        out(logits, (size_t)nb * d);
+        out(dw, (size_t)d * h);
+        out(dv, (size_t)d * h);
+        out(dc, h);
+    } else { /* Adam */
+        unsigned int n = u32in();
+        float* k = f32in(8);
+        float *mv = f32in(2 * (size_t)n), *g = f32in(n), *p = f32in(n);
+        LAUNCH(n + 300, deepgen_adam_moments(mv, g, n, k[0], k[1], k[2]));
+        LAUNCH(n + 300, deepgen_adam_update(p, mv, n, k[3], k[4], k[5], k[6], k[7]));
+        out(mv, 2 * (size_t)n);
+        out(p, n);
+    }
+    return 0;
+}
+"#;
+
+/// Builds the driver once per test in `dir`.
+fn build(dir: &Path) -> std::path::PathBuf {
+    let src = dir.join("kernels.c");
+    let text = [cuda::C_SHIM, cuda::SUM_PARTS, cuda::NADE, cuda::ADAM, DRIVER].concat();
+    std::fs::write(&src, text).unwrap();
+    let exe = dir.join("kernels");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    // No -ffast-math and no contraction: the C build rounds as the CPU kernels do.
+    let o = Command::new(&cc)
+        .args(["-O1", "-std=c99", "-ffp-contract=off", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .arg("-lm")
+        .output()
+        .unwrap_or_else(|e| panic!("{cc}: {e} (the C compiler Rust links with; set CC)"));
+    assert!(o.status.success(), "{cc}: {}", String::from_utf8_lossy(&o.stderr));
+    exe
+}
+
+fn run(exe: &Path, input: &[u8]) -> Vec<f32> {
+    let mut child = Command::new(exe).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "the kernel driver exited {:?}", o.status.code());
+    o.stdout.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+fn push_u32(v: &mut Vec<u8>, x: usize) {
+    v.extend_from_slice(&u32::try_from(x).unwrap().to_le_bytes());
+}
+
+fn push_f32(v: &mut Vec<u8>, xs: &[f32]) {
+    for x in xs {
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+fn flat(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+fn close(what: &str, a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let scale = 1.0 + x.abs().max(y.abs());
+        assert!((x - y).abs() <= tol * scale, "{what} [{i}]: kernel {x}, cpu {y}");
+    }
+}
+
+#[test]
+fn nades_cuda_kernels_compute_the_cpu_kernels_logits_and_gradients() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = build(tmp.path());
+    // Sizes whose splits leave partial runs and groups, the real one (D 784, H 500) among them.
+    for (nb, d, h, split) in [
+        (5, 11, 7, None),
+        (9, 20, 13, Some((4, 3))),
+        (3, 6, 70, Some((64, 2))),
+        (7, 784, 500, Some((4, 4))),
+    ] {
+        let (hc, per) = split.unwrap_or_else(|| cuda::nade_split(nb, h));
+        let cfg = ModelConfig::Nade(NadeConfig { dim: d, hidden: h });
+        let m = Model::new(&cfg, 3, &Device::Cpu).unwrap();
+        let nade = m.get::<Nade>().unwrap();
+        let mut r = deepgen::rng::rng(9);
+        // Binary pixels with some real values among them (the kernels skip exact zeros).
+        let mut xv = deepgen::rng::bernoulli(&mut r, &vec![0.3; nb * d]);
+        xv.iter_mut().step_by(5).for_each(|v| *v *= 0.75);
+        let x = Tensor::from_vec(xv.clone(), (nb, d), &Device::Cpu).unwrap();
+        let g = deepgen::rng::randn(&mut r, &[nb, d], &Device::Cpu).unwrap();
+        let logits = nade.logits(&x).unwrap();
+        let grads = (&logits * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let p = |n: &str| m.params.get(n).unwrap().as_tensor().clone();
+        let (w, c, v, b) = (p("W"), p("c"), p("V"), p("b"));
+        let wt = w.t().unwrap().contiguous().unwrap();
+        let vc = Tensor::cat(&[&v, &c.unsqueeze(0).unwrap()], 0).unwrap();
+        let mut input = vec![];
+        for s in [0, nb, d, h, hc, per] {
+            push_u32(&mut input, s);
+        }
+        for t in [&x, &g, &wt, &vc] {
+            push_f32(&mut input, &flat(t));
+        }
+        let o = run(&exe, &input);
+        let (lk, rest) = o.split_at(nb * d);
+        let (dwt, rest) = rest.split_at(d * h);
+        let (dv, dc) = rest.split_at(d * h);
+        let what = format!("B {nb} D {d} H {h} (runs of {hc}, groups of {per})");
+        let less_b = flat(&logits.broadcast_sub(&b).unwrap());
+        close(&format!("{what}: logits"), lk, &less_b, 1e-5);
+        let grad = |t: &Tensor| flat(grads.get(t).unwrap());
+        let dw_t = grads.get(&w).unwrap().t().unwrap();
+        close(&format!("{what}: dW^T"), dwt, &flat(&dw_t), 1e-4);
+        close(&format!("{what}: dV"), dv, &grad(&v), 1e-4);
+        close(&format!("{what}: dc"), dc, &grad(&c), 1e-4);
+    }
+}
+
+#[test]
+fn adams_cuda_kernels_compute_the_cpu_optimisers_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = build(tmp.path());
+    let n = 1000;
+    let mut r = deepgen::rng::rng(4);
+    let p0 = deepgen::rng::randn(&mut r, &[n], &Device::Cpu).unwrap();
+    let g = deepgen::rng::randn(&mut r, &[n], &Device::Cpu).unwrap();
+    // One step of deepgen's Adam from zero moments, against the kernels from the same state.
+    let mut params = deepgen::nn::Params::new();
+    let var = params.add("w", p0.clone()).unwrap();
+    let cfg = deepgen::optim::AdamConfig { weight_decay: 0.1, ..Default::default() };
+    let mut adam = deepgen::optim::Adam::new(&params, cfg).unwrap();
+    let loss = (&var * &g).unwrap().sum_all().unwrap();
+    let (lr, scale) = (0.01f32, 0.5f32);
+    adam.step(&loss.backward().unwrap(), lr as f64, scale as f64).unwrap();
+    let (b1, b2, eps) = (cfg.beta1 as f32, cfg.beta2 as f32, cfg.eps as f32);
+    let (c1, c2) = (1.0 - b1, 1.0 - b2); // the bias corrections of step 1
+    let k = [b1, b2, scale, lr, 1.0 - lr * cfg.weight_decay as f32, 1.0 / c1, 1.0 / c2, eps];
+    let mut input = vec![];
+    push_u32(&mut input, 1);
+    push_u32(&mut input, n);
+    push_f32(&mut input, &k);
+    push_f32(&mut input, &vec![0.0; 2 * n]);
+    push_f32(&mut input, &flat(&g));
+    push_f32(&mut input, &flat(&p0));
+    let o = run(&exe, &input);
+    let stepped = flat(params.get("w").unwrap().as_tensor());
+    close("Adam's parameters", &o[2 * n..], &stepped, 1e-6);
+}
