@@ -15,7 +15,8 @@ venv=${DEEPGEN_CUDA_VENV:-.venv-cuda}
 if [ ! -x "$venv/bin/nvcc-ok" ]; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install -q "nvidia-cuda-nvcc==13.0.*" "nvidia-cuda-crt==13.0.*" \
-    "nvidia-nvvm==13.0.*" "nvidia-cuda-runtime==13.0.*" "nvidia-cuda-cccl==13.0.*"
+    "nvidia-nvvm==13.0.*" "nvidia-cuda-runtime==13.0.*" "nvidia-cuda-cccl==13.0.*" \
+    "nvidia-cuda-nvrtc==13.0.*"
   touch "$venv/bin/nvcc-ok"
 fi
 cuda=$("$venv/bin/python" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13"))')
@@ -32,6 +33,13 @@ export PATH="$cuda/bin:$PATH" CUDA_ROOT="$cuda" CUDA_PATH="$cuda" CUDA_HOME="$cu
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
 nvcc --version | tail -1
+# deepgen's own kernels (crates/deepgen/src/nn/cuda.rs) are compiled by NVRTC at run time, on the
+# GPU machine: compile them here first with the same NVRTC, so that a syntax error stops the
+# build instead of the GPU run.
+[ -e "$cuda/lib/libnvrtc.so.13" ] || "$venv/bin/pip" install -q "nvidia-cuda-nvrtc==13.0.*"
+LD_LIBRARY_PATH="$cuda/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$venv/bin/python" \
+  scripts/nvrtc-check.py crates/deepgen/src/nn/cuda.rs "$cuda/lib/libnvrtc.so.13" \
+  "compute_${CUDA_COMPUTE_CAP}"
 cargo build --release -p deepgen-cli -p deepgen-bench --features deepgen-cli/cuda,deepgen-bench/cuda "$@"
 # The GPU agreement test (crates/deepgen/tests/gpu.rs), built in release: its one binary is run
 # on the GPU machine, which has no Rust toolchain.
@@ -40,7 +48,7 @@ test_bin=$(cargo test --release -p deepgen --features cuda --test gpu --no-run \
   | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 dist=dist/cuda
 rm -rf "$dist" && mkdir -p "$dist"
-for b in deepgen deepgen-bench gan_bench; do cp "$CARGO_TARGET_DIR/release/$b" "$dist/"; done
+for b in deepgen deepgen-bench gan_bench step_profile; do cp "$CARGO_TARGET_DIR/release/$b" "$dist/"; done
 cp "$test_bin" "$dist/gpu-test"
 strip "$dist"/*
 # No CUDA library is linked: each starts on a machine without one.

@@ -3,10 +3,12 @@
 # nothing. It runs the binaries scripts/build-cuda.sh put in dist/cuda/ (the `deepgen` CLI,
 # `deepgen-bench`, and the release build of crates/deepgen/tests/gpu.rs), writes everything to
 # $OUT (default gpu-out/), and keeps going when a stage fails, so one run says all it can.
-# Each stage has its own time limit; the whole should take about 8 minutes on an H200 (a dry run
-# on 2 CPU cores, DEV=cpu PAIRS=1, takes 6).
-#   bench/gpu/run.sh                      # PY=python3 with torch (CUDA); OUT=gpu-out
-#   DEV=cpu PY=.venv/bin/python THREADS=2 bench/gpu/run.sh   # the dry run on a CPU machine
+# Each command has its own time limit. The whole may take more than one device call's 600 s on
+# an H200 (the dry run on 2 CPU cores, DEV=cpu PAIRS=1, takes 9 min): split it with STAGES.
+#   STAGES="env cli gpu-test" bench/gpu/run.sh          # then, at once (the machine idles out):
+#   STAGES="env bench profile families" bench/gpu/run.sh
+#   bench/gpu/run.sh                      # all stages; PY=python3 with torch (CUDA); OUT=gpu-out
+#   DEV=cpu PY=.venv/bin/python THREADS=2 PAIRS=1 bench/gpu/run.sh   # the dry run on a CPU machine
 # Stages (files in $OUT):
 #   env.txt        GPU, driver, torch, the libraries found
 #   cli.txt        deepgen train/sample/score --device cuda on the embedded digits; a resume on
@@ -29,6 +31,10 @@ PAIRS=${PAIRS:-2}
 DEV=${DEV:-cuda}
 mkdir -p "$OUT"
 stage() { echo "== $* ($(date +%T))" | tee -a "$OUT/log.txt"; }
+# STAGES picks stages (default all, in this order): two calls of the device tool, each under its
+# 600 s limit, can split them, e.g. STAGES="env cli gpu-test" then STAGES="bench profile families".
+STAGES=${STAGES:-env cli gpu-test bench profile families}
+want() { case " $STAGES " in *" $1 "*) stage "$1" ;; *) return 1 ;; esac; }
 # The binaries come xz-compressed (scripts/build-cuda.sh); Python's lzma unpacks them.
 D=${TMPDIR:-/tmp}/deepgen-cuda
 mkdir -p "$D"
@@ -65,7 +71,7 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
 done
 export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
-stage env
+if want env; then
 {
   nvidia-smi 2>&1 | head -15
   "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())'
@@ -77,7 +83,8 @@ stage env
   nproc
 } > "$OUT/env.txt" 2>&1
 
-stage cli
+fi
+if want cli; then
 (
   set -x
   R=$OUT/runs
@@ -91,16 +98,18 @@ stage cli
   timeout 30 "$D/deepgen" train nade --steps 1 --device $DEV:7 --out "$R/bad"; echo "exit $?"
   # Every other command with its model on the GPU (and eval's classifier with it).
   timeout 120 "$D/deepgen" classifier train --steps 200 --device $DEV --out "$R/classifier"
-  timeout 120 "$D/deepgen" eval "$R/dcgan" -n 500 --classifier "$R/classifier" --device $DEV
+  # (Not the linear probe of the DCGAN's 6,272 features: host work, a minute on 2 cores.)
+  timeout 120 "$D/deepgen" eval "$R/dcgan" -n 500 --classifier "$R/classifier" --device $DEV \
+    --only samples,quality,swd,anomaly,latent
   timeout 120 "$D/deepgen" eval "$R/nade" -n 100 --only density,anomaly,probe --device $DEV
   timeout 60 "$D/deepgen" detect "$R/nade" --anomalies mnist:test+invert --device $DEV
   timeout 60 "$D/deepgen" embed "$R/dcgan" --out "$OUT/dcgan-features.npy" --device $DEV
   timeout 60 "$D/deepgen" embed "$R/dcgan" --out "$OUT/dcgan-features-cpu.npy" --device cpu
   "$PY" -c 'import numpy as n, sys; a, b = n.load(sys.argv[1]), n.load(sys.argv[2]); print("embed cuda vs cpu: max |diff|", abs(a - b).max(), "of", abs(b).max())' "$OUT/dcgan-features.npy" "$OUT/dcgan-features-cpu.npy"
-  timeout 60 "$D/deepgen" probe "$R/dcgan" --device $DEV
+  timeout 60 "$D/deepgen" probe "$R/nade" --device $DEV
   timeout 60 "$D/deepgen" interpolate "$R/dcgan" --slerp --out "$OUT/dcgan-slerp.png" --device $DEV
   timeout 120 "$D/deepgen" complete "$R/nade" -n 4 --samples 2 --out "$OUT/nade-complete.png" --device $DEV
-  timeout 120 "$D/deepgen" train cyclegan --steps 50 --device $DEV --out "$R/cyclegan"
+  timeout 120 "$D/deepgen" train cyclegan --data mnist --data-b mnist+invert --steps 50 --device $DEV --out "$R/cyclegan"
   timeout 60 "$D/deepgen" translate "$R/cyclegan" -n 8 --out "$OUT/cyclegan-cuda.png" --device $DEV
   timeout 120 "$D/deepgen" eval "$R/cyclegan" -n 200 --classifier "$R/classifier" --device $DEV
   timeout 120 "$D/deepgen" train puzzle-gan --steps 50 --device $DEV --out "$R/puzzle"
@@ -127,7 +136,8 @@ PY
   kill $srv; wait $srv; echo "serve exit $?"
 ) > "$OUT/cli.txt" 2>&1
 
-stage gpu-test
+fi
+if want gpu-test; then
 # One test at a time, each under its own limit: a slow one does not take the others' time.
 for t in every_model_trains_alike_on_the_gpu_and_the_cpu:150 a_checkpoint_resumes_across_devices:60 \
     a_gpu_model_samples_and_scores_as_on_the_cpu:40 every_model_infers_on_the_gpu_as_on_the_cpu:150 \
@@ -137,7 +147,8 @@ for t in every_model_trains_alike_on_the_gpu_and_the_cpu:150 a_checkpoint_resume
   echo "${t%%:*}: exit $?" >> "$OUT/gpu-test.txt"
 done
 
-stage bench
+fi
+if want bench; then
 DATA=$OUT/bench-data
 B=$D/deepgen-bench
 "$B" --model vae --steps 2 --warmup 1 --export "$DATA" > /dev/null 2>> "$OUT/log.txt"
@@ -190,7 +201,8 @@ done
 
 # Where a GPU step's time goes (forward, backward, Adam, each to a synchronisation) for the
 # models whose CPU kernels gave way to candle ops: what a CUDA kernel would have to beat.
-stage profile
+fi
+if want profile; then
 for mb in vae:128:50 nade:128:20 made:64:50 pixelcnn:64:20 gated-pixelcnn:64:10 row-lstm:64:5 \
     diagonal-bilstm:64:3; do
   IFS=: read -r m b s <<< "$mb"
@@ -201,7 +213,8 @@ done
 # The new GAN families, deepgen's own steps/s on the GPU and on this machine's CPU cores, from
 # `deepgen train`'s last line, growing (CycleGAN, StarGAN, fixed-size ProGAN, the text GAN
 # and the puzzle GAN have PyTorch references, above).
-stage families
+fi
+if want families; then
 fam() { # name device steps [flags]
   local m=$1 dev=$2 s=$3; shift 3
   echo "# $m on $dev" >> "$OUT/families.txt"
@@ -216,4 +229,5 @@ for m in cyclegan stargan progan puzzle-gan; do
   esac
   for dev in $(printf '%s\n' "$DEV" cpu | sort -u); do fam "$m" "$dev" 40 --data "$data" "${b[@]}"; done
 done
+fi
 stage done

@@ -19,21 +19,22 @@ pub const NVRTC_PRELUDE: &str = "#define KERNEL extern \"C\" __global__\n";
 /// What a C compiler reads before a kernel source: CUDA's thread coordinates as globals that a
 /// driver loop sets for each thread in turn.
 pub const C_SHIM: &str = r#"#include <math.h>
-#include <stddef.h>
 #define KERNEL static
 struct deepgen_dim3 { unsigned int x, y, z; };
 static struct deepgen_dim3 blockIdx, blockDim, threadIdx;
 "#;
 
 /// `out[i] = sum_k part[k n + i]`, k in order: the second pass of every kernel that leaves
-/// per-thread partial sums.
+/// per-thread partial sums. It opens every module (NVRTC has no headers): `dg_index`, the
+/// 64-bit offset type the others use.
 pub const SUM_PARTS: &str = r#"
+typedef unsigned long long dg_index;
 KERNEL void deepgen_sum_parts(const float* part, float* out, unsigned int n, unsigned int parts) {
     unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) {
         float s = 0.0f;
         for (unsigned int k = 0; k < parts; k++) {
-            s += part[(size_t)k * n + i];
+            s += part[(dg_index)k * n + i];
         }
         out[i] = s;
     }
@@ -97,12 +98,12 @@ KERNEL void deepgen_nade_fwd(const float* x, const float* wt, const float* vc, f
     unsigned int n = h - h0 < hc ? h - h0 : hc;
     float a[NADE_MAX_UNITS];
     for (unsigned int u = 0; u < n; u++) {
-        a[u] = vc[(size_t)d * h + h0 + u];
+        a[u] = vc[(dg_index)d * h + h0 + u];
     }
-    const float* xb = x + (size_t)b * d;
-    float* out = part + ((size_t)k * nb + b) * d;
+    const float* xb = x + (dg_index)b * d;
+    float* out = part + ((dg_index)k * nb + b) * d;
     for (unsigned int i = 0; i < d; i++) {
-        const float* vi = vc + (size_t)i * h + h0;
+        const float* vi = vc + (dg_index)i * h + h0;
         float s = 0.0f;
         for (unsigned int u = 0; u < n; u++) {
             s += vi[u] / (1.0f + expf(-a[u]));
@@ -110,7 +111,7 @@ KERNEL void deepgen_nade_fwd(const float* x, const float* wt, const float* vc, f
         out[i] = s;
         float xi = xb[i];
         if (xi != 0.0f) {
-            const float* wi = wt + (size_t)i * h + h0;
+            const float* wi = wt + (dg_index)i * h + h0;
             for (unsigned int u = 0; u < n; u++) {
                 a[u] += wi[u] * xi;
             }
@@ -129,15 +130,15 @@ KERNEL void deepgen_nade_bwd(const float* x, const float* g, const float* wt, co
     unsigned int b0 = grp * per;
     unsigned int m = nb - b0 < per ? nb - b0 : per;
     float a[NADE_MAX_EXAMPLES], r[NADE_MAX_EXAMPLES];
-    float c = vc[(size_t)d * h + hh];
+    float c = vc[(dg_index)d * h + hh];
     for (unsigned int e = 0; e < m; e++) {
         a[e] = c;
         r[e] = 0.0f;
     }
     for (unsigned int i = 0; i < d; i++) {
-        float w = wt[(size_t)i * h + hh];
+        float w = wt[(dg_index)i * h + hh];
         for (unsigned int e = 0; e < m; e++) {
-            float xi = x[(size_t)(b0 + e) * d + i];
+            float xi = x[(dg_index)(b0 + e) * d + i];
             if (xi != 0.0f) {
                 a[e] += w * xi;
             }
@@ -145,10 +146,10 @@ KERNEL void deepgen_nade_bwd(const float* x, const float* g, const float* wt, co
     }
     float dc = 0.0f;
     for (unsigned int i = d; i-- > 0;) {
-        float w = wt[(size_t)i * h + hh], v = vc[(size_t)i * h + hh];
+        float w = wt[(dg_index)i * h + hh], v = vc[(dg_index)i * h + hh];
         float sw = 0.0f, sv = 0.0f;
         for (unsigned int e = 0; e < m; e++) {
-            size_t row = (size_t)(b0 + e) * d + i;
+            dg_index row = (dg_index)(b0 + e) * d + i;
             float xi = x[row], gi = g[row];
             if (xi != 0.0f) {
                 a[e] -= w * xi;
@@ -160,10 +161,10 @@ KERNEL void deepgen_nade_bwd(const float* x, const float* g, const float* wt, co
             dc += da;
             r[e] += da;
         }
-        pdw[((size_t)grp * d + i) * h + hh] = sw;
-        pdv[((size_t)grp * d + i) * h + hh] = sv;
+        pdw[((dg_index)grp * d + i) * h + hh] = sw;
+        pdv[((dg_index)grp * d + i) * h + hh] = sv;
     }
-    pdc[(size_t)grp * h + hh] = dc;
+    pdc[(dg_index)grp * h + hh] = dc;
 }
 "#;
 
