@@ -97,8 +97,9 @@ pub fn probe(a: ProbeArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     let (ftr, dim) = features::embed(&model, &train)?;
     let (fte, _) = features::embed(&model, &test)?;
-    let p = features::linear_probe((&ftr, ytr), (&fte, yte), dim, seed)?;
-    let raw = features::linear_probe((&train.x, ytr), (&test.x, yte), train.dim(), seed)?;
+    let dev = model.device();
+    let p = features::linear_probe((&ftr, ytr), (&fte, yte), dim, seed, &dev)?;
+    let raw = features::linear_probe((&train.x, ytr), (&test.x, yte), train.dim(), seed, &dev)?;
     println!(
         "linear probe (multinomial logistic regression, trained on {} examples of {}, tested \
         on {} of {}):",

@@ -35,7 +35,9 @@ static void out(const float* v, size_t n) { fwrite(v, 4, n, stdout); }
 /* Every thread of a launch of `threads` in blocks of 256, one after another. */
 #define LAUNCH(threads, call) \
     for (size_t t_ = 0; t_ < (size_t)(threads); t_++) { \
-        blockDim.x = 256; blockIdx.x = (unsigned int)(t_ / 256); threadIdx.x = (unsigned int)(t_ % 256); \
+        blockDim.x = 256; \
+        blockIdx.x = (unsigned int)(t_ / 256); \
+        threadIdx.x = (unsigned int)(t_ % 256); \
         call; \
     }
 int main(void) {
@@ -52,7 +54,8 @@ int main(void) {
         float *pdw = malloc((size_t)groups * d * h * 4), *pdv = malloc((size_t)groups * d * h * 4);
         float* pdc = malloc((size_t)groups * h * 4);
         float *dw = malloc((size_t)d * h * 4), *dv = malloc((size_t)d * h * 4), *dc = malloc(h * 4);
-        LAUNCH((size_t)groups * h + 300, deepgen_nade_bwd(x, g, wt, vc, pdw, pdv, pdc, nb, d, h, per));
+        LAUNCH((size_t)groups * h + 300,
+               deepgen_nade_bwd(x, g, wt, vc, pdw, pdv, pdc, nb, d, h, per));
         LAUNCH((size_t)d * h, deepgen_sum_parts(pdw, dw, d * h, groups));
         LAUNCH((size_t)d * h, deepgen_sum_parts(pdv, dv, d * h, groups));
         LAUNCH(h, deepgen_sum_parts(pdc, dc, h, groups));

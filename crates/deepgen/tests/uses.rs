@@ -274,11 +274,11 @@ fn classifier_and_linear_probe_reach_their_accuracy_on_the_embedded_digits() {
     // Linear probe on raw pixels (8x8 digits are nearly linearly separable) and on the classifier's
     // features.
     let (ytr, yte) = (train.labels.as_ref().unwrap(), test.labels.as_ref().unwrap());
-    let raw = features::linear_probe((&train.x, ytr), (&test.x, yte), 64, 0).unwrap();
+    let raw = features::linear_probe((&train.x, ytr), (&test.x, yte), 64, 0, &Device::Cpu).unwrap();
     assert!(raw.test_accuracy > 0.88, "{raw:?}");
     let (ftr, d) = features::embed(&c, &train).unwrap();
     let (fte, _) = features::embed(&c, &test).unwrap();
-    let probe = features::linear_probe((&ftr, ytr), (&fte, yte), d, 0).unwrap();
+    let probe = features::linear_probe((&ftr, ytr), (&fte, yte), d, 0, &Device::Cpu).unwrap();
     assert!(probe.test_accuracy > 0.88, "{probe:?}");
 }
 

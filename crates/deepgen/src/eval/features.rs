@@ -47,12 +47,14 @@ pub const PROBE_L2: [f64; 3] = [1e-4, 1e-3, 1e-2];
 /// chosen from [`PROBE_L2`] by accuracy on a seeded fifth of the training
 /// examples, then the probe is refitted on all of them. Written here because
 /// no well-kept Rust crate fits a softmax regression on candle tensors; it is
-/// a few lines over our own Adam.
+/// a few lines over our own Adam. The fit runs on `dev` (the model's: full-batch products of
+/// thousands of features are a GPU's work).
 pub fn linear_probe(
     train: (&[f32], &[u32]),
     test: (&[f32], &[u32]),
     dim: usize,
     seed: u64,
+    dev: &Device,
 ) -> Result<Probe> {
     let (xtr, ytr) = train;
     let (xte, yte) = test;
@@ -89,17 +91,14 @@ pub fn linear_probe(
             .enumerate()
             .map(|(i, &v)| ((v as f64 - mean[i % dim]) / std[i % dim]) as f32)
             .collect();
-        Ok(Tensor::from_vec(v, (x.len() / dim, dim), &Device::Cpu)?)
+        Ok(Tensor::from_vec(v, (x.len() / dim, dim), dev)?)
     };
     let (a, b) = (standard(xtr)?, standard(xte)?);
     let perm = rng::permutation(&mut rng::derived(seed, "probe-split", 0), n);
     let n_val = n / 5;
     let pick = |idx: &[usize]| -> Result<(Tensor, Vec<u32>)> {
-        let t = Tensor::from_vec(
-            idx.iter().map(|&i| i as u32).collect::<Vec<u32>>(),
-            idx.len(),
-            &Device::Cpu,
-        )?;
+        let t =
+            Tensor::from_vec(idx.iter().map(|&i| i as u32).collect::<Vec<u32>>(), idx.len(), dev)?;
         Ok((a.index_select(&t, 0)?, idx.iter().map(|&i| ytr[i]).collect()))
     };
     let (fit_x, fit_y) = pick(&perm[n_val..])?;
@@ -122,7 +121,7 @@ pub fn linear_probe(
 }
 
 fn fit_softmax(x: &Tensor, y: &[u32], k: usize, l2: f64, seed: u64) -> Result<(Tensor, Tensor)> {
-    let dev = Device::Cpu;
+    let dev = x.device().clone();
     let (n, dim) = x.dims2()?;
     let mut p = Params::new();
     let mut r = rng::derived(seed, "probe", 0);

@@ -849,8 +849,10 @@ fn probe(
     }
     let (ftr, fd) = features::embed(model, &train)?;
     let (fte, _) = features::embed(model, test)?;
-    let p = features::linear_probe((&ftr, ytr), (&fte, yte), fd, opts.seed)?;
-    let raw = features::linear_probe((&train.x, ytr), (&test.x, yte), train.dim(), opts.seed)?;
+    let dev = model.device();
+    let p = features::linear_probe((&ftr, ytr), (&fte, yte), fd, opts.seed, &dev)?;
+    let raw =
+        features::linear_probe((&train.x, ytr), (&test.x, yte), train.dim(), opts.seed, &dev)?;
     let what = model.info().features.unwrap_or("the model's features");
     let text = fill(
         txt::PROBE,
