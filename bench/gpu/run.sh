@@ -4,9 +4,11 @@
 # `deepgen-bench`, and the release build of crates/deepgen/tests/gpu.rs), writes everything to
 # $OUT (default gpu-out/), and keeps going when a stage fails, so one run says all it can.
 # Each command has its own time limit. The whole may take more than one device call's 600 s on
-# an H200 (the dry run on 2 CPU cores, DEV=cpu PAIRS=1, takes 9 min): split it with STAGES.
-#   STAGES="env cli gpu-test" bench/gpu/run.sh          # then, at once (the machine idles out):
-#   STAGES="env bench profile families" bench/gpu/run.sh
+# an H200 (the dry run on 2 CPU cores, DEV=cpu PAIRS=1, takes 9 min), and a session's device
+# time (15 min, the machine's start included) holds about two calls: split it with STAGES, the
+# tests and the benchmark first:
+#   STAGES="env gpu-test" bench/gpu/run.sh          # then, at once (the machine idles out):
+#   STAGES="bench profile" PAIRS=1 bench/gpu/run.sh  # and, if time is left: STAGES="cli families"
 #   bench/gpu/run.sh                      # all stages; PY=python3 with torch (CUDA); OUT=gpu-out
 #   DEV=cpu PY=.venv/bin/python THREADS=2 PAIRS=1 bench/gpu/run.sh   # the dry run on a CPU machine
 # Stages (files in $OUT):
@@ -139,10 +141,12 @@ PY
 fi
 if want gpu-test; then
 # One test at a time, each under its own limit: a slow one does not take the others' time.
-for t in every_model_trains_alike_on_the_gpu_and_the_cpu:150 a_checkpoint_resumes_across_devices:60 \
-    a_gpu_model_samples_and_scores_as_on_the_cpu:40 every_model_infers_on_the_gpu_as_on_the_cpu:150 \
-    adams_cuda_kernels_agree_with_its_candle_ops_and_the_cpu:20 \
-    nades_cuda_kernels_agree_with_its_candle_ops_and_the_cpu:30; do
+for t in every_model_trains_alike_on_the_gpu_and_the_cpu:120 \
+    a_checkpoint_resumes_across_devices:45 \
+    a_gpu_model_samples_and_scores_as_on_the_cpu:30 \
+    adams_cuda_kernels_agree_with_its_candle_ops_and_the_cpu:15 \
+    nades_cuda_kernels_agree_with_its_candle_ops_and_the_cpu:20 \
+    every_model_infers_on_the_gpu_as_on_the_cpu:120; do
   timeout "${t#*:}" "$D/gpu-test" --exact "${t%%:*}" --nocapture >> "$OUT/gpu-test.txt" 2>&1
   echo "${t%%:*}: exit $?" >> "$OUT/gpu-test.txt"
 done
