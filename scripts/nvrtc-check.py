@@ -14,7 +14,11 @@ text = open(path).read()
 consts = dict(re.findall(r'pub const (\w+): &str = r#"(.*?)"#;', text, re.S))
 prelude = consts.get("NVRTC_PRELUDE") or '#define KERNEL extern "C" __global__\n'
 # The modules the library compiles (nn::cuda::device::ptx callers), by their sources.
-modules = {"deepgen_nade": ["SUM_PARTS", "NADE"], "deepgen_adam": ["ADAM"]}
+modules = {
+    "deepgen_nade": ["SUM_PARTS", "NADE"],
+    "deepgen_adam": ["ADAM"],
+    "deepgen_im2col": ["SUM_PARTS", "IM2COL"],
+}
 lib = ctypes.CDLL(libpath)
 failed = False
 for name, parts in modules.items():

@@ -5,7 +5,8 @@
 //! floating-point contraction, and it must agree with deepgen's CPU kernels: NADE's logits and
 //! weight gradients against the fused recurrence (`deepgen-nade`), with odd sizes so that the
 //! last run of hidden units and the last group of examples are partial; Adam's two passes
-//! against the CPU optimiser. On a GPU, tests/gpu.rs then holds the compiled kernels to the
+//! against the CPU optimiser; im2col and col2im, each with one product, against the strided and
+//! transposed convolutions as candle's CPU conv2d and conv_transpose2d. On a GPU, tests/gpu.rs then holds the compiled kernels to the
 //! candle-op paths.
 
 use std::io::Write;
@@ -63,6 +64,16 @@ int main(void) {
         out(dw, (size_t)d * h);
         out(dv, (size_t)d * h);
         out(dc, h);
+    } else if (mode == 2) { /* im2col of x, col2im of cols */
+        unsigned int nb = u32in(), h = u32in(), w = u32in(), c = u32in(), k = u32in();
+        unsigned int s = u32in(), p = u32in(), hl = u32in(), wl = u32in();
+        size_t nx = (size_t)nb * h * w * c, nc = (size_t)nb * hl * wl * k * k * c;
+        float *x = f32in(nx), *cols = f32in(nc);
+        float *out_cols = malloc(nc * 4), *out_x = malloc(nx * 4);
+        LAUNCH(nc + 300, deepgen_im2col(x, out_cols, nb, h, w, c, k, s, p, hl, wl));
+        LAUNCH(nx + 300, deepgen_col2im(cols, out_x, nb, h, w, c, k, s, p, hl, wl));
+        out(out_cols, nc);
+        out(out_x, nx);
     } else { /* Adam */
         unsigned int n = u32in();
         float* k = f32in(8);
@@ -79,7 +90,8 @@ int main(void) {
 /// Builds the driver once per test in `dir`.
 fn build(dir: &Path) -> std::path::PathBuf {
     let src = dir.join("kernels.c");
-    let text = [cuda::C_SHIM, cuda::SUM_PARTS, cuda::NADE, cuda::ADAM, DRIVER].concat();
+    let text =
+        [cuda::C_SHIM, cuda::SUM_PARTS, cuda::NADE, cuda::ADAM, cuda::IM2COL, DRIVER].concat();
     std::fs::write(&src, text).unwrap();
     let exe = dir.join("kernels");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
@@ -203,4 +215,55 @@ fn adams_cuda_kernels_compute_the_cpu_optimisers_step() {
     let o = run(&exe, &input);
     let stepped = flat(params.get("w").unwrap().as_tensor());
     close("Adam's parameters", &o[2 * n..], &stepped, 1e-6);
+}
+
+#[test]
+fn the_convolution_kernels_compute_candles_convolutions() {
+    use deepgen::nn::conv::{conv_down, conv_up, Strided};
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = build(tmp.path());
+    let cpu = Device::Cpu;
+    // The GANs' layers: 4x4 stride 2 (DCGAN, the text and puzzle GANs; an odd side too), the
+    // 3x3 and 7x7 "same" ones (ProGAN, the translation networks), and an unpadded 3x3.
+    for (b, h, c, n, k, s, p) in [
+        (2, 14, 3, 5, 4, 2, 1),
+        (3, 15, 2, 4, 4, 2, 1),
+        (2, 9, 4, 3, 3, 1, 1),
+        (1, 11, 3, 2, 7, 1, 3),
+        (2, 8, 2, 3, 3, 1, 0),
+    ] {
+        let g = Strided { k, stride: s, pad: p };
+        let hl = g.lo(h);
+        let mut r = deepgen::rng::rng(7);
+        let x = deepgen::rng::randn(&mut r, &[b, h, h, c], &cpu).unwrap();
+        let wd = deepgen::rng::randn(&mut r, &[k * k * c, n], &cpu).unwrap();
+        let bias = deepgen::rng::randn(&mut r, &[n], &cpu).unwrap();
+        // The transposed convolution's input lives on the low side, its output on the high one.
+        let xl = deepgen::rng::randn(&mut r, &[b, hl, hl, n], &cpu).unwrap();
+        let wu = deepgen::rng::randn(&mut r, &[n, k * k * c], &cpu).unwrap();
+        let bu = deepgen::rng::randn(&mut r, &[c], &cpu).unwrap();
+        let cols_up = xl.reshape((b * hl * hl, n)).unwrap().matmul(&wu).unwrap();
+        let mut input = vec![];
+        for v in [2, b, h, h, c, k, s, p, hl, hl] {
+            push_u32(&mut input, v);
+        }
+        push_f32(&mut input, &flat(&x));
+        push_f32(&mut input, &flat(&cols_up));
+        let o = run(&exe, &input);
+        let (cols, hi) = o.split_at(b * hl * hl * k * k * c);
+        let what = format!("{b}x{h}x{h}x{c}, k {k} s {s} p {p}");
+        let cols = Tensor::from_vec(cols.to_vec(), (b * hl * hl, k * k * c), &cpu).unwrap();
+        let down = cols.matmul(&wd).unwrap().reshape((b, hl, hl, n)).unwrap();
+        let down = down.broadcast_add(&bias).unwrap();
+        let want = deepgen::nn::with_portable_ops(|| conv_down(g, &x, &wd, &bias)).unwrap();
+        close(&format!("{what}: im2col x W + b"), &flat(&down), &flat(&want), 1e-5);
+        let up = Tensor::from_vec(hi.to_vec(), (b, h, h, c), &cpu).unwrap();
+        let up = up.broadcast_add(&bu).unwrap();
+        // conv_up's output side is g.hi(hl), which is h except where h + 2p - k is not a
+        // multiple of s (the odd side): there it is one row and column short of h.
+        let want = deepgen::nn::with_portable_ops(|| conv_up(g, &xl, &wu, &bu)).unwrap();
+        let hh = g.hi(hl);
+        let up = up.narrow(1, 0, hh).unwrap().narrow(2, 0, hh).unwrap();
+        close(&format!("{what}: col2im(x W) + b"), &flat(&up), &flat(&want), 1e-5);
+    }
 }

@@ -9,8 +9,8 @@
 //! - every inference command's library call (embed, eval's whole report, detect, translate,
 //!   assemble) runs with the model on the GPU, its features, codes and translations agreeing with
 //!   the CPU's to 1e-3 relative;
-//! - Adam's and NADE's CUDA kernels agree with their candle-op forms on the same GPU, and with
-//!   the CPU.
+//! - Adam's, NADE's and the convolutions' CUDA kernels agree with their candle-op forms on the
+//!   same GPU, and with the CPU.
 //!
 //! Every model is tried even when one fails, and each failure is reported: a GPU machine's time
 //! is short. Without a CUDA device every test fails, saying so.
@@ -19,7 +19,7 @@
 mod agreement;
 
 use agreement::{assert_agree, each, resume, tolerance, train, Tolerance};
-use candle_core::Device;
+use candle_core::{DType, Device, Tensor};
 use deepgen::models::models;
 use deepgen::run;
 
@@ -192,6 +192,53 @@ fn nades_cuda_kernels_agree_with_its_candle_ops_and_the_cpu() {
             let ok = |a: f32, b: f32| (a - b).abs() <= 1e-3 * (1.0 + a.abs().max(b.abs()));
             assert!(ok(*k, *o), "{name} [{i}]: kernel {k} vs candle ops {o}");
             assert!(ok(*k, *c), "{name} [{i}]: kernel {k} vs cpu {c}");
+        }
+    }
+}
+
+#[test]
+fn the_convolution_kernels_agree_with_candles_convolutions_and_the_cpu() {
+    use deepgen::nn::conv::{conv_down, conv_up, Strided};
+    let dev = gpu();
+    let g = Strided { k: 4, stride: 2, pad: 1 };
+    let (b, h, c, n) = (8, 14, 16, 32);
+    let mut r = deepgen::rng::rng(3);
+    let cpu = Device::Cpu;
+    let x = deepgen::rng::randn(&mut r, &[b, h, h, c], &cpu).unwrap();
+    let wd = deepgen::rng::randn(&mut r, &[g.k * g.k * c, n], &cpu).unwrap();
+    let wu = deepgen::rng::randn(&mut r, &[n, g.k * g.k * c], &cpu).unwrap();
+    let (bd, bu) =
+        (Tensor::zeros(n, DType::F32, &cpu).unwrap(), Tensor::zeros(c, DType::F32, &cpu).unwrap());
+    // down then up (an autoencoder's pair), and the gradients of every input and weight.
+    let run = |dev: &Device, portable: bool| -> Vec<Vec<f32>> {
+        let on = |t: &Tensor| candle_core::Var::from_tensor(&t.to_device(dev).unwrap()).unwrap();
+        let (x, wd, wu, bd, bu) = (on(&x), on(&wd), on(&wu), on(&bd), on(&bu));
+        let go = || {
+            let y = conv_down(g, x.as_tensor(), wd.as_tensor(), bd.as_tensor()).unwrap();
+            let z = conv_up(g, &y, wu.as_tensor(), bu.as_tensor()).unwrap();
+            let grads = z.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let mut out = vec![z.flatten_all().unwrap().to_vec1::<f32>().unwrap()];
+            for v in [&x, &wd, &wu] {
+                let gv = grads.get(v.as_tensor()).unwrap();
+                out.push(gv.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            }
+            out
+        };
+        if portable {
+            deepgen::nn::with_portable_ops(go)
+        } else {
+            go()
+        }
+    };
+    let kernels = run(&dev, false);
+    let ops = run(&dev, true);
+    let on_cpu = run(&cpu, false);
+    for (((k, o), c), name) in kernels.iter().zip(&ops).zip(&on_cpu).zip(["y", "dx", "dWd", "dWu"])
+    {
+        for (i, ((k, o), c)) in k.iter().zip(o).zip(c).enumerate() {
+            let ok = |a: f32, b: f32| (a - b).abs() <= 1e-3 * (1.0 + a.abs().max(b.abs()));
+            assert!(ok(*k, *o), "{name} [{i}]: kernels {k} vs candle ops {o}");
+            assert!(ok(*k, *c), "{name} [{i}]: kernels {k} vs cpu {c}");
         }
     }
 }

@@ -277,11 +277,15 @@ impl MaskedConv {
         }
         let dev = x.device();
         let w = Tensor::cat(&[&self.lin.w, &Tensor::zeros((1, out), self.lin.w.dtype(), dev)?], 0)?;
-        let kern = w
-            .index_select(&Tensor::from_vec(rows, k * k * c, dev)?, 0)?
-            .reshape((k, k, c, out))?
-            .permute((3, 2, 0, 1))?
-            .contiguous()?;
+        let dense = w.index_select(&Tensor::from_vec(rows, k * k * c, dev)?, 0)?;
+        // On a CUDA device: im2col and a product, both ways (`conv_gpu`), where candle's conv2d
+        // would take its input gradient from a direct conv_transpose2d loop.
+        #[cfg(feature = "cuda")]
+        if crate::nn::cuda_kernels(dev) {
+            let g = Strided { k, stride: 1, pad: p };
+            return Ok(super::conv_gpu::down_unbiased(g, x, &dense)?);
+        }
+        let kern = dense.reshape((k, k, c, out))?.permute((3, 2, 0, 1))?.contiguous()?;
         let y = x.permute((0, 3, 1, 2))?.contiguous()?.conv2d(&kern, p, 1, 1, 1)?;
         Ok(y.permute((0, 2, 3, 1))?)
     }
@@ -885,8 +889,12 @@ fn up_kernel(g: Strided, w: &Tensor, n: usize) -> candle_core::Result<Tensor> {
 }
 
 /// The strided convolution as candle ops (NCHW conv2d between permutes): differentiable to any
-/// order.
+/// order. On a CUDA device, deepgen's im2col kernel and one product instead (`conv_gpu`).
 fn down_composed(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if crate::nn::cuda_kernels(x.device()) {
+        return super::conv_gpu::down(g, x, w, b);
+    }
     let y = x.permute((0, 3, 1, 2))?.contiguous()?.conv2d(
         &down_kernel(g, w)?,
         g.pad,
@@ -897,8 +905,13 @@ fn down_composed(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core:
     y.permute((0, 2, 3, 1))?.broadcast_add(b)
 }
 
-/// The transposed convolution as candle ops: differentiable to any order.
+/// The transposed convolution as candle ops: differentiable to any order. On a CUDA device, one
+/// product and deepgen's col2im kernel instead (`conv_gpu`).
 fn up_composed(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if crate::nn::cuda_kernels(x.device()) {
+        return super::conv_gpu::up(g, x, w, b);
+    }
     let n = b.elem_count();
     let y = x.permute((0, 3, 1, 2))?.contiguous()?.conv_transpose2d(
         &up_kernel(g, w, n)?,

@@ -168,6 +168,71 @@ KERNEL void deepgen_nade_bwd(const float* x, const float* g, const float* wt, co
 }
 "#;
 
+/// The strided convolutions' im2col and its adjoint col2im on channels-last maps (`nn/conv.rs`,
+/// [`Strided`](super::conv::Strided): low pixel (oy, ox) and tap (ky, kx) meet high pixel
+/// (s oy - p + ky, s ox - p + kx)), so that on a GPU a convolution is im2col then one cuBLAS
+/// product, and a transposed convolution one product then col2im, in both directions: candle's
+/// CUDA `conv_transpose2d` (its transposed convolutions, and every `conv2d`'s input gradient) is
+/// a direct loop per output value.
+///
+/// `deepgen_im2col`: one thread per value of `cols` `[nb hl wl, k k c]` (row (b hl + oy) wl + ox,
+/// column (ky k + kx) c + ci) from `x` `[nb, h, w, c]`, zero outside the map.
+/// `deepgen_col2im`: one thread per value of `x`, the sum over the taps (ky, then kx) of the
+/// columns whose windows cover it.
+pub const IM2COL: &str = r#"
+KERNEL void deepgen_im2col(const float* x, float* cols, unsigned int nb, unsigned int h,
+                           unsigned int w, unsigned int c, unsigned int k, unsigned int s,
+                           unsigned int p, unsigned int hl, unsigned int wl) {
+    dg_index t = (dg_index)blockIdx.x * blockDim.x + threadIdx.x;
+    dg_index kc = (dg_index)k * k * c;
+    if (t >= (dg_index)nb * hl * wl * kc) {
+        return;
+    }
+    dg_index row = t / kc;
+    unsigned int col = (unsigned int)(t % kc);
+    unsigned int ci = col % c, tap = col / c;
+    unsigned int kx = tap % k, ky = tap / k;
+    unsigned int ox = (unsigned int)(row % wl);
+    unsigned int oy = (unsigned int)((row / wl) % hl);
+    dg_index b = row / ((dg_index)wl * hl);
+    long long iy = (long long)oy * s + ky - p, ix = (long long)ox * s + kx - p;
+    float v = 0.0f;
+    if (iy >= 0 && iy < (long long)h && ix >= 0 && ix < (long long)w) {
+        v = x[((b * h + (dg_index)iy) * w + (dg_index)ix) * c + ci];
+    }
+    cols[t] = v;
+}
+KERNEL void deepgen_col2im(const float* cols, float* x, unsigned int nb, unsigned int h,
+                           unsigned int w, unsigned int c, unsigned int k, unsigned int s,
+                           unsigned int p, unsigned int hl, unsigned int wl) {
+    dg_index t = (dg_index)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= (dg_index)nb * h * w * c) {
+        return;
+    }
+    unsigned int ci = (unsigned int)(t % c);
+    dg_index r = t / c;
+    long long ix = (long long)(r % w), iy = (long long)((r / w) % h);
+    dg_index b = r / ((dg_index)w * h);
+    dg_index kc = (dg_index)k * k * c;
+    float acc = 0.0f;
+    for (unsigned int ky = 0; ky < k; ky++) {
+        long long ys = iy + p - ky;
+        if (ys < 0 || ys % s != 0 || ys / s >= (long long)hl) {
+            continue;
+        }
+        for (unsigned int kx = 0; kx < k; kx++) {
+            long long xs = ix + p - kx;
+            if (xs < 0 || xs % s != 0 || xs / s >= (long long)wl) {
+                continue;
+            }
+            dg_index row = (b * hl + (dg_index)(ys / s)) * wl + (dg_index)(xs / s);
+            acc += cols[row * kc + (dg_index)(ky * k + kx) * c + ci];
+        }
+    }
+    x[t] = acc;
+}
+"#;
+
 /// The threads a NADE pass on `b` examples of `h` hidden units takes about this many, enough to
 /// fill a large GPU while keeping the partial sums to ~16K x D values.
 const NADE_THREADS: usize = 16_384;
