@@ -3,16 +3,16 @@
 //! the other op, so both directions (and the gradient penalty's second order) stay on the
 //! kernels and the products; candle's own `conv_transpose2d` on CUDA, which its `conv2d`
 //! backward also calls, loops over the inputs of every output value.
+//!
+//! The ops also run on the CPU (loops with the kernels' index arithmetic), only so that the unit
+//! tests below check this composition (shapes, each op's backward, the second order) against
+//! candle's convolutions on any machine; `nn/conv.rs` takes it on CUDA devices alone.
+#![cfg_attr(not(feature = "cuda"), allow(dead_code))]
 
-use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-use candle_core::cuda_backend::WrapErr;
-use candle_core::{CpuStorage, CudaStorage, CustomOp1, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 use super::conv::Strided;
-use super::cuda::{self, device::ptx};
-
-const MODULE: &str = "deepgen_im2col";
+use super::slices::f32s;
 
 /// `[B, H, W, C]` -> `[B Hl Wl, k k C]`.
 #[derive(Clone, Copy)]
@@ -22,16 +22,72 @@ struct Im2Col(Strided);
 #[derive(Clone, Copy)]
 struct Col2Im(Strided, usize, usize);
 
+/// im2col of `x` (`[b, h, w, c]`) as the kernel computes it, on the host.
+fn im2col_host(g: Strided, x: &[f32], [b, h, w, c]: [usize; 4]) -> Vec<f32> {
+    let (hl, wl, k) = (g.lo(h), g.lo(w), g.k);
+    let mut cols = vec![0f32; b * hl * wl * k * k * c];
+    for (row, out) in cols.chunks_exact_mut(k * k * c).enumerate() {
+        let (ox, oy, bi) = (row % wl, (row / wl) % hl, row / (wl * hl));
+        for ky in 0..k {
+            for kx in 0..k {
+                let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                    continue;
+                }
+                let at = ((bi * h + iy as usize) * w + ix as usize) * c;
+                out[(ky * k + kx) * c..][..c].copy_from_slice(&x[at..at + c]);
+            }
+        }
+    }
+    cols
+}
+
+/// col2im of `cols` into `[b, h, w, c]` as the kernel computes it (each value's taps in order).
+fn col2im_host(g: Strided, cols: &[f32], [b, h, w, c]: [usize; 4]) -> Vec<f32> {
+    let (hl, wl, k, s) = (g.lo(h), g.lo(w), g.k, g.stride as isize);
+    let kc = k * k * c;
+    let mut x = vec![0f32; b * h * w * c];
+    for (t, v) in x.iter_mut().enumerate() {
+        let (ci, ix, iy, bi) = (t % c, (t / c) % w, (t / (c * w)) % h, t / (c * w * h));
+        let mut acc = 0f32;
+        for ky in 0..k {
+            let ys = (iy + g.pad) as isize - ky as isize;
+            if ys < 0 || ys % s != 0 || (ys / s) as usize >= hl {
+                continue;
+            }
+            for kx in 0..k {
+                let xs = (ix + g.pad) as isize - kx as isize;
+                if xs < 0 || xs % s != 0 || (xs / s) as usize >= wl {
+                    continue;
+                }
+                let row = (bi * hl + (ys / s) as usize) * wl + (xs / s) as usize;
+                acc += cols[row * kc + (ky * k + kx) * c + ci];
+            }
+        }
+        *v = acc;
+    }
+    x
+}
+
 /// Launches `name` over `threads` threads with the geometry's arguments.
+#[cfg(feature = "cuda")]
 fn launch(
     name: &str,
-    src: &CudaStorage,
+    src: &candle_core::CudaStorage,
     l: &Layout,
     out_len: usize,
     dims: [usize; 4],
     g: Strided,
     lo: (usize, usize),
-) -> candle_core::Result<CudaStorage> {
+) -> candle_core::Result<candle_core::CudaStorage> {
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+    use candle_core::cuda_backend::WrapErr;
+    use candle_core::CudaStorage;
+
+    use super::cuda::{self, device::ptx};
+    const MODULE: &str = "deepgen_im2col";
     let Some((a, b)) = l.contiguous_offsets() else {
         candle_core::bail!("{name}: the input must be contiguous");
     };
@@ -64,11 +120,19 @@ impl CustomOp1 for Im2Col {
         "deepgen-im2col-cuda"
     }
 
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        candle_core::bail!("deepgen-im2col-cuda runs on CUDA devices")
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, h, w, c) = l.shape().dims4()?;
+        let g = self.0;
+        let cols = im2col_host(g, f32s(s, l, self.name())?, [b, h, w, c]);
+        Ok((CpuStorage::F32(cols), Shape::from((b * g.lo(h) * g.lo(w), g.k * g.k * c))))
     }
 
-    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
         let (b, h, w, c) = l.shape().dims4()?;
         let g = self.0;
         let (hl, wl) = (g.lo(h), g.lo(w));
@@ -88,16 +152,9 @@ impl CustomOp1 for Im2Col {
     }
 }
 
-impl CustomOp1 for Col2Im {
-    fn name(&self) -> &'static str {
-        "deepgen-col2im-cuda"
-    }
-
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        candle_core::bail!("deepgen-col2im-cuda runs on CUDA devices")
-    }
-
-    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
+impl Col2Im {
+    /// The map `[b, h, w, c]` whose columns `l` holds.
+    fn dims(&self, l: &Layout) -> candle_core::Result<[usize; 4]> {
         let (rows, kc) = l.shape().dims2()?;
         let Col2Im(g, h, w) = *self;
         let (hl, wl) = (g.lo(h), g.lo(w));
@@ -105,7 +162,30 @@ impl CustomOp1 for Col2Im {
         if c * g.k * g.k != kc || hl * wl == 0 || rows % (hl * wl) != 0 {
             candle_core::bail!("col2im: [{rows}, {kc}] are not the columns of {h}x{w} maps");
         }
-        let b = rows / (hl * wl);
+        Ok([rows / (hl * wl), h, w, c])
+    }
+}
+
+impl CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "deepgen-col2im-cuda"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let [b, h, w, c] = self.dims(l)?;
+        let x = col2im_host(self.0, f32s(s, l, self.name())?, [b, h, w, c]);
+        Ok((CpuStorage::F32(x), Shape::from((b, h, w, c))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let [b, h, w, c] = self.dims(l)?;
+        let g = self.0;
+        let (hl, wl) = (g.lo(h), g.lo(w));
         let out = launch("deepgen_col2im", s, l, b * h * w * c, [b, h, w, c], g, (hl, wl))?;
         Ok((out, Shape::from((b, h, w, c))))
     }
@@ -138,4 +218,64 @@ pub(super) fn up(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core:
     let (nb, h, wd, c) = x.dims4()?;
     let cols = x.contiguous()?.reshape((nb * h * wd, c))?.matmul(w)?;
     cols.apply_op1(Col2Im(g, g.hi(h), g.hi(wd)))?.broadcast_add(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Var};
+
+    use super::*;
+    use crate::nn::conv::{conv_down, conv_up};
+
+    /// The output, the first-order gradients of sum(y^2) for x and W, and the second-order
+    /// gradient for W of the penalty |dx|^2 (a gradient penalty's shape).
+    fn grads(y: &dyn Fn(&Tensor, &Tensor) -> Tensor, x: &Tensor, w: &Tensor) -> Vec<Vec<f32>> {
+        let (x, w) = (Var::from_tensor(x).unwrap(), Var::from_tensor(w).unwrap());
+        let out = y(x.as_tensor(), w.as_tensor());
+        let g = out.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let (dx, dw) = (g.get(x.as_tensor()).unwrap(), g.get(w.as_tensor()).unwrap());
+        let g2 = dx.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let dw2 = g2.get(w.as_tensor()).unwrap();
+        [&out, dx, dw, dw2].iter().map(|t| t.flatten_all().unwrap().to_vec1().unwrap()).collect()
+    }
+
+    fn close(what: &str, a: &[Vec<f32>], b: &[Vec<f32>]) {
+        for (part, (a, b)) in ["y", "dx", "dW", "d|dx|^2/dW"].iter().zip(a.iter().zip(b)) {
+            assert_eq!(a.len(), b.len(), "{what} {part}");
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                let ok = (x - y).abs() <= 1e-4 * (1.0 + x.abs().max(y.abs()));
+                assert!(ok, "{what} {part} [{i}]: im2col form {x}, candle {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_im2col_forms_differentiate_as_candles_convolutions_to_second_order() {
+        crate::enable_second_order();
+        let cpu = Device::Cpu;
+        for (b, h, c, n, k, s, p) in
+            [(2, 8, 3, 4, 4, 2, 1), (2, 7, 2, 3, 4, 2, 1), (1, 6, 2, 3, 3, 1, 1)]
+        {
+            let g = Strided { k, stride: s, pad: p };
+            let hl = g.lo(h);
+            let mut r = crate::rng::rng(1);
+            let x = crate::rng::randn(&mut r, &[b, h, h, c], &cpu).unwrap();
+            let wd = crate::rng::randn(&mut r, &[k * k * c, n], &cpu).unwrap();
+            let bd = crate::rng::randn(&mut r, &[n], &cpu).unwrap();
+            let xl = crate::rng::randn(&mut r, &[b, hl, hl, n], &cpu).unwrap();
+            let wu = crate::rng::randn(&mut r, &[n, k * k * c], &cpu).unwrap();
+            let bu = crate::rng::randn(&mut r, &[c], &cpu).unwrap();
+            let what = format!("{b}x{h}x{h}x{c} k {k} s {s} p {p}");
+            let form = grads(&|x, w| down(g, x, w, &bd).unwrap(), &x, &wd);
+            let candle = crate::nn::with_portable_ops(|| {
+                grads(&|x, w| conv_down(g, x, w, &bd).unwrap(), &x, &wd)
+            });
+            close(&format!("{what} down"), &form, &candle);
+            let form = grads(&|x, w| up(g, x, w, &bu).unwrap(), &xl, &wu);
+            let candle = crate::nn::with_portable_ops(|| {
+                grads(&|x, w| conv_up(g, x, w, &bu).unwrap(), &xl, &wu)
+            });
+            close(&format!("{what} up"), &form, &candle);
+        }
+    }
 }

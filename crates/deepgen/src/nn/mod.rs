@@ -17,7 +17,6 @@
 pub mod act;
 pub mod classes;
 pub mod conv;
-#[cfg(feature = "cuda")]
 mod conv_gpu;
 pub mod cuda;
 pub mod fused;
