@@ -447,29 +447,10 @@ pub fn pointwise_relu_in(lin: &Linear, x: &Tensor, act: Act) -> Result<Tensor> {
     Ok(y.reshape((b, h, w, out))?)
 }
 
-/// The geometry of a strided `k x k` convolution between a high-resolution
-/// map `[B, Hh, Wh, C]` and a low-resolution one `[B, Hl, Wl, C']`: low pixel
-/// (i, j) and tap (ky, kx) meet high pixel (s i - p + ky, s j - p + kx).
-/// A strided convolution gathers high -> low (im2col); a transposed
-/// convolution is its adjoint and scatters low -> high (col2im).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Strided {
-    pub k: usize,
-    pub stride: usize,
-    pub pad: usize,
-}
+pub use super::strided::Strided;
 
+/// The CPU kernels' side of the geometry.
 impl Strided {
-    /// The low-resolution size for a high-resolution side `hi` (PyTorch's conv2d formula).
-    pub fn lo(&self, hi: usize) -> usize {
-        (hi + 2 * self.pad).saturating_sub(self.k) / self.stride + 1
-    }
-    /// The high-resolution side for a low-resolution side `lo` (PyTorch's conv_transpose2d
-    /// formula).
-    pub fn hi(&self, lo: usize) -> usize {
-        (lo - 1) * self.stride + self.k - 2 * self.pad
-    }
-
     /// The implicit-GEMM geometry when this convolution over `h x w` images is a "same" one
     /// that [`same_conv`] runs faster than im2col.
     fn same(&self, h: usize, w: usize) -> Option<same_conv::Same> {

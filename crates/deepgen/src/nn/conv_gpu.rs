@@ -5,14 +5,14 @@
 //! backward also calls, loops over the inputs of every output value.
 //!
 //! The ops also run on the CPU (loops with the kernels' index arithmetic), only so that the unit
-//! tests below check this composition (shapes, each op's backward, the second order) against
+//! tests (`nn/conv_gpu_tests.rs`) check this composition (shapes, each op's backward, the second order) against
 //! candle's convolutions on any machine; `nn/conv.rs` takes it on CUDA devices alone.
 #![cfg_attr(not(feature = "cuda"), allow(dead_code))]
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
-use super::conv::Strided;
 use super::slices::f32s;
+use super::strided::Strided;
 
 /// `[B, H, W, C]` -> `[B Hl Wl, k k C]`.
 #[derive(Clone, Copy)]
@@ -201,12 +201,12 @@ impl CustomOp1 for Col2Im {
 }
 
 /// [`super::conv::conv_down`] on a CUDA device: `[B, H, W, in]` -> `[B, Hl, Wl, out]`.
-pub(super) fn down(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+pub(crate) fn down(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     down_unbiased(g, x, w)?.broadcast_add(b)
 }
 
 /// [`down`] without the bias (the masked convolutions' dense form adds their own).
-pub(super) fn down_unbiased(g: Strided, x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+pub(crate) fn down_unbiased(g: Strided, x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
     let (nb, h, wd, _) = x.dims4()?;
     let cols = x.contiguous()?.apply_op1(Im2Col(g))?;
     let n = w.dim(1)?;
@@ -214,68 +214,8 @@ pub(super) fn down_unbiased(g: Strided, x: &Tensor, w: &Tensor) -> candle_core::
 }
 
 /// [`super::conv::conv_up`] on a CUDA device: `[B, H, W, in]` -> `[B, Hh, Wh, out]`.
-pub(super) fn up(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+pub(crate) fn up(g: Strided, x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     let (nb, h, wd, c) = x.dims4()?;
     let cols = x.contiguous()?.reshape((nb * h * wd, c))?.matmul(w)?;
     cols.apply_op1(Col2Im(g, g.hi(h), g.hi(wd)))?.broadcast_add(b)
-}
-
-#[cfg(test)]
-mod tests {
-    use candle_core::{Device, Var};
-
-    use super::*;
-    use crate::nn::conv::{conv_down, conv_up};
-
-    /// The output, the first-order gradients of sum(y^2) for x and W, and the second-order
-    /// gradient for W of the penalty |dx|^2 (a gradient penalty's shape).
-    fn grads(y: &dyn Fn(&Tensor, &Tensor) -> Tensor, x: &Tensor, w: &Tensor) -> Vec<Vec<f32>> {
-        let (x, w) = (Var::from_tensor(x).unwrap(), Var::from_tensor(w).unwrap());
-        let out = y(x.as_tensor(), w.as_tensor());
-        let g = out.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-        let (dx, dw) = (g.get(x.as_tensor()).unwrap(), g.get(w.as_tensor()).unwrap());
-        let g2 = dx.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-        let dw2 = g2.get(w.as_tensor()).unwrap();
-        [&out, dx, dw, dw2].iter().map(|t| t.flatten_all().unwrap().to_vec1().unwrap()).collect()
-    }
-
-    fn close(what: &str, a: &[Vec<f32>], b: &[Vec<f32>]) {
-        for (part, (a, b)) in ["y", "dx", "dW", "d|dx|^2/dW"].iter().zip(a.iter().zip(b)) {
-            assert_eq!(a.len(), b.len(), "{what} {part}");
-            for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                let ok = (x - y).abs() <= 1e-4 * (1.0 + x.abs().max(y.abs()));
-                assert!(ok, "{what} {part} [{i}]: im2col form {x}, candle {y}");
-            }
-        }
-    }
-
-    #[test]
-    fn the_im2col_forms_differentiate_as_candles_convolutions_to_second_order() {
-        crate::enable_second_order();
-        let cpu = Device::Cpu;
-        for (b, h, c, n, k, s, p) in
-            [(2, 8, 3, 4, 4, 2, 1), (2, 7, 2, 3, 4, 2, 1), (1, 6, 2, 3, 3, 1, 1)]
-        {
-            let g = Strided { k, stride: s, pad: p };
-            let hl = g.lo(h);
-            let mut r = crate::rng::rng(1);
-            let x = crate::rng::randn(&mut r, &[b, h, h, c], &cpu).unwrap();
-            let wd = crate::rng::randn(&mut r, &[k * k * c, n], &cpu).unwrap();
-            let bd = crate::rng::randn(&mut r, &[n], &cpu).unwrap();
-            let xl = crate::rng::randn(&mut r, &[b, hl, hl, n], &cpu).unwrap();
-            let wu = crate::rng::randn(&mut r, &[n, k * k * c], &cpu).unwrap();
-            let bu = crate::rng::randn(&mut r, &[c], &cpu).unwrap();
-            let what = format!("{b}x{h}x{h}x{c} k {k} s {s} p {p}");
-            let form = grads(&|x, w| down(g, x, w, &bd).unwrap(), &x, &wd);
-            let candle = crate::nn::with_portable_ops(|| {
-                grads(&|x, w| conv_down(g, x, w, &bd).unwrap(), &x, &wd)
-            });
-            close(&format!("{what} down"), &form, &candle);
-            let form = grads(&|x, w| up(g, x, w, &bu).unwrap(), &xl, &wu);
-            let candle = crate::nn::with_portable_ops(|| {
-                grads(&|x, w| conv_up(g, x, w, &bu).unwrap(), &xl, &wu)
-            });
-            close(&format!("{what} up"), &form, &candle);
-        }
-    }
 }

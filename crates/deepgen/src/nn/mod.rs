@@ -18,6 +18,8 @@ pub mod act;
 pub mod classes;
 pub mod conv;
 mod conv_gpu;
+#[cfg(test)]
+mod conv_gpu_tests;
 pub mod cuda;
 pub mod fused;
 pub(crate) mod gemm;
@@ -34,6 +36,7 @@ mod scratch;
 pub(crate) mod simd;
 pub(crate) mod slices;
 pub mod stack;
+pub(crate) mod strided;
 
 pub use act::Act;
 pub use classes::{argmax, one_hot};
