@@ -134,11 +134,6 @@ impl InplaceOp2 for Update {
     }
 }
 
-/// Whether the two passes run as deepgen's CUDA kernels ([`cuda`]) for tensors on `dev`.
-fn cuda_kernels(dev: &candle_core::Device) -> bool {
-    crate::nn::cuda_kernels(dev)
-}
-
 /// The two passes as CUDA kernels (`nn::cuda::ADAM`), compiled by NVRTC when first used on a
 /// device (candle caches the module per device): one thread per parameter value, the CPU kernels'
 /// formulas. The compiler may contract a multiply and an add into one FMA, so values can differ
@@ -272,7 +267,7 @@ impl Adam {
         for (_, var, mv) in &self.slots {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
             let g = g.flatten_all()?.contiguous()?;
-            if crate::nn::cpu_kernels(g.device()) || cuda_kernels(g.device()) {
+            if crate::nn::cpu_kernels(g.device()) || crate::nn::cuda_kernels(g.device()) {
                 mv.as_tensor().inplace_op2(&g, &moments)?;
                 var.as_tensor().inplace_op2(mv.as_tensor(), &update)?;
             } else {

@@ -34,6 +34,23 @@ fn gpu() -> Device {
     run::device(Some("cuda")).unwrap_or_else(|e| panic!("this test needs a CUDA device: {e}"))
 }
 
+/// `run` three ways: deepgen's CUDA kernels on `dev`, candle's ops on `dev` (the portable path),
+/// and the CPU; each output (named by `names`) must agree value by value to `tol` relative.
+fn kernels_agree(dev: &Device, names: &[&str], tol: f32, run: impl Fn(&Device) -> Vec<Vec<f32>>) {
+    let kernels = run(dev);
+    let ops = deepgen::nn::with_portable_ops(|| run(dev));
+    let cpu = run(&Device::Cpu);
+    assert_eq!(kernels.len(), names.len());
+    for (((k, o), c), name) in kernels.iter().zip(&ops).zip(&cpu).zip(names) {
+        assert_eq!((k.len(), o.len()), (c.len(), c.len()), "{name}: lengths");
+        for (i, ((k, o), c)) in k.iter().zip(o).zip(c).enumerate() {
+            let ok = |a: f32, b: f32| (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()));
+            assert!(ok(*k, *o), "{name} [{i}]: kernels {k} vs candle ops {o}");
+            assert!(ok(*k, *c), "{name} [{i}]: kernels {k} vs cpu {c}");
+        }
+    }
+}
+
 #[test]
 fn every_model_trains_alike_on_the_gpu_and_the_cpu() {
     deepgen::enable_second_order();
@@ -109,7 +126,7 @@ fn adams_cuda_kernels_agree_with_its_candle_ops_and_the_cpu() {
     let dev = gpu();
     // Parameters from one value to more than one launch block's worth.
     let shapes: [&[usize]; 4] = [&[1], &[7, 3], &[300, 513], &[1 << 17]];
-    let run = |dev: &Device, portable: bool| -> Vec<Vec<f32>> {
+    kernels_agree(&dev, &["w0", "w1", "w2", "w3"], 1e-5, |dev| {
         let mut p = deepgen::nn::Params::new();
         let mut r = deepgen::rng::rng(5);
         for (i, s) in shapes.iter().enumerate() {
@@ -127,26 +144,12 @@ fn adams_cuda_kernels_agree_with_its_candle_ops_and_the_cpu() {
                 .reduce(|a, b| (a + b).unwrap())
                 .unwrap();
             let grads = loss.backward().unwrap();
-            if portable {
-                deepgen::nn::with_portable_ops(|| adam.step(&grads, 1e-2, 0.5))
-            } else {
-                adam.step(&grads, 1e-2, 0.5)
-            }
-            .unwrap();
+            adam.step(&grads, 1e-2, 0.5).unwrap();
         }
         p.vars()
             .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
             .collect()
-    };
-    let kernels = run(&dev, false);
-    let ops = run(&dev, true);
-    let cpu = run(&Device::Cpu, false);
-    for ((k, o), c) in kernels.iter().zip(&ops).zip(&cpu) {
-        for ((k, o), c) in k.iter().zip(o).zip(c) {
-            assert!((k - o).abs() <= 1e-5 * (1.0 + o.abs()), "kernel {k} vs candle ops {o}");
-            assert!((k - c).abs() <= 1e-5 * (1.0 + c.abs()), "kernel {k} vs cpu {c}");
-        }
-    }
+    });
 }
 
 #[test]
@@ -160,40 +163,19 @@ fn nades_cuda_kernels_agree_with_its_candle_ops_and_the_cpu() {
     let xv = deepgen::rng::bernoulli(&mut r, &vec![0.3; b * d]);
     let gv = deepgen::rng::randn(&mut r, &[b, d], &Device::Cpu).unwrap();
     // Logits, then the gradients of sum(logits * g) for W, c, V, b and a differentiable x.
-    let run = |dev: &Device, portable: bool| -> Vec<Vec<f32>> {
+    kernels_agree(&dev, &["logits", "dW", "dc", "dV", "db", "dx"], 1e-3, |dev| {
         let m = Model::new(&cfg, 3, dev).unwrap();
         let x = candle_core::Var::from_vec(xv.clone(), (b, d), dev).unwrap();
         let g = gv.to_device(dev).unwrap();
-        let go = || {
-            let nade = m.get::<Nade>().unwrap();
-            let l = nade.logits(x.as_tensor()).unwrap();
-            let grads = (&l * &g).unwrap().sum_all().unwrap().backward().unwrap();
-            let mut out = vec![l.flatten_all().unwrap().to_vec1::<f32>().unwrap()];
-            for n in ["W", "c", "V", "b"] {
-                let t = m.params.get(n).unwrap().as_tensor();
-                out.push(grads.get(t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
-            }
-            let dx = grads.get(x.as_tensor()).unwrap();
-            out.push(dx.flatten_all().unwrap().to_vec1::<f32>().unwrap());
-            out
-        };
-        if portable {
-            deepgen::nn::with_portable_ops(go)
-        } else {
-            go()
+        let l = m.get::<Nade>().unwrap().logits(x.as_tensor()).unwrap();
+        let grads = (&l * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut out = vec![l];
+        for n in ["W", "c", "V", "b"] {
+            out.push(grads.get(m.params.get(n).unwrap().as_tensor()).unwrap().clone());
         }
-    };
-    let kernels = run(&dev, false);
-    let ops = run(&dev, true);
-    let cpu = run(&Device::Cpu, false);
-    let names = ["logits", "dW", "dc", "dV", "db", "dx"];
-    for (((k, o), c), name) in kernels.iter().zip(&ops).zip(&cpu).zip(names) {
-        for (i, ((k, o), c)) in k.iter().zip(o).zip(c).enumerate() {
-            let ok = |a: f32, b: f32| (a - b).abs() <= 1e-3 * (1.0 + a.abs().max(b.abs()));
-            assert!(ok(*k, *o), "{name} [{i}]: kernel {k} vs candle ops {o}");
-            assert!(ok(*k, *c), "{name} [{i}]: kernel {k} vs cpu {c}");
-        }
-    }
+        out.push(grads.get(x.as_tensor()).unwrap().clone());
+        out.iter().map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+    });
 }
 
 #[test]
@@ -207,38 +189,19 @@ fn the_convolution_kernels_agree_with_candles_convolutions_and_the_cpu() {
     let x = deepgen::rng::randn(&mut r, &[b, h, h, c], &cpu).unwrap();
     let wd = deepgen::rng::randn(&mut r, &[g.k * g.k * c, n], &cpu).unwrap();
     let wu = deepgen::rng::randn(&mut r, &[n, g.k * g.k * c], &cpu).unwrap();
-    let (bd, bu) =
-        (Tensor::zeros(n, DType::F32, &cpu).unwrap(), Tensor::zeros(c, DType::F32, &cpu).unwrap());
+    let zeros = |n: usize| Tensor::zeros(n, DType::F32, &cpu).unwrap();
+    let (bd, bu) = (zeros(n), zeros(c));
     // down then up (an autoencoder's pair), and the gradients of every input and weight.
-    let run = |dev: &Device, portable: bool| -> Vec<Vec<f32>> {
+    kernels_agree(&dev, &["y", "dx", "dWd", "dWu"], 1e-3, |dev| {
         let on = |t: &Tensor| candle_core::Var::from_tensor(&t.to_device(dev).unwrap()).unwrap();
         let (x, wd, wu, bd, bu) = (on(&x), on(&wd), on(&wu), on(&bd), on(&bu));
-        let go = || {
-            let y = conv_down(g, x.as_tensor(), wd.as_tensor(), bd.as_tensor()).unwrap();
-            let z = conv_up(g, &y, wu.as_tensor(), bu.as_tensor()).unwrap();
-            let grads = z.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-            let mut out = vec![z.flatten_all().unwrap().to_vec1::<f32>().unwrap()];
-            for v in [&x, &wd, &wu] {
-                let gv = grads.get(v.as_tensor()).unwrap();
-                out.push(gv.flatten_all().unwrap().to_vec1::<f32>().unwrap());
-            }
-            out
-        };
-        if portable {
-            deepgen::nn::with_portable_ops(go)
-        } else {
-            go()
+        let y = conv_down(g, x.as_tensor(), wd.as_tensor(), bd.as_tensor()).unwrap();
+        let z = conv_up(g, &y, wu.as_tensor(), bu.as_tensor()).unwrap();
+        let grads = z.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let mut out = vec![z];
+        for v in [&x, &wd, &wu] {
+            out.push(grads.get(v.as_tensor()).unwrap().clone());
         }
-    };
-    let kernels = run(&dev, false);
-    let ops = run(&dev, true);
-    let on_cpu = run(&cpu, false);
-    for (((k, o), c), name) in kernels.iter().zip(&ops).zip(&on_cpu).zip(["y", "dx", "dWd", "dWu"])
-    {
-        for (i, ((k, o), c)) in k.iter().zip(o).zip(c).enumerate() {
-            let ok = |a: f32, b: f32| (a - b).abs() <= 1e-3 * (1.0 + a.abs().max(b.abs()));
-            assert!(ok(*k, *o), "{name} [{i}]: kernels {k} vs candle ops {o}");
-            assert!(ok(*k, *c), "{name} [{i}]: kernels {k} vs cpu {c}");
-        }
-    }
+        out.iter().map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+    });
 }
