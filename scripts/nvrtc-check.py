@@ -12,12 +12,15 @@ path, libpath = sys.argv[1], sys.argv[2]
 arch = sys.argv[3] if len(sys.argv) > 3 else "compute_90"
 text = open(path).read()
 consts = dict(re.findall(r'pub const (\w+): &str = r#"(.*?)"#;', text, re.S))
-prelude = consts.get("NVRTC_PRELUDE") or '#define KERNEL extern "C" __global__\n'
+if "NVRTC_PRELUDE" not in consts:
+    sys.exit(f"nvrtc-check: {path} has no NVRTC_PRELUDE")
+prelude = consts["NVRTC_PRELUDE"]
 # The modules the library compiles (nn::cuda::device::ptx callers), by their sources.
 modules = {
     "deepgen_nade": ["SUM_PARTS", "NADE"],
     "deepgen_adam": ["ADAM"],
     "deepgen_im2col": ["SUM_PARTS", "IM2COL"],
+    "deepgen_lstm": ["SUM_PARTS", "LSTM"],
 }
 lib = ctypes.CDLL(libpath)
 failed = False
@@ -25,7 +28,7 @@ for name, parts in modules.items():
     missing = [p for p in parts if p not in consts]
     if missing:
         sys.exit(f"nvrtc-check: {path} has no source {missing}")
-    code = (prelude.replace('\\"', '"') + "".join(consts[p] for p in parts)).encode()
+    code = (prelude + "".join(consts[p] for p in parts)).encode()
     prog = ctypes.c_void_p()
     if lib.nvrtcCreateProgram(ctypes.byref(prog), code, name.encode(), 0, None, None) != 0:
         sys.exit("nvrtc-check: nvrtcCreateProgram failed")

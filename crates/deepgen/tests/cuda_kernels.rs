@@ -6,8 +6,9 @@
 //! weight gradients against the fused recurrence (`deepgen-nade`), with odd sizes so that the
 //! last run of hidden units and the last group of examples are partial; Adam's two passes
 //! against the CPU optimiser; im2col and col2im, each with one product, against the strided and
-//! transposed convolutions as candle's CPU conv2d and conv_transpose2d. On a GPU, tests/gpu.rs then holds the compiled kernels to the
-//! candle-op paths.
+//! transposed convolutions as candle's CPU conv2d and conv_transpose2d; PixelRNN's scan, both
+//! kinds, against the fused CPU scan (`deepgen-grid-lstm`), its hidden states and gradients.
+//! On a GPU, tests/gpu.rs then holds the compiled kernels to the candle-op paths.
 
 use std::io::Write;
 use std::path::Path;
@@ -74,6 +75,27 @@ int main(void) {
         LAUNCH(nx + 300, deepgen_col2im(cols, out_x, nb, h, w, c, k, s, p, hl, wl));
         out(out_cols, nc);
         out(out_x, nx);
+    } else if (mode == 3) { /* the grid LSTM: forward scan, then backward through the waves */
+        unsigned int scan = u32in(), nb = u32in(), h = u32in(), w = u32in(), c = u32in();
+        size_t n = (size_t)nb * h * w * c, taps = dg_lstm_taps(scan);
+        float *gin = f32in(4 * n), *wss = f32in(taps * c * 4 * c), *dh = f32in(n);
+        float *gates = calloc(4 * n, 4), *cell = calloc(n, 4), *hid = calloc(n, 4);
+        float *dgin = calloc(4 * n, 4), *dc = calloc(n, 4), *dcf = calloc(n, 4);
+        unsigned int waves = dg_lstm_waves(scan, h, w);
+        for (unsigned int wv = 0; wv < waves; wv++) {
+            LAUNCH((size_t)nb * dg_lstm_len(scan, h, w, wv) * c + 300,
+                   deepgen_lstm_fwd(gin, wss, gates, cell, hid, scan, nb, h, w, c, wv));
+        }
+        for (unsigned int wv = waves; wv-- > 0;) {
+            LAUNCH((size_t)nb * dg_lstm_len(scan, h, w, wv) * c + 300,
+                   deepgen_lstm_bwd_gates(gates, cell, dh, dc, dgin, dcf, scan, nb, h, w, c, wv));
+            if (wv > 0) {
+                LAUNCH((size_t)nb * dg_lstm_len(scan, h, w, wv - 1) * c + 300,
+                       deepgen_lstm_bwd_states(dgin, wss, dcf, dh, dc, scan, nb, h, w, c, wv - 1));
+            }
+        }
+        out(hid, n);
+        out(dgin, 4 * n);
     } else { /* Adam */
         unsigned int n = u32in();
         float* k = f32in(8);
@@ -91,7 +113,8 @@ int main(void) {
 fn build(dir: &Path) -> std::path::PathBuf {
     let src = dir.join("kernels.c");
     let text =
-        [cuda::C_SHIM, cuda::SUM_PARTS, cuda::NADE, cuda::ADAM, cuda::IM2COL, DRIVER].concat();
+        [cuda::C_SHIM, cuda::SUM_PARTS, cuda::NADE, cuda::ADAM, cuda::IM2COL, cuda::LSTM, DRIVER]
+            .concat();
     std::fs::write(&src, text).unwrap();
     let exe = dir.join("kernels");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
@@ -265,5 +288,59 @@ fn the_convolution_kernels_compute_candles_convolutions() {
         let hh = g.hi(hl);
         let up = up.narrow(1, 0, hh).unwrap().narrow(2, 0, hh).unwrap();
         close(&format!("{what}: col2im(x W) + b"), &flat(&up), &flat(&want), 1e-5);
+    }
+}
+
+#[test]
+fn the_lstm_scan_kernels_compute_the_cpu_scans_states_and_gradients() {
+    use deepgen::nn::lstm::{grid_lstm, state_grad, Scan};
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = build(tmp.path());
+    let cpu = Device::Cpu;
+    // Non-square maps, so that the anti-diagonals are cut by both sides; a one-row map; the
+    // model's 28x28 with its 32 units.
+    for (scan, b, h, w, c) in [
+        (Scan::Rows, 2, 4, 5, 3),
+        (Scan::Diagonals, 2, 4, 6, 3),
+        (Scan::Diagonals, 3, 5, 3, 2),
+        (Scan::Rows, 1, 1, 4, 2),
+        (Scan::Diagonals, 1, 1, 4, 2),
+        (Scan::Rows, 2, 28, 28, 32),
+        (Scan::Diagonals, 2, 28, 28, 32),
+    ] {
+        let taps = scan.h_taps().len();
+        let mut r = deepgen::rng::rng(5);
+        let gin = deepgen::rng::randn(&mut r, &[b, h, w, 4 * c], &cpu).unwrap();
+        let wss = (deepgen::rng::randn(&mut r, &[taps * c, 4 * c], &cpu).unwrap() * 0.3).unwrap();
+        let g = deepgen::rng::randn(&mut r, &[b, h, w, c], &cpu).unwrap();
+        let (gv, wv) = (
+            candle_core::Var::from_tensor(&gin).unwrap(),
+            candle_core::Var::from_tensor(&wss).unwrap(),
+        );
+        let hid = grid_lstm(gv.as_tensor(), wv.as_tensor(), scan).unwrap();
+        let grads = (&hid * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut input = vec![];
+        let kind = if scan == Scan::Rows { 0 } else { 1 };
+        for v in [3, kind, b, h, w, c] {
+            push_u32(&mut input, v);
+        }
+        for t in [&gin, &wss, &g] {
+            push_f32(&mut input, &flat(t));
+        }
+        let o = run(&exe, &input);
+        let (kh, kdg) = o.split_at(b * h * w * c);
+        let what = format!("{scan:?} {b}x{h}x{w}x{c}");
+        close(&format!("{what}: hidden states"), kh, &flat(&hid), 1e-5);
+        close(&format!("{what}: d gates"), kdg, &flat(grads.get(gv.as_tensor()).unwrap()), 1e-4);
+        // The state weights' gradient, as the CUDA backward forms it from the kernels' outputs.
+        let kh = Tensor::from_vec(kh.to_vec(), (b, h, w, c), &cpu).unwrap();
+        let kdg = Tensor::from_vec(kdg.to_vec(), (b, h, w, 4 * c), &cpu).unwrap();
+        let dw = state_grad(&kh, &kdg, scan).unwrap();
+        close(
+            &format!("{what}: d state weights"),
+            &flat(&dw),
+            &flat(grads.get(wv.as_tensor()).unwrap()),
+            1e-4,
+        );
     }
 }

@@ -9,8 +9,8 @@
 //! - every inference command's library call (embed, eval's whole report, detect, translate,
 //!   assemble) runs with the model on the GPU, its features, codes and translations agreeing with
 //!   the CPU's to 1e-3 relative;
-//! - Adam's, NADE's and the convolutions' CUDA kernels agree with their candle-op forms on the
-//!   same GPU, and with the CPU.
+//! - Adam's, NADE's, the convolutions' and PixelRNN's scan's CUDA kernels agree with their
+//!   candle-op forms on the same GPU, and with the CPU.
 //!
 //! Every model is tried even when one fails, and each failure is reported: a GPU machine's time
 //! is short. Without a CUDA device every test fails, saying so.
@@ -204,4 +204,42 @@ fn the_convolution_kernels_agree_with_candles_convolutions_and_the_cpu() {
         }
         out.iter().map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
     });
+}
+
+#[test]
+fn the_lstm_scan_kernels_agree_with_the_literal_scans_and_the_cpu() {
+    use deepgen::models::{Cell, PixelOutput, PixelRnn, PixelRnnConfig};
+    use deepgen::nn::Params;
+    let dev = gpu();
+    // The model's sizes (28x28, 32 units, two layers), both cells; the outputs, then the
+    // gradient of every parameter of sum(outputs * g).
+    for cell in [Cell::Row, Cell::Diagonal] {
+        let output = PixelOutput::Bernoulli;
+        let cfg = PixelRnnConfig { cell, height: 28, width: 28, channels: 32, layers: 2, output };
+        let b = 8;
+        let mut r = deepgen::rng::rng(6);
+        let xv = deepgen::rng::bernoulli(&mut r, &vec![0.3; b * 28 * 28]);
+        let names: Vec<String> = {
+            let mut p = Params::new();
+            PixelRnn::new(&mut p, &cfg, &mut deepgen::rng::rng(1), &Device::Cpu).unwrap();
+            std::iter::once("outputs".to_string())
+                .chain(p.vars().map(|(n, _)| n.to_string()))
+                .collect()
+        };
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        kernels_agree(&dev, &names, 1e-3, |dev| {
+            let mut p = Params::new();
+            let net = PixelRnn::new(&mut p, &cfg, &mut deepgen::rng::rng(1), dev).unwrap();
+            let x = Tensor::from_vec(xv.clone(), (b, 28, 28, 1), dev).unwrap();
+            let y = net.forward_image(&x).unwrap();
+            let g = deepgen::rng::randn(&mut deepgen::rng::rng(2), y.dims(), &Device::Cpu).unwrap();
+            let grads =
+                (&y * &g.to_device(dev).unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut out = vec![y];
+            for (_, v) in p.vars() {
+                out.push(grads.get(v.as_tensor()).unwrap().clone());
+            }
+            out.iter().map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+        });
+    }
 }

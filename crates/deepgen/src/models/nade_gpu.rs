@@ -7,7 +7,8 @@ use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaDevice, WrapErr};
 use candle_core::{CpuStorage, CudaStorage, CustomOp3, Layout, Shape, Tensor};
 
-use crate::nn::cuda::{self, device::ptx};
+use crate::nn::cuda;
+use crate::nn::cuda::device::{self, ptx};
 
 /// The logits less b, `[B, D]`, from x `[B, D]`, W^T `[D, H]` and [V; c] `[D + 1, H]`.
 pub(super) struct NadeCuda {
@@ -27,14 +28,11 @@ fn flat<'a>(
     l: &Layout,
     what: &str,
 ) -> candle_core::Result<candle_core::cuda_backend::cudarc::driver::CudaView<'a, f32>> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(s.as_cuda_slice::<f32>()?.slice(a..b)),
-        None => candle_core::bail!("nade (cuda): {what} must be contiguous"),
-    }
+    device::view(s, l, "nade", what)
 }
 
 fn u32_of(n: usize, what: &str) -> candle_core::Result<u32> {
-    u32::try_from(n).map_err(|_| candle_core::Error::Msg(format!("nade (cuda): {what} = {n}")))
+    device::u32_of(n, "nade", what)
 }
 
 /// `out[i] = sum_k part[k n + i]` on the device.

@@ -264,7 +264,10 @@ impl PixelRnn {
     /// # Shapes
     /// `img: [B, H, W, 1]` -> `[B, H, W, P]`
     pub fn forward_image(&self, img: &Tensor) -> Result<Tensor> {
-        let fused = crate::nn::cpu_kernels(img.device()) && !crate::nn::create_graph();
+        // deepgen's scan (CPU or CUDA kernels) unless a gradient will be differentiated again.
+        let dev = img.device();
+        let kernels = crate::nn::cpu_kernels(dev) || crate::nn::cuda_kernels(dev);
+        let fused = kernels && !crate::nn::create_graph();
         self.forward_image_with(img, fused)
     }
 

@@ -1,5 +1,6 @@
 //! deepgen's own CUDA kernels, as CUDA C sources that NVRTC compiles at first use on a device
-//! (with the `cuda` feature): Adam's two in-place passes and NADE's recurrence.
+//! (with the `cuda` feature): Adam's two in-place passes, NADE's recurrence, the strided
+//! convolutions' im2col and col2im, and PixelRNN's spatial LSTM scan.
 //!
 //! Every kernel is written so that its threads are independent: no shared memory, no
 //! synchronisation, no atomics, each thread writing only its own outputs. So the same source,
@@ -11,15 +12,19 @@
 //! them in a fixed order, so results are deterministic.
 //!
 //! `KERNEL` opens each kernel: `extern "C" __global__` under NVRTC ([`NVRTC_PRELUDE`]), a plain
-//! C function under the shim.
+//! C function under the shim; `DEVICE` a helper the kernels call (`__device__`, or `static`).
 
 /// What NVRTC reads before a kernel source.
-pub const NVRTC_PRELUDE: &str = "#define KERNEL extern \"C\" __global__\n";
+pub const NVRTC_PRELUDE: &str = r#"
+#define KERNEL extern "C" __global__
+#define DEVICE __device__ __forceinline__
+"#;
 
 /// What a C compiler reads before a kernel source: CUDA's thread coordinates as globals that a
 /// driver loop sets for each thread in turn.
 pub const C_SHIM: &str = r#"#include <math.h>
 #define KERNEL static
+#define DEVICE static inline
 struct deepgen_dim3 { unsigned int x, y, z; };
 static struct deepgen_dim3 blockIdx, blockDim, threadIdx;
 "#;
@@ -233,6 +238,193 @@ KERNEL void deepgen_col2im(const float* cols, float* x, unsigned int nb, unsigne
 }
 "#;
 
+/// PixelRNN's spatial LSTM (`nn/lstm.rs`, eqs. 3-4 of van den Oord et al. 2016) as one launch
+/// per wave of cells, each thread one (image b, cell of the wave, unit j) with its four gates.
+/// `scan` 0 is the Row LSTM (the waves are the rows; a cell reads h at (r-1, c-1..c+1) and c at
+/// (r-1, c)), 1 the Diagonal LSTM (the anti-diagonals; h at (r-1, c) and (r, c-1), c at
+/// (r, c-1)). Every neighbour a cell reads lies in the wave before its own, so a launch reads
+/// only what earlier launches wrote. Maps are `[nb, h, w, c]` (gates `[.., 4c]`: i f o g), the
+/// state weights `wss` `[taps c, 4c]` in the order of `dg_lstm_tap`.
+///
+/// `deepgen_lstm_fwd` (wave `wv`): the gates from `gin` and the neighbours' hidden states, then
+/// the cell and hidden state; it keeps the gates after their nonlinearities for the backward.
+/// `deepgen_lstm_bwd_gates` (wave `wv`, its `dh` and `dc` complete): the gates' gradients into
+/// `dgin`, and `dcf` = dL/dc_t f_t, what the cell before it receives.
+/// `deepgen_lstm_bwd_states` (wave `wv`, after the gates of wave `wv` + 1): `dh += ` what the
+/// cells of the next wave that read each state send back through `wss`, gathered by the reader
+/// (so no two threads write one value), and `dc` from the one cell that reads it. The state
+/// weights' gradient, a sum over every cell, is one product on the host side
+/// (`nn::lstm::state_grad`).
+pub const LSTM: &str = r#"
+DEVICE unsigned int dg_lstm_taps(unsigned int scan) {
+    return scan == 0 ? 3u : 2u;
+}
+DEVICE void dg_lstm_tap(unsigned int scan, unsigned int t, int* dy, int* dx) {
+    if (scan == 0) {
+        *dy = -1;
+        *dx = (int)t - 1;
+    } else {
+        *dy = t == 0 ? -1 : 0;
+        *dx = t == 0 ? 0 : -1;
+    }
+}
+DEVICE void dg_lstm_ctap(unsigned int scan, int* dy, int* dx) {
+    *dy = scan == 0 ? -1 : 0;
+    *dx = scan == 0 ? 0 : -1;
+}
+DEVICE unsigned int dg_lstm_waves(unsigned int scan, unsigned int h, unsigned int w) {
+    return scan == 0 ? h : h + w - 1;
+}
+/* The first row of anti-diagonal wv, and its number of cells (rows: the whole row). */
+DEVICE unsigned int dg_lstm_first(unsigned int scan, unsigned int w, unsigned int wv) {
+    return scan == 0 || wv < w ? 0u : wv - (w - 1);
+}
+DEVICE unsigned int dg_lstm_len(unsigned int scan, unsigned int h, unsigned int w,
+                                unsigned int wv) {
+    if (scan == 0) {
+        return w;
+    }
+    unsigned int last = wv < h - 1 ? wv : h - 1;
+    return last + 1 - dg_lstm_first(scan, w, wv);
+}
+/* Cell k of wave wv. */
+DEVICE void dg_lstm_cell(unsigned int scan, unsigned int w, unsigned int wv, unsigned int k,
+                         int* r, int* x) {
+    if (scan == 0) {
+        *r = (int)wv;
+        *x = (int)k;
+    } else {
+        unsigned int r0 = dg_lstm_first(scan, w, wv);
+        *r = (int)(r0 + k);
+        *x = (int)(wv - r0 - k);
+    }
+}
+/* The pixel (y, x) of the map, or -1 outside it. */
+DEVICE long long dg_lstm_at(int y, int x, unsigned int h, unsigned int w) {
+    if (y < 0 || x < 0 || y >= (int)h || x >= (int)w) {
+        return -1;
+    }
+    return (long long)y * w + x;
+}
+DEVICE float dg_sigmoid(float x) {
+    return 1.0f / (1.0f + expf(-x));
+}
+/* The thread's (image, pixel) in wave wv and unit j, or 0 past the wave's last thread. */
+DEVICE int dg_lstm_thread(unsigned int scan, unsigned int nb, unsigned int h, unsigned int w,
+                          unsigned int c, unsigned int wv, dg_index* b, int* r, int* x,
+                          unsigned int* j) {
+    dg_index t = (dg_index)blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned int len = dg_lstm_len(scan, h, w, wv);
+    if (t >= (dg_index)nb * len * c) {
+        return 0;
+    }
+    *j = (unsigned int)(t % c);
+    dg_index bk = t / c;
+    *b = bk / len;
+    dg_lstm_cell(scan, w, wv, (unsigned int)(bk % len), r, x);
+    return 1;
+}
+KERNEL void deepgen_lstm_fwd(const float* gin, const float* wss, float* gates, float* cell,
+                             float* hid, unsigned int scan, unsigned int nb, unsigned int h,
+                             unsigned int w, unsigned int c, unsigned int wv) {
+    dg_index b;
+    int r, x, dy, dx;
+    unsigned int j;
+    if (!dg_lstm_thread(scan, nb, h, w, c, wv, &b, &r, &x, &j)) {
+        return;
+    }
+    dg_index hw = (dg_index)h * w, c4 = 4 * (dg_index)c;
+    dg_index p = b * hw + (dg_index)dg_lstm_at(r, x, h, w);
+    float a[4];
+    for (unsigned int q = 0; q < 4; q++) {
+        a[q] = gin[p * c4 + q * c + j];
+    }
+    for (unsigned int t = 0; t < dg_lstm_taps(scan); t++) {
+        dg_lstm_tap(scan, t, &dy, &dx);
+        long long n = dg_lstm_at(r + dy, x + dx, h, w);
+        if (n < 0) {
+            continue;
+        }
+        const float* hn = hid + (b * hw + (dg_index)n) * c;
+        const float* wt = wss + (dg_index)t * c * c4 + j;
+        for (unsigned int u = 0; u < c; u++) {
+            float v = hn[u];
+            for (unsigned int q = 0; q < 4; q++) {
+                a[q] += v * wt[u * c4 + q * c];
+            }
+        }
+    }
+    dg_lstm_ctap(scan, &dy, &dx);
+    long long n = dg_lstm_at(r + dy, x + dx, h, w);
+    float cp = n < 0 ? 0.0f : cell[(b * hw + (dg_index)n) * c + j];
+    float i = dg_sigmoid(a[0]), f = dg_sigmoid(a[1]), o = dg_sigmoid(a[2]), g = tanhf(a[3]);
+    float cv = f * cp + i * g;
+    cell[p * c + j] = cv;
+    hid[p * c + j] = o * tanhf(cv);
+    gates[p * c4 + j] = i;
+    gates[p * c4 + c + j] = f;
+    gates[p * c4 + 2 * c + j] = o;
+    gates[p * c4 + 3 * c + j] = g;
+}
+KERNEL void deepgen_lstm_bwd_gates(const float* gates, const float* cell, const float* dh,
+                                   const float* dc, float* dgin, float* dcf, unsigned int scan,
+                                   unsigned int nb, unsigned int h, unsigned int w,
+                                   unsigned int c, unsigned int wv) {
+    dg_index b;
+    int r, x, dy, dx;
+    unsigned int j;
+    if (!dg_lstm_thread(scan, nb, h, w, c, wv, &b, &r, &x, &j)) {
+        return;
+    }
+    dg_index hw = (dg_index)h * w, c4 = 4 * (dg_index)c;
+    dg_index p = b * hw + (dg_index)dg_lstm_at(r, x, h, w);
+    const float* gt = gates + p * c4;
+    float i = gt[j], f = gt[c + j], o = gt[2 * c + j], g = gt[3 * c + j];
+    float tc = tanhf(cell[p * c + j]), dhv = dh[p * c + j];
+    float dct = dc[p * c + j] + dhv * o * (1.0f - tc * tc);
+    dg_lstm_ctap(scan, &dy, &dx);
+    long long n = dg_lstm_at(r + dy, x + dx, h, w);
+    float cp = n < 0 ? 0.0f : cell[(b * hw + (dg_index)n) * c + j];
+    float* dr = dgin + p * c4;
+    dr[j] = dct * g * i * (1.0f - i);
+    dr[c + j] = dct * cp * f * (1.0f - f);
+    dr[2 * c + j] = dhv * tc * o * (1.0f - o);
+    dr[3 * c + j] = dct * i * (1.0f - g * g);
+    dcf[p * c + j] = dct * f;
+}
+KERNEL void deepgen_lstm_bwd_states(const float* dgin, const float* wss, const float* dcf,
+                                    float* dh, float* dc, unsigned int scan, unsigned int nb,
+                                    unsigned int h, unsigned int w, unsigned int c,
+                                    unsigned int wv) {
+    dg_index b;
+    int r, x, dy, dx;
+    unsigned int j;
+    if (!dg_lstm_thread(scan, nb, h, w, c, wv, &b, &r, &x, &j)) {
+        return;
+    }
+    dg_index hw = (dg_index)h * w, c4 = 4 * (dg_index)c;
+    dg_index q = b * hw + (dg_index)dg_lstm_at(r, x, h, w);
+    /* The cell at (r, x) - tap reads this state through tap t. */
+    float s = 0.0f;
+    for (unsigned int t = 0; t < dg_lstm_taps(scan); t++) {
+        dg_lstm_tap(scan, t, &dy, &dx);
+        long long n = dg_lstm_at(r - dy, x - dx, h, w);
+        if (n < 0) {
+            continue;
+        }
+        const float* dr = dgin + (b * hw + (dg_index)n) * c4;
+        const float* wr = wss + ((dg_index)t * c + j) * c4;
+        for (dg_index k = 0; k < c4; k++) {
+            s += dr[k] * wr[k];
+        }
+    }
+    dh[q * c + j] += s;
+    dg_lstm_ctap(scan, &dy, &dx);
+    long long n = dg_lstm_at(r - dy, x - dx, h, w);
+    dc[q * c + j] = n < 0 ? 0.0f : dcf[(b * hw + (dg_index)n) * c + j];
+}
+"#;
+
 /// The threads a NADE pass on `b` examples of `h` hidden units takes about this many, enough to
 /// fill a large GPU while keeping the partial sums to ~16K x D values.
 const NADE_THREADS: usize = 16_384;
@@ -250,7 +442,27 @@ pub(crate) mod device {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
 
+    use candle_core::cuda_backend::cudarc::driver::CudaView;
     use candle_core::cuda_backend::cudarc::nvrtc;
+    use candle_core::{CudaStorage, Layout};
+
+    /// The values of a contiguous `f32` tensor on the device, or an error naming `op` and `what`.
+    pub fn view<'a>(
+        s: &'a CudaStorage,
+        l: &Layout,
+        op: &str,
+        what: &str,
+    ) -> candle_core::Result<CudaView<'a, f32>> {
+        match l.contiguous_offsets() {
+            Some((a, b)) => Ok(s.as_cuda_slice::<f32>()?.slice(a..b)),
+            None => candle_core::bail!("{op} (cuda): {what} must be contiguous"),
+        }
+    }
+
+    /// `n` as a kernel's `unsigned int` argument, or an error naming `op` and `what`.
+    pub fn u32_of(n: usize, op: &str, what: &str) -> candle_core::Result<u32> {
+        u32::try_from(n).map_err(|_| candle_core::Error::Msg(format!("{op} (cuda): {what} = {n}")))
+    }
 
     /// The PTX of `module` (the concatenated `sources`), compiled by NVRTC once per process;
     /// `CudaDevice::get_or_load_custom_func` then loads it once per device.

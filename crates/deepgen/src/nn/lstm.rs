@@ -26,6 +26,9 @@
 //! backpropagation through the waves in reverse (it recomputes the forward
 //! activations first, which costs one forward pass and no memory between
 //! the passes). Batch chunks run on separate threads. First-order only.
+//!
+//! On a CUDA device the same scan runs as deepgen's kernels (`nn::cuda::LSTM`, one launch per
+//! wave, in `lstm_gpu.rs`), with the state weights' gradient as one product ([`state_grad`]).
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -35,6 +38,10 @@ use super::slices::f32s;
 use crate::error::Result;
 use crate::nn::gemm;
 use crate::nn::ops::fast_exp;
+
+#[cfg(feature = "cuda")]
+#[path = "lstm_gpu.rs"]
+mod gpu;
 
 /// The order in which the cells of the grid are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +70,7 @@ impl Scan {
         }
     }
 
-    fn waves(self, h: usize, w: usize) -> Vec<Vec<(usize, usize)>> {
+    pub(crate) fn waves(self, h: usize, w: usize) -> Vec<Vec<(usize, usize)>> {
         match self {
             Scan::Rows => (0..h).map(|r| (0..w).map(|c| (r, c)).collect()).collect(),
             Scan::Diagonals => (0..h + w - 1)
@@ -323,5 +330,30 @@ impl CustomOp2 for GridLstm {
 /// `wss: [taps * C, 4C]` (state-to-state weights, rows by [`Scan::h_taps`])
 /// -> hidden states `[B, H, W, C]`.
 pub fn grid_lstm(gin: &Tensor, wss: &Tensor, scan: Scan) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if gin.device().is_cuda() {
+        return Ok(gin.contiguous()?.apply_op2(&wss.contiguous()?, gpu::GridLstmCuda { scan })?);
+    }
     Ok(gin.contiguous()?.apply_op2(&wss.contiguous()?, GridLstm { scan })?)
+}
+
+/// The gradient of [`grid_lstm`]'s state weights, `[taps * C, 4C]`, from its hidden states
+/// `hid` `[B, H, W, C]` and the gradient of its gate pre-activations `dgates` `[B, H, W, 4C]`:
+/// S^T dG, where row (b, r, c) of S holds the hidden states of the neighbours that cell read
+/// (zero outside the map). Candle ops on any device: the second half of the CUDA backward,
+/// whose kernels give dG.
+pub fn state_grad(hid: &Tensor, dgates: &Tensor, scan: Scan) -> Result<Tensor> {
+    Ok(state_grad_ops(hid, dgates, scan)?)
+}
+
+fn state_grad_ops(hid: &Tensor, dgates: &Tensor, scan: Scan) -> candle_core::Result<Tensor> {
+    let (b, h, w, c) = hid.dims4()?;
+    let padded = hid.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
+    let taps = scan.h_taps();
+    let s = taps
+        .iter()
+        .map(|&(dy, dx)| padded.narrow(1, (1 + dy) as usize, h)?.narrow(2, (1 + dx) as usize, w))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let s = Tensor::cat(&s, 3)?.reshape((b * h * w, taps.len() * c))?;
+    s.t()?.matmul(&dgates.reshape((b * h * w, 4 * c))?)
 }
