@@ -1,8 +1,9 @@
 //! deepgen's CUDA kernels (`nn::cuda`) on any machine: each source is compiled as C by the
 //! system's C compiler (the one Rust links with; `CC` overrides it) behind `nn::cuda::C_SHIM`,
-//! and a driver runs every thread of each launch in turn. The kernels' threads share nothing
-//! (no shared memory, synchronisation or atomics), so this is the GPU's arithmetic up to
-//! floating-point contraction, and it must agree with deepgen's CPU kernels: NADE's logits and
+//! and a driver runs every thread of each launch in turn, in order and again in reverse (the two
+//! must agree bit for bit: a GPU keeps no order). The kernels' threads share nothing (no shared
+//! memory, synchronisation or atomics), so this is the GPU's arithmetic up to floating-point
+//! contraction, and it must agree with deepgen's CPU kernels: NADE's logits and
 //! weight gradients against the fused recurrence (`deepgen-nade`), with odd sizes so that the
 //! last run of hidden units and the last group of examples are partial; Adam's two passes
 //! against the CPU optimiser; im2col and col2im, each with one product, against the strided and
@@ -34,15 +35,19 @@ static float* f32in(size_t n) {
     return v;
 }
 static void out(const float* v, size_t n) { fwrite(v, 4, n, stdout); }
-/* Every thread of a launch of `threads` in blocks of 256, one after another. */
+/* Every thread of a launch of `threads` in blocks of 256, one after another: in order, or from
+   the last to the first when DG_REVERSE is set (threads that share nothing give the same bits). */
+static int reverse_;
 #define LAUNCH(threads, call) \
-    for (size_t t_ = 0; t_ < (size_t)(threads); t_++) { \
+    for (size_t i_ = 0; i_ < (size_t)(threads); i_++) { \
+        size_t t_ = reverse_ ? (size_t)(threads) - 1 - i_ : i_; \
         blockDim.x = 256; \
         blockIdx.x = (unsigned int)(t_ / 256); \
         threadIdx.x = (unsigned int)(t_ % 256); \
         call; \
     }
 int main(void) {
+    reverse_ = getenv("DG_REVERSE") != NULL;
     unsigned int mode = u32in();
     if (mode == 0) { /* NADE */
         unsigned int nb = u32in(), d = u32in(), h = u32in(), hc = u32in(), per = u32in();
@@ -130,12 +135,24 @@ fn build(dir: &Path) -> std::path::PathBuf {
     exe
 }
 
+/// The driver's outputs for `input`. It runs twice, each launch's threads in order and then in
+/// reverse, and the two must agree bit for bit: a GPU runs threads in any order, so a thread
+/// that read what another of the same launch writes would show here.
 fn run(exe: &Path, input: &[u8]) -> Vec<f32> {
-    let mut child = Command::new(exe).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "the kernel driver exited {:?}", o.status.code());
-    o.stdout.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    let once = |reverse: bool| {
+        let mut cmd = Command::new(exe);
+        if reverse {
+            cmd.env("DG_REVERSE", "1");
+        }
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "the kernel driver exited {:?}", o.status.code());
+        o.stdout
+    };
+    let out = once(false);
+    assert!(out == once(true), "the kernels' threads in reverse order give other values");
+    out.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
 fn push_u32(v: &mut Vec<u8>, x: usize) {
