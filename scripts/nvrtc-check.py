@@ -19,7 +19,7 @@ prelude = consts["NVRTC_PRELUDE"]
 modules = {
     "deepgen_nade": ["SUM_PARTS", "NADE"],
     "deepgen_adam": ["ADAM"],
-    "deepgen_im2col": ["SUM_PARTS", "IM2COL"],
+    "deepgen_im2col": ["SUM_PARTS", "IM2COL", "TAPS"],
     "deepgen_lstm": ["SUM_PARTS", "LSTM"],
 }
 lib = ctypes.CDLL(libpath)

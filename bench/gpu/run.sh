@@ -20,7 +20,8 @@
 #   gpu-test.txt   tests/gpu.rs: every model's two steps on cuda against the CPU, resume across
 #                  devices, GPU sampling and scoring, every model's inference calls (features,
 #                  codes, translations against the CPU; the whole eval report; detect); the
-#                  kernels (Adam, NADE, convolutions, the PixelRNN scan) against candle's ops
+#                  kernels (Adam, NADE, convolutions, masked convolutions, the PixelRNN scan)
+#                  against candle's ops
 #   bench.jsonl    steps/s on the GPU, deepgen and PyTorch eager in interleaved pairs (VAE, NADE,
 #                  MADE, PixelCNNs, Row LSTM, DCGAN, CycleGAN, StarGAN, ProGAN at 32x32, the
 #                  text GAN, the puzzle GAN)
@@ -149,6 +150,7 @@ for t in every_model_trains_alike_on_the_gpu_and_the_cpu:120 \
     nades_cuda_kernels_agree_with_its_candle_ops_and_the_cpu:20 \
     the_convolution_kernels_agree_with_candles_convolutions_and_the_cpu:15 \
     the_lstm_scan_kernels_agree_with_the_literal_scans_and_the_cpu:30 \
+    the_masked_convolution_kernels_agree_with_the_dense_form_and_the_cpu:15 \
     every_model_infers_on_the_gpu_as_on_the_cpu:120; do
   timeout "${t#*:}" "$D/gpu-test" --exact "${t%%:*}" --nocapture >> "$OUT/gpu-test.txt" 2>&1
   echo "${t%%:*}: exit $?" >> "$OUT/gpu-test.txt"

@@ -7,7 +7,8 @@
 //! weight gradients against the fused recurrence (`deepgen-nade`), with odd sizes so that the
 //! last run of hidden units and the last group of examples are partial; Adam's two passes
 //! against the CPU optimiser; im2col and col2im, each with one product, against the strided and
-//! transposed convolutions as candle's CPU conv2d and conv_transpose2d; PixelRNN's scan, both
+//! transposed convolutions as candle's CPU conv2d and conv_transpose2d; the masked convolutions'
+//! gather of their taps and its scatter against the CPU gather and its backward; PixelRNN's scan, both
 //! kinds, against the fused CPU scan (`deepgen-grid-lstm`), its hidden states and gradients.
 //! On a GPU, tests/gpu.rs then holds the compiled kernels to the candle-op paths.
 
@@ -80,6 +81,21 @@ int main(void) {
         LAUNCH(nx + 300, deepgen_col2im(cols, out_x, nb, h, w, c, k, s, p, hl, wl));
         out(out_cols, nc);
         out(out_x, nx);
+    } else if (mode == 4) { /* the masked convolutions' gather of taps and its scatter */
+        unsigned int nb = u32in(), h = u32in(), w = u32in(), c = u32in();
+        struct dg_taps taps;
+        taps.n = u32in();
+        for (unsigned int k = 0; k < taps.n; k++) {
+            taps.dy[k] = (int)u32in();
+            taps.dx[k] = (int)u32in();
+        }
+        size_t nx = (size_t)nb * h * w * c, nc = nx * taps.n;
+        float *x = f32in(nx), *cols = f32in(nc);
+        float *out_cols = malloc(nc * 4), *out_x = malloc(nx * 4);
+        LAUNCH(nc + 300, deepgen_gather_taps(x, out_cols, taps, nb, h, w, c));
+        LAUNCH(nx + 300, deepgen_scatter_taps(cols, out_x, taps, nb, h, w, c));
+        out(out_cols, nc);
+        out(out_x, nx);
     } else if (mode == 3) { /* the grid LSTM: forward scan, then backward through the waves */
         unsigned int scan = u32in(), nb = u32in(), h = u32in(), w = u32in(), c = u32in();
         size_t n = (size_t)nb * h * w * c, taps = dg_lstm_taps(scan);
@@ -117,9 +133,8 @@ int main(void) {
 /// Builds the driver once per test in `dir`.
 fn build(dir: &Path) -> std::path::PathBuf {
     let src = dir.join("kernels.c");
-    let text =
-        [cuda::C_SHIM, cuda::SUM_PARTS, cuda::NADE, cuda::ADAM, cuda::IM2COL, cuda::LSTM, DRIVER]
-            .concat();
+    let sources = [cuda::SUM_PARTS, cuda::NADE, cuda::ADAM, cuda::IM2COL, cuda::TAPS, cuda::LSTM];
+    let text = [&[cuda::C_SHIM][..], &sources, &[DRIVER]].concat().concat();
     std::fs::write(&src, text).unwrap();
     let exe = dir.join("kernels");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
@@ -359,5 +374,47 @@ fn the_lstm_scan_kernels_compute_the_cpu_scans_states_and_gradients() {
             &flat(grads.get(wv.as_tensor()).unwrap()),
             1e-4,
         );
+    }
+}
+
+#[test]
+fn the_tap_gather_kernels_compute_the_cpu_gather_and_its_backward() {
+    use deepgen::nn::conv::{gather, raster_taps, Tap};
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = build(tmp.path());
+    let cpu = Device::Cpu;
+    // PixelCNN's 7x7 mask A on a map narrower than the window, its 3x3 mask B, a Row LSTM's
+    // input taps, a gated vertical stack, and the most taps the kernel takes.
+    let vertical: Vec<Tap> = (-3..0).flat_map(|dy| (-3..=3).map(move |dx| (dy, dx))).collect();
+    let most: Vec<Tap> = (0..cuda::MAX_TAPS as i32).map(|k| (k / 9 - 3, k % 9 - 4)).collect();
+    for (taps, b, h, w, c) in [
+        (raster_taps(7, false), 2, 5, 4, 1),
+        (raster_taps(3, true), 3, 6, 6, 5),
+        (vec![(0, -1), (0, 0)], 2, 4, 7, 3),
+        (vertical, 1, 8, 8, 2),
+        (most, 1, 6, 5, 2),
+    ] {
+        let t = taps.len();
+        let mut r = deepgen::rng::rng(8);
+        let x = deepgen::rng::randn(&mut r, &[b, h, w, c], &cpu).unwrap();
+        let g = deepgen::rng::randn(&mut r, &[b * h * w, t * c], &cpu).unwrap();
+        let xv = candle_core::Var::from_tensor(&x).unwrap();
+        let cols = gather(xv.as_tensor(), &taps).unwrap();
+        let grads = (&cols * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut input = vec![];
+        for v in [4, b, h, w, c, t] {
+            push_u32(&mut input, v);
+        }
+        for &(dy, dx) in &taps {
+            input.extend_from_slice(&dy.to_le_bytes());
+            input.extend_from_slice(&dx.to_le_bytes());
+        }
+        push_f32(&mut input, &flat(&x));
+        push_f32(&mut input, &flat(&g));
+        let o = run(&exe, &input);
+        let (kc, kx) = o.split_at(b * h * w * t * c);
+        let what = format!("{t} taps, {b}x{h}x{w}x{c}");
+        close(&format!("{what}: gather"), kc, &flat(&cols), 0.0);
+        close(&format!("{what}: scatter"), kx, &flat(grads.get(xv.as_tensor()).unwrap()), 1e-6);
     }
 }

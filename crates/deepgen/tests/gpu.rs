@@ -9,8 +9,8 @@
 //! - every inference command's library call (embed, eval's whole report, detect, translate,
 //!   assemble) runs with the model on the GPU, its features, codes and translations agreeing with
 //!   the CPU's to 1e-3 relative;
-//! - Adam's, NADE's, the convolutions' and PixelRNN's scan's CUDA kernels agree with their
-//!   candle-op forms on the same GPU, and with the CPU.
+//! - Adam's, NADE's, the convolutions' (strided, transposed, masked) and PixelRNN's scan's CUDA
+//!   kernels agree with their candle-op forms on the same GPU, and with the CPU.
 //!
 //! Every model is tried even when one fails, and each failure is reported: a GPU machine's time
 //! is short. Without a CUDA device every test fails, saying so.
@@ -242,4 +242,31 @@ fn the_lstm_scan_kernels_agree_with_the_literal_scans_and_the_cpu() {
             out.iter().map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
         });
     }
+}
+
+#[test]
+fn the_masked_convolution_kernels_agree_with_the_dense_form_and_the_cpu() {
+    use deepgen::nn::conv::{raster_taps, MaskedConv};
+    use deepgen::nn::{Act, Params};
+    let dev = gpu();
+    // PixelCNN's first two layers (7x7 mask A from one channel, 3x3 mask B) on a batch of
+    // digits' size; the output, then the gradients of the input and every weight.
+    let (b, h, c) = (16, 28, 32);
+    let mut r = deepgen::rng::rng(4);
+    let x = deepgen::rng::randn(&mut r, &[b, h, h, 1], &Device::Cpu).unwrap();
+    let names = ["y", "dx", "a.bias", "a.weight", "b.bias", "b.weight"];
+    kernels_agree(&dev, &names, 1e-3, |dev| {
+        let mut p = Params::new();
+        let mut r = deepgen::rng::rng(5);
+        let a = MaskedConv::new(&mut p, "a", raster_taps(7, false), 1, c, &mut r, dev).unwrap();
+        let bc = MaskedConv::new(&mut p, "b", raster_taps(3, true), c, c, &mut r, dev).unwrap();
+        let xv = candle_core::Var::from_tensor(&x.to_device(dev).unwrap()).unwrap();
+        let y = bc.forward(&a.forward(xv.as_tensor(), Act::Relu).unwrap(), Act::Identity).unwrap();
+        let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let mut out = vec![y, grads.get(xv.as_tensor()).unwrap().clone()];
+        for (_, v) in p.vars() {
+            out.push(grads.get(v.as_tensor()).unwrap().clone());
+        }
+        out.iter().map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+    });
 }

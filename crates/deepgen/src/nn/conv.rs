@@ -13,8 +13,10 @@
 //! the usual "dense kernel times 0/1 mask" pays for every zero.
 //!
 //! The gather is ours because candle has no im2col with arbitrary taps; on
-//! CPU it is one pass each way (a copy forward, a scatter-add backward),
-//! elsewhere a composition of pads and narrows (differentiable to any order).
+//! CPU it is one pass each way (a copy forward, a scatter-add backward), on
+//! a CUDA device one kernel each way (`conv_gpu.rs`, any order of
+//! derivatives), elsewhere a composition of pads and narrows, or one dense
+//! convolution with the masked-out weights zero (differentiable to any order).
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -252,6 +254,13 @@ impl MaskedConv {
                 ConvOp { gather: Gather { taps: self.taps.clone() }, act },
             )?);
         }
+        // On a CUDA device: deepgen's gather of the allowed taps and one product, as on the CPU
+        // (`conv_gpu`), where the dense kernel multiplies every masked-out zero too.
+        #[cfg(feature = "cuda")]
+        if crate::nn::cuda_kernels(x.device()) && self.taps.len() <= super::cuda::MAX_TAPS {
+            let y = super::conv_gpu::masked_unbiased(&self.taps, x, &self.lin.w)?;
+            return act.apply(&y.broadcast_add(&self.lin.b)?);
+        }
         let y = self.dense(x)?.broadcast_add(&self.lin.b)?;
         act.apply(&y)
     }
@@ -278,8 +287,9 @@ impl MaskedConv {
         let dev = x.device();
         let w = Tensor::cat(&[&self.lin.w, &Tensor::zeros((1, out), self.lin.w.dtype(), dev)?], 0)?;
         let dense = w.index_select(&Tensor::from_vec(rows, k * k * c, dev)?, 0)?;
-        // On a CUDA device: im2col and a product, both ways (`conv_gpu`), where candle's conv2d
-        // would take its input gradient from a direct conv_transpose2d loop.
+        // On a CUDA device with more taps than the gather kernel takes: im2col and a product,
+        // both ways (`conv_gpu`), where candle's conv2d would take its input gradient from a
+        // direct conv_transpose2d loop.
         #[cfg(feature = "cuda")]
         if crate::nn::cuda_kernels(dev) {
             let g = Strided { k, stride: 1, pad: p };

@@ -2,9 +2,9 @@
 
 use candle_core::{Device, Var};
 
-use super::conv_gpu::{down, up};
+use super::conv_gpu::{down, masked_unbiased, up};
 use super::strided::Strided;
-use crate::nn::conv::{conv_down, conv_up};
+use crate::nn::conv::{conv_down, conv_up, gather, raster_taps, Tap};
 use candle_core::Tensor;
 
 /// The output, the first-order gradients of sum(y^2) for x and W, and the second-order
@@ -56,5 +56,35 @@ fn the_im2col_forms_differentiate_as_candles_convolutions_to_second_order() {
             grads(&|x, w| conv_up(g, x, w, &bu).unwrap(), &xl, &wu)
         });
         close(&format!("{what} up"), &form, &candle);
+    }
+}
+
+#[test]
+fn the_tap_gather_form_differentiates_as_the_gather_to_second_order() {
+    crate::enable_second_order();
+    let cpu = Device::Cpu;
+    // PixelCNN's 7x7 mask A and 3x3 mask B, a Row LSTM's input taps, a gated PixelCNN's
+    // vertical stack (above the row, reaching right), on maps smaller than the 7x7 window.
+    let row: Vec<Tap> = vec![(0, -1), (0, 0)];
+    let vertical: Vec<Tap> = (-2..0).flat_map(|dy| (-2..=2).map(move |dx| (dy, dx))).collect();
+    for (taps, b, h, w, c, n) in [
+        (raster_taps(7, false), 2, 5, 6, 1, 3),
+        (raster_taps(3, true), 2, 4, 4, 3, 2),
+        (row, 1, 3, 5, 2, 4),
+        (vertical, 2, 3, 4, 2, 3),
+    ] {
+        let mut r = crate::rng::rng(2);
+        let x = crate::rng::randn(&mut r, &[b, h, w, c], &cpu).unwrap();
+        let wt = crate::rng::randn(&mut r, &[taps.len() * c, n], &cpu).unwrap();
+        let what = format!("{} taps, {b}x{h}x{w}x{c}", taps.len());
+        let form = grads(&|x, w| masked_unbiased(&taps, x, w).unwrap(), &x, &wt);
+        // The gather's candle-op form (shifted copies), differentiable to any order.
+        let ops = crate::nn::with_portable_ops(|| {
+            let y = |x: &Tensor, k: &Tensor| {
+                gather(x, &taps).unwrap().matmul(k).unwrap().reshape((b, h, w, n)).unwrap()
+            };
+            grads(&y, &x, &wt)
+        });
+        close(&format!("{what} gather"), &form, &ops);
     }
 }

@@ -1,6 +1,7 @@
 //! deepgen's own CUDA kernels, as CUDA C sources that NVRTC compiles at first use on a device
 //! (with the `cuda` feature): Adam's two in-place passes, NADE's recurrence, the strided
-//! convolutions' im2col and col2im, and PixelRNN's spatial LSTM scan.
+//! convolutions' im2col and col2im, the masked convolutions' gather of their taps, and
+//! PixelRNN's spatial LSTM scan.
 //!
 //! Every kernel is written so that its threads are independent: no shared memory, no
 //! synchronisation, no atomics, each thread writing only its own outputs. So the same source,
@@ -233,6 +234,71 @@ KERNEL void deepgen_col2im(const float* cols, float* x, unsigned int nb, unsigne
             dg_index row = (b * hl + (dg_index)(ys / s)) * wl + (dg_index)(xs / s);
             acc += cols[row * kc + (dg_index)(ky * k + kx) * c + ci];
         }
+    }
+    x[t] = acc;
+}
+"#;
+
+/// The most taps a masked convolution may have for [`TAPS`] (a 7x7 window has 49).
+pub const MAX_TAPS: usize = 64;
+
+/// The masked convolutions' gather of their allowed taps and its adjoint, on channels-last maps
+/// (`nn/conv.rs`: tap (dy, dx) of output pixel (y, x) reads (y + dy, x + dx), zero outside), so
+/// that on a GPU a masked convolution is the gather then one product over its taps alone, as on
+/// the CPU, not a dense (2p+1)^2 window that multiplies every masked-out zero. The taps come by
+/// value (`struct dg_taps`, at most `DG_MAX_TAPS` = [`MAX_TAPS`]).
+///
+/// `deepgen_gather_taps`: one thread per value of `cols` `[nb h w, n c]` (row (b h + y) w + x,
+/// column k c + ci) from `x` `[nb, h, w, c]`. `deepgen_scatter_taps`: one thread per value of
+/// `x`, the sum over the taps (in order) of the columns that read it.
+pub const TAPS: &str = r#"
+#define DG_MAX_TAPS 64
+struct dg_taps {
+    unsigned int n;
+    int dy[DG_MAX_TAPS];
+    int dx[DG_MAX_TAPS];
+};
+KERNEL void deepgen_gather_taps(const float* x, float* cols, struct dg_taps taps,
+                                unsigned int nb, unsigned int h, unsigned int w,
+                                unsigned int c) {
+    dg_index t = (dg_index)blockIdx.x * blockDim.x + threadIdx.x;
+    dg_index tc = (dg_index)taps.n * c;
+    if (t >= (dg_index)nb * h * w * tc) {
+        return;
+    }
+    dg_index row = t / tc;
+    unsigned int col = (unsigned int)(t % tc);
+    unsigned int ci = col % c, k = col / c;
+    long long xx = (long long)(row % w) + taps.dx[k];
+    long long yy = (long long)((row / w) % h) + taps.dy[k];
+    dg_index b = row / ((dg_index)w * h);
+    float v = 0.0f;
+    if (yy >= 0 && yy < (long long)h && xx >= 0 && xx < (long long)w) {
+        v = x[((b * h + (dg_index)yy) * w + (dg_index)xx) * c + ci];
+    }
+    cols[t] = v;
+}
+KERNEL void deepgen_scatter_taps(const float* cols, float* x, struct dg_taps taps,
+                                 unsigned int nb, unsigned int h, unsigned int w,
+                                 unsigned int c) {
+    dg_index t = (dg_index)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= (dg_index)nb * h * w * c) {
+        return;
+    }
+    unsigned int ci = (unsigned int)(t % c);
+    dg_index r = t / c;
+    long long ix = (long long)(r % w), iy = (long long)((r / w) % h);
+    dg_index b = r / ((dg_index)w * h);
+    dg_index tc = (dg_index)taps.n * c;
+    float acc = 0.0f;
+    for (unsigned int k = 0; k < taps.n; k++) {
+        /* Output pixel (y, x) reads this one through tap k when (y + dy, x + dx) = (iy, ix). */
+        long long y = iy - taps.dy[k], xo = ix - taps.dx[k];
+        if (y < 0 || y >= (long long)h || xo < 0 || xo >= (long long)w) {
+            continue;
+        }
+        dg_index row = (b * h + (dg_index)y) * w + (dg_index)xo;
+        acc += cols[row * tc + (dg_index)k * c + ci];
     }
     x[t] = acc;
 }
