@@ -143,14 +143,15 @@ PY
 fi
 if want gpu-test; then
 # One test at a time, each under its own limit: a slow one does not take the others' time.
-for t in every_model_trains_alike_on_the_gpu_and_the_cpu:120 \
-    a_checkpoint_resumes_across_devices:45 \
-    a_gpu_model_samples_and_scores_as_on_the_cpu:30 \
-    adams_cuda_kernels_agree_with_its_candle_ops_and_the_cpu:15 \
+# The kernels' own checks first: short, and the likeliest to name a fault precisely.
+for t in adams_cuda_kernels_agree_with_its_candle_ops_and_the_cpu:15 \
     nades_cuda_kernels_agree_with_its_candle_ops_and_the_cpu:20 \
     the_convolution_kernels_agree_with_candles_convolutions_and_the_cpu:15 \
-    the_lstm_scan_kernels_agree_with_the_literal_scans_and_the_cpu:30 \
     the_masked_convolution_kernels_agree_with_the_dense_form_and_the_cpu:15 \
+    the_lstm_scan_kernels_agree_with_the_literal_scans_and_the_cpu:30 \
+    every_model_trains_alike_on_the_gpu_and_the_cpu:120 \
+    a_checkpoint_resumes_across_devices:45 \
+    a_gpu_model_samples_and_scores_as_on_the_cpu:30 \
     every_model_infers_on_the_gpu_as_on_the_cpu:120; do
   timeout "${t#*:}" "$D/gpu-test" --exact "${t%%:*}" --nocapture >> "$OUT/gpu-test.txt" 2>&1
   echo "${t%%:*}: exit $?" >> "$OUT/gpu-test.txt"

@@ -418,3 +418,27 @@ fn the_tap_gather_kernels_compute_the_cpu_gather_and_its_backward() {
         close(&format!("{what}: scatter"), kx, &flat(grads.get(xv.as_tensor()).unwrap()), 1e-6);
     }
 }
+
+/// The GPU machine runs tests/gpu.rs one test at a time by name (`bench/gpu/run.sh`, `--exact`),
+/// where a misspelt or forgotten name would run nothing and look like a pass: the script's list
+/// must be exactly the file's tests.
+#[test]
+fn the_gpu_script_runs_every_gpu_test_by_its_name() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tests = std::fs::read_to_string(root.join("tests/gpu.rs")).unwrap();
+    let mut in_file: Vec<&str> =
+        tests.split("#[test]\nfn ").skip(1).map(|rest| rest.split('(').next().unwrap()).collect();
+    let script = std::fs::read_to_string(root.join("../../bench/gpu/run.sh")).unwrap();
+    let list = script.split("if want gpu-test; then").nth(1).unwrap();
+    let list = list.split("; do").next().unwrap();
+    let mut in_script: Vec<&str> = list
+        .split_whitespace()
+        .filter_map(|w| w.split_once(':'))
+        .filter(|(_, secs)| secs.parse::<u32>().is_ok())
+        .map(|(name, _)| name.trim_start_matches("for t in "))
+        .collect();
+    in_file.sort();
+    in_script.sort();
+    assert!(in_file.len() >= 9, "tests/gpu.rs: found only {in_file:?}");
+    assert_eq!(in_script, in_file, "bench/gpu/run.sh's gpu-test list against tests/gpu.rs");
+}
