@@ -1,7 +1,8 @@
 //! deepgen's CUDA kernels (`nn::cuda`) on any machine: each source is compiled as C by the
 //! system's C compiler (the one Rust links with; `CC` overrides it) behind `nn::cuda::C_SHIM`,
 //! and a driver runs every thread of each launch in turn, in order and again in reverse (the two
-//! must agree bit for bit: a GPU keeps no order). The kernels' threads share nothing (no shared
+//! must agree bit for bit: a GPU keeps no order), under the address and undefined-behaviour
+//! sanitizers where the compiler has them (a read or write past a buffer stops the driver). The kernels' threads share nothing (no shared
 //! memory, synchronisation or atomics), so this is the GPU's arithmetic up to floating-point
 //! contraction, and it must agree with deepgen's CPU kernels: NADE's logits and
 //! weight gradients against the fused recurrence (`deepgen-nade`), with odd sizes so that the
@@ -31,7 +32,7 @@ static unsigned int u32in(void) {
     return v;
 }
 static float* f32in(size_t n) {
-    float* v = malloc(n * 4 + 4);
+    float* v = malloc(n ? n * 4 : 4); /* exactly n: a read past the end is the sanitizer's */
     if (fread(v, 4, n, stdin) != n) exit(3);
     return v;
 }
@@ -138,15 +139,27 @@ fn build(dir: &Path) -> std::path::PathBuf {
     std::fs::write(&src, text).unwrap();
     let exe = dir.join("kernels");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    // No -ffast-math and no contraction: the C build rounds as the CPU kernels do.
-    let o = Command::new(&cc)
-        .args(["-O1", "-std=c99", "-ffp-contract=off", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .arg("-lm")
-        .output()
-        .unwrap_or_else(|e| panic!("{cc}: {e} (the C compiler Rust links with; set CC)"));
-    assert!(o.status.success(), "{cc}: {}", String::from_utf8_lossy(&o.stderr));
+    // No -ffast-math and no contraction: the C build rounds as the CPU kernels do. With the
+    // address and undefined-behaviour sanitizers where the compiler has them (gcc and clang
+    // on Linux): a kernel that reads or writes past a buffer, which on a GPU would corrupt
+    // memory or fault, then stops the driver; every buffer is allocated to its exact size.
+    let compile = |extra: &[&str]| {
+        Command::new(&cc)
+            .args(["-O1", "-std=c99", "-ffp-contract=off"])
+            .args(extra)
+            .arg("-o")
+            .arg(&exe)
+            .arg(&src)
+            .arg("-lm")
+            .output()
+            .unwrap_or_else(|e| panic!("{cc}: {e} (the C compiler Rust links with; set CC)"))
+    };
+    let checked = compile(&["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]);
+    if !checked.status.success() {
+        eprintln!("{cc} has no address sanitizer here: the kernels run without bounds checks");
+        let o = compile(&[]);
+        assert!(o.status.success(), "{cc}: {}", String::from_utf8_lossy(&o.stderr));
+    }
     exe
 }
 
@@ -156,6 +169,8 @@ fn build(dir: &Path) -> std::path::PathBuf {
 fn run(exe: &Path, input: &[u8]) -> Vec<f32> {
     let once = |reverse: bool| {
         let mut cmd = Command::new(exe);
+        // The driver frees nothing (it exits): no leak report.
+        cmd.env("ASAN_OPTIONS", "detect_leaks=0");
         if reverse {
             cmd.env("DG_REVERSE", "1");
         }
