@@ -142,8 +142,7 @@ impl InplaceOp2 for Update {
 #[cfg(feature = "cuda")]
 mod cuda {
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-    use candle_core::cuda_backend::WrapErr;
+    use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
     use candle_core::{CudaStorage, Layout};
 
     /// Runs `name` on `dst` (`dst_per` x n values, written in place) and `src` ((3 - `dst_per`)
@@ -183,7 +182,7 @@ mod cuda {
         }
         // SAFETY: the kernel reads n (or 2n) values of src and writes n (or 2n) of dst, the
         // sizes checked above; one thread per value, bounds-checked in the kernel.
-        unsafe { b.launch(LaunchConfig::for_num_elems(n32)) }.w()?;
+        unsafe { crate::nn::cuda::device::launch_over(b, n32) }?;
         Ok(())
     }
 }

@@ -3,8 +3,8 @@
 //! `[B, H, D]` intermediates; these keep `[~16K, D]` partial sums.
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-use candle_core::cuda_backend::{CudaDevice, WrapErr};
+use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
+use candle_core::cuda_backend::CudaDevice;
 use candle_core::{CpuStorage, CudaStorage, CustomOp3, Layout, Shape, Tensor};
 
 use crate::nn::cuda;
@@ -51,7 +51,7 @@ fn sum_parts(
     b.arg(&n32);
     b.arg(&p32);
     // SAFETY: `part` holds parts x n values and `out` n, bounds-checked in the kernel.
-    unsafe { b.launch(LaunchConfig::for_num_elems(n32)) }.w()?;
+    unsafe { device::launch_over(b, n32) }?;
     Ok(())
 }
 
@@ -118,7 +118,7 @@ impl CustomOp3 for NadeCuda {
         b.arg(&h32);
         b.arg(&hc32);
         // SAFETY: the sizes are checked above; each thread writes its own run's D values of part.
-        unsafe { b.launch(LaunchConfig::for_num_elems(threads)) }.w()?;
+        unsafe { device::launch_over(b, threads) }?;
         sum_parts(&dev, &part, &mut out.slice_mut(..), nb * d, runs)?;
         Ok((CudaStorage::wrap_cuda_slice(out, dev), Shape::from((nb, d))))
     }
@@ -213,7 +213,7 @@ impl CustomOp3 for NadeCudaGrad {
         b.arg(&per32);
         // SAFETY: the sizes are checked above; each thread writes its own group's and unit's
         // values of the partial sums.
-        unsafe { b.launch(LaunchConfig::for_num_elems(threads)) }.w()?;
+        unsafe { device::launch_over(b, threads) }?;
         let (dh, ch) = (d * h, (d + 1) * h);
         sum_parts(&dev, &pdw, &mut out.slice_mut(..dh), dh, groups)?;
         sum_parts(&dev, &pdv, &mut out.slice_mut(dh..2 * dh), dh, groups)?;

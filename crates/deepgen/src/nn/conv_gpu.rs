@@ -145,8 +145,7 @@ fn launch(
     args: &[usize],
 ) -> candle_core::Result<candle_core::CudaStorage> {
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-    use candle_core::cuda_backend::WrapErr;
+    use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
     use candle_core::CudaStorage;
 
     use super::cuda::{self, device};
@@ -171,7 +170,7 @@ fn launch(
     }
     // SAFETY: `src` holds the input's values and `out` `out_len`; the kernel bounds-checks its
     // thread index against the sizes passed.
-    unsafe { lb.launch(LaunchConfig::for_num_elems(u(out_len)?)) }.w()?;
+    unsafe { device::launch_over(lb, u(out_len)?) }?;
     Ok(CudaStorage::wrap_cuda_slice(out, dev))
 }
 

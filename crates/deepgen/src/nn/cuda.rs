@@ -508,8 +508,9 @@ pub(crate) mod device {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
 
-    use candle_core::cuda_backend::cudarc::driver::CudaView;
+    use candle_core::cuda_backend::cudarc::driver::{CudaView, LaunchArgs, LaunchConfig};
     use candle_core::cuda_backend::cudarc::nvrtc;
+    use candle_core::cuda_backend::WrapErr;
     use candle_core::{CudaStorage, Layout};
 
     /// The values of a contiguous `f32` tensor on the device, or an error naming `op` and `what`.
@@ -523,6 +524,18 @@ pub(crate) mod device {
             Some((a, b)) => Ok(s.as_cuda_slice::<f32>()?.slice(a..b)),
             None => candle_core::bail!("{op} (cuda): {what} must be contiguous"),
         }
+    }
+
+    /// Launches `args` over `n` threads in candle's usual blocks; nothing when `n` is 0 (CUDA
+    /// refuses an empty grid, and an empty batch has nothing to compute).
+    ///
+    /// # Safety
+    /// The kernel's: its arguments must be what it reads and writes.
+    pub unsafe fn launch_over(mut args: LaunchArgs<'_>, n: u32) -> candle_core::Result<()> {
+        if n > 0 {
+            args.launch(LaunchConfig::for_num_elems(n)).w()?;
+        }
+        Ok(())
     }
 
     /// `n` as a kernel's `unsigned int` argument, or an error naming `op` and `what`.

@@ -5,8 +5,8 @@
 //! state weights' gradient is one product over every cell ([`state_grad`]). First-order only.
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
-use candle_core::cuda_backend::{CudaDevice, WrapErr};
+use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, PushKernelArg};
+use candle_core::cuda_backend::CudaDevice;
 use candle_core::{CpuStorage, CudaStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
 use super::{state_grad_ops, Scan};
@@ -82,7 +82,7 @@ impl Grid {
         b.arg(&wv32);
         // SAFETY: the buffers hold the maps of the geometry in `args` (checked by the callers);
         // the kernel bounds-checks its thread index against the wave's cells.
-        unsafe { b.launch(LaunchConfig::for_num_elems(threads)) }.w()?;
+        unsafe { device::launch_over(b, threads) }?;
         Ok(())
     }
 
