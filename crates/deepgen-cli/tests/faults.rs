@@ -82,6 +82,11 @@ fn a_run_that_fails_before_its_first_checkpoint_leaves_nothing() {
     );
     assert!(e.contains("the checkpoint of step"), "{e}");
     ok(d, &["info", "nan"]);
+    // The adversarial trainer stops the same way, before the update the NaN would make.
+    let args = ["train", "gan", "--lr", "1e30", "--steps", "30", "--out", "gnan"];
+    let e = fails(d, &args, "non-finite loss at step");
+    assert!(e.contains("loss = NaN") && e.contains("no checkpoint had been written yet"), "{e}");
+    assert!(!d.join("gnan").exists());
 }
 
 #[test]

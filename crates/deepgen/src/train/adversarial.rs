@@ -616,13 +616,16 @@ impl AdversarialTrainer {
                     shard_parts.push(("gp", gp.clone()));
                     loss = (loss + gp)?;
                 }
-                let value = loss.to_scalar::<f32>()? as f64;
+                // The backward pass is queued before the loss and its parts are read back, in
+                // one transfer (on a GPU, one synchronisation, with the backward already queued).
+                let grads = loss.backward()?;
+                shard_parts.push((CRITIC, loss));
+                let scalars = values(&shard_parts)?;
+                let value = scalars.last().map_or(f64::NAN, |(_, v)| *v);
                 if !value.is_finite() && alone {
                     return Err(Self::non_finite(step, "critic loss", value));
                 }
-                let mut scalars = values(&shard_parts)?;
-                scalars.push((CRITIC.into(), value));
-                sum.add(loss.backward()?, scalars)?;
+                sum.add(grads, scalars)?;
                 last.push((x, labels));
             }
             let (grads, mut scalars) = sum.reduce()?;
@@ -646,13 +649,14 @@ impl AdversarialTrainer {
             let mut r = rng::shard(self.seed, "generator", step as u64, j);
             let mut g_parts = Vec::new();
             let g_loss = self.generator_loss(game, x, labels.as_deref(), &mut r, &mut g_parts)?;
-            let value = g_loss.to_scalar::<f32>()? as f64;
+            let grads = g_loss.backward()?;
+            g_parts.push(("g_loss", g_loss));
+            let scalars = values(&g_parts)?;
+            let value = scalars.last().map_or(f64::NAN, |(_, v)| *v);
             if !value.is_finite() && alone {
                 return Err(Self::non_finite(step, "generator loss", value));
             }
-            let mut scalars = values(&g_parts)?;
-            scalars.push(("g_loss".into(), value));
-            sum.add(g_loss.backward()?, scalars)?;
+            sum.add(grads, scalars)?;
         }
         let (grads, g_scalars) = sum.reduce()?;
         let g_val = g_scalars.iter().find(|(k, _)| k == "g_loss").map_or(f64::NAN, |(_, v)| *v);

@@ -248,12 +248,14 @@ impl LikelihoodTrainer {
                 _ => x.clone(),
             };
             let losses = model.loss_labelled(&x, s.labels.as_deref(), &mut r)?;
-            // The loss and its parts in one read-back (one GPU synchronisation).
+            // The backward pass is queued first, then the loss and its parts are read back in
+            // one transfer (on a GPU, one synchronisation, with the backward already queued).
+            let grads = losses.total.backward()?;
             let mut all = vec![&losses.total];
             all.extend(losses.parts.iter().map(|(_, v)| v));
             let read = scalars_of(&all)?;
             let loss = read[0];
-            // Alone, a non-finite loss stops before its backward pass; among ranks, after the
+            // Alone, a non-finite loss stops here, before any update; among ranks, after the
             // all-reduce, where every rank sees it.
             if !loss.is_finite() && total == 1 && par.size() == 1 {
                 let what = format!("loss = {loss}");
@@ -263,7 +265,7 @@ impl LikelihoodTrainer {
             for ((k, _), v) in losses.parts.iter().zip(&read[1..]) {
                 scalars.push((k.to_string(), *v));
             }
-            sum.add(losses.total.backward()?, scalars)?;
+            sum.add(grads, scalars)?;
         }
         let (grads, mut scalars) = sum.reduce()?;
         let at = scalars.iter().position(|(k, _)| k == LOSS);
