@@ -203,6 +203,14 @@ fn portable_step(var: &Var, mv: &Var, g: &Tensor, mo: &Moments, up: &Update) -> 
     Ok(())
 }
 
+/// The gradient norm from [`Adam::grad_square_sums`]'s values, added in order.
+pub fn norm_of(square_sums: &[f64]) -> f64 {
+    if square_sums.is_empty() {
+        return 0.0;
+    }
+    square_sums.iter().sum::<f64>().sqrt()
+}
+
 /// Adam with its state: one `[2, n]` moment tensor per parameter, and the step count.
 pub struct Adam {
     pub cfg: AdamConfig,
@@ -237,17 +245,25 @@ impl Adam {
     /// are read back in one transfer (on a GPU, one synchronisation per step instead of one per
     /// parameter), then added in f64 in parameter order.
     pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
+        let sums = self.grad_square_sums(grads)?;
+        if sums.is_empty() {
+            return Ok(0.0);
+        }
+        let s = Tensor::stack(&sums, 0)?.to_vec1::<f32>()?;
+        Ok(norm_of(&s.iter().map(|v| *v as f64).collect::<Vec<_>>()))
+    }
+
+    /// What [`Self::grad_norm`] adds up: each parameter's sum of squared gradients, a scalar
+    /// tensor per parameter with a gradient, for a caller that reads them back together with
+    /// other values (one transfer from a GPU) and takes [`norm_of`] of them.
+    pub fn grad_square_sums(&self, grads: &GradStore) -> Result<Vec<Tensor>> {
         let mut sums = vec![];
         for (_, var, _) in &self.slots {
             if let Some(g) = grads.get(var.as_tensor()) {
                 sums.push(g.sqr()?.sum_all()?);
             }
         }
-        if sums.is_empty() {
-            return Ok(0.0);
-        }
-        let s: f64 = Tensor::stack(&sums, 0)?.to_vec1::<f32>()?.iter().map(|v| *v as f64).sum();
-        Ok(s.sqrt())
+        Ok(sums)
     }
 
     /// One update at learning rate `lr`; gradients are multiplied by `scale` (clipping).

@@ -234,6 +234,10 @@ impl LikelihoodTrainer {
         step: usize,
     ) -> Result<StepRecord> {
         let mut sum = GradSum::new(par, self.opt.vars(), total);
+        // One shard in one process: its gradients are the step's, so their norm's sums are read
+        // back with the loss, one transfer (one GPU synchronisation) per step.
+        let alone = shards.len() == 1 && total == 1 && par.size() == 1;
+        let mut norm = None;
         for s in shards {
             let mut r = rng::shard(self.seed, "step", step as u64, s.index);
             // Only the example is binarized, not the caption ids a row may carry after it.
@@ -251,10 +255,14 @@ impl LikelihoodTrainer {
             // The backward pass is queued first, then the loss and its parts are read back in
             // one transfer (on a GPU, one synchronisation, with the backward already queued).
             let grads = losses.total.backward()?;
+            let squares = if alone { self.opt.grad_square_sums(&grads)? } else { vec![] };
             let mut all = vec![&losses.total];
             all.extend(losses.parts.iter().map(|(_, v)| v));
+            all.extend(&squares);
             let read = scalars_of(&all)?;
             let loss = read[0];
+            let (read, sq) = read.split_at(1 + losses.parts.len());
+            norm = alone.then(|| crate::optim::norm_of(sq));
             // Alone, a non-finite loss stops here, before any update; among ranks, after the
             // all-reduce, where every rank sees it.
             if !loss.is_finite() && total == 1 && par.size() == 1 {
@@ -274,7 +282,10 @@ impl LikelihoodTrainer {
             let what = format!("loss = {loss}");
             return Err(Error::NonFinite { step: step + 1, what, kept: None });
         }
-        let grad_norm = self.opt.grad_norm(&grads)?;
+        let grad_norm = match norm {
+            Some(n) => n,
+            None => self.opt.grad_norm(&grads)?,
+        };
         if !grad_norm.is_finite() {
             return Err(Error::NonFinite {
                 step: step + 1,
