@@ -645,13 +645,17 @@ impl AdversarialTrainer {
             return Err(Error::config("n_critic must be at least 1"));
         }
         let mut sum = GradSum::new(&par, self.g_opt.vars(), total);
+        // Alone, the generator's gradient norm is read back with its loss (one transfer).
+        let mut norm = None;
         for (&j, (x, labels)) in owned.iter().zip(&last) {
             let mut r = rng::shard(self.seed, "generator", step as u64, j);
             let mut g_parts = Vec::new();
             let g_loss = self.generator_loss(game, x, labels.as_deref(), &mut r, &mut g_parts)?;
             let grads = g_loss.backward()?;
             g_parts.push(("g_loss", g_loss));
-            let scalars = values(&g_parts)?;
+            let squares = if alone { self.g_opt.grad_square_sums(&grads)? } else { vec![] };
+            let (scalars, sq) = values_and(&g_parts, &squares)?;
+            norm = alone.then(|| crate::optim::norm_of(&sq));
             let value = scalars.last().map_or(f64::NAN, |(_, v)| *v);
             if !value.is_finite() && alone {
                 return Err(Self::non_finite(step, "generator loss", value));
@@ -663,7 +667,10 @@ impl AdversarialTrainer {
         if !g_val.is_finite() {
             return Err(Self::non_finite(step, "generator loss", g_val));
         }
-        let grad_norm = self.g_opt.grad_norm(&grads)?;
+        let grad_norm = match norm {
+            Some(n) => n,
+            None => self.g_opt.grad_norm(&grads)?,
+        };
         if !grad_norm.is_finite() {
             return Err(Self::non_finite(step, "generator gradient norm", grad_norm));
         }
@@ -779,8 +786,19 @@ const CRITIC: &str = "\u{0}critic";
 
 /// Logged tensors as (name, value) pairs.
 fn values(parts: &[(&'static str, Tensor)]) -> Result<Vec<(String, f64)>> {
-    let read = super::scalars_of(&parts.iter().map(|(_, v)| v).collect::<Vec<_>>())?;
-    Ok(parts.iter().zip(read).map(|((k, _), v)| (k.to_string(), v)).collect())
+    Ok(values_and(parts, &[])?.0)
+}
+
+/// [`values`] and the values of `more` scalar tensors, read back in the same transfer.
+fn values_and(
+    parts: &[(&'static str, Tensor)],
+    more: &[Tensor],
+) -> Result<(Vec<(String, f64)>, Vec<f64>)> {
+    let all: Vec<&Tensor> = parts.iter().map(|(_, v)| v).chain(more).collect();
+    let read = super::scalars_of(&all)?;
+    let (named, rest) = read.split_at(parts.len());
+    let named = parts.iter().zip(named).map(|((k, _), v)| (k.to_string(), *v)).collect();
+    Ok((named, rest.to_vec()))
 }
 
 /// Removes `name`'s value from `scalars` (NaN when absent).
