@@ -789,11 +789,11 @@ fn values(parts: &[(&'static str, Tensor)]) -> Result<Vec<(String, f64)>> {
     Ok(values_and(parts, &[])?.0)
 }
 
+/// Logged values by name.
+type Named = Vec<(String, f64)>;
+
 /// [`values`] and the values of `more` scalar tensors, read back in the same transfer.
-fn values_and(
-    parts: &[(&'static str, Tensor)],
-    more: &[Tensor],
-) -> Result<(Vec<(String, f64)>, Vec<f64>)> {
+fn values_and(parts: &[(&'static str, Tensor)], more: &[Tensor]) -> Result<(Named, Vec<f64>)> {
     let all: Vec<&Tensor> = parts.iter().map(|(_, v)| v).chain(more).collect();
     let read = super::scalars_of(&all)?;
     let (named, rest) = read.split_at(parts.len());
