@@ -27,8 +27,7 @@ use super::{Act, Linear, Params};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
-/// A kernel position relative to the output pixel: (row offset, column offset).
-pub type Tap = (i32, i32);
+pub use super::strided::Tap;
 
 /// The taps of a `k x k` PixelCNN mask (van den Oord et al. 2016a, Fig. 2)
 /// for one colour channel: every position above the centre row, then the

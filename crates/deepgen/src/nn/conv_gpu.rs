@@ -13,9 +13,8 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
-use super::conv::Tap;
 use super::slices::f32s;
-use super::strided::Strided;
+use super::strided::{Strided, Tap};
 
 /// im2col of `x` (`[b, h, w, c]`) as the kernel computes it, on the host.
 fn im2col_host(g: Strided, x: &[f32], [b, h, w, c]: [usize; 4]) -> Vec<f32> {

@@ -1,5 +1,8 @@
-//! The geometry of a strided convolution, shared by the CPU kernels (`conv.rs`) and the GPU's
-//! im2col form (`conv_gpu.rs`).
+//! The geometry of the convolutions, shared by the CPU kernels (`conv.rs`) and the GPU's forms
+//! (`conv_gpu.rs`): a strided window, and a masked convolution's tap.
+
+/// A kernel position relative to the output pixel: (row offset, column offset).
+pub type Tap = (i32, i32);
 
 /// The geometry of a strided `k x k` convolution between a high-resolution
 /// map `[B, Hh, Wh, C]` and a low-resolution one `[B, Hl, Wl, C']`: low pixel
