@@ -245,8 +245,9 @@ pub fn each(names: &[&str], mut check: impl FnMut(&str)) {
 /// Every inference call the commands make (`deepgen embed`, `eval`, `detect`, `interpolate`,
 /// `complete`, `translate`, `assemble`), on a run of `name` trained one step on the CPU and
 /// loaded on `dev` (with the portable ops when `portable`): the features and codes agree with
-/// the CPU's to `tol` relative, and the whole evaluation report (every section that applies,
-/// a one-step classifier run as its judge, also on `dev`) and anomaly detection complete.
+/// the CPU's to `tol` relative, and so do anomaly detection's scores (`scores.csv`, every
+/// normal and anomalous row); the whole evaluation report (every section that applies, a
+/// one-step classifier run as its judge, also on `dev`) completes.
 /// `classifier` is that judge's run directory (trained once by the caller).
 pub fn inference_agrees(
     name: &str,
@@ -356,6 +357,21 @@ pub fn inference_agrees(
             deepgen::run::detect::detect(&o)
                 .unwrap_or_else(|e| panic!("{name}: detect on {dev:?}: {e}"));
         });
+        // The same detection with the model on the CPU's kernels: every score alike.
+        let on_cpu = root.join(format!("{name}-detect-cpu"));
+        let o = deepgen::run::detect::DetectOptions {
+            out: Some(on_cpu.clone()),
+            device: Some("cpu".into()),
+            ..o
+        };
+        deepgen::run::detect::detect(&o).unwrap_or_else(|e| panic!("{name}: detect on cpu: {e}"));
+        let scores = |d: &Path| -> Vec<f32> {
+            let text = std::fs::read_to_string(d.join("scores.csv")).unwrap();
+            text.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().parse().unwrap()).collect()
+        };
+        let theirs = scores(&root.join(format!("{name}-detect")));
+        close("detect's scores", &scores(&on_cpu), &theirs);
+        assert!(!theirs.is_empty(), "{name}: detect scored nothing");
     }
 }
 
