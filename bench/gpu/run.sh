@@ -11,6 +11,9 @@
 #   STAGES="bench profile" PAIRS=1 bench/gpu/run.sh  # and, if time is left: STAGES="cli families"
 #   bench/gpu/run.sh                      # all stages; PY=python3 with torch (CUDA); OUT=gpu-out
 #   DEV=cpu PY=.venv/bin/python THREADS=2 PAIRS=1 bench/gpu/run.sh   # the dry run on a CPU machine
+#   DEEPGEN_PORTABLE_OPS=1 STAGES="bench" OUT=gpu-out-ops bench/gpu/run.sh
+#       # deepgen's own kernels off (candle ops only, as before them): the way around a kernel
+#       # that fails its gpu-test here, where nothing can be rebuilt, and the kernels' worth
 # Stages (files in $OUT):
 #   env.txt        GPU, driver, torch, the libraries found
 #   cli.txt        deepgen train/sample/score --device cuda on the embedded digits; a resume on

@@ -1267,3 +1267,35 @@ fn a_dcgan_trains_on_colour_domains_of_the_digits_and_samples_colour() {
     let img = image::open(d.join("s.png")).unwrap();
     assert!(matches!(img.color(), image::ColorType::Rgb8 | image::ColorType::Rgba8));
 }
+
+/// `DEEPGEN_PORTABLE_OPS=1` turns deepgen's own kernels off for the process (the GPU machine's
+/// way around a kernel that proves wrong there, with no toolchain to rebuild): NADE then trains
+/// on its candle-op path, whose sums run in another order, so the gradient norms agree to
+/// rounding and differ in their last bits.
+#[test]
+fn the_portable_ops_variable_switches_the_kernels_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let norms = |out: &str, portable: bool| -> Vec<f64> {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_deepgen"));
+        cmd.args(["train", "nade", "--hidden", "50", "--steps", "3", "--out", out]);
+        if portable {
+            cmd.env(deepgen::nn::PORTABLE_OPS_ENV, "1");
+        }
+        let o = cmd.current_dir(d).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let m = std::fs::read_to_string(d.join(out).join("metrics.jsonl")).unwrap();
+        m.lines()
+            .filter_map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).ok()?["grad_norm"].as_f64()
+            })
+            .collect()
+    };
+    let (kernels, ops) = (norms("kernels", false), norms("ops", true));
+    assert_eq!(kernels.len(), 3);
+    assert_eq!(ops.len(), 3);
+    for (a, b) in kernels.iter().zip(&ops) {
+        assert!((a - b).abs() <= 1e-5 * a.abs(), "gradient norms {a} (kernels), {b} (candle ops)");
+    }
+    assert_ne!(kernels, ops, "the same bits: the variable changed nothing");
+}

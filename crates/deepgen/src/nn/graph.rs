@@ -26,10 +26,18 @@ pub fn cuda_kernels(dev: &Device) -> bool {
     cfg!(feature = "cuda") && dev.is_cuda() && !portable()
 }
 
+/// The environment variable that turns deepgen's own kernels off for the whole process
+/// (`DEEPGEN_PORTABLE_OPS=1`): every op then runs as candle ops, on the CPU as on a GPU. For a
+/// machine that can run but not rebuild deepgen (the GPU machine has no Rust toolchain): a
+/// kernel that proves wrong there can be stepped around, and the kernels' worth measured.
+pub const PORTABLE_OPS_ENV: &str = "DEEPGEN_PORTABLE_OPS";
+
 /// Whether [`with_portable_ops`] is on for this thread (the trainers carry it onto their worker
-/// thread).
+/// thread), or [`PORTABLE_OPS_ENV`] for the process.
 pub(crate) fn portable() -> bool {
+    static ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     PORTABLE.with(|c| c.get())
+        || *ENV.get_or_init(|| std::env::var(PORTABLE_OPS_ENV).is_ok_and(|v| v == "1"))
 }
 
 /// Runs `f` with [`with_portable_ops`] on when `on`, else as it is.

@@ -44,7 +44,7 @@ pub(crate) use gemm::{gemm, gemm_at_b};
 pub use gemm::{gemm_flops, matmul_slices, sum_rows};
 pub use graph::{
     cpu_kernels, create_graph, cuda_kernels, inputs_only, with_create_graph, with_input_graph,
-    with_portable_ops,
+    with_portable_ops, PORTABLE_OPS_ENV,
 };
 pub use linear::Linear;
 pub use params::Params;
