@@ -11,6 +11,7 @@
 #   STAGES="bench profile" PAIRS=1 bench/gpu/run.sh  # and, if time is left: STAGES="cli families"
 #   bench/gpu/run.sh                      # all stages; PY=python3 with torch (CUDA); OUT=gpu-out
 #   DEV=cpu PY=.venv/bin/python THREADS=2 PAIRS=1 bench/gpu/run.sh   # the dry run on a CPU machine
+#   BUDGET=420 STAGES="env gpu-test" bench/gpu/run.sh   # stops starting commands after 420 s
 #   DEEPGEN_PORTABLE_OPS=1 STAGES="bench" OUT=gpu-out-ops bench/gpu/run.sh
 #       # deepgen's own kernels off (candle ops only, as before them): the way around a kernel
 #       # that fails its gpu-test here, where nothing can be rebuilt, and the kernels' worth
@@ -42,6 +43,16 @@ stage() { echo "== $* ($(date +%T))" | tee -a "$OUT/log.txt"; }
 # 600 s limit, can split them, e.g. STAGES="env cli gpu-test" then STAGES="bench profile families".
 STAGES=${STAGES:-env cli gpu-test bench profile families}
 want() { case " $STAGES " in *" $1 "*) stage "$1" ;; *) return 1 ;; esac; }
+# BUDGET (seconds from the script's start, default none; the gpu-test, bench, profile and
+# families stages): no command starts after it runs out, and each one's own limit is cut to what
+# is left, so a device call's timeout_s is met with the results kept; what was skipped is
+# written where its result would be.
+deadline=$((SECONDS + ${BUDGET:-1000000}))
+lim() { # the limit for a command allowed $1 seconds: at most what is left; fails when < 10 s
+  local left=$((deadline - SECONDS))
+  [ "$left" -ge 10 ] || return 1
+  echo $(($1 < left ? $1 : left))
+}
 # The binaries come xz-compressed (scripts/build-cuda.sh); Python's lzma unpacks them.
 D=${TMPDIR:-/tmp}/deepgen-cuda
 mkdir -p "$D"
@@ -156,7 +167,8 @@ for t in adams_cuda_kernels_agree_with_its_candle_ops_and_the_cpu:15 \
     a_checkpoint_resumes_across_devices:45 \
     a_gpu_model_samples_and_scores_as_on_the_cpu:30 \
     every_model_infers_on_the_gpu_as_on_the_cpu:120; do
-  timeout "${t#*:}" "$D/gpu-test" --exact "${t%%:*}" --nocapture >> "$OUT/gpu-test.txt" 2>&1
+  if ! l=$(lim "${t#*:}"); then echo "${t%%:*}: skipped (BUDGET)" >> "$OUT/gpu-test.txt"; continue; fi
+  timeout "$l" "$D/gpu-test" --exact "${t%%:*}" --nocapture >> "$OUT/gpu-test.txt" 2>&1
   echo "${t%%:*}: exit $?" >> "$OUT/gpu-test.txt"
 done
 
@@ -167,7 +179,9 @@ B=$D/deepgen-bench
 "$B" --model vae --steps 2 --warmup 1 --export "$DATA" > /dev/null 2>> "$OUT/log.txt"
 T="$PY bench/torch_ref.py --data $DATA --device $DEV --threads ${THREADS:-8}"
 run() { # one timed run: its JSON line, or what failed and how (124: over the time limit)
-  timeout 60 "$@" >> "$OUT/bench.jsonl" 2>> "$OUT/bench-err.txt"
+  local l
+  if ! l=$(lim 60); then echo "{\"skipped\": \"$*\", \"why\": \"BUDGET\"}" >> "$OUT/bench.jsonl"; return; fi
+  timeout "$l" "$@" >> "$OUT/bench.jsonl" 2>> "$OUT/bench-err.txt"
   local rc=$?
   [ $rc -eq 0 ] || echo "{\"failed\": \"$*\", \"exit\": $rc}" >> "$OUT/bench.jsonl"
 }
@@ -219,7 +233,8 @@ if want profile; then
 for mb in vae:128:50 nade:128:20 made:64:50 pixelcnn:64:20 gated-pixelcnn:64:10 row-lstm:64:5 \
     diagonal-bilstm:64:3; do
   IFS=: read -r m b s <<< "$mb"
-  timeout 60 "$D/step_profile" "$m" "$b" "$s" $DEV >> "$OUT/profile.txt" 2>&1 \
+  if ! l=$(lim 60); then echo "$m: skipped (BUDGET)" >> "$OUT/profile.txt"; continue; fi
+  timeout "$l" "$D/step_profile" "$m" "$b" "$s" $DEV >> "$OUT/profile.txt" 2>&1 \
     || echo "$m: exit $?" >> "$OUT/profile.txt"
 done
 
@@ -231,7 +246,9 @@ if want families; then
 fam() { # name device steps [flags]
   local m=$1 dev=$2 s=$3; shift 3
   echo "# $m on $dev" >> "$OUT/families.txt"
-  timeout 90 "$D/deepgen" train "$m" --steps "$s" --device "$dev" --out "$OUT/fam/$m-$dev" "$@" \
+  local l
+  if ! l=$(lim 90); then echo "skipped (BUDGET)" >> "$OUT/families.txt"; return; fi
+  timeout "$l" "$D/deepgen" train "$m" --steps "$s" --device "$dev" --out "$OUT/fam/$m-$dev" "$@" \
     2>&1 | grep -E "^trained|steps/s|error" >> "$OUT/families.txt"
 }
 for m in cyclegan stargan progan puzzle-gan; do
