@@ -2,16 +2,17 @@
 //! system's C compiler (the one Rust links with; `CC` overrides it) behind `nn::cuda::C_SHIM`,
 //! and a driver runs every thread of each launch in turn, in order and again in reverse (the two
 //! must agree bit for bit: a GPU keeps no order), under the address and undefined-behaviour
-//! sanitizers where the compiler has them (a read or write past a buffer stops the driver). The kernels' threads share nothing (no shared
-//! memory, synchronisation or atomics), so this is the GPU's arithmetic up to floating-point
-//! contraction, and it must agree with deepgen's CPU kernels: NADE's logits and
-//! weight gradients against the fused recurrence (`deepgen-nade`), with odd sizes so that the
-//! last run of hidden units and the last group of examples are partial; Adam's two passes
-//! against the CPU optimiser; im2col and col2im, each with one product, against the strided and
-//! transposed convolutions as candle's CPU conv2d and conv_transpose2d; the masked convolutions'
-//! gather of their taps and its scatter against the CPU gather and its backward; PixelRNN's scan, both
-//! kinds, against the fused CPU scan (`deepgen-grid-lstm`), its hidden states and gradients.
-//! On a GPU, tests/gpu.rs then holds the compiled kernels to the candle-op paths.
+//! sanitizers where the compiler has them (a read or write past a buffer stops the driver). The
+//! kernels' threads share nothing (no shared memory, synchronisation or atomics), so this is the
+//! GPU's arithmetic up to floating-point contraction, and it must agree with deepgen's CPU
+//! kernels: NADE's logits and weight gradients against the fused recurrence (`deepgen-nade`),
+//! with odd sizes so that the last run of hidden units and the last group of examples are
+//! partial; Adam's two passes against the CPU optimiser; im2col and col2im, each with one
+//! product, against the strided and transposed convolutions as candle's CPU conv2d and
+//! conv_transpose2d; the masked convolutions' gather of their taps and its scatter against the
+//! CPU gather and its backward; PixelRNN's scan, both kinds, against the fused CPU scan
+//! (`deepgen-grid-lstm`), its hidden states and gradients. On a GPU, tests/gpu.rs then holds
+//! the compiled kernels to the candle-op paths.
 
 use std::io::Write;
 use std::path::Path;
