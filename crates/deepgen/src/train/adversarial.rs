@@ -199,8 +199,8 @@ impl AdversarialTrainer {
     }
 
     /// The critic's loss on (real, fake) under weights `ws`, with the game's further fakes
-    /// (`extras`, weighted; [`Adversarial::extra_fakes`]), InfoGAN's term and the drift penalty epsilon E[D(x)^2] on
-    /// the real batch; parts logged.
+    /// (`extras`, weighted; [`Adversarial::extra_fakes`]), InfoGAN's term and the drift penalty
+    /// epsilon E[D(x)^2] on the real batch; parts logged.
     pub fn critic_loss(
         game: &dyn Adversarial,
         real: &Side,
