@@ -208,6 +208,15 @@ KERNEL void deepgen_im2col(const float* x, float* cols, unsigned int nb, unsigne
     }
     cols[t] = v;
 }
+/* Value t of a [nb, h, w, c] map: its channel, column, row and image (also TAPS's). */
+DEVICE void dg_pixel(dg_index t, unsigned int h, unsigned int w, unsigned int c,
+                     unsigned int* ci, long long* x, long long* y, dg_index* b) {
+    dg_index r = t / c;
+    *ci = (unsigned int)(t % c);
+    *x = (long long)(r % w);
+    *y = (long long)((r / w) % h);
+    *b = r / ((dg_index)w * h);
+}
 KERNEL void deepgen_col2im(const float* cols, float* x, unsigned int nb, unsigned int h,
                            unsigned int w, unsigned int c, unsigned int k, unsigned int s,
                            unsigned int p, unsigned int hl, unsigned int wl) {
@@ -215,10 +224,10 @@ KERNEL void deepgen_col2im(const float* cols, float* x, unsigned int nb, unsigne
     if (t >= (dg_index)nb * h * w * c) {
         return;
     }
-    unsigned int ci = (unsigned int)(t % c);
-    dg_index r = t / c;
-    long long ix = (long long)(r % w), iy = (long long)((r / w) % h);
-    dg_index b = r / ((dg_index)w * h);
+    unsigned int ci;
+    long long ix, iy;
+    dg_index b;
+    dg_pixel(t, h, w, c, &ci, &ix, &iy, &b);
     dg_index kc = (dg_index)k * k * c;
     float acc = 0.0f;
     for (unsigned int ky = 0; ky < k; ky++) {
@@ -250,7 +259,8 @@ pub const MAX_TAPS: usize = 64;
 ///
 /// `deepgen_gather_taps`: one thread per value of `cols` `[nb h w, n c]` (row (b h + y) w + x,
 /// column k c + ci) from `x` `[nb, h, w, c]`. `deepgen_scatter_taps`: one thread per value of
-/// `x`, the sum over the taps (in order) of the columns that read it.
+/// `x`, the sum over the taps (in order) of the columns that read it. It follows [`IM2COL`] in
+/// its module (it uses `dg_pixel`).
 pub const TAPS: &str = r#"
 #define DG_MAX_TAPS 64
 struct dg_taps {
@@ -285,10 +295,10 @@ KERNEL void deepgen_scatter_taps(const float* cols, float* x, struct dg_taps tap
     if (t >= (dg_index)nb * h * w * c) {
         return;
     }
-    unsigned int ci = (unsigned int)(t % c);
-    dg_index r = t / c;
-    long long ix = (long long)(r % w), iy = (long long)((r / w) % h);
-    dg_index b = r / ((dg_index)w * h);
+    unsigned int ci;
+    long long ix, iy;
+    dg_index b;
+    dg_pixel(t, h, w, c, &ci, &ix, &iy, &b);
     dg_index tc = (dg_index)taps.n * c;
     float acc = 0.0f;
     for (unsigned int k = 0; k < taps.n; k++) {

@@ -28,6 +28,9 @@ struct GridLstmCudaGrad {
     scan: Scan,
 }
 
+/// The forward activations on the device: gates after their nonlinearities, cells, hidden states.
+type Acts = [CudaSlice<f32>; 3];
+
 /// One call's geometry: the scan, its waves' lengths, and the kernels' size arguments.
 struct Grid {
     waves: Vec<usize>,
@@ -92,7 +95,7 @@ impl Grid {
         dev: &CudaDevice,
         gin: &CudaView<'_, f32>,
         wss: &CudaView<'_, f32>,
-    ) -> candle_core::Result<[CudaSlice<f32>; 3]> {
+    ) -> candle_core::Result<Acts> {
         let n = self.values;
         let acts = [dev.alloc_zeros::<f32>(4 * n)?, dev.alloc_zeros(n)?, dev.alloc_zeros(n)?];
         for wv in 0..self.waves.len() {
@@ -103,6 +106,22 @@ impl Grid {
         }
         Ok(acts)
     }
+}
+
+/// The geometry, device, state weights and forward activations of the scan of (gates `s1`,
+/// state weights `s2`): what both ops start from.
+fn scanned<'a>(
+    scan: Scan,
+    s1: &CudaStorage,
+    l1: &Layout,
+    s2: &'a CudaStorage,
+    l2: &Layout,
+) -> candle_core::Result<(Grid, CudaDevice, CudaView<'a, f32>, Acts)> {
+    let g = Grid::new(scan, l1, l2)?;
+    let (gin, wss) = (device::view(s1, l1, OP, "gates")?, device::view(s2, l2, OP, "weights")?);
+    let dev = s1.device().clone();
+    let acts = g.forward(&dev, &gin, &wss)?;
+    Ok((g, dev, wss, acts))
 }
 
 impl CustomOp2 for GridLstmCuda {
@@ -129,10 +148,7 @@ impl CustomOp2 for GridLstmCuda {
         s2: &CudaStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CudaStorage, Shape)> {
-        let g = Grid::new(self.scan, l1, l2)?;
-        let (gin, wss) = (device::view(s1, l1, OP, "gates")?, device::view(s2, l2, OP, "weights")?);
-        let dev = s1.device().clone();
-        let [_, _, hid] = g.forward(&dev, &gin, &wss)?;
+        let (_, dev, _, [_, _, hid]) = scanned(self.scan, s1, l1, s2, l2)?;
         let (b, h, w, c4) = l1.shape().dims4()?;
         Ok((CudaStorage::wrap_cuda_slice(hid, dev), Shape::from((b, h, w, c4 / 4))))
     }
@@ -177,9 +193,8 @@ impl CustomOp3 for GridLstmCudaGrad {
         s3: &CudaStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CudaStorage, Shape)> {
-        let g = Grid::new(self.scan, l1, l2)?;
-        let (gin, wss) = (device::view(s1, l1, OP, "gates")?, device::view(s2, l2, OP, "weights")?);
         let grad = device::view(s3, l3, OP, "gradient")?;
+        let (g, dev, wss, [gates, cell, _]) = scanned(self.scan, s1, l1, s2, l2)?;
         if grad.len() != g.values {
             candle_core::bail!(
                 "{OP} (cuda): a gradient of {:?} for gates {:?}",
@@ -187,8 +202,6 @@ impl CustomOp3 for GridLstmCudaGrad {
                 l1.shape()
             );
         }
-        let dev = s1.device().clone();
-        let [gates, cell, _] = g.forward(&dev, &gin, &wss)?;
         let n = g.values;
         // dh starts as the output's gradient; each wave's states kernel adds what the next wave
         // sends back, and sets dc.
